@@ -1,0 +1,233 @@
+//! [`SessionConfig`]: timeouts, limits and Redis settings, with defaults and a builder.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// How sessions live and where they are kept. Build one with [`SessionConfig::builder`], or take
+/// [`SessionConfig::default`].
+///
+/// | setting | default |
+/// |---|---|
+/// | key prefix | `"session"` |
+/// | idle timeout (sliding) | 30 minutes |
+/// | absolute timeout | 12 hours |
+/// | sessions per user | 10 (the oldest is evicted) |
+/// | operation timeout | 1 second |
+/// | Redis pool size | 8 connections |
+/// | last-seen granularity | 1% of the idle timeout, between 1 s and 60 s |
+///
+/// ```
+/// use std::time::Duration;
+/// use session_core::SessionConfig;
+///
+/// let config = SessionConfig::builder()
+///     .key_prefix("shop")
+///     .idle_timeout(Duration::from_secs(15 * 60))
+///     .absolute_timeout(Duration::from_secs(8 * 3600))
+///     .max_sessions_per_user(Some(5))
+///     .build()?;
+/// assert_eq!(config.key_prefix(), "shop");
+/// # Ok::<(), session_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    key_prefix: String,
+    idle_timeout: Duration,
+    absolute_timeout: Duration,
+    max_sessions_per_user: Option<usize>,
+    operation_timeout: Duration,
+    pool_size: usize,
+    touch_interval: Option<Duration>,
+}
+
+/// Longest timeout the record format holds (about 8 900 years in milliseconds); anything longer
+/// is certainly a unit mistake.
+const MAX_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            key_prefix: "session".to_owned(),
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            max_sessions_per_user: Some(10),
+            operation_timeout: Duration::from_secs(1),
+            pool_size: 8,
+            touch_interval: None,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Starts from the defaults.
+    pub fn builder() -> SessionConfigBuilder {
+        SessionConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// Prefix of every key the store writes, so several applications can share one Redis.
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// A session unused for this long ends. Each load slides it.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// A session ends this long after it was created, however active it is.
+    pub fn absolute_timeout(&self) -> Duration {
+        self.absolute_timeout
+    }
+
+    /// How many live sessions one user may have; a further login evicts the oldest. `None`: no
+    /// limit.
+    pub fn max_sessions_per_user(&self) -> Option<usize> {
+        self.max_sessions_per_user
+    }
+
+    /// The longest any single store call may take before it fails as
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    pub fn operation_timeout(&self) -> Duration {
+        self.operation_timeout
+    }
+
+    /// Number of pooled Redis connections (each one is multiplexed, so a few go a long way).
+    pub fn pool_size(&self) -> usize {
+        self.pool_size
+    }
+
+    /// How far "last seen" may lag behind the truth. A load rewrites the record's last-seen time
+    /// only when it moved by more than this; otherwise it only slides the expiry.
+    pub fn touch_interval(&self) -> Duration {
+        self.touch_interval.unwrap_or_else(|| {
+            (self.idle_timeout / 100).clamp(Duration::from_secs(1), Duration::from_secs(60))
+        })
+    }
+}
+
+/// Builder for [`SessionConfig`]; every setting starts at its default.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SessionConfigBuilder {
+    config: SessionConfig,
+}
+
+impl SessionConfigBuilder {
+    /// Prefix of every key (1–64 characters, no `{` or `}`: those are Redis Cluster hash tags).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.key_prefix = prefix.into();
+        self
+    }
+
+    /// Idle timeout (sliding). Must be at least 1 ms.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// Absolute timeout, counted from login. Must be at least 1 ms.
+    pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.config.absolute_timeout = timeout;
+        self
+    }
+
+    /// Live sessions per user; a further login evicts the oldest. `None` turns the limit off.
+    ///
+    /// **Security:** without a limit, a user (or a stolen password) can create sessions without
+    /// bound, and listing them gets slower with each one.
+    pub fn max_sessions_per_user(mut self, limit: Option<usize>) -> Self {
+        self.config.max_sessions_per_user = limit;
+        self
+    }
+
+    /// Timeout of each store call (default 1 s).
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.config.operation_timeout = timeout;
+        self
+    }
+
+    /// Number of pooled Redis connections (default 8).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.config.pool_size = size;
+        self
+    }
+
+    /// Granularity of the "last seen" time (default: 1% of the idle timeout, 1–60 s).
+    pub fn touch_interval(mut self, interval: Duration) -> Self {
+        self.config.touch_interval = Some(interval);
+        self
+    }
+
+    /// Checks the settings and returns the configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first setting that is out of range.
+    pub fn build(self) -> Result<SessionConfig> {
+        let c = self.config;
+        let prefix_ok = !c.key_prefix.is_empty()
+            && c.key_prefix.len() <= 64
+            && !c.key_prefix.contains(['{', '}']);
+        if !prefix_ok {
+            return Err(Error::Config(format!(
+                "key_prefix {:?} must be 1-64 bytes without '{{' or '}}'",
+                c.key_prefix
+            )));
+        }
+        for (name, value) in [
+            ("idle_timeout", c.idle_timeout),
+            ("absolute_timeout", c.absolute_timeout),
+            ("operation_timeout", c.operation_timeout),
+        ] {
+            if value < Duration::from_millis(1) || value > MAX_TIMEOUT {
+                return Err(Error::Config(format!(
+                    "{name} must be between 1 ms and 100 years, got {value:?}"
+                )));
+            }
+        }
+        if c.max_sessions_per_user == Some(0) {
+            return Err(Error::Config(
+                "max_sessions_per_user must be at least 1 (use None for no limit)".to_owned(),
+            ));
+        }
+        if c.pool_size == 0 {
+            return Err(Error::Config("pool_size must be at least 1".to_owned()));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let built = SessionConfig::builder().build().unwrap();
+        assert_eq!(built, SessionConfig::default());
+        assert_eq!(built.touch_interval(), Duration::from_secs(18));
+    }
+
+    #[test]
+    fn out_of_range_settings_are_named() {
+        let err = SessionConfig::builder()
+            .key_prefix("a{b}")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("key_prefix"));
+        let err = SessionConfig::builder()
+            .idle_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("idle_timeout"));
+        let err = SessionConfig::builder()
+            .max_sessions_per_user(Some(0))
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("max_sessions_per_user"));
+        let err = SessionConfig::builder().pool_size(0).build().unwrap_err();
+        assert!(err.to_string().contains("pool_size"));
+    }
+}

@@ -1,0 +1,91 @@
+//! The one error type of the crate, and what each variant asks the caller to do.
+
+use std::time::Duration;
+
+/// Everything a session operation can fail with.
+///
+/// The variants that matter at the HTTP edge are kept apart on purpose: a store that cannot be
+/// reached ([`Error::Unavailable`], answer 503 and deny) is not a missing session
+/// ([`Error::NotFound`], answer 401), and neither is a record that cannot be read
+/// ([`Error::Corrupt`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store could not be reached in time. Deny the request (fail closed) and retry later.
+    #[error("session store unavailable ({kind}): {detail}")]
+    Unavailable {
+        /// What went wrong.
+        kind: UnavailableKind,
+        /// Details for the operator (never contains a token).
+        detail: String,
+    },
+    /// No live session under that token or handle: it expired, was logged out, or never existed.
+    #[error("no such session (expired, logged out or never issued)")]
+    NotFound,
+    /// The bytes stored under a session key are not a session record of this crate. The session
+    /// is treated as absent; check that no other program writes under the configured key prefix.
+    #[error("corrupt session record: {0}")]
+    Corrupt(String),
+    /// An argument the caller passed is not acceptable (for example an empty user id).
+    #[error("invalid argument: {0}")]
+    InvalidInput(String),
+    /// The configuration is not usable; the message says which setting to fix.
+    #[error("invalid session configuration: {0}")]
+    Config(String),
+    /// The operating system's random number generator failed; no token can be issued safely.
+    #[error("the OS random number generator failed: {0}")]
+    Entropy(String),
+}
+
+impl Error {
+    /// True when the store could not be reached: the caller should answer 503 and deny access.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable { .. })
+    }
+
+    pub(crate) fn unavailable(kind: UnavailableKind, detail: impl Into<String>) -> Self {
+        Error::Unavailable {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn timed_out(limit: Duration) -> Self {
+        Self::unavailable(
+            UnavailableKind::TimedOut,
+            format!(
+                "no answer within {limit:?}; is Redis running and reachable? \
+                 (raise SessionConfig::operation_timeout if it is merely slow)"
+            ),
+        )
+    }
+}
+
+/// Why the store was unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnavailableKind {
+    /// The connection was refused, reset or dropped.
+    Connection,
+    /// The store did not answer within the operation timeout.
+    TimedOut,
+    /// Every pooled connection was busy for the whole operation timeout; consider a larger pool.
+    PoolExhausted,
+    /// The store answered with an error it should not give (for example out of memory, or a
+    /// read-only replica).
+    Server,
+}
+
+impl std::fmt::Display for UnavailableKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UnavailableKind::Connection => "connection failed",
+            UnavailableKind::TimedOut => "timed out",
+            UnavailableKind::PoolExhausted => "connection pool exhausted",
+            UnavailableKind::Server => "server error",
+        })
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,76 @@
+//! Server-side login sessions kept in Redis, so any number of app servers share them, and
+//! annotation-style guards for axum handlers.
+//!
+//! HTTP is stateless, so a login has to be remembered somewhere. Kept in one server's memory,
+//! it is lost when that server dies and is unknown to every other server. This crate keeps
+//! sessions in Redis: the client holds only an opaque [`Token`] (in a cookie), and every request
+//! turns it back into the [`Session`] (user, roles, permissions, data) with **one Redis round
+//! trip**, or is refused.
+//!
+//! # Quick start
+//! ```
+//! use std::time::Duration;
+//! use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let config = SessionConfig::builder()
+//!     .idle_timeout(Duration::from_secs(30 * 60))
+//!     .absolute_timeout(Duration::from_secs(12 * 3600))
+//!     .build()?;
+//! // In production: `RedisStore::connect("redis://127.0.0.1:6379", config).await?`
+//! let store = MemoryStore::new(config);
+//!
+//! // At login: create a session and put the token in a cookie.
+//! let (token, _) = store.create(NewSession::new("alice").with_roles(["USER"])).await?;
+//! let cookie_value = token.as_cookie_value();
+//!
+//! // On each later request: parse the cookie (garbage stops here, without a store call) and
+//! // load the session (this also slides its idle timeout).
+//! let token = session_core::Token::parse(&cookie_value)?;
+//! let session = store.load(&token).await?.expect("live session");
+//! assert_eq!(session.user_id(), "alice");
+//! assert!(session.has_role("USER"));
+//!
+//! // At logout:
+//! store.delete(&token).await?;
+//! assert!(store.load(&token).await?.is_none());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Security properties
+//! - Tokens are 256 bits from the OS random generator. The store keys sessions by the token's
+//!   SHA-256, so neither a Redis dump nor a replica holds a usable token. A token's `Debug` is
+//!   redacted and it has no `Display`.
+//! - A malformed token is refused by [`Token::parse`] before any store access.
+//! - A session ends after its idle timeout (sliding) and at its absolute deadline (fixed at
+//!   creation); Redis expires it itself, and an ended session is never returned.
+//! - A store that cannot be reached gives [`Error::Unavailable`], never "no session" and never
+//!   a session: callers deny access (503).
+//!
+//! # Features
+//! - `redis` (default): [`RedisStore`].
+//! - `axum` (default): the axum integration (layer, extractors, guards).
+//! - `macros` (default): `#[login_required]`, `#[has_role(..)]` and friends.
+//! - `test-suite`: [`testing`]: the conformance suite every store must pass, and a throwaway
+//!   `redis-server` for tests.
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod config;
+pub mod error;
+pub mod record;
+pub mod store;
+pub mod token;
+
+#[cfg(feature = "test-suite")]
+pub mod testing;
+
+pub use config::{SessionConfig, SessionConfigBuilder};
+pub use error::{Error, Result, UnavailableKind};
+pub use record::{NewSession, Session, SessionData, SessionInfo};
+pub use store::memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use store::redis::RedisStore;
+pub use store::SessionStore;
+pub use token::{MalformedToken, SessionHandle, SessionKey, Token};

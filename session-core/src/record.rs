@@ -1,0 +1,505 @@
+//! What a session holds ([`Session`], [`NewSession`], [`SessionData`]) and its compact binary
+//! encoding at rest.
+//!
+//! # Encoding
+//! One record is one byte string. The fixed header comes first so that the Redis scripts can
+//! read the deadline, slide the expiry and splice the roles without decoding the rest:
+//!
+//! | offset | bytes | field |
+//! |---|---|---|
+//! | 0 | 1 | format version (`1`) |
+//! | 1 | 6 | absolute deadline, ms since the Unix epoch, big-endian |
+//! | 7 | 6 | last seen, ms |
+//! | 13 | 6 | created, ms |
+//! | 19 | 1 | length `u` of the user id (1–255) |
+//! | 20 | u | user id, UTF-8 |
+//! | 20+u | 2 | length `a` of the authorization block, big-endian |
+//! | 22+u | a | roles and permissions (postcard: two lists of strings) |
+//! | 22+u+a | rest | application data: empty, or a JSON object |
+//!
+//! A session of user `alice` with role `USER` and no data is 34 bytes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::token::{SessionHandle, SessionKey};
+
+/// Record format version written in the first byte.
+pub(crate) const FORMAT_VERSION: u8 = 1;
+/// Offset of the user id's length byte.
+pub(crate) const USER_LEN_OFFSET: usize = 19;
+/// Longest user id, in bytes.
+pub const MAX_USER_ID_LEN: usize = 255;
+/// Largest encoded application data, in bytes. Sessions are read on every request; keep bulky
+/// state elsewhere and put its id in the session.
+pub const MAX_DATA_LEN: usize = 64 * 1024;
+/// Largest encoded roles-and-permissions block, in bytes.
+const MAX_AUTHZ_LEN: usize = u16::MAX as usize;
+/// Largest value the 6-byte timestamps hold.
+const MAX_MS: u64 = (1 << 48) - 1;
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().min(u128::from(MAX_MS)) as u64)
+}
+
+pub(crate) fn duration_ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(MAX_MS)) as u64
+}
+
+fn to_system_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// Application data kept in a session: a map from string keys to JSON values.
+///
+/// ```
+/// use session_core::SessionData;
+///
+/// let mut data = SessionData::new();
+/// data.insert("cart_items", &3u32)?;
+/// assert_eq!(data.get::<u32>("cart_items")?, Some(3));
+/// assert_eq!(data.get::<u32>("missing")?, None);
+/// # Ok::<(), session_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionData(BTreeMap<String, serde_json::Value>);
+
+impl SessionData {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads `key` as a `T`; `Ok(None)` when absent.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the stored value is not a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.0
+            .get(key)
+            .map(|v| {
+                T::deserialize(v)
+                    .map_err(|e| Error::InvalidInput(format!("session data {key:?}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Stores `value` under `key`, replacing what was there.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `value` cannot be represented as JSON (a map with non-string
+    /// keys, say).
+    pub fn insert<T: Serialize + ?Sized>(
+        &mut self,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<()> {
+        let value = serde_json::to_value(value)
+            .map_err(|e| Error::InvalidInput(format!("session data value: {e}")))?;
+        self.0.insert(key.into(), value);
+        Ok(())
+    }
+
+    /// Removes `key`; true when it was present.
+    pub fn remove(&mut self, key: &str) -> bool {
+        self.0.remove(key).is_some()
+    }
+
+    /// True when no key is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The keys and raw JSON values.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &serde_json::Value)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        if self.0.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bytes = serde_json::to_vec(&self.0)
+            .map_err(|e| Error::InvalidInput(format!("session data: {e}")))?;
+        if bytes.len() > MAX_DATA_LEN {
+            return Err(Error::InvalidInput(format!(
+                "session data is {} bytes encoded; the limit is {MAX_DATA_LEN}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes.is_empty() {
+            return Ok(Self::new());
+        }
+        serde_json::from_slice(bytes)
+            .map(Self)
+            .map_err(|e| Error::Corrupt(format!("application data: {e}")))
+    }
+}
+
+/// What to create a session for: the user, their roles and permissions, and initial data.
+///
+/// ```
+/// use session_core::NewSession;
+///
+/// let new = NewSession::new("alice")
+///     .with_roles(["USER", "ADMIN"])
+///     .with_permissions(["orders:read"]);
+/// assert_eq!(new.user_id(), "alice");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub(crate) user_id: String,
+    pub(crate) authz: Authz,
+    pub(crate) data: SessionData,
+}
+
+impl NewSession {
+    /// A session for `user_id` (1–255 bytes), with no roles, no permissions and no data.
+    pub fn new(user_id: impl Into<String>) -> Self {
+        Self {
+            user_id: user_id.into(),
+            authz: Authz::default(),
+            data: SessionData::new(),
+        }
+    }
+
+    /// Sets the roles (duplicates are dropped).
+    #[must_use]
+    pub fn with_roles<I, S>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.authz.roles = normalized(roles);
+        self
+    }
+
+    /// Sets the permissions (duplicates are dropped).
+    #[must_use]
+    pub fn with_permissions<I, S>(mut self, permissions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.authz.permissions = normalized(permissions);
+        self
+    }
+
+    /// Sets the initial application data.
+    #[must_use]
+    pub fn with_data(mut self, data: SessionData) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// The user the session will belong to.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+}
+
+pub(crate) fn normalized<I, S>(items: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut v: Vec<String> = items.into_iter().map(Into::into).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Checks a user id before it becomes part of a key.
+pub(crate) fn check_user_id(user_id: &str) -> Result<()> {
+    if user_id.is_empty() || user_id.len() > MAX_USER_ID_LEN {
+        return Err(Error::InvalidInput(format!(
+            "user id must be 1-{MAX_USER_ID_LEN} bytes, got {}",
+            user_id.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Roles and permissions: the part of a record that "set roles for user" replaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Authz {
+    pub(crate) roles: Vec<String>,
+    pub(crate) permissions: Vec<String>,
+}
+
+impl Authz {
+    /// The length-prefixed block as stored (2 bytes of length, then postcard).
+    pub(crate) fn encode_block(&self) -> Result<Vec<u8>> {
+        let body = postcard::to_allocvec(self)
+            .map_err(|e| Error::InvalidInput(format!("roles and permissions: {e}")))?;
+        if body.len() > MAX_AUTHZ_LEN {
+            return Err(Error::InvalidInput(format!(
+                "roles and permissions take {} bytes encoded; the limit is {MAX_AUTHZ_LEN}",
+                body.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(2 + body.len());
+        out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+}
+
+/// A session record without its key: exactly what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) deadline_ms: u64,
+    pub(crate) last_seen_ms: u64,
+    pub(crate) created_ms: u64,
+    pub(crate) user_id: String,
+    pub(crate) authz: Authz,
+    pub(crate) data: SessionData,
+}
+
+impl Record {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        check_user_id(&self.user_id)?;
+        let authz = self.authz.encode_block()?;
+        let data = self.data.encode()?;
+        let mut out = Vec::with_capacity(20 + self.user_id.len() + authz.len() + data.len());
+        out.push(FORMAT_VERSION);
+        for ms in [self.deadline_ms, self.last_seen_ms, self.created_ms] {
+            out.extend_from_slice(&ms.min(MAX_MS).to_be_bytes()[2..]);
+        }
+        out.push(self.user_id.len() as u8);
+        out.extend_from_slice(self.user_id.as_bytes());
+        out.extend_from_slice(&authz);
+        out.extend_from_slice(&data);
+        Ok(out)
+    }
+
+    /// Decodes stored bytes; anything unexpected is [`Error::Corrupt`], never a panic.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
+        let corrupt = |what: &str| Error::Corrupt(format!("{what} ({} bytes)", bytes.len()));
+        match bytes.first() {
+            Some(&FORMAT_VERSION) => {}
+            Some(v) => return Err(corrupt(&format!("unknown format version {v}"))),
+            None => return Err(corrupt("empty value")),
+        }
+        let u48 = |at: usize| -> Result<u64> {
+            let b = bytes
+                .get(at..at + 6)
+                .ok_or_else(|| corrupt("truncated header"))?;
+            let mut full = [0u8; 8];
+            full[2..].copy_from_slice(b);
+            Ok(u64::from_be_bytes(full))
+        };
+        let deadline_ms = u48(1)?;
+        let last_seen_ms = u48(7)?;
+        let created_ms = u48(13)?;
+        let user_len = usize::from(
+            *bytes
+                .get(USER_LEN_OFFSET)
+                .ok_or_else(|| corrupt("truncated header"))?,
+        );
+        let user_start = USER_LEN_OFFSET + 1;
+        let user = bytes
+            .get(user_start..user_start + user_len)
+            .ok_or_else(|| corrupt("truncated user id"))?;
+        let user_id = std::str::from_utf8(user)
+            .map_err(|_| corrupt("user id is not UTF-8"))?
+            .to_owned();
+        if user_id.is_empty() {
+            return Err(corrupt("empty user id"));
+        }
+        let authz_at = user_start + user_len;
+        let authz_len = bytes
+            .get(authz_at..authz_at + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            .ok_or_else(|| corrupt("truncated authorization length"))?;
+        let authz_bytes = bytes
+            .get(authz_at + 2..authz_at + 2 + authz_len)
+            .ok_or_else(|| corrupt("truncated authorization block"))?;
+        let authz: Authz = postcard::from_bytes(authz_bytes)
+            .map_err(|e| corrupt(&format!("authorization block: {e}")))?;
+        let data = SessionData::decode(&bytes[authz_at + 2 + authz_len..])?;
+        Ok(Self {
+            deadline_ms,
+            last_seen_ms,
+            created_ms,
+            user_id,
+            authz,
+            data,
+        })
+    }
+}
+
+/// A live session, as loaded from the store.
+///
+/// It carries everything a guard needs (user, roles, permissions), the times, and the
+/// application data. It does not carry the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub(crate) key: SessionKey,
+    pub(crate) record: Record,
+}
+
+impl Session {
+    /// The user this session belongs to.
+    pub fn user_id(&self) -> &str {
+        &self.record.user_id
+    }
+
+    /// The user's roles, sorted.
+    pub fn roles(&self) -> &[String] {
+        &self.record.authz.roles
+    }
+
+    /// The user's permissions, sorted.
+    pub fn permissions(&self) -> &[String] {
+        &self.record.authz.permissions
+    }
+
+    /// True when the session holds `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.record.authz.roles.iter().any(|r| r == role)
+    }
+
+    /// True when the session holds `permission`.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.record
+            .authz
+            .permissions
+            .iter()
+            .any(|p| p == permission)
+    }
+
+    /// The application data.
+    pub fn data(&self) -> &SessionData {
+        &self.record.data
+    }
+
+    /// When the session was created (at login).
+    pub fn created_at(&self) -> SystemTime {
+        to_system_time(self.record.created_ms)
+    }
+
+    /// When the session was last used, to within [`SessionConfig::touch_interval`](crate::SessionConfig::touch_interval).
+    pub fn last_seen_at(&self) -> SystemTime {
+        to_system_time(self.record.last_seen_ms)
+    }
+
+    /// When the session ends however active it is (its absolute deadline).
+    pub fn expires_at(&self) -> SystemTime {
+        to_system_time(self.record.deadline_ms)
+    }
+
+    /// The session's key in the store (the SHA-256 of its token).
+    pub fn key(&self) -> SessionKey {
+        self.key
+    }
+
+    /// The session's public handle, safe to show its owner.
+    pub fn handle(&self) -> SessionHandle {
+        self.key.handle()
+    }
+
+    pub(crate) fn info(&self) -> SessionInfo {
+        SessionInfo {
+            handle: self.handle(),
+            created_at: self.created_at(),
+            last_seen_at: self.last_seen_at(),
+            expires_at: self.expires_at(),
+        }
+    }
+}
+
+/// One entry of a user's session list: what is safe to show the user about a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The public handle (not the token).
+    pub handle: SessionHandle,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// When it was last used (to within the touch interval).
+    pub last_seen_at: SystemTime,
+    /// Its absolute deadline.
+    pub expires_at: SystemTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        Record {
+            deadline_ms: 1_800_000_000_000,
+            last_seen_ms: 1_700_000_000_500,
+            created_ms: 1_700_000_000_000,
+            user_id: "alice".into(),
+            authz: Authz {
+                roles: vec!["USER".into()],
+                permissions: vec![],
+            },
+            data: SessionData::new(),
+        }
+    }
+
+    #[test]
+    fn typical_record_is_compact_and_round_trips() {
+        let r = sample();
+        let bytes = r.encode().unwrap();
+        assert_eq!(bytes.len(), 34);
+        assert_eq!(Record::decode(&bytes).unwrap(), r);
+    }
+
+    #[test]
+    fn data_round_trips() {
+        let mut r = sample();
+        r.data.insert("cart", &vec![1, 2, 3]).unwrap();
+        let back = Record::decode(&r.encode().unwrap()).unwrap();
+        assert_eq!(
+            back.data.get::<Vec<i32>>("cart").unwrap(),
+            Some(vec![1, 2, 3])
+        );
+    }
+
+    #[test]
+    fn every_truncation_and_foreign_bytes_are_corrupt_not_panics() {
+        let mut r = sample();
+        r.data.insert("k", "v").unwrap();
+        let bytes = r.encode().unwrap();
+        for cut in 0..bytes.len() - 1 {
+            // Cutting inside the JSON data also fails; cutting exactly at its start is valid.
+            let res = Record::decode(&bytes[..cut]);
+            if cut != bytes.len() - r.data.encode().unwrap().len() {
+                assert!(matches!(res, Err(Error::Corrupt(_))), "cut at {cut}");
+            }
+        }
+        for foreign in [
+            &b"hello world"[..],
+            b"",
+            b"\x01",
+            &[0xff; 64],
+            b"{\"json\":1}",
+        ] {
+            assert!(matches!(Record::decode(foreign), Err(Error::Corrupt(_))));
+        }
+    }
+
+    #[test]
+    fn oversized_inputs_are_refused() {
+        let mut r = sample();
+        r.user_id = "u".repeat(256);
+        assert!(matches!(r.encode(), Err(Error::InvalidInput(_))));
+        let mut r = sample();
+        r.data.insert("big", &"x".repeat(MAX_DATA_LEN)).unwrap();
+        assert!(matches!(r.encode(), Err(Error::InvalidInput(_))));
+    }
+}

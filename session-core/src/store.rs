@@ -1,0 +1,117 @@
+//! The [`SessionStore`] trait: what every session backend does, and the rules it keeps.
+
+#[cfg(feature = "redis")]
+pub mod redis;
+
+pub mod memory;
+
+use async_trait::async_trait;
+
+use crate::config::SessionConfig;
+use crate::error::Result;
+use crate::record::{NewSession, Session, SessionData, SessionInfo};
+use crate::token::{SessionHandle, Token};
+
+/// A place to keep sessions: [`RedisStore`](crate::RedisStore) in production,
+/// [`MemoryStore`](crate::MemoryStore) for tests and Redis-less development.
+///
+/// Every implementation keeps the same rules, and the public conformance suite
+/// (`session_core::testing::conformance`, feature `test-suite`) checks them:
+///
+/// - **Keys, not tokens.** A session is filed under its token's SHA-256 ([`Token::key`]); the
+///   token itself is never stored.
+/// - **Expiry.** A session ends after [`SessionConfig::idle_timeout`] without a
+///   [`load`](SessionStore::load) (each load slides it) and at
+///   [`SessionConfig::absolute_timeout`] after creation whatever happens. An ended session is
+///   never returned.
+/// - **Per-user index.** The store knows each user's sessions, so it can list them, end one or
+///   all, change their roles, and keep at most [`SessionConfig::max_sessions_per_user`] (a new
+///   session evicts the oldest). Ended sessions are pruned from the index.
+/// - **Fail closed.** A store that cannot be reached answers
+///   [`Error::Unavailable`](crate::Error::Unavailable), never "no session" and never a session.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// The configuration the store was built with.
+    fn config(&self) -> &SessionConfig;
+
+    /// A short name of the backend, for health checks and logs (`"redis"`, `"memory"`).
+    fn backend_name(&self) -> &'static str;
+
+    /// Checks that the store can be reached.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable) when it cannot.
+    async fn ping(&self) -> Result<()>;
+
+    /// Creates a session with a fresh token and indexes it under its user. When the user is
+    /// over the per-user limit afterwards, their oldest sessions are ended.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable user id or oversized
+    /// data; [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn create(&self, new: NewSession) -> Result<(Token, Session)>;
+
+    /// Loads the session of `token` and slides its idle expiry ("load and touch"). `Ok(None)`
+    /// when there is no live session; a corrupt record is logged and also gives `Ok(None)`.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable) only: a store outage is never "no session".
+    async fn load(&self, token: &Token) -> Result<Option<Session>>;
+
+    /// Replaces the application data of the session of `token`, keeping its roles, expiry and
+    /// everything else.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when the session has ended;
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for oversized data;
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn save_data(&self, token: &Token, data: &SessionData) -> Result<()>;
+
+    /// Gives the session a new token and returns it; the old token stops working at once.
+    /// Everything else (user, roles, data, deadline) stays. Use it when privileges change.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when the session has ended;
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn rotate(&self, token: &Token) -> Result<Token>;
+
+    /// Ends the session of `token` (logout). True when there was one.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn delete(&self, token: &Token) -> Result<bool>;
+
+    /// The live sessions of `user_id`, oldest first. Ended sessions are pruned from the index
+    /// on the way.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>>;
+
+    /// Ends the session of `user_id` that has public handle `handle`. False when the user has
+    /// no such session (so nobody can end another user's session by guessing handles).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool>;
+
+    /// Ends every session of `user_id`; returns how many were live.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<usize>;
+
+    /// Replaces the roles and permissions on every live session of `user_id`; returns how many
+    /// sessions were changed. From the moment this returns, no session of the user is loaded
+    /// with the old roles.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for oversized lists;
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn set_user_authz(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        permissions: &[String],
+    ) -> Result<usize>;
+}

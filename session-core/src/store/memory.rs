@@ -1,0 +1,317 @@
+//! [`MemoryStore`]: sessions in this process's memory, with the same rules as the Redis store.
+//!
+//! For tests and for running without Redis. Sessions vanish when the process ends and are not
+//! shared between processes, which is exactly what a real deployment must not have: use
+//! [`RedisStore`](crate::RedisStore) there.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::config::SessionConfig;
+use crate::error::{Error, Result};
+use crate::record::{
+    check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
+    SessionData, SessionInfo,
+};
+use crate::store::SessionStore;
+use crate::token::{SessionHandle, SessionKey, Token};
+
+/// How many creates between full sweeps of ended sessions that nobody asked for again.
+const SWEEP_EVERY: usize = 1024;
+
+/// Sessions in memory. Cheap to create; share it behind an `Arc`.
+///
+/// ```
+/// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
+///
+/// # tokio_test_block(async {
+/// let store = MemoryStore::new(SessionConfig::default());
+/// let (token, _) = store.create(NewSession::new("alice").with_roles(["USER"])).await?;
+/// let session = store.load(&token).await?.expect("just created");
+/// assert!(session.has_role("USER"));
+/// # Ok::<(), session_core::Error>(())
+/// # });
+/// # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct MemoryStore {
+    config: SessionConfig,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sessions: HashMap<SessionKey, Entry>,
+    /// Each user's session keys in creation order (oldest first).
+    users: HashMap<String, Vec<SessionKey>>,
+    creates_since_sweep: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: Record,
+    idle_deadline_ms: u64,
+}
+
+impl Entry {
+    fn live(&self, now: u64) -> bool {
+        now < self.record.deadline_ms && now < self.idle_deadline_ms
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new(config: SessionConfig) -> Self {
+        Self {
+            config,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// Number of sessions held, live or not yet swept (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    /// True when no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than losing every session, so keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    /// Drops the user's ended sessions (and their index entries); returns their live keys.
+    fn prune_user(&mut self, user_id: &str, now: u64) -> Vec<SessionKey> {
+        let Some(keys) = self.users.get_mut(user_id) else {
+            return Vec::new();
+        };
+        let sessions = &mut self.sessions;
+        keys.retain(|k| match sessions.get(k) {
+            Some(e) if e.live(now) => true,
+            Some(_) => {
+                sessions.remove(k);
+                false
+            }
+            None => false,
+        });
+        let live = keys.clone();
+        if live.is_empty() {
+            self.users.remove(user_id);
+        }
+        live
+    }
+
+    fn remove_session(&mut self, key: &SessionKey) -> Option<Entry> {
+        let entry = self.sessions.remove(key)?;
+        if let Some(keys) = self.users.get_mut(&entry.record.user_id) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.users.remove(&entry.record.user_id);
+            }
+        }
+        Some(entry)
+    }
+
+    /// The live entry under `key`, removing it when it has ended.
+    fn live_entry(&mut self, key: &SessionKey, now: u64) -> Option<&mut Entry> {
+        if !self.sessions.get(key)?.live(now) {
+            self.remove_session(key);
+            return None;
+        }
+        self.sessions.get_mut(key)
+    }
+
+    fn sweep(&mut self, now: u64) {
+        self.sessions.retain(|_, e| e.live(now));
+        let sessions = &self.sessions;
+        self.users.retain(|_, keys| {
+            keys.retain(|k| sessions.contains_key(k));
+            !keys.is_empty()
+        });
+        self.creates_since_sweep = 0;
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
+        check_user_id(&new.user_id)?;
+        let now = now_ms();
+        let record = Record {
+            deadline_ms: now + duration_ms(self.config.absolute_timeout()),
+            last_seen_ms: now,
+            created_ms: now,
+            user_id: new.user_id,
+            authz: new.authz,
+            data: new.data,
+        };
+        // Same size limits as at rest in Redis.
+        record.encode()?;
+        let token = Token::generate()?;
+        let key = token.key();
+        let session = Session {
+            key,
+            record: record.clone(),
+        };
+
+        let mut inner = self.lock();
+        inner.creates_since_sweep += 1;
+        if inner.creates_since_sweep >= SWEEP_EVERY {
+            inner.sweep(now);
+        }
+        let mut live = inner.prune_user(&session.record.user_id, now);
+        live.push(key);
+        if let Some(limit) = self.config.max_sessions_per_user() {
+            let excess = live.len().saturating_sub(limit);
+            for old in live.drain(..excess) {
+                inner.sessions.remove(&old);
+            }
+        }
+        inner.users.insert(session.record.user_id.clone(), live);
+        inner.sessions.insert(
+            key,
+            Entry {
+                record,
+                idle_deadline_ms: now + duration_ms(self.config.idle_timeout()),
+            },
+        );
+        Ok((token, session))
+    }
+
+    async fn load(&self, token: &Token) -> Result<Option<Session>> {
+        let now = now_ms();
+        let key = token.key();
+        let idle = duration_ms(self.config.idle_timeout());
+        let touch = duration_ms(self.config.touch_interval());
+        let mut inner = self.lock();
+        let Some(entry) = inner.live_entry(&key, now) else {
+            return Ok(None);
+        };
+        entry.idle_deadline_ms = now + idle;
+        if now.saturating_sub(entry.record.last_seen_ms) >= touch {
+            entry.record.last_seen_ms = now;
+        }
+        Ok(Some(Session {
+            key,
+            record: entry.record.clone(),
+        }))
+    }
+
+    async fn save_data(&self, token: &Token, data: &SessionData) -> Result<()> {
+        data.encode()?;
+        let mut inner = self.lock();
+        let entry = inner
+            .live_entry(&token.key(), now_ms())
+            .ok_or(Error::NotFound)?;
+        entry.record.data = data.clone();
+        Ok(())
+    }
+
+    async fn rotate(&self, token: &Token) -> Result<Token> {
+        let now = now_ms();
+        let old = token.key();
+        let new_token = Token::generate()?;
+        let new = new_token.key();
+        let mut inner = self.lock();
+        inner.live_entry(&old, now).ok_or(Error::NotFound)?;
+        let entry = inner.sessions.remove(&old).ok_or(Error::NotFound)?;
+        if let Some(keys) = inner.users.get_mut(&entry.record.user_id) {
+            for k in keys.iter_mut().filter(|k| **k == old) {
+                *k = new;
+            }
+        }
+        inner.sessions.insert(new, entry);
+        Ok(new_token)
+    }
+
+    async fn delete(&self, token: &Token) -> Result<bool> {
+        let now = now_ms();
+        let mut inner = self.lock();
+        Ok(inner
+            .remove_session(&token.key())
+            .is_some_and(|e| e.live(now)))
+    }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
+        let now = now_ms();
+        let mut inner = self.lock();
+        let live = inner.prune_user(user_id, now);
+        Ok(live
+            .into_iter()
+            .filter_map(|key| {
+                inner.sessions.get(&key).map(|e| {
+                    Session {
+                        key,
+                        record: e.record.clone(),
+                    }
+                    .info()
+                })
+            })
+            .collect())
+    }
+
+    async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
+        let now = now_ms();
+        let mut inner = self.lock();
+        let live = inner.prune_user(user_id, now);
+        match live.into_iter().find(|k| k.handle() == *handle) {
+            Some(key) => Ok(inner.remove_session(&key).is_some()),
+            None => Ok(false),
+        }
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
+        let now = now_ms();
+        let mut inner = self.lock();
+        let live = inner.prune_user(user_id, now);
+        for key in &live {
+            inner.sessions.remove(key);
+        }
+        inner.users.remove(user_id);
+        Ok(live.len())
+    }
+
+    async fn set_user_authz(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        permissions: &[String],
+    ) -> Result<usize> {
+        let authz = Authz {
+            roles: normalized(roles.iter().cloned()),
+            permissions: normalized(permissions.iter().cloned()),
+        };
+        authz.encode_block()?;
+        let now = now_ms();
+        let mut inner = self.lock();
+        let live = inner.prune_user(user_id, now);
+        for key in &live {
+            if let Some(e) = inner.sessions.get_mut(key) {
+                e.record.authz = authz.clone();
+            }
+        }
+        Ok(live.len())
+    }
+}

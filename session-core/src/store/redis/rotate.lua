@@ -1,0 +1,19 @@
+-- Move a session to a new key (a new token): the old key stops working at once.
+-- KEYS[1] old key, KEYS[2] new key; ARGV[1] prefix of index keys, ARGV[2] old member,
+-- ARGV[3] new member, ARGV[4] now (ms).
+-- Returns 1 when rotated, 0 when there is no session, -1 when the record is not ours.
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if #v < 20 or string.byte(v, 1) ~= 1 then return -1 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('SET', KEYS[2], v, 'PX', ttl)
+redis.call('DEL', KEYS[1])
+local ulen = string.byte(v, 20)
+local idx = ARGV[1] .. string.sub(v, 21, 20 + ulen)
+local score = redis.call('ZSCORE', idx, ARGV[2]) or struct.unpack('>I6', v, 14)
+redis.call('ZREM', idx, ARGV[2])
+redis.call('ZADD', idx, score, ARGV[3])
+local remaining = struct.unpack('>I6', v, 2) - tonumber(ARGV[4])
+if redis.call('PTTL', idx) < remaining then redis.call('PEXPIRE', idx, remaining) end
+return 1

@@ -1,0 +1,21 @@
+-- Replace roles and permissions on every live session of a user, keeping everything else.
+-- KEYS[1] the user's index; ARGV[1] prefix of session keys, ARGV[2] the new block
+-- (2-byte length + encoded roles and permissions).
+-- Returns how many sessions were changed.
+local n = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local k = ARGV[1] .. m
+  local v = redis.call('GET', k)
+  if not v then
+    redis.call('ZREM', KEYS[1], m)
+  elseif #v >= 20 and string.byte(v, 1) == 1 then
+    local ulen = string.byte(v, 20)
+    if #v >= 22 + ulen then
+      local alen = struct.unpack('>I2', v, 21 + ulen)
+      local rest = string.sub(v, 23 + ulen + alen)
+      redis.call('SET', k, string.sub(v, 1, 20 + ulen) .. ARGV[2] .. rest, 'KEEPTTL')
+      n = n + 1
+    end
+  end
+end
+return n

@@ -1,0 +1,450 @@
+//! The conformance suite: the behaviour every [`SessionStore`] must have, as one async function
+//! to call from a test with a factory for the store under test.
+//!
+//! The factory gets a [`SessionConfig`] per case (each with a key prefix of its own, so cases
+//! never see each other's data even on a shared server) and returns a fresh store. Each case
+//! panics with its name on failure. Expiry cases use timeouts of a few hundred milliseconds, so
+//! the whole suite takes a few seconds.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rand::Rng as _;
+
+use crate::{
+    Error, NewSession, SessionConfig, SessionConfigBuilder, SessionData, SessionHandle,
+    SessionStore, Token,
+};
+
+/// Runs every case of the suite against stores made by `make`.
+///
+/// # Panics
+/// On the first case that fails, naming it.
+pub async fn run<S, F, Fut>(make: F)
+where
+    S: SessionStore,
+    F: Fn(SessionConfig) -> Fut,
+    Fut: Future<Output = S>,
+{
+    let base = || SessionConfig::builder().key_prefix(unique_prefix());
+    let build = |b: SessionConfigBuilder| b.build().expect("valid test configuration");
+
+    created_session_loads_with_its_contents(make(build(base())).await).await;
+    unknown_and_deleted_tokens_give_none(make(build(base())).await).await;
+    save_data_replaces_data_and_keeps_roles(make(build(base())).await).await;
+    rotate_kills_the_old_token_and_keeps_the_session(make(build(base())).await).await;
+    user_sessions_are_listed_oldest_first_with_handles(make(build(base())).await).await;
+    sessions_are_deleted_by_handle_only_for_their_owner(make(build(base())).await).await;
+    all_sessions_of_a_user_are_deleted(make(build(base())).await).await;
+    role_removed_for_user_is_not_honoured_by_any_session(make(build(base())).await).await;
+    per_user_limit_evicts_the_oldest(make(build(base().max_sessions_per_user(Some(2)))).await)
+        .await;
+    invalid_input_is_refused(make(build(base())).await).await;
+    last_seen_advances_after_the_touch_interval(
+        make(build(base().touch_interval(Duration::from_millis(1)))).await,
+    )
+    .await;
+    idle_timeout_slides_and_ends_an_unused_session(
+        make(build(
+            base()
+                .idle_timeout(Duration::from_millis(600))
+                .absolute_timeout(Duration::from_secs(60)),
+        ))
+        .await,
+    )
+    .await;
+    absolute_timeout_ends_an_active_session(
+        make(build(
+            base()
+                .idle_timeout(Duration::from_secs(60))
+                .absolute_timeout(Duration::from_millis(900)),
+        ))
+        .await,
+    )
+    .await;
+    ended_sessions_are_pruned_and_do_not_count_against_the_limit(
+        make(build(
+            base()
+                .idle_timeout(Duration::from_millis(300))
+                .max_sessions_per_user(Some(2)),
+        ))
+        .await,
+    )
+    .await;
+    concurrent_sessions_are_not_lost_or_mixed(make(build(base())).await).await;
+}
+
+/// A key prefix no other case or run uses.
+pub fn unique_prefix() -> String {
+    format!("conformance-{:016x}", rand::rng().random::<u64>())
+}
+
+fn near(a: SystemTime, b: SystemTime, within: Duration) -> bool {
+    let diff = a.duration_since(b).unwrap_or_else(|e| e.duration());
+    diff <= within
+}
+
+async fn sleep_ms(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// A session reads back with the user, sorted roles and permissions, data and times it was
+/// created with.
+pub async fn created_session_loads_with_its_contents(store: impl SessionStore) {
+    let mut data = SessionData::new();
+    data.insert("theme", "dark").unwrap();
+    let (token, created) = store
+        .create(
+            NewSession::new("alice")
+                .with_roles(["USER", "ADMIN", "USER"])
+                .with_permissions(["orders:write"])
+                .with_data(data.clone()),
+        )
+        .await
+        .expect("create");
+    let loaded = store.load(&token).await.expect("load").expect("live");
+    assert_eq!(
+        loaded.user_id(),
+        "alice",
+        "created_session_loads_with_its_contents"
+    );
+    assert_eq!(loaded.roles(), ["ADMIN", "USER"]);
+    assert_eq!(loaded.permissions(), ["orders:write"]);
+    assert!(loaded.has_role("ADMIN") && !loaded.has_role("admin"));
+    assert!(loaded.has_permission("orders:write"));
+    assert_eq!(loaded.data(), &data);
+    assert_eq!(loaded.key(), token.key());
+    assert_eq!(loaded.handle(), created.handle());
+    assert_eq!(loaded.created_at(), created.created_at());
+    assert!(near(
+        loaded.created_at(),
+        SystemTime::now(),
+        Duration::from_secs(5)
+    ));
+    let lifetime = loaded
+        .expires_at()
+        .duration_since(loaded.created_at())
+        .expect("deadline after creation");
+    assert_eq!(lifetime, store.config().absolute_timeout());
+}
+
+/// Tokens that were never issued, or whose session was deleted, load as `None`.
+pub async fn unknown_and_deleted_tokens_give_none(store: impl SessionStore) {
+    let stranger = Token::generate().unwrap();
+    assert!(store.load(&stranger).await.expect("load").is_none());
+    assert!(!store.delete(&stranger).await.expect("delete"));
+    let (token, _) = store.create(NewSession::new("bob")).await.unwrap();
+    assert!(store.delete(&token).await.expect("delete"));
+    assert!(
+        store.load(&token).await.unwrap().is_none(),
+        "deleted session loaded"
+    );
+    assert!(!store.delete(&token).await.unwrap(), "deleted twice");
+    assert!(store.list_user_sessions("bob").await.unwrap().is_empty());
+}
+
+/// Saving data replaces it and keeps user and roles; saving to an ended session is `NotFound`.
+pub async fn save_data_replaces_data_and_keeps_roles(store: impl SessionStore) {
+    let (token, _) = store
+        .create(NewSession::new("carol").with_roles(["USER"]))
+        .await
+        .unwrap();
+    let mut data = SessionData::new();
+    data.insert("cart", &vec![1, 2, 3]).unwrap();
+    store.save_data(&token, &data).await.expect("save");
+    let loaded = store.load(&token).await.unwrap().expect("live");
+    assert_eq!(
+        loaded.data().get::<Vec<i32>>("cart").unwrap(),
+        Some(vec![1, 2, 3])
+    );
+    assert_eq!(loaded.roles(), ["USER"]);
+    store.save_data(&token, &SessionData::new()).await.unwrap();
+    assert!(store.load(&token).await.unwrap().unwrap().data().is_empty());
+    store.delete(&token).await.unwrap();
+    assert!(matches!(
+        store.save_data(&token, &data).await,
+        Err(Error::NotFound)
+    ));
+}
+
+/// Rotation issues a new token for the same session; the old token is dead at once.
+pub async fn rotate_kills_the_old_token_and_keeps_the_session(store: impl SessionStore) {
+    let mut data = SessionData::new();
+    data.insert("k", "v").unwrap();
+    let (old, before) = store
+        .create(NewSession::new("dave").with_roles(["USER"]).with_data(data))
+        .await
+        .unwrap();
+    let new = store.rotate(&old).await.expect("rotate");
+    assert_ne!(new, old);
+    assert!(
+        store.load(&old).await.unwrap().is_none(),
+        "old token still works"
+    );
+    let after = store.load(&new).await.unwrap().expect("new token works");
+    assert_eq!(after.user_id(), "dave");
+    assert_eq!(after.roles(), before.roles());
+    assert_eq!(after.data(), before.data());
+    assert_eq!(after.created_at(), before.created_at());
+    assert_eq!(after.expires_at(), before.expires_at());
+    let listed = store.list_user_sessions("dave").await.unwrap();
+    assert_eq!(listed.len(), 1, "rotation must not leave two index entries");
+    assert_eq!(listed[0].handle, after.handle());
+    assert!(matches!(store.rotate(&old).await, Err(Error::NotFound)));
+}
+
+/// A user's sessions are listed oldest first, each with a handle that is not its token.
+pub async fn user_sessions_are_listed_oldest_first_with_handles(store: impl SessionStore) {
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        made.push(store.create(NewSession::new("erin")).await.unwrap());
+        sleep_ms(5).await;
+    }
+    store.create(NewSession::new("frank")).await.unwrap();
+    let listed = store.list_user_sessions("erin").await.unwrap();
+    let handles: Vec<_> = listed.iter().map(|i| i.handle.clone()).collect();
+    let expected: Vec<_> = made.iter().map(|(_, s)| s.handle()).collect();
+    assert_eq!(handles, expected, "oldest first, only erin's");
+    for ((token, _), info) in made.iter().zip(&listed) {
+        assert_ne!(info.handle.as_str(), token.as_cookie_value());
+        assert!(!token.as_cookie_value().contains(info.handle.as_str()));
+    }
+    assert!(store.list_user_sessions("nobody").await.unwrap().is_empty());
+}
+
+/// A session can be ended by its handle, but only through its own user.
+pub async fn sessions_are_deleted_by_handle_only_for_their_owner(store: impl SessionStore) {
+    let (a1, s1) = store.create(NewSession::new("gina")).await.unwrap();
+    let (a2, _) = store.create(NewSession::new("gina")).await.unwrap();
+    let (h1, _) = store.create(NewSession::new("hank")).await.unwrap();
+    let hank_handle = store.list_user_sessions("hank").await.unwrap()[0]
+        .handle
+        .clone();
+    assert!(
+        !store
+            .delete_user_session("gina", &hank_handle)
+            .await
+            .unwrap(),
+        "gina ended hank's session"
+    );
+    assert!(store.load(&h1).await.unwrap().is_some());
+    assert!(!store
+        .delete_user_session("gina", &SessionHandle::new("no-such-handle"))
+        .await
+        .unwrap());
+    assert!(store
+        .delete_user_session("gina", &s1.handle())
+        .await
+        .unwrap());
+    assert!(store.load(&a1).await.unwrap().is_none());
+    assert!(store.load(&a2).await.unwrap().is_some());
+    assert_eq!(store.list_user_sessions("gina").await.unwrap().len(), 1);
+}
+
+/// Ending all of a user's sessions ends exactly those.
+pub async fn all_sessions_of_a_user_are_deleted(store: impl SessionStore) {
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(store.create(NewSession::new("ivan")).await.unwrap().0);
+    }
+    let (other, _) = store.create(NewSession::new("judy")).await.unwrap();
+    assert_eq!(store.delete_user_sessions("ivan").await.unwrap(), 3);
+    for t in &tokens {
+        assert!(store.load(t).await.unwrap().is_none());
+    }
+    assert!(store.list_user_sessions("ivan").await.unwrap().is_empty());
+    assert!(store.load(&other).await.unwrap().is_some());
+    assert_eq!(store.delete_user_sessions("ivan").await.unwrap(), 0);
+}
+
+/// Setting a user's roles changes every live session of theirs at once, and no other user's.
+pub async fn role_removed_for_user_is_not_honoured_by_any_session(store: impl SessionStore) {
+    let admin = || NewSession::new("kate").with_roles(["ADMIN", "USER"]);
+    let (t1, _) = store.create(admin()).await.unwrap();
+    let (t2, _) = store.create(admin()).await.unwrap();
+    let mut data = SessionData::new();
+    data.insert("kept", &true).unwrap();
+    store.save_data(&t2, &data).await.unwrap();
+    let (other, _) = store
+        .create(NewSession::new("leo").with_roles(["ADMIN"]))
+        .await
+        .unwrap();
+    let changed = store
+        .set_user_authz("kate", &["USER".to_owned()], &["read".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(changed, 2);
+    for t in [&t1, &t2] {
+        let s = store.load(t).await.unwrap().expect("still live");
+        assert!(!s.has_role("ADMIN"), "removed role still honoured");
+        assert_eq!(s.roles(), ["USER"]);
+        assert_eq!(s.permissions(), ["read"]);
+        assert_eq!(s.user_id(), "kate");
+    }
+    let s2 = store.load(&t2).await.unwrap().unwrap();
+    assert_eq!(s2.data(), &data, "data kept");
+    assert!(store.load(&other).await.unwrap().unwrap().has_role("ADMIN"));
+    assert_eq!(store.set_user_authz("nobody", &[], &[]).await.unwrap(), 0);
+}
+
+/// Beyond the per-user limit (2 here), a new session evicts the oldest.
+pub async fn per_user_limit_evicts_the_oldest(store: impl SessionStore) {
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(store.create(NewSession::new("mike")).await.unwrap().0);
+        sleep_ms(5).await;
+    }
+    assert!(
+        store.load(&tokens[0]).await.unwrap().is_none(),
+        "oldest survived"
+    );
+    assert!(store.load(&tokens[1]).await.unwrap().is_some());
+    assert!(store.load(&tokens[2]).await.unwrap().is_some());
+    assert_eq!(store.list_user_sessions("mike").await.unwrap().len(), 2);
+    // Other users are not affected.
+    let (other, _) = store.create(NewSession::new("nina")).await.unwrap();
+    assert!(store.load(&other).await.unwrap().is_some());
+}
+
+/// Unusable user ids and oversized data are refused with `InvalidInput`.
+pub async fn invalid_input_is_refused(store: impl SessionStore) {
+    assert!(matches!(
+        store.create(NewSession::new("")).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        store.create(NewSession::new("x".repeat(256))).await,
+        Err(Error::InvalidInput(_))
+    ));
+    let (token, _) = store.create(NewSession::new("olga")).await.unwrap();
+    let mut big = SessionData::new();
+    big.insert("blob", &"x".repeat(crate::record::MAX_DATA_LEN))
+        .unwrap();
+    assert!(matches!(
+        store.save_data(&token, &big).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(
+        store.load(&token).await.unwrap().is_some(),
+        "refused save lost the session"
+    );
+}
+
+/// With a tiny touch interval, a later load moves "last seen" forward.
+pub async fn last_seen_advances_after_the_touch_interval(store: impl SessionStore) {
+    let (token, created) = store.create(NewSession::new("paul")).await.unwrap();
+    assert_eq!(created.last_seen_at(), created.created_at());
+    sleep_ms(30).await;
+    store.load(&token).await.unwrap().expect("live");
+    let later = store.load(&token).await.unwrap().expect("live");
+    assert!(
+        later.last_seen_at() > created.created_at(),
+        "last seen did not move"
+    );
+    let listed = store.list_user_sessions("paul").await.unwrap();
+    assert_eq!(listed[0].last_seen_at, later.last_seen_at());
+}
+
+/// Idle timeout 600 ms: loads every 200 ms keep the session past 600 ms; 900 ms without a load
+/// end it.
+pub async fn idle_timeout_slides_and_ends_an_unused_session(store: impl SessionStore) {
+    let (token, _) = store.create(NewSession::new("quinn")).await.unwrap();
+    for _ in 0..5 {
+        sleep_ms(200).await;
+        assert!(
+            store.load(&token).await.unwrap().is_some(),
+            "active session ended before its idle timeout"
+        );
+    }
+    sleep_ms(900).await;
+    assert!(
+        store.load(&token).await.unwrap().is_none(),
+        "idle session still live"
+    );
+    assert!(store.list_user_sessions("quinn").await.unwrap().is_empty());
+}
+
+/// Absolute timeout 900 ms: a session used every 150 ms still ends by 1.3 s.
+pub async fn absolute_timeout_ends_an_active_session(store: impl SessionStore) {
+    let (token, _) = store.create(NewSession::new("rosa")).await.unwrap();
+    assert!(store.load(&token).await.unwrap().is_some());
+    let mut ended = false;
+    for _ in 0..9 {
+        sleep_ms(150).await;
+        if store.load(&token).await.unwrap().is_none() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "activity extended the absolute deadline");
+    assert!(store.load(&token).await.unwrap().is_none());
+}
+
+/// Sessions that ended by themselves leave the index and do not make new ones evict live ones.
+pub async fn ended_sessions_are_pruned_and_do_not_count_against_the_limit(
+    store: impl SessionStore,
+) {
+    store.create(NewSession::new("sam")).await.unwrap();
+    store.create(NewSession::new("sam")).await.unwrap();
+    sleep_ms(500).await;
+    let (a, _) = store.create(NewSession::new("sam")).await.unwrap();
+    sleep_ms(5).await;
+    let (b, _) = store.create(NewSession::new("sam")).await.unwrap();
+    assert!(
+        store.load(&a).await.unwrap().is_some(),
+        "live session evicted for a dead one"
+    );
+    assert!(store.load(&b).await.unwrap().is_some());
+    assert_eq!(store.list_user_sessions("sam").await.unwrap().len(), 2);
+}
+
+/// Hundreds of tasks create, load, change and delete sessions at once; each sees its own.
+pub async fn concurrent_sessions_are_not_lost_or_mixed(store: impl SessionStore) {
+    let store = Arc::new(store);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..300u32 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let user = format!("user-{}", i % 50);
+            let mut data = SessionData::new();
+            data.insert("i", &i).unwrap();
+            let (token, _) = store
+                .create(NewSession::new(user.clone()).with_data(data))
+                .await
+                .expect("create");
+            for _ in 0..3 {
+                let s = store.load(&token).await.expect("load").expect("live");
+                assert_eq!(s.user_id(), user, "sessions mixed up");
+                assert_eq!(s.data().get::<u32>("i").unwrap(), Some(i), "data mixed up");
+            }
+            if i % 2 == 0 {
+                assert!(store.delete(&token).await.expect("delete"));
+                assert!(store.load(&token).await.unwrap().is_none());
+                None
+            } else {
+                Some((user, token))
+            }
+        });
+    }
+    let mut kept = Vec::new();
+    while let Some(res) = tasks.join_next().await {
+        if let Some(k) = res.expect("task panicked") {
+            kept.push(k);
+        }
+    }
+    assert_eq!(kept.len(), 150);
+    for (user, token) in &kept {
+        let s = store.load(token).await.unwrap().expect("kept session lost");
+        assert_eq!(s.user_id(), user);
+    }
+    let mut listed = 0;
+    for u in 0..50 {
+        listed += store
+            .list_user_sessions(&format!("user-{u}"))
+            .await
+            .unwrap()
+            .len();
+    }
+    assert_eq!(listed, 150, "index does not match the live sessions");
+}

@@ -1,0 +1,197 @@
+//! A `redis-server` of the test's own: started from `PATH` on a free port with a temporary
+//! directory, killed when dropped. With `REDIS_URL` set, [`RedisServer::start`] uses that
+//! server instead.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to get `redis-server`, for error messages.
+pub const INSTALL_HINT: &str = "install it with `sudo apt-get install redis-server` \
+     (Debian/Ubuntu) or `brew install redis` (macOS), or set REDIS_URL to a server the tests may \
+     write to";
+
+/// The harness could not provide a Redis server. The message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HarnessError(String);
+
+/// A Redis server for one test.
+#[derive(Debug)]
+pub struct RedisServer {
+    url: String,
+    port: u16,
+    child: Option<Child>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl RedisServer {
+    /// The server at `REDIS_URL` if that is set, else a new local one (see
+    /// [`RedisServer::start_local`]).
+    ///
+    /// # Errors
+    /// [`HarnessError`] saying how to install `redis-server` when it is not on `PATH`.
+    pub fn start() -> Result<Self, HarnessError> {
+        match std::env::var("REDIS_URL") {
+            Ok(url) if !url.is_empty() => Ok(Self {
+                url,
+                port: 0,
+                child: None,
+                dir: None,
+            }),
+            _ => Self::start_local(),
+        }
+    }
+
+    /// Always a new `redis-server` process of this test's own (tests that kill and restart the
+    /// server use this even when `REDIS_URL` is set).
+    ///
+    /// # Errors
+    /// [`HarnessError`] saying how to install `redis-server` when it is not on `PATH`, or why it
+    /// did not start.
+    pub fn start_local() -> Result<Self, HarnessError> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| HarnessError(format!("cannot create a temp dir for redis-server: {e}")))?;
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port()?;
+            let mut server = Self {
+                url: format!("redis://127.0.0.1:{port}"),
+                port,
+                child: None,
+                dir: None,
+            };
+            match server.spawn(dir.path()) {
+                Ok(()) => {
+                    server.dir = Some(dir);
+                    return Ok(server);
+                }
+                // Another process may have taken the port between our probe and the start.
+                Err(e) => last = e.0,
+            }
+        }
+        Err(HarnessError(last))
+    }
+
+    fn spawn(&mut self, dir: &std::path::Path) -> Result<(), HarnessError> {
+        let log = dir.join(format!("redis-{}.log", self.port));
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--protected-mode", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--logfile")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    HarnessError(format!(
+                        "the tests need `redis-server` on PATH and it is not there; {INSTALL_HINT}"
+                    ))
+                } else {
+                    HarnessError(format!("cannot start redis-server: {e}"))
+                }
+            })?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if ping(self.port) {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                    return Err(HarnessError(format!(
+                        "redis-server on port {} exited with {status}: {}",
+                        self.port,
+                        tail.lines().last().unwrap_or("(no log)")
+                    )));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        Err(HarnessError(format!(
+            "redis-server on port {} did not answer PING within 10 s",
+            self.port
+        )))
+    }
+
+    /// `redis://127.0.0.1:PORT` (or `REDIS_URL`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The port of a local server (0 for `REDIS_URL`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// True when this is a server of the test's own (not `REDIS_URL`).
+    pub fn is_local(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// Kills a local server with SIGKILL and waits for it to exit (a crash, not a shutdown).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a local server again on the same port (after [`RedisServer::kill`]). It comes back
+    /// empty: nothing is persisted.
+    ///
+    /// # Errors
+    /// [`HarnessError`] when it does not come back, or for a `REDIS_URL` server.
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.kill();
+        let dir = self
+            .dir
+            .take()
+            .ok_or_else(|| HarnessError("cannot restart the server at REDIS_URL".to_owned()))?;
+        // The port may linger for a moment after the kill.
+        let mut result = Err(HarnessError("not started".to_owned()));
+        for _ in 0..50 {
+            result = self.spawn(dir.path());
+            if result.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.dir = Some(dir);
+        result
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> Result<u16, HarnessError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| HarnessError(format!("cannot find a free port: {e}")))
+}
+
+fn ping(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}

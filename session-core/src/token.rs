@@ -1,0 +1,245 @@
+//! Session tokens, the keys the store derives from them, and public session handles.
+//!
+//! A [`Token`] is the secret a client holds (in a cookie). The store never sees or keeps it:
+//! it keys the session by [`SessionKey`], the SHA-256 of the token, so a leaked Redis dump or
+//! replica holds nothing a client could present. A [`SessionHandle`] is a second derivation,
+//! safe to show to the user (for "your sessions" pages), that can neither be turned back into the
+//! key nor the token.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::rngs::OsRng;
+use rand::TryRngCore as _;
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+
+/// Bytes of entropy in a token.
+pub const TOKEN_BYTES: usize = 32;
+
+/// Length of a token's text form: 32 bytes in base64url without padding.
+pub const TOKEN_LEN: usize = 43;
+
+/// The secret a client presents to name its session: 256 bits from the OS CSPRNG.
+///
+/// Its text form ([`Token::as_cookie_value`]) is 43 characters of base64url without padding.
+/// `Token` deliberately implements neither `Display` nor `Serialize`, and its `Debug` output is
+/// redacted, so a token cannot end up in a log line by accident.
+///
+/// ```
+/// use session_core::Token;
+///
+/// let token = Token::generate()?;
+/// let text = token.as_cookie_value();
+/// assert_eq!(text.len(), 43);
+/// assert_eq!(Token::parse(&text)?, token);
+/// assert_eq!(format!("{token:?}"), "Token(<redacted>)");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token([u8; TOKEN_BYTES]);
+
+impl Token {
+    /// Draws a new token from the operating system's random number generator.
+    ///
+    /// # Errors
+    /// [`Error::Entropy`] if the OS generator fails (it practically never does; the error exists
+    /// so that a broken machine denies logins instead of issuing guessable tokens).
+    pub fn generate() -> Result<Self, Error> {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        OsRng
+            .try_fill_bytes(&mut bytes)
+            .map_err(|e| Error::Entropy(e.to_string()))?;
+        Ok(Self(bytes))
+    }
+
+    /// Parses a token presented by a client.
+    ///
+    /// Checks the length and the alphabet before anything else, so a malformed cookie is refused
+    /// without any store access.
+    ///
+    /// # Errors
+    /// [`MalformedToken`] if `text` is not exactly 43 characters of canonical base64url.
+    pub fn parse(text: &str) -> Result<Self, MalformedToken> {
+        Self::parse_bytes(text.as_bytes())
+    }
+
+    /// Like [`Token::parse`], for raw bytes (a cookie header need not be UTF-8).
+    ///
+    /// # Errors
+    /// [`MalformedToken`] if `bytes` are not exactly 43 characters of canonical base64url.
+    pub fn parse_bytes(bytes: &[u8]) -> Result<Self, MalformedToken> {
+        if bytes.len() != TOKEN_LEN {
+            return Err(MalformedToken::Length(bytes.len()));
+        }
+        if !bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        {
+            return Err(MalformedToken::Alphabet);
+        }
+        let mut out = [0u8; TOKEN_BYTES];
+        // The engine rejects non-zero trailing bits, so each token has exactly one text form.
+        match URL_SAFE_NO_PAD.decode_slice(bytes, &mut out) {
+            Ok(TOKEN_BYTES) => Ok(Self(out)),
+            _ => Err(MalformedToken::Alphabet),
+        }
+    }
+
+    /// The token's text form, for the cookie (and nothing else: never a URL, never a log).
+    pub fn as_cookie_value(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The key the store files this token's session under: SHA-256 of the token's bytes.
+    pub fn key(&self) -> SessionKey {
+        SessionKey(Sha256::digest(self.0).into())
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Why a presented token was refused before any store access.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MalformedToken {
+    /// Not 43 characters long.
+    #[error("session token must be {TOKEN_LEN} characters, got {0}")]
+    Length(usize),
+    /// Characters outside base64url, or a non-canonical last character.
+    #[error("session token is not canonical base64url")]
+    Alphabet,
+}
+
+/// SHA-256 of a [`Token`]: what the store keys a session by. Not secret on its own.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey([u8; 32]);
+
+impl SessionKey {
+    /// The raw 32 bytes (they appear, binary, in the Redis key name).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Rebuilds a key from its 32 bytes (as read back from a store's per-user index).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The public handle of the session filed under this key.
+    pub fn handle(&self) -> SessionHandle {
+        let mut h = Sha256::new();
+        h.update(b"session-core/handle\0");
+        h.update(self.0);
+        let digest = h.finalize();
+        SessionHandle(URL_SAFE_NO_PAD.encode(&digest[..12]))
+    }
+
+    /// A short, non-reversible tag for log lines (8 hex digits of a hash of the key).
+    pub fn log_tag(&self) -> String {
+        let digest = Sha256::digest(self.0);
+        digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionKey({})", self.log_tag())
+    }
+}
+
+/// A public name for one session, safe to show its owner: 16 characters of base64url.
+///
+/// It is derived from the session key by another hash, so it reveals neither the key nor the
+/// token. Rotating a session's token ([`crate::SessionStore::rotate`]) gives it a new handle.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SessionHandle(String);
+
+impl SessionHandle {
+    /// Wraps a handle received from a client (for example a path segment). Any string is
+    /// accepted: an unknown handle simply matches no session.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The handle's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionHandle({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_round_trip_and_differ() {
+        let a = Token::generate().unwrap();
+        let b = Token::generate().unwrap();
+        assert_ne!(a, b);
+        let text = a.as_cookie_value();
+        assert_eq!(text.len(), TOKEN_LEN);
+        assert_eq!(Token::parse(&text).unwrap(), a);
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let good = Token::generate().unwrap().as_cookie_value();
+        assert_eq!(Token::parse(""), Err(MalformedToken::Length(0)));
+        assert_eq!(Token::parse(&good[..42]), Err(MalformedToken::Length(42)));
+        assert!(Token::parse(&format!("{good}A")).is_err());
+        let plus = format!("+{}", &good[1..]);
+        assert_eq!(Token::parse(&plus), Err(MalformedToken::Alphabet));
+        let nul = format!("\0{}", &good[1..]);
+        assert_eq!(Token::parse(&nul), Err(MalformedToken::Alphabet));
+        assert!(Token::parse_bytes(&[0xff; TOKEN_LEN]).is_err());
+        assert!(Token::parse(&"x".repeat(8192)).is_err());
+    }
+
+    #[test]
+    fn non_canonical_last_character_is_refused() {
+        // 43 chars encode 258 bits; the last 2 must be zero. 'B' sets one of them.
+        let good = Token([0u8; TOKEN_BYTES]).as_cookie_value();
+        assert!(good.ends_with('A'));
+        let bad = format!("{}B", &good[..42]);
+        assert_eq!(Token::parse(&bad), Err(MalformedToken::Alphabet));
+    }
+
+    #[test]
+    fn debug_never_prints_the_token() {
+        let t = Token::generate().unwrap();
+        let text = t.as_cookie_value();
+        let dbg = format!("{t:?}");
+        assert!(!dbg.contains(&text));
+        let key_dbg = format!("{:?}", t.key());
+        assert!(!key_dbg.contains(&text));
+    }
+
+    #[test]
+    fn key_and_handle_are_stable_and_distinct() {
+        let t = Token::generate().unwrap();
+        assert_eq!(t.key(), t.key());
+        assert_eq!(t.key().handle(), t.key().handle());
+        assert_eq!(t.key().handle().as_str().len(), 16);
+        let other = Token::generate().unwrap();
+        assert_ne!(t.key().handle(), other.key().handle());
+    }
+}

@@ -1,0 +1,1 @@
+//! Attribute macros for `session-core`. Placeholder until the macros issue lands.
