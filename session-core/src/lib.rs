@@ -57,6 +57,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod config;
 pub mod error;
 pub mod record;
@@ -74,3 +76,34 @@ pub use store::memory::MemoryStore;
 pub use store::redis::RedisStore;
 pub use store::SessionStore;
 pub use token::{MalformedToken, SessionHandle, SessionKey, Token};
+
+#[cfg(feature = "macros")]
+pub use session_macros::{
+    has_all_permissions, has_all_roles, has_any_permission, has_any_role, has_permission, has_role,
+    login_required,
+};
+
+/// The names most applications need: `use session_core::prelude::*;`.
+pub mod prelude {
+    #[cfg(feature = "axum")]
+    pub use crate::axum::{AuthSession, CurrentUser, Rejection, Require, SessionLayer};
+    #[cfg(feature = "macros")]
+    pub use crate::{
+        has_all_permissions, has_all_roles, has_any_permission, has_any_role, has_permission,
+        has_role, login_required,
+    };
+    #[cfg(feature = "redis")]
+    pub use crate::RedisStore;
+    pub use crate::{
+        Error, MemoryStore, NewSession, Session, SessionConfig, SessionData, SessionStore, Token,
+    };
+}
+
+/// What the attribute macros expand to. Not public API: it may change in any release.
+#[cfg(feature = "axum")]
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::axum::{
+        AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, Guard, LCons, LNil, Login, Nil,
+    };
+}

@@ -148,6 +148,26 @@ impl RedisServer {
         }
     }
 
+    /// Freezes a local server (SIGSTOP): it keeps its connections but answers nothing, like a
+    /// hung or overloaded Redis. [`RedisServer::resume`] undoes it.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
     /// Starts a local server again on the same port (after [`RedisServer::kill`]). It comes back
     /// empty: nothing is persisted.
     ///
@@ -175,6 +195,7 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        self.resume();
         self.kill();
     }
 }

@@ -1,9 +1,10 @@
 -- End one session and drop it from its user's index.
 -- KEYS[1] session key; ARGV[1] prefix of index keys, ARGV[2] member.
 -- Returns 1 when a session was deleted, 0 when there was none.
-local v = redis.call('GET', KEYS[1])
+local v = redis.pcall('GET', KEYS[1])
 if not v then return 0 end
 redis.call('DEL', KEYS[1])
+if type(v) ~= 'string' then return 1 end
 if #v >= 20 and string.byte(v, 1) == 1 then
   local ulen = string.byte(v, 20)
   redis.call('ZREM', ARGV[1] .. string.sub(v, 21, 20 + ulen), ARGV[2])

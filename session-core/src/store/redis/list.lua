@@ -3,8 +3,8 @@
 -- Returns a flat array: member, record, member, record, ...
 local out = {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local v = redis.call('GET', ARGV[1] .. m)
-  if v then
+  local v = redis.pcall('GET', ARGV[1] .. m)
+  if type(v) == 'string' then
     out[#out + 1] = m
     out[#out + 1] = v
   else

@@ -1,8 +1,10 @@
 -- Load and touch, in one round trip.
 -- KEYS[1] session key; ARGV[1] now (ms), ARGV[2] idle timeout (ms), ARGV[3] touch interval (ms).
 -- Returns the record, or false when there is no live session.
-local v = redis.call('GET', KEYS[1])
+local v = redis.pcall('GET', KEYS[1])
 if not v then return false end
+-- a value of another type (WRONGTYPE): foreign data, not a session
+if type(v) ~= 'string' then return '' end
 -- Foreign or corrupt bytes: hand them back untouched; the client logs them and sees no session.
 if #v < 20 or string.byte(v, 1) ~= 1 then return v end
 local now = tonumber(ARGV[1])

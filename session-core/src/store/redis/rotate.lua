@@ -2,8 +2,10 @@
 -- KEYS[1] old key, KEYS[2] new key; ARGV[1] prefix of index keys, ARGV[2] old member,
 -- ARGV[3] new member, ARGV[4] now (ms).
 -- Returns 1 when rotated, 0 when there is no session, -1 when the record is not ours.
-local v = redis.call('GET', KEYS[1])
+local v = redis.pcall('GET', KEYS[1])
 if not v then return 0 end
+-- a value of another type (WRONGTYPE): foreign data, not a session
+if type(v) ~= 'string' then return -1 end
 if #v < 20 or string.byte(v, 1) ~= 1 then return -1 end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return 0 end

@@ -1,8 +1,10 @@
 -- Replace a session's application data, keeping the header, roles and TTL.
 -- KEYS[1] session key; ARGV[1] the new data bytes.
 -- Returns 1 when saved, 0 when there is no session, -1 when the record is not ours.
-local v = redis.call('GET', KEYS[1])
+local v = redis.pcall('GET', KEYS[1])
 if not v then return 0 end
+-- a value of another type (WRONGTYPE): foreign data, not a session
+if type(v) ~= 'string' then return -1 end
 if #v < 20 or string.byte(v, 1) ~= 1 then return -1 end
 local ulen = string.byte(v, 20)
 if #v < 22 + ulen then return -1 end

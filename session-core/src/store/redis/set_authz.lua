@@ -5,10 +5,10 @@
 local n = 0
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local k = ARGV[1] .. m
-  local v = redis.call('GET', k)
+  local v = redis.pcall('GET', k)
   if not v then
     redis.call('ZREM', KEYS[1], m)
-  elseif #v >= 20 and string.byte(v, 1) == 1 then
+  elseif type(v) == 'string' and #v >= 20 and string.byte(v, 1) == 1 then
     local ulen = string.byte(v, 20)
     if #v >= 22 + ulen then
       local alen = struct.unpack('>I2', v, 21 + ulen)

@@ -1,0 +1,194 @@
+//! [`CookieConfig`]: how the session cookie is named and which attributes it carries; reading
+//! the token from a request's `Cookie` headers and writing `Set-Cookie`.
+
+use std::time::Duration;
+
+use cookie::{Cookie, SameSite as CookieSameSite};
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
+
+use crate::token::Token;
+
+/// The cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent on same-site requests and top-level navigations (links from other sites). The
+    /// default: logins survive following a link, and cross-site POSTs carry no cookie.
+    #[default]
+    Lax,
+    /// Sent on same-site requests only; following a link from another site arrives logged out.
+    Strict,
+}
+
+/// Attributes of the session cookie.
+///
+/// Defaults: `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure`, named `__Host-session` (the
+/// `__Host-` prefix makes browsers insist on `Secure`, `Path=/` and no `Domain`, so a sibling
+/// subdomain cannot plant a session cookie). With [`CookieConfig::secure`] off the default name
+/// is `session`, because browsers refuse `__Host-` cookies without `Secure`.
+///
+/// ```
+/// use session_core::axum::{CookieConfig, SameSite};
+///
+/// let cookie = CookieConfig::default().same_site(SameSite::Strict);
+/// assert_eq!(cookie.cookie_name(), "__Host-session");
+/// let dev = CookieConfig::default().secure(false);
+/// assert_eq!(dev.cookie_name(), "session");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieConfig {
+    name: Option<String>,
+    secure: bool,
+    same_site: SameSite,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            name: None,
+            secure: true,
+            same_site: SameSite::Lax,
+        }
+    }
+}
+
+impl CookieConfig {
+    /// Sets the cookie's name (default `__Host-session`, or `session` without `Secure`).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Turns the `Secure` attribute on (default) or off.
+    ///
+    /// **Security:** without `Secure` the browser also sends the cookie over plain HTTP, where
+    /// anyone on the network path can read it and take over the session. Turn it off only for
+    /// local development over `http://`.
+    #[must_use]
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Sets `SameSite` (default [`SameSite::Lax`]).
+    #[must_use]
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// The cookie name in effect.
+    pub fn cookie_name(&self) -> &str {
+        match &self.name {
+            Some(name) => name,
+            None if self.secure => "__Host-session",
+            None => "session",
+        }
+    }
+
+    /// The first well-formed token in the request's cookies of our name. Malformed values
+    /// (wrong length or alphabet, non-UTF-8 bytes) are skipped without any store access.
+    pub(crate) fn token_from(&self, headers: &HeaderMap) -> Option<Token> {
+        let name = self.cookie_name();
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
+            .filter(|c| c.name() == name)
+            .find_map(|c| Token::parse(c.value()).ok())
+    }
+
+    /// `Set-Cookie` carrying `token`, living as long as the session can.
+    pub(crate) fn set(&self, token: &Token, max_age: Duration) -> Option<HeaderValue> {
+        let secs = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        let cookie = self
+            .base(token.as_cookie_value())
+            .max_age(cookie::time::Duration::seconds(secs))
+            .build();
+        HeaderValue::from_str(&cookie.to_string()).ok()
+    }
+
+    /// `Set-Cookie` that makes the browser drop the cookie.
+    pub(crate) fn expire(&self) -> Option<HeaderValue> {
+        let cookie = self
+            .base(String::new())
+            .max_age(cookie::time::Duration::ZERO)
+            .expires(cookie::time::OffsetDateTime::UNIX_EPOCH)
+            .build();
+        HeaderValue::from_str(&cookie.to_string()).ok()
+    }
+
+    fn base(&self, value: String) -> cookie::CookieBuilder<'static> {
+        Cookie::build((self.cookie_name().to_owned(), value))
+            .path("/")
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(match self.same_site {
+                SameSite::Lax => CookieSameSite::Lax,
+                SameSite::Strict => CookieSameSite::Strict,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(COOKIE, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn finds_the_token_among_other_cookies() {
+        let config = CookieConfig::default();
+        let token = Token::generate().unwrap();
+        let line = format!("a=1; __Host-session={}; b=2", token.as_cookie_value());
+        assert_eq!(config.token_from(&headers(&[line.as_bytes()])), Some(token));
+    }
+
+    #[test]
+    fn malformed_cookies_give_no_token() {
+        let config = CookieConfig::default();
+        let long = format!("__Host-session={}", "A".repeat(8192));
+        for bad in [
+            &b"__Host-session=garbage"[..],
+            long.as_bytes(),
+            b"__Host-session=\xff\xfe\xfd",
+            b"__Host-session=++++++++++++++++++++++++++++++++++++++++++8",
+            b"session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            b";;;==;",
+        ] {
+            assert_eq!(config.token_from(&headers(&[bad])), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn set_cookie_carries_the_secure_defaults() {
+        let token = Token::generate().unwrap();
+        let set = CookieConfig::default()
+            .set(&token, Duration::from_secs(3600))
+            .unwrap();
+        let set = set.to_str().unwrap();
+        assert!(set.starts_with(&format!("__Host-session={}", token.as_cookie_value())));
+        for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Max-Age=3600"] {
+            assert!(set.contains(attr), "{set} lacks {attr}");
+        }
+        assert!(!set.contains("Domain"));
+        let expired = CookieConfig::default().expire().unwrap();
+        assert!(expired.to_str().unwrap().contains("Max-Age=0"));
+        let dev = CookieConfig::default()
+            .secure(false)
+            .same_site(SameSite::Strict)
+            .set(&token, Duration::from_secs(1))
+            .unwrap();
+        let dev = dev.to_str().unwrap();
+        assert!(dev.starts_with("session=") && !dev.contains("Secure") && dev.contains("Strict"));
+    }
+}

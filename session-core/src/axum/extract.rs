@@ -1,0 +1,242 @@
+//! The extractors: [`AuthSession`] ("maybe logged in": login, logout, data) and [`CurrentUser`]
+//! ("must be logged in").
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::response::Response;
+use http::request::Parts;
+use serde::Serialize;
+
+use crate::axum::layer::RequestSession;
+use crate::axum::rejection::Rejection;
+use crate::error::{Error, Result};
+use crate::record::{NewSession, Session, SessionData};
+
+/// The request's session, if any, with the operations that change it: login, logout, rotation
+/// and application data.
+///
+/// Extracting it costs no store call when the request carries no session cookie. It is refused
+/// only when the store is unavailable (503) or the [`SessionLayer`](crate::axum::SessionLayer)
+/// is missing.
+///
+/// ```
+/// use axum::Json;
+/// use session_core::axum::AuthSession;
+/// use session_core::{Error, NewSession};
+///
+/// async fn login(mut auth: AuthSession) -> Result<Json<String>, Error> {
+///     // ... check the password first ...
+///     let session = auth.login(NewSession::new("alice").with_roles(["USER"])).await?;
+///     Ok(Json(session.user_id().to_owned()))
+/// }
+///
+/// async fn logout(mut auth: AuthSession) -> Result<(), Error> {
+///     auth.logout().await?;
+///     Ok(())
+/// }
+/// ```
+pub struct AuthSession {
+    ctx: RequestSession,
+    session: Option<Arc<Session>>,
+}
+
+impl std::fmt::Debug for AuthSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSession")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let ctx = RequestSession::from_parts(parts)?;
+        let session = ctx.session().await.map_err(|r| ctx.reject(r, parts))?;
+        Ok(Self { ctx, session })
+    }
+}
+
+impl AuthSession {
+    /// The live session, when the request has one.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_deref()
+    }
+
+    /// True when the request has a live session.
+    pub fn is_logged_in(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Logs a user in: ends the request's current session, if any (whoever it belonged to), and
+    /// starts a new one with a new token, which the response's cookie carries. Every login
+    /// rotates, so a token planted before login (session fixation) is worthless after it.
+    ///
+    /// Call it only after checking the user's credentials.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the store cannot be reached (nothing changed);
+    /// [`Error::InvalidInput`] for an unusable user id.
+    pub async fn login(&mut self, new: NewSession) -> Result<Session> {
+        if let Some(old) = self.ctx.token() {
+            self.ctx.store().delete(&old).await?;
+        }
+        let (token, session) = self.ctx.store().create(new).await?;
+        tracing::info!(
+            target: "session_audit",
+            event = "login",
+            user = %session.user_id(),
+            session = %session.key().log_tag(),
+            "session started"
+        );
+        let session = self.ctx.started(token, session);
+        self.session = Some(Arc::clone(&session));
+        Ok((*session).clone())
+    }
+
+    /// Logs out: deletes the session from the store and tells the browser to drop the cookie.
+    /// Returns whether there was a live session.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the store cannot be reached (the session stays).
+    pub async fn logout(&mut self) -> Result<bool> {
+        let existed = match self.ctx.token() {
+            Some(token) => self.ctx.store().delete(&token).await?,
+            None => false,
+        };
+        if let Some(session) = &self.session {
+            tracing::info!(
+                target: "session_audit",
+                event = "logout",
+                user = %session.user_id(),
+                session = %session.key().log_tag(),
+                "session ended"
+            );
+        }
+        self.ctx.ended();
+        self.session = None;
+        Ok(existed)
+    }
+
+    /// Gives the session a new token (the old one stops working at once); use it when the
+    /// user's privileges change.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] without a live session; [`Error::Unavailable`].
+    pub async fn rotate(&mut self) -> Result<()> {
+        let token = self.ctx.token().ok_or(Error::NotFound)?;
+        let session = self.session.as_deref().cloned().ok_or(Error::NotFound)?;
+        let new_token = self.ctx.store().rotate(&token).await?;
+        let rotated = Session {
+            key: new_token.key(),
+            ..session
+        };
+        self.session = Some(self.ctx.started(new_token, rotated));
+        Ok(())
+    }
+
+    /// Stores `value` under `key` in the session's application data, and saves it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] without a live session; [`Error::InvalidInput`] for a value that is
+    /// not JSON-representable or too large; [`Error::Unavailable`].
+    pub async fn insert<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
+        let mut data = self.session().ok_or(Error::NotFound)?.data().clone();
+        data.insert(key, value)?;
+        self.save_data(data).await
+    }
+
+    /// Replaces the session's application data, and saves it.
+    ///
+    /// # Errors
+    /// As [`AuthSession::insert`].
+    pub async fn save_data(&mut self, data: SessionData) -> Result<()> {
+        let saved = save(&self.ctx, self.session.as_deref(), data).await?;
+        self.session = Some(saved);
+        Ok(())
+    }
+}
+
+async fn save(
+    ctx: &RequestSession,
+    session: Option<&Session>,
+    data: SessionData,
+) -> Result<Arc<Session>> {
+    let session = session.ok_or(Error::NotFound)?;
+    let token = ctx.token().ok_or(Error::NotFound)?;
+    ctx.store().save_data(&token, &data).await?;
+    let mut updated = session.clone();
+    updated.record.data = data;
+    let updated = Arc::new(updated);
+    ctx.replace_session(Arc::clone(&updated));
+    Ok(updated)
+}
+
+/// The logged-in user's session; requests without one are refused with 401 before the handler
+/// runs (503 when the store is unavailable).
+///
+/// It dereferences to [`Session`] (user id, roles, permissions, data).
+///
+/// ```
+/// use session_core::axum::CurrentUser;
+///
+/// async fn me(user: CurrentUser) -> String {
+///     format!("{} ({})", user.user_id(), user.roles().join(", "))
+/// }
+/// ```
+pub struct CurrentUser {
+    ctx: RequestSession,
+    session: Arc<Session>,
+}
+
+impl std::fmt::Debug for CurrentUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CurrentUser").field(&self.session).finish()
+    }
+}
+
+impl Deref for CurrentUser {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let ctx = RequestSession::from_parts(parts)?;
+        match ctx.session().await {
+            Ok(Some(session)) => Ok(Self { ctx, session }),
+            Ok(None) => Err(ctx.reject(Rejection::Unauthenticated, parts)),
+            Err(rejection) => Err(ctx.reject(rejection, parts)),
+        }
+    }
+}
+
+impl CurrentUser {
+    /// Stores `value` under `key` in the session's application data, and saves it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the session ended meanwhile; [`Error::InvalidInput`] for a value
+    /// that is not JSON-representable or too large; [`Error::Unavailable`].
+    pub async fn insert<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
+        let mut data = self.session.data().clone();
+        data.insert(key, value)?;
+        self.save_data(data).await
+    }
+
+    /// Replaces the session's application data, and saves it.
+    ///
+    /// # Errors
+    /// As [`CurrentUser::insert`].
+    pub async fn save_data(&mut self, data: SessionData) -> Result<()> {
+        self.session = save(&self.ctx, Some(&self.session), data).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,451 @@
+//! Guards: "logged in", "has role", "has permission", checked before a handler's body runs.
+//!
+//! Two forms of the same checks:
+//! - [`Guard<R>`], an extractor whose type names the requirement. The attribute macros
+//!   (`#[login_required]`, `#[has_role("ADMIN")]`, ...) add one as a handler's first argument; the
+//!   role names are spelled in the type, one `char` at a time ([`Ch`], [`Nil`], [`LCons`],
+//!   [`LNil`]), because a `&str` cannot be a const generic on stable Rust.
+//! - [`Require`], a value: a route layer (`.route_layer(Require::role("ADMIN"))`) or a check
+//!   inside a handler ([`Require::check`]), for code without macros.
+//!
+//! Both answer 401 without a live session (also for role checks: anonymous is never 403),
+//! 403 without the role or permission, and 503 when the store is unavailable.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use axum::extract::{FromRequestParts, Request};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use tower::{Layer, Service};
+
+use crate::axum::layer::RequestSession;
+use crate::axum::rejection::Rejection;
+use crate::record::Session;
+
+/// A requirement a [`Guard`] enforces on the request's session.
+pub trait Requirement: Send + Sync + 'static {
+    /// True when `session` meets the requirement.
+    fn check(session: &Session) -> bool;
+
+    /// What is required, for the 403 message (for example `role ADMIN`).
+    fn describe() -> String;
+}
+
+/// An extractor that refuses the request unless its session meets `R`: 401 without a live
+/// session, 403 when `R` is not met, 503 when the store is unavailable.
+///
+/// The loaded session is kept for the request, so a [`CurrentUser`](crate::axum::CurrentUser)
+/// in the same handler costs no second lookup.
+pub struct Guard<R>(PhantomData<fn() -> R>);
+
+impl<R> std::fmt::Debug for Guard<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Guard")
+    }
+}
+
+impl<S: Send + Sync, R: Requirement> FromRequestParts<S> for Guard<R> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let ctx = RequestSession::from_parts(parts)?;
+        match enforce(&ctx, R::check, R::describe).await {
+            Ok(()) => Ok(Guard(PhantomData)),
+            Err(rejection) => Err(ctx.reject(rejection, parts)),
+        }
+    }
+}
+
+/// Loads the request's session (once) and applies `check`.
+async fn enforce(
+    ctx: &RequestSession,
+    check: impl FnOnce(&Session) -> bool,
+    describe: impl FnOnce() -> String,
+) -> Result<(), Rejection> {
+    let Some(session) = ctx.session().await? else {
+        return Err(Rejection::Unauthenticated);
+    };
+    if check(&session) {
+        return Ok(());
+    }
+    let requirement = describe();
+    tracing::info!(
+        target: "session_audit",
+        event = "denied",
+        user = %session.user_id(),
+        session = %session.key().log_tag(),
+        requirement = %requirement,
+        "request refused"
+    );
+    Err(Rejection::Forbidden { requirement })
+}
+
+/// Requirement: a live session.
+#[derive(Debug)]
+pub struct Login;
+
+impl Requirement for Login {
+    fn check(_: &Session) -> bool {
+        true
+    }
+    fn describe() -> String {
+        "a login".to_owned()
+    }
+}
+
+/// Requirement: at least one of the roles in the type-level list `L`.
+#[derive(Debug)]
+pub struct AnyRole<L>(PhantomData<fn() -> L>);
+/// Requirement: every role in the type-level list `L`.
+#[derive(Debug)]
+pub struct AllRoles<L>(PhantomData<fn() -> L>);
+/// Requirement: at least one of the permissions in the type-level list `L`.
+#[derive(Debug)]
+pub struct AnyPermission<L>(PhantomData<fn() -> L>);
+/// Requirement: every permission in the type-level list `L`.
+#[derive(Debug)]
+pub struct AllPermissions<L>(PhantomData<fn() -> L>);
+
+impl<L: TypeStrList> Requirement for AnyRole<L> {
+    fn check(session: &Session) -> bool {
+        L::any_in(session.roles())
+    }
+    fn describe() -> String {
+        describe(Kind::AnyRole(L::to_vec()))
+    }
+}
+
+impl<L: TypeStrList> Requirement for AllRoles<L> {
+    fn check(session: &Session) -> bool {
+        L::all_in(session.roles())
+    }
+    fn describe() -> String {
+        describe(Kind::AllRoles(L::to_vec()))
+    }
+}
+
+impl<L: TypeStrList> Requirement for AnyPermission<L> {
+    fn check(session: &Session) -> bool {
+        L::any_in(session.permissions())
+    }
+    fn describe() -> String {
+        describe(Kind::AnyPermission(L::to_vec()))
+    }
+}
+
+impl<L: TypeStrList> Requirement for AllPermissions<L> {
+    fn check(session: &Session) -> bool {
+        L::all_in(session.permissions())
+    }
+    fn describe() -> String {
+        describe(Kind::AllPermissions(L::to_vec()))
+    }
+}
+
+/// End of a type-level string.
+#[derive(Debug)]
+pub struct Nil;
+
+/// A type-level string: the `char` `C` followed by the string `Rest`.
+#[derive(Debug)]
+pub struct Ch<const C: char, Rest>(PhantomData<fn() -> Rest>);
+
+/// A string spelled in a type ([`Ch`] ... [`Nil`]), compared without allocating.
+pub trait TypeStr: 'static {
+    /// True when `s` is exactly this string.
+    fn matches(s: &str) -> bool;
+    /// Appends this string to `out`.
+    fn write(out: &mut String);
+}
+
+impl TypeStr for Nil {
+    fn matches(s: &str) -> bool {
+        s.is_empty()
+    }
+    fn write(_: &mut String) {}
+}
+
+impl<const C: char, Rest: TypeStr> TypeStr for Ch<C, Rest> {
+    fn matches(s: &str) -> bool {
+        let mut chars = s.chars();
+        chars.next() == Some(C) && Rest::matches(chars.as_str())
+    }
+    fn write(out: &mut String) {
+        out.push(C);
+        Rest::write(out);
+    }
+}
+
+/// End of a type-level list of strings.
+#[derive(Debug)]
+pub struct LNil;
+
+/// A type-level list: the string `H` followed by the list `T`.
+#[derive(Debug)]
+pub struct LCons<H, T>(PhantomData<fn() -> (H, T)>);
+
+/// A list of type-level strings ([`LCons`] ... [`LNil`]).
+pub trait TypeStrList: 'static {
+    /// True when any string of the list is in `have`.
+    fn any_in(have: &[String]) -> bool;
+    /// True when every string of the list is in `have`.
+    fn all_in(have: &[String]) -> bool;
+    /// The strings, for messages.
+    fn to_vec() -> Vec<String>;
+}
+
+impl TypeStrList for LNil {
+    fn any_in(_: &[String]) -> bool {
+        false
+    }
+    fn all_in(_: &[String]) -> bool {
+        true
+    }
+    fn to_vec() -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl<H: TypeStr, T: TypeStrList> TypeStrList for LCons<H, T> {
+    fn any_in(have: &[String]) -> bool {
+        have.iter().any(|s| H::matches(s)) || T::any_in(have)
+    }
+    fn all_in(have: &[String]) -> bool {
+        have.iter().any(|s| H::matches(s)) && T::all_in(have)
+    }
+    fn to_vec() -> Vec<String> {
+        let mut head = String::new();
+        H::write(&mut head);
+        let mut v = vec![head];
+        v.extend(T::to_vec());
+        v
+    }
+}
+
+/// A requirement as a value: the guards without macros.
+///
+/// As a route layer (checked before the handler; add it with `route_layer` so unknown paths
+/// still answer 404):
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use session_core::axum::Require;
+///
+/// let admin: Router = Router::new()
+///     .route("/admin", get(|| async { "secret" }))
+///     .route_layer(Require::role("ADMIN"));
+/// ```
+///
+/// Or inside a handler, on the [`CurrentUser`](crate::axum::CurrentUser):
+///
+/// ```
+/// use session_core::axum::{CurrentUser, Rejection, Require};
+///
+/// async fn tickets(user: CurrentUser) -> Result<&'static str, Rejection> {
+///     Require::any_role(["ADMIN", "SUPPORT"]).check(&user)?;
+///     Ok("tickets")
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Require {
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Login,
+    AnyRole(Vec<String>),
+    AllRoles(Vec<String>),
+    AnyPermission(Vec<String>),
+    AllPermissions(Vec<String>),
+}
+
+fn strings<I, S>(items: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    items.into_iter().map(Into::into).collect()
+}
+
+impl Require {
+    /// A live session.
+    pub fn login() -> Self {
+        Self { kind: Kind::Login }
+    }
+
+    /// The role `role`.
+    pub fn role(role: impl Into<String>) -> Self {
+        Self {
+            kind: Kind::AnyRole(vec![role.into()]),
+        }
+    }
+
+    /// At least one of `roles`.
+    pub fn any_role<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
+        Self {
+            kind: Kind::AnyRole(strings(roles)),
+        }
+    }
+
+    /// Every one of `roles`.
+    pub fn all_roles<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
+        Self {
+            kind: Kind::AllRoles(strings(roles)),
+        }
+    }
+
+    /// The permission `permission`.
+    pub fn permission(permission: impl Into<String>) -> Self {
+        Self {
+            kind: Kind::AnyPermission(vec![permission.into()]),
+        }
+    }
+
+    /// At least one of `permissions`.
+    pub fn any_permission<I: IntoIterator<Item = S>, S: Into<String>>(permissions: I) -> Self {
+        Self {
+            kind: Kind::AnyPermission(strings(permissions)),
+        }
+    }
+
+    /// Every one of `permissions`.
+    pub fn all_permissions<I: IntoIterator<Item = S>, S: Into<String>>(permissions: I) -> Self {
+        Self {
+            kind: Kind::AllPermissions(strings(permissions)),
+        }
+    }
+
+    fn met_by(&self, session: &Session) -> bool {
+        let contains = |have: &[String], want: &String| have.contains(want);
+        match &self.kind {
+            Kind::Login => true,
+            Kind::AnyRole(w) => w.iter().any(|r| contains(session.roles(), r)),
+            Kind::AllRoles(w) => w.iter().all(|r| contains(session.roles(), r)),
+            Kind::AnyPermission(w) => w.iter().any(|p| contains(session.permissions(), p)),
+            Kind::AllPermissions(w) => w.iter().all(|p| contains(session.permissions(), p)),
+        }
+    }
+
+    /// Checks `session` against the requirement.
+    ///
+    /// # Errors
+    /// [`Rejection::Forbidden`] naming the requirement when it is not met.
+    pub fn check(&self, session: &Session) -> Result<(), Rejection> {
+        if self.met_by(session) {
+            Ok(())
+        } else {
+            Err(Rejection::Forbidden {
+                requirement: describe(self.kind.clone()),
+            })
+        }
+    }
+}
+
+fn describe(kind: Kind) -> String {
+    let list = |names: Vec<String>| names.join(", ");
+    match kind {
+        Kind::Login => "a login".to_owned(),
+        Kind::AnyRole(r) if r.len() == 1 => format!("role {}", list(r)),
+        Kind::AnyRole(r) => format!("one of the roles {}", list(r)),
+        Kind::AllRoles(r) => format!("all of the roles {}", list(r)),
+        Kind::AnyPermission(p) if p.len() == 1 => format!("permission {}", list(p)),
+        Kind::AnyPermission(p) => format!("one of the permissions {}", list(p)),
+        Kind::AllPermissions(p) => format!("all of the permissions {}", list(p)),
+    }
+}
+
+impl<S> Layer<S> for Require {
+    type Service = RequireService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireService {
+            inner,
+            require: self.clone(),
+        }
+    }
+}
+
+/// The service of a [`Require`] route layer.
+#[derive(Debug, Clone)]
+pub struct RequireService<S> {
+    inner: S,
+    require: Require,
+}
+
+impl<S> Service<Request> for RequireService<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let require = self.require.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let ctx = match RequestSession::from_parts(&parts) {
+                Ok(ctx) => ctx,
+                Err(response) => return Ok(response),
+            };
+            let outcome = enforce(
+                &ctx,
+                |s| require.met_by(s),
+                || describe(require.kind.clone()),
+            )
+            .await;
+            match outcome {
+                Ok(()) => inner.call(Request::from_parts(parts, body)).await,
+                Err(rejection) => Ok(ctx.reject(rejection, &parts).into_response()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Admin = Ch<'A', Ch<'D', Ch<'M', Ch<'I', Ch<'N', Nil>>>>>;
+    type Ops = Ch<'O', Ch<'p', Ch<'s', Nil>>>;
+    type AdminOrOps = LCons<Admin, LCons<Ops, LNil>>;
+
+    #[test]
+    fn type_level_strings_match_exactly() {
+        assert!(Admin::matches("ADMIN"));
+        for other in ["", "ADMI", "ADMINS", "admin", "ADMIN\0"] {
+            assert!(!Admin::matches(other), "{other:?}");
+        }
+        type Accent = Ch<'é', Ch<'ß', Nil>>;
+        assert!(Accent::matches("éß"));
+    }
+
+    #[test]
+    fn type_level_lists_any_and_all() {
+        let roles = |r: &[&str]| r.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(AdminOrOps::any_in(&roles(&["Ops"])));
+        assert!(!AdminOrOps::any_in(&roles(&["USER"])));
+        assert!(AdminOrOps::all_in(&roles(&["USER", "Ops", "ADMIN"])));
+        assert!(!AdminOrOps::all_in(&roles(&["ADMIN"])));
+        assert_eq!(AdminOrOps::to_vec(), ["ADMIN", "Ops"]);
+        assert_eq!(
+            <AllRoles<AdminOrOps> as Requirement>::describe(),
+            "all of the roles ADMIN, Ops"
+        );
+        assert_eq!(
+            <AnyRole<LCons<Admin, LNil>> as Requirement>::describe(),
+            "role ADMIN"
+        );
+    }
+}

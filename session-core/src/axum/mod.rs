@@ -1,0 +1,66 @@
+//! The axum integration (feature `axum`): a layer, extractors and guards.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{routing::{get, post}, Json, Router};
+//! use session_core::axum::{AuthSession, CurrentUser, SessionLayer};
+//! use session_core::prelude::*;
+//!
+//! #[login_required]
+//! async fn me(user: CurrentUser) -> String {
+//!     user.user_id().to_owned()
+//! }
+//!
+//! #[has_role("ADMIN")]
+//! async fn admin_panel() -> &'static str {
+//!     "welcome, admin"
+//! }
+//!
+//! async fn login(mut auth: AuthSession) -> Result<String, Error> {
+//!     // Check the password first; then:
+//!     let session = auth.login(NewSession::new("alice").with_roles(["USER"])).await?;
+//!     Ok(session.user_id().to_owned())
+//! }
+//!
+//! let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .route("/admin", get(admin_panel))
+//!     .route("/login", post(login))
+//!     .layer(SessionLayer::new(store));
+//! ```
+//!
+//! Without macros, the same checks are route layers or calls ([`Require`]):
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use session_core::axum::Require;
+//!
+//! let admin: Router = Router::new()
+//!     .route("/admin", get(|| async { "welcome, admin" }))
+//!     .route_layer(Require::role("ADMIN"));
+//! ```
+//!
+//! | outcome | answer |
+//! |---|---|
+//! | no cookie, a malformed one, or a session that ended | 401 `unauthenticated` |
+//! | logged in without the role or permission | 403 `forbidden` |
+//! | store unreachable | 503 `store_unavailable` (never the handler) |
+//!
+//! Each request loads its session at most once, however many extractors and guards it has,
+//! and not at all when it carries no session cookie.
+
+mod cookie;
+mod extract;
+mod guard;
+mod layer;
+mod rejection;
+
+pub use self::cookie::{CookieConfig, SameSite};
+pub use self::extract::{AuthSession, CurrentUser};
+pub use self::guard::{
+    AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, Guard, LCons, LNil, Login, Nil,
+    Require, RequireService, Requirement, TypeStr, TypeStrList,
+};
+pub use self::layer::{SessionLayer, SessionService};
+pub use self::rejection::Rejection;

@@ -1,0 +1,303 @@
+//! What only the Redis store can show: round trips, what is at rest in Redis, foreign data under
+//! its keys, and outages (killed, hung, restarted).
+
+#[cfg(not(feature = "test-suite"))]
+compile_error!("the tests need the `test-suite` feature: run `cargo test --workspace --all-features`");
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use redis::AsyncCommands;
+use session_core::testing::{conformance::unique_prefix, RedisServer};
+use session_core::{
+    Error, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token,
+    UnavailableKind,
+};
+
+fn config() -> SessionConfig {
+    SessionConfig::builder()
+        .key_prefix(unique_prefix())
+        .operation_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+fn session_key(config: &SessionConfig, token: &Token) -> Vec<u8> {
+    let mut k = format!("{}:s:", config.key_prefix()).into_bytes();
+    k.extend_from_slice(token.key().as_bytes());
+    k
+}
+
+/// Commands Redis received from clients (not from inside scripts) while `work` ran, as seen by
+/// `MONITOR`.
+async fn monitored<F: std::future::Future<Output = ()>>(server: &RedisServer, work: F) -> Vec<String> {
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &server.port().to_string(), "monitor"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli on PATH (it comes with redis-server)");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), "OK");
+    work.await;
+    let mut conn = raw(server).await;
+    let _: String = redis::cmd("ECHO").arg("end-of-test").query_async(&mut conn).await.unwrap();
+    let mut lines = Vec::new();
+    loop {
+        let line = rx.recv_timeout(Duration::from_secs(5)).expect("monitor output");
+        if line.contains("end-of-test") {
+            break;
+        }
+        lines.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // Commands run by a script show as "[0 lua]"; what a client sent shows its address.
+    lines.into_iter().filter(|l| !l.contains(" lua]")).collect()
+}
+
+#[tokio::test]
+async fn load_and_touch_is_one_round_trip() {
+    let server = RedisServer::start_local().unwrap();
+    let config = SessionConfig::builder()
+        .key_prefix(unique_prefix())
+        // Every load also rewrites last-seen: the more expensive path stays one command too.
+        .touch_interval(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let store = RedisStore::connect(server.url(), config).await.unwrap();
+    let (token, _) = store.create(NewSession::new("alice").with_roles(["USER"])).await.unwrap();
+    store.load(&token).await.unwrap().unwrap(); // the script is cached in Redis from here on
+
+    let commands = monitored(&server, async {
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            assert!(store.load(&token).await.unwrap().is_some());
+        }
+    })
+    .await;
+    assert_eq!(commands.len(), 50, "expected one command per load: {commands:#?}");
+    assert!(
+        commands.iter().all(|c| c.to_lowercase().contains("\"evalsha\"")),
+        "{commands:#?}"
+    );
+}
+
+#[tokio::test]
+async fn no_key_or_value_in_redis_holds_the_token() {
+    let server = RedisServer::start().unwrap();
+    let config = config();
+    let store = RedisStore::connect(server.url(), config.clone()).await.unwrap();
+    let mut tokens = Vec::new();
+    for user in ["alice", "bob"] {
+        let mut data = SessionData::new();
+        data.insert("note", "hello").unwrap();
+        let (t, _) = store
+            .create(NewSession::new(user).with_roles(["USER"]).with_data(data))
+            .await
+            .unwrap();
+        store.load(&t).await.unwrap();
+        tokens.push(t);
+    }
+    let rotated = store.rotate(&tokens[0]).await.unwrap();
+    tokens.push(rotated);
+
+    let mut conn = raw(&server).await;
+    let keys: Vec<Vec<u8>> = conn
+        .keys(format!("{}:*", config.key_prefix()))
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 4, "2 sessions + 2 user indexes");
+    let mut at_rest: Vec<Vec<u8>> = keys.clone();
+    for key in &keys {
+        let kind: String = redis::cmd("TYPE").arg(key).query_async(&mut conn).await.unwrap();
+        let values: Vec<Vec<u8>> = match kind.as_str() {
+            "string" => vec![conn.get(key).await.unwrap()],
+            "zset" => conn.zrange(key, 0, -1).await.unwrap(),
+            other => panic!("unexpected key type {other}"),
+        };
+        at_rest.extend(values);
+    }
+    for token in &tokens {
+        let text = token.as_cookie_value();
+        let raw_token = URL_SAFE_NO_PAD.decode(&text).unwrap();
+        for blob in &at_rest {
+            assert!(
+                !blob.windows(text.len()).any(|w| w == text.as_bytes()),
+                "token text found at rest"
+            );
+            assert!(
+                !blob.windows(raw_token.len()).any(|w| w == raw_token.as_slice()),
+                "raw token bytes found at rest"
+            );
+        }
+        // Keys are SHA-256 of the token instead.
+        assert!(keys.contains(&session_key(&config, token)) || token == &tokens[0]);
+    }
+}
+
+#[tokio::test]
+async fn foreign_or_corrupt_values_under_a_session_key_are_no_session() {
+    let server = RedisServer::start().unwrap();
+    let config = config();
+    let store = RedisStore::connect(server.url(), config.clone()).await.unwrap();
+    let mut conn = raw(&server).await;
+
+    let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
+    let key = session_key(&config, &token);
+    let good: Vec<u8> = conn.get(&key).await.unwrap();
+    let truncated = good[..good.len() - 3].to_vec();
+    let mut wrong_version = good.clone();
+    wrong_version[0] = 99;
+    for bad in [
+        b"not a session".to_vec(),
+        Vec::new(),
+        truncated,
+        wrong_version,
+        vec![0xff; 300],
+        b"\x01".to_vec(),
+    ] {
+        let _: () = conn.set(&key, &bad).await.unwrap();
+        assert!(store.load(&token).await.unwrap().is_none(), "{bad:?} loaded");
+        assert!(matches!(
+            store.save_data(&token, &SessionData::new()).await,
+            Err(Error::Corrupt(_) | Error::NotFound)
+        ));
+        let after: Vec<u8> = conn.get(&key).await.unwrap();
+        assert_eq!(after, bad, "foreign bytes were changed");
+    }
+    assert!(matches!(store.rotate(&token).await, Err(Error::Corrupt(_))));
+    assert!(store.list_user_sessions("alice").await.unwrap().is_empty());
+
+    // A value of another type under the key is foreign data too, not an outage.
+    let _: () = conn.del(&key).await.unwrap();
+    let _: () = conn.hset(&key, "f", "v").await.unwrap();
+    assert!(store.load(&token).await.unwrap().is_none());
+    assert!(matches!(store.rotate(&token).await, Err(Error::Corrupt(_))));
+    assert!(store.list_user_sessions("alice").await.unwrap().is_empty());
+    // The store keeps working for everyone else.
+    let (other, _) = store.create(NewSession::new("bob")).await.unwrap();
+    assert!(store.load(&other).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn user_index_has_a_ttl_and_disappears_with_the_last_session() {
+    let server = RedisServer::start().unwrap();
+    let config = config();
+    let store = RedisStore::connect(server.url(), config.clone()).await.unwrap();
+    let mut conn = raw(&server).await;
+    let index = format!("{}:u:alice", config.key_prefix());
+
+    let (t1, _) = store.create(NewSession::new("alice")).await.unwrap();
+    let (t2, _) = store.create(NewSession::new("alice")).await.unwrap();
+    let ttl: i64 = conn.pttl(&index).await.unwrap();
+    let absolute = config.absolute_timeout().as_millis() as i64;
+    assert!(ttl > 0 && ttl <= absolute, "index TTL {ttl}");
+    let session_ttl: i64 = conn.pttl(session_key(&config, &t1)).await.unwrap();
+    assert!(session_ttl > 0 && session_ttl <= config.idle_timeout().as_millis() as i64);
+
+    store.delete(&t1).await.unwrap();
+    let members: Vec<Vec<u8>> = conn.zrange(&index, 0, -1).await.unwrap();
+    assert_eq!(members, vec![t2.key().as_bytes().to_vec()], "logout left its index entry");
+    store.delete(&t2).await.unwrap();
+    let exists: bool = conn.exists(&index).await.unwrap();
+    assert!(!exists, "empty index left behind");
+}
+
+#[tokio::test]
+async fn key_prefixes_keep_applications_apart() {
+    let server = RedisServer::start().unwrap();
+    let a = RedisStore::connect(server.url(), config()).await.unwrap();
+    let b = RedisStore::connect(server.url(), config()).await.unwrap();
+    let (token, _) = a.create(NewSession::new("alice")).await.unwrap();
+    assert!(b.load(&token).await.unwrap().is_none());
+    assert!(b.list_user_sessions("alice").await.unwrap().is_empty());
+    assert_eq!(b.delete_user_sessions("alice").await.unwrap(), 0);
+    assert!(a.load(&token).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn lost_script_cache_is_reloaded_transparently() {
+    let server = RedisServer::start_local().unwrap();
+    let store = RedisStore::connect(server.url(), config()).await.unwrap();
+    let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
+    let mut conn = raw(&server).await;
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+    assert!(store.load(&token).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn killed_redis_is_unavailable_and_the_same_store_recovers_after_restart() {
+    let mut server = RedisServer::start_local().unwrap();
+    let store = RedisStore::connect(server.url(), config()).await.unwrap();
+    let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
+
+    server.kill();
+    for _ in 0..3 {
+        match store.load(&token).await {
+            Err(Error::Unavailable { kind, detail }) => {
+                assert_eq!(kind, UnavailableKind::Connection, "{detail}");
+                assert!(detail.contains(server.url()), "{detail}");
+            }
+            other => panic!("a dead Redis must be unavailable, got {other:?}"),
+        }
+    }
+    assert!(store.create(NewSession::new("bob")).await.unwrap_err().is_unavailable());
+    assert!(store.ping().await.unwrap_err().is_unavailable());
+
+    server.restart().unwrap();
+    // Nothing was persisted, so the old session is gone; the store itself works again.
+    assert!(store.load(&token).await.unwrap().is_none());
+    let (fresh, _) = store.create(NewSession::new("alice")).await.unwrap();
+    assert_eq!(store.load(&fresh).await.unwrap().unwrap().user_id(), "alice");
+}
+
+#[tokio::test]
+async fn hung_redis_times_out_and_recovers() {
+    let server = RedisServer::start_local().unwrap();
+    let store = RedisStore::connect(server.url(), config()).await.unwrap();
+    let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
+
+    server.pause();
+    match store.load(&token).await {
+        Err(Error::Unavailable {
+            kind: UnavailableKind::TimedOut,
+            ..
+        }) => {}
+        other => panic!("a hung Redis must time out, got {other:?}"),
+    }
+    assert!(store.create(NewSession::new("bob")).await.unwrap_err().is_unavailable());
+    server.resume();
+    assert!(store.load(&token).await.unwrap().is_some(), "session lost after the hang");
+}
+
+#[tokio::test]
+async fn unreachable_url_fails_fast_with_a_clear_error() {
+    // Nothing listens on the port of a server we just killed.
+    let mut server = RedisServer::start_local().unwrap();
+    server.kill();
+    let err = RedisStore::connect(server.url(), config()).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("is Redis running") || err.to_string().contains("Redis at"));
+    let bad = RedisStore::new("not a url", config()).unwrap_err();
+    assert!(matches!(bad, Error::Config(_)), "{bad}");
+}
