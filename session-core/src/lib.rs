@@ -74,6 +74,9 @@ pub use record::{NewSession, Session, SessionData, SessionInfo};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use store::redis::RedisStore;
+/// The `redis` crate this crate was built with, for [`RedisStore::with_connection`].
+#[cfg(feature = "redis")]
+pub use ::redis;
 pub use store::SessionStore;
 pub use token::{MalformedToken, SessionHandle, SessionKey, Token};
 

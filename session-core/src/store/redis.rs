@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleResult};
-use redis::aio::MultiplexedConnection;
+pub use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, RedisResult, Script};
 
 use crate::config::SessionConfig;
@@ -108,9 +108,22 @@ impl RedisStore {
         Ok(store)
     }
 
-    /// Runs one call on a pooled connection, within the operation timeout. A connection whose
-    /// call failed or timed out is dropped from the pool instead of being returned to it.
-    async fn call<T, F, Fut>(&self, f: F) -> Result<T>
+    /// Runs `f` on one of the store's pooled connections, with the store's operation timeout
+    /// and error mapping; for an application's own keys in the same Redis (accounts, say) or a
+    /// benchmark's baseline. A connection whose call failed or timed out is dropped from the
+    /// pool instead of being returned to it.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: &session_core::RedisStore) -> Result<(), session_core::Error> {
+    /// let pong: String = store
+    ///     .with_connection(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when no connection could be had, the call failed or it timed out.
+    pub async fn with_connection<T, F, Fut>(&self, f: F) -> Result<T>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -204,7 +217,7 @@ impl RedisStore {
     async fn index_members(&self, user_id: &str) -> Result<Vec<SessionKey>> {
         let index = self.keys.index(user_id);
         let raw: Vec<Vec<u8>> = self
-            .call(|mut c| async move {
+            .with_connection(|mut c| async move {
                 redis::cmd("ZRANGE")
                     .arg(&index)
                     .arg(0)
@@ -229,7 +242,7 @@ impl SessionStore for RedisStore {
 
     async fn ping(&self) -> Result<()> {
         let _: String = self
-            .call(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+            .with_connection(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
             .await?;
         Ok(())
     }
@@ -256,7 +269,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.create;
         let session_prefix = &self.keys.session_prefix;
         let evicted: i64 = self
-            .call(|mut c| async move {
+            .with_connection(|mut c| async move {
                 script
                     .key(&session_key)
                     .key(&index)
@@ -289,7 +302,7 @@ impl SessionStore for RedisStore {
         let touch = duration_ms(self.config.touch_interval());
         let script = &self.scripts.load;
         let bytes: Option<Vec<u8>> = self
-            .call(|mut c| async move {
+            .with_connection(|mut c| async move {
                 script
                     .key(&session_key)
                     .arg(now)
@@ -308,7 +321,7 @@ impl SessionStore for RedisStore {
         let session_key = self.keys.session(&key);
         let script = &self.scripts.save_data;
         let outcome: i64 = self
-            .call(|mut c| async move {
+            .with_connection(|mut c| async move {
                 script
                     .key(&session_key)
                     .arg(&bytes)
@@ -328,7 +341,7 @@ impl SessionStore for RedisStore {
         let index_prefix = &self.keys.index_prefix;
         let now = now_ms();
         let outcome: i64 = self
-            .call(|mut c| async move {
+            .with_connection(|mut c| async move {
                 script
                     .key(&old_key)
                     .key(&new_key)
@@ -349,7 +362,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.delete;
         let index_prefix = &self.keys.index_prefix;
         let deleted: i64 = self
-            .call(|mut c| async move {
+            .with_connection(|mut c| async move {
                 script
                     .key(&session_key)
                     .arg(index_prefix.as_slice())
@@ -367,7 +380,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.list;
         let session_prefix = &self.keys.session_prefix;
         let flat: Vec<Vec<u8>> = self
-            .call(|mut c| async move {
+            .with_connection(|mut c| async move {
                 script
                     .key(&index)
                     .arg(session_prefix.as_slice())
@@ -400,7 +413,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.delete_members;
         let session_prefix = &self.keys.session_prefix;
         let deleted: i64 = self
-            .call(|mut c| async move {
+            .with_connection(|mut c| async move {
                 script
                     .key(&index)
                     .arg(session_prefix.as_slice())
@@ -419,7 +432,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.delete_members;
         let session_prefix = &self.keys.session_prefix;
         let deleted: i64 = self
-            .call(|mut c| async move {
+            .with_connection(|mut c| async move {
                 script
                     .key(&index)
                     .arg(session_prefix.as_slice())
@@ -447,7 +460,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.set_authz;
         let session_prefix = &self.keys.session_prefix;
         let changed: i64 = self
-            .call(|mut c| async move {
+            .with_connection(|mut c| async move {
                 script
                     .key(&index)
                     .arg(session_prefix.as_slice())
