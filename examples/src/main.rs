@@ -1,1 +1,137 @@
-fn main() {}
+//! `demo-server`: see the README (`cargo run -p session-examples --bin demo-server`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::ServiceExt as _;
+use demo::accounts::{MemoryAccounts, RedisAccounts};
+use demo::settings::Settings;
+use demo::{app, seed, AppState};
+use session_core::axum::CookieConfig;
+use session_core::password::Passwords;
+use session_core::throttle::ThrottleConfig;
+use session_core::{MemoryStore, RedisStore, SessionConfig};
+use tracing_subscriber::EnvFilter;
+
+const KEY_PREFIX: &str = "demo";
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("demo-server: bad setting: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(settings).await {
+        eprintln!("demo-server: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    let config = SessionConfig::builder()
+        .key_prefix(KEY_PREFIX)
+        .idle_timeout(settings.idle)
+        .absolute_timeout(settings.absolute)
+        .max_sessions_per_user(Some(settings.max_per_user))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let passwords = Passwords::default();
+    let throttle = ThrottleConfig::new(settings.login_max_failures, settings.lockout);
+    let state = match &settings.redis_url {
+        Some(url) => {
+            let store = Arc::new(RedisStore::new(url, config).map_err(|e| e.to_string())?);
+            tracing::info!(redis = %redact(url), "sessions and accounts are kept in Redis");
+            AppState {
+                accounts: Arc::new(RedisAccounts::new(Arc::clone(&store), KEY_PREFIX)),
+                store,
+                passwords,
+                throttle,
+            }
+        }
+        None => {
+            tracing::warn!(
+                "REDIS_URL is not set: sessions and accounts are kept IN MEMORY. They vanish when \
+                 this process stops and are not shared with other servers. Set REDIS_URL (e.g. \
+                 redis://127.0.0.1:6379) to keep them in Redis."
+            );
+            AppState {
+                store: Arc::new(MemoryStore::new(config)),
+                accounts: Arc::new(MemoryAccounts::default()),
+                passwords,
+                throttle,
+            }
+        }
+    };
+    // Seed the demo accounts; if Redis is down now, keep trying in the background so the
+    // server still starts and recovers when Redis comes.
+    if let Err(e) = seed(&state).await {
+        tracing::warn!(error = %e, "could not seed the demo accounts yet; retrying in the background");
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if seed(&state).await.is_ok() {
+                    tracing::info!("demo accounts seeded");
+                    break;
+                }
+            }
+        });
+    }
+
+    let cookie = CookieConfig::default().secure(settings.cookie_secure);
+    if !settings.cookie_secure {
+        tracing::warn!("COOKIE_SECURE=false: the session cookie is also sent over plain http");
+    }
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
+    tracing::info!(
+        "demo-server listening on http://{} (cookie {})",
+        settings.addr,
+        cookie.cookie_name()
+    );
+    axum::serve(listener, app(state, cookie).into_make_service())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("demo-server stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}

@@ -32,6 +32,10 @@ pub enum Error {
     /// The configuration is not usable; the message says which setting to fix.
     #[error("invalid session configuration: {0}")]
     Config(String),
+    /// Something failed that should not (a background task died, say). Details are in the
+    /// message; report it as a bug.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The operating system's random number generator failed; no token can be issued safely.
     #[error("the OS random number generator failed: {0}")]
     Entropy(String),

@@ -61,22 +61,25 @@
 pub mod axum;
 pub mod config;
 pub mod error;
+#[cfg(feature = "password")]
+pub mod password;
 pub mod record;
 pub mod store;
+pub mod throttle;
 pub mod token;
 
 #[cfg(feature = "test-suite")]
 pub mod testing;
 
+/// The `redis` crate this crate was built with, for [`RedisStore::with_connection`].
+#[cfg(feature = "redis")]
+pub use ::redis;
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use error::{Error, Result, UnavailableKind};
 pub use record::{NewSession, Session, SessionData, SessionInfo};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use store::redis::RedisStore;
-/// The `redis` crate this crate was built with, for [`RedisStore::with_connection`].
-#[cfg(feature = "redis")]
-pub use ::redis;
 pub use store::SessionStore;
 pub use token::{MalformedToken, SessionHandle, SessionKey, Token};
 
@@ -90,13 +93,13 @@ pub use session_macros::{
 pub mod prelude {
     #[cfg(feature = "axum")]
     pub use crate::axum::{AuthSession, CurrentUser, Rejection, Require, SessionLayer};
+    #[cfg(feature = "redis")]
+    pub use crate::RedisStore;
     #[cfg(feature = "macros")]
     pub use crate::{
         has_all_permissions, has_all_roles, has_any_permission, has_any_role, has_permission,
         has_role, login_required,
     };
-    #[cfg(feature = "redis")]
-    pub use crate::RedisStore;
     pub use crate::{
         Error, MemoryStore, NewSession, Session, SessionConfig, SessionData, SessionStore, Token,
     };

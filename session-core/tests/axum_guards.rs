@@ -2,7 +2,9 @@
 //! attribute against every kind of caller, on the memory store and on real Redis.
 
 #[cfg(not(feature = "test-suite"))]
-compile_error!("the tests need the `test-suite` feature: run `cargo test --workspace --all-features`");
+compile_error!(
+    "the tests need the `test-suite` feature: run `cargo test --workspace --all-features`"
+);
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,7 +17,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
-use session_core::axum::{AuthSession, CookieConfig, CurrentUser, Rejection, Require, SessionLayer};
+use session_core::axum::{
+    AuthSession, CookieConfig, CurrentUser, Rejection, Require, SessionLayer,
+};
 use session_core::prelude::*;
 use session_core::testing::RedisServer;
 use session_core::{SessionHandle, SessionInfo, UnavailableKind};
@@ -105,7 +109,10 @@ async fn counted_admin(State(count): State<Arc<AtomicUsize>>) -> &'static str {
 }
 
 #[login_required]
-async fn counted_login(State(count): State<Arc<AtomicUsize>>, Json(_): Json<Value>) -> &'static str {
+async fn counted_login(
+    State(count): State<Arc<AtomicUsize>>,
+    Json(_): Json<Value>,
+) -> &'static str {
     count.fetch_add(1, Ordering::SeqCst);
     "ok"
 }
@@ -202,7 +209,14 @@ async fn guard_matrix(store: Arc<dyn SessionStore>) {
     let app = app(Arc::clone(&store));
     let (without, with) = users(&*store).await;
     for path in GUARDED.iter().copied().chain(["/layered"]) {
-        expect(&app, path, None, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+        expect(
+            &app,
+            path,
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        )
+        .await;
         let without_status = if path == "/login_required" {
             StatusCode::OK
         } else {
@@ -212,17 +226,38 @@ async fn guard_matrix(store: Arc<dyn SessionStore>) {
         expect(&app, path, Some(&with), StatusCode::OK, "").await;
         // A token nobody issued, and one that was logged out, are anonymous.
         let stranger = Token::generate().unwrap();
-        expect(&app, path, Some(&stranger), StatusCode::UNAUTHORIZED, "unauthenticated").await;
+        expect(
+            &app,
+            path,
+            Some(&stranger),
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        )
+        .await;
     }
 }
 
 /// With the store down every guarded route answers 503 and no handler body runs.
 async fn store_down_matrix(app: &Router, token: &Token) {
     for path in GUARDED.iter().copied().chain(["/layered", "/visit"]) {
-        expect(app, path, Some(token), StatusCode::SERVICE_UNAVAILABLE, "store_unavailable").await;
+        expect(
+            app,
+            path,
+            Some(token),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+        )
+        .await;
     }
     // Anonymous requests need no store: still 401, not 503.
-    expect(app, "/has_role", None, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    expect(
+        app,
+        "/has_role",
+        None,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
     // Logging in needs the store: 503, and no cookie.
     let (status, json, res) = send(app, json_request("/login", r#"{"user":"x"}"#, None)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
@@ -296,7 +331,11 @@ async fn guard_runs_before_the_body_and_its_extractors() {
     ] {
         let (got, _, _) = send(&own, json_request(path, "{}", token)).await;
         assert_eq!(got, status, "{path}");
-        assert_eq!(count.load(Ordering::SeqCst), 0, "{path}: body ran for a refused request");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            0,
+            "{path}: body ran for a refused request"
+        );
     }
     let (status, _, _) = send(&own, json_request("/admin", "{}", Some(&with))).await;
     assert_eq!(status, StatusCode::OK);
@@ -326,7 +365,11 @@ async fn one_session_lookup_per_request_and_none_for_malformed_cookies() {
     let before = loads();
     let (status, _, _) = send(&app, json_request("/orders", r#"{"n":1}"#, Some(&with))).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(loads() - before, 1, "guard + CurrentUser must share one lookup");
+    assert_eq!(
+        loads() - before,
+        1,
+        "guard + CurrentUser must share one lookup"
+    );
 
     let before = loads();
     let long = "A".repeat(8192);
@@ -344,10 +387,16 @@ async fn one_session_lookup_per_request_and_none_for_malformed_cookies() {
         let (status, json, _) = send(&app, req).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{json}");
     }
-    for raw in [&b"__Host-session=\xff\xfe"[..], b"__Host-session=\x80\xa0abc"] {
+    for raw in [
+        &b"__Host-session=\xff\xfe"[..],
+        b"__Host-session=\x80\xa0abc",
+    ] {
         let req = Request::builder()
             .uri("/has_role")
-            .header(header::COOKIE, axum::http::HeaderValue::from_bytes(raw).unwrap())
+            .header(
+                header::COOKIE,
+                axum::http::HeaderValue::from_bytes(raw).unwrap(),
+            )
             .body(Body::empty())
             .unwrap();
         assert_eq!(send(&app, req).await.0, StatusCode::UNAUTHORIZED);
@@ -362,21 +411,40 @@ async fn login_sets_a_secure_cookie_and_always_rotates() {
 
     let (status, json, res) = send(&app, json_request("/login", r#"{"user":"alice"}"#, None)).await;
     assert_eq!(status, StatusCode::OK, "{json}");
-    let set = res.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
-    for attr in ["__Host-session=", "HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+    let set = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attr in [
+        "__Host-session=",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Path=/",
+    ] {
         assert!(set.contains(attr), "{set} lacks {attr}");
     }
     assert!(!set.contains("Domain"));
     assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
     let first = cookie_token(&set);
-    assert_eq!(store.load(&first).await.unwrap().unwrap().user_id(), "alice");
+    assert_eq!(
+        store.load(&first).await.unwrap().unwrap().user_id(),
+        "alice"
+    );
 
     // Logging in again on a request that has a session (here: another user's) ends it and
     // issues a new token; the presented one is never reused.
-    let (_, _, res) = send(&app, json_request("/login", r#"{"user":"bob"}"#, Some(&first))).await;
+    let (_, _, res) = send(
+        &app,
+        json_request("/login", r#"{"user":"bob"}"#, Some(&first)),
+    )
+    .await;
     let second = cookie_token(res.headers()[header::SET_COOKIE].to_str().unwrap());
     assert_ne!(second, first);
-    assert!(store.load(&first).await.unwrap().is_none(), "old session survived login");
+    assert!(
+        store.load(&first).await.unwrap().is_none(),
+        "old session survived login"
+    );
     assert_eq!(store.load(&second).await.unwrap().unwrap().user_id(), "bob");
 }
 
@@ -388,9 +456,19 @@ async fn logout_deletes_the_session_and_expires_the_cookie() {
     let (status, _, res) = send(&app, request("POST", "/logout", Some(&token))).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let set = res.headers()[header::SET_COOKIE].to_str().unwrap();
-    assert!(set.starts_with("__Host-session=;") && set.contains("Max-Age=0"), "{set}");
+    assert!(
+        set.starts_with("__Host-session=;") && set.contains("Max-Age=0"),
+        "{set}"
+    );
     assert!(store.load(&token).await.unwrap().is_none());
-    expect(&app, "/login_required", Some(&token), StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    expect(
+        &app,
+        "/login_required",
+        Some(&token),
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -407,8 +485,18 @@ async fn role_removed_is_refused_on_next_request() {
         .await
         .unwrap();
     expect(&app, "/has_role", Some(&token), StatusCode::OK, "").await;
-    store.set_user_authz("carol", &["USER".to_owned()], &[]).await.unwrap();
-    expect(&app, "/has_role", Some(&token), StatusCode::FORBIDDEN, "forbidden").await;
+    store
+        .set_user_authz("carol", &["USER".to_owned()], &[])
+        .await
+        .unwrap();
+    expect(
+        &app,
+        "/has_role",
+        Some(&token),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
     expect(&app, "/login_required", Some(&token), StatusCode::OK, "").await;
 }
 
@@ -429,17 +517,19 @@ async fn handlers_read_and_write_session_data() {
 #[tokio::test]
 async fn rejections_can_be_replaced_for_html_apps() {
     let store = Arc::new(MemoryStore::new(SessionConfig::default()));
-    let app = Router::new()
-        .route("/admin", get(role))
-        .layer(
-            SessionLayer::new(store.clone())
-                .with_cookie(CookieConfig::default().secure(false).name("sid"))
-                .with_rejection(|rejection, _| match rejection {
-                    Rejection::Unauthenticated => Redirect::to("/login").into_response(),
-                    other => other.into_response(),
-                }),
-        );
-    let res = app.clone().oneshot(request("GET", "/admin", None)).await.unwrap();
+    let app = Router::new().route("/admin", get(role)).layer(
+        SessionLayer::new(store.clone())
+            .with_cookie(CookieConfig::default().secure(false).name("sid"))
+            .with_rejection(|rejection, _| match rejection {
+                Rejection::Unauthenticated => Redirect::to("/login").into_response(),
+                other => other.into_response(),
+            }),
+    );
+    let res = app
+        .clone()
+        .oneshot(request("GET", "/admin", None))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers()[header::LOCATION], "/login");
     let (token, _) = store.create(NewSession::new("eve")).await.unwrap();

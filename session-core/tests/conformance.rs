@@ -11,19 +11,21 @@ use session_core::{MemoryStore, RedisStore};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_passes_the_conformance_suite() {
     conformance::run(|config| async move { MemoryStore::new(config) }).await;
+    conformance::run_throttle(|config| async move { MemoryStore::new(config) }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_passes_the_conformance_suite() {
     let server = RedisServer::start().expect("a Redis server for the tests");
     let url = server.url().to_owned();
-    conformance::run(|config| {
+    let make = |config| {
         let url = url.clone();
         async move {
             RedisStore::connect(&url, config)
                 .await
                 .expect("connect to the test Redis")
         }
-    })
-    .await;
+    };
+    conformance::run(make).await;
+    conformance::run_throttle(make).await;
 }

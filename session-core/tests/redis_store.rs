@@ -2,7 +2,9 @@
 //! its keys, and outages (killed, hung, restarted).
 
 #[cfg(not(feature = "test-suite"))]
-compile_error!("the tests need the `test-suite` feature: run `cargo test --workspace --all-features`");
+compile_error!(
+    "the tests need the `test-suite` feature: run `cargo test --workspace --all-features`"
+);
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -14,8 +16,7 @@ use base64::Engine as _;
 use redis::AsyncCommands;
 use session_core::testing::{conformance::unique_prefix, RedisServer};
 use session_core::{
-    Error, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token,
-    UnavailableKind,
+    Error, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token, UnavailableKind,
 };
 
 fn config() -> SessionConfig {
@@ -42,7 +43,10 @@ fn session_key(config: &SessionConfig, token: &Token) -> Vec<u8> {
 
 /// Commands Redis received from clients (not from inside scripts) while `work` ran, as seen by
 /// `MONITOR`.
-async fn monitored<F: std::future::Future<Output = ()>>(server: &RedisServer, work: F) -> Vec<String> {
+async fn monitored<F: std::future::Future<Output = ()>>(
+    server: &RedisServer,
+    work: F,
+) -> Vec<String> {
     let mut child = Command::new("redis-cli")
         .args(["-p", &server.port().to_string(), "monitor"])
         .stdout(Stdio::piped())
@@ -60,10 +64,16 @@ async fn monitored<F: std::future::Future<Output = ()>>(server: &RedisServer, wo
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), "OK");
     work.await;
     let mut conn = raw(server).await;
-    let _: String = redis::cmd("ECHO").arg("end-of-test").query_async(&mut conn).await.unwrap();
+    let _: String = redis::cmd("ECHO")
+        .arg("end-of-test")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let mut lines = Vec::new();
     loop {
-        let line = rx.recv_timeout(Duration::from_secs(5)).expect("monitor output");
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("monitor output");
         if line.contains("end-of-test") {
             break;
         }
@@ -85,7 +95,10 @@ async fn load_and_touch_is_one_round_trip() {
         .build()
         .unwrap();
     let store = RedisStore::connect(server.url(), config).await.unwrap();
-    let (token, _) = store.create(NewSession::new("alice").with_roles(["USER"])).await.unwrap();
+    let (token, _) = store
+        .create(NewSession::new("alice").with_roles(["USER"]))
+        .await
+        .unwrap();
     store.load(&token).await.unwrap().unwrap(); // the script is cached in Redis from here on
 
     let commands = monitored(&server, async {
@@ -95,9 +108,15 @@ async fn load_and_touch_is_one_round_trip() {
         }
     })
     .await;
-    assert_eq!(commands.len(), 50, "expected one command per load: {commands:#?}");
+    assert_eq!(
+        commands.len(),
+        50,
+        "expected one command per load: {commands:#?}"
+    );
     assert!(
-        commands.iter().all(|c| c.to_lowercase().contains("\"evalsha\"")),
+        commands
+            .iter()
+            .all(|c| c.to_lowercase().contains("\"evalsha\"")),
         "{commands:#?}"
     );
 }
@@ -106,7 +125,9 @@ async fn load_and_touch_is_one_round_trip() {
 async fn no_key_or_value_in_redis_holds_the_token() {
     let server = RedisServer::start().unwrap();
     let config = config();
-    let store = RedisStore::connect(server.url(), config.clone()).await.unwrap();
+    let store = RedisStore::connect(server.url(), config.clone())
+        .await
+        .unwrap();
     let mut tokens = Vec::new();
     for user in ["alice", "bob"] {
         let mut data = SessionData::new();
@@ -129,7 +150,11 @@ async fn no_key_or_value_in_redis_holds_the_token() {
     assert_eq!(keys.len(), 4, "2 sessions + 2 user indexes");
     let mut at_rest: Vec<Vec<u8>> = keys.clone();
     for key in &keys {
-        let kind: String = redis::cmd("TYPE").arg(key).query_async(&mut conn).await.unwrap();
+        let kind: String = redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let values: Vec<Vec<u8>> = match kind.as_str() {
             "string" => vec![conn.get(key).await.unwrap()],
             "zset" => conn.zrange(key, 0, -1).await.unwrap(),
@@ -146,7 +171,9 @@ async fn no_key_or_value_in_redis_holds_the_token() {
                 "token text found at rest"
             );
             assert!(
-                !blob.windows(raw_token.len()).any(|w| w == raw_token.as_slice()),
+                !blob
+                    .windows(raw_token.len())
+                    .any(|w| w == raw_token.as_slice()),
                 "raw token bytes found at rest"
             );
         }
@@ -159,7 +186,9 @@ async fn no_key_or_value_in_redis_holds_the_token() {
 async fn foreign_or_corrupt_values_under_a_session_key_are_no_session() {
     let server = RedisServer::start().unwrap();
     let config = config();
-    let store = RedisStore::connect(server.url(), config.clone()).await.unwrap();
+    let store = RedisStore::connect(server.url(), config.clone())
+        .await
+        .unwrap();
     let mut conn = raw(&server).await;
 
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
@@ -177,7 +206,10 @@ async fn foreign_or_corrupt_values_under_a_session_key_are_no_session() {
         b"\x01".to_vec(),
     ] {
         let _: () = conn.set(&key, &bad).await.unwrap();
-        assert!(store.load(&token).await.unwrap().is_none(), "{bad:?} loaded");
+        assert!(
+            store.load(&token).await.unwrap().is_none(),
+            "{bad:?} loaded"
+        );
         assert!(matches!(
             store.save_data(&token, &SessionData::new()).await,
             Err(Error::Corrupt(_) | Error::NotFound)
@@ -203,7 +235,9 @@ async fn foreign_or_corrupt_values_under_a_session_key_are_no_session() {
 async fn user_index_has_a_ttl_and_disappears_with_the_last_session() {
     let server = RedisServer::start().unwrap();
     let config = config();
-    let store = RedisStore::connect(server.url(), config.clone()).await.unwrap();
+    let store = RedisStore::connect(server.url(), config.clone())
+        .await
+        .unwrap();
     let mut conn = raw(&server).await;
     let index = format!("{}:u:alice", config.key_prefix());
 
@@ -217,7 +251,11 @@ async fn user_index_has_a_ttl_and_disappears_with_the_last_session() {
 
     store.delete(&t1).await.unwrap();
     let members: Vec<Vec<u8>> = conn.zrange(&index, 0, -1).await.unwrap();
-    assert_eq!(members, vec![t2.key().as_bytes().to_vec()], "logout left its index entry");
+    assert_eq!(
+        members,
+        vec![t2.key().as_bytes().to_vec()],
+        "logout left its index entry"
+    );
     store.delete(&t2).await.unwrap();
     let exists: bool = conn.exists(&index).await.unwrap();
     assert!(!exists, "empty index left behind");
@@ -241,7 +279,11 @@ async fn lost_script_cache_is_reloaded_transparently() {
     let store = RedisStore::connect(server.url(), config()).await.unwrap();
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
     let mut conn = raw(&server).await;
-    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!(store.load(&token).await.unwrap().is_some());
 }
 
@@ -261,14 +303,21 @@ async fn killed_redis_is_unavailable_and_the_same_store_recovers_after_restart()
             other => panic!("a dead Redis must be unavailable, got {other:?}"),
         }
     }
-    assert!(store.create(NewSession::new("bob")).await.unwrap_err().is_unavailable());
+    assert!(store
+        .create(NewSession::new("bob"))
+        .await
+        .unwrap_err()
+        .is_unavailable());
     assert!(store.ping().await.unwrap_err().is_unavailable());
 
     server.restart().unwrap();
     // Nothing was persisted, so the old session is gone; the store itself works again.
     assert!(store.load(&token).await.unwrap().is_none());
     let (fresh, _) = store.create(NewSession::new("alice")).await.unwrap();
-    assert_eq!(store.load(&fresh).await.unwrap().unwrap().user_id(), "alice");
+    assert_eq!(
+        store.load(&fresh).await.unwrap().unwrap().user_id(),
+        "alice"
+    );
 }
 
 #[tokio::test]
@@ -285,9 +334,16 @@ async fn hung_redis_times_out_and_recovers() {
         }) => {}
         other => panic!("a hung Redis must time out, got {other:?}"),
     }
-    assert!(store.create(NewSession::new("bob")).await.unwrap_err().is_unavailable());
+    assert!(store
+        .create(NewSession::new("bob"))
+        .await
+        .unwrap_err()
+        .is_unavailable());
     server.resume();
-    assert!(store.load(&token).await.unwrap().is_some(), "session lost after the hang");
+    assert!(
+        store.load(&token).await.unwrap().is_some(),
+        "session lost after the hang"
+    );
 }
 
 #[tokio::test]
@@ -295,7 +351,9 @@ async fn unreachable_url_fails_fast_with_a_clear_error() {
     // Nothing listens on the port of a server we just killed.
     let mut server = RedisServer::start_local().unwrap();
     server.kill();
-    let err = RedisStore::connect(server.url(), config()).await.unwrap_err();
+    let err = RedisStore::connect(server.url(), config())
+        .await
+        .unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     assert!(err.to_string().contains("is Redis running") || err.to_string().contains("Redis at"));
     let bad = RedisStore::new("not a url", config()).unwrap_err();

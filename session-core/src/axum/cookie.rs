@@ -177,7 +177,13 @@ mod tests {
             .unwrap();
         let set = set.to_str().unwrap();
         assert!(set.starts_with(&format!("__Host-session={}", token.as_cookie_value())));
-        for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Max-Age=3600"] {
+        for attr in [
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Path=/",
+            "Max-Age=3600",
+        ] {
             assert!(set.contains(attr), "{set} lacks {attr}");
         }
         assert!(!set.contains("Domain"));

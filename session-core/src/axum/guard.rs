@@ -397,7 +397,7 @@ where
             let (parts, body) = req.into_parts();
             let ctx = match RequestSession::from_parts(&parts) {
                 Ok(ctx) => ctx,
-                Err(response) => return Ok(response),
+                Err(missing) => return Ok(missing.into()),
             };
             let outcome = enforce(
                 &ctx,

@@ -218,13 +218,13 @@ impl RequestSession {
         self.0.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The context the layer put in the request, or the `MissingLayer` rejection.
-    pub(crate) fn from_parts(parts: &Parts) -> Result<Self, Response> {
+    /// The context the layer put in the request, or the `MissingLayer` response.
+    pub(crate) fn from_parts(parts: &Parts) -> Result<Self, MissingLayer> {
         parts.extensions.get::<Self>().cloned().ok_or_else(|| {
             tracing::error!(
                 "a session extractor ran without session_core::axum::SessionLayer on the router"
             );
-            Rejection::MissingLayer.json_response()
+            MissingLayer
         })
     }
 
@@ -305,5 +305,15 @@ impl RequestSession {
             tracing::error!("could not build the Set-Cookie header (check the cookie name)");
         }
         header
+    }
+}
+
+/// The router has no [`SessionLayer`]; answers 500 [`Rejection::MissingLayer`].
+#[derive(Debug)]
+pub(crate) struct MissingLayer;
+
+impl From<MissingLayer> for Response {
+    fn from(_: MissingLayer) -> Response {
+        Rejection::MissingLayer.json_response()
     }
 }

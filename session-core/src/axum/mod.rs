@@ -51,16 +51,18 @@
 //! and not at all when it carries no session cookie.
 
 mod cookie;
+mod csrf;
 mod extract;
 mod guard;
 mod layer;
 mod rejection;
 
 pub use self::cookie::{CookieConfig, SameSite};
+pub use self::csrf::{CsrfLayer, CsrfService};
 pub use self::extract::{AuthSession, CurrentUser};
 pub use self::guard::{
-    AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, Guard, LCons, LNil, Login, Nil,
-    Require, RequireService, Requirement, TypeStr, TypeStrList,
+    AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, Guard, LCons, LNil, Login, Nil, Require,
+    RequireService, Requirement, TypeStr, TypeStrList,
 };
 pub use self::layer::{SessionLayer, SessionService};
 pub use self::rejection::Rejection;

@@ -64,8 +64,10 @@ impl Rejection {
         let body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
         let mut res = (self.status(), axum::Json(body)).into_response();
         if matches!(self, Rejection::StoreUnavailable) {
-            res.headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            res.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
         }
         res
     }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -16,6 +17,7 @@ use crate::record::{
     SessionData, SessionInfo,
 };
 use crate::store::SessionStore;
+use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
 use crate::token::{SessionHandle, SessionKey, Token};
 
 /// How many creates between full sweeps of ended sessions that nobody asked for again.
@@ -41,6 +43,8 @@ const SWEEP_EVERY: usize = 1024;
 pub struct MemoryStore {
     config: SessionConfig,
     inner: Mutex<Inner>,
+    /// Failed logins per username: (count, end of window or lock in ms).
+    failures: Mutex<HashMap<String, (u32, u64)>>,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +73,7 @@ impl MemoryStore {
         Self {
             config,
             inner: Mutex::new(Inner::default()),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -86,6 +91,10 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than losing every session, so keep serving.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn failures(&self) -> MutexGuard<'_, HashMap<String, (u32, u64)>> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -313,5 +322,49 @@ impl SessionStore for MemoryStore {
             }
         }
         Ok(live.len())
+    }
+}
+
+#[async_trait]
+impl LoginThrottle for MemoryStore {
+    async fn check_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+        check_user_id(username)?;
+        let now = now_ms();
+        Ok(match self.failures().get(username) {
+            Some(&(n, until)) if n >= config.max_failures() && until > now => Attempt::Locked {
+                retry_after: Duration::from_millis(until - now),
+            },
+            _ => Attempt::Allowed,
+        })
+    }
+
+    async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+        check_user_id(username)?;
+        let now = now_ms();
+        let window = duration_ms(config.window());
+        let mut failures = self.failures();
+        if failures.len() > 10_000 {
+            failures.retain(|_, (_, until)| *until > now);
+        }
+        let entry = failures.entry(username.to_owned()).or_insert((0, 0));
+        if entry.1 <= now {
+            *entry = (0, now + window);
+        }
+        entry.0 += 1;
+        if entry.0 == config.max_failures() {
+            entry.1 = now + window;
+        }
+        Ok(if entry.0 >= config.max_failures() {
+            Attempt::Locked {
+                retry_after: Duration::from_millis(entry.1 - now),
+            }
+        } else {
+            Attempt::Allowed
+        })
+    }
+
+    async fn clear_failures(&self, username: &str) -> Result<()> {
+        self.failures().remove(username);
+        Ok(())
     }
 }

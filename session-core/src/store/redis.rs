@@ -37,6 +37,7 @@ use crate::record::{
     SessionData, SessionInfo,
 };
 use crate::store::SessionStore;
+use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
 use crate::token::{SessionHandle, SessionKey, Token};
 
 /// Sessions in Redis.
@@ -473,6 +474,62 @@ impl SessionStore for RedisStore {
     }
 }
 
+#[async_trait]
+impl LoginThrottle for RedisStore {
+    async fn check_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+        check_user_id(username)?;
+        let key = self.keys.throttle(username);
+        let script = &self.scripts.throttle_check;
+        let ttl: i64 = self
+            .with_connection(|mut c| async move {
+                script
+                    .key(&key)
+                    .arg(config.max_failures())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(attempt(ttl))
+    }
+
+    async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+        check_user_id(username)?;
+        let key = self.keys.throttle(username);
+        let script = &self.scripts.throttle_fail;
+        let window = duration_ms(config.window());
+        let ttl: i64 = self
+            .with_connection(|mut c| async move {
+                script
+                    .key(&key)
+                    .arg(config.max_failures())
+                    .arg(window)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(attempt(ttl))
+    }
+
+    async fn clear_failures(&self, username: &str) -> Result<()> {
+        check_user_id(username)?;
+        let key = self.keys.throttle(username);
+        self.with_connection(|mut c| async move {
+            redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
+        })
+        .await
+    }
+}
+
+/// A script's "remaining lock in ms, or -1".
+fn attempt(ttl_ms: i64) -> Attempt {
+    match u64::try_from(ttl_ms) {
+        Ok(ms) if ms > 0 => Attempt::Locked {
+            retry_after: Duration::from_millis(ms),
+        },
+        _ => Attempt::Allowed,
+    }
+}
+
 /// Script outcomes: 1 done, 0 no session, -1 bytes that are not a record of ours.
 fn outcome_to_result(outcome: i64, key: SessionKey) -> Result<()> {
     match outcome {
@@ -502,6 +559,7 @@ fn member_key(member: &[u8]) -> Option<SessionKey> {
 struct KeyLayout {
     session_prefix: Vec<u8>,
     index_prefix: Vec<u8>,
+    throttle_prefix: Vec<u8>,
 }
 
 impl KeyLayout {
@@ -509,6 +567,7 @@ impl KeyLayout {
         Self {
             session_prefix: format!("{prefix}:s:").into_bytes(),
             index_prefix: format!("{prefix}:u:").into_bytes(),
+            throttle_prefix: format!("{prefix}:t:").into_bytes(),
         }
     }
 
@@ -520,10 +579,11 @@ impl KeyLayout {
     }
 
     fn index(&self, user_id: &str) -> Vec<u8> {
-        let mut k = Vec::with_capacity(self.index_prefix.len() + user_id.len());
-        k.extend_from_slice(&self.index_prefix);
-        k.extend_from_slice(user_id.as_bytes());
-        k
+        [self.index_prefix.as_slice(), user_id.as_bytes()].concat()
+    }
+
+    fn throttle(&self, username: &str) -> Vec<u8> {
+        [self.throttle_prefix.as_slice(), username.as_bytes()].concat()
     }
 }
 
@@ -536,6 +596,8 @@ struct Scripts {
     list: Script,
     delete_members: Script,
     set_authz: Script,
+    throttle_check: Script,
+    throttle_fail: Script,
 }
 
 impl Scripts {
@@ -549,6 +611,8 @@ impl Scripts {
             list: Script::new(include_str!("redis/list.lua")),
             delete_members: Script::new(include_str!("redis/delete_members.lua")),
             set_authz: Script::new(include_str!("redis/set_authz.lua")),
+            throttle_check: Script::new(include_str!("redis/throttle_check.lua")),
+            throttle_fail: Script::new(include_str!("redis/throttle_fail.lua")),
         }
     }
 }

@@ -448,3 +448,85 @@ pub async fn concurrent_sessions_are_not_lost_or_mixed(store: impl SessionStore)
     }
     assert_eq!(listed, 150, "index does not match the live sessions");
 }
+
+/// Runs the [`LoginThrottle`](crate::throttle::LoginThrottle) cases against stores made by
+/// `make`.
+///
+/// # Panics
+/// On the first case that fails, naming it.
+pub async fn run_throttle<S, F, Fut>(make: F)
+where
+    S: crate::throttle::LoginThrottle,
+    F: Fn(SessionConfig) -> Fut,
+    Fut: Future<Output = S>,
+{
+    let config = || {
+        SessionConfig::builder()
+            .key_prefix(unique_prefix())
+            .build()
+            .expect("valid test configuration")
+    };
+    throttle_locks_after_max_failures_even_for_the_right_password(make(config()).await).await;
+    throttle_window_ends_and_success_clears_the_count(make(config()).await).await;
+}
+
+/// Three failures (the limit) lock the username; other usernames are unaffected.
+pub async fn throttle_locks_after_max_failures_even_for_the_right_password(
+    store: impl crate::throttle::LoginThrottle,
+) {
+    use crate::throttle::{Attempt, ThrottleConfig};
+    let limits = ThrottleConfig::new(3, Duration::from_secs(60));
+    for i in 1..=3 {
+        assert_eq!(
+            store.check_login("alice", &limits).await.unwrap(),
+            Attempt::Allowed
+        );
+        let after = store.record_failure("alice", &limits).await.unwrap();
+        assert_eq!(
+            matches!(after, Attempt::Locked { .. }),
+            i == 3,
+            "failure {i}"
+        );
+    }
+    match store.check_login("alice", &limits).await.unwrap() {
+        Attempt::Locked { retry_after } => {
+            assert!(
+                retry_after > Duration::from_secs(50) && retry_after <= Duration::from_secs(60)
+            );
+        }
+        Attempt::Allowed => panic!("not locked after the limit"),
+    }
+    assert_eq!(
+        store.check_login("bob", &limits).await.unwrap(),
+        Attempt::Allowed
+    );
+}
+
+/// Failures expire with the window; a success forgets them.
+pub async fn throttle_window_ends_and_success_clears_the_count(
+    store: impl crate::throttle::LoginThrottle,
+) {
+    use crate::throttle::{Attempt, ThrottleConfig};
+    let short = ThrottleConfig::new(2, Duration::from_millis(400));
+    store.record_failure("carol", &short).await.unwrap();
+    store.record_failure("carol", &short).await.unwrap();
+    assert!(matches!(
+        store.check_login("carol", &short).await.unwrap(),
+        Attempt::Locked { .. }
+    ));
+    sleep_ms(600).await;
+    assert_eq!(
+        store.check_login("carol", &short).await.unwrap(),
+        Attempt::Allowed,
+        "lock outlived its window"
+    );
+
+    let long = ThrottleConfig::new(2, Duration::from_secs(60));
+    store.record_failure("dave", &long).await.unwrap();
+    store.clear_failures("dave").await.unwrap();
+    assert_eq!(
+        store.record_failure("dave", &long).await.unwrap(),
+        Attempt::Allowed,
+        "count not cleared"
+    );
+}

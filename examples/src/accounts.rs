@@ -1,0 +1,162 @@
+//! The demo's user accounts (username, Argon2id hash, roles), kept in the same backend as the
+//! sessions: Redis hashes next to the session keys, or memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use session_core::redis;
+use session_core::{Error, RedisStore};
+
+/// One account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The login name.
+    pub username: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Roles, granted at login.
+    pub roles: Vec<String>,
+}
+
+/// Where accounts live.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// The account of `username`, if any.
+    async fn get(&self, username: &str) -> Result<Option<Account>, Error>;
+    /// Adds `account` unless the username is taken; true when added.
+    async fn create(&self, account: &Account) -> Result<bool, Error>;
+    /// Replaces the roles of `username`; false when there is no such account.
+    async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, Error>;
+}
+
+/// Accounts in memory.
+#[derive(Debug, Default)]
+pub struct MemoryAccounts(Mutex<HashMap<String, Account>>);
+
+impl MemoryAccounts {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Account>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl AccountStore for MemoryAccounts {
+    async fn get(&self, username: &str) -> Result<Option<Account>, Error> {
+        Ok(self.map().get(username).cloned())
+    }
+
+    async fn create(&self, account: &Account) -> Result<bool, Error> {
+        let mut map = self.map();
+        if map.contains_key(&account.username) {
+            return Ok(false);
+        }
+        map.insert(account.username.clone(), account.clone());
+        Ok(true)
+    }
+
+    async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, Error> {
+        Ok(self
+            .map()
+            .get_mut(username)
+            .map(|a| a.roles = roles.to_vec())
+            .is_some())
+    }
+}
+
+/// Accounts in Redis: one hash per account at `{prefix}:acct:{username}` with fields `hash`
+/// and `roles` (a JSON array), on the session store's own connection pool.
+pub struct RedisAccounts {
+    store: Arc<RedisStore>,
+    prefix: String,
+    create: redis::Script,
+    set_roles: redis::Script,
+}
+
+impl RedisAccounts {
+    /// Accounts under `{prefix}:acct:`.
+    pub fn new(store: Arc<RedisStore>, prefix: &str) -> Self {
+        Self {
+            store,
+            prefix: format!("{prefix}:acct:"),
+            // Atomic "create unless taken": HSETNX on the hash field decides.
+            create: redis::Script::new(
+                "if redis.call('HSETNX', KEYS[1], 'hash', ARGV[1]) == 0 then return 0 end \
+                 redis.call('HSET', KEYS[1], 'roles', ARGV[2]) return 1",
+            ),
+            set_roles: redis::Script::new(
+                "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
+                 redis.call('HSET', KEYS[1], 'roles', ARGV[1]) return 1",
+            ),
+        }
+    }
+
+    fn key(&self, username: &str) -> String {
+        format!("{}{username}", self.prefix)
+    }
+}
+
+fn roles_json(roles: &[String]) -> String {
+    serde_json::to_string(roles).unwrap_or_else(|_| "[]".to_owned())
+}
+
+#[async_trait]
+impl AccountStore for RedisAccounts {
+    async fn get(&self, username: &str) -> Result<Option<Account>, Error> {
+        let key = self.key(username);
+        let (hash, roles): (Option<String>, Option<String>) = self
+            .store
+            .with_connection(|mut c| async move {
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg("hash")
+                    .arg("roles")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let Some(password_hash) = hash else {
+            return Ok(None);
+        };
+        let roles = roles
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or_default();
+        Ok(Some(Account {
+            username: username.to_owned(),
+            password_hash,
+            roles,
+        }))
+    }
+
+    async fn create(&self, account: &Account) -> Result<bool, Error> {
+        let key = self.key(&account.username);
+        let roles = roles_json(&account.roles);
+        let hash = account.password_hash.clone();
+        let script = &self.create;
+        let created: i64 = self
+            .store
+            .with_connection(|mut c| async move {
+                script
+                    .key(&key)
+                    .arg(&hash)
+                    .arg(&roles)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(created == 1)
+    }
+
+    async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, Error> {
+        let key = self.key(username);
+        let roles = roles_json(roles);
+        let script = &self.set_roles;
+        let updated: i64 = self
+            .store
+            .with_connection(|mut c| async move {
+                script.key(&key).arg(&roles).invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(updated == 1)
+    }
+}

@@ -1,0 +1,181 @@
+//! The demo's error answers: every one is `{"error": CODE, "message": TEXT}` with
+//! `Content-Type: application/json`, whatever produced it.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+/// An error answer of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400 `bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 401 `invalid_credentials`: the same answer for an unknown user and a wrong password.
+    pub fn invalid_credentials() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "unknown username or wrong password",
+        )
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 409 `conflict`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 429 `too_many_attempts` with `Retry-After`.
+    pub fn too_many_attempts(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("too many failed logins; try again in {retry_after_secs} s"),
+            )
+        }
+    }
+
+    /// 503 `store_unavailable`.
+    pub fn store_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the session store is unavailable; try again shortly",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+impl From<session_core::Error> for ApiError {
+    fn from(e: session_core::Error) -> Self {
+        match e {
+            session_core::Error::Unavailable { .. } => {
+                tracing::warn!(error = %e, "store unavailable");
+                Self::store_unavailable()
+            }
+            session_core::Error::NotFound | session_core::Error::Corrupt(_) => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "log in first: no live session",
+            ),
+            session_core::Error::InvalidInput(m) => Self::bad_request(m),
+            other => {
+                tracing::error!(error = %other, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+/// `axum::Json`, but its rejections are our JSON errors: 413 `payload_too_large` for a body
+/// over the limit, 400 `bad_request` for anything else (malformed JSON, wrong shape, missing
+/// content type) instead of axum's 415/422 plain-text answers.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return payload_too_large();
+    }
+    ApiError::bad_request(rejection.body_text())
+}
+
+fn payload_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("request bodies are limited to {} bytes", crate::BODY_LIMIT),
+    )
+}
+
+/// The last line of defence: an error answer that is not yet our JSON (axum's 404 and 405, a
+/// path rejection, a layer's plain-text error) becomes one, keeping its status.
+pub async fn json_errors(res: Response) -> Response {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let code = match status {
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => return payload_too_large().into_response(),
+        StatusCode::TOO_MANY_REQUESTS => "too_many_attempts",
+        StatusCode::SERVICE_UNAVAILABLE => "store_unavailable",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    };
+    let message = match status {
+        StatusCode::NOT_FOUND => "no such route".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_owned(),
+        s => s.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let (mut parts, _) = res.into_parts();
+    let mut fresh = ApiError::new(status, code, message).into_response();
+    // Keep headers such as Allow and Retry-After; the body and its type are replaced.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    for (name, value) in parts.headers.iter() {
+        fresh.headers_mut().entry(name).or_insert(value.clone());
+    }
+    fresh
+}

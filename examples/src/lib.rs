@@ -1,0 +1,114 @@
+//! The demo server of `session-core`: login with Redis sessions, end to end.
+//!
+//! [`app`] builds the whole HTTP service; `src/main.rs` reads the settings, picks the store and
+//! serves it. See the README for a curl session.
+
+pub mod accounts;
+pub mod errors;
+pub mod routes;
+pub mod settings;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use axum::response::Response;
+use tower::util::BoxCloneService;
+use tower::Layer as _;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use session_core::axum::{CookieConfig, CsrfLayer, SessionLayer};
+use session_core::password::Passwords;
+use session_core::throttle::{LoginThrottle, ThrottleConfig};
+use session_core::SessionStore;
+
+use crate::accounts::{Account, AccountStore};
+
+/// Largest request body, in bytes.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// A session store that also keeps the login throttle (both shipped stores are).
+pub trait Backend: SessionStore + LoginThrottle {}
+impl<T: SessionStore + LoginThrottle> Backend for T {}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Sessions and login throttling.
+    pub store: Arc<dyn Backend>,
+    /// User accounts.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Password hashing.
+    pub passwords: Passwords,
+    /// Lockout rule.
+    pub throttle: ThrottleConfig,
+}
+
+/// The HTTP service: routes, sessions, JSON errors, CSRF defence (before routing) and request
+/// logging.
+pub fn app(state: AppState, cookie: CookieConfig) -> HttpService {
+    use routes::*;
+    let store: Arc<dyn SessionStore> = state.store.clone();
+    let router = Router::new()
+        .route("/health", get(health))
+        .route("/register", post(register))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+        .route("/admin", get(admin))
+        .route("/sessions", get(list_sessions).delete(delete_all_sessions))
+        .route("/sessions/{id}", delete(delete_session))
+        .route("/admin/users/{username}/roles", put(set_roles))
+        .route(
+            "/admin/users/{username}/sessions",
+            delete(revoke_user_sessions),
+        )
+        .fallback(not_found)
+        .with_state(state)
+        .layer(SessionLayer::new(store).with_cookie(cookie))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(errors::json_errors))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        );
+    // Around the router, not inside it: the CSRF check runs before routing, so a cross-site
+    // write to any path, existing or not, is refused (and audit-logged by the layer).
+    BoxCloneService::new(CsrfLayer::new().layer(router.into_service()))
+}
+
+/// The whole app as one service (what [`app`] returns and `main` serves).
+pub type HttpService = BoxCloneService<Request<Body>, Response, Infallible>;
+
+/// The demo accounts, created when absent.
+pub const SEED: [(&str, &str, &[&str]); 2] = [
+    ("alice", "alice-password", &["USER"]),
+    ("admin", "admin-password", &["USER", "ADMIN"]),
+];
+
+/// Creates the [`SEED`] accounts that do not exist yet.
+///
+/// # Errors
+/// The store's error when it cannot be reached.
+pub async fn seed(state: &AppState) -> Result<(), session_core::Error> {
+    for (username, password, roles) in SEED {
+        if state.accounts.get(username).await?.is_some() {
+            continue;
+        }
+        let account = Account {
+            username: username.to_owned(),
+            password_hash: state.passwords.hash(password).await?,
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        if state.accounts.create(&account).await? {
+            tracing::info!(user = username, "seeded demo account");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! The demo's routes: accounts, login and logout, the caller's sessions, and an admin area.
+
+use std::time::SystemTime;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use session_core::axum::{AuthSession, CurrentUser};
+use session_core::prelude::*;
+use session_core::throttle::{retry_after_secs, Attempt};
+use session_core::SessionHandle;
+
+use crate::accounts::Account;
+use crate::errors::{ApiError, ApiJson};
+use crate::AppState;
+
+/// `{"username", "password"}` of `/register` and `/login`.
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// `{"roles": [...]}` of `PUT /admin/users/{username}/roles`.
+#[derive(Debug, Deserialize)]
+pub struct RolesBody {
+    roles: Vec<String>,
+}
+
+fn valid_username(username: &str) -> bool {
+    (3..=64).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn valid_password(password: &str) -> bool {
+    (8..=128).contains(&password.chars().count())
+}
+
+fn valid_role(role: &str) -> bool {
+    (1..=64).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':'))
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// `GET /health`: 200 when the store answers, 503 otherwise.
+pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state.store.ping().await?;
+    Ok(Json(
+        json!({ "status": "ok", "store": state.store.backend_name() }),
+    ))
+}
+
+/// `POST /register`.
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !valid_username(&body.username) {
+        return Err(ApiError::bad_request(
+            "username must be 3-64 characters of A-Z, a-z, 0-9, '_', '.', '-'",
+        ));
+    }
+    if !valid_password(&body.password) {
+        return Err(ApiError::bad_request("password must be 8-128 characters"));
+    }
+    if state.accounts.get(&body.username).await?.is_some() {
+        return Err(ApiError::conflict("that username is taken"));
+    }
+    let account = Account {
+        username: body.username,
+        password_hash: state.passwords.hash(&body.password).await?,
+        roles: vec!["USER".to_owned()],
+    };
+    if !state.accounts.create(&account).await? {
+        return Err(ApiError::conflict("that username is taken"));
+    }
+    tracing::info!(target: "session_audit", event = "register", user = %account.username, "account created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "username": account.username, "roles": account.roles })),
+    ))
+}
+
+/// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
+/// password; every login starts a new session with a new token.
+pub async fn login(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Json<Value>, ApiError> {
+    let username = body.username.as_str();
+    // A name that cannot be an account is checked like an unknown one (same answer, same
+    // time) but not counted: it has no throttle key of its own.
+    let plausible = valid_username(username) && body.password.chars().count() <= 128;
+    if plausible {
+        if let Attempt::Locked { retry_after } =
+            state.store.check_login(username, &state.throttle).await?
+        {
+            tracing::info!(target: "session_audit", event = "login_refused_locked", user = %username, "login refused: username locked");
+            return Err(ApiError::too_many_attempts(retry_after_secs(retry_after)));
+        }
+    }
+    let account = if plausible {
+        state.accounts.get(username).await?
+    } else {
+        None
+    };
+    let password = if plausible {
+        body.password.as_str()
+    } else {
+        ""
+    };
+    let ok = state
+        .passwords
+        .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
+        .await?;
+    let Some(account) = account.filter(|_| ok) else {
+        tracing::info!(target: "session_audit", event = "login_failed", user = %username, "failed login");
+        if plausible {
+            if let Attempt::Locked { retry_after } = state
+                .store
+                .record_failure(username, &state.throttle)
+                .await?
+            {
+                tracing::warn!(
+                    target: "session_audit",
+                    event = "lockout",
+                    user = %username,
+                    secs = retry_after_secs(retry_after),
+                    "username locked after repeated failed logins"
+                );
+            }
+        }
+        return Err(ApiError::invalid_credentials());
+    };
+    state.store.clear_failures(username).await?;
+    let session = auth
+        .login(NewSession::new(account.username.clone()).with_roles(account.roles.clone()))
+        .await?;
+    Ok(Json(
+        json!({ "username": session.user_id(), "roles": session.roles() }),
+    ))
+}
+
+/// `POST /logout`.
+#[login_required]
+pub async fn logout(mut auth: AuthSession) -> Result<StatusCode, ApiError> {
+    auth.logout().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /me`.
+#[login_required]
+pub async fn me(user: CurrentUser) -> Json<Value> {
+    Json(json!({ "username": user.user_id(), "roles": user.roles() }))
+}
+
+/// `GET /admin`.
+#[has_role("ADMIN")]
+pub async fn admin(user: CurrentUser) -> Json<Value> {
+    Json(json!({ "message": format!("welcome to the admin area, {}", user.user_id()) }))
+}
+
+/// `GET /sessions`: the caller's live sessions.
+#[login_required]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    let current = user.handle();
+    let sessions = state.store.list_user_sessions(user.user_id()).await?;
+    Ok(Json(Value::Array(
+        sessions
+            .into_iter()
+            .map(|s| {
+                json!({
+                    "id": s.handle,
+                    "created_at": rfc3339(s.created_at),
+                    "last_seen_at": rfc3339(s.last_seen_at),
+                    "current": s.handle == current,
+                })
+            })
+            .collect(),
+    )))
+}
+
+/// `DELETE /sessions/{id}`: ends one of the caller's own sessions.
+#[login_required]
+pub async fn delete_session(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let Some(session) = auth.session().cloned() else {
+        return Err(session_core::Error::NotFound.into());
+    };
+    let handle = SessionHandle::new(id);
+    if handle == session.handle() {
+        auth.logout().await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    if !state
+        .store
+        .delete_user_session(session.user_id(), &handle)
+        .await?
+    {
+        return Err(ApiError::not_found("no such session among yours"));
+    }
+    tracing::info!(target: "session_audit", event = "revocation", user = %session.user_id(), handle = %handle, by = %session.user_id(), "session ended by its owner");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /sessions`: ends all the caller's sessions, this one too.
+#[login_required]
+pub async fn delete_all_sessions(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+) -> Result<StatusCode, ApiError> {
+    let Some(user) = auth.session().map(|s| s.user_id().to_owned()) else {
+        return Err(session_core::Error::NotFound.into());
+    };
+    let ended = state.store.delete_user_sessions(&user).await?;
+    tracing::info!(target: "session_audit", event = "revocation", user = %user, ended, by = %user, "all sessions ended by their owner");
+    auth.logout().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /admin/users/{username}/roles`: the user's live sessions see the new roles at their
+/// next request.
+#[has_role("ADMIN")]
+pub async fn set_roles(
+    State(state): State<AppState>,
+    admin: CurrentUser,
+    Path(username): Path<String>,
+    ApiJson(body): ApiJson<RolesBody>,
+) -> Result<StatusCode, ApiError> {
+    if body.roles.len() > 32 || !body.roles.iter().all(|r| valid_role(r)) {
+        return Err(ApiError::bad_request(
+            "roles: at most 32, each 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-', ':'",
+        ));
+    }
+    let mut roles = body.roles;
+    roles.sort();
+    roles.dedup();
+    if !state.accounts.set_roles(&username, &roles).await? {
+        return Err(ApiError::not_found("no such user"));
+    }
+    let sessions = state.store.set_user_authz(&username, &roles, &[]).await?;
+    tracing::info!(target: "session_audit", event = "roles_changed", user = %username, roles = ?roles, sessions, by = %admin.user_id(), "roles changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /admin/users/{username}/sessions`: ends all that user's sessions.
+#[has_role("ADMIN")]
+pub async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    admin: CurrentUser,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if username.is_empty() || username.len() > 255 {
+        return Err(ApiError::bad_request("no such username"));
+    }
+    let ended = state.store.delete_user_sessions(&username).await?;
+    tracing::info!(target: "session_audit", event = "revocation", user = %username, ended, by = %admin.user_id(), "all sessions of a user ended by an admin");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Any other path.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_and_password_rules() {
+        assert!(valid_username("abc") && valid_username(&"a".repeat(64)));
+        assert!(!valid_username("ab") && !valid_username(&"a".repeat(65)));
+        assert!(valid_username("a.b-c_9") && !valid_username("a b") && !valid_username("é_é"));
+        assert!(valid_password("12345678") && valid_password(&"é".repeat(128)));
+        assert!(!valid_password("1234567") && !valid_password(&"x".repeat(129)));
+    }
+}

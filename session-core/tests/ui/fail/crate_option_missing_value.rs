@@ -1,0 +1,12 @@
+// `crate =` without a value.
+use axum::routing::get;
+use session_core::login_required;
+
+#[login_required(crate = )]
+async fn handler() -> &'static str {
+    "ok"
+}
+
+fn main() {
+    let _app: axum::Router = axum::Router::new().route("/x", get(handler));
+}

@@ -1,0 +1,12 @@
+// `crate` is the only option.
+use axum::routing::get;
+use session_core::has_role;
+
+#[has_role("ADMIN", foo = "bar")]
+async fn handler() -> &'static str {
+    "ok"
+}
+
+fn main() {
+    let _app: axum::Router = axum::Router::new().route("/x", get(handler));
+}

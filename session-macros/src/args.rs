@@ -1,0 +1,447 @@
+//! Parsing and checking the attribute arguments: the role/permission strings and the
+//! `crate = "path"` option.
+
+use std::collections::HashSet;
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{quote, ToTokens};
+use syn::parse::{Parse, ParseStream};
+use syn::{Error, Ident, Lit, LitStr, Path, Result, Token};
+
+use crate::kind::{Arity, Kind};
+
+/// Longest role or permission name, in characters. Each character becomes one level of type
+/// nesting in the generated guard type, so this keeps the type well inside rustc's limits.
+pub(crate) const MAX_NAME_CHARS: usize = 100;
+
+/// One comma-separated argument, classified but not yet checked against the attribute.
+pub(crate) enum Arg {
+    /// A string literal: a role or permission name.
+    Str(LitStr),
+    /// `key = value`; `crate` is the only key there is.
+    Option {
+        key: Ident,
+        eq: TokenTree,
+        value: TokenStream,
+    },
+    /// Anything else (`ADMIN`, `1`, `some::path`, an empty argument); the error points here.
+    Other(TokenStream),
+}
+
+impl Parse for Arg {
+    /// Takes the tokens up to the next top-level comma, so that one bad argument gives one
+    /// error at that argument rather than syn's "expected `,`" somewhere inside it.
+    fn parse(input: ParseStream) -> Result<Self> {
+        let mut tokens = Vec::new();
+        while !input.is_empty() && !input.peek(Token![,]) {
+            tokens.push(input.parse::<TokenTree>()?);
+        }
+        Ok(Arg::classify(tokens))
+    }
+}
+
+impl Arg {
+    fn classify(tokens: Vec<TokenTree>) -> Arg {
+        let stream: TokenStream = tokens.iter().cloned().collect();
+        // `syn::parse2` sees through the invisible groups of `macro_rules!` fragments.
+        if let Ok(Lit::Str(lit)) = syn::parse2::<Lit>(stream.clone()) {
+            if lit.suffix().is_empty() {
+                return Arg::Str(lit);
+            }
+        }
+        match tokens.as_slice() {
+            [TokenTree::Ident(key), TokenTree::Punct(eq), value @ ..]
+                if eq.as_char() == '=' && eq.spacing() == proc_macro2::Spacing::Alone =>
+            {
+                Arg::Option {
+                    key: key.clone(),
+                    eq: TokenTree::Punct(eq.clone()),
+                    value: value.iter().cloned().collect(),
+                }
+            }
+            _ => Arg::Other(stream),
+        }
+    }
+}
+
+/// The attribute's arguments as written: comma-separated, a trailing comma allowed.
+pub(crate) struct RawArgs(pub(crate) Vec<Arg>);
+
+impl Parse for RawArgs {
+    fn parse(input: ParseStream) -> Result<Self> {
+        let mut args = Vec::new();
+        while !input.is_empty() {
+            if input.peek(Token![,]) {
+                // An empty argument (`(,` or `,,`): report it at the comma.
+                let comma: Token![,] = input.parse()?;
+                args.push(Arg::Other(comma.into_token_stream()));
+                continue;
+            }
+            args.push(input.parse()?);
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(RawArgs(args))
+    }
+}
+
+/// A checked role or permission name.
+#[derive(Clone, Debug)]
+pub(crate) struct Name {
+    pub(crate) value: String,
+    pub(crate) span: Span,
+}
+
+/// The checked arguments of one attribute.
+pub(crate) struct Args {
+    /// The role or permission names, in the order written (empty for `#[login_required]`).
+    pub(crate) names: Vec<Name>,
+    /// The path to `session_core`: `::session_core` unless `crate = ".."` says otherwise.
+    pub(crate) krate: TokenStream,
+}
+
+/// Collects errors so that every bad argument is reported, not only the first.
+#[derive(Default)]
+pub(crate) struct Errors(Option<Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: Error) {
+        match &mut self.0 {
+            Some(first) => first.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn finish<T>(self, value: T) -> Result<T> {
+        match self.0 {
+            Some(error) => Err(error),
+            None => Ok(value),
+        }
+    }
+}
+
+const CRATE_USAGE: &str = "`crate = \"path::to::session_core\"`";
+
+impl Args {
+    /// Parses and checks the arguments of `kind`.
+    pub(crate) fn parse(kind: Kind, tokens: TokenStream) -> Result<Args> {
+        let raw: RawArgs = syn::parse2(tokens)?;
+        Args::check(kind, raw)
+    }
+
+    /// Checks already-split arguments against what `kind` accepts.
+    pub(crate) fn check(kind: Kind, raw: RawArgs) -> Result<Args> {
+        let name = kind.name();
+        let mut errors = Errors::default();
+        let mut names: Vec<Name> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut krate: Option<(Ident, TokenStream)> = None;
+        // Whether anything was written where a name belongs, good or bad; if so, a missing
+        // name is not reported on top of the error for what was written.
+        let mut attempted_name = false;
+
+        for arg in raw.0 {
+            match arg {
+                Arg::Option { key, eq, value } if key == "crate" => {
+                    if krate.is_some() {
+                        errors.push(Error::new(key.span(), "duplicate option `crate`"));
+                        continue;
+                    }
+                    match crate_path(&eq, value) {
+                        Ok(path) => krate = Some((key, path)),
+                        Err(e) => errors.push(e),
+                    }
+                }
+                Arg::Option { key, .. } => {
+                    let message = match kind.arity() {
+                        Arity::None => format!(
+                            "`#[{name}]` takes no arguments; the only option is {CRATE_USAGE}"
+                        ),
+                        _ => format!("unknown option `{key}`; the only option is {CRATE_USAGE}"),
+                    };
+                    errors.push(Error::new(key.span(), message));
+                }
+                Arg::Str(lit) => {
+                    let Some(noun) = kind.noun() else {
+                        errors.push(Error::new_spanned(
+                            lit,
+                            format!("`#[{name}]` takes no arguments"),
+                        ));
+                        continue;
+                    };
+                    attempted_name = true;
+                    let what = noun.singular();
+                    if kind.arity() == Arity::One && !names.is_empty() {
+                        errors.push(Error::new_spanned(
+                            lit,
+                            format!("`#[{name}]` takes one {what}; use {}", kind.plural_forms()),
+                        ));
+                        continue;
+                    }
+                    let value = lit.value();
+                    let problem = if value.is_empty() {
+                        Some(format!("{what} names cannot be empty"))
+                    } else if let Some(c) = value.chars().find(|c| c.is_control()) {
+                        Some(format!(
+                            "{what} names cannot contain control characters (found U+{:04X})",
+                            u32::from(c)
+                        ))
+                    } else if value.chars().count() > MAX_NAME_CHARS {
+                        Some(format!(
+                            "{what} names are limited to {MAX_NAME_CHARS} characters (this one has {}): \
+                             each character is one level of type nesting in the guard",
+                            value.chars().count()
+                        ))
+                    } else if !seen.insert(value.clone()) {
+                        Some(format!("duplicate {what} {value:?}"))
+                    } else {
+                        None
+                    };
+                    match problem {
+                        Some(message) => errors.push(Error::new_spanned(&lit, message)),
+                        None => names.push(Name {
+                            value,
+                            span: lit.span(),
+                        }),
+                    }
+                }
+                Arg::Other(tokens) => {
+                    let message = match kind.noun() {
+                        None => format!("`#[{name}]` takes no arguments"),
+                        Some(noun) => {
+                            attempted_name = true;
+                            format!("expected a string literal such as {}", noun.example())
+                        }
+                    };
+                    errors.push(Error::new_spanned(tokens, message));
+                }
+            }
+        }
+
+        if let Some(noun) = kind.noun() {
+            if !attempted_name {
+                let need = match kind.arity() {
+                    Arity::One => format!("a {}", noun.singular()),
+                    _ => format!("at least one {}", noun.singular()),
+                };
+                errors.push(Error::new(
+                    Span::call_site(),
+                    format!("`#[{name}]` needs {need}: `{}`", kind.usage()),
+                ));
+            }
+        }
+
+        let krate = match krate {
+            Some((_, path)) => path,
+            None => quote!(::session_core),
+        };
+        errors.finish(Args { names, krate })
+    }
+}
+
+/// The value of `crate = ..`: a string literal holding a path such as `"my_app::session_core"`.
+fn crate_path(eq: &TokenTree, value: TokenStream) -> Result<TokenStream> {
+    if value.is_empty() {
+        return Err(Error::new_spanned(
+            eq,
+            format!("expected a string literal after `crate =`: {CRATE_USAGE}"),
+        ));
+    }
+    let lit = match syn::parse2::<Lit>(value.clone()) {
+        Ok(Lit::Str(lit)) => lit,
+        _ => {
+            return Err(Error::new_spanned(
+                value,
+                format!("`crate` takes a string literal holding a path: {CRATE_USAGE}"),
+            ))
+        }
+    };
+    match lit.parse_with(Path::parse_mod_style) {
+        Ok(path) => Ok(path.into_token_stream()),
+        Err(_) => Err(Error::new_spanned(
+            &lit,
+            format!(
+                "`crate` must be a path such as \"session_core\" or \"my_app::deps::session_core\", \
+                 not {:?}",
+                lit.value()
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(kind: Kind, tokens: TokenStream) -> std::result::Result<Vec<String>, String> {
+        Args::parse(kind, tokens)
+            .map(|a| a.names.into_iter().map(|n| n.value).collect())
+            .map_err(|e| {
+                e.into_iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+    }
+
+    #[test]
+    fn accepts_strings_and_crate_option() {
+        assert_eq!(parse(Kind::HasRole, quote!("ADMIN")).unwrap(), ["ADMIN"]);
+        assert_eq!(
+            parse(Kind::HasAnyRole, quote!("A", "B",)).unwrap(),
+            ["A", "B"]
+        );
+        assert_eq!(
+            parse(Kind::LoginRequired, quote!()).unwrap(),
+            Vec::<String>::new()
+        );
+        let args = Args::parse(Kind::HasRole, quote!("A", crate = "my::sc")).unwrap();
+        assert_eq!(args.krate.to_string(), "my :: sc");
+        let args = Args::parse(Kind::LoginRequired, quote!(crate = "::sc")).unwrap();
+        assert_eq!(args.krate.to_string(), ":: sc");
+        assert_eq!(
+            Args::parse(Kind::HasRole, quote!("A"))
+                .unwrap()
+                .krate
+                .to_string(),
+            ":: session_core"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_arguments() {
+        let cases: &[(Kind, TokenStream, &str)] = &[
+            (
+                Kind::HasRole,
+                quote!(),
+                "`#[has_role]` needs a role: `#[has_role(\"ADMIN\")]`",
+            ),
+            (
+                Kind::HasAllPermissions,
+                quote!(),
+                "`#[has_all_permissions]` needs at least one permission",
+            ),
+            (Kind::HasRole, quote!(""), "role names cannot be empty"),
+            (
+                Kind::HasPermission,
+                quote!(""),
+                "permission names cannot be empty",
+            ),
+            (
+                Kind::HasRole,
+                quote!(ADMIN),
+                "expected a string literal such as \"ADMIN\"",
+            ),
+            (
+                Kind::HasRole,
+                quote!(1),
+                "expected a string literal such as \"ADMIN\"",
+            ),
+            (
+                Kind::HasRole,
+                quote!(a::b),
+                "expected a string literal such as \"ADMIN\"",
+            ),
+            (Kind::HasRole, quote!(b"A"), "expected a string literal"),
+            (
+                Kind::HasAnyRole,
+                quote!("A",, "B"),
+                "expected a string literal",
+            ),
+            (
+                Kind::HasRole,
+                quote!("A", "B"),
+                "`#[has_role]` takes one role; use `#[has_any_role(..)]`",
+            ),
+            (
+                Kind::HasPermission,
+                quote!("a", "b"),
+                "takes one permission; use `#[has_any_permission(..)]`",
+            ),
+            (
+                Kind::LoginRequired,
+                quote!("x"),
+                "`#[login_required]` takes no arguments",
+            ),
+            (
+                Kind::LoginRequired,
+                quote!(x),
+                "`#[login_required]` takes no arguments",
+            ),
+            (
+                Kind::LoginRequired,
+                quote!(foo = "x"),
+                "`#[login_required]` takes no arguments; the only option",
+            ),
+            (
+                Kind::HasRole,
+                quote!("A", foo = "bar"),
+                "unknown option `foo`; the only option is `crate = \"path::to::session_core\"`",
+            ),
+            (
+                Kind::HasRole,
+                quote!("A", crate = sc),
+                "`crate` takes a string literal holding a path",
+            ),
+            (
+                Kind::HasRole,
+                quote!("A", crate =),
+                "expected a string literal after `crate =`",
+            ),
+            (
+                Kind::HasRole,
+                quote!("A", crate = "not a path"),
+                "`crate` must be a path",
+            ),
+            (
+                Kind::HasRole,
+                quote!("A", crate = "a<b>"),
+                "`crate` must be a path",
+            ),
+            (
+                Kind::HasRole,
+                quote!("A", crate = "a", crate = "b"),
+                "duplicate option `crate`",
+            ),
+            (
+                Kind::HasAnyRole,
+                quote!("A", "B", "A"),
+                "duplicate role \"A\"",
+            ),
+            (
+                Kind::HasAnyRole,
+                quote!("A\n"),
+                "role names cannot contain control characters (found U+000A)",
+            ),
+        ];
+        for (kind, tokens, expected) in cases {
+            let err = parse(*kind, tokens.clone()).expect_err(&tokens.to_string());
+            assert!(err.contains(expected), "{kind:?}({tokens}): {err}");
+            // A bad name is not also reported as a missing one.
+            if !tokens.is_empty() {
+                assert!(!err.contains("needs"), "{kind:?}({tokens}): {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn name_length_limit() {
+        let ok = "A".repeat(MAX_NAME_CHARS);
+        assert!(parse(Kind::HasRole, quote!(#ok)).is_ok());
+        let long = "é".repeat(MAX_NAME_CHARS + 1);
+        let err = parse(Kind::HasRole, quote!(#long)).unwrap_err();
+        assert!(
+            err.contains("limited to 100 characters (this one has 101)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reports_every_bad_argument() {
+        let err = Args::parse(Kind::HasAnyRole, quote!("", X, foo = "y"))
+            .err()
+            .map(|e| e.into_iter().count());
+        assert_eq!(err, Some(3));
+    }
+}
