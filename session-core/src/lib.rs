@@ -113,3 +113,8 @@ pub mod __private {
         AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, Guard, LCons, LNil, Login, Nil,
     };
 }
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(all(doctest, feature = "redis", feature = "macros"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
