@@ -79,7 +79,7 @@ pub use error::{Error, Result, UnavailableKind};
 pub use record::{NewSession, Session, SessionData, SessionInfo};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use store::redis::RedisStore;
+pub use store::redis::{Connection as RedisConnection, RedisStore, RedisTarget};
 pub use store::SessionStore;
 pub use token::{MalformedToken, SessionHandle, SessionKey, Token};
 

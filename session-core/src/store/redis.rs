@@ -1,43 +1,59 @@
 //! [`RedisStore`]: sessions in Redis, shared by every app server that points at it.
 //!
+//! # Topologies
+//! One server, a Redis Cluster, or a Sentinel-managed primary: pick with [`RedisTarget`].
+//!
 //! # Layout
 //! | key | type | holds | TTL |
 //! |---|---|---|---|
 //! | `{prefix}:s:{sha256(token)}` (32 raw bytes) | string | the record ([`crate::record`] encoding) | the smaller of the idle timeout and the time left until the absolute deadline |
 //! | `{prefix}:u:{user id}` | sorted set | member: the 32-byte key hash of each session; score: its creation time (ms) | the absolute timeout, renewed at each login |
+//! | `{prefix}:t:{username}` | string | failed logins ([`LoginThrottle`](crate::throttle::LoginThrottle)) | the throttle window |
 //!
 //! # Round trips
-//! Every operation is a single Lua script (`EVALSHA`; the script body is sent again only after
-//! Redis lost its script cache, for example after a restart) and so one round trip, except
-//! [`SessionStore::delete_user_session`] (two: read the index, then delete). In particular
-//! [`SessionStore::load`] reads the record, checks the absolute deadline, slides the TTL and, at
-//! most once per touch interval, rewrites the last-seen time, all in one `EVALSHA`.
+//! On one server (and behind Sentinel) every operation is a single Lua script (`EVALSHA`; the
+//! script body is sent again only after Redis lost its script cache, for example after a
+//! restart), so one round trip, except [`SessionStore::delete_user_session`] (two: read the
+//! index, then delete). In particular [`SessionStore::load`] reads the record, checks the
+//! absolute deadline, slides the TTL and, at most once per touch interval, rewrites the
+//! last-seen time, all in one `EVALSHA`.
+//!
+//! On a Redis Cluster a script may only touch one hash slot. `load`, `save_data` and the
+//! throttle touch one key and stay one round trip (to the session's own node). Operations that
+//! touch a session and its user's index are sequences of single-slot steps, ordered so that a
+//! failure half-way never leaves a usable session the index cannot revoke (see `split.rs`).
 //!
 //! # Connections
-//! Connections come from a pool built on deadpool-redis (each one a multiplexed connection).
-//! deadpool-redis checks a connection with a `PING` every time it leaves the pool, which would
-//! double the round trips of every request; this store instead drops a connection from the pool
-//! as soon as a call on it fails or times out, so a recycled connection costs nothing and a
-//! broken one is never handed out twice. After Redis comes back, the next call connects anew.
+//! Connections come from pools built on deadpool-redis. deadpool-redis checks a connection
+//! with a `PING` every time it leaves the pool, which would double the round trips of every
+//! request; this store instead drops a connection from the pool as soon as a call on it fails
+//! or times out, so a recycled connection costs nothing and a broken one is never handed out
+//! twice. After Redis comes back (or a replica is promoted), the next call connects anew.
 //!
 //! Requires Redis 6.2 or newer (tested with 7.0).
 
+mod keys;
+mod pool;
+mod scripts;
+mod split;
+mod throttle;
+
 use std::future::Future;
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleResult};
-pub use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisError, RedisResult, Script};
+use redis::RedisResult;
 
+use self::keys::{member_key, KeyLayout};
+use self::pool::Pools;
+pub use self::pool::{Connection, RedisTarget};
+use self::scripts::Scripts;
 use crate::config::SessionConfig;
-use crate::error::{Error, Result, UnavailableKind};
+use crate::error::{Error, Result};
 use crate::record::{
     check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
     SessionData, SessionInfo,
 };
 use crate::store::SessionStore;
-use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
 use crate::token::{SessionHandle, SessionKey, Token};
 
 /// Sessions in Redis.
@@ -58,7 +74,7 @@ use crate::token::{SessionHandle, SessionKey, Token};
 /// ```
 pub struct RedisStore {
     config: SessionConfig,
-    pool: Pool<Manager>,
+    pools: Pools,
     keys: KeyLayout,
     scripts: Scripts,
     target: String,
@@ -74,28 +90,38 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A store for the Redis at `url` (`redis://[:password@]host:port[/db]`). No I/O happens
-    /// until the first call.
+    /// A store for the single Redis server at `url` (`redis://[:password@]host:port[/db]`).
+    /// No I/O happens until the first call.
     ///
     /// # Errors
     /// [`Error::Config`] when the URL cannot be parsed.
     pub fn new(url: &str, config: SessionConfig) -> Result<Self> {
-        let target = redact(url);
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.operation_timeout()))
-            .set_response_timeout(Some(config.operation_timeout()));
-        let inner = deadpool_redis::Manager::new_with_config(url, connection)
-            .map_err(|e| Error::Config(format!("Redis URL {target}: {e}")))?;
-        let pool = Pool::builder(Manager { inner })
-            .max_size(config.pool_size())
-            .build()
-            .map_err(|e| Error::Config(format!("Redis pool: {e}")))?;
+        Self::with_target(RedisTarget::Single(url.to_owned()), config)
+    }
+
+    /// A store for any topology: one server, a Redis Cluster or a Sentinel-managed primary.
+    /// No I/O happens until the first call.
+    ///
+    /// ```no_run
+    /// use session_core::{RedisStore, RedisTarget, SessionConfig};
+    ///
+    /// let cluster = RedisTarget::Cluster(vec![
+    ///     "redis://10.0.0.1:7000".into(),
+    ///     "redis://10.0.0.2:7000".into(),
+    /// ]);
+    /// let store = RedisStore::with_target(cluster, SessionConfig::default())?;
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a URL cannot be parsed or a list is empty.
+    pub fn with_target(target: RedisTarget, config: SessionConfig) -> Result<Self> {
         Ok(Self {
+            pools: Pools::new(&target, &config)?,
             keys: KeyLayout::new(config.key_prefix()),
             config,
-            pool,
             scripts: Scripts::new(),
-            target,
+            target: target.describe(),
         })
     }
 
@@ -104,9 +130,22 @@ impl RedisStore {
     /// # Errors
     /// [`Error::Config`] for a bad URL; [`Error::Unavailable`] when Redis does not answer.
     pub async fn connect(url: &str, config: SessionConfig) -> Result<Self> {
-        let store = Self::new(url, config)?;
+        Self::connect_to(RedisTarget::Single(url.to_owned()), config).await
+    }
+
+    /// Like [`RedisStore::with_target`], then checks that Redis answers.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad target; [`Error::Unavailable`] when Redis does not answer.
+    pub async fn connect_to(target: RedisTarget, config: SessionConfig) -> Result<Self> {
+        let store = Self::with_target(target, config)?;
         store.ping().await?;
         Ok(store)
+    }
+
+    /// True when the store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.pools.is_cluster()
     }
 
     /// Runs `f` on one of the store's pooled connections, with the store's operation timeout
@@ -116,6 +155,8 @@ impl RedisStore {
     ///
     /// ```no_run
     /// # async fn demo(store: &session_core::RedisStore) -> Result<(), session_core::Error> {
+    /// use session_core::redis;
+    ///
     /// let pong: String = store
     ///     .with_connection(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
     ///     .await?;
@@ -126,75 +167,12 @@ impl RedisStore {
     /// [`Error::Unavailable`] when no connection could be had, the call failed or it timed out.
     pub async fn with_connection<T, F, Fut>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let limit = self.config.operation_timeout();
-        let started = Instant::now();
-        let object = match tokio::time::timeout(limit, self.pool.get()).await {
-            Ok(Ok(object)) => object,
-            Ok(Err(e)) => return Err(self.pool_error(e)),
-            Err(_) => {
-                let status = self.pool.status();
-                return Err(if status.available == 0 && status.size >= status.max_size {
-                    Error::unavailable(
-                        UnavailableKind::PoolExhausted,
-                        format!(
-                            "all {} connections to {} stayed busy for {limit:?}; \
-                             raise SessionConfig::pool_size",
-                            status.max_size, self.target
-                        ),
-                    )
-                } else {
-                    self.timed_out(limit)
-                });
-            }
-        };
-        let conn = (*object).clone();
-        let remaining = limit.saturating_sub(started.elapsed());
-        match tokio::time::timeout(remaining, f(conn)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => {
-                drop(Object::take(object));
-                Err(self.redis_error(&e))
-            }
-            Err(_) => {
-                drop(Object::take(object));
-                Err(self.timed_out(limit))
-            }
-        }
-    }
-
-    fn timed_out(&self, limit: Duration) -> Error {
-        match Error::timed_out(limit) {
-            Error::Unavailable { kind, detail } => Error::Unavailable {
-                kind,
-                detail: format!("Redis at {}: {detail}", self.target),
-            },
-            other => other,
-        }
-    }
-
-    fn redis_error(&self, e: &RedisError) -> Error {
-        let kind = if e.is_timeout() {
-            UnavailableKind::TimedOut
-        } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
-            UnavailableKind::Connection
-        } else {
-            UnavailableKind::Server
-        };
-        Error::unavailable(kind, format!("Redis at {}: {e}", self.target))
-    }
-
-    fn pool_error(&self, e: PoolError<RedisError>) -> Error {
-        match e {
-            PoolError::Backend(e) => self.redis_error(&e),
-            PoolError::Timeout(_) => self.timed_out(self.config.operation_timeout()),
-            other => Error::unavailable(
-                UnavailableKind::Connection,
-                format!("Redis at {}: {other}", self.target),
-            ),
-        }
+        self.pools
+            .run(self.config.operation_timeout(), &self.target, f)
+            .await
     }
 
     fn decode_live(&self, key: SessionKey, bytes: &[u8], now: u64) -> Option<Session> {
@@ -215,19 +193,17 @@ impl RedisStore {
     }
 
     /// The user's index entries, oldest first.
-    async fn index_members(&self, user_id: &str) -> Result<Vec<SessionKey>> {
+    async fn index_members(&self, user_id: &str) -> Result<Vec<Vec<u8>>> {
         let index = self.keys.index(user_id);
-        let raw: Vec<Vec<u8>> = self
-            .with_connection(|mut c| async move {
-                redis::cmd("ZRANGE")
-                    .arg(&index)
-                    .arg(0)
-                    .arg(-1)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(raw.into_iter().filter_map(|m| member_key(&m)).collect())
+        self.with_connection(|mut c| async move {
+            redis::cmd("ZRANGE")
+                .arg(&index)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+        })
+        .await
     }
 }
 
@@ -264,6 +240,13 @@ impl SessionStore for RedisStore {
         let token = Token::generate()?;
         let key = token.key();
         let ttl = duration_ms(self.config.idle_timeout()).min(absolute);
+        if self.is_cluster() {
+            let evicted = self
+                .split_create(key, &value, ttl, &record, absolute)
+                .await?;
+            log_evictions(evicted);
+            return Ok((token, Session { key, record }));
+        }
         let limit = self.config.max_sessions_per_user().unwrap_or(0);
         let session_key = self.keys.session(&key);
         let index = self.keys.index(&record.user_id);
@@ -285,13 +268,7 @@ impl SessionStore for RedisStore {
                     .await
             })
             .await?;
-        if evicted > 0 {
-            tracing::debug!(
-                target: "session_core::store",
-                evicted,
-                "per-user session limit reached; oldest sessions ended"
-            );
-        }
+        log_evictions(usize::try_from(evicted).unwrap_or(0));
         Ok((token, Session { key, record }))
     }
 
@@ -337,10 +314,13 @@ impl SessionStore for RedisStore {
         let old = token.key();
         let new_token = Token::generate()?;
         let new = new_token.key();
+        let now = now_ms();
+        if self.is_cluster() {
+            return self.split_rotate(old, new, now).await.map(|()| new_token);
+        }
         let (old_key, new_key) = (self.keys.session(&old), self.keys.session(&new));
         let script = &self.scripts.rotate;
         let index_prefix = &self.keys.index_prefix;
-        let now = now_ms();
         let outcome: i64 = self
             .with_connection(|mut c| async move {
                 script
@@ -359,6 +339,9 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, token: &Token) -> Result<bool> {
         let key = token.key();
+        if self.is_cluster() {
+            return self.split_delete(key).await;
+        }
         let session_key = self.keys.session(&key);
         let script = &self.scripts.delete;
         let index_prefix = &self.keys.index_prefix;
@@ -377,24 +360,30 @@ impl SessionStore for RedisStore {
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         check_user_id(user_id)?;
-        let index = self.keys.index(user_id);
-        let script = &self.scripts.list;
-        let session_prefix = &self.keys.session_prefix;
-        let flat: Vec<Vec<u8>> = self
-            .with_connection(|mut c| async move {
-                script
-                    .key(&index)
-                    .arg(session_prefix.as_slice())
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
+        let pairs = if self.is_cluster() {
+            self.split_list(user_id).await?
+        } else {
+            let index = self.keys.index(user_id);
+            let script = &self.scripts.list;
+            let session_prefix = &self.keys.session_prefix;
+            let flat: Vec<Vec<u8>> = self
+                .with_connection(|mut c| async move {
+                    script
+                        .key(&index)
+                        .arg(session_prefix.as_slice())
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            let mut flat = flat.into_iter();
+            std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
+        };
         let now = now_ms();
-        Ok(flat
-            .chunks_exact(2)
-            .filter_map(|pair| {
-                let key = member_key(&pair[0])?;
-                let session = self.decode_live(key, &pair[1], now)?;
+        Ok(pairs
+            .into_iter()
+            .filter_map(|(member, value)| {
+                let key = member_key(&member)?;
+                let session = self.decode_live(key, &value, now)?;
                 (session.user_id() == user_id).then(|| session.info())
             })
             .collect())
@@ -405,11 +394,19 @@ impl SessionStore for RedisStore {
         let Some(key) = self
             .index_members(user_id)
             .await?
-            .into_iter()
+            .iter()
+            .filter_map(|m| member_key(m))
             .find(|k| k.handle() == *handle)
         else {
             return Ok(false);
         };
+        if self.is_cluster() {
+            let member = key.as_bytes().to_vec();
+            return Ok(self
+                .split_delete_members(user_id, Some(vec![member]))
+                .await?
+                > 0);
+        }
         let index = self.keys.index(user_id);
         let script = &self.scripts.delete_members;
         let session_prefix = &self.keys.session_prefix;
@@ -429,6 +426,9 @@ impl SessionStore for RedisStore {
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
         check_user_id(user_id)?;
+        if self.is_cluster() {
+            return self.split_delete_members(user_id, None).await;
+        }
         let index = self.keys.index(user_id);
         let script = &self.scripts.delete_members;
         let session_prefix = &self.keys.session_prefix;
@@ -457,6 +457,9 @@ impl SessionStore for RedisStore {
             permissions: normalized(permissions.iter().cloned()),
         }
         .encode_block()?;
+        if self.is_cluster() {
+            return self.split_set_authz(user_id, &block).await;
+        }
         let index = self.keys.index(user_id);
         let script = &self.scripts.set_authz;
         let session_prefix = &self.keys.session_prefix;
@@ -471,62 +474,6 @@ impl SessionStore for RedisStore {
             })
             .await?;
         Ok(usize::try_from(changed).unwrap_or(0))
-    }
-}
-
-#[async_trait]
-impl LoginThrottle for RedisStore {
-    async fn check_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
-        check_user_id(username)?;
-        let key = self.keys.throttle(username);
-        let script = &self.scripts.throttle_check;
-        let ttl: i64 = self
-            .with_connection(|mut c| async move {
-                script
-                    .key(&key)
-                    .arg(config.max_failures())
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(attempt(ttl))
-    }
-
-    async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
-        check_user_id(username)?;
-        let key = self.keys.throttle(username);
-        let script = &self.scripts.throttle_fail;
-        let window = duration_ms(config.window());
-        let ttl: i64 = self
-            .with_connection(|mut c| async move {
-                script
-                    .key(&key)
-                    .arg(config.max_failures())
-                    .arg(window)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(attempt(ttl))
-    }
-
-    async fn clear_failures(&self, username: &str) -> Result<()> {
-        check_user_id(username)?;
-        let key = self.keys.throttle(username);
-        self.with_connection(|mut c| async move {
-            redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
-        })
-        .await
-    }
-}
-
-/// A script's "remaining lock in ms, or -1".
-fn attempt(ttl_ms: i64) -> Attempt {
-    match u64::try_from(ttl_ms) {
-        Ok(ms) if ms > 0 => Attempt::Locked {
-            retry_after: Duration::from_millis(ms),
-        },
-        _ => Attempt::Allowed,
     }
 }
 
@@ -548,119 +495,12 @@ fn outcome_to_result(outcome: i64, key: SessionKey) -> Result<()> {
     }
 }
 
-fn member_key(member: &[u8]) -> Option<SessionKey> {
-    <[u8; 32]>::try_from(member)
-        .ok()
-        .map(SessionKey::from_bytes)
-}
-
-/// The key names, built once from the prefix.
-#[derive(Debug)]
-struct KeyLayout {
-    session_prefix: Vec<u8>,
-    index_prefix: Vec<u8>,
-    throttle_prefix: Vec<u8>,
-}
-
-impl KeyLayout {
-    fn new(prefix: &str) -> Self {
-        Self {
-            session_prefix: format!("{prefix}:s:").into_bytes(),
-            index_prefix: format!("{prefix}:u:").into_bytes(),
-            throttle_prefix: format!("{prefix}:t:").into_bytes(),
-        }
-    }
-
-    fn session(&self, key: &SessionKey) -> Vec<u8> {
-        let mut k = Vec::with_capacity(self.session_prefix.len() + 32);
-        k.extend_from_slice(&self.session_prefix);
-        k.extend_from_slice(key.as_bytes());
-        k
-    }
-
-    fn index(&self, user_id: &str) -> Vec<u8> {
-        [self.index_prefix.as_slice(), user_id.as_bytes()].concat()
-    }
-
-    fn throttle(&self, username: &str) -> Vec<u8> {
-        [self.throttle_prefix.as_slice(), username.as_bytes()].concat()
-    }
-}
-
-struct Scripts {
-    load: Script,
-    create: Script,
-    save_data: Script,
-    rotate: Script,
-    delete: Script,
-    list: Script,
-    delete_members: Script,
-    set_authz: Script,
-    throttle_check: Script,
-    throttle_fail: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Self {
-            load: Script::new(include_str!("redis/load.lua")),
-            create: Script::new(include_str!("redis/create.lua")),
-            save_data: Script::new(include_str!("redis/save_data.lua")),
-            rotate: Script::new(include_str!("redis/rotate.lua")),
-            delete: Script::new(include_str!("redis/delete.lua")),
-            list: Script::new(include_str!("redis/list.lua")),
-            delete_members: Script::new(include_str!("redis/delete_members.lua")),
-            set_authz: Script::new(include_str!("redis/set_authz.lua")),
-            throttle_check: Script::new(include_str!("redis/throttle_check.lua")),
-            throttle_fail: Script::new(include_str!("redis/throttle_fail.lua")),
-        }
-    }
-}
-
-/// deadpool-redis's manager, minus the `PING` on every checkout (see the module docs).
-struct Manager {
-    inner: deadpool_redis::Manager,
-}
-
-impl managed::Manager for Manager {
-    type Type = MultiplexedConnection;
-    type Error = RedisError;
-
-    async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
-        managed::Manager::create(&self.inner).await
-    }
-
-    async fn recycle(
-        &self,
-        _: &mut MultiplexedConnection,
-        _: &Metrics,
-    ) -> RecycleResult<RedisError> {
-        // Connections whose last call failed never come back to the pool (`RedisStore::call`
-        // takes them out), so there is nothing to check here.
-        Ok(())
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted_from_messages() {
-        assert_eq!(
-            redact("redis://:hunter2@db:6379/0"),
-            "redis://***@db:6379/0"
+fn log_evictions(evicted: usize) {
+    if evicted > 0 {
+        tracing::debug!(
+            target: "session_core::store",
+            evicted,
+            "per-user session limit reached; oldest sessions ended"
         );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

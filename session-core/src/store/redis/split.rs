@@ -1,0 +1,361 @@
+//! The cross-slot operations for Redis Cluster, as sequences of single-slot steps.
+//!
+//! On a cluster a script may only touch keys of one hash slot, and a session key and its user's
+//! index live in different slots (the session key is named by the token's hash alone, so that
+//! a request can find it with one command). Each operation below is therefore several steps,
+//! ordered so that stopping half-way (an error, a failover) never leaves a session that a
+//! client can use but the index cannot revoke:
+//!
+//! - **create** writes the session first, then indexes it. If indexing fails the call fails,
+//!   the token is never handed out, and the orphan expires on its own TTL.
+//! - **rotate** writes the new key, indexes it, then deletes the old key only if it still holds
+//!   what was copied (a concurrent role change or last-seen update is copied over and retried),
+//!   then un-indexes the old member. Stopping early leaves both keys live and both indexed.
+//! - **delete** / **revoke** delete the session key first, then the index entry. Stopping
+//!   early leaves an index entry without a key, which every index read prunes.
+//!
+//! Index entries whose key is gone are pruned whenever the index is read.
+
+use futures_util::future::join_all;
+
+use crate::error::{Error, Result};
+use crate::record::{Record, FORMAT_VERSION};
+use crate::store::redis::keys::member_key;
+use crate::token::SessionKey;
+use crate::RedisStore;
+
+/// How often rotation copies a concurrently changed record before giving up.
+const ROTATE_ATTEMPTS: usize = 5;
+
+impl RedisStore {
+    async fn zrange(&self, index: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.with_connection(|mut c| async move {
+            redis::cmd("ZRANGE")
+                .arg(index)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn zrem(&self, index: &[u8], members: &[Vec<u8>]) -> Result<()> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        self.with_connection(|mut c| async move {
+            redis::cmd("ZREM")
+                .arg(index)
+                .arg(members)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn del(&self, key: &[u8]) -> Result<bool> {
+        let n: i64 = self
+            .with_connection(
+                |mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await },
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Create, cluster-safe. Returns how many old sessions were evicted.
+    pub(super) async fn split_create(
+        &self,
+        key: SessionKey,
+        value: &[u8],
+        ttl_ms: u64,
+        record: &Record,
+        index_ttl_ms: u64,
+    ) -> Result<usize> {
+        let session_key = self.keys.session(&key);
+        self.with_connection(|mut c| async move {
+            redis::cmd("SET")
+                .arg(&session_key)
+                .arg(value)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await?;
+        let index = self.keys.index(&record.user_id);
+        let script = &self.scripts.index_add;
+        let member = key.as_bytes().to_vec();
+        let members: Vec<Vec<u8>> = self
+            .with_connection(|mut c| {
+                let (index, member) = (&index, &member);
+                async move {
+                    script
+                        .key(index)
+                        .arg(member)
+                        .arg(record.created_ms)
+                        .arg(index_ttl_ms)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let Some(limit) = self.config.max_sessions_per_user() else {
+            return Ok(0);
+        };
+        if members.len() <= limit {
+            return Ok(0);
+        }
+        // Which of the others are still live (oldest first)?
+        let others: Vec<Vec<u8>> = members.into_iter().filter(|m| *m != member).collect();
+        let live = self.existing(&others).await?;
+        let (live, dead): (Vec<_>, Vec<_>) = others.into_iter().zip(live).partition(|(_, l)| *l);
+        let dead: Vec<Vec<u8>> = dead.into_iter().map(|(m, _)| m).collect();
+        self.zrem(&index, &dead).await?;
+        let excess = (live.len() + 1).saturating_sub(limit);
+        let mut evicted = Vec::new();
+        for (m, _) in live.into_iter().take(excess) {
+            if let Some(k) = member_key(&m) {
+                self.del(&self.keys.session(&k)).await?;
+            }
+            evicted.push(m);
+        }
+        self.zrem(&index, &evicted).await?;
+        Ok(evicted.len())
+    }
+
+    /// Whether each member's session key exists.
+    async fn existing(&self, members: &[Vec<u8>]) -> Result<Vec<bool>> {
+        let checks = members.iter().map(|m| async move {
+            let Some(k) = member_key(m) else {
+                return Ok(false);
+            };
+            let key = self.keys.session(&k);
+            let n: i64 = self
+                .with_connection(|mut c| async move {
+                    redis::cmd("EXISTS").arg(&key).query_async(&mut c).await
+                })
+                .await?;
+            Ok(n > 0)
+        });
+        join_all(checks).await.into_iter().collect()
+    }
+
+    /// Rotate, cluster-safe.
+    pub(super) async fn split_rotate(
+        &self,
+        old: SessionKey,
+        new: SessionKey,
+        now: u64,
+    ) -> Result<()> {
+        let old_key = self.keys.session(&old);
+        let new_key = self.keys.session(&new);
+        let script = &self.scripts.read_ttl;
+        let read: Option<(Vec<u8>, i64)> = self
+            .with_connection(|mut c| {
+                let old_key = &old_key;
+                async move { script.key(old_key).invoke_async(&mut c).await }
+            })
+            .await?;
+        let Some((mut value, ttl)) = read else {
+            return Err(Error::NotFound);
+        };
+        if value.first() != Some(&FORMAT_VERSION) {
+            return Err(Error::Corrupt(
+                "the value under this session key is not a session record".to_owned(),
+            ));
+        }
+        if ttl <= 0 {
+            return Err(Error::NotFound);
+        }
+        let record = Record::decode(&value)?;
+        self.with_connection(|mut c| {
+            let (new_key, value) = (&new_key, &value);
+            async move {
+                redis::cmd("SET")
+                    .arg(new_key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ttl)
+                    .query_async::<()>(&mut c)
+                    .await
+            }
+        })
+        .await?;
+        let index = self.keys.index(&record.user_id);
+        let remaining = record.deadline_ms.saturating_sub(now).max(1);
+        let add = &self.scripts.index_add;
+        let new_member = new.as_bytes().to_vec();
+        let _: Vec<Vec<u8>> = self
+            .with_connection(|mut c| {
+                let (index, new_member) = (&index, &new_member);
+                async move {
+                    add.key(index)
+                        .arg(new_member)
+                        .arg(record.created_ms)
+                        .arg(remaining)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let cad = &self.scripts.compare_delete;
+        for _ in 0..ROTATE_ATTEMPTS {
+            let outcome: redis::Value = self
+                .with_connection(|mut c| {
+                    let (old_key, value) = (&old_key, &value);
+                    async move { cad.key(old_key).arg(value).invoke_async(&mut c).await }
+                })
+                .await?;
+            match outcome {
+                redis::Value::Int(1) => {
+                    self.zrem(&index, &[old.as_bytes().to_vec()]).await?;
+                    return Ok(());
+                }
+                redis::Value::BulkString(changed) => {
+                    // Changed meanwhile (roles, data, last seen): carry the change over.
+                    value = changed;
+                    self.with_connection(|mut c| {
+                        let (new_key, value) = (&new_key, &value);
+                        async move {
+                            redis::cmd("SET")
+                                .arg(new_key)
+                                .arg(value)
+                                .arg("KEEPTTL")
+                                .query_async::<()>(&mut c)
+                                .await
+                        }
+                    })
+                    .await?;
+                }
+                _ => {
+                    // The old session ended meanwhile (logout, revocation): so does this one.
+                    self.del(&new_key).await?;
+                    self.zrem(&index, &[new_member.clone(), old.as_bytes().to_vec()])
+                        .await?;
+                    return Err(Error::NotFound);
+                }
+            }
+        }
+        Err(Error::unavailable(
+            crate::error::UnavailableKind::Server,
+            "the session kept changing during rotation; try again",
+        ))
+    }
+
+    /// Delete one session by token key, cluster-safe. True when there was one.
+    pub(super) async fn split_delete(&self, key: SessionKey) -> Result<bool> {
+        let session_key = self.keys.session(&key);
+        let take = &self.scripts.take;
+        let value: Option<Vec<u8>> = self
+            .with_connection(|mut c| {
+                let session_key = &session_key;
+                async move { take.key(session_key).invoke_async(&mut c).await }
+            })
+            .await?;
+        let Some(value) = value else {
+            return Ok(false);
+        };
+        if let Ok(record) = Record::decode(&value) {
+            self.zrem(
+                &self.keys.index(&record.user_id),
+                &[key.as_bytes().to_vec()],
+            )
+            .await?;
+        }
+        Ok(true)
+    }
+
+    /// The user's live records (member, value), pruning dead members, cluster-safe.
+    pub(super) async fn split_list(&self, user_id: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let index = self.keys.index(user_id);
+        let members = self.zrange(&index).await?;
+        let reads = members.iter().map(|m| async move {
+            let Some(k) = member_key(m) else {
+                return Ok(None);
+            };
+            let key = self.keys.session(&k);
+            let v: Option<Vec<u8>> = self
+                .with_connection(|mut c| async move {
+                    // GETs fail on a value of another type; treat that as not a session.
+                    match redis::cmd("GET").arg(&key).query_async(&mut c).await {
+                        Err(e) if e.code() == Some("WRONGTYPE") => Ok(None),
+                        other => other,
+                    }
+                })
+                .await?;
+            Ok::<_, Error>(v)
+        });
+        let values = join_all(reads).await;
+        let mut live = Vec::new();
+        let mut dead = Vec::new();
+        for (m, v) in members.into_iter().zip(values) {
+            match v? {
+                Some(v) => live.push((m, v)),
+                None => dead.push(m),
+            }
+        }
+        self.zrem(&index, &dead).await?;
+        Ok(live)
+    }
+
+    /// End the given members' sessions (all of the user's when `members` is `None`),
+    /// cluster-safe. Returns how many were live.
+    pub(super) async fn split_delete_members(
+        &self,
+        user_id: &str,
+        members: Option<Vec<Vec<u8>>>,
+    ) -> Result<usize> {
+        let index = self.keys.index(user_id);
+        let members = match members {
+            Some(m) => m,
+            None => self.zrange(&index).await?,
+        };
+        let deletions = members.iter().map(|m| async move {
+            match member_key(m) {
+                Some(k) => self.del(&self.keys.session(&k)).await,
+                None => Ok(false),
+            }
+        });
+        let deleted = join_all(deletions)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<bool>>>()?;
+        // Only the members handled here: a session created meanwhile stays indexed.
+        self.zrem(&index, &members).await?;
+        Ok(deleted.into_iter().filter(|d| *d).count())
+    }
+
+    /// Replace roles and permissions on every live session of the user, cluster-safe.
+    pub(super) async fn split_set_authz(&self, user_id: &str, block: &[u8]) -> Result<usize> {
+        let index = self.keys.index(user_id);
+        let members = self.zrange(&index).await?;
+        let splice = &self.scripts.splice_authz;
+        let updates = members.iter().map(|m| async move {
+            let Some(k) = member_key(m) else {
+                return Ok(0);
+            };
+            let key = self.keys.session(&k);
+            self.with_connection(|mut c| async move {
+                splice
+                    .key(&key)
+                    .arg(block)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+        });
+        let outcomes = join_all(updates)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<i64>>>()?;
+        let dead: Vec<Vec<u8>> = members
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| **o == 0)
+            .map(|(m, _)| m.clone())
+            .collect();
+        self.zrem(&index, &dead).await?;
+        Ok(outcomes.iter().filter(|o| **o == 1).count())
+    }
+}

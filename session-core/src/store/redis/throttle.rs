@@ -1,0 +1,66 @@
+//! [`LoginThrottle`] on Redis: one counter key per username (one slot: every topology).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::record::{check_user_id, duration_ms};
+use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
+use crate::RedisStore;
+
+#[async_trait]
+impl LoginThrottle for RedisStore {
+    async fn check_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+        check_user_id(username)?;
+        let key = self.keys.throttle(username);
+        let script = &self.scripts.throttle_check;
+        let ttl: i64 = self
+            .with_connection(|mut c| async move {
+                script
+                    .key(&key)
+                    .arg(config.max_failures())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(attempt(ttl))
+    }
+
+    async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+        check_user_id(username)?;
+        let key = self.keys.throttle(username);
+        let script = &self.scripts.throttle_fail;
+        let window = duration_ms(config.window());
+        let ttl: i64 = self
+            .with_connection(|mut c| async move {
+                script
+                    .key(&key)
+                    .arg(config.max_failures())
+                    .arg(window)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(attempt(ttl))
+    }
+
+    async fn clear_failures(&self, username: &str) -> Result<()> {
+        check_user_id(username)?;
+        let key = self.keys.throttle(username);
+        self.with_connection(|mut c| async move {
+            redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
+        })
+        .await
+    }
+}
+
+/// A script's "remaining lock in ms, or -1".
+fn attempt(ttl_ms: i64) -> Attempt {
+    match u64::try_from(ttl_ms) {
+        Ok(ms) if ms > 0 => Attempt::Locked {
+            retry_after: Duration::from_millis(ms),
+        },
+        _ => Attempt::Allowed,
+    }
+}
