@@ -45,10 +45,11 @@ async fn run(settings: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let passwords = Passwords::default();
     let throttle = ThrottleConfig::new(settings.login_max_failures, settings.lockout);
-    let state = match &settings.redis_url {
-        Some(url) => {
-            let store = Arc::new(RedisStore::new(url, config).map_err(|e| e.to_string())?);
-            tracing::info!(redis = %redact(url), "sessions and accounts are kept in Redis");
+    let state = match settings.redis.clone() {
+        Some(target) => {
+            let store =
+                Arc::new(RedisStore::with_target(target, config).map_err(|e| e.to_string())?);
+            tracing::info!(redis = ?store, "sessions and accounts are kept in Redis");
             AppState {
                 accounts: Arc::new(RedisAccounts::new(Arc::clone(&store), KEY_PREFIX)),
                 store,
@@ -60,7 +61,8 @@ async fn run(settings: Settings) -> Result<(), String> {
             tracing::warn!(
                 "REDIS_URL is not set: sessions and accounts are kept IN MEMORY. They vanish when \
                  this process stops and are not shared with other servers. Set REDIS_URL (e.g. \
-                 redis://127.0.0.1:6379) to keep them in Redis."
+                 redis://127.0.0.1:6379), REDIS_CLUSTER_NODES or REDIS_SENTINELS to keep them \
+                 in Redis."
             );
             AppState {
                 store: Arc::new(MemoryStore::new(config)),
@@ -127,11 +129,4 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-        _ => url.to_owned(),
-    }
 }

@@ -3,13 +3,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use session_core::RedisTarget;
+
 /// Everything the demo can be told at start.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `DEMO_ADDR`: where to listen.
     pub addr: SocketAddr,
-    /// `REDIS_URL`: sessions and accounts in Redis; unset: in memory.
-    pub redis_url: Option<String>,
+    /// Where sessions and accounts live: `REDIS_URL` (one server), `REDIS_CLUSTER_NODES`
+    /// (a Redis Cluster) or `REDIS_SENTINELS` + `REDIS_SENTINEL_SERVICE` (Sentinel); none of
+    /// them: in memory.
+    pub redis: Option<RedisTarget>,
     /// `SESSION_IDLE_SECS`.
     pub idle: Duration,
     /// `SESSION_ABSOLUTE_SECS`.
@@ -72,9 +76,43 @@ impl Settings {
             Some(v) => return Err(format!("COOKIE_SECURE={v:?}: expected true or false")),
         };
         let max_failures = number("LOGIN_MAX_FAILURES", 5)?;
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if s.contains("://") {
+                        s.to_owned()
+                    } else {
+                        format!("redis://{s}")
+                    }
+                })
+                .collect()
+        };
+        let redis = match (
+            get("REDIS_URL"),
+            get("REDIS_CLUSTER_NODES"),
+            get("REDIS_SENTINELS"),
+        ) {
+            (None, None, None) => None,
+            (Some(url), None, None) => Some(RedisTarget::Single(url)),
+            (None, Some(nodes), None) => Some(RedisTarget::Cluster(list(nodes))),
+            (None, None, Some(sentinels)) => Some(RedisTarget::Sentinel {
+                sentinels: list(sentinels),
+                service: get("REDIS_SENTINEL_SERVICE").ok_or(
+                    "REDIS_SENTINELS is set but REDIS_SENTINEL_SERVICE (the monitored primary's \
+                     name) is not",
+                )?,
+            }),
+            _ => {
+                return Err(
+                    "set only one of REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS".to_owned(),
+                )
+            }
+        };
         Ok(Self {
             addr,
-            redis_url: get("REDIS_URL"),
+            redis,
             idle: secs("SESSION_IDLE_SECS", 1800)?,
             absolute: secs("SESSION_ABSOLUTE_SECS", 43200)?,
             max_per_user: usize::try_from(number("SESSION_MAX_PER_USER", 10)?)
@@ -104,7 +142,7 @@ mod tests {
     fn defaults_match_the_documented_table() {
         let s = parse(&[]).unwrap();
         assert_eq!(s.addr.to_string(), "127.0.0.1:3000");
-        assert!(s.redis_url.is_none());
+        assert!(s.redis.is_none());
         assert_eq!(s.idle, Duration::from_secs(1800));
         assert_eq!(s.absolute, Duration::from_secs(43200));
         assert_eq!(s.max_per_user, 10);
@@ -126,5 +164,40 @@ mod tests {
             assert!(err.contains(k), "{err}");
         }
         assert!(!parse(&[("COOKIE_SECURE", "false")]).unwrap().cookie_secure);
+        assert!(parse(&[("REDIS_URL", "redis://a"), ("REDIS_SENTINELS", "b:1")]).is_err());
+        assert!(parse(&[("REDIS_SENTINELS", "b:1")])
+            .unwrap_err()
+            .contains("SERVICE"));
+    }
+
+    #[test]
+    fn redis_topologies_from_the_environment() {
+        let single = parse(&[("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap();
+        assert_eq!(
+            single.redis,
+            Some(RedisTarget::Single("redis://127.0.0.1:6379".into()))
+        );
+        let cluster = parse(&[(
+            "REDIS_CLUSTER_NODES",
+            "10.0.0.1:7000, redis://10.0.0.2:7000",
+        )]);
+        assert_eq!(
+            cluster.unwrap().redis,
+            Some(RedisTarget::Cluster(vec![
+                "redis://10.0.0.1:7000".into(),
+                "redis://10.0.0.2:7000".into()
+            ]))
+        );
+        let sentinel = parse(&[
+            ("REDIS_SENTINELS", "s1:26379,s2:26379"),
+            ("REDIS_SENTINEL_SERVICE", "sessions"),
+        ]);
+        assert_eq!(
+            sentinel.unwrap().redis,
+            Some(RedisTarget::Sentinel {
+                sentinels: vec!["redis://s1:26379".into(), "redis://s2:26379".into()],
+                service: "sessions".into()
+            })
+        );
     }
 }
