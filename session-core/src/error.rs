@@ -75,6 +75,9 @@ pub enum UnavailableKind {
     TimedOut,
     /// Every pooled connection was busy for the whole operation timeout; consider a larger pool.
     PoolExhausted,
+    /// A write was not acknowledged by the required number of replicas in time
+    /// (`RedisStore::with_replica_acks`).
+    NotReplicated,
     /// The store answered with an error it should not give (for example out of memory, or a
     /// read-only replica).
     Server,
@@ -86,6 +89,7 @@ impl std::fmt::Display for UnavailableKind {
             UnavailableKind::Connection => "connection failed",
             UnavailableKind::TimedOut => "timed out",
             UnavailableKind::PoolExhausted => "connection pool exhausted",
+            UnavailableKind::NotReplicated => "not replicated in time",
             UnavailableKind::Server => "server error",
         })
     }

@@ -6,9 +6,8 @@ compile_error!(
     "the tests need the `test-suite` feature: run `cargo test --workspace --all-features`"
 );
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -41,50 +40,6 @@ fn session_key(config: &SessionConfig, token: &Token) -> Vec<u8> {
     k
 }
 
-/// Commands Redis received from clients (not from inside scripts) while `work` ran, as seen by
-/// `MONITOR`.
-async fn monitored<F: std::future::Future<Output = ()>>(
-    server: &RedisServer,
-    work: F,
-) -> Vec<String> {
-    let mut child = Command::new("redis-cli")
-        .args(["-p", &server.port().to_string(), "monitor"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("redis-cli on PATH (it comes with redis-server)");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), "OK");
-    work.await;
-    let mut conn = raw(server).await;
-    let _: String = redis::cmd("ECHO")
-        .arg("end-of-test")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let mut lines = Vec::new();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("monitor output");
-        if line.contains("end-of-test") {
-            break;
-        }
-        lines.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    // Commands run by a script show as "[0 lua]"; what a client sent shows its address.
-    lines.into_iter().filter(|l| !l.contains(" lua]")).collect()
-}
-
 #[tokio::test]
 async fn load_and_touch_is_one_round_trip() {
     let server = RedisServer::start_local().unwrap();
@@ -101,7 +56,7 @@ async fn load_and_touch_is_one_round_trip() {
         .unwrap();
     store.load(&token).await.unwrap().unwrap(); // the script is cached in Redis from here on
 
-    let commands = monitored(&server, async {
+    let commands = common::monitored(server.port(), async {
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_millis(2)).await;
             assert!(store.load(&token).await.unwrap().is_some());
@@ -358,4 +313,27 @@ async fn unreachable_url_fails_fast_with_a_clear_error() {
     assert!(err.to_string().contains("is Redis running") || err.to_string().contains("Redis at"));
     let bad = RedisStore::new("not a url", config()).unwrap_err();
     assert!(matches!(bad, Error::Config(_)), "{bad}");
+}
+
+#[tokio::test]
+async fn writes_fail_closed_when_replicas_do_not_acknowledge() {
+    let server = RedisServer::start_local().unwrap();
+    // A server without replicas can never acknowledge: logins must fail, not half-succeed.
+    let store = RedisStore::connect(server.url(), config())
+        .await
+        .unwrap()
+        .with_replica_acks(1, Duration::from_millis(50))
+        .unwrap();
+    match store.create(NewSession::new("alice")).await {
+        Err(Error::Unavailable {
+            kind: UnavailableKind::NotReplicated,
+            ..
+        }) => {}
+        other => panic!("expected NotReplicated, got {other:?}"),
+    }
+    let plain = RedisStore::connect(server.url(), config()).await.unwrap();
+    assert!(
+        plain.with_replica_acks(1, Duration::from_secs(5)).is_err(),
+        "a WAIT timeout above the operation timeout must be refused"
+    );
 }

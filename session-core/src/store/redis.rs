@@ -39,6 +39,7 @@ mod split;
 mod throttle;
 
 use std::future::Future;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::RedisResult;
@@ -48,7 +49,7 @@ use self::pool::Pools;
 pub use self::pool::{Connection, RedisTarget};
 use self::scripts::Scripts;
 use crate::config::SessionConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UnavailableKind};
 use crate::record::{
     check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
     SessionData, SessionInfo,
@@ -75,6 +76,8 @@ use crate::token::{SessionHandle, SessionKey, Token};
 pub struct RedisStore {
     config: SessionConfig,
     pools: Pools,
+    /// `WAIT` after each write: (replicas, timeout in ms).
+    acks: Option<(usize, u64)>,
     keys: KeyLayout,
     scripts: Scripts,
     target: String,
@@ -118,6 +121,7 @@ impl RedisStore {
     pub fn with_target(target: RedisTarget, config: SessionConfig) -> Result<Self> {
         Ok(Self {
             pools: Pools::new(&target, &config)?,
+            acks: None,
             keys: KeyLayout::new(config.key_prefix()),
             config,
             scripts: Scripts::new(),
@@ -141,6 +145,77 @@ impl RedisStore {
         let store = Self::with_target(target, config)?;
         store.ping().await?;
         Ok(store)
+    }
+
+    /// Makes every write that matters (create, rotate, logout, revocation, role changes, data)
+    /// wait until `replicas` replicas have it, for at most `timeout`; a write that is not
+    /// acknowledged in time fails with [`Error::Unavailable`]
+    /// ([`UnavailableKind::NotReplicated`](crate::UnavailableKind::NotReplicated)), so a login
+    /// is only granted, and a logout only reported done, once it would survive a failover.
+    ///
+    /// Cost: the write's round trip plus the replication delay (a `WAIT` on the same
+    /// connection). Loads are not affected: their only write, the sliding expiry, is allowed to
+    /// be lost. Not available on Redis Cluster.
+    ///
+    /// # Errors
+    /// [`Error::Config`] on a cluster, for `replicas == 0`, or when `timeout` is not below the
+    /// operation timeout.
+    pub fn with_replica_acks(mut self, replicas: usize, timeout: Duration) -> Result<Self> {
+        if self.is_cluster() {
+            return Err(Error::Config(
+                "replica acknowledgements (WAIT) are not supported on Redis Cluster".to_owned(),
+            ));
+        }
+        if replicas == 0 || timeout >= self.config.operation_timeout() {
+            return Err(Error::Config(format!(
+                "with_replica_acks needs replicas >= 1 and a timeout below the operation \
+                 timeout ({:?})",
+                self.config.operation_timeout()
+            )));
+        }
+        self.acks = Some((replicas, duration_ms(timeout).max(1)));
+        Ok(self)
+    }
+
+    /// Runs a write on a pooled connection and, with [`RedisStore::with_replica_acks`], waits
+    /// for the replicas on the same connection.
+    async fn write<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let acks = self.acks;
+        let (out, acked) = self
+            .with_connection(|conn| async move {
+                // A clone of a multiplexed connection is the same Redis client, which is what
+                // WAIT counts writes for.
+                let mut same = conn.clone();
+                let out = f(conn).await?;
+                let acked = match acks {
+                    None => None,
+                    Some((replicas, ms)) => {
+                        let got: usize = redis::cmd("WAIT")
+                            .arg(replicas)
+                            .arg(ms)
+                            .query_async(&mut same)
+                            .await?;
+                        (got < replicas).then_some((got, replicas))
+                    }
+                };
+                Ok((out, acked))
+            })
+            .await?;
+        if let Some((got, wanted)) = acked {
+            return Err(Error::unavailable(
+                UnavailableKind::NotReplicated,
+                format!(
+                    "Redis at {}: the write reached {got} of {wanted} replicas in time; it may \
+                     be lost in a failover",
+                    self.target
+                ),
+            ));
+        }
+        Ok(out)
     }
 
     /// True when the store talks to a Redis Cluster.
@@ -253,7 +328,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.create;
         let session_prefix = &self.keys.session_prefix;
         let evicted: i64 = self
-            .with_connection(|mut c| async move {
+            .write(|mut c| async move {
                 script
                     .key(&session_key)
                     .key(&index)
@@ -299,7 +374,7 @@ impl SessionStore for RedisStore {
         let session_key = self.keys.session(&key);
         let script = &self.scripts.save_data;
         let outcome: i64 = self
-            .with_connection(|mut c| async move {
+            .write(|mut c| async move {
                 script
                     .key(&session_key)
                     .arg(&bytes)
@@ -322,7 +397,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.rotate;
         let index_prefix = &self.keys.index_prefix;
         let outcome: i64 = self
-            .with_connection(|mut c| async move {
+            .write(|mut c| async move {
                 script
                     .key(&old_key)
                     .key(&new_key)
@@ -346,7 +421,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.delete;
         let index_prefix = &self.keys.index_prefix;
         let deleted: i64 = self
-            .with_connection(|mut c| async move {
+            .write(|mut c| async move {
                 script
                     .key(&session_key)
                     .arg(index_prefix.as_slice())
@@ -411,7 +486,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.delete_members;
         let session_prefix = &self.keys.session_prefix;
         let deleted: i64 = self
-            .with_connection(|mut c| async move {
+            .write(|mut c| async move {
                 script
                     .key(&index)
                     .arg(session_prefix.as_slice())
@@ -433,7 +508,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.delete_members;
         let session_prefix = &self.keys.session_prefix;
         let deleted: i64 = self
-            .with_connection(|mut c| async move {
+            .write(|mut c| async move {
                 script
                     .key(&index)
                     .arg(session_prefix.as_slice())
@@ -464,7 +539,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.set_authz;
         let session_prefix = &self.keys.session_prefix;
         let changed: i64 = self
-            .with_connection(|mut c| async move {
+            .write(|mut c| async move {
                 script
                     .key(&index)
                     .arg(session_prefix.as_slice())

@@ -1,0 +1,47 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Commands the Redis on `port` received from clients (not from inside scripts) while `work`
+/// ran, as seen by `MONITOR`.
+pub async fn monitored<F: std::future::Future<Output = ()>>(port: u16, work: F) -> Vec<String> {
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "monitor"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli on PATH (it comes with redis-server)");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), "OK");
+    work.await;
+    let echoed = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "echo", "end-of-test"])
+        .output()
+        .expect("redis-cli");
+    assert!(echoed.status.success());
+    let mut lines = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("monitor output");
+        if line.contains("end-of-test") {
+            break;
+        }
+        lines.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // Commands run by a script show as "[0 lua]"; what a client sent shows its address.
+    lines.into_iter().filter(|l| !l.contains(" lua]")).collect()
+}
