@@ -89,7 +89,7 @@ impl SessionConfig {
     }
 
     /// The longest any single store call may take before it fails as
-    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    /// [`Error::Unavailable`].
     pub fn operation_timeout(&self) -> Duration {
         self.operation_timeout
     }

@@ -15,3 +15,8 @@ pub mod conformance;
 pub mod redis_server;
 
 pub use redis_server::{HarnessError, RedisServer};
+pub mod cluster;
+pub mod sentinel;
+
+pub use cluster::RedisCluster;
+pub use sentinel::RedisSentinelGroup;

@@ -150,7 +150,7 @@ impl RedisStore {
     /// Makes every write that matters (create, rotate, logout, revocation, role changes, data)
     /// wait until `replicas` replicas have it, for at most `timeout`; a write that is not
     /// acknowledged in time fails with [`Error::Unavailable`]
-    /// ([`UnavailableKind::NotReplicated`](crate::UnavailableKind::NotReplicated)), so a login
+    /// ([`UnavailableKind::NotReplicated`]), so a login
     /// is only granted, and a logout only reported done, once it would survive a failover.
     ///
     /// Cost: the write's round trip plus the replication delay (a `WAIT` on the same

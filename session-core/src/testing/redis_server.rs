@@ -15,7 +15,7 @@ pub const INSTALL_HINT: &str = "install it with `sudo apt-get install redis-serv
 /// The harness could not provide a Redis server. The message says what to do.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct HarnessError(String);
+pub struct HarnessError(pub(crate) String);
 
 /// A Redis server for one test.
 #[derive(Debug)]
@@ -200,14 +200,14 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> Result<u16, HarnessError> {
+pub(crate) fn free_port() -> Result<u16, HarnessError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| HarnessError(format!("cannot find a free port: {e}")))
 }
 
-fn ping(port: u16) -> bool {
+pub(crate) fn ping(port: u16) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;

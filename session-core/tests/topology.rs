@@ -1,0 +1,317 @@
+//! The Redis store on a Redis Cluster and behind Sentinel: the conformance suite, the one round
+//! trip per load, and failover (SIGKILL of a primary with sessions in flight).
+
+#[cfg(not(feature = "test-suite"))]
+compile_error!(
+    "the tests need the `test-suite` feature: run `cargo test --workspace --all-features`"
+);
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_core::testing::cluster::NodeRole;
+use session_core::testing::{conformance, RedisCluster, RedisSentinelGroup};
+use session_core::{NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore, Token};
+
+fn config() -> SessionConfig {
+    SessionConfig::builder()
+        .key_prefix(conformance::unique_prefix())
+        .operation_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+fn session_key(config: &SessionConfig, token: &Token) -> Vec<u8> {
+    [
+        format!("{}:s:", config.key_prefix()).as_bytes(),
+        token.key().as_bytes(),
+    ]
+    .concat()
+}
+
+/// Blocks until every write so far on the primary at `port` reached `replicas` replicas.
+fn wait_replicated(port: u16, replicas: usize) {
+    let out = Command::new("redis-cli")
+        .args([
+            "-p",
+            &port.to_string(),
+            "WAIT",
+            &replicas.to_string(),
+            "5000",
+        ])
+        .output()
+        .expect("redis-cli");
+    let acked: usize = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        acked >= replicas,
+        "replication to {port}'s replica did not finish"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_passes_the_conformance_suite() {
+    let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
+    let nodes = cluster.urls();
+    let make = |config| {
+        let target = RedisTarget::Cluster(nodes.clone());
+        async move {
+            let store = RedisStore::connect_to(target, config)
+                .await
+                .expect("connect");
+            assert!(store.is_cluster());
+            store
+        }
+    };
+    conformance::run(make).await;
+    conformance::run_throttle(make).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_primary_passes_the_conformance_suite() {
+    let group = RedisSentinelGroup::start("sessions").expect("a local Sentinel group");
+    let target = RedisTarget::Sentinel {
+        sentinels: group.sentinel_urls(),
+        service: group.service().to_owned(),
+    };
+    let make = |config| {
+        let target = target.clone();
+        async move {
+            RedisStore::connect_to(target, config)
+                .await
+                .expect("connect")
+        }
+    };
+    conformance::run(make).await;
+    conformance::run_throttle(make).await;
+}
+
+#[tokio::test]
+async fn load_is_one_round_trip_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
+    let config = SessionConfig::builder()
+        .key_prefix(conformance::unique_prefix())
+        .touch_interval(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let store = RedisStore::connect_to(RedisTarget::Cluster(cluster.urls()), config.clone())
+        .await
+        .unwrap();
+    let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
+    store.load(&token).await.unwrap().unwrap();
+    let node = cluster
+        .primary_for_key(&session_key(&config, &token))
+        .expect("the session key's primary");
+    let commands = common::monitored(node, async {
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            assert!(store.load(&token).await.unwrap().is_some());
+        }
+    })
+    .await;
+    assert_eq!(commands.len(), 30, "one command per load: {commands:#?}");
+    assert!(commands
+        .iter()
+        .all(|c| c.to_lowercase().contains("\"evalsha\"")));
+}
+
+/// Loads every session; each must be either its own user's session or "unavailable" — never
+/// "no session" and never someone else's.
+async fn check_fail_closed(store: &RedisStore, sessions: &[(Token, String)]) -> (usize, usize) {
+    let (mut ok, mut unavailable) = (0, 0);
+    for (token, user) in sessions {
+        match store.load(token).await {
+            Ok(Some(s)) => {
+                assert_eq!(s.user_id(), user, "a session came back as someone else's");
+                ok += 1;
+            }
+            Ok(None) => panic!("a replicated live session of {user} was reported absent"),
+            Err(e) => {
+                assert!(e.is_unavailable(), "unexpected error {e}");
+                unavailable += 1;
+            }
+        }
+    }
+    (ok, unavailable)
+}
+
+/// Creates and loads sessions in the background until stopped; counts outcomes and makes sure
+/// every answer is a correct session or "unavailable".
+fn traffic(
+    store: Arc<RedisStore>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, usize)> {
+    tokio::spawn(async move {
+        let ok = AtomicUsize::new(0);
+        let unavailable = AtomicUsize::new(0);
+        let mut i = 0u32;
+        while !stop.load(Ordering::SeqCst) {
+            i += 1;
+            let user = format!("flight-{}", i % 20);
+            match store.create(NewSession::new(user.clone())).await {
+                Ok((token, _)) => match store.load(&token).await {
+                    Ok(Some(s)) => {
+                        assert_eq!(s.user_id(), user);
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // A write acknowledged by a primary that dies before replicating it is
+                    // lost (asynchronous replication): then "no session" is the truth.
+                    Ok(None) => {}
+                    Err(e) => {
+                        assert!(e.is_unavailable(), "{e}");
+                        unavailable.fetch_add(1, Ordering::SeqCst);
+                    }
+                },
+                Err(e) => {
+                    assert!(e.is_unavailable(), "{e}");
+                    unavailable.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (ok.into_inner(), unavailable.into_inner())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_failover_keeps_replicated_sessions_and_fails_closed() {
+    let mut cluster = RedisCluster::start(3, 1).expect("a local Redis Cluster with replicas");
+    let config = config();
+    let store = Arc::new(
+        RedisStore::connect_to(RedisTarget::Cluster(cluster.urls()), config.clone())
+            .await
+            .unwrap(),
+    );
+    let mut sessions = Vec::new();
+    for i in 0..60 {
+        let user = format!("user-{i}");
+        let (token, _) = store.create(NewSession::new(user.clone())).await.unwrap();
+        sessions.push((token, user));
+    }
+    for node in cluster
+        .nodes()
+        .iter()
+        .filter(|n| n.role == NodeRole::Primary)
+    {
+        wait_replicated(node.port, 1);
+    }
+    let victim = cluster
+        .primary_for_key(&session_key(&config, &sessions[0].0))
+        .unwrap();
+    let on_victim: HashMap<_, _> = sessions
+        .iter()
+        .filter(|(t, _)| cluster.primary_for_key(&session_key(&config, t)) == Some(victim))
+        .map(|(t, u)| (t.as_cookie_value(), u.clone()))
+        .collect();
+    assert!(!on_victim.is_empty());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let background = traffic(Arc::clone(&store), Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cluster.kill_node(victim).unwrap();
+    // During the switch: correct sessions or "unavailable", never a wrong answer.
+    let (_, unavailable) = check_fail_closed(&store, &sessions).await;
+    assert!(
+        unavailable > 0,
+        "the dead primary's sessions should be unavailable for a while"
+    );
+    cluster
+        .wait_for_failover(victim, Duration::from_secs(30))
+        .expect("a replica is promoted");
+
+    // After promotion: every replicated session is back, through the same store object.
+    let mut recovered = false;
+    for _ in 0..50 {
+        let (ok, _) = check_fail_closed(&store, &sessions).await;
+        if ok == sessions.len() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        recovered,
+        "sessions written before the kill did not all come back"
+    );
+    let (token, _) = store
+        .create(NewSession::new("after"))
+        .await
+        .expect("new login works");
+    assert!(store.load(&token).await.unwrap().is_some());
+    stop.store(true, Ordering::SeqCst);
+    let (ok, _) = background.await.expect("traffic task panicked");
+    assert!(ok > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_keeps_replicated_sessions_and_fails_closed() {
+    let mut group = RedisSentinelGroup::start("sessions").expect("a local Sentinel group");
+    let target = RedisTarget::Sentinel {
+        sentinels: group.sentinel_urls(),
+        service: group.service().to_owned(),
+    };
+    let store = Arc::new(RedisStore::connect_to(target, config()).await.unwrap());
+    let mut sessions = Vec::new();
+    for i in 0..30 {
+        let user = format!("user-{i}");
+        let (token, _) = store
+            .create(NewSession::new(user.clone()).with_roles(["USER"]))
+            .await
+            .unwrap();
+        sessions.push((token, user));
+    }
+    group
+        .wait_for_replication(Duration::from_secs(10))
+        .expect("replica caught up");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let background = traffic(Arc::clone(&store), Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let old = group.kill_primary().unwrap();
+    let (_, unavailable) = check_fail_closed(&store, &sessions).await;
+    assert!(
+        unavailable > 0,
+        "with the primary dead, loads must be unavailable"
+    );
+    let new = group
+        .wait_for_failover(old, Duration::from_secs(30))
+        .expect("sentinels promote the replica");
+    assert_ne!(new, old);
+
+    let mut recovered = false;
+    for _ in 0..50 {
+        let (ok, _) = check_fail_closed(&store, &sessions).await;
+        if ok == sessions.len() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        recovered,
+        "replicated sessions did not survive the failover"
+    );
+    // Writes work on the new primary without restarting anything.
+    let (token, _) = store
+        .create(NewSession::new("after"))
+        .await
+        .expect("new login works");
+    assert!(store.load(&token).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .set_user_authz("user-1", &["ADMIN".to_owned()], &[])
+            .await
+            .unwrap(),
+        1
+    );
+    stop.store(true, Ordering::SeqCst);
+    let (ok, _) = background.await.expect("traffic task panicked");
+    assert!(ok > 0);
+}
