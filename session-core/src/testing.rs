@@ -16,6 +16,7 @@ pub mod redis_server;
 
 pub use redis_server::{HarnessError, RedisServer};
 pub mod cluster;
+mod node;
 pub mod sentinel;
 
 pub use cluster::RedisCluster;

@@ -31,7 +31,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::cluster::{
+use super::node::{
     check_field, info_field, info_text, os_args, poll, query, role, Node, PortPool, Reply, Role,
 };
 use super::redis_server::HarnessError;

@@ -1,0 +1,378 @@
+//! What the cluster and sentinel harnesses share: a `redis-server` process of the test's own
+//! ([`Node`]), a pool of free ports, polling with a deadline, and a tiny RESP client for the
+//! few commands the harnesses send (`ROLE`, `INFO`, `CLUSTER ...`, `SENTINEL ...`).
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::redis_server::{free_port, ping, HarnessError, INSTALL_HINT};
+
+/// What `ROLE` says.
+pub(crate) enum Role {
+    /// A primary.
+    Primary,
+    /// A replica of the primary on `primary`; `link_up` once the sync is done.
+    Replica { primary: u16, link_up: bool },
+}
+
+pub(crate) fn role(port: u16) -> Result<Role, HarnessError> {
+    let bad = || HarnessError(format!("node {port}: unexpected ROLE reply"));
+    let mut items = query(port, &["ROLE"])?
+        .into_array()
+        .ok_or_else(bad)?
+        .into_iter();
+    match items.next().and_then(Reply::into_text).as_deref() {
+        Some("master") => Ok(Role::Primary),
+        Some("slave") => {
+            let _host = items.next();
+            let primary = items
+                .next()
+                .and_then(|p| p.as_int())
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or_else(bad)?;
+            let state = items.next().and_then(Reply::into_text).unwrap_or_default();
+            Ok(Role::Replica {
+                primary,
+                link_up: state == "connected",
+            })
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// The value of `field` in an `INFO`-style `field:value` text.
+pub(crate) fn info_field<'a>(text: &'a str, field: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(field)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
+
+/// `Err((port, why))` unless `field` is `want` in `text`.
+pub(crate) fn check_field(
+    text: &str,
+    field: &str,
+    want: &str,
+    port: u16,
+) -> Result<(), (u16, String)> {
+    match info_field(text, field) {
+        Some(v) if v == want => Ok(()),
+        other => Err((
+            port,
+            format!(
+                "node {port} reports {field}:{} (waiting for {want})",
+                other.unwrap_or("(missing)")
+            ),
+        )),
+    }
+}
+
+/// Calls `check` every 50 ms until it returns `Ok` or `timeout` passes; then the last
+/// `(port, reason)` it gave.
+pub(crate) fn poll<T>(
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, (u16, String)>,
+) -> Result<T, (u16, String)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(value) => return Ok(value),
+            Err(pending) if Instant::now() >= deadline => return Err(pending),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Distinct free ports: `free_port` may hand out a port again once its probe socket is closed,
+/// and a harness asks for many before starting anything.
+#[derive(Debug, Default)]
+pub(crate) struct PortPool(HashSet<u16>);
+
+impl PortPool {
+    pub(crate) fn take(&mut self) -> Result<u16, HarnessError> {
+        for _ in 0..100 {
+            let port = free_port()?;
+            if self.0.insert(port) {
+                return Ok(port);
+            }
+        }
+        Err(HarnessError(
+            "cannot find a free port not used yet".to_owned(),
+        ))
+    }
+}
+
+/// A `redis-server` process (a cluster node, a data node or a sentinel) with its own directory
+/// and log file; killed when dropped.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) port: u16,
+    pub(crate) dir: PathBuf,
+    pub(crate) log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// Starts `redis-server ARGS --dir <dir> --logfile <log>` on a port from `ports`, in
+    /// `root/node-<port>`, and waits (up to 10 s) until it answers `PING`. `args` gets the port,
+    /// the node's directory (to write a config file into) and the pool (for more ports). When
+    /// the process exits at once (someone took the port meanwhile) it tries again with a new
+    /// port, up to 5 times.
+    pub(crate) fn start(
+        root: &Path,
+        ports: &mut PortPool,
+        what: &str,
+        mut args: impl FnMut(u16, &Path, &mut PortPool) -> Result<Vec<OsString>, HarnessError>,
+    ) -> Result<Self, HarnessError> {
+        let mut last = HarnessError(format!("the {what} did not start"));
+        for _ in 0..5 {
+            let port = ports.take()?;
+            let dir = root.join(format!("node-{port}"));
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| HarnessError(format!("cannot create {}: {e}", dir.display())))?;
+            let args = args(port, &dir, ports)?;
+            let mut node = Self {
+                port,
+                log: dir.join(format!("redis-{port}.log")),
+                dir,
+                child: None,
+            };
+            let child = Command::new("redis-server")
+                .args(&args)
+                .arg("--dir")
+                .arg(&node.dir)
+                .arg("--logfile")
+                .arg(&node.log)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        HarnessError(format!(
+                            "the tests need `redis-server` on PATH and it is not there; \
+                             {INSTALL_HINT}"
+                        ))
+                    } else {
+                        HarnessError(format!("cannot start redis-server: {e}"))
+                    }
+                })?;
+            node.child = Some(child);
+            match node.wait_ready(what) {
+                Ok(()) => return Ok(node),
+                Err((true, e)) => last = e,
+                Err((false, e)) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    /// `Err((exited, error))`.
+    fn wait_ready(&mut self, what: &str) -> Result<(), (bool, HarnessError)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if ping(self.port) {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err((
+                        true,
+                        HarnessError(format!(
+                            "the {what} on port {} exited with {status}; last lines of {}:\n{}",
+                            self.port,
+                            self.log.display(),
+                            self.log_tail(5)
+                        )),
+                    ));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        Err((
+            false,
+            HarnessError(format!(
+                "the {what} on port {} did not answer PING within 10 s; last lines of {}:\n{}",
+                self.port,
+                self.log.display(),
+                self.log_tail(5)
+            )),
+        ))
+    }
+
+    /// True once [`Node::kill`] ran (or the process was found dead at start).
+    pub(crate) fn is_killed(&self) -> bool {
+        self.child.is_none()
+    }
+
+    /// SIGKILL, then wait for the process to exit.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The last `lines` lines of the node's log.
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail = tail(&text, lines);
+        if tail.is_empty() {
+            "(empty log)".to_owned()
+        } else {
+            tail
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub(crate) fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// redis-cli colours its output even into a file.
+pub(crate) fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub(crate) fn os_args(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+/// A RESP2 reply.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Text(String),
+    Int(i64),
+    Nil,
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    pub(crate) fn into_text(self) -> Option<String> {
+        match self {
+            Reply::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn into_array(self) -> Option<Vec<Reply>> {
+        match self {
+            Reply::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_int(&self) -> Option<i64> {
+        match self {
+            Reply::Int(n) => Some(*n),
+            Reply::Text(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Sends one command to 127.0.0.1:`port` over a fresh connection and reads the reply; a Redis
+/// error reply is an `Err`. Short timeouts: these are local servers, and a hung one should
+/// make the poll go round again rather than stall it.
+pub(crate) fn query(port: u16, args: &[&str]) -> Result<Reply, HarnessError> {
+    let fail = |e: std::io::Error| HarnessError(format!("node {port}: {}: {e}", args.join(" ")));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).map_err(fail)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .and_then(|()| stream.set_write_timeout(Some(Duration::from_secs(1))))
+        .map_err(fail)?;
+    let mut request = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        request.extend_from_slice(arg.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    stream.write_all(&request).map_err(fail)?;
+    match read_reply(&mut BufReader::new(stream)).map_err(fail)? {
+        Ok(reply) => Ok(reply),
+        Err(message) => Err(HarnessError(format!(
+            "node {port}: {}: {message}",
+            args.join(" ")
+        ))),
+    }
+}
+
+/// The text of a bulk-string reply (`INFO`, `CLUSTER INFO`, `CLUSTER NODES`).
+pub(crate) fn info_text(port: u16, args: &[&str]) -> Result<String, HarnessError> {
+    query(port, args)?.into_text().ok_or_else(|| {
+        HarnessError(format!(
+            "node {port}: {} did not return text",
+            args.join(" ")
+        ))
+    })
+}
+
+/// `Ok(Err(message))` for an error reply.
+fn read_reply(r: &mut impl BufRead) -> std::io::Result<Result<Reply, String>> {
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line)?;
+    if line.len() < 3 || !line.ends_with(b"\r\n") {
+        return Err(invalid("truncated reply"));
+    }
+    let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
+    let number = || body.parse::<i64>().map_err(|_| invalid("bad length"));
+    Ok(Ok(match line[0] {
+        b'+' => Reply::Text(body),
+        b'-' => return Ok(Err(body)),
+        b':' => Reply::Int(number()?),
+        b'$' => match usize::try_from(number()?) {
+            Err(_) => Reply::Nil,
+            Ok(len) => {
+                let mut data = vec![0; len + 2];
+                std::io::Read::read_exact(r, &mut data)?;
+                data.truncate(len);
+                Reply::Text(String::from_utf8_lossy(&data).into_owned())
+            }
+        },
+        b'*' => match usize::try_from(number()?) {
+            Err(_) => Reply::Nil,
+            Ok(len) => {
+                let mut items = Vec::with_capacity(len);
+                for _ in 0..len {
+                    match read_reply(r)? {
+                        Ok(item) => items.push(item),
+                        Err(message) => items.push(Reply::Text(format!("-{message}"))),
+                    }
+                }
+                Reply::Array(items)
+            }
+        },
+        _ => return Err(invalid("unknown reply type")),
+    }))
+}
