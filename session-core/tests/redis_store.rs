@@ -337,3 +337,39 @@ async fn writes_fail_closed_when_replicas_do_not_acknowledge() {
         "a WAIT timeout above the operation timeout must be refused"
     );
 }
+
+#[tokio::test]
+async fn busy_pool_is_reported_as_exhausted() {
+    let server = RedisServer::start_local().unwrap();
+    let config = SessionConfig::builder()
+        .key_prefix(unique_prefix())
+        .pool_size(1)
+        .operation_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let store = std::sync::Arc::new(RedisStore::connect(server.url(), config).await.unwrap());
+    let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
+    // A hung Redis: the first request holds the only connection until it times out, the
+    // ones queued behind it find every connection busy for their whole timeout.
+    server.pause();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let store = std::sync::Arc::clone(&store);
+        let token = token.clone();
+        tasks.spawn(async move { store.load(&token).await });
+    }
+    let mut kinds = Vec::new();
+    while let Some(res) = tasks.join_next().await {
+        match res.unwrap() {
+            Err(Error::Unavailable { kind, .. }) => kinds.push(kind),
+            other => panic!("a hung Redis must be unavailable, got {other:?}"),
+        }
+    }
+    assert!(kinds.contains(&UnavailableKind::TimedOut), "{kinds:?}");
+    assert!(kinds.contains(&UnavailableKind::PoolExhausted), "{kinds:?}");
+    server.resume();
+    assert!(
+        store.load(&token).await.unwrap().is_some(),
+        "the store recovers"
+    );
+}

@@ -207,6 +207,11 @@ where
     Fut: Future<Output = RedisResult<T>>,
 {
     let started = Instant::now();
+    // Decided before waiting: every connection was busy when this call asked for one.
+    let busy = {
+        let status = pool.status();
+        status.available == 0 && status.size >= status.max_size
+    };
     let object = match tokio::time::timeout(limit, pool.get()).await {
         Ok(Ok(object)) => object,
         Ok(Err(PoolError::Backend(e))) => return Err(redis_error(&e, target)),
@@ -216,21 +221,17 @@ where
                 format!("Redis at {target}: {other}"),
             ))
         }
-        Err(_) => {
-            let status = pool.status();
-            return Err(if status.available == 0 && status.size >= status.max_size {
-                Error::unavailable(
-                    UnavailableKind::PoolExhausted,
-                    format!(
-                        "all {} connections to {target} stayed busy for {limit:?}; \
-                         raise SessionConfig::pool_size",
-                        status.max_size
-                    ),
-                )
-            } else {
-                timed_out(limit, target)
-            });
+        Err(_) if busy => {
+            return Err(Error::unavailable(
+                UnavailableKind::PoolExhausted,
+                format!(
+                    "all {} connections to {target} stayed busy for {limit:?}; \
+                     raise SessionConfig::pool_size",
+                    pool.status().max_size
+                ),
+            ))
         }
+        Err(_) => return Err(timed_out(limit, target)),
     };
     let conn = wrap((*object).clone());
     let remaining = limit.saturating_sub(started.elapsed());
