@@ -14,6 +14,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<u64>,
+    /// The request body was not read to its end: the connection cannot be reused.
+    close: bool,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            close: false,
         }
     }
 
@@ -80,6 +83,10 @@ impl IntoResponse for ApiError {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.close {
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         res
     }
 }
@@ -109,9 +116,10 @@ impl From<session_core::Error> for ApiError {
     }
 }
 
-/// `axum::Json`, but its rejections are our JSON errors: 413 `payload_too_large` for a body
-/// over the limit, 400 `bad_request` for anything else (malformed JSON, wrong shape, missing
-/// content type) instead of axum's 415/422 plain-text answers.
+/// `axum::Json` for a JSON **object** body, with our JSON errors: 413 `payload_too_large` for
+/// a body over the limit, 400 `bad_request` for anything else (malformed JSON, an array or
+/// other non-object, wrong fields, missing content type) instead of axum's 415/422 plain-text
+/// answers. (serde would otherwise also accept `["name", "password"]` for a struct.)
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -119,10 +127,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(rejection) => Err(json_rejection(&rejection)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(rejection) => return Err(json_rejection(&rejection)),
+        };
+        if !value.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
         }
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
     }
 }
 
@@ -134,11 +148,16 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
 }
 
 fn payload_too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("request bodies are limited to {} bytes", crate::BODY_LIMIT),
-    )
+    ApiError {
+        // The rest of the body is not read, so the connection is closed after this answer;
+        // saying so lets keep-alive clients open a new one instead of failing their next request.
+        close: true,
+        ..ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are limited to {} bytes", crate::BODY_LIMIT),
+        )
+    }
 }
 
 /// The last line of defence: an error answer that is not yet our JSON (axum's 404 and 405, a

@@ -102,8 +102,9 @@ pub async fn login(
     // time) but not counted: it has no throttle key of its own.
     let plausible = valid_username(username) && body.password.chars().count() <= 128;
     if plausible {
+        // Counted before the password is checked: parallel guesses cannot exceed the limit.
         if let Attempt::Locked { retry_after } =
-            state.store.check_login(username, &state.throttle).await?
+            state.store.begin_login(username, &state.throttle).await?
         {
             tracing::info!(target: "session_audit", event = "login_refused_locked", user = %username, "login refused: username locked");
             return Err(ApiError::too_many_attempts(retry_after_secs(retry_after)));

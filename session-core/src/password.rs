@@ -22,6 +22,7 @@ use std::sync::{Arc, OnceLock};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
@@ -29,18 +30,19 @@ use crate::error::{Error, Result};
 ///
 /// The default costs are OWASP's recommendation for Argon2id (19 MiB of memory, 2 passes,
 /// 1 lane): tens of milliseconds per hash on a server core.
+///
+/// At most half the machine's cores (at least one) hash at once; further logins wait their turn
+/// asynchronously, so a burst of logins cannot take every core from the requests being served.
 #[derive(Debug, Clone)]
 pub struct Passwords {
     params: Params,
     dummy: Arc<OnceLock<String>>,
+    permits: Arc<Semaphore>,
 }
 
 impl Default for Passwords {
     fn default() -> Self {
-        Self {
-            params: Params::default(),
-            dummy: Arc::new(OnceLock::new()),
-        }
+        Self::from_params(Params::default())
     }
 }
 
@@ -56,10 +58,31 @@ impl Passwords {
     pub fn with_costs(memory_kib: u32, iterations: u32, lanes: u32) -> Result<Self> {
         let params = Params::new(memory_kib, iterations, lanes, None)
             .map_err(|e| Error::Config(format!("Argon2 costs: {e}")))?;
-        Ok(Self {
+        Ok(Self::from_params(params))
+    }
+
+    fn from_params(params: Params) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
             params,
             dummy: Arc::new(OnceLock::new()),
-        })
+            permits: Arc::new(Semaphore::new((cores / 2).max(1))),
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a hashing permit is free.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(format!("password hashing permits: {e}")))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::Internal(format!("password hashing task: {e}")))
     }
 
     fn argon2(params: Params) -> Argon2<'static> {
@@ -82,9 +105,8 @@ impl Passwords {
     pub async fn hash(&self, password: &str) -> Result<String> {
         let params = self.params.clone();
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || Self::hash_blocking(params, &password))
-            .await
-            .map_err(|e| Error::Internal(format!("password hashing task: {e}")))?
+        self.blocking(move || Self::hash_blocking(params, &password))
+            .await?
     }
 
     /// Checks `password` against `hash` in constant time. With `hash` `None` (no such user) it
@@ -101,7 +123,7 @@ impl Passwords {
             None => (self.dummy_hash(params.clone()).await?, false),
         };
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move || {
             let parsed = match PasswordHash::new(&hash) {
                 Ok(p) => p,
                 Err(e) => {
@@ -116,7 +138,6 @@ impl Passwords {
             ok && known
         })
         .await
-        .map_err(|e| Error::Internal(format!("password verification task: {e}")))
     }
 
     async fn dummy_hash(&self, params: Params) -> Result<String> {
@@ -124,12 +145,11 @@ impl Passwords {
             return Ok(h.clone());
         }
         let dummy = Arc::clone(&self.dummy);
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move || {
             let h = Self::hash_blocking(params, "session-core dummy password")?;
             Ok(dummy.get_or_init(|| h).clone())
         })
-        .await
-        .map_err(|e| Error::Internal(format!("password hashing task: {e}")))?
+        .await?
     }
 }
 

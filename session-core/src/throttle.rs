@@ -2,9 +2,13 @@
 //! server holds on all of them.
 //!
 //! The rule: after [`ThrottleConfig::max_failures`] failed logins for one username within
-//! [`ThrottleConfig::window`] (counted from the first failure), the username is locked for a
+//! [`ThrottleConfig::window`] (counted from the first attempt), the username is locked for a
 //! whole window from the last of them, even for the right password. A successful login clears
 //! the count.
+//!
+//! Each attempt is counted when it *begins* ([`LoginThrottle::begin_login`]), before the
+//! password is checked, so an attacker sending many guesses at once gets no more than
+//! `max_failures` of them checked per window.
 //!
 //! ```
 //! use std::time::Duration;
@@ -15,11 +19,11 @@
 //! let store = MemoryStore::new(SessionConfig::default());
 //! let limits = ThrottleConfig::new(3, Duration::from_secs(900));
 //! for _ in 0..3 {
-//!     assert_eq!(store.check_login("alice", &limits).await?, Attempt::Allowed);
+//!     assert_eq!(store.begin_login("alice", &limits).await?, Attempt::Allowed);
 //!     // ... the password was wrong:
 //!     store.record_failure("alice", &limits).await?;
 //! }
-//! assert!(matches!(store.check_login("alice", &limits).await?, Attempt::Locked { .. }));
+//! assert!(matches!(store.begin_login("alice", &limits).await?, Attempt::Locked { .. }));
 //! # Ok::<(), session_core::Error>(())
 //! # }).unwrap();
 //! ```
@@ -79,14 +83,17 @@ pub enum Attempt {
 /// Failed-login counting per username, kept where the sessions are.
 #[async_trait]
 pub trait LoginThrottle: Send + Sync {
-    /// Call before checking a password: is `username` locked?
+    /// Call before checking a password: refuses the attempt while `username` is locked, and
+    /// otherwise counts it (as a failure until [`LoginThrottle::clear_failures`] says it
+    /// succeeded).
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable): deny the login (503).
-    async fn check_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt>;
+    async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt>;
 
-    /// Call after a wrong password (or an unknown username). Returns
-    /// [`Attempt::Locked`] when this failure locked the username.
+    /// Call after a wrong password (or an unknown username) for an attempt that
+    /// [`LoginThrottle::begin_login`] allowed. Returns [`Attempt::Locked`] when the failures
+    /// reached the limit: the lock then lasts a whole window from now.
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable).

@@ -327,40 +327,39 @@ impl SessionStore for MemoryStore {
 
 #[async_trait]
 impl LoginThrottle for MemoryStore {
-    async fn check_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
         check_user_id(username)?;
         let now = now_ms();
-        Ok(match self.failures().get(username) {
-            Some(&(n, until)) if n >= config.max_failures() && until > now => Attempt::Locked {
-                retry_after: Duration::from_millis(until - now),
-            },
-            _ => Attempt::Allowed,
-        })
-    }
-
-    async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
-        check_user_id(username)?;
-        let now = now_ms();
-        let window = duration_ms(config.window());
         let mut failures = self.failures();
         if failures.len() > 10_000 {
             failures.retain(|_, (_, until)| *until > now);
         }
         let entry = failures.entry(username.to_owned()).or_insert((0, 0));
         if entry.1 <= now {
-            *entry = (0, now + window);
+            *entry = (0, now + duration_ms(config.window()));
+        }
+        if entry.0 >= config.max_failures() {
+            return Ok(Attempt::Locked {
+                retry_after: Duration::from_millis(entry.1 - now),
+            });
         }
         entry.0 += 1;
-        if entry.0 == config.max_failures() {
-            entry.1 = now + window;
-        }
-        Ok(if entry.0 >= config.max_failures() {
-            Attempt::Locked {
-                retry_after: Duration::from_millis(entry.1 - now),
+        Ok(Attempt::Allowed)
+    }
+
+    async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+        check_user_id(username)?;
+        let now = now_ms();
+        let mut failures = self.failures();
+        match failures.get_mut(username) {
+            Some(entry) if entry.1 > now && entry.0 >= config.max_failures() => {
+                entry.1 = now + duration_ms(config.window());
+                Ok(Attempt::Locked {
+                    retry_after: config.window(),
+                })
             }
-        } else {
-            Attempt::Allowed
-        })
+            _ => Ok(Attempt::Allowed),
+        }
     }
 
     async fn clear_failures(&self, username: &str) -> Result<()> {

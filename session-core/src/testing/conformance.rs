@@ -468,6 +468,7 @@ where
     };
     throttle_locks_after_max_failures_even_for_the_right_password(make(config()).await).await;
     throttle_window_ends_and_success_clears_the_count(make(config()).await).await;
+    throttle_counts_parallel_attempts_before_the_password_is_checked(make(config()).await).await;
 }
 
 /// Three failures (the limit) lock the username; other usernames are unaffected.
@@ -478,7 +479,7 @@ pub async fn throttle_locks_after_max_failures_even_for_the_right_password(
     let limits = ThrottleConfig::new(3, Duration::from_secs(60));
     for i in 1..=3 {
         assert_eq!(
-            store.check_login("alice", &limits).await.unwrap(),
+            store.begin_login("alice", &limits).await.unwrap(),
             Attempt::Allowed
         );
         let after = store.record_failure("alice", &limits).await.unwrap();
@@ -488,7 +489,7 @@ pub async fn throttle_locks_after_max_failures_even_for_the_right_password(
             "failure {i}"
         );
     }
-    match store.check_login("alice", &limits).await.unwrap() {
+    match store.begin_login("alice", &limits).await.unwrap() {
         Attempt::Locked { retry_after } => {
             assert!(
                 retry_after > Duration::from_secs(50) && retry_after <= Duration::from_secs(60)
@@ -497,7 +498,7 @@ pub async fn throttle_locks_after_max_failures_even_for_the_right_password(
         Attempt::Allowed => panic!("not locked after the limit"),
     }
     assert_eq!(
-        store.check_login("bob", &limits).await.unwrap(),
+        store.begin_login("bob", &limits).await.unwrap(),
         Attempt::Allowed
     );
 }
@@ -508,15 +509,17 @@ pub async fn throttle_window_ends_and_success_clears_the_count(
 ) {
     use crate::throttle::{Attempt, ThrottleConfig};
     let short = ThrottleConfig::new(2, Duration::from_millis(400));
-    store.record_failure("carol", &short).await.unwrap();
-    store.record_failure("carol", &short).await.unwrap();
+    for _ in 0..2 {
+        store.begin_login("carol", &short).await.unwrap();
+        store.record_failure("carol", &short).await.unwrap();
+    }
     assert!(matches!(
-        store.check_login("carol", &short).await.unwrap(),
+        store.begin_login("carol", &short).await.unwrap(),
         Attempt::Locked { .. }
     ));
     sleep_ms(600).await;
     assert_eq!(
-        store.check_login("carol", &short).await.unwrap(),
+        store.begin_login("carol", &short).await.unwrap(),
         Attempt::Allowed,
         "lock outlived its window"
     );
@@ -529,4 +532,19 @@ pub async fn throttle_window_ends_and_success_clears_the_count(
         Attempt::Allowed,
         "count not cleared"
     );
+}
+
+/// Twenty attempts begun at once before any password check: only the limit (3) proceed.
+pub async fn throttle_counts_parallel_attempts_before_the_password_is_checked(
+    store: impl crate::throttle::LoginThrottle,
+) {
+    use crate::throttle::{Attempt, ThrottleConfig};
+    let limits = ThrottleConfig::new(3, Duration::from_secs(60));
+    let mut allowed = 0;
+    for _ in 0..20 {
+        if store.begin_login("erin", &limits).await.unwrap() == Attempt::Allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 3, "more guesses than the limit were let through");
 }

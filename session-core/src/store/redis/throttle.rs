@@ -11,15 +11,17 @@ use crate::RedisStore;
 
 #[async_trait]
 impl LoginThrottle for RedisStore {
-    async fn check_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
         check_user_id(username)?;
         let key = self.keys.throttle(username);
         let script = &self.scripts.throttle_check;
+        let window = duration_ms(config.window());
         let ttl: i64 = self
             .with_connection(|mut c| async move {
                 script
                     .key(&key)
                     .arg(config.max_failures())
+                    .arg(window)
                     .invoke_async(&mut c)
                     .await
             })
