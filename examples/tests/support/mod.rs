@@ -23,6 +23,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_demo-server");
 const CONTROLLED_ENV: &[&str] = &[
     "DEMO_ADDR",
     "REDIS_URL",
+    "REDIS_CLUSTER_NODES",
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_SERVICE",
     "SESSION_IDLE_SECS",
     "SESSION_ABSOLUTE_SECS",
     "SESSION_MAX_PER_USER",
