@@ -5,25 +5,38 @@
 -- ARGV[6] prefix of session keys, ARGV[7] absolute timeout (ms).
 -- Returns the number of sessions evicted.
 local idx, prefix, member = KEYS[2], ARGV[6], ARGV[3]
--- Prune entries whose session has ended, so they neither count against the limit nor pile up.
-for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
-  if redis.call('EXISTS', prefix .. m) == 0 then redis.call('ZREM', idx, m) end
+-- The user's sessions, oldest first. One variadic EXISTS tells whether any of them ended;
+-- only then are they checked one by one and the ended ones pruned from the index, so that
+-- they neither count against the limit nor pile up.
+local members = redis.call('ZRANGE', idx, 0, -1)
+local live = members
+if #members > 0 then
+  local keys = {}
+  for i, m in ipairs(members) do keys[i] = prefix .. m end
+  if #members > 1000 or redis.call('EXISTS', unpack(keys)) < #members then
+    live = {}
+    for i, m in ipairs(members) do
+      if redis.call('EXISTS', keys[i]) == 0 then
+        redis.call('ZREM', idx, m)
+      else
+        live[#live + 1] = m
+      end
+    end
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZADD', idx, ARGV[4], member)
 local evicted = 0
 local limit = tonumber(ARGV[5])
 if limit > 0 then
-  local excess = redis.call('ZCARD', idx) - limit
-  -- Oldest first; never the session just created (another server's clock may run ahead).
-  for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+  -- Evict the oldest live sessions beyond the limit; never the new one (`live` predates it).
+  local excess = #live + 1 - limit
+  for _, m in ipairs(live) do
     if excess <= 0 then break end
-    if m ~= member then
-      redis.call('DEL', prefix .. m)
-      redis.call('ZREM', idx, m)
-      evicted = evicted + 1
-      excess = excess - 1
-    end
+    redis.call('DEL', prefix .. m)
+    redis.call('ZREM', idx, m)
+    evicted = evicted + 1
+    excess = excess - 1
   end
 end
 -- The index must outlive every session in it; none lives longer than the absolute timeout.

@@ -1,0 +1,215 @@
+//! Store operations against raw Redis baselines on the same pool, at concurrency 1, 8 and 32.
+//!
+//! - `load` (load-and-touch: one EVALSHA that GETs the record, checks the deadline and slides the
+//!   TTL) vs a raw `GET` of a value of the same byte length, under a key of the same length, via
+//!   `RedisStore::with_connection` (same pool, same timeout and error mapping). Both sides pick
+//!   uniformly among 10 000 keys.
+//! - `create` (with the per-user index and the default limit of 10 sessions per user, for 1 000
+//!   users chosen uniformly, prefilled to the limit so that every create also evicts the user's
+//!   oldest session: the steady state of a busy site) vs a raw `SET key value EX 1800` of the same
+//!   sizes under a fresh key.
+//!
+//! Each concurrency level runs a short warm-up of both sides, then 10 rounds of 1 s per side,
+//! alternately (the side that goes first flips each round). Besides throughput and client-side
+//! latency, each side records Redis's own CPU time per call (`INFO commandstats`, reset before
+//! each side), which explains the throughput ratios and hardly depends on the machine's noise.
+
+use std::time::Duration;
+
+use session_benches::{
+    alternate, at_least, baseline_key, create_sessions, drive, drive_measured, fmt_ops, fmt_us,
+    print_table, progress, quick, session_key, set_many, skip_unless_bench, start_redis, strlen,
+    user_id, Alternation, Row, Sample, Spread,
+};
+use session_core::redis;
+use session_core::{NewSession, SessionConfig, SessionStore, Token};
+
+const BENCH: &str = "store_ops";
+const LEVELS: [usize; 3] = [1, 8, 32];
+const USERS: usize = 1000;
+const KEYS: usize = 10_000;
+
+fn main() {
+    if skip_unless_bench(BENCH) {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let rows = rt.block_on(run());
+    print_table(&rows);
+}
+
+struct Plan {
+    rounds: usize,
+    side: Duration,
+    warmup: Duration,
+}
+
+fn plan() -> Plan {
+    if quick() {
+        Plan {
+            rounds: 2,
+            side: Duration::from_millis(200),
+            warmup: Duration::from_millis(50),
+        }
+    } else {
+        Plan {
+            rounds: 10,
+            side: Duration::from_secs(1),
+            warmup: Duration::from_millis(500),
+        }
+    }
+}
+
+async fn run() -> Vec<Row> {
+    let plan = plan();
+    let (_server, store) = start_redis(SessionConfig::default()).await;
+    let config = store.config();
+    progress(format!(
+        "{BENCH}: redis-server started; pool {} connections, limit {:?} sessions/user",
+        config.pool_size(),
+        config.max_sessions_per_user()
+    ));
+
+    // Data set: 10 sessions for each of 1000 users (the per-user limit, so later creates evict).
+    let tokens: &'static [Token] =
+        create_sessions(store, 0..KEYS, 32, |i| user_id(i % USERS), "load data set")
+            .await
+            .leak();
+    let record_len = strlen(store, &session_key(store, &tokens[0])).await;
+    progress(format!("{BENCH}: a session record is {record_len} bytes"));
+
+    // Baseline data set: as many keys of the same length, values of the same length, same TTL
+    // kind (sessions carry an expiry too).
+    let value: &'static [u8] = vec![b'v'; record_len].leak();
+    let keys: &'static [Vec<u8>] = (0..KEYS as u64)
+        .map(|i| baseline_key(store, i))
+        .collect::<Vec<_>>()
+        .leak();
+    set_many(store, keys, value, 1800, 32).await;
+
+    let mut rows = Vec::new();
+    for &level in &LEVELS {
+        progress(format!("{BENCH}: load vs GET, concurrency {level}"));
+        let get = move |seed: u64| async move {
+            let key = &keys[(seed % KEYS as u64) as usize];
+            let v: Option<Vec<u8>> = store
+                .with_connection(|mut c| async move {
+                    redis::cmd("GET").arg(key).query_async(&mut c).await
+                })
+                .await
+                .expect("GET");
+            assert!(v.is_some(), "baseline key missing");
+        };
+        let load = move |seed: u64| async move {
+            let token = &tokens[(seed % KEYS as u64) as usize];
+            let s = store.load(token).await.expect("load");
+            assert!(s.is_some(), "session missing");
+        };
+        drive(level, plan.warmup, get).await;
+        drive(level, plan.warmup, load).await;
+        let alt = alternate(
+            plan.rounds,
+            || drive_measured(store, "get", level, plan.side, get),
+            || drive_measured(store, "evalsha", level, plan.side, load),
+        )
+        .await;
+        rows.extend(level_rows(&format!("c={level}"), "GET", "load", &alt, 0.9));
+    }
+
+    for &level in &LEVELS {
+        progress(format!("{BENCH}: create vs SET EX, concurrency {level}"));
+        let set = move |seed: u64| async move {
+            let key = baseline_key(store, seed);
+            let () = store
+                .with_connection(|mut c| async move {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(value)
+                        .arg("EX")
+                        .arg(1800)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await
+                .expect("SET");
+        };
+        let create = move |seed: u64| async move {
+            let user = user_id((seed % USERS as u64) as usize);
+            store
+                .create(NewSession::new(user).with_roles(["USER"]))
+                .await
+                .expect("create");
+        };
+        drive(level, plan.warmup, set).await;
+        drive(level, plan.warmup, create).await;
+        let alt = alternate(
+            plan.rounds,
+            || drive_measured(store, "set", level, plan.side, set),
+            || drive_measured(store, "evalsha", level, plan.side, create),
+        )
+        .await;
+        rows.extend(level_rows(
+            &format!("c={level}"),
+            "SET EX",
+            "create",
+            &alt,
+            0.7,
+        ));
+    }
+    rows
+}
+
+/// Throughput (with the target), p50, p99 and Redis CPU rows for one concurrency level.
+fn level_rows(
+    level: &str,
+    baseline: &str,
+    subject: &str,
+    alt: &Alternation<Sample>,
+    target: f64,
+) -> Vec<Row> {
+    let thr = Spread::of(&alt.per_round(|b, s| s.run.throughput() / b.run.throughput()));
+    let (bt, st) = alt.medians(|m| m.run.throughput());
+    let p50 = Spread::of(&alt.per_round(|b, s| s.run.p50() / b.run.p50()));
+    let (b50, s50) = alt.medians(|m| m.run.p50());
+    let p99 = Spread::of(&alt.per_round(|b, s| s.run.p99() / b.run.p99()));
+    let (b99, s99) = alt.medians(|m| m.run.p99());
+    let cpu = Spread::of(&alt.per_round(|b, s| s.server_us / b.server_us));
+    let (bc, sc) = alt.medians(|m| m.server_us);
+    vec![
+        Row::from_spread(
+            BENCH,
+            format!("{subject} vs {baseline}, throughput, {level}"),
+            format!("{baseline} {}", fmt_ops(bt)),
+            format!("{subject} {}", fmt_ops(st)),
+            thr,
+            at_least(target, thr.median),
+        ),
+        Row::from_spread(
+            BENCH,
+            format!("{subject} vs {baseline}, p50 latency, {level}"),
+            fmt_us(b50),
+            fmt_us(s50),
+            p50,
+            "info (lower is better)",
+        ),
+        Row::from_spread(
+            BENCH,
+            format!("{subject} vs {baseline}, p99 latency, {level}"),
+            fmt_us(b99),
+            fmt_us(s99),
+            p99,
+            "info (lower is better)",
+        ),
+        Row::from_spread(
+            BENCH,
+            format!("{subject} vs {baseline}, Redis CPU per call (commandstats), {level}"),
+            format!("{bc:.2} µs"),
+            format!("{sc:.2} µs"),
+            cpu,
+            "info (lower is better)",
+        ),
+    ]
+}

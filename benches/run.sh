@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the session-core benchmarks (release, `cargo bench -p session-benches --bench <name>`)
+# and prints their rows as one Markdown table on stdout. Progress goes to stderr.
+#
+#   benches/run.sh                  # all of them (about 5 minutes on 2 cores)
+#   benches/run.sh guard scale      # some of them
+#   BENCH_QUICK=1 benches/run.sh    # smoke run: tiny sizes, meaningless figures
+#
+# Needs `redis-server` on PATH (the Redis benches start their own servers on free ports).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+benches=(store_ops memory scale guard)
+if [ "$#" -gt 0 ]; then
+  benches=("$@")
+fi
+
+started=$(date +%s)
+cargo bench -q -p session-benches --no-run >&2
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for b in "${benches[@]}"; do
+  echo "== $b" >&2
+  t0=$(date +%s)
+  cargo bench -q -p session-benches --bench "$b" >"$tmp/$b.md"
+  echo "== $b: $(($(date +%s) - t0)) s" >&2
+done
+
+# One header (every bench prints the same one), then every bench's rows.
+first=${benches[0]}
+grep -m2 '^|' "$tmp/$first.md"
+for b in "${benches[@]}"; do
+  grep '^| ' "$tmp/$b.md" | grep -v '^| bench |' || true
+done
+
+echo
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), \
+$(free -h | awk '/^Mem:/ {print $2}') RAM; $(redis-server --version | cut -d' ' -f1-3)."
+echo "Command: benches/run.sh${*:+ $*}${BENCH_QUICK:+ (BENCH_QUICK=$BENCH_QUICK)}; took $(($(date +%s) - started)) s."
