@@ -1,0 +1,391 @@
+//! HTTP level: the real `demo-server` binary on a real Redis, loaded by `wrk`.
+//!
+//! 1. **Round trips**: one warm-up request (it loads the Lua script into the fresh Redis),
+//!    `CONFIG RESETSTAT`, 1000 sequential `GET /me` on one keep-alive connection, then
+//!    `INFO commandstats`: the commands Redis received per authenticated
+//!    request, with sliding idle expiry, absolute expiry and the role check all enforced.
+//! 2. **Throughput and latency**: `wrk -t2 -c32 -d10s --latency` on `GET /health` (no session),
+//!    `GET /me` (`#[login_required]`) and `GET /admin` (`#[has_role("ADMIN")]`), alternated, in
+//!    rounds (the order rotates each round). Reported: medians, the per-round ratios
+//!    `/me ÷ /health` and `/admin ÷ /health`, p50/p99 latency, non-2xx answers and socket
+//!    errors.
+//!
+//! The server runs with `RUST_LOG=warn`: its per-request log lines (INFO) would otherwise be
+//! part of what is measured. It needs `wrk` (`apt-get install wrk`); `benches/run.sh` installs
+//! it. `DEMO_SERVER_BIN` may name a built `demo-server`; otherwise the bench builds it
+//! (`cargo build --release -p session-examples --bin demo-server`).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use session_benches::{
+    at_least, fmt_us, group, median, print_table, progress, quick, skip_unless_bench, Row, Spread,
+};
+use session_core::testing::RedisServer;
+
+const BENCH: &str = "http";
+
+fn main() {
+    if skip_unless_bench(BENCH) {
+        return;
+    }
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("{BENCH}: `wrk` is not installed (apt-get install wrk); HTTP figures skipped");
+        print_table(&[Row {
+            bench: BENCH.into(),
+            case: "skipped: wrk not installed".into(),
+            ..Row::default()
+        }]);
+        return;
+    }
+    let redis = RedisServer::start_local().expect("redis-server for the bench");
+    let server = DemoServer::start(redis.url());
+    let alice = server.login("alice", "alice-password");
+    let admin = server.login("admin", "admin-password");
+
+    let mut rows = vec![round_trips(&redis, &server, &alice)];
+    rows.extend(load(&server, &alice, &admin));
+    print_table(&rows);
+}
+
+/// Redis commands per `GET /me`, from `INFO commandstats` around 1000 sequential requests.
+fn round_trips(redis: &RedisServer, server: &DemoServer, cookie: &str) -> Row {
+    let n = if quick() { 100 } else { 1000 };
+    let mut conn = TcpStream::connect(server.addr.as_str()).expect("connect to demo-server");
+    // The first load after Redis (re)started finds the script cache empty (NOSCRIPT, then
+    // SCRIPT LOAD and EVALSHA again): once per Redis start, not per request; not counted.
+    request(&mut conn, "GET", "/me", Some(cookie), "", true);
+    redis_cli(redis.port(), &["CONFIG", "RESETSTAT"]);
+    for _ in 0..n {
+        let (status, _) = request(&mut conn, "GET", "/me", Some(cookie), "", true);
+        assert_eq!(status, 200, "GET /me during the round-trip count");
+    }
+    let stats = redis_cli(redis.port(), &["INFO", "commandstats"]);
+    let calls: BTreeMap<String, u64> = stats
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            let calls = rest.split(',').next()?.parse().ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .filter(|(name, _)| !matches!(name.as_str(), "config|resetstat" | "info"))
+        .collect();
+    let per_request = |name: &str| calls.get(name).copied().unwrap_or(0) as f64 / n as f64;
+    let evalsha = per_request("evalsha");
+    // Commands a script runs show up in commandstats too; the client sent only EVALSHA.
+    let inside: Vec<String> = calls
+        .iter()
+        .filter(|(name, _)| name.as_str() != "evalsha")
+        .map(|(name, c)| format!("{name} {:.2}", *c as f64 / n as f64))
+        .collect();
+    progress(format!("commandstats after {n} GET /me: {calls:?}"));
+    let exact = (evalsha - 1.0).abs() < f64::EPSILON;
+    Row {
+        bench: BENCH.into(),
+        case: format!("Redis commands sent per authenticated GET /me ({n} sequential)"),
+        baseline: "2 (GET + SET, the usual stack; stated, not measured here)".into(),
+        subject: format!(
+            "{evalsha:.3} EVALSHA (inside it: {})",
+            if inside.is_empty() {
+                "nothing else".to_owned()
+            } else {
+                inside.join(", ")
+            }
+        ),
+        ratio: format!("{:.2}×", evalsha / 2.0),
+        spread: "—".into(),
+        rounds: "1".into(),
+        target: format!("exactly 1: {}", if exact { "met" } else { "MISSED" }),
+    }
+}
+
+/// The wrk rounds.
+fn load(server: &DemoServer, alice: &str, admin: &str) -> Vec<Row> {
+    let (rounds, secs) = if quick() { (1, 2) } else { (3, 10) };
+    let endpoints: [(&str, Option<&str>); 3] = [
+        ("/health", None),
+        ("/me", Some(alice)),
+        ("/admin", Some(admin)),
+    ];
+    let mut results: BTreeMap<&str, Vec<Wrk>> = BTreeMap::new();
+    for round in 0..rounds {
+        for i in 0..endpoints.len() {
+            let (path, cookie) = endpoints[(i + round) % endpoints.len()];
+            progress(format!(
+                "round {}/{rounds}: wrk {path} for {secs} s",
+                round + 1
+            ));
+            let w = wrk(&server.addr, path, cookie, secs);
+            progress(format!(
+                "  {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, non-2xx {}, socket errors {}",
+                w.rps, w.p50_us, w.p99_us, w.non_2xx, w.socket_errors
+            ));
+            results.entry(path).or_default().push(w);
+        }
+    }
+    let rps = |path: &str| -> Vec<f64> { results[path].iter().map(|w| w.rps).collect() };
+    let health = rps("/health");
+    let mut rows = Vec::new();
+    for path in ["/me", "/admin"] {
+        let ratios: Vec<f64> = rps(path).iter().zip(&health).map(|(s, b)| s / b).collect();
+        let spread = Spread::of(&ratios);
+        let target = if path == "/me" {
+            at_least(0.45, spread.median)
+        } else {
+            "info".to_owned()
+        };
+        rows.push(Row::from_spread(
+            BENCH,
+            format!("GET {path} vs GET /health, req/s at 32 connections ({secs} s each)"),
+            format!("{} req/s", group(median(&health) as u64)),
+            format!("{} req/s", group(median(&rps(path)) as u64)),
+            spread,
+            target,
+        ));
+    }
+    for path in ["/health", "/me", "/admin"] {
+        let p50: Vec<f64> = results[path].iter().map(|w| w.p50_us).collect();
+        let p99: Vec<f64> = results[path].iter().map(|w| w.p99_us).collect();
+        let bad: u64 = results[path]
+            .iter()
+            .map(|w| w.non_2xx + w.socket_errors)
+            .sum();
+        rows.push(Row {
+            bench: BENCH.into(),
+            case: format!("GET {path} latency at 32 connections (p50 / p99, median of rounds)"),
+            baseline: "—".into(),
+            subject: format!("{} / {}", fmt_us(median(&p50)), fmt_us(median(&p99))),
+            ratio: "—".into(),
+            spread: "—".into(),
+            rounds: rounds.to_string(),
+            target: format!(
+                "0 non-2xx and 0 socket errors: {}",
+                if bad == 0 {
+                    "met".to_owned()
+                } else {
+                    format!("MISSED ({bad})")
+                }
+            ),
+        });
+    }
+    rows
+}
+
+/// One wrk run's figures.
+struct Wrk {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    non_2xx: u64,
+    socket_errors: u64,
+}
+
+fn wrk(addr: &str, path: &str, cookie: Option<&str>, secs: u64) -> Wrk {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", "-c32", &format!("-d{secs}s"), "--latency"]);
+    if let Some(c) = cookie {
+        cmd.args(["-H", &format!("Cookie: session={c}")]);
+    }
+    let out = cmd
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .expect("run wrk");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let find = |prefix: &str| -> Option<&str> {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix).map(str::trim))
+    };
+    let latency = |p: &str| -> f64 {
+        find(p)
+            .and_then(parse_duration_us)
+            .unwrap_or_else(|| panic!("wrk printed no {p} latency:\n{text}"))
+    };
+    let socket_errors = find("Socket errors:").map_or(0, |s| {
+        s.split(',')
+            .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+            .sum()
+    });
+    Wrk {
+        rps: find("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("wrk printed no Requests/sec:\n{text}")),
+        p50_us: latency("50%"),
+        p99_us: latency("99%"),
+        non_2xx: find("Non-2xx or 3xx responses:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        socket_errors,
+    }
+}
+
+/// `1.23ms`, `456.78us`, `1.01s` → µs.
+fn parse_duration_us(text: &str) -> Option<f64> {
+    let (num, unit) = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| text.split_at(i))?;
+    let value: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => value,
+        "ms" => value * 1e3,
+        "s" => value * 1e6,
+        "m" => value * 60e6,
+        _ => return None,
+    })
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The demo server as a child process.
+struct DemoServer {
+    child: Child,
+    addr: String,
+}
+
+impl DemoServer {
+    fn start(redis_url: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(demo_binary())
+            .env("DEMO_ADDR", &addr)
+            .env("REDIS_URL", redis_url)
+            .env("COOKIE_SECURE", "false")
+            .env("SESSION_MAX_PER_USER", "1000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start demo-server");
+        let server = Self { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut c) = TcpStream::connect(server.addr.as_str()) {
+                if request(&mut c, "GET", "/health", None, "", false).0 == 200 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "demo-server did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// The session cookie's value after logging in.
+    fn login(&self, user: &str, password: &str) -> String {
+        let body = format!(r#"{{"username":"{user}","password":"{password}"}}"#);
+        let mut c = TcpStream::connect(self.addr.as_str()).expect("connect");
+        let (status, headers) = request(&mut c, "POST", "/login", None, &body, false);
+        assert_eq!(status, 200, "login {user}");
+        headers
+            .iter()
+            .find_map(|(k, v)| {
+                (k.eq_ignore_ascii_case("set-cookie"))
+                    .then(|| v.strip_prefix("session=")?.split(';').next())
+                    .flatten()
+            })
+            .expect("a session cookie")
+            .to_owned()
+    }
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn demo_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("DEMO_SERVER_BIN") {
+        return PathBuf::from(bin);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    progress("building demo-server (release)");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "session-examples",
+            "--bin",
+            "demo-server",
+        ])
+        .current_dir(&root)
+        .status()
+        .expect("cargo build demo-server");
+    assert!(status.success(), "building demo-server failed");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    target.join("release").join("demo-server")
+}
+
+/// One HTTP/1.1 request on `conn`; returns the status and headers (the body is read and
+/// dropped). `keep_alive` false sends `Connection: close`.
+fn request(
+    conn: &mut TcpStream,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: &str,
+    keep_alive: bool,
+) -> (u16, Vec<(String, String)>) {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: bench\r\n");
+    if let Some(c) = cookie {
+        req.push_str(&format!("Cookie: session={c}\r\n"));
+    }
+    if !body.is_empty() {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    if !keep_alive {
+        req.push_str("Connection: close\r\n");
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    conn.write_all(req.as_bytes()).expect("send request");
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("header line");
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            headers.push((k.to_owned(), v.trim().to_owned()));
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).expect("body");
+    (status, headers)
+}
