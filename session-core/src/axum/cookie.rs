@@ -89,16 +89,21 @@ impl CookieConfig {
 
     /// The first well-formed token in the request's cookies of our name. Malformed values
     /// (wrong length or alphabet, non-UTF-8 bytes) are skipped without any store access.
+    ///
+    /// A plain byte scan of `name=value; ...` (it runs on every request, so no allocation and
+    /// no general-purpose cookie parser).
     pub(crate) fn token_from(&self, headers: &HeaderMap) -> Option<Token> {
-        let name = self.cookie_name();
+        let name = self.cookie_name().as_bytes();
         headers
             .get_all(COOKIE)
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .filter(|c| c.name() == name)
-            .find_map(|c| Token::parse(c.value()).ok())
+            .flat_map(|line| line.as_bytes().split(|b| *b == b';'))
+            .filter_map(|pair| {
+                let eq = pair.iter().position(|b| *b == b'=')?;
+                let (key, value) = pair.split_at(eq);
+                (key.trim_ascii() == name).then(|| value[1..].trim_ascii())
+            })
+            .find_map(|value| Token::parse_bytes(value).ok())
     }
 
     /// `Set-Cookie` carrying `token`, living as long as the session can.
@@ -151,6 +156,24 @@ mod tests {
         let token = Token::generate().unwrap();
         let line = format!("a=1; __Host-session={}; b=2", token.as_cookie_value());
         assert_eq!(config.token_from(&headers(&[line.as_bytes()])), Some(token));
+    }
+
+    #[test]
+    fn finds_the_token_next_to_odd_cookies_and_in_a_second_header() {
+        let config = CookieConfig::default();
+        let token = Token::generate().unwrap();
+        let good = format!("__Host-session={}", token.as_cookie_value());
+        let odd: &[u8] = b"x=\xff\xfe; novalue; =; __Host-session=short";
+        assert_eq!(
+            config.token_from(&headers(&[odd, good.as_bytes()])),
+            Some(token.clone())
+        );
+        let spaced = format!("a=1;{} ;b=2", good);
+        assert_eq!(
+            config.token_from(&headers(&[spaced.as_bytes()])),
+            Some(token)
+        );
+        assert_eq!(config.token_from(&HeaderMap::new()), None);
     }
 
     #[test]

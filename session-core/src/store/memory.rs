@@ -5,6 +5,7 @@
 //! [`RedisStore`](crate::RedisStore) there.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -47,9 +48,31 @@ pub struct MemoryStore {
     failures: Mutex<HashMap<String, (u32, u64)>>,
 }
 
+/// [`SessionKey`]s hash themselves from 8 uniformly random bytes, so the map needs no
+/// SipHash on top.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by SessionKey; a fallback that still mixes every byte.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    sessions: HashMap<SessionKey, Entry>,
+    sessions: HashMap<SessionKey, Entry, BuildHasherDefault<KeyHasher>>,
     /// Each user's session keys in creation order (oldest first).
     users: HashMap<String, Vec<SessionKey>>,
     creates_since_sweep: usize,
