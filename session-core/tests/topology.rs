@@ -142,6 +142,29 @@ async fn check_fail_closed(store: &RedisStore, sessions: &[(Token, String)]) -> 
     (ok, unavailable)
 }
 
+/// After a promotion: every session written (and replicated) before the kill loads again
+/// through the same store object, and new sessions can be written — no restart.
+async fn recovers_after_failover(store: &RedisStore, sessions: &[(Token, String)]) {
+    let mut recovered = false;
+    for _ in 0..50 {
+        let (ok, _) = check_fail_closed(store, sessions).await;
+        if ok == sessions.len() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        recovered,
+        "replicated sessions did not all come back after the failover"
+    );
+    let (token, _) = store
+        .create(NewSession::new("after"))
+        .await
+        .expect("new login works");
+    assert!(store.load(&token).await.unwrap().is_some());
+}
+
 /// Creates and loads sessions in the background until stopped; counts outcomes and makes sure
 /// every answer is a correct session or "unavailable".
 fn traffic(
@@ -227,24 +250,7 @@ async fn cluster_failover_keeps_replicated_sessions_and_fails_closed() {
         .expect("a replica is promoted");
 
     // After promotion: every replicated session is back, through the same store object.
-    let mut recovered = false;
-    for _ in 0..50 {
-        let (ok, _) = check_fail_closed(&store, &sessions).await;
-        if ok == sessions.len() {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(
-        recovered,
-        "sessions written before the kill did not all come back"
-    );
-    let (token, _) = store
-        .create(NewSession::new("after"))
-        .await
-        .expect("new login works");
-    assert!(store.load(&token).await.unwrap().is_some());
+    recovers_after_failover(&store, &sessions).await;
     stop.store(true, Ordering::SeqCst);
     let (ok, _) = background.await.expect("traffic task panicked");
     assert!(ok > 0);
@@ -285,25 +291,7 @@ async fn sentinel_failover_keeps_replicated_sessions_and_fails_closed() {
         .expect("sentinels promote the replica");
     assert_ne!(new, old);
 
-    let mut recovered = false;
-    for _ in 0..50 {
-        let (ok, _) = check_fail_closed(&store, &sessions).await;
-        if ok == sessions.len() {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(
-        recovered,
-        "replicated sessions did not survive the failover"
-    );
-    // Writes work on the new primary without restarting anything.
-    let (token, _) = store
-        .create(NewSession::new("after"))
-        .await
-        .expect("new login works");
-    assert!(store.load(&token).await.unwrap().is_some());
+    recovers_after_failover(&store, &sessions).await;
     assert_eq!(
         store
             .set_user_authz("user-1", &["ADMIN".to_owned()], &[])

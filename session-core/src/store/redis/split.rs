@@ -54,6 +54,41 @@ impl RedisStore {
         .await
     }
 
+    async fn set_px(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<()> {
+        self.with_connection(|mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// `index_add.lua`: adds `member` (score `created_ms`), keeps the index alive for at least
+    /// `ttl_ms`, returns every member, oldest first.
+    async fn index_add(
+        &self,
+        index: &[u8],
+        member: &[u8],
+        created_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let script = &self.scripts.index_add;
+        self.with_connection(|mut c| async move {
+            script
+                .key(index)
+                .arg(member)
+                .arg(created_ms)
+                .arg(ttl_ms)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
+    }
+
     async fn del(&self, key: &[u8]) -> Result<bool> {
         let n: i64 = self
             .with_connection(
@@ -72,33 +107,11 @@ impl RedisStore {
         record: &Record,
         index_ttl_ms: u64,
     ) -> Result<usize> {
-        let session_key = self.keys.session(&key);
-        self.with_connection(|mut c| async move {
-            redis::cmd("SET")
-                .arg(&session_key)
-                .arg(value)
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await?;
+        self.set_px(&self.keys.session(&key), value, ttl_ms).await?;
         let index = self.keys.index(&record.user_id);
-        let script = &self.scripts.index_add;
         let member = key.as_bytes().to_vec();
-        let members: Vec<Vec<u8>> = self
-            .with_connection(|mut c| {
-                let (index, member) = (&index, &member);
-                async move {
-                    script
-                        .key(index)
-                        .arg(member)
-                        .arg(record.created_ms)
-                        .arg(index_ttl_ms)
-                        .invoke_async(&mut c)
-                        .await
-                }
-            })
+        let members = self
+            .index_add(&index, &member, record.created_ms, index_ttl_ms)
             .await?;
         let Some(limit) = self.config.max_sessions_per_user() else {
             return Ok(0);
@@ -169,35 +182,12 @@ impl RedisStore {
             return Err(Error::NotFound);
         }
         let record = Record::decode(&value)?;
-        self.with_connection(|mut c| {
-            let (new_key, value) = (&new_key, &value);
-            async move {
-                redis::cmd("SET")
-                    .arg(new_key)
-                    .arg(value)
-                    .arg("PX")
-                    .arg(ttl)
-                    .query_async::<()>(&mut c)
-                    .await
-            }
-        })
-        .await?;
+        let ttl_ms = u64::try_from(ttl).unwrap_or(1);
+        self.set_px(&new_key, &value, ttl_ms).await?;
         let index = self.keys.index(&record.user_id);
         let remaining = record.deadline_ms.saturating_sub(now).max(1);
-        let add = &self.scripts.index_add;
         let new_member = new.as_bytes().to_vec();
-        let _: Vec<Vec<u8>> = self
-            .with_connection(|mut c| {
-                let (index, new_member) = (&index, &new_member);
-                async move {
-                    add.key(index)
-                        .arg(new_member)
-                        .arg(record.created_ms)
-                        .arg(remaining)
-                        .invoke_async(&mut c)
-                        .await
-                }
-            })
+        self.index_add(&index, &new_member, record.created_ms, remaining)
             .await?;
         let cad = &self.scripts.compare_delete;
         for _ in 0..ROTATE_ATTEMPTS {

@@ -12,39 +12,13 @@ use crate::RedisStore;
 #[async_trait]
 impl LoginThrottle for RedisStore {
     async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
-        check_user_id(username)?;
-        let key = self.keys.throttle(username);
-        let script = &self.scripts.throttle_check;
-        let window = duration_ms(config.window());
-        let ttl: i64 = self
-            .with_connection(|mut c| async move {
-                script
-                    .key(&key)
-                    .arg(config.max_failures())
-                    .arg(window)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(attempt(ttl))
+        self.throttle_script(&self.scripts.throttle_check, username, config)
+            .await
     }
 
     async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
-        check_user_id(username)?;
-        let key = self.keys.throttle(username);
-        let script = &self.scripts.throttle_fail;
-        let window = duration_ms(config.window());
-        let ttl: i64 = self
-            .with_connection(|mut c| async move {
-                script
-                    .key(&key)
-                    .arg(config.max_failures())
-                    .arg(window)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(attempt(ttl))
+        self.throttle_script(&self.scripts.throttle_fail, username, config)
+            .await
     }
 
     async fn clear_failures(&self, username: &str) -> Result<()> {
@@ -54,6 +28,32 @@ impl LoginThrottle for RedisStore {
             redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
         })
         .await
+    }
+}
+
+impl RedisStore {
+    /// Runs a throttle script (`KEYS[1]` the counter, `ARGV` limit and window) and reads its
+    /// "remaining lock in ms, or -1".
+    async fn throttle_script(
+        &self,
+        script: &redis::Script,
+        username: &str,
+        config: &ThrottleConfig,
+    ) -> Result<Attempt> {
+        check_user_id(username)?;
+        let key = self.keys.throttle(username);
+        let window = duration_ms(config.window());
+        let ttl: i64 = self
+            .with_connection(|mut c| async move {
+                script
+                    .key(&key)
+                    .arg(config.max_failures())
+                    .arg(window)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(attempt(ttl))
     }
 }
 
