@@ -16,9 +16,8 @@
 use std::time::Duration;
 
 use session_benches::{
-    baseline_key, create_sessions, dbsize, group, index_key, memory_usage, print_table, progress,
-    quick, session_key, set_many, skip_unless_bench, start_redis, strlen, used_memory, user_id,
-    Row,
+    baseline_key, create_sessions, dbsize, group, index_key, memory_usage, progress, quick,
+    session_key, set_many, start_redis, strlen, used_memory, user_id, Row,
 };
 use session_core::testing::RedisServer;
 use session_core::{NewSession, RedisStore, SessionConfig, SessionStore};
@@ -27,15 +26,7 @@ const BENCH: &str = "memory";
 const TARGET: f64 = 220.0;
 
 fn main() {
-    if skip_unless_bench(BENCH) {
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let rows = rt.block_on(run());
-    print_table(&rows);
+    session_benches::main_with(BENCH, run);
 }
 
 fn sizes() -> (usize, usize) {

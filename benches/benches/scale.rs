@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use session_benches::{
     alternate, at_most, create_sessions, dbsize, drive, drive_measured, fmt_ops, fmt_us, group,
-    print_table, progress, quick, session_key, skip_unless_bench, start_redis, used_memory,
-    user_id, Row, Spread,
+    progress, quick, session_key, start_redis, used_memory, user_id, Row, Spread,
 };
 use session_core::{redis, RedisStore, SessionConfig, SessionStore, Token};
 
@@ -26,15 +25,7 @@ const CONCURRENCY: usize = 8;
 const PER_USER: usize = 4;
 
 fn main() {
-    if skip_unless_bench(BENCH) {
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let rows = rt.block_on(run());
-    print_table(&rows);
+    session_benches::main_with(BENCH, run);
 }
 
 struct Plan {

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use session_benches::{
     alternate, at_least, baseline_key, create_sessions, drive, drive_measured, fmt_ops, fmt_us,
-    print_table, progress, quick, session_key, set_many, skip_unless_bench, start_redis, strlen,
-    user_id, Alternation, Row, Sample, Spread,
+    progress, quick, session_key, set_many, start_redis, strlen, user_id, Alternation, Row, Sample,
+    Spread,
 };
 use session_core::redis;
 use session_core::{NewSession, SessionConfig, SessionStore, Token};
@@ -30,15 +30,7 @@ const USERS: usize = 1000;
 const KEYS: usize = 10_000;
 
 fn main() {
-    if skip_unless_bench(BENCH) {
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let rows = rt.block_on(run());
-    print_table(&rows);
+    session_benches::main_with(BENCH, run);
 }
 
 struct Plan {

@@ -34,6 +34,24 @@ pub fn skip_unless_bench(name: &str) -> bool {
     true
 }
 
+/// The `main` of an async bench: nothing unless `cargo bench` started it, else `run` on a
+/// multi-thread tokio runtime and its rows printed as the table.
+pub fn main_with<F, Fut>(name: &str, run: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Vec<Row>>,
+{
+    if skip_unless_bench(name) {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let rows = rt.block_on(run());
+    print_table(&rows);
+}
+
 /// `BENCH_QUICK=1`: tiny sizes and durations, to check that a bench runs end to end. Its figures
 /// mean nothing.
 pub fn quick() -> bool {
