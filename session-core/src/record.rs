@@ -27,6 +27,7 @@
 //!   at 1 session per user (then every session also pays a whole index key).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
@@ -354,7 +355,9 @@ impl Record {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub(crate) key: SessionKey,
-    pub(crate) record: Record,
+    /// Shared: a loaded session is handed to every extractor of a request and, from the
+    /// memory store, shares the stored record until either changes (`Arc::make_mut`).
+    pub(crate) record: Arc<Record>,
 }
 
 impl Session {

@@ -39,7 +39,7 @@ use crate::record::{NewSession, Session, SessionData};
 /// ```
 pub struct AuthSession {
     ctx: RequestSession,
-    session: Option<Arc<Session>>,
+    session: Option<Session>,
 }
 
 impl std::fmt::Debug for AuthSession {
@@ -63,7 +63,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthSession {
 impl AuthSession {
     /// The live session, when the request has one.
     pub fn session(&self) -> Option<&Session> {
-        self.session.as_deref()
+        self.session.as_ref()
     }
 
     /// True when the request has a live session.
@@ -93,8 +93,8 @@ impl AuthSession {
             "session started"
         );
         let session = self.ctx.started(token, session);
-        self.session = Some(Arc::clone(&session));
-        Ok((*session).clone())
+        self.session = Some(session.clone());
+        Ok(session)
     }
 
     /// Logs out: deletes the session from the store and tells the browser to drop the cookie.
@@ -128,7 +128,7 @@ impl AuthSession {
     /// [`Error::NotFound`] without a live session; [`Error::Unavailable`].
     pub async fn rotate(&mut self) -> Result<()> {
         let token = self.ctx.token().ok_or(Error::NotFound)?;
-        let session = self.session.as_deref().cloned().ok_or(Error::NotFound)?;
+        let session = self.session.clone().ok_or(Error::NotFound)?;
         let new_token = self.ctx.store().rotate(&token).await?;
         let rotated = Session {
             key: new_token.key(),
@@ -154,7 +154,7 @@ impl AuthSession {
     /// # Errors
     /// As [`AuthSession::insert`].
     pub async fn save_data(&mut self, data: SessionData) -> Result<()> {
-        let saved = save(&self.ctx, self.session.as_deref(), data).await?;
+        let saved = save(&self.ctx, self.session.as_ref(), data).await?;
         self.session = Some(saved);
         Ok(())
     }
@@ -164,14 +164,13 @@ async fn save(
     ctx: &RequestSession,
     session: Option<&Session>,
     data: SessionData,
-) -> Result<Arc<Session>> {
+) -> Result<Session> {
     let session = session.ok_or(Error::NotFound)?;
     let token = ctx.token().ok_or(Error::NotFound)?;
     ctx.store().save_data(&token, &data).await?;
     let mut updated = session.clone();
-    updated.record.data = data;
-    let updated = Arc::new(updated);
-    ctx.replace_session(Arc::clone(&updated));
+    Arc::make_mut(&mut updated.record).data = data;
+    ctx.replace_session(updated.clone());
     Ok(updated)
 }
 
@@ -189,7 +188,7 @@ async fn save(
 /// ```
 pub struct CurrentUser {
     ctx: RequestSession,
-    session: Arc<Session>,
+    session: Session,
 }
 
 impl std::fmt::Debug for CurrentUser {

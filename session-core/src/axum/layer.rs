@@ -186,7 +186,8 @@ struct State {
 
 #[derive(Clone)]
 enum Loaded {
-    Session(Arc<Session>),
+    /// A `Session` is cheap to clone (its record is shared).
+    Session(Session),
     None,
     Unavailable,
 }
@@ -241,7 +242,7 @@ impl RequestSession {
     }
 
     /// The request's session, loaded from the store on the first call only.
-    pub(crate) async fn session(&self) -> Result<Option<Arc<Session>>, Rejection> {
+    pub(crate) async fn session(&self) -> Result<Option<Session>, Rejection> {
         let (cached, token) = {
             let state = self.state();
             (state.loaded.clone(), state.token.clone())
@@ -251,7 +252,7 @@ impl RequestSession {
             (None, None) => Loaded::None,
             (None, Some(token)) => {
                 let loaded = match self.store().load(&token).await {
-                    Ok(Some(session)) => Loaded::Session(Arc::new(session)),
+                    Ok(Some(session)) => Loaded::Session(session),
                     Ok(None) => Loaded::None,
                     Err(e) => {
                         tracing::warn!(error = %e, "session store unavailable; request denied");
@@ -270,11 +271,10 @@ impl RequestSession {
     }
 
     /// Records a new session for this request and the cookie that carries it.
-    pub(crate) fn started(&self, token: Token, session: Session) -> Arc<Session> {
-        let session = Arc::new(session);
+    pub(crate) fn started(&self, token: Token, session: Session) -> Session {
         let mut state = self.state();
         state.token = Some(token.clone());
-        state.loaded = Some(Loaded::Session(Arc::clone(&session)));
+        state.loaded = Some(Loaded::Session(session.clone()));
         state.cookie = Some(CookieChange::Set(token));
         session
     }
@@ -288,7 +288,7 @@ impl RequestSession {
     }
 
     /// Records new data of the loaded session (after it was saved).
-    pub(crate) fn replace_session(&self, session: Arc<Session>) {
+    pub(crate) fn replace_session(&self, session: Session) {
         self.state().loaded = Some(Loaded::Session(session));
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -80,7 +80,7 @@ struct Inner {
 
 #[derive(Debug)]
 struct Entry {
-    record: Record,
+    record: Arc<Record>,
     idle_deadline_ms: u64,
 }
 
@@ -203,9 +203,10 @@ impl SessionStore for MemoryStore {
         record.encode()?;
         let token = Token::generate()?;
         let key = token.key();
+        let record = Arc::new(record);
         let session = Session {
             key,
-            record: record.clone(),
+            record: Arc::clone(&record),
         };
 
         let mut inner = self.lock();
@@ -243,11 +244,11 @@ impl SessionStore for MemoryStore {
         };
         entry.idle_deadline_ms = now + idle;
         if now.saturating_sub(entry.record.last_seen_ms) >= touch {
-            entry.record.last_seen_ms = now;
+            Arc::make_mut(&mut entry.record).last_seen_ms = now;
         }
         Ok(Some(Session {
             key,
-            record: entry.record.clone(),
+            record: Arc::clone(&entry.record),
         }))
     }
 
@@ -257,7 +258,7 @@ impl SessionStore for MemoryStore {
         let entry = inner
             .live_entry(&token.key(), now_ms())
             .ok_or(Error::NotFound)?;
-        entry.record.data = data.clone();
+        Arc::make_mut(&mut entry.record).data = data.clone();
         Ok(())
     }
 
@@ -296,7 +297,7 @@ impl SessionStore for MemoryStore {
                 inner.sessions.get(&key).map(|e| {
                     Session {
                         key,
-                        record: e.record.clone(),
+                        record: Arc::clone(&e.record),
                     }
                     .info()
                 })
@@ -341,7 +342,7 @@ impl SessionStore for MemoryStore {
         let live = inner.prune_user(user_id, now);
         for key in &live {
             if let Some(e) = inner.sessions.get_mut(key) {
-                e.record.authz = authz.clone();
+                Arc::make_mut(&mut e.record).authz = authz.clone();
             }
         }
         Ok(live.len())

@@ -39,6 +39,7 @@ mod split;
 mod throttle;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -252,7 +253,10 @@ impl RedisStore {
 
     fn decode_live(&self, key: SessionKey, bytes: &[u8], now: u64) -> Option<Session> {
         match Record::decode(bytes) {
-            Ok(record) if record.deadline_ms > now => Some(Session { key, record }),
+            Ok(record) if record.deadline_ms > now => Some(Session {
+                key,
+                record: Arc::new(record),
+            }),
             Ok(_) => None,
             Err(e) => {
                 tracing::warn!(
@@ -320,7 +324,13 @@ impl SessionStore for RedisStore {
                 .split_create(key, &value, ttl, &record, absolute)
                 .await?;
             log_evictions(evicted);
-            return Ok((token, Session { key, record }));
+            return Ok((
+                token,
+                Session {
+                    key,
+                    record: Arc::new(record),
+                },
+            ));
         }
         let limit = self.config.max_sessions_per_user().unwrap_or(0);
         let session_key = self.keys.session(&key);
@@ -344,7 +354,13 @@ impl SessionStore for RedisStore {
             })
             .await?;
         log_evictions(usize::try_from(evicted).unwrap_or(0));
-        Ok((token, Session { key, record }))
+        Ok((
+            token,
+            Session {
+                key,
+                record: Arc::new(record),
+            },
+        ))
     }
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
