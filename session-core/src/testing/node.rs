@@ -137,40 +137,58 @@ impl Node {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| HarnessError(format!("cannot create {}: {e}", dir.display())))?;
             let args = args(port, &dir, ports)?;
-            let mut node = Self {
-                port,
-                log: dir.join(format!("redis-{port}.log")),
-                dir,
-                child: None,
-            };
-            let child = Command::new("redis-server")
-                .args(&args)
-                .arg("--dir")
-                .arg(&node.dir)
-                .arg("--logfile")
-                .arg(&node.log)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        HarnessError(format!(
-                            "the tests need `redis-server` on PATH and it is not there; \
-                             {INSTALL_HINT}"
-                        ))
-                    } else {
-                        HarnessError(format!("cannot start redis-server: {e}"))
-                    }
-                })?;
-            node.child = Some(child);
-            match node.wait_ready(what) {
-                Ok(()) => return Ok(node),
+            match Self::start_at(port, dir, what, &args) {
+                Ok(node) => return Ok(node),
                 Err((true, e)) => last = e,
                 Err((false, e)) => return Err(e),
             }
         }
         Err(last)
+    }
+
+    /// Starts `redis-server ARGS --dir <dir> --logfile <dir>/redis-<port>.log` for exactly
+    /// `port` (which `args` must name) and waits (up to 10 s) until it answers `PING`.
+    /// `Err((exited, error))`: `exited` when the process ended at once (the port was taken).
+    pub(crate) fn start_at(
+        port: u16,
+        dir: PathBuf,
+        what: &str,
+        args: &[OsString],
+    ) -> Result<Self, (bool, HarnessError)> {
+        let mut node = Self {
+            port,
+            log: dir.join(format!("redis-{port}.log")),
+            dir,
+            child: None,
+        };
+        let child = Command::new("redis-server")
+            .args(args)
+            .arg("--dir")
+            .arg(&node.dir)
+            .arg("--logfile")
+            .arg(&node.log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                let message = if e.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "the tests need `redis-server` on PATH and it is not there; {INSTALL_HINT}"
+                    )
+                } else {
+                    format!("cannot start redis-server: {e}")
+                };
+                (false, HarnessError(message))
+            })?;
+        node.child = Some(child);
+        node.wait_ready(what)?;
+        Ok(node)
+    }
+
+    /// The process id, while the process runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `Err((exited, error))`.

@@ -2,10 +2,13 @@
 //! directory, killed when dropped. With `REDIS_URL` set, [`RedisServer::start`] uses that
 //! server instead.
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use super::node::{os_args, Node, PortPool};
 
 /// How to get `redis-server`, for error messages.
 pub const INSTALL_HINT: &str = "install it with `sudo apt-get install redis-server` \
@@ -22,8 +25,24 @@ pub struct HarnessError(pub(crate) String);
 pub struct RedisServer {
     url: String,
     port: u16,
-    child: Option<Child>,
+    node: Option<Node>,
     dir: Option<tempfile::TempDir>,
+}
+
+/// The arguments of a plain, non-persistent server on `port`.
+fn server_args(port: u16) -> Vec<OsString> {
+    os_args(&[
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "no",
+    ])
 }
 
 impl RedisServer {
@@ -37,7 +56,7 @@ impl RedisServer {
             Ok(url) if !url.is_empty() => Ok(Self {
                 url,
                 port: 0,
-                child: None,
+                node: None,
                 dir: None,
             }),
             _ => Self::start_local(),
@@ -53,76 +72,18 @@ impl RedisServer {
     pub fn start_local() -> Result<Self, HarnessError> {
         let dir = tempfile::tempdir()
             .map_err(|e| HarnessError(format!("cannot create a temp dir for redis-server: {e}")))?;
-        let mut last = String::new();
-        for _ in 0..5 {
-            let port = free_port()?;
-            let mut server = Self {
-                url: format!("redis://127.0.0.1:{port}"),
-                port,
-                child: None,
-                dir: None,
-            };
-            match server.spawn(dir.path()) {
-                Ok(()) => {
-                    server.dir = Some(dir);
-                    return Ok(server);
-                }
-                // Another process may have taken the port between our probe and the start.
-                Err(e) => last = e.0,
-            }
-        }
-        Err(HarnessError(last))
-    }
-
-    fn spawn(&mut self, dir: &std::path::Path) -> Result<(), HarnessError> {
-        let log = dir.join(format!("redis-{}.log", self.port));
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "no"])
-            .args(["--protected-mode", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .arg("--logfile")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    HarnessError(format!(
-                        "the tests need `redis-server` on PATH and it is not there; {INSTALL_HINT}"
-                    ))
-                } else {
-                    HarnessError(format!("cannot start redis-server: {e}"))
-                }
-            })?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if ping(self.port) {
-                return Ok(());
-            }
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    let tail = std::fs::read_to_string(&log).unwrap_or_default();
-                    return Err(HarnessError(format!(
-                        "redis-server on port {} exited with {status}: {}",
-                        self.port,
-                        tail.lines().last().unwrap_or("(no log)")
-                    )));
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
-        Err(HarnessError(format!(
-            "redis-server on port {} did not answer PING within 10 s",
-            self.port
-        )))
+        let node = Node::start(
+            dir.path(),
+            &mut PortPool::default(),
+            "redis-server",
+            |port, _, _| Ok(server_args(port)),
+        )?;
+        Ok(Self {
+            url: format!("redis://127.0.0.1:{}", node.port),
+            port: node.port,
+            node: Some(node),
+            dir: Some(dir),
+        })
     }
 
     /// `redis://127.0.0.1:PORT` (or `REDIS_URL`).
@@ -142,9 +103,8 @@ impl RedisServer {
 
     /// Kills a local server with SIGKILL and waits for it to exit (a crash, not a shutdown).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(node) = self.node.as_mut() {
+            node.kill();
         }
     }
 
@@ -160,11 +120,8 @@ impl RedisServer {
     }
 
     fn signal(&self, sig: &str) {
-        if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .arg(sig)
-                .arg(child.id().to_string())
-                .status();
+        if let Some(pid) = self.node.as_ref().and_then(Node::pid) {
+            let _ = Command::new("kill").arg(sig).arg(pid.to_string()).status();
         }
     }
 
@@ -177,19 +134,28 @@ impl RedisServer {
         self.kill();
         let dir = self
             .dir
-            .take()
-            .ok_or_else(|| HarnessError("cannot restart the server at REDIS_URL".to_owned()))?;
+            .as_ref()
+            .ok_or_else(|| HarnessError("cannot restart the server at REDIS_URL".to_owned()))?
+            .path()
+            .join(format!("node-{}", self.port));
         // The port may linger for a moment after the kill.
-        let mut result = Err(HarnessError("not started".to_owned()));
+        let mut last = HarnessError("not started".to_owned());
         for _ in 0..50 {
-            result = self.spawn(dir.path());
-            if result.is_ok() {
-                break;
+            match Node::start_at(
+                self.port,
+                dir.clone(),
+                "redis-server",
+                &server_args(self.port),
+            ) {
+                Ok(node) => {
+                    self.node = Some(node);
+                    return Ok(());
+                }
+                Err((_, e)) => last = e,
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        self.dir = Some(dir);
-        result
+        Err(last)
     }
 }
 
