@@ -26,6 +26,16 @@ fn config() -> SessionConfig {
         .unwrap()
 }
 
+/// A server (own or `REDIS_URL`), a fresh configuration and a store connected to it.
+async fn started() -> (RedisServer, SessionConfig, RedisStore) {
+    let server = RedisServer::start().unwrap();
+    let config = config();
+    let store = RedisStore::connect(server.url(), config.clone())
+        .await
+        .unwrap();
+    (server, config, store)
+}
+
 async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
     redis::Client::open(server.url())
         .unwrap()
@@ -78,11 +88,7 @@ async fn load_and_touch_is_one_round_trip() {
 
 #[tokio::test]
 async fn no_key_or_value_in_redis_holds_the_token() {
-    let server = RedisServer::start().unwrap();
-    let config = config();
-    let store = RedisStore::connect(server.url(), config.clone())
-        .await
-        .unwrap();
+    let (server, config, store) = started().await;
     let mut tokens = Vec::new();
     for user in ["alice", "bob"] {
         let mut data = SessionData::new();
@@ -139,11 +145,7 @@ async fn no_key_or_value_in_redis_holds_the_token() {
 
 #[tokio::test]
 async fn foreign_or_corrupt_values_under_a_session_key_are_no_session() {
-    let server = RedisServer::start().unwrap();
-    let config = config();
-    let store = RedisStore::connect(server.url(), config.clone())
-        .await
-        .unwrap();
+    let (server, config, store) = started().await;
     let mut conn = raw(&server).await;
 
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
@@ -188,11 +190,7 @@ async fn foreign_or_corrupt_values_under_a_session_key_are_no_session() {
 
 #[tokio::test]
 async fn user_index_has_a_ttl_and_disappears_with_the_last_session() {
-    let server = RedisServer::start().unwrap();
-    let config = config();
-    let store = RedisStore::connect(server.url(), config.clone())
-        .await
-        .unwrap();
+    let (server, config, store) = started().await;
     let mut conn = raw(&server).await;
     let index = format!("{}:u:alice", config.key_prefix());
 
@@ -203,6 +201,12 @@ async fn user_index_has_a_ttl_and_disappears_with_the_last_session() {
     assert!(ttl > 0 && ttl <= absolute, "index TTL {ttl}");
     let session_ttl: i64 = conn.pttl(session_key(&config, &t1)).await.unwrap();
     assert!(session_ttl > 0 && session_ttl <= config.idle_timeout().as_millis() as i64);
+
+    // Rotation swaps the index entry (the old member must not linger until a prune).
+    let t1 = store.rotate(&t1).await.unwrap();
+    let members: Vec<Vec<u8>> = conn.zrange(&index, 0, -1).await.unwrap();
+    assert_eq!(members.len(), 2, "rotation left a stale index entry");
+    assert!(members.contains(&t1.key().as_bytes().to_vec()));
 
     store.delete(&t1).await.unwrap();
     let members: Vec<Vec<u8>> = conn.zrange(&index, 0, -1).await.unwrap();

@@ -94,7 +94,7 @@ async fn sentinel_primary_passes_the_conformance_suite() {
 }
 
 #[tokio::test]
-async fn load_is_one_round_trip_on_a_cluster() {
+async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
     let config = SessionConfig::builder()
         .key_prefix(conformance::unique_prefix())
@@ -105,6 +105,15 @@ async fn load_is_one_round_trip_on_a_cluster() {
         .await
         .unwrap();
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
+    // Rotation on a cluster swaps the index entry in its own steps: exactly one member remains.
+    let token = store.rotate(&token).await.unwrap();
+    let index = format!("{}:u:alice", config.key_prefix());
+    let index_node = cluster.primary_for_key(index.as_bytes()).unwrap();
+    let members = Command::new("redis-cli")
+        .args(["-p", &index_node.to_string(), "ZCARD", &index])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&members.stdout).trim(), "1");
     store.load(&token).await.unwrap().unwrap();
     let node = cluster
         .primary_for_key(&session_key(&config, &token))
