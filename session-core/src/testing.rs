@@ -17,7 +17,10 @@ pub mod redis_server;
 pub use redis_server::{HarnessError, RedisServer};
 pub mod cluster;
 mod node;
+mod ports;
 pub mod sentinel;
+
+pub use ports::free_port;
 
 pub use cluster::RedisCluster;
 pub use sentinel::RedisSentinelGroup;

@@ -34,28 +34,6 @@ fn session_key(config: &SessionConfig, token: &Token) -> Vec<u8> {
     .concat()
 }
 
-/// Blocks until every write so far on the primary at `port` reached `replicas` replicas.
-fn wait_replicated(port: u16, replicas: usize) {
-    let out = Command::new("redis-cli")
-        .args([
-            "-p",
-            &port.to_string(),
-            "WAIT",
-            &replicas.to_string(),
-            "5000",
-        ])
-        .output()
-        .expect("redis-cli");
-    let acked: usize = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    assert!(
-        acked >= replicas,
-        "replication to {port}'s replica did not finish"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_passes_the_conformance_suite() {
     let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
@@ -232,7 +210,9 @@ async fn cluster_failover_keeps_replicated_sessions_and_fails_closed() {
         .iter()
         .filter(|n| n.role == NodeRole::Primary)
     {
-        wait_replicated(node.port, 1);
+        cluster
+            .wait_for_replication(node.port, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let victim = cluster
         .primary_for_key(&session_key(&config, &sessions[0].0))

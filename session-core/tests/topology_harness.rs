@@ -47,11 +47,32 @@ fn cluster_fails_over_and_keeps_the_key() {
     let owner = cluster.primary_for_key(key.as_bytes()).expect("slot owner");
     // Asked directly (no -c), the owner answers instead of redirecting: the slot maths agree.
     assert_eq!(cli(owner, &["GET", key]), "hello");
-    assert_eq!(
-        cli(owner, &["WAIT", "1", "5000"]),
-        "1",
-        "replicated to the replica"
-    );
+    cluster
+        .wait_for_replication(owner, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let replica = cluster
+        .nodes()
+        .into_iter()
+        .find(|n| n.role == NodeRole::Replica { primary: owner })
+        .expect("the owner has a replica")
+        .port;
+    // A replica answers reads of its primary's slots after READONLY (one connection).
+    let out = Command::new("redis-cli")
+        .args(["-p", &replica.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("READONLY\nGET {key}\n").as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("redis-cli runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK\nhello");
 
     let killed = Instant::now();
     cluster.kill_node(owner).unwrap_or_else(|e| panic!("{e}"));

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -164,10 +163,7 @@ impl ServerBuilder {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("find a free port")
+    session_core::testing::free_port().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn http_client() -> reqwest::Client {

@@ -34,8 +34,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::node::{
-    check_field, info_text, os_args, poll, query, role, strip_ansi, tail, Node, PortPool, Role,
+    check_field, info_text, os_args, poll, query, role, strip_ansi, tail, wait_for_offsets, Node,
+    Role,
 };
+use super::ports::free_port;
 use super::redis_server::{HarnessError, INSTALL_HINT};
 
 /// `(first slot, last slot, owner port)` ranges, sorted.
@@ -103,17 +105,15 @@ impl RedisCluster {
         let total = primaries * (1 + replicas_per_primary);
         let dir = tempfile::tempdir()
             .map_err(|e| HarnessError(format!("cannot create a temp dir for the cluster: {e}")))?;
-        let mut ports = PortPool::default();
         let mut nodes = Vec::with_capacity(total);
         for _ in 0..total {
             nodes.push(Node::start(
                 dir.path(),
-                &mut ports,
                 "cluster node",
-                |port, node_dir, ports| {
+                |port, node_dir| {
                     // Redis puts the cluster bus on port + 10000 unless told otherwise, which
                     // is often above 65535 or taken for ephemeral ports; give it a free port.
-                    let bus = ports.take()?;
+                    let bus = free_port()?;
                     Ok(os_args(&[
                         "--port",
                         &port.to_string(),
@@ -241,6 +241,19 @@ impl RedisCluster {
                     }
                     Some(_) => {}
                 }
+                // Every node must know every replica's primary: the primaries vote in a
+                // failover only for a replica they know belongs to the failed primary.
+                let known = cluster_nodes(port)
+                    .map_err(|e| (port, e.0))?
+                    .iter()
+                    .filter(|l| l.master_id != "-")
+                    .count();
+                if known != replicas {
+                    return Err((
+                        port,
+                        format!("node {port} knows {known} of the {replicas} replicas"),
+                    ));
+                }
                 if let Role::Replica { link_up, .. } = role(port).map_err(|e| (port, e.0))? {
                     if !link_up {
                         return Err((port, format!("replica {port} is not linked to its primary")));
@@ -342,6 +355,45 @@ impl RedisCluster {
         }
         self.nodes[index].kill();
         Ok(())
+    }
+
+    /// Waits until every replica of the primary on `primary` has received everything that
+    /// primary had written when this was called (their `slave_repl_offset` reaches its
+    /// `master_repl_offset`). Call it before killing a primary whose writes must survive.
+    ///
+    /// # Errors
+    /// [`HarnessError`] when `primary` is not a live primary of this cluster with replicas, or
+    /// a replica does not catch up within `timeout`.
+    pub fn wait_for_replication(
+        &self,
+        primary: u16,
+        timeout: Duration,
+    ) -> Result<(), HarnessError> {
+        if !self.live_ports().any(|p| p == primary) {
+            return Err(HarnessError(format!(
+                "no live node of this cluster has port {primary}"
+            )));
+        }
+        let replicas: Vec<u16> = self
+            .nodes()
+            .into_iter()
+            .filter(|n| n.role == NodeRole::Replica { primary })
+            .map(|n| n.port)
+            .collect();
+        if replicas.is_empty() {
+            return Err(HarnessError(format!(
+                "node {primary} is not a primary with replicas"
+            )));
+        }
+        wait_for_offsets(primary, &replicas, timeout).map_err(|(port, reason)| {
+            self.error_with_log(
+                port,
+                format!(
+                    "the replicas of {primary} did not catch up within {} ms: {reason}",
+                    timeout.as_millis()
+                ),
+            )
+        })
     }
 
     /// Waits until a replica of the (killed) primary `dead_port` has been promoted and every

@@ -1,8 +1,7 @@
 //! What the cluster and sentinel harnesses share: a `redis-server` process of the test's own
-//! ([`Node`]), a pool of free ports, polling with a deadline, and a tiny RESP client for the
+//! ([`Node`]), polling with a deadline, and a tiny RESP client for the
 //! few commands the harnesses send (`ROLE`, `INFO`, `CLUSTER ...`, `SENTINEL ...`).
 
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -10,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::redis_server::{free_port, ping, HarnessError, INSTALL_HINT};
+use super::ports::free_port;
+use super::redis_server::{ping, HarnessError, INSTALL_HINT};
 
 /// What `ROLE` says.
 pub(crate) enum Role {
@@ -89,23 +89,41 @@ pub(crate) fn poll<T>(
     }
 }
 
-/// Distinct free ports: `free_port` may hand out a port again once its probe socket is closed,
-/// and a harness asks for many before starting anything.
-#[derive(Debug, Default)]
-pub(crate) struct PortPool(HashSet<u16>);
-
-impl PortPool {
-    pub(crate) fn take(&mut self) -> Result<u16, HarnessError> {
-        for _ in 0..100 {
-            let port = free_port()?;
-            if self.0.insert(port) {
-                return Ok(port);
+/// Polls until every port in `replicas` is linked to `primary` and has received everything
+/// `primary` had written when this was called: its `slave_repl_offset` reaches the primary's
+/// `master_repl_offset`. (A `WAIT` from a new connection proves nothing: it counts only that
+/// connection's own writes, so it returns at once.)
+pub(crate) fn wait_for_offsets(
+    primary: u16,
+    replicas: &[u16],
+    timeout: Duration,
+) -> Result<(), (u16, String)> {
+    let info = info_text(primary, &["INFO", "replication"]).map_err(|e| (primary, e.0))?;
+    let target: i64 = info_field(&info, "master_repl_offset")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            (
+                primary,
+                format!("primary {primary} reports no master_repl_offset"),
+            )
+        })?;
+    poll(timeout, || {
+        for &replica in replicas {
+            let info = info_text(replica, &["INFO", "replication"]).map_err(|e| (replica, e.0))?;
+            check_field(&info, "master_port", &primary.to_string(), replica)?;
+            check_field(&info, "master_link_status", "up", replica)?;
+            let offset: i64 = info_field(&info, "slave_repl_offset")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(-1);
+            if offset < target {
+                return Err((
+                    replica,
+                    format!("replica {replica} is at offset {offset}, the primary at {target}"),
+                ));
             }
         }
-        Err(HarnessError(
-            "cannot find a free port not used yet".to_owned(),
-        ))
-    }
+        Ok(())
+    })
 }
 
 /// A `redis-server` process (a cluster node, a data node or a sentinel) with its own directory
@@ -119,24 +137,23 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    /// Starts `redis-server ARGS --dir <dir> --logfile <log>` on a port from `ports`, in
-    /// `root/node-<port>`, and waits (up to 10 s) until it answers `PING`. `args` gets the port,
-    /// the node's directory (to write a config file into) and the pool (for more ports). When
-    /// the process exits at once (someone took the port meanwhile) it tries again with a new
+    /// Starts `redis-server ARGS --dir <dir> --logfile <log>` on a [`free_port`], in
+    /// `root/node-<port>`, and waits (up to 10 s) until it answers `PING`. `args` gets the port
+    /// and the node's directory (to write a config file into). When the process cannot have
+    /// the port (it exits at once, or another server answers there) it tries again with a new
     /// port, up to 5 times.
     pub(crate) fn start(
         root: &Path,
-        ports: &mut PortPool,
         what: &str,
-        mut args: impl FnMut(u16, &Path, &mut PortPool) -> Result<Vec<OsString>, HarnessError>,
+        mut args: impl FnMut(u16, &Path) -> Result<Vec<OsString>, HarnessError>,
     ) -> Result<Self, HarnessError> {
         let mut last = HarnessError(format!("the {what} did not start"));
         for _ in 0..5 {
-            let port = ports.take()?;
+            let port = free_port()?;
             let dir = root.join(format!("node-{port}"));
             std::fs::create_dir_all(&dir)
                 .map_err(|e| HarnessError(format!("cannot create {}: {e}", dir.display())))?;
-            let args = args(port, &dir, ports)?;
+            let args = args(port, &dir)?;
             match Self::start_at(port, dir, what, &args) {
                 Ok(node) => return Ok(node),
                 Err((true, e)) => last = e,
@@ -148,7 +165,8 @@ impl Node {
 
     /// Starts `redis-server ARGS --dir <dir> --logfile <dir>/redis-<port>.log` for exactly
     /// `port` (which `args` must name) and waits (up to 10 s) until it answers `PING`.
-    /// `Err((exited, error))`: `exited` when the process ended at once (the port was taken).
+    /// `Err((port_taken, error))`: `port_taken` when the process ended at once or another
+    /// server answers on `port`.
     pub(crate) fn start_at(
         port: u16,
         dir: PathBuf,
@@ -191,12 +209,28 @@ impl Node {
         self.child.as_ref().map(Child::id)
     }
 
-    /// `Err((exited, error))`.
+    /// Waits until the port answers `PING` *from this process*: a `PONG` alone could come from
+    /// a server someone else started on the port meanwhile (then this one cannot bind and is
+    /// about to exit). `Err((port_taken, error))`.
     fn wait_ready(&mut self, what: &str) -> Result<(), (bool, HarnessError)> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if ping(self.port) {
-                return Ok(());
+                match self.answering_pid() {
+                    Some(pid) if Some(pid) == self.pid() => return Ok(()),
+                    Some(pid) => {
+                        self.kill();
+                        return Err((
+                            true,
+                            HarnessError(format!(
+                                "the {what} could not have port {}: process {pid} serves it",
+                                self.port
+                            )),
+                        ));
+                    }
+                    // Between PING and INFO the server went away or hung: look again.
+                    None => {}
+                }
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -224,6 +258,12 @@ impl Node {
                 self.log_tail(5)
             )),
         ))
+    }
+
+    /// The `process_id` of whatever Redis answers on the port.
+    fn answering_pid(&self) -> Option<u32> {
+        let info = info_text(self.port, &["INFO", "server"]).ok()?;
+        info_field(&info, "process_id")?.parse().ok()
     }
 
     /// True once [`Node::kill`] ran (or the process was found dead at start).

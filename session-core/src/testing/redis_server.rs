@@ -4,11 +4,11 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use super::node::{os_args, Node, PortPool};
+use super::node::{os_args, Node};
 
 /// How to get `redis-server`, for error messages.
 pub const INSTALL_HINT: &str = "install it with `sudo apt-get install redis-server` \
@@ -72,12 +72,7 @@ impl RedisServer {
     pub fn start_local() -> Result<Self, HarnessError> {
         let dir = tempfile::tempdir()
             .map_err(|e| HarnessError(format!("cannot create a temp dir for redis-server: {e}")))?;
-        let node = Node::start(
-            dir.path(),
-            &mut PortPool::default(),
-            "redis-server",
-            |port, _, _| Ok(server_args(port)),
-        )?;
+        let node = Node::start(dir.path(), "redis-server", |port, _| Ok(server_args(port)))?;
         Ok(Self {
             url: format!("redis://127.0.0.1:{}", node.port),
             port: node.port,
@@ -164,13 +159,6 @@ impl Drop for RedisServer {
         self.resume();
         self.kill();
     }
-}
-
-pub(crate) fn free_port() -> Result<u16, HarnessError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| HarnessError(format!("cannot find a free port: {e}")))
 }
 
 pub(crate) fn ping(port: u16) -> bool {

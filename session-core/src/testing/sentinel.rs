@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::node::{
-    check_field, info_field, info_text, os_args, poll, query, role, Node, PortPool, Reply, Role,
+    check_field, info_text, os_args, poll, query, role, wait_for_offsets, Node, Reply, Role,
 };
 use super::redis_server::HarnessError;
 
@@ -73,7 +73,6 @@ impl RedisSentinelGroup {
                 "cannot create a temp dir for the sentinel group: {e}"
             ))
         })?;
-        let mut ports = PortPool::default();
         let data_args = |port: u16| {
             os_args(&[
                 "--port",
@@ -91,11 +90,9 @@ impl RedisSentinelGroup {
                 "0",
             ])
         };
-        let primary = Node::start(dir.path(), &mut ports, "primary", |port, _, _| {
-            Ok(data_args(port))
-        })?;
+        let primary = Node::start(dir.path(), "primary", |port, _| Ok(data_args(port)))?;
         let primary_port = primary.port;
-        let replica = Node::start(dir.path(), &mut ports, "replica", |port, _, _| {
+        let replica = Node::start(dir.path(), "replica", |port, _| {
             let mut args = data_args(port);
             args.extend(os_args(&[
                 "--replicaof",
@@ -122,27 +119,25 @@ impl RedisSentinelGroup {
         .map_err(|(port, reason)| group.error_with_log(port, start_timeout(&reason)))?;
 
         for _ in 0..3 {
-            let sentinel =
-                Node::start(group._dir.path(), &mut ports, "sentinel", |port, dir, _| {
-                    // Sentinel rewrites its config file (its id, the others it found, failovers),
-                    // so each one gets a writable file of its own.
-                    let conf = dir.join("sentinel.conf");
-                    let text = format!(
-                        "port {port}\n\
+            let sentinel = Node::start(group._dir.path(), "sentinel", |port, dir| {
+                // Sentinel rewrites its config file (its id, the others it found, failovers),
+                // so each one gets a writable file of its own.
+                let conf = dir.join("sentinel.conf");
+                let text = format!(
+                    "port {port}\n\
                      bind 127.0.0.1\n\
                      protected-mode no\n\
                      sentinel monitor {service} 127.0.0.1 {primary_port} 2\n\
                      sentinel down-after-milliseconds {service} 1000\n\
                      sentinel failover-timeout {service} 3000\n\
                      sentinel parallel-syncs {service} 1\n"
-                    );
-                    std::fs::write(&conf, text).map_err(|e| {
-                        HarnessError(format!("cannot write {}: {e}", conf.display()))
-                    })?;
-                    let mut args = vec![conf.into_os_string()];
-                    args.extend(os_args(&["--sentinel"]));
-                    Ok(args)
-                })?;
+                );
+                std::fs::write(&conf, text)
+                    .map_err(|e| HarnessError(format!("cannot write {}: {e}", conf.display())))?;
+                let mut args = vec![conf.into_os_string()];
+                args.extend(os_args(&["--sentinel"]));
+                Ok(args)
+            })?;
             group.sentinels.push(sentinel);
         }
 
@@ -235,29 +230,7 @@ impl RedisSentinelGroup {
     /// within `timeout`.
     pub fn wait_for_replication(&self, timeout: Duration) -> Result<(), HarnessError> {
         let primary = self.primary_port();
-        let replica = self.replica_port();
-        let info = info_text(primary, &["INFO", "replication"])?;
-        let target: i64 = info_field(&info, "master_repl_offset")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| {
-                HarnessError(format!("primary {primary} reports no master_repl_offset"))
-            })?;
-        poll(timeout, || {
-            let info = info_text(replica, &["INFO", "replication"]).map_err(|e| (replica, e.0))?;
-            check_field(&info, "master_link_status", "up", replica)?;
-            let offset: i64 = info_field(&info, "slave_repl_offset")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(-1);
-            if offset >= target {
-                Ok(())
-            } else {
-                Err((
-                    replica,
-                    format!("replica {replica} is at offset {offset}, the primary at {target}"),
-                ))
-            }
-        })
-        .map_err(|(port, reason)| {
+        wait_for_offsets(primary, &[self.replica_port()], timeout).map_err(|(port, reason)| {
             self.error_with_log(
                 port,
                 format!(
