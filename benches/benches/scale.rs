@@ -6,7 +6,7 @@
 //! them) and prints progress. Then `load` of a uniformly chosen session at concurrency 8,
 //! alternately on each server, 10 rounds of 1 s per side. Only one server is busy at a time.
 //! Besides client-side latency and throughput, each side records Redis's own CPU time per
-//! `EVALSHA` (`INFO commandstats`), the figure least disturbed by a noisy machine.
+//! `GETEX` (`INFO commandstats`), the figure least disturbed by a noisy machine.
 //!
 //! Control: a raw `GET` of the same session keys on the same two servers, alternated the same
 //! way, shows how much of any slowdown is Redis's own (a bigger keyspace misses the CPU caches
@@ -131,24 +131,8 @@ async fn run() -> Vec<Row> {
     ));
     let alt = alternate(
         plan.rounds,
-        || {
-            drive_measured(
-                small_store,
-                "evalsha",
-                CONCURRENCY,
-                plan.side,
-                small.clone(),
-            )
-        },
-        || {
-            drive_measured(
-                large_store,
-                "evalsha",
-                CONCURRENCY,
-                plan.side,
-                large.clone(),
-            )
-        },
+        || drive_measured(small_store, "getex", CONCURRENCY, plan.side, small.clone()),
+        || drive_measured(large_store, "getex", CONCURRENCY, plan.side, large.clone()),
     )
     .await;
 
@@ -219,7 +203,7 @@ async fn run() -> Vec<Row> {
         ),
         Row::from_spread(
             BENCH,
-            case("Redis CPU per EVALSHA (commandstats)"),
+            case("Redis CPU per GETEX (commandstats)"),
             format!("{small_s}: {bc:.2} µs"),
             format!("{large_s}: {sc:.2} µs"),
             cpu,

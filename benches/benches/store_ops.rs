@@ -1,7 +1,7 @@
 //! Store operations against raw Redis baselines on the same pool, at concurrency 1, 8 and 32.
 //!
-//! - `load` (load-and-touch: one EVALSHA that GETs the record, checks the deadline and slides the
-//!   TTL) vs a raw `GET` of a value of the same byte length, under a key of the same length, via
+//! - `load` (load-and-touch: one `GETEX key PX <idle>` that reads the record and slides the
+//!   idle expiry; the absolute deadline and the record are checked in the client) vs a raw `GET` of a value of the same byte length, under a key of the same length, via
 //!   `RedisStore::with_connection` (same pool, same timeout and error mapping). Both sides pick
 //!   uniformly among 10 000 keys.
 //! - `create` (with the per-user index and the default limit of 10 sessions per user, for 1 000
@@ -105,7 +105,7 @@ async fn run() -> Vec<Row> {
         let alt = alternate(
             plan.rounds,
             || drive_measured(store, "get", level, plan.side, get),
-            || drive_measured(store, "evalsha", level, plan.side, load),
+            || drive_measured(store, "getex", level, plan.side, load),
         )
         .await;
         rows.extend(level_rows(&format!("c={level}"), "GET", "load", &alt, 0.9));

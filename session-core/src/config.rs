@@ -99,8 +99,9 @@ impl SessionConfig {
         self.pool_size
     }
 
-    /// How far "last seen" may lag behind the truth. A load rewrites the record's last-seen time
-    /// only when it moved by more than this; otherwise it only slides the expiry.
+    /// How far "last seen" may lag behind the truth in [`MemoryStore`](crate::MemoryStore): a
+    /// load rewrites the record's last-seen time only when it moved by more than this.
+    /// [`RedisStore`](crate::RedisStore) keeps "last seen" exactly, as the key's expiry.
     pub fn touch_interval(&self) -> Duration {
         self.touch_interval.unwrap_or_else(|| {
             (self.idle_timeout / 100).clamp(Duration::from_secs(1), Duration::from_secs(60))
@@ -155,7 +156,8 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Granularity of the "last seen" time (default: 1% of the idle timeout, 1–60 s).
+    /// Granularity of the "last seen" time in `MemoryStore` (default: 1% of the idle timeout,
+    /// 1–60 s).
     pub fn touch_interval(mut self, interval: Duration) -> Self {
         self.config.touch_interval = Some(interval);
         self

@@ -400,7 +400,9 @@ impl Session {
         to_system_time(self.record.created_ms)
     }
 
-    /// When the session was last used, to within [`SessionConfig::touch_interval`](crate::SessionConfig::touch_interval).
+    /// When the session was last used: now, for a session just loaded; in a listing, to within
+    /// [`SessionConfig::touch_interval`](crate::SessionConfig::touch_interval) (`MemoryStore`)
+    /// or a round trip (`RedisStore`).
     pub fn last_seen_at(&self) -> SystemTime {
         to_system_time(self.record.last_seen_ms)
     }
@@ -437,7 +439,7 @@ pub struct SessionInfo {
     pub handle: SessionHandle,
     /// When it was created.
     pub created_at: SystemTime,
-    /// When it was last used (to within the touch interval).
+    /// When it was last used (see [`Session::last_seen_at`]).
     pub last_seen_at: SystemTime,
     /// Its absolute deadline.
     pub expires_at: SystemTime,

@@ -55,8 +55,6 @@ async fn load_and_touch_is_one_round_trip() {
     let server = RedisServer::start_local().unwrap();
     let config = SessionConfig::builder()
         .key_prefix(unique_prefix())
-        // Every load also rewrites last-seen: the more expensive path stays one command too.
-        .touch_interval(Duration::from_millis(1))
         .build()
         .unwrap();
     let store = RedisStore::connect(server.url(), config).await.unwrap();
@@ -64,7 +62,7 @@ async fn load_and_touch_is_one_round_trip() {
         .create(NewSession::new("alice").with_roles(["USER"]))
         .await
         .unwrap();
-    store.load(&token).await.unwrap().unwrap(); // the script is cached in Redis from here on
+    store.load(&token).await.unwrap().unwrap(); // the pool's connection is open from here on
 
     let commands = common::monitored(server.port(), async {
         for _ in 0..50 {
@@ -81,7 +79,7 @@ async fn load_and_touch_is_one_round_trip() {
     assert!(
         commands
             .iter()
-            .all(|c| c.to_lowercase().contains("\"evalsha\"")),
+            .all(|c| c.to_lowercase().contains("\"getex\"")),
         "{commands:#?}"
     );
 }
@@ -243,7 +241,38 @@ async fn lost_script_cache_is_reloaded_transparently() {
         .query_async(&mut conn)
         .await
         .unwrap();
+    // Writes are scripts; `load` is a plain GETEX and needs none.
+    store.save_data(&token, &SessionData::new()).await.unwrap();
+    let token = store.rotate(&token).await.unwrap();
     assert!(store.load(&token).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_load_past_the_absolute_deadline_removes_the_key() {
+    let server = RedisServer::start().unwrap();
+    let config = SessionConfig::builder()
+        .key_prefix(unique_prefix())
+        .idle_timeout(Duration::from_secs(60))
+        .absolute_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let store = RedisStore::connect(server.url(), config.clone())
+        .await
+        .unwrap();
+    let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
+    let key = session_key(&config, &token);
+    let mut conn = raw(&server).await;
+    // A load before the deadline slides the expiry to the idle timeout, past the deadline.
+    assert!(store.load(&token).await.unwrap().is_some());
+    let ttl: i64 = conn.pttl(&key).await.unwrap();
+    assert!(ttl > 300, "TTL {ttl} ms after a load");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(store.load(&token).await.unwrap().is_none());
+    let exists: bool = conn.exists(&key).await.unwrap();
+    assert!(
+        !exists,
+        "an ended session's key outlived the load that refused it"
+    );
 }
 
 #[tokio::test]

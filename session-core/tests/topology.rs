@@ -76,7 +76,6 @@ async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster(
     let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
     let config = SessionConfig::builder()
         .key_prefix(conformance::unique_prefix())
-        .touch_interval(Duration::from_millis(1))
         .build()
         .unwrap();
     let store = RedisStore::connect_to(RedisTarget::Cluster(cluster.urls()), config.clone())
@@ -106,7 +105,7 @@ async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster(
     assert_eq!(commands.len(), 30, "one command per load: {commands:#?}");
     assert!(commands
         .iter()
-        .all(|c| c.to_lowercase().contains("\"evalsha\"")));
+        .all(|c| c.to_lowercase().contains("\"getex\"")));
 }
 
 /// Loads every session; each must be either its own user's session or "unavailable" — never

@@ -6,20 +6,21 @@
 //! # Layout
 //! | key | type | holds | TTL |
 //! |---|---|---|---|
-//! | `{prefix}:s:{sha256(token)}` (32 raw bytes) | string | the record ([`crate::record`] encoding) | the smaller of the idle timeout and the time left until the absolute deadline |
+//! | `{prefix}:s:{sha256(token)}` (32 raw bytes) | string | the record ([`crate::record`] encoding) | the idle timeout from the last load (the absolute deadline is in the record) |
 //! | `{prefix}:u:{user id}` | sorted set | member: the 32-byte key hash of each session; score: its creation time (ms) | the absolute timeout, renewed at each login |
 //! | `{prefix}:t:{username}` | string | failed logins ([`LoginThrottle`](crate::throttle::LoginThrottle)) | the throttle window |
 //!
 //! # Round trips
-//! On one server (and behind Sentinel) every operation is a single Lua script (`EVALSHA`; the
-//! script body is sent again only after Redis lost its script cache, for example after a
-//! restart), so one round trip, except [`SessionStore::delete_user_session`] (two: read the
-//! index, then delete). In particular [`SessionStore::load`] reads the record, checks the
-//! absolute deadline, slides the TTL and, at most once per touch interval, rewrites the
-//! last-seen time, all in one `EVALSHA`.
+//! [`SessionStore::load`] is one native command, `GETEX key PX <idle>`: it returns the record
+//! and slides the idle expiry, costing Redis about what a `GET` does. The client checks the
+//! absolute deadline in the record (a session past it is deleted by the load that finds it) and
+//! knows "last seen" from the key's expiry, so nothing is rewritten per request. Every other
+//! operation is a single Lua script (`EVALSHA`; the script body is sent again only after Redis
+//! lost its script cache, for example after a restart), so one round trip, except
+//! [`SessionStore::delete_user_session`] (two: read the index, then delete).
 //!
 //! On a Redis Cluster a script may only touch one hash slot. `load`, `save_data` and the
-//! throttle touch one key and stay one round trip (to the session's own node). Operations that
+//! throttle use one key and stay one round trip (to the session's own node). Operations that
 //! touch a session and its user's index are sequences of single-slot steps, ordered so that a
 //! failure half-way never leaves a usable session the index cannot revoke (see `split.rs`).
 //!
@@ -251,26 +252,6 @@ impl RedisStore {
             .await
     }
 
-    fn decode_live(&self, key: SessionKey, bytes: &[u8], now: u64) -> Option<Session> {
-        match Record::decode(bytes) {
-            Ok(record) if record.deadline_ms > now => Some(Session {
-                key,
-                record: Arc::new(record),
-            }),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!(
-                    target: "session_core::store",
-                    session = %key.log_tag(),
-                    error = %e,
-                    "unreadable bytes under a session key; treated as no session \
-                     (does another program write under this key prefix?)"
-                );
-                None
-            }
-        }
-    }
-
     /// The user's index entries, oldest first.
     async fn index_members(&self, user_id: &str) -> Result<Vec<Vec<u8>>> {
         let index = self.keys.index(user_id);
@@ -368,20 +349,57 @@ impl SessionStore for RedisStore {
         let key = token.key();
         let session_key = self.keys.session(&key);
         let idle = duration_ms(self.config.idle_timeout());
-        let touch = duration_ms(self.config.touch_interval());
-        let script = &self.scripts.load;
-        let bytes: Option<Vec<u8>> = self
+        // One native command reads the record and slides the idle expiry: a script would cost
+        // Redis about five times as much CPU (`benches/RESULTS.md`). The absolute deadline is
+        // in the record and checked here.
+        let fetched: Fetched = self
             .with_connection(|mut c| async move {
-                script
-                    .key(&session_key)
-                    .arg(now)
+                match redis::cmd("GETEX")
+                    .arg(&session_key)
+                    .arg("PX")
                     .arg(idle)
-                    .arg(touch)
-                    .invoke_async(&mut c)
+                    .query_async::<Option<Vec<u8>>>(&mut c)
                     .await
+                {
+                    Ok(Some(bytes)) => Ok(Fetched::Value(bytes)),
+                    Ok(None) => Ok(Fetched::Missing),
+                    Err(e) if e.code() == Some("WRONGTYPE") => Ok(Fetched::OtherType),
+                    Err(e) => Err(e),
+                }
             })
             .await?;
-        Ok(bytes.and_then(|b| self.decode_live(key, &b, now)))
+        let bytes = match fetched {
+            Fetched::Value(bytes) => bytes,
+            Fetched::Missing => return Ok(None),
+            Fetched::OtherType => {
+                log_unreadable(key, &"a value of another type");
+                return Ok(None);
+            }
+        };
+        let Some(mut record) = decode_logged(key, &bytes) else {
+            return Ok(None);
+        };
+        if record.deadline_ms <= now {
+            // Past its absolute deadline, and GETEX just slid its expiry: end it now. Should
+            // this fail, the key still expires after the idle timeout, and every load before
+            // then refuses it the same way.
+            let session_key = self.keys.session(&key);
+            let _ = self
+                .with_connection(|mut c| async move {
+                    redis::cmd("DEL")
+                        .arg(&session_key)
+                        .query_async::<i64>(&mut c)
+                        .await
+                })
+                .await;
+            return Ok(None);
+        }
+        // This load is a use of the session: Redis keeps "last seen" as the key's expiry.
+        record.last_seen_ms = now;
+        Ok(Some(Session {
+            key,
+            record: Arc::new(record),
+        }))
     }
 
     async fn save_data(&self, token: &Token, data: &SessionData) -> Result<()> {
@@ -451,13 +469,13 @@ impl SessionStore for RedisStore {
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         check_user_id(user_id)?;
-        let pairs = if self.is_cluster() {
+        let entries = if self.is_cluster() {
             self.split_list(user_id).await?
         } else {
             let index = self.keys.index(user_id);
             let script = &self.scripts.list;
             let session_prefix = &self.keys.session_prefix;
-            let flat: Vec<Vec<u8>> = self
+            let flat: Vec<redis::Value> = self
                 .with_connection(|mut c| async move {
                     script
                         .key(&index)
@@ -466,16 +484,26 @@ impl SessionStore for RedisStore {
                         .await
                 })
                 .await?;
-            let mut flat = flat.into_iter();
-            std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
+            listed_entries(flat)
         };
         let now = now_ms();
-        Ok(pairs
+        let idle = duration_ms(self.config.idle_timeout());
+        Ok(entries
             .into_iter()
-            .filter_map(|(member, value)| {
-                let key = member_key(&member)?;
-                let session = self.decode_live(key, &value, now)?;
-                (session.user_id() == user_id).then(|| session.info())
+            .filter_map(|entry| {
+                let key = member_key(&entry.member)?;
+                let mut record = decode_logged(key, &entry.value)?;
+                if record.deadline_ms <= now || record.user_id != user_id {
+                    return None;
+                }
+                record.last_seen_ms = last_seen_from_ttl(&record, entry.pttl, idle, now);
+                Some(
+                    Session {
+                        key,
+                        record: Arc::new(record),
+                    }
+                    .info(),
+                )
             })
             .collect())
     }
@@ -594,4 +622,73 @@ fn log_evictions(evicted: usize) {
             "per-user session limit reached; oldest sessions ended"
         );
     }
+}
+
+/// What `GETEX` found under a session key.
+enum Fetched {
+    Value(Vec<u8>),
+    Missing,
+    OtherType,
+}
+
+/// One live entry of a user's index, as read for listing.
+pub(super) struct ListedEntry {
+    pub(super) member: Vec<u8>,
+    pub(super) value: Vec<u8>,
+    /// The session key's remaining TTL (ms).
+    pub(super) pttl: i64,
+}
+
+/// `list.lua`'s flat reply (member, record, pttl, ...) as entries; anything malformed is
+/// skipped.
+fn listed_entries(flat: Vec<redis::Value>) -> Vec<ListedEntry> {
+    let mut items = flat.into_iter();
+    let mut entries = Vec::new();
+    while let (Some(member), Some(value), Some(pttl)) = (items.next(), items.next(), items.next()) {
+        let (Ok(member), Ok(value), Ok(pttl)) = (
+            redis::from_redis_value::<Vec<u8>>(member),
+            redis::from_redis_value::<Vec<u8>>(value),
+            redis::from_redis_value::<i64>(pttl),
+        ) else {
+            continue;
+        };
+        entries.push(ListedEntry {
+            member,
+            value,
+            pttl,
+        });
+    }
+    entries
+}
+
+/// "Last seen" of a listed session. Every load sets the key's expiry to the idle timeout from
+/// that moment, so the remaining TTL tells when it was last used, more precisely than the
+/// record (rewritten only by writes). Never before the record's own figure (a TTL capped by
+/// the absolute deadline would say earlier), never in the future.
+fn last_seen_from_ttl(record: &Record, pttl: i64, idle: u64, now: u64) -> u64 {
+    let from_ttl = u64::try_from(pttl)
+        .ok()
+        .map_or(0, |left| (now + left).saturating_sub(idle));
+    from_ttl.max(record.last_seen_ms).min(now)
+}
+
+/// The record, or `None` (logged) for bytes that are not one.
+fn decode_logged(key: SessionKey, bytes: &[u8]) -> Option<Record> {
+    match Record::decode(bytes) {
+        Ok(record) => Some(record),
+        Err(e) => {
+            log_unreadable(key, &e);
+            None
+        }
+    }
+}
+
+fn log_unreadable(key: SessionKey, what: &dyn std::fmt::Display) {
+    tracing::warn!(
+        target: "session_core::store",
+        session = %key.log_tag(),
+        error = %what,
+        "unreadable bytes under a session key; treated as no session \
+         (does another program write under this key prefix?)"
+    );
 }

@@ -20,7 +20,6 @@ macro_rules! scripts {
 
 scripts!(
     // One key each: every topology.
-    load,
     save_data,
     throttle_check,
     throttle_fail,

@@ -21,6 +21,7 @@ use futures_util::future::join_all;
 use crate::error::{Error, Result};
 use crate::record::{Record, FORMAT_VERSION};
 use crate::store::redis::keys::member_key;
+use crate::store::redis::ListedEntry;
 use crate::token::SessionKey;
 use crate::RedisStore;
 
@@ -257,7 +258,7 @@ impl RedisStore {
     }
 
     /// The user's live records (member, value), pruning dead members, cluster-safe.
-    pub(super) async fn split_list(&self, user_id: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub(super) async fn split_list(&self, user_id: &str) -> Result<Vec<ListedEntry>> {
         let index = self.keys.index(user_id);
         let members = self.zrange(&index).await?;
         let reads = members.iter().map(|m| async move {
@@ -265,12 +266,21 @@ impl RedisStore {
                 return Ok(None);
             };
             let key = self.keys.session(&k);
-            let v: Option<Vec<u8>> = self
+            let v: Option<(Vec<u8>, i64)> = self
                 .with_connection(|mut c| async move {
-                    // GETs fail on a value of another type; treat that as not a session.
-                    match redis::cmd("GET").arg(&key).query_async(&mut c).await {
+                    // GET and PTTL of one key: one slot, one round trip.
+                    let read = redis::pipe()
+                        .cmd("GET")
+                        .arg(&key)
+                        .cmd("PTTL")
+                        .arg(&key)
+                        .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
+                        .await;
+                    match read {
+                        Ok((value, pttl)) => Ok(value.map(|v| (v, pttl))),
+                        // A value of another type is not a session.
                         Err(e) if e.code() == Some("WRONGTYPE") => Ok(None),
-                        other => other,
+                        Err(e) => Err(e),
                     }
                 })
                 .await?;
@@ -279,10 +289,14 @@ impl RedisStore {
         let values = join_all(reads).await;
         let mut live = Vec::new();
         let mut dead = Vec::new();
-        for (m, v) in members.into_iter().zip(values) {
+        for (member, v) in members.into_iter().zip(values) {
             match v? {
-                Some(v) => live.push((m, v)),
-                None => dead.push(m),
+                Some((value, pttl)) => live.push(ListedEntry {
+                    member,
+                    value,
+                    pttl,
+                }),
+                None => dead.push(member),
             }
         }
         self.zrem(&index, &dead).await?;
