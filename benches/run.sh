@@ -2,7 +2,7 @@
 # Runs the session-core benchmarks (release, `cargo bench -p session-benches --bench <name>`)
 # and prints their rows as one Markdown table on stdout. Progress goes to stderr.
 #
-#   benches/run.sh                  # all of them (about 7 minutes on 2 cores)
+#   benches/run.sh                  # all of them (about 10 minutes on 2 cores)
 #   benches/run.sh guard scale      # some of them
 #   BENCH_QUICK=1 benches/run.sh    # smoke run: tiny sizes, meaningless figures
 #
