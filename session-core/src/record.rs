@@ -3,13 +3,13 @@
 //!
 //! # Encoding
 //! One record is one byte string. The fixed header comes first so that the Redis scripts can
-//! read the deadline, slide the expiry and splice the roles without decoding the rest:
+//! read the deadline and splice the roles without decoding the rest:
 //!
 //! | offset | bytes | field |
 //! |---|---|---|
 //! | 0 | 1 | format version (`1`) |
 //! | 1 | 6 | absolute deadline, ms since the Unix epoch, big-endian |
-//! | 7 | 6 | last seen, ms |
+//! | 7 | 6 | last seen, ms (as of the last write; `RedisStore` reads the live figure off the TTL) |
 //! | 13 | 6 | created, ms |
 //! | 19 | 1 | length `u` of the user id (1–255) |
 //! | 20 | u | user id, UTF-8 |
