@@ -488,7 +488,8 @@ async fn malformed_cookies_get_401_never_a_5xx() {
     let c = server.client();
     let live = c.login_ok(ALICE.0, ALICE.1).await;
     let mut flipped = live.value.clone().into_bytes();
-    flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
+    // In the secret part (the first 8 characters carry the deadline).
+    flipped[20] = if flipped[20] == b'A' { b'B' } else { b'A' };
     let flipped = String::from_utf8(flipped).unwrap();
     let values: Vec<String> = vec![
         "garbage".into(),
@@ -496,17 +497,19 @@ async fn malformed_cookies_get_401_never_a_5xx() {
         "A".repeat(8 * 1024),
         "A".repeat(42),
         "A".repeat(44),
-        format!("{}=", "A".repeat(42)), // padding
-        format!("{}+", "A".repeat(42)), // standard base64, not url-safe
-        format!("{}/", "A".repeat(42)),
-        format!("{}!", "A".repeat(42)), // wrong alphabet
-        "%00".repeat(15),               // an encoded NUL
+        format!("{}=", "A".repeat(42)),            // padding
+        format!("{}+", "A".repeat(TOKEN_LEN - 1)), // standard base64, not url-safe
+        format!("{}/", "A".repeat(TOKEN_LEN - 1)),
+        format!("{}!", "A".repeat(TOKEN_LEN - 1)), // wrong alphabet
+        "%00".repeat(15),                          // an encoded NUL
         format!("{}%00", &live.value[..40]),
         "\"quoted\"".into(),
         format!("{}{}", live.value, "A"), // a live token with a suffix
-        live.value[..42].to_owned(),      // a live token cut short
+        live.value[..TOKEN_LEN - 1].to_owned(), // a live token cut short
+        live.value[..43].to_owned(),      // the length tokens used to have
         flipped,                          // well-formed, unknown
-        "A".repeat(43),
+        "A".repeat(TOKEN_LEN),            // well-formed, its deadline long past
+        unknown_token(),
     ];
     for value in &values {
         let res = c.get("/me", Some(&c.cookie(value))).await;
@@ -553,7 +556,7 @@ async fn raw_non_utf8_and_long_cookie_bytes_get_401_never_a_5xx() {
         ("non-UTF-8 bytes", b"session=\xff\xfe\xfd\x80abc".to_vec()),
         ("latin-1 bytes in a token-length value", {
             let mut v = b"session=".to_vec();
-            v.extend(std::iter::repeat_n(0xe9u8, 43));
+            v.extend(std::iter::repeat_n(0xe9u8, TOKEN_LEN));
             v
         }),
         ("an 8 KiB cookie", format!("session={long}").into_bytes()),

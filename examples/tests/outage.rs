@@ -211,7 +211,7 @@ async fn server_started_while_redis_is_down_recovers_and_seeds_when_it_comes_up(
     )
     .await
     .assert_error(503, "store_unavailable");
-    c.get("/me", Some(&c.cookie(&"A".repeat(43))))
+    c.get("/me", Some(&c.cookie(&unknown_token())))
         .await
         .assert_error(503, "store_unavailable");
 

@@ -400,7 +400,7 @@ async fn login_never_reuses_a_token_the_client_sent() {
     let (_redis, server) = redis_and_server().await;
     let c = server.client();
     // A planted token of the right shape (session fixation).
-    let planted = c.cookie(&"A".repeat(43));
+    let planted = c.cookie(&unknown_token());
     let issued = c
         .login_with("alice", "alice-password", Some(&planted))
         .await
@@ -756,7 +756,7 @@ async fn delete_session_of_another_user_is_404_and_leaves_it_alive() {
         .await
         .assert_error(404, "not_found");
     c.get("/admin", Some(&admin)).await.assert_status(200);
-    for bogus in ["does-not-exist", "0", &"A".repeat(43), &alice.value] {
+    for bogus in ["does-not-exist", "0", &unknown_token(), &alice.value] {
         c.delete(&format!("/sessions/{bogus}"), Some(&alice))
             .await
             .assert_error(404, "not_found");

@@ -99,9 +99,10 @@ impl SessionConfig {
         self.pool_size
     }
 
-    /// How far "last seen" may lag behind the truth in [`MemoryStore`](crate::MemoryStore): a
-    /// load rewrites the record's last-seen time only when it moved by more than this.
-    /// [`RedisStore`](crate::RedisStore) keeps "last seen" exactly, as the key's expiry.
+    /// How far "last seen" may lag behind the truth: a load rewrites the record's last-seen time
+    /// only when it moved by more than this ([`MemoryStore`](crate::MemoryStore), and
+    /// [`RedisStore`](crate::RedisStore) in a session's last idle period; before that Redis
+    /// keeps "last seen" exactly, as the key's expiry).
     pub fn touch_interval(&self) -> Duration {
         self.touch_interval.unwrap_or_else(|| {
             (self.idle_timeout / 100).clamp(Duration::from_secs(1), Duration::from_secs(60))
@@ -156,8 +157,8 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Granularity of the "last seen" time in `MemoryStore` (default: 1% of the idle timeout,
-    /// 1–60 s).
+    /// Granularity of the "last seen" time where it is written into the record (default: 1% of
+    /// the idle timeout, 1–60 s).
     pub fn touch_interval(mut self, interval: Duration) -> Self {
         self.config.touch_interval = Some(interval);
         self

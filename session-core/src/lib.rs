@@ -39,10 +39,12 @@
 //! ```
 //!
 //! # Security properties
-//! - Tokens are 256 bits from the OS random generator. The store keys sessions by the token's
-//!   SHA-256, so neither a Redis dump nor a replica holds a usable token. A token's `Debug` is
-//!   redacted and it has no `Display`.
-//! - A malformed token is refused by [`Token::parse`] before any store access.
+//! - Tokens are 256 secret bits from the OS random generator, after the session's absolute
+//!   deadline. The store keys sessions by the SHA-256 of the whole token, so neither a Redis dump
+//!   nor a replica holds a usable token, and a changed deadline names no session. A token's
+//!   `Debug` is redacted and it has no `Display`.
+//! - A malformed token is refused by [`Token::parse`] before any store access; a store refuses a
+//!   token past its deadline without a round trip.
 //! - A session ends after its idle timeout (sliding) and at its absolute deadline (fixed at
 //!   creation); Redis expires it itself, and an ended session is never returned.
 //! - A store that cannot be reached gives [`Error::Unavailable`], never "no session" and never

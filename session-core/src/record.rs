@@ -52,8 +52,12 @@ const MAX_MS: u64 = (1 << 48) - 1;
 
 /// Milliseconds since the Unix epoch, by this machine's clock.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    system_time_ms(SystemTime::now())
+}
+
+/// `time` in ms since the Unix epoch, clamped to what the 6-byte timestamps hold.
+pub(crate) fn system_time_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis().min(u128::from(MAX_MS)) as u64)
 }
 
@@ -61,7 +65,7 @@ pub(crate) fn duration_ms(d: Duration) -> u64 {
     d.as_millis().min(u128::from(MAX_MS)) as u64
 }
 
-fn to_system_time(ms: u64) -> SystemTime {
+pub(crate) fn to_system_time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 

@@ -7,6 +7,7 @@
 //! key nor the token.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -15,25 +16,39 @@ use rand::TryRngCore as _;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::record::{system_time_ms, to_system_time};
 
 /// Bytes of entropy in a token.
-pub const TOKEN_BYTES: usize = 32;
+pub const TOKEN_SECRET_BYTES: usize = 32;
 
-/// Length of a token's text form: 32 bytes in base64url without padding.
-pub const TOKEN_LEN: usize = 43;
+/// Bytes of a token: the session's absolute deadline (6) and the secret.
+pub const TOKEN_BYTES: usize = DEADLINE_BYTES + TOKEN_SECRET_BYTES;
 
-/// The secret a client presents to name its session: 256 bits from the OS CSPRNG.
+/// Length of a token's text form: 38 bytes in base64url without padding.
+pub const TOKEN_LEN: usize = 51;
+
+const DEADLINE_BYTES: usize = 6;
+
+/// The secret a client presents to name its session: 256 bits from the OS CSPRNG, after the
+/// session's absolute deadline.
 ///
-/// Its text form ([`Token::as_cookie_value`]) is 43 characters of base64url without padding.
+/// The deadline travels in the token so that a store knows, before any round trip, whether the
+/// session can still be live and how long its expiry may be slid (never past the deadline). It
+/// is not secret (the cookie's `Max-Age` says as much) and cannot be changed: the
+/// [`SessionKey`] is the hash of all of the token's bytes, so an altered deadline names no
+/// session.
+///
+/// Its text form ([`Token::as_cookie_value`]) is 51 characters of base64url without padding.
 /// `Token` deliberately implements neither `Display` nor `Serialize`, and its `Debug` output is
 /// redacted, so a token cannot end up in a log line by accident.
 ///
 /// ```
+/// use std::time::{Duration, SystemTime};
 /// use session_core::Token;
 ///
-/// let token = Token::generate()?;
+/// let token = Token::generate(SystemTime::now() + Duration::from_secs(3600))?;
 /// let text = token.as_cookie_value();
-/// assert_eq!(text.len(), 43);
+/// assert_eq!(text.len(), 51);
 /// assert_eq!(Token::parse(&text)?, token);
 /// assert_eq!(format!("{token:?}"), "Token(<redacted>)");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -42,15 +57,23 @@ pub const TOKEN_LEN: usize = 43;
 pub struct Token([u8; TOKEN_BYTES]);
 
 impl Token {
-    /// Draws a new token from the operating system's random number generator.
+    /// Draws a new token from the operating system's random number generator, for a session
+    /// that ends at `deadline` at the latest (stores call this when a session starts or
+    /// rotates; tests may, for a well-formed token that names no session).
     ///
     /// # Errors
     /// [`Error::Entropy`] if the OS generator fails (it practically never does; the error exists
     /// so that a broken machine denies logins instead of issuing guessable tokens).
-    pub fn generate() -> Result<Self, Error> {
+    pub fn generate(deadline: SystemTime) -> Result<Self, Error> {
+        Self::generate_until(system_time_ms(deadline))
+    }
+
+    /// [`Token::generate`] with the deadline in ms since the Unix epoch (at most 2^48 − 1).
+    pub(crate) fn generate_until(deadline_ms: u64) -> Result<Self, Error> {
         let mut bytes = [0u8; TOKEN_BYTES];
+        bytes[..DEADLINE_BYTES].copy_from_slice(&deadline_ms.to_be_bytes()[2..]);
         OsRng
-            .try_fill_bytes(&mut bytes)
+            .try_fill_bytes(&mut bytes[DEADLINE_BYTES..])
             .map_err(|e| Error::Entropy(e.to_string()))?;
         Ok(Self(bytes))
     }
@@ -61,7 +84,7 @@ impl Token {
     /// without any store access.
     ///
     /// # Errors
-    /// [`MalformedToken`] if `text` is not exactly 43 characters of canonical base64url.
+    /// [`MalformedToken`] if `text` is not exactly 51 characters of canonical base64url.
     pub fn parse(text: &str) -> Result<Self, MalformedToken> {
         Self::parse_bytes(text.as_bytes())
     }
@@ -69,7 +92,7 @@ impl Token {
     /// Like [`Token::parse`], for raw bytes (a cookie header need not be UTF-8).
     ///
     /// # Errors
-    /// [`MalformedToken`] if `bytes` are not exactly 43 characters of canonical base64url.
+    /// [`MalformedToken`] if `bytes` are not exactly 51 characters of canonical base64url.
     pub fn parse_bytes(bytes: &[u8]) -> Result<Self, MalformedToken> {
         if bytes.len() != TOKEN_LEN {
             return Err(MalformedToken::Length(bytes.len()));
@@ -96,6 +119,17 @@ impl Token {
     /// The key the store files this token's session under: SHA-256 of the token's bytes.
     pub fn key(&self) -> SessionKey {
         SessionKey(Sha256::digest(self.0).into())
+    }
+
+    /// The latest moment the session can be live (its absolute deadline, as issued).
+    pub fn deadline(&self) -> SystemTime {
+        to_system_time(self.deadline_ms())
+    }
+
+    pub(crate) fn deadline_ms(&self) -> u64 {
+        let mut be = [0u8; 8];
+        be[8 - DEADLINE_BYTES..].copy_from_slice(&self.0[..DEADLINE_BYTES]);
+        u64::from_be_bytes(be)
     }
 }
 
@@ -200,10 +234,14 @@ impl fmt::Debug for SessionHandle {
 mod tests {
     use super::*;
 
+    fn token() -> Token {
+        Token::generate_until(1_800_000_000_000).unwrap()
+    }
+
     #[test]
     fn generated_tokens_round_trip_and_differ() {
-        let a = Token::generate().unwrap();
-        let b = Token::generate().unwrap();
+        let a = token();
+        let b = token();
         assert_ne!(a, b);
         let text = a.as_cookie_value();
         assert_eq!(text.len(), TOKEN_LEN);
@@ -212,9 +250,11 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused() {
-        let good = Token::generate().unwrap().as_cookie_value();
+        let good = token().as_cookie_value();
         assert_eq!(Token::parse(""), Err(MalformedToken::Length(0)));
-        assert_eq!(Token::parse(&good[..42]), Err(MalformedToken::Length(42)));
+        assert_eq!(Token::parse(&good[..50]), Err(MalformedToken::Length(50)));
+        // The length a token had before it carried its deadline.
+        assert_eq!(Token::parse(&good[..43]), Err(MalformedToken::Length(43)));
         assert!(Token::parse(&format!("{good}A")).is_err());
         let plus = format!("+{}", &good[1..]);
         assert_eq!(Token::parse(&plus), Err(MalformedToken::Alphabet));
@@ -226,16 +266,16 @@ mod tests {
 
     #[test]
     fn non_canonical_last_character_is_refused() {
-        // 43 chars encode 258 bits; the last 2 must be zero. 'B' sets one of them.
+        // 51 chars encode 306 bits; the last 2 must be zero. 'B' sets one of them.
         let good = Token([0u8; TOKEN_BYTES]).as_cookie_value();
         assert!(good.ends_with('A'));
-        let bad = format!("{}B", &good[..42]);
+        let bad = format!("{}B", &good[..50]);
         assert_eq!(Token::parse(&bad), Err(MalformedToken::Alphabet));
     }
 
     #[test]
     fn debug_never_prints_the_token() {
-        let t = Token::generate().unwrap();
+        let t = token();
         let text = t.as_cookie_value();
         let dbg = format!("{t:?}");
         assert!(!dbg.contains(&text));
@@ -245,11 +285,26 @@ mod tests {
 
     #[test]
     fn key_and_handle_are_stable_and_distinct() {
-        let t = Token::generate().unwrap();
+        let t = token();
         assert_eq!(t.key(), t.key());
         assert_eq!(t.key().handle(), t.key().handle());
         assert_eq!(t.key().handle().as_str().len(), 16);
-        let other = Token::generate().unwrap();
+        let other = token();
         assert_ne!(t.key().handle(), other.key().handle());
+    }
+
+    #[test]
+    fn the_deadline_travels_in_the_token_and_is_bound_to_the_key() {
+        let t = token();
+        assert_eq!(t.deadline_ms(), 1_800_000_000_000);
+        let back = Token::parse(&t.as_cookie_value()).unwrap();
+        assert_eq!(back.deadline_ms(), 1_800_000_000_000);
+        // Another deadline with the same secret is another key: a client cannot extend it.
+        let mut moved = t.clone();
+        moved.0[5] ^= 1;
+        assert_ne!(moved.deadline_ms(), t.deadline_ms());
+        assert_ne!(moved.key(), t.key());
+        let via_time = Token::generate(to_system_time(1_800_000_000_000)).unwrap();
+        assert_eq!(via_time.deadline_ms(), 1_800_000_000_000);
     }
 }

@@ -8,6 +8,7 @@ compile_error!(
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -225,7 +226,7 @@ async fn guard_matrix(store: Arc<dyn SessionStore>) {
         expect(&app, path, Some(&without), without_status, "forbidden").await;
         expect(&app, path, Some(&with), StatusCode::OK, "").await;
         // A token nobody issued, and one that was logged out, are anonymous.
-        let stranger = Token::generate().unwrap();
+        let stranger = Token::generate(SystemTime::now() + Duration::from_secs(3600)).unwrap();
         expect(
             &app,
             path,

@@ -248,12 +248,12 @@ async fn lost_script_cache_is_reloaded_transparently() {
 }
 
 #[tokio::test]
-async fn a_load_past_the_absolute_deadline_removes_the_key() {
-    let server = RedisServer::start().unwrap();
+async fn the_expiry_never_outlives_the_absolute_deadline() {
+    let server = RedisServer::start_local().unwrap();
     let config = SessionConfig::builder()
         .key_prefix(unique_prefix())
         .idle_timeout(Duration::from_secs(60))
-        .absolute_timeout(Duration::from_millis(300))
+        .absolute_timeout(Duration::from_millis(1500))
         .build()
         .unwrap();
     let store = RedisStore::connect(server.url(), config.clone())
@@ -262,17 +262,38 @@ async fn a_load_past_the_absolute_deadline_removes_the_key() {
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
     let key = session_key(&config, &token);
     let mut conn = raw(&server).await;
-    // A load before the deadline slides the expiry to the idle timeout, past the deadline.
-    assert!(store.load(&token).await.unwrap().is_some());
     let ttl: i64 = conn.pttl(&key).await.unwrap();
-    assert!(ttl > 300, "TTL {ttl} ms after a load");
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(store.load(&token).await.unwrap().is_none());
-    let exists: bool = conn.exists(&key).await.unwrap();
+    assert!(ttl > 0 && ttl <= 1500, "TTL {ttl} ms at creation");
+
+    // Within the last idle period before the deadline each load is one script that slides the
+    // expiry only up to the deadline (the first load also puts the script into Redis's cache).
+    assert!(store.load(&token).await.unwrap().is_some());
+    let commands = common::monitored(server.port(), async {
+        for _ in 0..5 {
+            assert!(store.load(&token).await.unwrap().is_some());
+        }
+    })
+    .await;
+    assert_eq!(commands.len(), 5, "one command per load: {commands:#?}");
     assert!(
-        !exists,
-        "an ended session's key outlived the load that refused it"
+        commands
+            .iter()
+            .all(|c| c.to_lowercase().contains("\"evalsha\"")),
+        "{commands:#?}"
     );
+    let ttl: i64 = conn.pttl(&key).await.unwrap();
+    assert!(ttl > 0 && ttl <= 1500, "TTL {ttl} ms after loads");
+
+    // Past the deadline Redis has dropped the key itself, and the token alone tells the store
+    // so: no command at all.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let exists: bool = conn.exists(&key).await.unwrap();
+    assert!(!exists, "the key outlived the absolute deadline");
+    let commands = common::monitored(server.port(), async {
+        assert!(store.load(&token).await.unwrap().is_none());
+    })
+    .await;
+    assert!(commands.is_empty(), "{commands:#?}");
 }
 
 #[tokio::test]

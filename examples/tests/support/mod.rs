@@ -35,6 +35,17 @@ const CONTROLLED_ENV: &[&str] = &[
 ];
 
 /// A `redis-server` of this test's own on a free port.
+/// Length of a session token's text form.
+pub const TOKEN_LEN: usize = session_core::token::TOKEN_LEN;
+
+/// A well-formed token nobody issued, with a deadline an hour away: the server must ask the
+/// store about it (a token past its deadline it refuses without asking).
+pub fn unknown_token() -> String {
+    session_core::Token::generate(std::time::SystemTime::now() + Duration::from_secs(3600))
+        .expect("OS randomness")
+        .as_cookie_value()
+}
+
 pub fn redis() -> RedisServer {
     RedisServer::start_local().unwrap_or_else(|e| panic!("cannot start redis-server: {e}"))
 }

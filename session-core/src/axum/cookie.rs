@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn finds_the_token_among_other_cookies() {
         let config = CookieConfig::default();
-        let token = Token::generate().unwrap();
+        let token = Token::generate_until(1_800_000_000_000).unwrap();
         let line = format!("a=1; __Host-session={}; b=2", token.as_cookie_value());
         assert_eq!(config.token_from(&headers(&[line.as_bytes()])), Some(token));
     }
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn finds_the_token_next_to_odd_cookies_and_in_a_second_header() {
         let config = CookieConfig::default();
-        let token = Token::generate().unwrap();
+        let token = Token::generate_until(1_800_000_000_000).unwrap();
         let good = format!("__Host-session={}", token.as_cookie_value());
         let odd: &[u8] = b"x=\xff\xfe; novalue; =; __Host-session=short";
         assert_eq!(
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn set_cookie_carries_the_secure_defaults() {
-        let token = Token::generate().unwrap();
+        let token = Token::generate_until(1_800_000_000_000).unwrap();
         let set = CookieConfig::default()
             .set(&token, Duration::from_secs(3600))
             .unwrap();

@@ -201,7 +201,7 @@ impl SessionStore for MemoryStore {
         };
         // Same size limits as at rest in Redis.
         record.encode()?;
-        let token = Token::generate()?;
+        let token = Token::generate_until(record.deadline_ms)?;
         let key = token.key();
         let record = Arc::new(record);
         let session = Session {
@@ -238,6 +238,9 @@ impl SessionStore for MemoryStore {
         let key = token.key();
         let idle = duration_ms(self.config.idle_timeout());
         let touch = duration_ms(self.config.touch_interval());
+        if token.deadline_ms() <= now {
+            return Ok(None);
+        }
         let mut inner = self.lock();
         let Some(entry) = inner.live_entry(&key, now) else {
             return Ok(None);
@@ -265,7 +268,8 @@ impl SessionStore for MemoryStore {
     async fn rotate(&self, token: &Token) -> Result<Token> {
         let now = now_ms();
         let old = token.key();
-        let new_token = Token::generate()?;
+        // The same session, so the same deadline (the old token carries it).
+        let new_token = Token::generate_until(token.deadline_ms())?;
         let new = new_token.key();
         let mut inner = self.lock();
         inner.live_entry(&old, now).ok_or(Error::NotFound)?;

@@ -6,15 +6,17 @@
 //! # Layout
 //! | key | type | holds | TTL |
 //! |---|---|---|---|
-//! | `{prefix}:s:{sha256(token)}` (32 raw bytes) | string | the record ([`crate::record`] encoding) | the idle timeout from the last load (the absolute deadline is in the record) |
+//! | `{prefix}:s:{sha256(token)}` (32 raw bytes) | string | the record ([`crate::record`] encoding) | the smaller of the idle timeout and the time left until the absolute deadline |
 //! | `{prefix}:u:{user id}` | sorted set | member: the 32-byte key hash of each session; score: its creation time (ms) | the absolute timeout, renewed at each login |
 //! | `{prefix}:t:{username}` | string | failed logins ([`LoginThrottle`](crate::throttle::LoginThrottle)) | the throttle window |
 //!
 //! # Round trips
-//! [`SessionStore::load`] is one native command, `GETEX key PX <idle>`: it returns the record
-//! and slides the idle expiry, costing Redis about what a `GET` does. The client checks the
-//! absolute deadline in the record (a session past it is deleted by the load that finds it) and
-//! knows "last seen" from the key's expiry, so nothing is rewritten per request. Every other
+//! [`SessionStore::load`] knows the absolute deadline from the token ([`Token::deadline`])
+//! before it asks anything: past it, there is no session and no round trip. Otherwise it is one
+//! command: `GETEX key PX <idle>` (the record, and the idle expiry slid, for about what a `GET`
+//! costs Redis) while the deadline is more than an idle timeout away, and in the session's last
+//! idle period a Lua script that caps the expiry at the deadline. "Last seen" is read off the
+//! key's TTL when listing, so nothing is rewritten per request. Every other
 //! operation is a single Lua script (`EVALSHA`; the script body is sent again only after Redis
 //! lost its script cache, for example after a restart), so one round trip, except
 //! [`SessionStore::delete_user_session`] (two: read the index, then delete).
@@ -297,7 +299,7 @@ impl SessionStore for RedisStore {
             data: new.data,
         };
         let value = record.encode()?;
-        let token = Token::generate()?;
+        let token = Token::generate_until(record.deadline_ms)?;
         let key = token.key();
         let ttl = duration_ms(self.config.idle_timeout()).min(absolute);
         if self.is_cluster() {
@@ -346,14 +348,18 @@ impl SessionStore for RedisStore {
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
         let now = now_ms();
+        // The token carries the absolute deadline: past it, nothing to ask Redis.
+        let Some(remaining) = token.deadline_ms().checked_sub(now).filter(|r| *r > 0) else {
+            return Ok(None);
+        };
         let key = token.key();
         let session_key = self.keys.session(&key);
         let idle = duration_ms(self.config.idle_timeout());
-        // One native command reads the record and slides the idle expiry: a script would cost
-        // Redis about five times as much CPU (`benches/RESULTS.md`). The absolute deadline is
-        // in the record and checked here.
-        let fetched: Fetched = self
-            .with_connection(|mut c| async move {
+        let fetched: Fetched = if remaining >= idle {
+            // The common case: one native command reads the record and slides the idle expiry,
+            // which cannot reach past the deadline. A script would cost Redis about five times
+            // as much CPU (`benches/RESULTS.md`).
+            self.with_connection(|mut c| async move {
                 match redis::cmd("GETEX")
                     .arg(&session_key)
                     .arg("PX")
@@ -367,7 +373,26 @@ impl SessionStore for RedisStore {
                     Err(e) => Err(e),
                 }
             })
-            .await?;
+            .await?
+        } else {
+            // The session's last idle period: the expiry is capped at the deadline, and "last
+            // seen" (no longer readable off the TTL) is written into the record once per touch
+            // interval; one script, still one round trip.
+            let touch = duration_ms(self.config.touch_interval());
+            let script = &self.scripts.load;
+            let bytes: Option<Vec<u8>> = self
+                .with_connection(|mut c| async move {
+                    script
+                        .key(&session_key)
+                        .arg(now)
+                        .arg(idle)
+                        .arg(touch)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            bytes.map_or(Fetched::Missing, Fetched::Value)
+        };
         let bytes = match fetched {
             Fetched::Value(bytes) => bytes,
             Fetched::Missing => return Ok(None),
@@ -380,21 +405,10 @@ impl SessionStore for RedisStore {
             return Ok(None);
         };
         if record.deadline_ms <= now {
-            // Past its absolute deadline, and GETEX just slid its expiry: end it now. Should
-            // this fail, the key still expires after the idle timeout, and every load before
-            // then refuses it the same way.
-            let session_key = self.keys.session(&key);
-            let _ = self
-                .with_connection(|mut c| async move {
-                    redis::cmd("DEL")
-                        .arg(&session_key)
-                        .query_async::<i64>(&mut c)
-                        .await
-                })
-                .await;
             return Ok(None);
         }
-        // This load is a use of the session: Redis keeps "last seen" as the key's expiry.
+        // This load is a use of the session (Redis keeps it as the key's expiry, or the script
+        // wrote it into the record).
         record.last_seen_ms = now;
         Ok(Some(Session {
             key,
@@ -421,7 +435,8 @@ impl SessionStore for RedisStore {
 
     async fn rotate(&self, token: &Token) -> Result<Token> {
         let old = token.key();
-        let new_token = Token::generate()?;
+        // The same session, so the same deadline (the old token carries it).
+        let new_token = Token::generate_until(token.deadline_ms())?;
         let new = new_token.key();
         let now = now_ms();
         if self.is_cluster() {

@@ -20,6 +20,7 @@ macro_rules! scripts {
 
 scripts!(
     // One key each: every topology.
+    load,
     save_data,
     throttle_check,
     throttle_fail,

@@ -1,0 +1,26 @@
+-- Load and touch, in one round trip.
+-- KEYS[1] session key; ARGV[1] now (ms), ARGV[2] idle timeout (ms), ARGV[3] touch interval (ms).
+-- Returns the record, or false when there is no live session.
+local v = redis.pcall('GET', KEYS[1])
+if not v then return false end
+-- a value of another type (WRONGTYPE): foreign data, not a session
+if type(v) ~= 'string' then return '' end
+-- Foreign or corrupt bytes: hand them back untouched; the client logs them and sees no session.
+if #v < 20 or string.byte(v, 1) ~= 1 then return v end
+local now = tonumber(ARGV[1])
+local remaining = struct.unpack('>I6', v, 2) - now      -- until the absolute deadline
+if remaining <= 0 then
+  redis.call('DEL', KEYS[1])                            -- ended; the index is pruned lazily
+  return false
+end
+-- The TTL is the smaller of the idle timeout and the time left until the absolute deadline.
+local ttl = tonumber(ARGV[2])
+if remaining < ttl then ttl = remaining end
+if now - struct.unpack('>I6', v, 8) >= tonumber(ARGV[3]) then
+  -- last-seen moved by more than the touch interval: rewrite it (bytes 8..13) with the expiry
+  v = string.sub(v, 1, 7) .. struct.pack('>I6', now) .. string.sub(v, 14)
+  redis.call('SET', KEYS[1], v, 'PX', ttl)
+else
+  redis.call('PEXPIRE', KEYS[1], ttl)                   -- only slide the expiry
+end
+return v
