@@ -212,7 +212,10 @@ where
         let status = pool.status();
         status.available == 0 && status.size >= status.max_size
     };
-    let object = match tokio::time::timeout(limit, pool.get()).await {
+    // Boxed: deadpool's `get` future is ~7 KB (it can create a connection), and every call
+    // of every operation would otherwise carry and copy it through each layer of futures;
+    // one allocation is cheaper (`benches/RESULTS.md`, finding 8).
+    let object = match tokio::time::timeout(limit, Box::pin(pool.get())).await {
         Ok(Ok(object)) => object,
         Ok(Err(PoolError::Backend(e))) => return Err(redis_error(&e, target)),
         Ok(Err(other)) => {
