@@ -71,17 +71,7 @@ async fn load_and_touch_is_one_round_trip() {
         }
     })
     .await;
-    assert_eq!(
-        commands.len(),
-        50,
-        "expected one command per load: {commands:#?}"
-    );
-    assert!(
-        commands
-            .iter()
-            .all(|c| c.to_lowercase().contains("\"getex\"")),
-        "{commands:#?}"
-    );
+    common::assert_each_is(&commands, 50, "getex");
 }
 
 #[tokio::test]
@@ -274,13 +264,7 @@ async fn the_expiry_never_outlives_the_absolute_deadline() {
         }
     })
     .await;
-    assert_eq!(commands.len(), 5, "one command per load: {commands:#?}");
-    assert!(
-        commands
-            .iter()
-            .all(|c| c.to_lowercase().contains("\"evalsha\"")),
-        "{commands:#?}"
-    );
+    common::assert_each_is(&commands, 5, "evalsha");
     let ttl: i64 = conn.pttl(&key).await.unwrap();
     assert!(ttl > 0 && ttl <= 1500, "TTL {ttl} ms after loads");
 

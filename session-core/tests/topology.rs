@@ -102,10 +102,7 @@ async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster(
         }
     })
     .await;
-    assert_eq!(commands.len(), 30, "one command per load: {commands:#?}");
-    assert!(commands
-        .iter()
-        .all(|c| c.to_lowercase().contains("\"getex\"")));
+    common::assert_each_is(&commands, 30, "getex");
 }
 
 /// Loads every session; each must be either its own user's session or "unavailable" — never

@@ -369,7 +369,7 @@ impl SessionStore for RedisStore {
                 {
                     Ok(Some(bytes)) => Ok(Fetched::Value(bytes)),
                     Ok(None) => Ok(Fetched::Missing),
-                    Err(e) if e.code() == Some("WRONGTYPE") => Ok(Fetched::OtherType),
+                    Err(e) if is_wrong_type(&e) => Ok(Fetched::OtherType),
                     Err(e) => Err(e),
                 }
             })
@@ -685,6 +685,11 @@ fn last_seen_from_ttl(record: &Record, pttl: i64, idle: u64, now: u64) -> u64 {
         .ok()
         .map_or(0, |left| (now + left).saturating_sub(idle));
     from_ttl.max(record.last_seen_ms).min(now)
+}
+
+/// Redis refused a command because the key holds another type: foreign data, not a session.
+pub(super) fn is_wrong_type(e: &redis::RedisError) -> bool {
+    e.code() == Some("WRONGTYPE")
 }
 
 /// The record, or `None` (logged) for bytes that are not one.

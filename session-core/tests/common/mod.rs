@@ -45,3 +45,18 @@ pub async fn monitored<F: std::future::Future<Output = ()>>(port: u16, work: F) 
     // Commands run by a script show as "[0 lua]"; what a client sent shows its address.
     lines.into_iter().filter(|l| !l.contains(" lua]")).collect()
 }
+
+/// Asserts that `commands` (from [`monitored`]) are exactly `count` commands, each of them
+/// `name` (lower case: `getex`, `evalsha`).
+pub fn assert_each_is(commands: &[String], count: usize, name: &str) {
+    assert_eq!(
+        commands.len(),
+        count,
+        "expected one command per call: {commands:#?}"
+    );
+    let quoted = format!("\"{name}\"");
+    assert!(
+        commands.iter().all(|c| c.to_lowercase().contains(&quoted)),
+        "expected only {name}: {commands:#?}"
+    );
+}

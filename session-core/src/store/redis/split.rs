@@ -21,7 +21,7 @@ use futures_util::future::join_all;
 use crate::error::{Error, Result};
 use crate::record::{Record, FORMAT_VERSION};
 use crate::store::redis::keys::member_key;
-use crate::store::redis::ListedEntry;
+use crate::store::redis::{is_wrong_type, ListedEntry};
 use crate::token::SessionKey;
 use crate::RedisStore;
 
@@ -279,7 +279,7 @@ impl RedisStore {
                     match read {
                         Ok((value, pttl)) => Ok(value.map(|v| (v, pttl))),
                         // A value of another type is not a session.
-                        Err(e) if e.code() == Some("WRONGTYPE") => Ok(None),
+                        Err(e) if is_wrong_type(&e) => Ok(None),
                         Err(e) => Err(e),
                     }
                 })
