@@ -38,10 +38,12 @@ pub struct SessionConfig {
     max_sessions_per_user: Option<usize>,
     operation_timeout: Duration,
     pool_size: usize,
+    max_in_flight: usize,
     touch_interval: Option<Duration>,
+    role_change_window: Duration,
 }
 
-/// Longest timeout the record format holds (about 8 900 years in milliseconds); anything longer
+/// Longest timeout the record format holds (100 years); anything longer
 /// is certainly a unit mistake.
 const MAX_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -53,8 +55,10 @@ impl Default for SessionConfig {
             absolute_timeout: Duration::from_secs(12 * 3600),
             max_sessions_per_user: Some(10),
             operation_timeout: Duration::from_secs(1),
-            pool_size: 8,
+            pool_size: 2,
+            max_in_flight: 4096,
             touch_interval: None,
+            role_change_window: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -94,9 +98,17 @@ impl SessionConfig {
         self.operation_timeout
     }
 
-    /// Number of pooled Redis connections (each one is multiplexed, so a few go a long way).
+    /// Number of Redis connections the store keeps open and shares among all calls (each one
+    /// pipelines the commands of every call that uses it; see `RedisStore`'s "Connections").
     pub fn pool_size(&self) -> usize {
         self.pool_size
+    }
+
+    /// Most store calls in flight at once; one more fails at once with
+    /// [`UnavailableKind::PoolExhausted`](crate::UnavailableKind::PoolExhausted) (503) rather
+    /// than queueing behind a Redis that cannot keep up.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
     }
 
     /// How far "last seen" may lag behind the truth: a load rewrites the record's last-seen time
@@ -107,6 +119,23 @@ impl SessionConfig {
         self.touch_interval.unwrap_or_else(|| {
             (self.idle_timeout / 100).clamp(Duration::from_secs(1), Duration::from_secs(60))
         })
+    }
+}
+
+impl SessionConfig {
+    /// How long the roles and permissions given to
+    /// [`SessionStore::set_user_authz`](crate::SessionStore::set_user_authz) also apply to the
+    /// user's *new* sessions, whatever their [`NewSession`](crate::NewSession) says (default
+    /// 10 minutes).
+    ///
+    /// Why: a login reads the user's roles, checks the password, then creates the session. If
+    /// an admin removes a role in between, the login would otherwise create a session with the
+    /// role that was just removed, after `set_user_authz` had already rewritten every existing
+    /// session. The store remembers each role change for this long and applies it to every
+    /// session created meanwhile, atomically with the creation, so a login in flight cannot
+    /// bring a removed role back. It must be longer than any login can take.
+    pub fn role_change_window(&self) -> Duration {
+        self.role_change_window
     }
 }
 
@@ -151,9 +180,17 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Number of pooled Redis connections (default 8).
+    /// Number of shared Redis connections (default 2). Every call pipelines on one of them, so
+    /// more rarely help; measure before raising it.
     pub fn pool_size(mut self, size: usize) -> Self {
         self.config.pool_size = size;
+        self
+    }
+
+    /// Most store calls in flight at once (default 4096); see
+    /// [`SessionConfig::max_in_flight`].
+    pub fn max_in_flight(mut self, limit: usize) -> Self {
+        self.config.max_in_flight = limit;
         self
     }
 
@@ -161,6 +198,16 @@ impl SessionConfigBuilder {
     /// the idle timeout, 1–60 s).
     pub fn touch_interval(mut self, interval: Duration) -> Self {
         self.config.touch_interval = Some(interval);
+        self
+    }
+
+    /// How long a role change also applies to the user's new sessions (default 10 minutes;
+    /// see [`SessionConfig::role_change_window`]).
+    ///
+    /// **Security:** a login that takes longer than this from reading the user's roles to
+    /// creating the session can bring back a role removed meanwhile.
+    pub fn role_change_window(mut self, window: Duration) -> Self {
+        self.config.role_change_window = window;
         self
     }
 
@@ -183,6 +230,7 @@ impl SessionConfigBuilder {
             ("idle_timeout", c.idle_timeout),
             ("absolute_timeout", c.absolute_timeout),
             ("operation_timeout", c.operation_timeout),
+            ("role_change_window", c.role_change_window),
         ] {
             if value < Duration::from_millis(1) || value > MAX_TIMEOUT {
                 return Err(Error::Config(format!(
@@ -197,6 +245,9 @@ impl SessionConfigBuilder {
         }
         if c.pool_size == 0 {
             return Err(Error::Config("pool_size must be at least 1".to_owned()));
+        }
+        if c.max_in_flight == 0 {
+            return Err(Error::Config("max_in_flight must be at least 1".to_owned()));
         }
         Ok(c)
     }

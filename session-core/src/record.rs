@@ -266,6 +266,23 @@ impl Authz {
         out.extend_from_slice(&body);
         Ok(out)
     }
+
+    /// Reads a block written by [`Authz::encode_block`] (as the store hands one back).
+    pub(crate) fn decode_block(block: &[u8]) -> Result<Self> {
+        let corrupt = || Error::Corrupt(format!("authorization block ({} bytes)", block.len()));
+        let (len, body) = block.split_at_checked(2).ok_or_else(corrupt)?;
+        if usize::from(u16::from_be_bytes([len[0], len[1]])) != body.len() {
+            return Err(corrupt());
+        }
+        postcard::from_bytes(body).map_err(|_| corrupt())
+    }
+}
+
+/// A record's encoding in the order it is stored: `head ++ authz ++ data`.
+pub(crate) struct EncodedParts {
+    pub(crate) head: Vec<u8>,
+    pub(crate) authz: Vec<u8>,
+    pub(crate) data: Vec<u8>,
 }
 
 /// A session record without its key: exactly what is stored.
@@ -281,19 +298,32 @@ pub(crate) struct Record {
 
 impl Record {
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        let EncodedParts {
+            mut head,
+            authz,
+            data,
+        } = self.encode_parts()?;
+        head.reserve_exact(authz.len() + data.len());
+        head.extend_from_slice(&authz);
+        head.extend_from_slice(&data);
+        Ok(head)
+    }
+
+    /// The encoding in its three parts (header with user id, authorization block, data), whose
+    /// concatenation is [`Record::encode`]: a store that may have to swap the authorization
+    /// block at write time (see `set_user_authz`) is handed the parts, not offsets.
+    pub(crate) fn encode_parts(&self) -> Result<EncodedParts> {
         check_user_id(&self.user_id)?;
         let authz = self.authz.encode_block()?;
         let data = self.data.encode()?;
-        let mut out = Vec::with_capacity(20 + self.user_id.len() + authz.len() + data.len());
-        out.push(FORMAT_VERSION);
+        let mut head = Vec::with_capacity(20 + self.user_id.len());
+        head.push(FORMAT_VERSION);
         for ms in [self.deadline_ms, self.last_seen_ms, self.created_ms] {
-            out.extend_from_slice(&ms.min(MAX_MS).to_be_bytes()[2..]);
+            head.extend_from_slice(&ms.min(MAX_MS).to_be_bytes()[2..]);
         }
-        out.push(self.user_id.len() as u8);
-        out.extend_from_slice(self.user_id.as_bytes());
-        out.extend_from_slice(&authz);
-        out.extend_from_slice(&data);
-        Ok(out)
+        head.push(self.user_id.len() as u8);
+        head.extend_from_slice(self.user_id.as_bytes());
+        Ok(EncodedParts { head, authz, data })
     }
 
     /// Decodes stored bytes; anything unexpected is [`Error::Corrupt`], never a panic.

@@ -75,6 +75,9 @@ struct Inner {
     sessions: HashMap<SessionKey, Entry, BuildHasherDefault<KeyHasher>>,
     /// Each user's session keys in creation order (oldest first).
     users: HashMap<String, Vec<SessionKey>>,
+    /// The last role change of each user, applied to the user's new sessions until the
+    /// deadline ([`SessionConfig::role_change_window`]).
+    role_changes: HashMap<String, (Authz, u64)>,
     creates_since_sweep: usize,
 }
 
@@ -165,6 +168,7 @@ impl Inner {
 
     fn sweep(&mut self, now: u64) {
         self.sessions.retain(|_, e| e.live(now));
+        self.role_changes.retain(|_, (_, until)| now < *until);
         let sessions = &self.sessions;
         self.users.retain(|_, keys| {
             keys.retain(|k| sessions.contains_key(k));
@@ -191,7 +195,7 @@ impl SessionStore for MemoryStore {
     async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
         check_user_id(&new.user_id)?;
         let now = now_ms();
-        let record = Record {
+        let mut record = Record {
             deadline_ms: now + duration_ms(self.config.absolute_timeout()),
             last_seen_ms: now,
             created_ms: now,
@@ -203,13 +207,19 @@ impl SessionStore for MemoryStore {
         record.encode()?;
         let token = Token::generate_until(record.deadline_ms)?;
         let key = token.key();
+
+        let mut inner = self.lock();
+        // A role change made while this login was in flight wins over the roles it read.
+        if let Some((authz, until)) = inner.role_changes.get(&record.user_id) {
+            if now < *until {
+                record.authz = authz.clone();
+            }
+        }
         let record = Arc::new(record);
         let session = Session {
             key,
             record: Arc::clone(&record),
         };
-
-        let mut inner = self.lock();
         inner.creates_since_sweep += 1;
         if inner.creates_since_sweep >= SWEEP_EVERY {
             inner.sweep(now);
@@ -336,6 +346,7 @@ impl SessionStore for MemoryStore {
         roles: &[String],
         permissions: &[String],
     ) -> Result<usize> {
+        check_user_id(user_id)?;
         let authz = Authz {
             roles: normalized(roles.iter().cloned()),
             permissions: normalized(permissions.iter().cloned()),
@@ -343,6 +354,10 @@ impl SessionStore for MemoryStore {
         authz.encode_block()?;
         let now = now_ms();
         let mut inner = self.lock();
+        let until = now + duration_ms(self.config.role_change_window());
+        inner
+            .role_changes
+            .insert(user_id.to_owned(), (authz.clone(), until));
         let live = inner.prune_user(user_id, now);
         for key in &live {
             if let Some(e) = inner.sessions.get_mut(key) {

@@ -35,8 +35,8 @@
 //!
 //! Requires Redis 6.2 or newer (tested with 7.0).
 
+mod conn;
 mod keys;
-mod pool;
 mod scripts;
 mod split;
 mod throttle;
@@ -48,9 +48,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::RedisResult;
 
+use self::conn::Pools;
+pub use self::conn::{Connection, RedisTarget};
 use self::keys::{member_key, KeyLayout};
-use self::pool::Pools;
-pub use self::pool::{Connection, RedisTarget};
 use self::scripts::Scripts;
 use crate::config::SessionConfig;
 use crate::error::{Error, Result, UnavailableKind};
@@ -290,7 +290,7 @@ impl SessionStore for RedisStore {
         check_user_id(&new.user_id)?;
         let now = now_ms();
         let absolute = duration_ms(self.config.absolute_timeout());
-        let record = Record {
+        let mut record = Record {
             deadline_ms: now + absolute,
             last_seen_ms: now,
             created_ms: now,
@@ -298,45 +298,46 @@ impl SessionStore for RedisStore {
             authz: new.authz,
             data: new.data,
         };
-        let value = record.encode()?;
+        let parts = record.encode_parts()?;
         let token = Token::generate_until(record.deadline_ms)?;
         let key = token.key();
         let ttl = duration_ms(self.config.idle_timeout()).min(absolute);
-        if self.is_cluster() {
-            let evicted = self
-                .split_create(key, &value, ttl, &record, absolute)
+        let (evicted, role_change) = if self.is_cluster() {
+            self.split_create(key, parts, ttl, &record, absolute)
+                .await?
+        } else {
+            let limit = self.config.max_sessions_per_user().unwrap_or(0);
+            let session_key = self.keys.session(&key);
+            let index = self.keys.index(&record.user_id);
+            let role_change = self.keys.role_change(&record.user_id);
+            let script = &self.scripts.create;
+            let session_prefix = &self.keys.session_prefix;
+            let (evicted, changed): (i64, Option<Vec<u8>>) = self
+                .write(|mut c| async move {
+                    script
+                        .key(&session_key)
+                        .key(&index)
+                        .key(&role_change)
+                        .arg(&parts.head)
+                        .arg(ttl)
+                        .arg(key.as_bytes().as_slice())
+                        .arg(now)
+                        .arg(limit)
+                        .arg(session_prefix.as_slice())
+                        .arg(absolute)
+                        .arg(&parts.authz)
+                        .arg(&parts.data)
+                        .invoke_async(&mut c)
+                        .await
+                })
                 .await?;
-            log_evictions(evicted);
-            return Ok((
-                token,
-                Session {
-                    key,
-                    record: Arc::new(record),
-                },
-            ));
+            (usize::try_from(evicted).unwrap_or(0), changed)
+        };
+        log_evictions(evicted);
+        if let Some(block) = role_change {
+            // The session was stored with these roles; hand back what was stored.
+            record.authz = Authz::decode_block(&block)?;
         }
-        let limit = self.config.max_sessions_per_user().unwrap_or(0);
-        let session_key = self.keys.session(&key);
-        let index = self.keys.index(&record.user_id);
-        let script = &self.scripts.create;
-        let session_prefix = &self.keys.session_prefix;
-        let evicted: i64 = self
-            .write(|mut c| async move {
-                script
-                    .key(&session_key)
-                    .key(&index)
-                    .arg(&value)
-                    .arg(ttl)
-                    .arg(key.as_bytes().as_slice())
-                    .arg(now)
-                    .arg(limit)
-                    .arg(session_prefix.as_slice())
-                    .arg(absolute)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        log_evictions(usize::try_from(evicted).unwrap_or(0));
         Ok((
             token,
             Session {
@@ -595,14 +596,18 @@ impl SessionStore for RedisStore {
             return self.split_set_authz(user_id, &block).await;
         }
         let index = self.keys.index(user_id);
+        let role_change = self.keys.role_change(user_id);
+        let window = duration_ms(self.config.role_change_window());
         let script = &self.scripts.set_authz;
         let session_prefix = &self.keys.session_prefix;
         let changed: i64 = self
             .write(|mut c| async move {
                 script
                     .key(&index)
+                    .key(&role_change)
                     .arg(session_prefix.as_slice())
                     .arg(&block)
+                    .arg(window)
                     .invoke_async(&mut c)
                     .await
             })

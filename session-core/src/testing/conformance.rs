@@ -38,6 +38,8 @@ where
     sessions_are_deleted_by_handle_only_for_their_owner(make(build(base())).await).await;
     all_sessions_of_a_user_are_deleted(make(build(base())).await).await;
     role_removed_for_user_is_not_honoured_by_any_session(make(build(base())).await).await;
+    login_in_flight_during_a_role_change_gets_the_new_roles(make(build(base())).await).await;
+    logins_racing_role_removals_never_keep_the_removed_role(make(build(base())).await).await;
     per_user_limit_evicts_the_oldest(make(build(base().max_sessions_per_user(Some(2)))).await)
         .await;
     invalid_input_is_refused(make(build(base())).await).await;
@@ -286,6 +288,72 @@ pub async fn role_removed_for_user_is_not_honoured_by_any_session(store: impl Se
     assert_eq!(s2.data(), &data, "data kept");
     assert!(store.load(&other).await.unwrap().unwrap().has_role("ADMIN"));
     assert_eq!(store.set_user_authz("nobody", &[], &[]).await.unwrap(), 0);
+}
+
+/// A login read the user's roles (with `ADMIN`), then an admin removed `ADMIN`
+/// (`set_user_authz` returned), then the login created its session with the roles it had read:
+/// the session must carry the new roles, both as returned by `create` and as loaded.
+pub async fn login_in_flight_during_a_role_change_gets_the_new_roles(store: impl SessionStore) {
+    let read_by_login = NewSession::new("quinn").with_roles(["ADMIN", "USER"]);
+    let (existing, _) = store
+        .create(NewSession::new("quinn").with_roles(["ADMIN", "USER"]))
+        .await
+        .unwrap();
+    store
+        .set_user_authz("quinn", &["USER".to_owned()], &[])
+        .await
+        .unwrap();
+    let (token, created) = store.create(read_by_login).await.unwrap();
+    assert_eq!(
+        created.roles(),
+        ["USER"],
+        "create handed back the removed role"
+    );
+    for t in [&token, &existing] {
+        let loaded = store.load(t).await.unwrap().expect("live");
+        assert_eq!(loaded.roles(), ["USER"], "a removed role is honoured again");
+    }
+    // Another user's logins are not affected.
+    let (_, other) = store
+        .create(NewSession::new("rita").with_roles(["ADMIN"]))
+        .await
+        .unwrap();
+    assert_eq!(other.roles(), ["ADMIN"]);
+}
+
+/// Logins and role removals run at the same time, many times over (each round a new user,
+/// either side first, by chance): once both are done, no session has the removed role.
+pub async fn logins_racing_role_removals_never_keep_the_removed_role(store: impl SessionStore) {
+    let store = &store;
+    for round in 0..60 {
+        let user = format!("racer-{round}");
+        let (login_delay, change_delay) = {
+            let mut rng = rand::rng();
+            (rng.random_range(0..1500u64), rng.random_range(0..1500u64))
+        };
+        let login = async {
+            tokio::time::sleep(Duration::from_micros(login_delay)).await;
+            store
+                .create(NewSession::new(user.as_str()).with_roles(["ADMIN", "USER"]))
+                .await
+                .unwrap()
+                .0
+        };
+        let change = async {
+            tokio::time::sleep(Duration::from_micros(change_delay)).await;
+            store
+                .set_user_authz(&user, &["USER".to_owned()], &[])
+                .await
+                .unwrap()
+        };
+        let (token, _) = tokio::join!(login, change);
+        let session = store.load(&token).await.unwrap().expect("live");
+        assert!(
+            !session.has_role("ADMIN"),
+            "round {round}: the login kept the removed role (login after {login_delay} us, \
+             role change after {change_delay} us)"
+        );
+    }
 }
 
 /// Beyond the per-user limit (2 here), a new session evicts the oldest.

@@ -1,9 +1,12 @@
 -- Create a session and index it under its user, enforcing the per-user limit.
 -- KEYS[1] session key, KEYS[2] the user's index (sorted set: member = 32-byte key hash,
--- score = created ms).
--- ARGV[1] record, ARGV[2] TTL (ms), ARGV[3] member, ARGV[4] created (ms), ARGV[5] limit (0: none),
--- ARGV[6] prefix of session keys, ARGV[7] absolute timeout (ms).
--- Returns the number of sessions evicted.
+-- score = created ms), KEYS[3] the user's last role change (if any: the roles block it set).
+-- ARGV[1] record header (with the user id), ARGV[2] TTL (ms), ARGV[3] member, ARGV[4] created
+-- (ms), ARGV[5] limit (0: none), ARGV[6] prefix of session keys, ARGV[7] absolute timeout (ms),
+-- ARGV[8] the roles block the caller read, ARGV[9] the data part.
+-- The record is ARGV[1] .. roles block .. ARGV[9]: a role change made while the login was in
+-- flight replaces the roles the login read, in the same atomic step as the session's creation.
+-- Returns {number of sessions evicted, the role change's block or false}.
 local idx, prefix, member = KEYS[2], ARGV[6], ARGV[3]
 -- The user's sessions, oldest first. One variadic EXISTS tells whether any of them ended;
 -- only then are they checked one by one and the ended ones pruned from the index, so that
@@ -24,7 +27,8 @@ if #members > 0 then
     end
   end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local changed = redis.call('GET', KEYS[3])
+redis.call('SET', KEYS[1], ARGV[1] .. (changed or ARGV[8]) .. ARGV[9], 'PX', ARGV[2])
 redis.call('ZADD', idx, ARGV[4], member)
 local evicted = 0
 local limit = tonumber(ARGV[5])
@@ -41,4 +45,4 @@ if limit > 0 then
 end
 -- The index must outlive every session in it; none lives longer than the absolute timeout.
 if redis.call('PTTL', idx) < tonumber(ARGV[7]) then redis.call('PEXPIRE', idx, ARGV[7]) end
-return evicted
+return {evicted, changed}

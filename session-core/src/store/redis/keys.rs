@@ -1,5 +1,7 @@
 //! Key names, built once from the prefix.
 
+use redis::cluster_routing::Slot;
+
 use crate::token::SessionKey;
 
 #[derive(Debug)]
@@ -7,6 +9,7 @@ pub(crate) struct KeyLayout {
     pub(crate) session_prefix: Vec<u8>,
     pub(crate) index_prefix: Vec<u8>,
     throttle_prefix: Vec<u8>,
+    role_change_prefix: Vec<u8>,
 }
 
 impl KeyLayout {
@@ -15,6 +18,7 @@ impl KeyLayout {
             session_prefix: format!("{prefix}:s:").into_bytes(),
             index_prefix: format!("{prefix}:u:").into_bytes(),
             throttle_prefix: format!("{prefix}:t:").into_bytes(),
+            role_change_prefix: format!("{prefix}:r:").into_bytes(),
         }
     }
 
@@ -24,6 +28,12 @@ impl KeyLayout {
 
     pub(crate) fn index(&self, user_id: &str) -> Vec<u8> {
         [self.index_prefix.as_slice(), user_id.as_bytes()].concat()
+    }
+
+    /// The user's last role change (see `SessionConfig::role_change_window`). Always in the
+    /// hash slot of the user's index, so that one Redis Cluster script can read or write both.
+    pub(crate) fn role_change(&self, user_id: &str) -> Vec<u8> {
+        same_slot(&self.role_change_prefix, &self.index(user_id))
     }
 
     pub(crate) fn throttle(&self, username: &str) -> Vec<u8> {
@@ -36,4 +46,52 @@ pub(crate) fn member_key(member: &[u8]) -> Option<SessionKey> {
     <[u8; 32]>::try_from(member)
         .ok()
         .map(SessionKey::from_bytes)
+}
+
+/// A key that starts with `prefix`, names `key` and lies in `key`'s Redis Cluster hash slot.
+///
+/// A slot is the CRC16 of the key's hash tag (the text between the first `{` and the next
+/// `}`, when not empty) or else of the whole key. So: a key with a tag keeps it by being
+/// appended; a key without `}` becomes the tag; a key with a `}` but no tag (rare: user ids
+/// with braces) gets a short numeric tag found to hash to the same slot.
+fn same_slot(prefix: &[u8], key: &[u8]) -> Vec<u8> {
+    if hash_tag(key).is_some() {
+        return [prefix, key].concat();
+    }
+    if !key.contains(&b'}') {
+        return [prefix, b"{", key, b"}"].concat();
+    }
+    let slot = Slot::for_key(key);
+    let tag = (0u32..)
+        .map(|n| n.to_string())
+        .find(|t| Slot::for_key(t.as_bytes()) == slot)
+        .unwrap_or_default();
+    [prefix, b"{", tag.as_bytes(), b"}", key].concat()
+}
+
+/// The key's hash tag, as Redis Cluster finds it.
+fn hash_tag(key: &[u8]) -> Option<&[u8]> {
+    let open = key.iter().position(|b| *b == b'{')?;
+    let len = key[open + 1..].iter().position(|b| *b == b'}')?;
+    (len > 0).then(|| &key[open + 1..open + 1 + len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_role_change_key_shares_the_index_slot_for_any_user_id() {
+        let keys = KeyLayout::new("app");
+        for user in [
+            "alice", "a{b}c", "a}b", "a{b", "{}x", "}{", "a{}b}c", "x{y}z}w",
+        ] {
+            let index = keys.index(user);
+            let marker = keys.role_change(user);
+            assert_eq!(Slot::for_key(&marker), Slot::for_key(&index), "{user}");
+            assert!(marker.starts_with(b"app:r:"), "{user}");
+        }
+        assert_ne!(keys.role_change("a}b"), keys.role_change("a}c"));
+        assert_eq!(keys.role_change("alice"), b"app:r:{app:u:alice}");
+    }
 }

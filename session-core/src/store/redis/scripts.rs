@@ -29,6 +29,7 @@ scripts!(
     compare_delete,
     splice_authz,
     index_add,
+    mark_role_change,
     // Session keys and the user's index together: single server and Sentinel only.
     create,
     rotate,

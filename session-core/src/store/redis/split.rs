@@ -18,8 +18,8 @@
 
 use futures_util::future::join_all;
 
-use crate::error::{Error, Result};
-use crate::record::{Record, FORMAT_VERSION};
+use crate::error::{Error, Result, UnavailableKind};
+use crate::record::{duration_ms, EncodedParts, Record, FORMAT_VERSION};
 use crate::store::redis::keys::member_key;
 use crate::store::redis::{is_wrong_type, ListedEntry};
 use crate::token::SessionKey;
@@ -27,6 +27,8 @@ use crate::RedisStore;
 
 /// How often rotation copies a concurrently changed record before giving up.
 const ROTATE_ATTEMPTS: usize = 5;
+/// How many role changes during one login a cluster create applies before giving up.
+const ROLE_CHANGE_ATTEMPTS: usize = 5;
 
 impl RedisStore {
     async fn zrange(&self, index: &[u8]) -> Result<Vec<Vec<u8>>> {
@@ -68,19 +70,23 @@ impl RedisStore {
         .await
     }
 
-    /// `index_add.lua`: adds `member` (score `created_ms`), keeps the index alive for at least
-    /// `ttl_ms`, returns every member, oldest first.
+    /// `index_add.lua`: adds `member` (score `created_ms`) to `user_id`'s index, keeps the index
+    /// alive for at least `ttl_ms`; returns every member, oldest first, and the user's last
+    /// role change (its roles block), if one is within its window.
     async fn index_add(
         &self,
-        index: &[u8],
+        user_id: &str,
         member: &[u8],
         created_ms: u64,
         ttl_ms: u64,
-    ) -> Result<Vec<Vec<u8>>> {
+    ) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>)> {
         let script = &self.scripts.index_add;
+        let index = self.keys.index(user_id);
+        let role_change = self.keys.role_change(user_id);
         self.with_connection(|mut c| async move {
             script
-                .key(index)
+                .key(&index)
+                .key(&role_change)
                 .arg(member)
                 .arg(created_ms)
                 .arg(ttl_ms)
@@ -99,29 +105,73 @@ impl RedisStore {
         Ok(n > 0)
     }
 
-    /// Create, cluster-safe. Returns how many old sessions were evicted.
+    /// Create, cluster-safe. Returns how many old sessions were evicted, and the roles block
+    /// of a role change made while the login was in flight, which the session now carries.
+    ///
+    /// The session is written first, then indexed; the indexing step also reads the user's
+    /// last role change (same slot). A role change that the indexing step does not see comes
+    /// after it, so it finds the session in the index and rewrites it itself. One that it does
+    /// see is applied here, again until the role change read back is the one applied (a second
+    /// change may land in between). Until `create` returns nobody holds the token, so the
+    /// session is never loaded with the roles it was first written with.
     pub(super) async fn split_create(
         &self,
         key: SessionKey,
-        value: &[u8],
+        parts: EncodedParts,
         ttl_ms: u64,
         record: &Record,
         index_ttl_ms: u64,
-    ) -> Result<usize> {
-        self.set_px(&self.keys.session(&key), value, ttl_ms).await?;
-        let index = self.keys.index(&record.user_id);
+    ) -> Result<(usize, Option<Vec<u8>>)> {
+        let session_key = self.keys.session(&key);
+        let value = [parts.head.as_slice(), &parts.authz, &parts.data].concat();
+        self.set_px(&session_key, &value, ttl_ms).await?;
         let member = key.as_bytes().to_vec();
-        let members = self
-            .index_add(&index, &member, record.created_ms, index_ttl_ms)
+        let (members, mut role_change) = self
+            .index_add(&record.user_id, &member, record.created_ms, index_ttl_ms)
             .await?;
+        let original = parts.authz;
+        let mut applied = original.clone();
+        for _ in 0..ROLE_CHANGE_ATTEMPTS {
+            match role_change {
+                Some(block) if block != applied => {
+                    self.splice_authz(&session_key, &block).await?;
+                    applied = block;
+                    role_change = self.get(&self.keys.role_change(&record.user_id)).await?;
+                }
+                _ => break,
+            }
+        }
+        if role_change.is_some_and(|block| block != applied) {
+            // Roles changed five times during one login: refuse it rather than guess.
+            self.del(&session_key).await?;
+            return Err(Error::unavailable(
+                UnavailableKind::Server,
+                "the user's roles kept changing during the login; try again",
+            ));
+        }
+        let evicted = self
+            .evict_over_limit(&record.user_id, &member, members)
+            .await?;
+        Ok((evicted, (applied != original).then_some(applied)))
+    }
+
+    /// Ends the oldest live sessions beyond the per-user limit (never `member`, the new one),
+    /// pruning dead index entries on the way; returns how many were ended.
+    async fn evict_over_limit(
+        &self,
+        user_id: &str,
+        member: &[u8],
+        members: Vec<Vec<u8>>,
+    ) -> Result<usize> {
         let Some(limit) = self.config.max_sessions_per_user() else {
             return Ok(0);
         };
         if members.len() <= limit {
             return Ok(0);
         }
+        let index = self.keys.index(user_id);
         // Which of the others are still live (oldest first)?
-        let others: Vec<Vec<u8>> = members.into_iter().filter(|m| *m != member).collect();
+        let others: Vec<Vec<u8>> = members.into_iter().filter(|m| m != member).collect();
         let live = self.existing(&others).await?;
         let (live, dead): (Vec<_>, Vec<_>) = others.into_iter().zip(live).partition(|(_, l)| *l);
         let dead: Vec<Vec<u8>> = dead.into_iter().map(|(m, _)| m).collect();
@@ -136,6 +186,26 @@ impl RedisStore {
         }
         self.zrem(&index, &evicted).await?;
         Ok(evicted.len())
+    }
+
+    async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with_connection(
+            |mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await },
+        )
+        .await
+    }
+
+    /// `splice_authz.lua` on one session: 1 changed, 0 gone, -1 not a record of ours.
+    async fn splice_authz(&self, session_key: &[u8], block: &[u8]) -> Result<i64> {
+        let splice = &self.scripts.splice_authz;
+        self.with_connection(|mut c| async move {
+            splice
+                .key(session_key)
+                .arg(block)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
     }
 
     /// Whether each member's session key exists.
@@ -188,7 +258,7 @@ impl RedisStore {
         let index = self.keys.index(&record.user_id);
         let remaining = record.deadline_ms.saturating_sub(now).max(1);
         let new_member = new.as_bytes().to_vec();
-        self.index_add(&index, &new_member, record.created_ms, remaining)
+        self.index_add(&record.user_id, &new_member, record.created_ms, remaining)
             .await?;
         let cad = &self.scripts.compare_delete;
         for _ in 0..ROTATE_ATTEMPTS {
@@ -229,7 +299,7 @@ impl RedisStore {
             }
         }
         Err(Error::unavailable(
-            crate::error::UnavailableKind::Server,
+            UnavailableKind::Server,
             "the session kept changing during rotation; try again",
         ))
     }
@@ -330,24 +400,33 @@ impl RedisStore {
         Ok(deleted.into_iter().filter(|d| *d).count())
     }
 
-    /// Replace roles and permissions on every live session of the user, cluster-safe.
+    /// Replace roles and permissions on every live session of the user, cluster-safe: the
+    /// role change is recorded in the index's slot first (so logins in flight apply it to the
+    /// sessions they create, see [`RedisStore::split_create`]), then every indexed session is
+    /// rewritten in its own slot.
     pub(super) async fn split_set_authz(&self, user_id: &str, block: &[u8]) -> Result<usize> {
         let index = self.keys.index(user_id);
-        let members = self.zrange(&index).await?;
-        let splice = &self.scripts.splice_authz;
+        let role_change = self.keys.role_change(user_id);
+        let window = duration_ms(self.config.role_change_window());
+        let mark = &self.scripts.mark_role_change;
+        let members: Vec<Vec<u8>> = self
+            .with_connection(|mut c| {
+                let (index, role_change) = (&index, &role_change);
+                async move {
+                    mark.key(index)
+                        .key(role_change)
+                        .arg(block)
+                        .arg(window)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
         let updates = members.iter().map(|m| async move {
             let Some(k) = member_key(m) else {
                 return Ok(0);
             };
-            let key = self.keys.session(&k);
-            self.with_connection(|mut c| async move {
-                splice
-                    .key(&key)
-                    .arg(block)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await
+            self.splice_authz(&self.keys.session(&k), block).await
         });
         let outcomes = join_all(updates)
             .await
