@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use session_core::redis;
 use session_core::testing::RedisServer;
-use session_core::{NewSession, RedisStore, SessionConfig, SessionStore, Token};
+use session_core::{NewSession, RedisStore, SessionConfig, SessionStore, Token, SESSION_KEY_BYTES};
 
 /// True when `cargo bench` started this binary (it passes `--bench`).
 pub fn invoked_as_bench() -> bool {
@@ -72,9 +72,10 @@ pub fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// 32 pseudo-random bytes derived from `seed` (for baseline key names).
-pub fn bytes32(seed: u64) -> [u8; 32] {
-    let mut out = [0u8; 32];
+/// As many pseudo-random bytes as a session key has, derived from `seed` (for baseline key
+/// names of a session key's length).
+pub fn key_bytes(seed: u64) -> [u8; SESSION_KEY_BYTES] {
+    let mut out = [0u8; SESSION_KEY_BYTES];
     for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
         chunk.copy_from_slice(
             &splitmix64(seed ^ (i as u64).wrapping_mul(0xA24B_AED4_963E_E407)).to_le_bytes(),
@@ -426,10 +427,10 @@ pub fn index_key(store: &RedisStore, user_id: &str) -> Vec<u8> {
     format!("{}:u:{user_id}", store.config().key_prefix()).into_bytes()
 }
 
-/// A baseline key of the same length as a session key: `{prefix}:b:` and 32 bytes.
+/// A baseline key of the same length as a session key: `{prefix}:b:` and 16 bytes.
 pub fn baseline_key(store: &RedisStore, seed: u64) -> Vec<u8> {
     let mut k = format!("{}:b:", store.config().key_prefix()).into_bytes();
-    k.extend_from_slice(&bytes32(seed));
+    k.extend_from_slice(&key_bytes(seed));
     k
 }
 
@@ -442,6 +443,9 @@ pub struct Sample {
     /// Redis spent executing one call (for `EVALSHA`, the whole script with its inner calls).
     /// Far less sensitive to a noisy machine than wall-clock figures.
     pub server_us: f64,
+    /// This process's CPU time (user + system, all threads) per call over the run: the
+    /// client's cost of one call (Redis runs in its own process).
+    pub client_us: f64,
 }
 
 /// [`drive`], bracketed by `CONFIG RESETSTAT` and `INFO commandstats` on `store`'s server, to
@@ -466,7 +470,9 @@ where
         })
         .await
         .expect("CONFIG RESETSTAT");
+    let cpu_before = process_cpu();
     let run = drive(concurrency, duration, op).await;
+    let client_us = (process_cpu() - cpu_before).as_secs_f64() * 1e6 / run.ops.max(1) as f64;
     let stats: String = store
         .with_connection(|mut c| async move {
             redis::cmd("INFO")
@@ -487,7 +493,23 @@ where
                 .and_then(|v| v.trim().parse().ok())
         })
         .unwrap_or(f64::NAN);
-    Sample { run, server_us }
+    Sample {
+        run,
+        server_us,
+        client_us,
+    }
+}
+
+/// CPU time this process has used so far, all threads (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// `used_memory` from `INFO memory`.

@@ -55,6 +55,7 @@ pub fn app(state: AppState, cookie: CookieConfig) -> HttpService {
     use routes::*;
     let store: Arc<dyn SessionStore> = state.store.clone();
     let router = Router::new()
+        .route("/livez", get(livez))
         .route("/health", get(health))
         .route("/register", post(register))
         .route("/login", post(login))

@@ -51,6 +51,12 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// `GET /livez`: 200 while the process serves requests; asks no store (a liveness probe, and
+/// the benchmarks' floor: the same server and layers, no session work).
+pub async fn livez() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
 /// `GET /health`: 200 when the store answers, 503 otherwise.
 pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.store.ping().await?;

@@ -73,7 +73,8 @@ pub enum UnavailableKind {
     Connection,
     /// The store did not answer within the operation timeout.
     TimedOut,
-    /// Every pooled connection was busy for the whole operation timeout; consider a larger pool.
+    /// More store calls were in flight than `SessionConfig::max_in_flight` allows: Redis is
+    /// overloaded or too slow to answer. The call was refused at once instead of queueing.
     PoolExhausted,
     /// A write was not acknowledged by the required number of replicas in time
     /// (`RedisStore::with_replica_acks`).
@@ -88,7 +89,7 @@ impl std::fmt::Display for UnavailableKind {
         f.write_str(match self {
             UnavailableKind::Connection => "connection failed",
             UnavailableKind::TimedOut => "timed out",
-            UnavailableKind::PoolExhausted => "connection pool exhausted",
+            UnavailableKind::PoolExhausted => "too many calls in flight",
             UnavailableKind::NotReplicated => "not replicated in time",
             UnavailableKind::Server => "server error",
         })

@@ -83,7 +83,7 @@ pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use store::redis::{Connection as RedisConnection, RedisStore, RedisTarget};
 pub use store::SessionStore;
-pub use token::{MalformedToken, SessionHandle, SessionKey, Token};
+pub use token::{MalformedToken, SessionHandle, SessionKey, Token, SESSION_KEY_BYTES};
 
 #[cfg(feature = "macros")]
 pub use session_macros::{

@@ -116,9 +116,13 @@ impl Token {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
-    /// The key the store files this token's session under: SHA-256 of the token's bytes.
+    /// The key the store files this token's session under: the first 128 bits of the SHA-256
+    /// of the token's bytes.
     pub fn key(&self) -> SessionKey {
-        SessionKey(Sha256::digest(self.0).into())
+        let digest = Sha256::digest(self.0);
+        let mut key = [0u8; SESSION_KEY_BYTES];
+        key.copy_from_slice(&digest[..SESSION_KEY_BYTES]);
+        SessionKey(key)
     }
 
     /// The latest moment the session can be live (its absolute deadline, as issued).
@@ -142,7 +146,7 @@ impl fmt::Debug for Token {
 /// Why a presented token was refused before any store access.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MalformedToken {
-    /// Not 43 characters long.
+    /// Not 51 characters long.
     #[error("session token must be {TOKEN_LEN} characters, got {0}")]
     Length(usize),
     /// Characters outside base64url, or a non-canonical last character.
@@ -150,11 +154,19 @@ pub enum MalformedToken {
     Alphabet,
 }
 
-/// SHA-256 of a [`Token`]: what the store keys a session by. Not secret on its own.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SessionKey([u8; 32]);
+/// Length of a [`SessionKey`] in bytes.
+///
+/// 128 bits of SHA-256: finding a token for a given key (or any two sessions with one key) would
+/// take about 2^128 (2^64) hashes, while every byte less is a byte less per session in Redis,
+/// twice (the key name and the user's index entry).
+pub const SESSION_KEY_BYTES: usize = 16;
 
-/// Hashes 8 of the 32 bytes: they are already uniformly distributed (a SHA-256 output), and
+/// The first 128 bits of the SHA-256 of a [`Token`]: what the store keys a session by. Not
+/// secret on its own.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SessionKey([u8; SESSION_KEY_BYTES]);
+
+/// Hashes 8 of the 16 bytes: they are already uniformly distributed (a SHA-256 output), and
 /// nobody can choose them without breaking SHA-256.
 impl std::hash::Hash for SessionKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -165,13 +177,13 @@ impl std::hash::Hash for SessionKey {
 }
 
 impl SessionKey {
-    /// The raw 32 bytes (they appear, binary, in the Redis key name).
-    pub fn as_bytes(&self) -> &[u8; 32] {
+    /// The raw 16 bytes (they appear, binary, in the Redis key name).
+    pub fn as_bytes(&self) -> &[u8; SESSION_KEY_BYTES] {
         &self.0
     }
 
-    /// Rebuilds a key from its 32 bytes (as read back from a store's per-user index).
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+    /// Rebuilds a key from its 16 bytes (as read back from a store's per-user index).
+    pub fn from_bytes(bytes: [u8; SESSION_KEY_BYTES]) -> Self {
         Self(bytes)
     }
 

@@ -6,8 +6,8 @@
 //! # Layout
 //! | key | type | holds | TTL |
 //! |---|---|---|---|
-//! | `{prefix}:s:{sha256(token)}` (32 raw bytes) | string | the record ([`crate::record`] encoding) | the smaller of the idle timeout and the time left until the absolute deadline |
-//! | `{prefix}:u:{user id}` | sorted set | member: the 32-byte key hash of each session; score: its creation time (ms) | the absolute timeout, renewed at each login |
+//! | `{prefix}:s:{sha256(token)[..16]}` (16 raw bytes) | string | the record ([`crate::record`] encoding) | the smaller of the idle timeout and the time left until the absolute deadline |
+//! | `{prefix}:u:{user id}` | sorted set | member: the 16-byte key hash of each session; score: its creation time (ms) | the absolute timeout, renewed at each login |
 //! | `{prefix}:t:{username}` | string | failed logins ([`LoginThrottle`](crate::throttle::LoginThrottle)) | the throttle window |
 //!
 //! # Round trips
@@ -27,11 +27,11 @@
 //! failure half-way never leaves a usable session the index cannot revoke (see `split.rs`).
 //!
 //! # Connections
-//! Connections come from pools built on deadpool-redis. deadpool-redis checks a connection
-//! with a `PING` every time it leaves the pool, which would double the round trips of every
-//! request; this store instead drops a connection from the pool as soon as a call on it fails
-//! or times out, so a recycled connection costs nothing and a broken one is never handed out
-//! twice. After Redis comes back (or a replica is promoted), the next call connects anew.
+//! Every call shares one of a few long-lived multiplexed connections
+//! ([`SessionConfig::pool_size`], default 2): concurrent commands pipeline on them instead of
+//! each call holding a connection for its round trip. A connection whose call failed with a
+//! connection error or timed out is replaced by the next call; at most
+//! [`SessionConfig::max_in_flight`] calls are in flight at once.
 //!
 //! Requires Redis 6.2 or newer (tested with 7.0).
 
@@ -63,7 +63,7 @@ use crate::token::{SessionHandle, SessionKey, Token};
 
 /// Sessions in Redis.
 ///
-/// Cheap to share (`Arc<RedisStore>`); it holds the connection pool. Creating it does no I/O;
+/// Cheap to share (`Arc<RedisStore>`); it holds the shared connections. Creating it does no I/O;
 /// [`RedisStore::connect`] also checks that Redis answers.
 ///
 /// ```no_run
@@ -181,7 +181,7 @@ impl RedisStore {
         Ok(self)
     }
 
-    /// Runs a write on a pooled connection and, with [`RedisStore::with_replica_acks`], waits
+    /// Runs a write on a shared connection and, with [`RedisStore::with_replica_acks`], waits
     /// for the replicas on the same connection.
     async fn write<T, F, Fut>(&self, f: F) -> Result<T>
     where
@@ -227,10 +227,11 @@ impl RedisStore {
         self.pools.is_cluster()
     }
 
-    /// Runs `f` on one of the store's pooled connections, with the store's operation timeout
-    /// and error mapping; for an application's own keys in the same Redis (accounts, say) or a
-    /// benchmark's baseline. A connection whose call failed or timed out is dropped from the
-    /// pool instead of being returned to it.
+    /// Runs `f` on one of the store's shared connections, with the store's operation timeout
+    /// and error mapping; for an application's own keys in the same Redis (accounts, say). The
+    /// connection is shared with every other call (a multiplexed connection pipelines them), so
+    /// `f` must not change its state (`SELECT`, `MULTI` without `EXEC`, subscriptions). A
+    /// connection whose call failed with a connection error or timed out is replaced.
     ///
     /// ```no_run
     /// # async fn demo(store: &session_core::RedisStore) -> Result<(), session_core::Error> {

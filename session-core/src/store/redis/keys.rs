@@ -2,7 +2,7 @@
 
 use redis::cluster_routing::Slot;
 
-use crate::token::SessionKey;
+use crate::token::{SessionKey, SESSION_KEY_BYTES};
 
 #[derive(Debug)]
 pub(crate) struct KeyLayout {
@@ -41,9 +41,9 @@ impl KeyLayout {
     }
 }
 
-/// An index member (32 raw bytes) as a key; `None` for anything else.
+/// An index member (16 raw bytes) as a key; `None` for anything else.
 pub(crate) fn member_key(member: &[u8]) -> Option<SessionKey> {
-    <[u8; 32]>::try_from(member)
+    <[u8; SESSION_KEY_BYTES]>::try_from(member)
         .ok()
         .map(SessionKey::from_bytes)
 }
