@@ -220,4 +220,22 @@ mod tests {
         let dev = dev.to_str().unwrap();
         assert!(dev.starts_with("session=") && !dev.contains("Secure") && dev.contains("Strict"));
     }
+
+    #[test]
+    fn two_cookies_of_our_name_give_no_token() {
+        let config = CookieConfig::default();
+        let a = Token::generate_until(1_800_000_000_000).unwrap();
+        let b = Token::generate_until(1_800_000_000_000).unwrap();
+        let (a, b) = (a.as_cookie_value(), b.as_cookie_value());
+        for lines in [
+            vec![format!("__Host-session={a}; __Host-session={b}")],
+            vec![format!("__Host-session={a}; x=1; __Host-session={a}")],
+            vec![format!("__Host-session=short; __Host-session={a}")],
+            vec![format!("__Host-session={a}; __Host-session=")],
+            vec![format!("__Host-session={a}"), format!("__Host-session={b}")],
+        ] {
+            let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+            assert_eq!(config.token_from(&headers(&lines)), None, "{lines:?}");
+        }
+    }
 }

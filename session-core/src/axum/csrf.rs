@@ -212,4 +212,28 @@ mod tests {
         assert!(check(Method::PATCH, &[("sec-fetch-site", "cross-site")]).is_some());
         assert!(check(Method::POST, &[("origin", "http://app.example")]).is_some());
     }
+
+    #[test]
+    fn an_origin_of_another_scheme_is_refused() {
+        // The default layer takes the site for https: a page on http://app.example (say, one a
+        // network attacker injected) must not write to https://app.example.
+        for (host, origin) in [
+            ("app.example", "http://app.example"),
+            ("app.example:443", "http://app.example:443"),
+            ("app.example:8443", "http://app.example:8443"),
+            ("app.example:80", "http://app.example"),
+        ] {
+            assert!(
+                check(Method::POST, &[("host", host), ("origin", origin)]).is_some(),
+                "{origin} passed on https://{host}"
+            );
+        }
+        assert_eq!(
+            check(
+                Method::POST,
+                &[("host", "app.example"), ("origin", "https://app.example")]
+            ),
+            None
+        );
+    }
 }
