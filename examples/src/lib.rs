@@ -16,7 +16,7 @@ use axum::http::Request;
 use axum::response::Response;
 use tower::util::BoxCloneService;
 use tower::Layer as _;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use axum::extract::DefaultBodyLimit;
@@ -25,7 +25,7 @@ use axum::Router;
 use session_core::axum::{CookieConfig, CsrfLayer, SessionLayer};
 use session_core::password::Passwords;
 use session_core::throttle::{LoginThrottle, ThrottleConfig};
-use session_core::SessionStore;
+use session_core::{log_safe, SessionStore};
 
 use crate::accounts::{Account, AccountStore};
 
@@ -75,7 +75,15 @@ pub fn app(state: AppState, cookie: CookieConfig) -> HttpService {
         .layer(axum::middleware::map_response(errors::json_errors))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                // As tower-http's default span, with the client's text escaped and bounded.
+                .make_span_with(|req: &Request<Body>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %log_safe(req.method().as_str()),
+                        uri = %log_safe(req.uri().path_and_query().map_or("/", |p| p.as_str())),
+                        version = ?req.version(),
+                    )
+                })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         );
     // Around the router, not inside it: the CSRF check runs before routing, so a cross-site

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use session_core::axum::{AuthSession, CurrentUser};
 use session_core::prelude::*;
 use session_core::throttle::{retry_after_secs, Attempt};
-use session_core::SessionHandle;
+use session_core::{log_safe, SessionHandle};
 
 use crate::accounts::Account;
 use crate::errors::{ApiError, ApiJson};
@@ -83,7 +83,7 @@ pub async fn register(
     if !state.accounts.create(&account).await? {
         return Err(ApiError::conflict("that username is taken"));
     }
-    tracing::info!(target: "session_audit", event = "register", user = %account.username, "account created");
+    tracing::info!(target: "session_audit", event = "register", user = %log_safe(&account.username), "account created");
     Ok((
         StatusCode::CREATED,
         Json(json!({ "username": account.username, "roles": account.roles })),
@@ -106,7 +106,7 @@ pub async fn login(
         if let Attempt::Locked { retry_after } =
             state.store.begin_login(username, &state.throttle).await?
         {
-            tracing::info!(target: "session_audit", event = "login_refused_locked", user = %username, "login refused: username locked");
+            tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), "login refused: username locked");
             return Err(ApiError::too_many_attempts(retry_after_secs(retry_after)));
         }
     }
@@ -125,7 +125,7 @@ pub async fn login(
         .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
         .await?;
     let Some(account) = account.filter(|_| ok) else {
-        tracing::info!(target: "session_audit", event = "login_failed", user = %username, "failed login");
+        tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), "failed login");
         if plausible {
             if let Attempt::Locked { retry_after } = state
                 .store
@@ -135,7 +135,7 @@ pub async fn login(
                 tracing::warn!(
                     target: "session_audit",
                     event = "lockout",
-                    user = %username,
+                    user = %log_safe(username),
                     secs = retry_after_secs(retry_after),
                     "username locked after repeated failed logins"
                 );
@@ -216,7 +216,7 @@ pub async fn delete_session(
     {
         return Err(ApiError::not_found("no such session among yours"));
     }
-    tracing::info!(target: "session_audit", event = "revocation", user = %session.user_id(), handle = %handle, by = %session.user_id(), "session ended by its owner");
+    tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(session.user_id()), handle = %log_safe(handle.as_str()), by = %log_safe(session.user_id()), "session ended by its owner");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -230,7 +230,7 @@ pub async fn delete_all_sessions(
         return Err(session_core::Error::NotFound.into());
     };
     let ended = state.store.delete_user_sessions(&user).await?;
-    tracing::info!(target: "session_audit", event = "revocation", user = %user, ended, by = %user, "all sessions ended by their owner");
+    tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&user), ended, by = %log_safe(&user), "all sessions ended by their owner");
     auth.logout().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -256,7 +256,7 @@ pub async fn set_roles(
         return Err(ApiError::not_found("no such user"));
     }
     let sessions = state.store.set_user_authz(&username, &roles, &[]).await?;
-    tracing::info!(target: "session_audit", event = "roles_changed", user = %username, roles = ?roles, sessions, by = %admin.user_id(), "roles changed");
+    tracing::info!(target: "session_audit", event = "roles_changed", user = %log_safe(&username), roles = ?roles, sessions, by = %log_safe(admin.user_id()), "roles changed");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -271,7 +271,7 @@ pub async fn revoke_user_sessions(
         return Err(ApiError::bad_request("no such username"));
     }
     let ended = state.store.delete_user_sessions(&username).await?;
-    tracing::info!(target: "session_audit", event = "revocation", user = %username, ended, by = %admin.user_id(), "all sessions of a user ended by an admin");
+    tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&username), ended, by = %log_safe(admin.user_id()), "all sessions of a user ended by an admin");
     Ok(StatusCode::NO_CONTENT)
 }
 
