@@ -49,9 +49,9 @@ pub struct AppState {
     pub throttle: ThrottleConfig,
 }
 
-/// The HTTP service: routes, sessions, JSON errors, CSRF defence (before routing) and request
-/// logging.
-pub fn app(state: AppState, cookie: CookieConfig) -> HttpService {
+/// The HTTP service: routes, sessions, JSON errors, CSRF defence (before routing, with `csrf`'s
+/// policy) and request logging.
+pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpService {
     use routes::*;
     let store: Arc<dyn SessionStore> = state.store.clone();
     let router = Router::new()
@@ -88,7 +88,7 @@ pub fn app(state: AppState, cookie: CookieConfig) -> HttpService {
         );
     // Around the router, not inside it: the CSRF check runs before routing, so a cross-site
     // write to any path, existing or not, is refused (and audit-logged by the layer).
-    BoxCloneService::new(CsrfLayer::new().layer(router.into_service()))
+    BoxCloneService::new(csrf.layer(router.into_service()))
 }
 
 /// The whole app as one service (what [`app`] returns and `main` serves).
