@@ -70,7 +70,6 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
         )
         .fallback(not_found)
         .with_state(state)
-        .layer(SessionLayer::new(store).with_cookie(cookie))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(errors::json_errors))
         .layer(
@@ -88,7 +87,14 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
         );
     // Around the router, not inside it: the CSRF check runs before routing, so a cross-site
     // write to any path, existing or not, is refused (and audit-logged by the layer).
-    BoxCloneService::new(csrf.layer(router.into_service()))
+    let service = csrf.layer(router.into_service());
+    // Outermost, so that every answer, a CSRF refusal included, gets the session layer's
+    // caching headers (no-store for a request with a session cookie, Vary: Cookie).
+    BoxCloneService::new(
+        SessionLayer::new(store)
+            .with_cookie(cookie)
+            .layer(service),
+    )
 }
 
 /// The whole app as one service (what [`app`] returns and `main` serves).
