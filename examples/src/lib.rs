@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod errors;
+pub mod password_queue;
 pub mod routes;
 pub mod settings;
 
@@ -28,6 +29,7 @@ use session_core::throttle::{LoginThrottle, ThrottleConfig};
 use session_core::{log_safe, SessionStore};
 
 use crate::accounts::{Account, AccountStore};
+use crate::password_queue::PasswordQueue;
 
 /// Largest request body, in bytes.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub passwords: Passwords,
     /// Lockout rule.
     pub throttle: ThrottleConfig,
+    /// The bound on password checks waiting at once (`LOGIN_QUEUE_MAX`).
+    pub password_queue: PasswordQueue,
 }
 
 /// The HTTP service: routes, sessions, JSON errors, CSRF defence (before routing, with `csrf`'s

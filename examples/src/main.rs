@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::ServiceExt as _;
 use demo::accounts::{MemoryAccounts, RedisAccounts};
+use demo::password_queue::PasswordQueue;
 use demo::settings::Settings;
 use demo::{app, seed, AppState};
 use axum::http::uri::Scheme;
@@ -56,6 +57,7 @@ async fn run(settings: Settings) -> Result<(), String> {
                 store,
                 passwords,
                 throttle,
+                password_queue: PasswordQueue::new(settings.login_queue_max),
             }
         }
         None => {
@@ -70,6 +72,7 @@ async fn run(settings: Settings) -> Result<(), String> {
                 accounts: Arc::new(MemoryAccounts::default()),
                 passwords,
                 throttle,
+                password_queue: PasswordQueue::new(settings.login_queue_max),
             }
         }
     };

@@ -59,7 +59,7 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     ))
 }
 
-/// `POST /register`.
+/// `POST /register`: 503 `busy` when `LOGIN_QUEUE_MAX` password checks are waiting already.
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
@@ -72,6 +72,7 @@ pub async fn register(
     if !valid_password(&body.password) {
         return Err(ApiError::bad_request("password must be 8-128 characters"));
     }
+    let _slot = state.password_queue.enter()?;
     if state.accounts.get(&body.username).await?.is_some() {
         return Err(ApiError::conflict("that username is taken"));
     }
@@ -91,12 +92,15 @@ pub async fn register(
 }
 
 /// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
-/// password; every login starts a new session with a new token.
+/// password; every login starts a new session with a new token. 503 `busy` when
+/// `LOGIN_QUEUE_MAX` password checks are waiting already.
 pub async fn login(
     State(state): State<AppState>,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Json<Value>, ApiError> {
+    // Every login costs a hash (a real or a dummy one), so every login takes a place.
+    let _slot = state.password_queue.enter()?;
     let username = body.username.as_str();
     // A name that cannot be an account is checked like an unknown one (same answer, same
     // time) but not counted: it has no throttle key of its own.

@@ -27,6 +27,8 @@ pub struct Settings {
     pub login_max_failures: u32,
     /// `LOGIN_LOCKOUT_SECS`.
     pub lockout: Duration,
+    /// `LOGIN_QUEUE_MAX`: password checks allowed to wait at once.
+    pub login_queue_max: usize,
     /// `ALLOWED_ORIGINS`: the exact origins (`https://app.example`, comma-separated) allowed
     /// to send POST/PUT/PATCH/DELETE; unset: the request's own origin, `https://{Host}` (or
     /// `http://{Host}` with `COOKIE_SECURE=false`).
@@ -142,6 +144,8 @@ impl Settings {
             login_max_failures: u32::try_from(max_failures)
                 .map_err(|_| "LOGIN_MAX_FAILURES is too large".to_owned())?,
             lockout: secs("LOGIN_LOCKOUT_SECS", 900)?,
+            login_queue_max: usize::try_from(number("LOGIN_QUEUE_MAX", 64)?)
+                .map_err(|_| "LOGIN_QUEUE_MAX is too large".to_owned())?,
             allowed_origins,
         })
     }
@@ -171,6 +175,7 @@ mod tests {
         assert!(s.cookie_secure);
         assert_eq!(s.login_max_failures, 5);
         assert_eq!(s.lockout, Duration::from_secs(900));
+        assert_eq!(s.login_queue_max, 64);
         assert_eq!(s.allowed_origins, None);
     }
 
@@ -182,6 +187,7 @@ mod tests {
             ("COOKIE_SECURE", "maybe"),
             ("DEMO_ADDR", "nowhere"),
             ("LOGIN_MAX_FAILURES", "x"),
+            ("LOGIN_QUEUE_MAX", "0"),
             ("ALLOWED_ORIGINS", "app.example"),
             ("ALLOWED_ORIGINS", "https://app.example/path"),
             ("ALLOWED_ORIGINS", "https://app.example, ftp://files.example"),
