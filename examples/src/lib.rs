@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod errors;
 pub mod password_queue;
 pub mod routes;
+pub mod serve;
 pub mod settings;
 
 use std::convert::Infallible;

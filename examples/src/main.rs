@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::ServiceExt as _;
 use demo::accounts::{MemoryAccounts, RedisAccounts};
 use demo::password_queue::PasswordQueue;
+use demo::serve::serve;
 use demo::settings::Settings;
 use demo::{app, seed, AppState};
 use axum::http::uri::Scheme;
@@ -115,10 +115,14 @@ async fn run(settings: Settings) -> Result<(), String> {
         settings.addr,
         cookie.cookie_name()
     );
-    axum::serve(listener, app(state, cookie, csrf).into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    serve(
+        listener,
+        app(state, cookie, csrf),
+        settings.header_timeout,
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("demo-server stopped");
     Ok(())
 }

@@ -27,6 +27,9 @@ pub struct Settings {
     pub login_max_failures: u32,
     /// `LOGIN_LOCKOUT_SECS`.
     pub lockout: Duration,
+    /// `HTTP_HEADER_TIMEOUT_SECS`: a connection that has not sent a complete request head this
+    /// long after connecting (or after its previous answer) is closed.
+    pub header_timeout: Duration,
     /// `LOGIN_QUEUE_MAX`: password checks allowed to wait at once.
     pub login_queue_max: usize,
     /// `ALLOWED_ORIGINS`: the exact origins (`https://app.example`, comma-separated) allowed
@@ -144,6 +147,7 @@ impl Settings {
             login_max_failures: u32::try_from(max_failures)
                 .map_err(|_| "LOGIN_MAX_FAILURES is too large".to_owned())?,
             lockout: secs("LOGIN_LOCKOUT_SECS", 900)?,
+            header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", 30)?,
             login_queue_max: usize::try_from(number("LOGIN_QUEUE_MAX", 64)?)
                 .map_err(|_| "LOGIN_QUEUE_MAX is too large".to_owned())?,
             allowed_origins,
@@ -175,6 +179,7 @@ mod tests {
         assert!(s.cookie_secure);
         assert_eq!(s.login_max_failures, 5);
         assert_eq!(s.lockout, Duration::from_secs(900));
+        assert_eq!(s.header_timeout, Duration::from_secs(30));
         assert_eq!(s.login_queue_max, 64);
         assert_eq!(s.allowed_origins, None);
     }
@@ -188,6 +193,7 @@ mod tests {
             ("DEMO_ADDR", "nowhere"),
             ("LOGIN_MAX_FAILURES", "x"),
             ("LOGIN_QUEUE_MAX", "0"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "0"),
             ("ALLOWED_ORIGINS", "app.example"),
             ("ALLOWED_ORIGINS", "https://app.example/path"),
             ("ALLOWED_ORIGINS", "https://app.example, ftp://files.example"),
