@@ -95,11 +95,7 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
     let service = csrf.layer(router.into_service());
     // Outermost, so that every answer, a CSRF refusal included, gets the session layer's
     // caching headers (no-store for a request with a session cookie, Vary: Cookie).
-    BoxCloneService::new(
-        SessionLayer::new(store)
-            .with_cookie(cookie)
-            .layer(service),
-    )
+    BoxCloneService::new(SessionLayer::new(store).with_cookie(cookie).layer(service))
 }
 
 /// The whole app as one service (what [`app`] returns and `main` serves).

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::uri::Scheme;
 use demo::accounts::{MemoryAccounts, RedisAccounts};
 use demo::password_queue::PasswordQueue;
 use demo::serve::serve;
 use demo::settings::Settings;
 use demo::{app, seed, AppState};
-use axum::http::uri::Scheme;
 use session_core::axum::{CookieConfig, CsrfLayer};
 use session_core::password::Passwords;
 use session_core::throttle::ThrottleConfig;

@@ -196,7 +196,10 @@ mod tests {
             ("HTTP_HEADER_TIMEOUT_SECS", "0"),
             ("ALLOWED_ORIGINS", "app.example"),
             ("ALLOWED_ORIGINS", "https://app.example/path"),
-            ("ALLOWED_ORIGINS", "https://app.example, ftp://files.example"),
+            (
+                "ALLOWED_ORIGINS",
+                "https://app.example, ftp://files.example",
+            ),
             ("ALLOWED_ORIGINS", " , "),
         ] {
             let err = parse(&[(k, v)]).unwrap_err();

@@ -94,10 +94,19 @@ async fn password_checks_beyond_login_queue_max_get_503_busy_at_once() {
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     let probes = [
-        ("/login", json!({"username": "admin", "password": "admin-password"})),
+        (
+            "/login",
+            json!({"username": "admin", "password": "admin-password"}),
+        ),
         // A name that cannot be an account still costs a (dummy) hash: it counts.
-        ("/login", json!({"username": "no such user!", "password": "x"})),
-        ("/register", json!({"username": "newcomer", "password": "new-password"})),
+        (
+            "/login",
+            json!({"username": "no such user!", "password": "x"}),
+        ),
+        (
+            "/register",
+            json!({"username": "newcomer", "password": "new-password"}),
+        ),
     ];
     for (path, body) in probes {
         let started = Instant::now();
@@ -128,7 +137,10 @@ async fn password_checks_beyond_login_queue_max_get_503_busy_at_once() {
 
 /// Reads until the server closes the connection or `deadline` passes; what it sent, and
 /// whether it closed.
-async fn read_until_closed(stream: &mut tokio::net::TcpStream, deadline: Instant) -> (Vec<u8>, bool) {
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    deadline: Instant,
+) -> (Vec<u8>, bool) {
     let mut buf = Vec::new();
     let closed = tokio::time::timeout_at(deadline.into(), async {
         let mut chunk = [0u8; 4096];
@@ -185,7 +197,10 @@ async fn slow_request_heads_are_cut_off_after_http_header_timeout_secs() {
             closed,
             "{what} was still open {bound:?} after connecting (HTTP_HEADER_TIMEOUT_SECS=1)"
         );
-        assert!(took >= Duration::from_millis(500), "{what} closed after only {took:?}");
+        assert!(
+            took >= Duration::from_millis(500),
+            "{what} closed after only {took:?}"
+        );
         if what.starts_with("an idle") {
             assert!(
                 got.starts_with(b"HTTP/1.1 200"),
@@ -195,7 +210,11 @@ async fn slow_request_heads_are_cut_off_after_http_header_timeout_secs() {
         }
     }
     // The server still serves.
-    server.client().get("/health", None).await.assert_status(200);
+    server
+        .client()
+        .get("/health", None)
+        .await
+        .assert_status(200);
 }
 
 // ---------- CSRF: whole origins (finding 6) ----------
@@ -234,12 +253,19 @@ async fn csrf_refuses_an_origin_of_another_scheme() {
 async fn allowed_origins_are_compared_whole_and_are_the_only_ones_allowed() {
     let redis = redis();
     let server = ServerBuilder::redis(redis.url())
-        .env("ALLOWED_ORIGINS", "https://app.example, https://admin.example:8443")
+        .env(
+            "ALLOWED_ORIGINS",
+            "https://app.example, https://admin.example:8443",
+        )
         .start()
         .await;
     let c = server.client();
     let login = json!({"username": "alice", "password": "alice-password"});
-    for allowed in ["https://app.example", "https://app.example:443", "https://admin.example:8443"] {
+    for allowed in [
+        "https://app.example",
+        "https://app.example:443",
+        "https://admin.example:8443",
+    ] {
         c.send(
             Method::POST,
             "/login",
@@ -303,7 +329,11 @@ async fn answers_to_requests_with_a_session_are_never_cached() {
             res.status,
             res.headers
         );
-        assert!(vary_cookie(res), "{what}: no Vary: Cookie in {:?}", res.headers);
+        assert!(
+            vary_cookie(res),
+            "{what}: no Vary: Cookie in {:?}",
+            res.headers
+        );
     }
     // Anonymous answers vary by cookie too, but stay cacheable where they were.
     let anonymous = c.get("/health", None).await;
@@ -341,9 +371,15 @@ async fn two_session_cookies_count_as_none_whichever_is_live() {
         c.send(Method::GET, "/me", None, None, &[("cookie", line.as_str())])
             .await
             .assert_error(401, "unauthenticated");
-        c.send(Method::GET, "/admin", None, None, &[("cookie", line.as_str())])
-            .await
-            .assert_error(401, "unauthenticated");
+        c.send(
+            Method::GET,
+            "/admin",
+            None,
+            None,
+            &[("cookie", line.as_str())],
+        )
+        .await
+        .assert_error(401, "unauthenticated");
     }
     // The same in two Cookie headers.
     c.send(
@@ -357,8 +393,14 @@ async fn two_session_cookies_count_as_none_whichever_is_live() {
     .assert_error(401, "unauthenticated");
     // One session cookie among others still works, and both sessions are alive.
     let one = format!("a=1; {name}={}; {name}x=2; b", admin.value);
-    c.send(Method::GET, "/admin", None, None, &[("cookie", one.as_str())])
-        .await
-        .assert_status(200);
+    c.send(
+        Method::GET,
+        "/admin",
+        None,
+        None,
+        &[("cookie", one.as_str())],
+    )
+    .await
+    .assert_status(200);
     c.get("/me", Some(&alice)).await.assert_status(200);
 }

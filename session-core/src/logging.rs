@@ -47,12 +47,10 @@ pub struct LogSafe<'a>(&'a str);
 
 impl fmt::Display for LogSafe<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = 0;
-        for c in self.0.chars() {
+        for (shown, c) in self.0.chars().enumerate() {
             if shown == LOG_SAFE_MAX_CHARS {
                 return write!(f, "…[{} bytes]", self.0.len());
             }
-            shown += 1;
             match c {
                 '\n' => f.write_str("\\n")?,
                 '\r' => f.write_str("\\r")?,
@@ -96,7 +94,10 @@ mod tests {
             ("a\r\nb", r"a\r\nb"),
             ("\t", r"\t"),
             ("\u{1b}[2J", r"\u{1b}[2J"),
-            ("\u{0}\u{7}\u{7f}\u{85}\u{9b}", r"\u{0}\u{7}\u{7f}\u{85}\u{9b}"),
+            (
+                "\u{0}\u{7}\u{7f}\u{85}\u{9b}",
+                r"\u{0}\u{7}\u{7f}\u{85}\u{9b}",
+            ),
             ("x\u{2028}y\u{2029}", r"x\u{2028}y\u{2029}"),
             ("\u{202e}evil\u{2066}", r"\u{202e}evil\u{2066}"),
             (r"a\nb", r"a\\nb"),

@@ -567,7 +567,9 @@ async fn answers_to_requests_with_a_session_are_not_cacheable_and_vary_by_cookie
         let (got, _, res) = send(&app, request("GET", path, Some(&plain))).await;
         assert_eq!(got, status, "{path}");
         assert_eq!(
-            res.headers().get(header::CACHE_CONTROL).map(|v| v.as_bytes()),
+            res.headers()
+                .get(header::CACHE_CONTROL)
+                .map(|v| v.as_bytes()),
             Some(&b"no-store"[..]),
             "{path} with a live session: {:?}",
             res.headers()
@@ -583,7 +585,13 @@ async fn answers_to_requests_with_a_session_are_not_cacheable_and_vary_by_cookie
         .layer(SessionLayer::new(store.clone()));
     let (_, _, res) = send(&with_vary, request("GET", "/v", Some(&plain))).await;
     let vary: Vec<_> = res.headers().get_all(header::VARY).iter().collect();
-    assert!(vary_has_cookie(&res) && vary.iter().any(|v| v.to_str().unwrap().contains("Accept-Encoding")), "{vary:?}");
+    assert!(
+        vary_has_cookie(&res)
+            && vary
+                .iter()
+                .any(|v| v.to_str().unwrap().contains("Accept-Encoding")),
+        "{vary:?}"
+    );
     // Anonymous answers vary by cookie but are left cacheable.
     let (_, _, res) = send(&app, request("GET", "/nowhere", None)).await;
     assert!(vary_has_cookie(&res), "{:?}", res.headers());

@@ -110,7 +110,9 @@ impl CsrfLayer {
             .map(|o| {
                 let o = o.as_ref().trim();
                 Origin::parse(o)
-                    .filter(|origin| origin.scheme == Scheme::HTTP || origin.scheme == Scheme::HTTPS)
+                    .filter(|origin| {
+                        origin.scheme == Scheme::HTTP || origin.scheme == Scheme::HTTPS
+                    })
                     .ok_or_else(|| {
                         Error::Config(format!(
                             "allowed origin {o:?}: expected scheme://host[:port] with scheme \
@@ -189,7 +191,10 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if let Some(reason) = self.policy.cross_site(req.method(), req.headers(), req.uri()) {
+        if let Some(reason) = self
+            .policy
+            .cross_site(req.method(), req.headers(), req.uri())
+        {
             tracing::info!(
                 target: "session_audit",
                 event = "csrf",
@@ -226,7 +231,9 @@ impl Origin {
         let scheme = uri.scheme()?.clone();
         let authority = uri.authority()?;
         // An origin has no user info and no path; `Uri` would accept both.
-        if authority.as_str().contains('@') || text.len() != scheme.as_str().len() + 3 + authority.as_str().len() {
+        if authority.as_str().contains('@')
+            || text.len() != scheme.as_str().len() + 3 + authority.as_str().len()
+        {
             return None;
         }
         Some(Self::new(scheme, authority))
@@ -316,7 +323,11 @@ impl Policy {
 mod tests {
     use super::*;
 
-    fn check_with(layer: &CsrfLayer, method: Method, pairs: &[(&str, &str)]) -> Option<&'static str> {
+    fn check_with(
+        layer: &CsrfLayer,
+        method: Method,
+        pairs: &[(&str, &str)],
+    ) -> Option<&'static str> {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(
@@ -324,7 +335,9 @@ mod tests {
                 HeaderValue::from_str(v).unwrap(),
             );
         }
-        layer.policy.cross_site(&method, &h, &Uri::from_static("/x"))
+        layer
+            .policy
+            .cross_site(&method, &h, &Uri::from_static("/x"))
     }
 
     fn check(method: Method, pairs: &[(&str, &str)]) -> Option<&'static str> {
@@ -424,8 +437,12 @@ mod tests {
             ("app.example", "https://app.example:80"),
         ] {
             assert!(
-                check_with(&http_site(), Method::POST, &[("host", host), ("origin", origin)])
-                    .is_some(),
+                check_with(
+                    &http_site(),
+                    Method::POST,
+                    &[("host", host), ("origin", origin)]
+                )
+                .is_some(),
                 "{origin} passed on http://{host}"
             );
         }
@@ -448,12 +465,18 @@ mod tests {
         }
         assert!(check(
             Method::POST,
-            &[("host", "localhost:3000"), ("origin", "http://localhost:3001")]
+            &[
+                ("host", "localhost:3000"),
+                ("origin", "http://localhost:3001")
+            ]
         )
         .is_some());
         assert!(check(
             Method::POST,
-            &[("host", "localhost.example"), ("origin", "http://localhost.example")]
+            &[
+                ("host", "localhost.example"),
+                ("origin", "http://localhost.example")
+            ]
         )
         .is_some());
     }
@@ -482,7 +505,10 @@ mod tests {
             check_with(
                 &layer,
                 Method::POST,
-                &[("origin", "https://app.example"), ("sec-fetch-site", "cross-site")]
+                &[
+                    ("origin", "https://app.example"),
+                    ("sec-fetch-site", "cross-site")
+                ]
             ),
             None
         );
