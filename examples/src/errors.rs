@@ -65,6 +65,18 @@ impl ApiError {
         }
     }
 
+    /// 503 `busy` with `Retry-After`: too many password checks are waiting already.
+    pub fn busy(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("too many logins in progress; try again in {retry_after_secs} s"),
+            )
+        }
+    }
+
     /// 503 `store_unavailable`.
     pub fn store_unavailable() -> Self {
         Self::new(

@@ -5,7 +5,9 @@
 
 pub mod accounts;
 pub mod errors;
+pub mod password_queue;
 pub mod routes;
+pub mod serve;
 pub mod settings;
 
 use std::convert::Infallible;
@@ -16,7 +18,7 @@ use axum::http::Request;
 use axum::response::Response;
 use tower::util::BoxCloneService;
 use tower::Layer as _;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use axum::extract::DefaultBodyLimit;
@@ -25,9 +27,10 @@ use axum::Router;
 use session_core::axum::{CookieConfig, CsrfLayer, SessionLayer};
 use session_core::password::Passwords;
 use session_core::throttle::{LoginThrottle, ThrottleConfig};
-use session_core::SessionStore;
+use session_core::{log_safe, SessionStore};
 
 use crate::accounts::{Account, AccountStore};
+use crate::password_queue::PasswordQueue;
 
 /// Largest request body, in bytes.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -47,11 +50,13 @@ pub struct AppState {
     pub passwords: Passwords,
     /// Lockout rule.
     pub throttle: ThrottleConfig,
+    /// The bound on password checks waiting at once (`LOGIN_QUEUE_MAX`).
+    pub password_queue: PasswordQueue,
 }
 
-/// The HTTP service: routes, sessions, JSON errors, CSRF defence (before routing) and request
-/// logging.
-pub fn app(state: AppState, cookie: CookieConfig) -> HttpService {
+/// The HTTP service: routes, sessions, JSON errors, CSRF defence (before routing, with `csrf`'s
+/// policy) and request logging.
+pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpService {
     use routes::*;
     let store: Arc<dyn SessionStore> = state.store.clone();
     let router = Router::new()
@@ -71,17 +76,27 @@ pub fn app(state: AppState, cookie: CookieConfig) -> HttpService {
         )
         .fallback(not_found)
         .with_state(state)
-        .layer(SessionLayer::new(store).with_cookie(cookie))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(errors::json_errors))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                // As tower-http's default span, with the client's text escaped and bounded.
+                .make_span_with(|req: &Request<Body>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %log_safe(req.method().as_str()),
+                        uri = %log_safe(req.uri().path_and_query().map_or("/", |p| p.as_str())),
+                        version = ?req.version(),
+                    )
+                })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         );
     // Around the router, not inside it: the CSRF check runs before routing, so a cross-site
     // write to any path, existing or not, is refused (and audit-logged by the layer).
-    BoxCloneService::new(CsrfLayer::new().layer(router.into_service()))
+    let service = csrf.layer(router.into_service());
+    // Outermost, so that every answer, a CSRF refusal included, gets the session layer's
+    // caching headers (no-store for a request with a session cookie, Vary: Cookie).
+    BoxCloneService::new(SessionLayer::new(store).with_cookie(cookie).layer(service))
 }
 
 /// The whole app as one service (what [`app`] returns and `main` serves).

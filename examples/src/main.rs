@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::ServiceExt as _;
+use axum::http::uri::Scheme;
 use demo::accounts::{MemoryAccounts, RedisAccounts};
+use demo::password_queue::PasswordQueue;
+use demo::serve::serve;
 use demo::settings::Settings;
 use demo::{app, seed, AppState};
-use session_core::axum::CookieConfig;
+use session_core::axum::{CookieConfig, CsrfLayer};
 use session_core::password::Passwords;
 use session_core::throttle::ThrottleConfig;
 use session_core::{MemoryStore, RedisStore, SessionConfig};
@@ -55,6 +57,7 @@ async fn run(settings: Settings) -> Result<(), String> {
                 store,
                 passwords,
                 throttle,
+                password_queue: PasswordQueue::new(settings.login_queue_max),
             }
         }
         None => {
@@ -69,6 +72,7 @@ async fn run(settings: Settings) -> Result<(), String> {
                 accounts: Arc::new(MemoryAccounts::default()),
                 passwords,
                 throttle,
+                password_queue: PasswordQueue::new(settings.login_queue_max),
             }
         }
     };
@@ -92,6 +96,17 @@ async fn run(settings: Settings) -> Result<(), String> {
     if !settings.cookie_secure {
         tracing::warn!("COOKIE_SECURE=false: the session cookie is also sent over plain http");
     }
+    let csrf = match &settings.allowed_origins {
+        Some(origins) => {
+            tracing::info!(origins = ?origins, "writes are allowed from these origins only");
+            CsrfLayer::new()
+                .with_allowed_origins(origins)
+                .map_err(|e| format!("ALLOWED_ORIGINS: {e}"))?
+        }
+        // A Secure cookie is only sent over https, so the site is https; without it, http.
+        None if settings.cookie_secure => CsrfLayer::new(),
+        None => CsrfLayer::new().with_site_scheme(Scheme::HTTP),
+    };
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
@@ -100,10 +115,14 @@ async fn run(settings: Settings) -> Result<(), String> {
         settings.addr,
         cookie.cookie_name()
     );
-    axum::serve(listener, app(state, cookie).into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    serve(
+        listener,
+        app(state, cookie, csrf),
+        settings.header_timeout,
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("demo-server stopped");
     Ok(())
 }

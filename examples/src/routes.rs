@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use session_core::axum::{AuthSession, CurrentUser};
 use session_core::prelude::*;
 use session_core::throttle::{retry_after_secs, Attempt};
-use session_core::SessionHandle;
+use session_core::{log_safe, SessionHandle};
 
 use crate::accounts::Account;
 use crate::errors::{ApiError, ApiJson};
@@ -65,7 +65,7 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     ))
 }
 
-/// `POST /register`.
+/// `POST /register`: 503 `busy` when `LOGIN_QUEUE_MAX` password checks are waiting already.
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
@@ -78,6 +78,7 @@ pub async fn register(
     if !valid_password(&body.password) {
         return Err(ApiError::bad_request("password must be 8-128 characters"));
     }
+    let _slot = state.password_queue.enter()?;
     if state.accounts.get(&body.username).await?.is_some() {
         return Err(ApiError::conflict("that username is taken"));
     }
@@ -89,7 +90,7 @@ pub async fn register(
     if !state.accounts.create(&account).await? {
         return Err(ApiError::conflict("that username is taken"));
     }
-    tracing::info!(target: "session_audit", event = "register", user = %account.username, "account created");
+    tracing::info!(target: "session_audit", event = "register", user = %log_safe(&account.username), "account created");
     Ok((
         StatusCode::CREATED,
         Json(json!({ "username": account.username, "roles": account.roles })),
@@ -97,12 +98,15 @@ pub async fn register(
 }
 
 /// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
-/// password; every login starts a new session with a new token.
+/// password; every login starts a new session with a new token. 503 `busy` when
+/// `LOGIN_QUEUE_MAX` password checks are waiting already.
 pub async fn login(
     State(state): State<AppState>,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Json<Value>, ApiError> {
+    // Every login costs a hash (a real or a dummy one), so every login takes a place.
+    let _slot = state.password_queue.enter()?;
     let username = body.username.as_str();
     // A name that cannot be an account is checked like an unknown one (same answer, same
     // time) but not counted: it has no throttle key of its own.
@@ -112,7 +116,7 @@ pub async fn login(
         if let Attempt::Locked { retry_after } =
             state.store.begin_login(username, &state.throttle).await?
         {
-            tracing::info!(target: "session_audit", event = "login_refused_locked", user = %username, "login refused: username locked");
+            tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), "login refused: username locked");
             return Err(ApiError::too_many_attempts(retry_after_secs(retry_after)));
         }
     }
@@ -131,7 +135,7 @@ pub async fn login(
         .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
         .await?;
     let Some(account) = account.filter(|_| ok) else {
-        tracing::info!(target: "session_audit", event = "login_failed", user = %username, "failed login");
+        tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), "failed login");
         if plausible {
             if let Attempt::Locked { retry_after } = state
                 .store
@@ -141,7 +145,7 @@ pub async fn login(
                 tracing::warn!(
                     target: "session_audit",
                     event = "lockout",
-                    user = %username,
+                    user = %log_safe(username),
                     secs = retry_after_secs(retry_after),
                     "username locked after repeated failed logins"
                 );
@@ -222,7 +226,7 @@ pub async fn delete_session(
     {
         return Err(ApiError::not_found("no such session among yours"));
     }
-    tracing::info!(target: "session_audit", event = "revocation", user = %session.user_id(), handle = %handle, by = %session.user_id(), "session ended by its owner");
+    tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(session.user_id()), handle = %log_safe(handle.as_str()), by = %log_safe(session.user_id()), "session ended by its owner");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -236,7 +240,7 @@ pub async fn delete_all_sessions(
         return Err(session_core::Error::NotFound.into());
     };
     let ended = state.store.delete_user_sessions(&user).await?;
-    tracing::info!(target: "session_audit", event = "revocation", user = %user, ended, by = %user, "all sessions ended by their owner");
+    tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&user), ended, by = %log_safe(&user), "all sessions ended by their owner");
     auth.logout().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -262,7 +266,7 @@ pub async fn set_roles(
         return Err(ApiError::not_found("no such user"));
     }
     let sessions = state.store.set_user_authz(&username, &roles, &[]).await?;
-    tracing::info!(target: "session_audit", event = "roles_changed", user = %username, roles = ?roles, sessions, by = %admin.user_id(), "roles changed");
+    tracing::info!(target: "session_audit", event = "roles_changed", user = %log_safe(&username), roles = ?roles, sessions, by = %log_safe(admin.user_id()), "roles changed");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -277,7 +281,7 @@ pub async fn revoke_user_sessions(
         return Err(ApiError::bad_request("no such username"));
     }
     let ended = state.store.delete_user_sessions(&username).await?;
-    tracing::info!(target: "session_audit", event = "revocation", user = %username, ended, by = %admin.user_id(), "all sessions of a user ended by an admin");
+    tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&username), ended, by = %log_safe(admin.user_id()), "all sessions of a user ended by an admin");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use session_core::axum::CsrfLayer;
 use session_core::RedisTarget;
 
 /// Everything the demo can be told at start.
@@ -26,6 +27,15 @@ pub struct Settings {
     pub login_max_failures: u32,
     /// `LOGIN_LOCKOUT_SECS`.
     pub lockout: Duration,
+    /// `HTTP_HEADER_TIMEOUT_SECS`: a connection that has not sent a complete request head this
+    /// long after connecting (or after its previous answer) is closed.
+    pub header_timeout: Duration,
+    /// `LOGIN_QUEUE_MAX`: password checks allowed to wait at once.
+    pub login_queue_max: usize,
+    /// `ALLOWED_ORIGINS`: the exact origins (`https://app.example`, comma-separated) allowed
+    /// to send POST/PUT/PATCH/DELETE; unset: the request's own origin, `https://{Host}` (or
+    /// `http://{Host}` with `COOKIE_SECURE=false`).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -110,6 +120,22 @@ impl Settings {
                 )
             }
         };
+        let allowed_origins = match get("ALLOWED_ORIGINS") {
+            None => None,
+            Some(v) => {
+                let origins: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                // Checked now, so a typo stops the server at start rather than refusing writes.
+                CsrfLayer::new()
+                    .with_allowed_origins(&origins)
+                    .map_err(|e| format!("ALLOWED_ORIGINS={v:?}: {e}"))?;
+                Some(origins)
+            }
+        };
         Ok(Self {
             addr,
             redis,
@@ -121,6 +147,10 @@ impl Settings {
             login_max_failures: u32::try_from(max_failures)
                 .map_err(|_| "LOGIN_MAX_FAILURES is too large".to_owned())?,
             lockout: secs("LOGIN_LOCKOUT_SECS", 900)?,
+            header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", 30)?,
+            login_queue_max: usize::try_from(number("LOGIN_QUEUE_MAX", 64)?)
+                .map_err(|_| "LOGIN_QUEUE_MAX is too large".to_owned())?,
+            allowed_origins,
         })
     }
 }
@@ -149,6 +179,9 @@ mod tests {
         assert!(s.cookie_secure);
         assert_eq!(s.login_max_failures, 5);
         assert_eq!(s.lockout, Duration::from_secs(900));
+        assert_eq!(s.header_timeout, Duration::from_secs(30));
+        assert_eq!(s.login_queue_max, 64);
+        assert_eq!(s.allowed_origins, None);
     }
 
     #[test]
@@ -159,6 +192,15 @@ mod tests {
             ("COOKIE_SECURE", "maybe"),
             ("DEMO_ADDR", "nowhere"),
             ("LOGIN_MAX_FAILURES", "x"),
+            ("LOGIN_QUEUE_MAX", "0"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("ALLOWED_ORIGINS", "app.example"),
+            ("ALLOWED_ORIGINS", "https://app.example/path"),
+            (
+                "ALLOWED_ORIGINS",
+                "https://app.example, ftp://files.example",
+            ),
+            ("ALLOWED_ORIGINS", " , "),
         ] {
             let err = parse(&[(k, v)]).unwrap_err();
             assert!(err.contains(k), "{err}");
@@ -168,6 +210,19 @@ mod tests {
         assert!(parse(&[("REDIS_SENTINELS", "b:1")])
             .unwrap_err()
             .contains("SERVICE"));
+    }
+
+    #[test]
+    fn allowed_origins_are_a_trimmed_comma_separated_list() {
+        let s = parse(&[(
+            "ALLOWED_ORIGINS",
+            " https://app.example, https://admin.example:8443 ,",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.allowed_origins.unwrap(),
+            ["https://app.example", "https://admin.example:8443"]
+        );
     }
 
     #[test]

@@ -63,6 +63,7 @@
 pub mod axum;
 pub mod config;
 pub mod error;
+mod logging;
 #[cfg(feature = "password")]
 pub mod password;
 pub mod record;
@@ -78,6 +79,7 @@ pub mod testing;
 pub use ::redis;
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use error::{Error, Result, UnavailableKind};
+pub use logging::{log_safe, LogSafe, LOG_SAFE_MAX_CHARS};
 pub use record::{NewSession, Session, SessionData, SessionInfo};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]

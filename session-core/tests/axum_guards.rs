@@ -543,6 +543,98 @@ async fn rejections_can_be_replaced_for_html_apps() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
+fn vary_has_cookie(res: &Response<()>) -> bool {
+    res.headers()
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case("cookie"))
+}
+
+#[tokio::test]
+async fn answers_to_requests_with_a_session_are_not_cacheable_and_vary_by_cookie() {
+    let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    let app = app(store.clone());
+    let (plain, _) = users(store.as_ref()).await;
+    // Allowed, refused by a guard, no such route, and a route that never loads the session.
+    for (path, status) in [
+        ("/login_required", StatusCode::OK),
+        ("/has_role", StatusCode::FORBIDDEN),
+        ("/nowhere", StatusCode::NOT_FOUND),
+        ("/layered", StatusCode::FORBIDDEN),
+    ] {
+        let (got, _, res) = send(&app, request("GET", path, Some(&plain))).await;
+        assert_eq!(got, status, "{path}");
+        assert_eq!(
+            res.headers()
+                .get(header::CACHE_CONTROL)
+                .map(|v| v.as_bytes()),
+            Some(&b"no-store"[..]),
+            "{path} with a live session: {:?}",
+            res.headers()
+        );
+        assert!(vary_has_cookie(&res), "{path}: {:?}", res.headers());
+    }
+    // A handler's own Vary is kept, with Cookie added once.
+    let with_vary = Router::new()
+        .route(
+            "/v",
+            get(|| async { ([(header::VARY, "Accept-Encoding")], "ok") }),
+        )
+        .layer(SessionLayer::new(store.clone()));
+    let (_, _, res) = send(&with_vary, request("GET", "/v", Some(&plain))).await;
+    let vary: Vec<_> = res.headers().get_all(header::VARY).iter().collect();
+    assert!(
+        vary_has_cookie(&res)
+            && vary
+                .iter()
+                .any(|v| v.to_str().unwrap().contains("Accept-Encoding")),
+        "{vary:?}"
+    );
+    // Anonymous answers vary by cookie but are left cacheable.
+    let (_, _, res) = send(&app, request("GET", "/nowhere", None)).await;
+    assert!(vary_has_cookie(&res), "{:?}", res.headers());
+    assert!(res.headers().get(header::CACHE_CONTROL).is_none());
+    // Setting and clearing the cookie: no-store and Vary too.
+    let (_, _, res) = send(&app, json_request("/login", r#"{"user":"alice"}"#, None)).await;
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    assert!(vary_has_cookie(&res));
+    let (_, _, res) = send(&app, request("POST", "/logout", Some(&plain))).await;
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    assert!(vary_has_cookie(&res));
+}
+
+#[tokio::test]
+async fn two_session_cookies_are_treated_as_none_whichever_is_live() {
+    let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    let app = app(store.clone());
+    let (plain, boss) = users(store.as_ref()).await;
+    let (plain, boss) = (plain.as_cookie_value(), boss.as_cookie_value());
+    for lines in [
+        vec![format!("{COOKIE}={boss}; {COOKIE}={plain}")],
+        vec![format!("{COOKIE}={plain}; {COOKIE}={boss}")],
+        vec![format!("{COOKIE}={boss}; {COOKIE}={boss}")],
+        vec![format!("{COOKIE}={boss}; {COOKIE}=garbage")],
+        vec![format!("{COOKIE}=garbage; {COOKIE}={boss}")],
+        vec![format!("{COOKIE}={boss}"), format!("{COOKIE}={plain}")],
+    ] {
+        let mut req = Request::builder().uri("/has_role");
+        for line in &lines {
+            req = req.header(header::COOKIE, line.as_str());
+        }
+        let (status, json, _) = send(&app, req.body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{lines:?}: {json}");
+    }
+    // One of ours among other cookies is still the session.
+    let req = Request::builder()
+        .uri("/has_role")
+        .header(header::COOKIE, format!("a=1; {COOKIE}={boss}; {COOKIE}2=x"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, req).await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn missing_layer_is_a_clear_server_error() {
     let app = Router::new().route("/me", get(login_only));

@@ -31,6 +31,9 @@ const CONTROLLED_ENV: &[&str] = &[
     "COOKIE_SECURE",
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_SECS",
+    "LOGIN_QUEUE_MAX",
+    "ALLOWED_ORIGINS",
+    "HTTP_HEADER_TIMEOUT_SECS",
     "RUST_LOG",
 ];
 
@@ -236,6 +239,11 @@ impl Server {
     pub fn logs(&self) -> String {
         let raw = std::fs::read(&self.log_path).unwrap_or_default();
         strip_ansi(&String::from_utf8_lossy(&raw))
+    }
+
+    /// The server's output as written, bytes and all (nothing removed).
+    pub fn raw_logs(&self) -> Vec<u8> {
+        std::fs::read(&self.log_path).unwrap_or_default()
     }
 
     /// The log's lines after the first `skip` bytes (use `logs().len()` as a mark).

@@ -87,14 +87,19 @@ impl CookieConfig {
         }
     }
 
-    /// The first well-formed token in the request's cookies of our name. Malformed values
-    /// (wrong length or alphabet, non-UTF-8 bytes) are skipped without any store access.
+    /// The token of the request's one cookie of our name, if it is well-formed. Malformed values
+    /// (wrong length or alphabet, non-UTF-8 bytes) give none, without any store access.
+    ///
+    /// Two or more cookies of our name (in one `Cookie` header or several, well-formed or not)
+    /// give none as well, whichever of them is live: a second cookie of the name is what a
+    /// sibling subdomain or a plain-http page planting its own would produce ("cookie
+    /// tossing"), and the order in which a browser sends them is no basis for picking one.
     ///
     /// A plain byte scan of `name=value; ...` (it runs on every request, so no allocation and
     /// no general-purpose cookie parser).
     pub(crate) fn token_from(&self, headers: &HeaderMap) -> Option<Token> {
         let name = self.cookie_name().as_bytes();
-        headers
+        let mut ours = headers
             .get_all(COOKIE)
             .iter()
             .flat_map(|line| line.as_bytes().split(|b| *b == b';'))
@@ -102,8 +107,12 @@ impl CookieConfig {
                 let eq = pair.iter().position(|b| *b == b'=')?;
                 let (key, value) = pair.split_at(eq);
                 (key.trim_ascii() == name).then(|| value[1..].trim_ascii())
-            })
-            .find_map(|value| Token::parse_bytes(value).ok())
+            });
+        let value = ours.next()?;
+        if ours.next().is_some() {
+            return None;
+        }
+        Token::parse_bytes(value).ok()
     }
 
     /// `Set-Cookie` carrying `token`, living as long as the session can.
@@ -163,7 +172,7 @@ mod tests {
         let config = CookieConfig::default();
         let token = Token::generate_until(1_800_000_000_000).unwrap();
         let good = format!("__Host-session={}", token.as_cookie_value());
-        let odd: &[u8] = b"x=\xff\xfe; novalue; =; __Host-session=short";
+        let odd: &[u8] = b"x=\xff\xfe; novalue; =; __Host-sessionx=short";
         assert_eq!(
             config.token_from(&headers(&[odd, good.as_bytes()])),
             Some(token.clone())
@@ -219,5 +228,23 @@ mod tests {
             .unwrap();
         let dev = dev.to_str().unwrap();
         assert!(dev.starts_with("session=") && !dev.contains("Secure") && dev.contains("Strict"));
+    }
+
+    #[test]
+    fn two_cookies_of_our_name_give_no_token() {
+        let config = CookieConfig::default();
+        let a = Token::generate_until(1_800_000_000_000).unwrap();
+        let b = Token::generate_until(1_800_000_000_000).unwrap();
+        let (a, b) = (a.as_cookie_value(), b.as_cookie_value());
+        for lines in [
+            vec![format!("__Host-session={a}; __Host-session={b}")],
+            vec![format!("__Host-session={a}; x=1; __Host-session={a}")],
+            vec![format!("__Host-session=short; __Host-session={a}")],
+            vec![format!("__Host-session={a}; __Host-session=")],
+            vec![format!("__Host-session={a}"), format!("__Host-session={b}")],
+        ] {
+            let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+            assert_eq!(config.token_from(&headers(&lines)), None, "{lines:?}");
+        }
     }
 }

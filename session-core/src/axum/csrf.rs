@@ -3,8 +3,26 @@
 //! A browser attaches the session cookie to requests that another site makes it send. The layer
 //! refuses `POST`, `PUT`, `PATCH` and `DELETE` requests that a browser marks as coming from
 //! elsewhere:
-//! - an `Origin` header naming another origin than the request's `Host` (or `Origin: null`);
-//! - `Sec-Fetch-Site: cross-site`.
+//! - an `Origin` header naming another origin than the site's (or `Origin: null`, or two
+//!   `Origin` headers);
+//! - `Sec-Fetch-Site: cross-site` (unless the `Origin` is one of the
+//!   [allowed origins](CsrfLayer::with_allowed_origins)).
+//!
+//! Origins are compared whole: scheme, host and port (`https://app.example` is
+//! `https://app.example:443`, and neither is `http://app.example`). The site's origin is, in
+//! this order:
+//! - the [allowed origins](CsrfLayer::with_allowed_origins), when set: exactly those, and the
+//!   `Host` header plays no part. Set them whenever the app sits behind a proxy that changes the
+//!   host, the port or the scheme;
+//! - otherwise `{scheme}://{Host}`. A server cannot see from a request which scheme the
+//!   *browser* used (behind a TLS-terminating proxy every request arrives over plain HTTP), so
+//!   the scheme is configured: `https` by default (as the session cookie is `Secure` by
+//!   default, browsers only send it over https), `http` with
+//!   [`CsrfLayer::with_site_scheme`] for a site served over plain http. `X-Forwarded-Proto` is
+//!   **not** consulted: any client can send it. One exception: on a loopback host
+//!   (`localhost`, `*.localhost`, `127.0.0.0/8`, `[::1]`) an `http` origin of the same host
+//!   and port passes too, since browsers treat `http://localhost` as secure (they send `Secure`
+//!   cookies to it) and no one but the machine itself can serve a page there.
 //!
 //! Same-origin requests pass, and so do requests with neither header (non-browser clients such
 //! as curl, which carry no ambient cookies). Put the layer outermost, so it runs before routing
@@ -21,23 +39,123 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use axum::response::{IntoResponse, Response};
-use http::header::{HOST, ORIGIN};
-use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http::header::{CACHE_CONTROL, HOST, ORIGIN};
+use http::uri::{Authority, Scheme};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use tower::{Layer, Service};
 
+use crate::error::Error;
+use crate::logging::log_safe;
+
 /// The layer; see the module docs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub struct CsrfLayer {
-    _private: (),
+    policy: Arc<Policy>,
+}
+
+#[derive(Debug)]
+struct Policy {
+    /// `Some`: exactly these origins; `None`: the site's own, `{site_scheme}://{Host}`.
+    allowed: Option<Vec<Origin>>,
+    site_scheme: Scheme,
+}
+
+impl Default for CsrfLayer {
+    fn default() -> Self {
+        Self {
+            policy: Arc::new(Policy {
+                allowed: None,
+                site_scheme: Scheme::HTTPS,
+            }),
+        }
+    }
 }
 
 impl CsrfLayer {
-    /// The layer with its only policy (see the module docs).
+    /// The layer for a site served over https whose origin is `https://{Host}` (see the module
+    /// docs).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Allows exactly `origins` (each `scheme://host[:port]`, `http` or `https`, no path) on
+    /// state-changing requests; the `Host` header then plays no part. An `Origin` that differs
+    /// from every one of them in scheme, host or port is refused.
+    ///
+    /// ```
+    /// use session_core::axum::CsrfLayer;
+    ///
+    /// let layer = CsrfLayer::new()
+    ///     .with_allowed_origins(["https://app.example", "https://admin.example:8443"])?;
+    /// assert!(CsrfLayer::new().with_allowed_origins(["app.example"]).is_err());
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    ///
+    /// **Security:** every listed origin can make a logged-in browser write with its session;
+    /// list only origins you serve.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an entry that is not such an origin, or for an empty list.
+    pub fn with_allowed_origins<I, S>(self, origins: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let allowed = origins
+            .into_iter()
+            .map(|o| {
+                let o = o.as_ref().trim();
+                Origin::parse(o)
+                    .filter(|origin| {
+                        origin.scheme == Scheme::HTTP || origin.scheme == Scheme::HTTPS
+                    })
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "allowed origin {o:?}: expected scheme://host[:port] with scheme \
+                             http or https and no path, e.g. https://app.example"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if allowed.is_empty() {
+            return Err(Error::Config(
+                "no allowed origins given: every browser write would be refused".to_owned(),
+            ));
+        }
+        Ok(self.with_policy(|p| p.allowed = Some(allowed)))
+    }
+
+    /// Sets the scheme of the site's own origin `{scheme}://{Host}` (default `https`), used
+    /// when no [allowed origins](CsrfLayer::with_allowed_origins) are set.
+    ///
+    /// ```
+    /// use axum::http::uri::Scheme;
+    /// use session_core::axum::CsrfLayer;
+    ///
+    /// // Local development over plain http (with `CookieConfig::secure(false)`).
+    /// let layer = CsrfLayer::new().with_site_scheme(Scheme::HTTP);
+    /// ```
+    ///
+    /// **Security:** with `http`, a site that is in fact served over https accepts writes from
+    /// pages on `http://` its host, which anyone on the network path can forge.
+    #[must_use]
+    pub fn with_site_scheme(self, scheme: Scheme) -> Self {
+        self.with_policy(|p| p.site_scheme = scheme)
+    }
+
+    fn with_policy(self, f: impl FnOnce(&mut Policy)) -> Self {
+        let mut policy = Policy {
+            allowed: self.policy.allowed.clone(),
+            site_scheme: self.policy.site_scheme.clone(),
+        };
+        f(&mut policy);
+        Self {
+            policy: Arc::new(policy),
+        }
     }
 }
 
@@ -45,7 +163,10 @@ impl<S> Layer<S> for CsrfLayer {
     type Service = CsrfService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CsrfService { inner }
+        CsrfService {
+            inner,
+            policy: Arc::clone(&self.policy),
+        }
     }
 }
 
@@ -53,6 +174,7 @@ impl<S> Layer<S> for CsrfLayer {
 #[derive(Debug, Clone)]
 pub struct CsrfService<S> {
     inner: S,
+    policy: Arc<Policy>,
 }
 
 impl<S, B> Service<Request<B>> for CsrfService<S>
@@ -69,12 +191,15 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if let Some(reason) = cross_site(req.method(), req.headers(), req.uri()) {
+        if let Some(reason) = self
+            .policy
+            .cross_site(req.method(), req.headers(), req.uri())
+        {
             tracing::info!(
                 target: "session_audit",
                 event = "csrf",
-                method = %req.method(),
-                path = %req.uri().path(),
+                method = %log_safe(req.method().as_str()),
+                path = %log_safe(req.uri().path()),
                 reason,
                 "cross-site request refused"
             );
@@ -82,82 +207,145 @@ where
                 "error": "csrf",
                 "message": format!("cross-site request refused: {reason}"),
             });
-            let res = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+            let mut res = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+            res.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             return Box::pin(async move { Ok(res) });
         }
         Box::pin(self.inner.call(req))
     }
 }
 
-/// Why the request is cross-site, or `None` when it may pass.
-fn cross_site(method: &Method, headers: &HeaderMap, uri: &Uri) -> Option<&'static str> {
-    if !matches!(
-        *method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) {
-        return None;
+/// A parsed origin: scheme, lower-case host, and port (the scheme's default when not written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    scheme: Scheme,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Origin {
+    /// `scheme://host[:port]` and nothing else; `None` for `null`, paths, user info or garbage.
+    fn parse(text: &str) -> Option<Self> {
+        let uri: Uri = text.parse().ok()?;
+        let scheme = uri.scheme()?.clone();
+        let authority = uri.authority()?;
+        // An origin has no user info and no path; `Uri` would accept both.
+        if authority.as_str().contains('@')
+            || text.len() != scheme.as_str().len() + 3 + authority.as_str().len()
+        {
+            return None;
+        }
+        Some(Self::new(scheme, authority))
     }
-    if headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
-    {
-        return Some("Sec-Fetch-Site: cross-site");
-    }
-    let origin = headers.get(ORIGIN)?;
-    let Some(origin) = origin.to_str().ok().and_then(origin_authority) else {
-        return Some("Origin is not a usable origin");
-    };
-    let host = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| uri.authority().map(|a| a.to_string()));
-    match host {
-        Some(host) if same_authority(&origin, &host) => None,
-        _ => Some("Origin names another origin than Host"),
+
+    fn new(scheme: Scheme, authority: &Authority) -> Self {
+        let port = authority.port_u16().or_else(|| default_port(&scheme));
+        Self {
+            scheme,
+            host: authority.host().to_ascii_lowercase(),
+            port,
+        }
     }
 }
 
-/// `(scheme, host, port)` of an `Origin` value; `None` for `null` or garbage.
-fn origin_authority(origin: &str) -> Option<(String, String, Option<u16>)> {
-    let uri: Uri = origin.parse().ok()?;
-    let scheme = uri.scheme_str()?.to_ascii_lowercase();
-    let authority = uri.authority()?;
-    Some((
-        scheme,
-        authority.host().to_ascii_lowercase(),
-        authority.port_u16(),
-    ))
+fn default_port(scheme: &Scheme) -> Option<u16> {
+    if *scheme == Scheme::HTTPS {
+        Some(443)
+    } else if *scheme == Scheme::HTTP {
+        Some(80)
+    } else {
+        None
+    }
 }
 
-fn same_authority((scheme, host, port): &(String, String, Option<u16>), host_header: &str) -> bool {
-    let Ok(authority) = host_header.parse::<http::uri::Authority>() else {
-        return false;
-    };
-    let default_port = match scheme.as_str() {
-        "https" => Some(443),
-        "http" => Some(80),
-        _ => None,
-    };
-    let origin_port = port.or(default_port);
-    let host_port = authority.port_u16().or(default_port);
-    authority.host().eq_ignore_ascii_case(host) && origin_port == host_port
+/// `localhost`, `*.localhost`, `127.0.0.0/8` and `[::1]`: only this machine serves pages there.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Policy {
+    /// Why the request is cross-site, or `None` when it may pass.
+    fn cross_site(&self, method: &Method, headers: &HeaderMap, uri: &Uri) -> Option<&'static str> {
+        if !matches!(
+            *method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        ) {
+            return None;
+        }
+        let mut origins = headers.get_all(ORIGIN).iter();
+        let origin = origins.next();
+        if origins.next().is_some() {
+            return Some("more than one Origin header");
+        }
+        let origin = origin.map(|o| o.to_str().ok().and_then(Origin::parse));
+        if let (Some(Some(origin)), Some(allowed)) = (&origin, &self.allowed) {
+            if allowed.contains(origin) {
+                return None;
+            }
+        }
+        if headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+        {
+            return Some("Sec-Fetch-Site: cross-site");
+        }
+        let Some(origin) = origin? else {
+            return Some("Origin is not a usable origin");
+        };
+        if self.allowed.is_some() {
+            return Some("Origin is not an allowed origin");
+        }
+        let host = match headers.get(HOST) {
+            Some(h) => h.to_str().ok().and_then(|h| h.parse::<Authority>().ok()),
+            None => uri.authority().cloned(),
+        };
+        let Some(host) = host else {
+            return Some("Origin names another origin than Host");
+        };
+        if origin == Origin::new(self.site_scheme.clone(), &host) {
+            return None;
+        }
+        let own_http = Origin::new(Scheme::HTTP, &host);
+        if is_loopback(&own_http.host) && origin == own_http {
+            return None;
+        }
+        Some("Origin names another origin than the site's (scheme, host and port)")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
-    fn check(method: Method, pairs: &[(&str, &str)]) -> Option<&'static str> {
+    fn check_with(
+        layer: &CsrfLayer,
+        method: Method,
+        pairs: &[(&str, &str)],
+    ) -> Option<&'static str> {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.insert(
+            h.append(
                 http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
                 HeaderValue::from_str(v).unwrap(),
             );
         }
-        cross_site(&method, &h, &Uri::from_static("/x"))
+        layer
+            .policy
+            .cross_site(&method, &h, &Uri::from_static("/x"))
+    }
+
+    fn check(method: Method, pairs: &[(&str, &str)]) -> Option<&'static str> {
+        check_with(&CsrfLayer::new(), method, pairs)
+    }
+
+    fn http_site() -> CsrfLayer {
+        CsrfLayer::new().with_site_scheme(Scheme::HTTP)
     }
 
     #[test]
@@ -165,7 +353,8 @@ mod tests {
         assert_eq!(check(Method::POST, &[]), None);
         assert_eq!(check(Method::POST, &[("host", "app.example:3000")]), None);
         assert_eq!(
-            check(
+            check_with(
+                &http_site(),
                 Method::POST,
                 &[
                     ("host", "app.example:3000"),
@@ -201,7 +390,8 @@ mod tests {
         }
         assert_eq!(check(Method::GET, &evil), None);
         assert!(check(Method::POST, &[("host", "a"), ("origin", "null")]).is_some());
-        assert!(check(
+        assert!(check_with(
+            &http_site(),
             Method::POST,
             &[
                 ("host", "app.example:3000"),
@@ -211,5 +401,158 @@ mod tests {
         .is_some());
         assert!(check(Method::PATCH, &[("sec-fetch-site", "cross-site")]).is_some());
         assert!(check(Method::POST, &[("origin", "http://app.example")]).is_some());
+        let twice = [
+            ("host", "app.example"),
+            ("origin", "https://app.example"),
+            ("origin", "https://app.example"),
+        ];
+        assert!(check(Method::POST, &twice).is_some());
+    }
+
+    #[test]
+    fn an_origin_of_another_scheme_is_refused() {
+        // The default layer takes the site for https: a page on http://app.example (say, one a
+        // network attacker injected) must not write to https://app.example.
+        for (host, origin) in [
+            ("app.example", "http://app.example"),
+            ("app.example:443", "http://app.example:443"),
+            ("app.example:8443", "http://app.example:8443"),
+            ("app.example:80", "http://app.example"),
+        ] {
+            assert!(
+                check(Method::POST, &[("host", host), ("origin", origin)]).is_some(),
+                "{origin} passed on https://{host}"
+            );
+        }
+        assert_eq!(
+            check(
+                Method::POST,
+                &[("host", "app.example"), ("origin", "https://app.example")]
+            ),
+            None
+        );
+        // And the other way round on a site served over http.
+        for (host, origin) in [
+            ("app.example:3000", "https://app.example:3000"),
+            ("app.example", "https://app.example:80"),
+        ] {
+            assert!(
+                check_with(
+                    &http_site(),
+                    Method::POST,
+                    &[("host", host), ("origin", origin)]
+                )
+                .is_some(),
+                "{origin} passed on http://{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_accept_their_http_origin_too() {
+        for (host, origin) in [
+            ("localhost:3000", "http://localhost:3000"),
+            ("127.0.0.1:3000", "http://127.0.0.1:3000"),
+            ("[::1]:3000", "http://[::1]:3000"),
+            ("app.localhost", "http://app.localhost"),
+            ("localhost:3000", "https://localhost:3000"),
+        ] {
+            assert_eq!(
+                check(Method::POST, &[("host", host), ("origin", origin)]),
+                None,
+                "{origin} on {host}"
+            );
+        }
+        assert!(check(
+            Method::POST,
+            &[
+                ("host", "localhost:3000"),
+                ("origin", "http://localhost:3001")
+            ]
+        )
+        .is_some());
+        assert!(check(
+            Method::POST,
+            &[
+                ("host", "localhost.example"),
+                ("origin", "http://localhost.example")
+            ]
+        )
+        .is_some());
+    }
+
+    #[test]
+    fn allowed_origins_are_exactly_the_ones_that_pass() {
+        let layer = CsrfLayer::new()
+            .with_allowed_origins(["https://app.example", " https://Admin.example:8443 "])
+            .unwrap();
+        for origin in [
+            "https://app.example",
+            "https://app.example:443",
+            "https://admin.example:8443",
+        ] {
+            // The Host header plays no part.
+            for host in ["app.example", "internal:3000"] {
+                assert_eq!(
+                    check_with(&layer, Method::POST, &[("host", host), ("origin", origin)]),
+                    None,
+                    "{origin}"
+                );
+            }
+        }
+        // A listed origin passes even where the browser calls it cross-site.
+        assert_eq!(
+            check_with(
+                &layer,
+                Method::POST,
+                &[
+                    ("origin", "https://app.example"),
+                    ("sec-fetch-site", "cross-site")
+                ]
+            ),
+            None
+        );
+        for origin in [
+            "http://app.example",
+            "https://app.example:8443",
+            "https://admin.example",
+            "https://app.example.evil",
+            "https://evil.example",
+            "null",
+        ] {
+            assert!(
+                check_with(
+                    &layer,
+                    Method::POST,
+                    &[("host", "app.example"), ("origin", origin)]
+                )
+                .is_some(),
+                "{origin} passed"
+            );
+        }
+        assert!(check_with(&layer, Method::POST, &[("sec-fetch-site", "cross-site")]).is_some());
+        assert_eq!(check_with(&layer, Method::POST, &[]), None);
+    }
+
+    #[test]
+    fn allowed_origins_must_be_bare_http_or_https_origins() {
+        for bad in [
+            "app.example",
+            "https://app.example/",
+            "https://app.example/path",
+            "https://app.example?q",
+            "https://user@app.example",
+            "ftp://app.example",
+            "null",
+            "",
+        ] {
+            assert!(
+                CsrfLayer::new().with_allowed_origins([bad]).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(CsrfLayer::new()
+            .with_allowed_origins(Vec::<String>::new())
+            .is_err());
     }
 }

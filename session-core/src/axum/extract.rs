@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::axum::layer::RequestSession;
 use crate::axum::rejection::Rejection;
 use crate::error::{Error, Result};
+use crate::logging::log_safe;
 use crate::record::{NewSession, Session, SessionData};
 
 /// The request's session, if any, with the operations that change it: login, logout, rotation
@@ -88,7 +89,7 @@ impl AuthSession {
         tracing::info!(
             target: "session_audit",
             event = "login",
-            user = %session.user_id(),
+            user = %log_safe(session.user_id()),
             session = %session.key().log_tag(),
             "session started"
         );
@@ -111,7 +112,7 @@ impl AuthSession {
             tracing::info!(
                 target: "session_audit",
                 event = "logout",
-                user = %session.user_id(),
+                user = %log_safe(session.user_id()),
                 session = %session.key().log_tag(),
                 "session ended"
             );

@@ -23,6 +23,7 @@ use tower::{Layer, Service};
 
 use crate::axum::layer::RequestSession;
 use crate::axum::rejection::Rejection;
+use crate::logging::log_safe;
 use crate::record::Session;
 
 /// A requirement a [`Guard`] enforces on the request's session.
@@ -75,7 +76,7 @@ async fn enforce(
     tracing::info!(
         target: "session_audit",
         event = "denied",
-        user = %session.user_id(),
+        user = %log_safe(session.user_id()),
         session = %session.key().log_tag(),
         requirement = %requirement,
         "request refused"

@@ -1,6 +1,6 @@
 //! [`SessionLayer`]: makes the store reachable from handlers, reads the session cookie, loads the
-//! session at most once per request (lazily, on the first extractor that needs it), and writes
-//! `Set-Cookie` after login, rotation and logout.
+//! session at most once per request (lazily, on the first extractor that needs it), writes
+//! `Set-Cookie` after login, rotation and logout, and keeps session answers out of caches.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
 
 use axum::response::Response;
-use http::header::{CACHE_CONTROL, SET_COOKIE};
+use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::request::Parts;
 use http::{HeaderValue, Request};
 use tower::{Layer, Service};
@@ -20,6 +20,12 @@ use crate::store::SessionStore;
 use crate::token::Token;
 
 /// The tower layer that connects a [`SessionStore`] to an axum router.
+///
+/// Caching: every answer gets `Vary: Cookie` (it may depend on the cookie), and
+/// `Cache-Control: no-store` goes on every answer to a request that carries a well-formed
+/// session cookie (live or not: the layer does not load the session just to decide) and on
+/// every answer that sets or clears the cookie, so no shared or browser cache keeps a page
+/// meant for one session. An answer's own `Cache-Control` is replaced in those cases.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -151,6 +157,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let token = self.shared.cookie.token_from(req.headers());
+        let carries_session = token.is_some();
         let ctx = RequestSession::new(Arc::clone(&self.shared), token);
         req.extensions_mut().insert(ctx.clone());
         // The clone is the one that was driven to readiness; keep a fresh clone for next time.
@@ -158,14 +165,35 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let mut res = inner.call(req).await?;
-            if let Some(set_cookie) = ctx.take_cookie_header() {
-                let headers = res.headers_mut();
-                headers.append(SET_COOKIE, set_cookie);
-                // A response that hands out or ends a session must never be cached.
+            let cookie_change = ctx.take_cookie_header();
+            let headers = res.headers_mut();
+            if carries_session || cookie_change.is_some() {
+                // An answer for one session, or one that hands out or ends a session, must
+                // never be cached.
                 headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             }
+            if let Some(Some(set_cookie)) = cookie_change {
+                headers.append(SET_COOKIE, set_cookie);
+            }
+            add_vary_cookie(headers);
             Ok(res)
         })
+    }
+}
+
+/// Adds `Cookie` to the answer's `Vary`, unless it is already there (or `Vary: *`).
+fn add_vary_cookie(headers: &mut http::HeaderMap) {
+    let present = headers
+        .get_all(VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            let v = v.trim();
+            v == "*" || v.eq_ignore_ascii_case("cookie")
+        });
+    if !present {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
     }
 }
 
@@ -292,7 +320,9 @@ impl RequestSession {
         self.state().loaded = Some(Loaded::Session(session));
     }
 
-    fn take_cookie_header(&self) -> Option<HeaderValue> {
+    /// `None` when the cookie stays as it is; `Some(None)` when it changes but the header
+    /// could not be built (logged).
+    fn take_cookie_header(&self) -> Option<Option<HeaderValue>> {
         let change = self.state().cookie.take()?;
         let cookie = &self.0.shared.cookie;
         let header = match change {
@@ -304,7 +334,7 @@ impl RequestSession {
         if header.is_none() {
             tracing::error!("could not build the Set-Cookie header (check the cookie name)");
         }
-        header
+        Some(header)
     }
 }
 

@@ -1,0 +1,84 @@
+//! [`serve`]: the demo's HTTP/1 server loop. `axum::serve` has no timeout for reading a request
+//! head, so a client that opens connections and sends its headers a byte at a time (Slowloris)
+//! would hold each connection, and its task and buffers, for ever; this loop is hyper's own
+//! connection builder with a header-read timeout and a timer, and graceful shutdown.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceExt as _;
+
+use crate::HttpService;
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and waits for
+/// the requests in flight (idle keep-alive connections are closed at once).
+///
+/// A connection that has not sent a complete request head `header_timeout` after it was
+/// accepted, or after the previous answer on it, is closed.
+///
+/// # Errors
+/// None so far: accept errors are logged and retried (after 1 s unless the peer just went
+/// away, as `axum::serve` does).
+pub async fn serve(
+    listener: TcpListener,
+    app: HttpService,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let mut http = http1::Builder::new();
+    // hyper runs the header-read timer only with a timer; without one (as under axum::serve)
+    // a slow head is waited for without end.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of file descriptors, say: wait for some to be closed.
+                    tracing::error!(error = %e, "accept failed; retrying in 1 s");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = app
+            .clone()
+            .map_request(|req: Request<Incoming>| req.map(Body::new));
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                // Header timeouts, clients that hang up mid-request, malformed requests.
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}

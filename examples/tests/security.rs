@@ -1,0 +1,406 @@
+//! The HTTP-layer findings of the security review (issue 12), end to end on the real binary:
+//! forged log lines, the password-check queue, slow request heads, whole-origin CSRF checks,
+//! caching of session answers, and duplicate session cookies.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// ---------- logs cannot be forged (finding 2) ----------
+
+#[tokio::test]
+async fn client_text_cannot_forge_or_flood_log_lines() {
+    let (_redis, server) = redis_and_server().await;
+    let c = server.client();
+    let admin = c.login_ok(ADMIN.0, ADMIN.1).await;
+    let mark = server.logs().len();
+
+    // A username that tries to start its own log line, and one that paints the terminal.
+    for username in ["x\nFAKE LINE user=admin", "\u{1b}[2J\u{1b}[31mred\rFAKE CR"] {
+        c.login(username, "whatever-password")
+            .await
+            .unwrap_err()
+            .assert_error(401, "invalid_credentials");
+    }
+    // 16 KB of username (within the body limit) must not be logged in full.
+    let long = "u".repeat(16_000);
+    c.login(&long, "whatever-password")
+        .await
+        .unwrap_err()
+        .assert_status(401);
+    // A path parameter that decodes to a newline.
+    c.delete("/admin/users/y%0AFAKE%20PATH%20x/sessions", Some(&admin))
+        .await
+        .assert_status(204);
+    // A long path in the request log.
+    c.get(&format!("/{}", "p".repeat(5_000)), None)
+        .await
+        .assert_status(404);
+
+    let escaped = server
+        .wait_for_line(mark, Duration::from_secs(3), |l| {
+            l.contains(r"y\nFAKE PATH x")
+        })
+        .await;
+    assert!(
+        escaped.is_some(),
+        "the revocation's path parameter is not in the log, escaped:\n{}",
+        server.logs_since(mark)
+    );
+    // Let the other lines land too.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = server.logs_since(mark);
+    assert!(
+        logs.contains(r"x\nFAKE LINE user=admin"),
+        "the failed login's username is not in the log, escaped:\n{logs}"
+    );
+    for line in logs.lines() {
+        assert!(
+            !line.trim_start().starts_with("FAKE"),
+            "a client started a log line: {line:?}\n--- log ---\n{logs}"
+        );
+        assert!(
+            !line.contains(&"u".repeat(200)) && !line.contains(&"p".repeat(200)),
+            "client text logged without a length bound ({} bytes in the line)",
+            line.len()
+        );
+    }
+    let raw = server.raw_logs();
+    assert!(
+        !raw.contains(&0x1b) && !raw.contains(&b'\r'),
+        "a client's control characters reached the log unescaped"
+    );
+}
+
+// ---------- the password-check queue is bounded (finding 3) ----------
+
+#[tokio::test]
+async fn password_checks_beyond_login_queue_max_get_503_busy_at_once() {
+    let redis = redis();
+    let server = ServerBuilder::redis(redis.url())
+        .env("LOGIN_QUEUE_MAX", 1)
+        .start()
+        .await;
+    let c = server.client();
+    // A frozen Redis holds one login in the queue (until the store's 1 s timeout).
+    redis.pause();
+    let blocker = {
+        let c = c.clone();
+        tokio::spawn(async move { c.login(ALICE.0, "wrong-password").await })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let probes = [
+        (
+            "/login",
+            json!({"username": "admin", "password": "admin-password"}),
+        ),
+        // A name that cannot be an account still costs a (dummy) hash: it counts.
+        (
+            "/login",
+            json!({"username": "no such user!", "password": "x"}),
+        ),
+        (
+            "/register",
+            json!({"username": "newcomer", "password": "new-password"}),
+        ),
+    ];
+    for (path, body) in probes {
+        let started = Instant::now();
+        let res = c.post(path, None, body.clone()).await;
+        let took = started.elapsed();
+        res.assert_error(503, "busy");
+        let retry = res.header("retry-after").unwrap_or_default();
+        assert!(
+            retry.parse::<u64>().is_ok_and(|s| s >= 1),
+            "{path} {body}: 503 busy without a usable Retry-After ({retry:?})"
+        );
+        assert!(
+            took < Duration::from_millis(500),
+            "{path}: the busy answer took {took:?}: it waited in the queue"
+        );
+    }
+    redis.resume();
+    let blocked = blocker.await.unwrap();
+    assert!(blocked.is_err(), "the wrong password logged in");
+    // The queue drained: password checks are accepted again.
+    c.login_ok(ALICE.0, ALICE.1).await;
+    c.register("newcomer", "new-password")
+        .await
+        .assert_status(201);
+}
+
+// ---------- slow request heads are cut off (finding 5) ----------
+
+/// Reads until the server closes the connection or `deadline` passes; what it sent, and
+/// whether it closed.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    deadline: Instant,
+) -> (Vec<u8>, bool) {
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout_at(deadline.into(), async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (buf, closed)
+}
+
+#[tokio::test]
+async fn slow_request_heads_are_cut_off_after_http_header_timeout_secs() {
+    let redis = redis();
+    let server = ServerBuilder::redis(redis.url())
+        .env("HTTP_HEADER_TIMEOUT_SECS", 1)
+        .start()
+        .await;
+    let bound = Duration::from_secs(4);
+    let connected = Instant::now();
+
+    // Half a request head, then silence.
+    let mut partial = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
+        .await
+        .unwrap();
+    partial
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .unwrap();
+    // Nothing at all after connecting.
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
+        .await
+        .unwrap();
+    // A whole request, answered; then the kept-alive connection idles.
+    let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
+        .await
+        .unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+
+    for (what, stream) in [
+        ("a partial head", &mut partial),
+        ("a silent connection", &mut silent),
+        ("an idle keep-alive connection", &mut idle),
+    ] {
+        let (got, closed) = read_until_closed(stream, connected + bound).await;
+        let took = connected.elapsed();
+        assert!(
+            closed,
+            "{what} was still open {bound:?} after connecting (HTTP_HEADER_TIMEOUT_SECS=1)"
+        );
+        assert!(
+            took >= Duration::from_millis(500),
+            "{what} closed after only {took:?}"
+        );
+        if what.starts_with("an idle") {
+            assert!(
+                got.starts_with(b"HTTP/1.1 200"),
+                "{what}: the request before the idle time was not answered: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+    }
+    // The server still serves.
+    server
+        .client()
+        .get("/health", None)
+        .await
+        .assert_status(200);
+}
+
+// ---------- CSRF: whole origins (finding 6) ----------
+
+#[tokio::test]
+async fn csrf_refuses_an_origin_of_another_scheme() {
+    let (_redis, server) = redis_and_server().await;
+    let c = server.client();
+    let alice = c.login_ok(ALICE.0, ALICE.1).await;
+    // The demo serves http (COOKIE_SECURE=false here): https on the same host and port is
+    // another origin.
+    let other_scheme = format!("https://127.0.0.1:{}", server.port());
+    c.send(
+        Method::POST,
+        "/logout",
+        Some(&alice),
+        None,
+        &[("origin", other_scheme.as_str())],
+    )
+    .await
+    .assert_error(403, "csrf");
+    c.get("/me", Some(&alice)).await.assert_status(200);
+    let same = server.origin();
+    c.send(
+        Method::POST,
+        "/logout",
+        Some(&alice),
+        None,
+        &[("origin", same.as_str())],
+    )
+    .await
+    .assert_status(204);
+}
+
+#[tokio::test]
+async fn allowed_origins_are_compared_whole_and_are_the_only_ones_allowed() {
+    let redis = redis();
+    let server = ServerBuilder::redis(redis.url())
+        .env(
+            "ALLOWED_ORIGINS",
+            "https://app.example, https://admin.example:8443",
+        )
+        .start()
+        .await;
+    let c = server.client();
+    let login = json!({"username": "alice", "password": "alice-password"});
+    for allowed in [
+        "https://app.example",
+        "https://app.example:443",
+        "https://admin.example:8443",
+    ] {
+        c.send(
+            Method::POST,
+            "/login",
+            None,
+            Some(Body::Json(login.clone())),
+            &[("origin", allowed)],
+        )
+        .await
+        .assert_status(200);
+    }
+    let own = server.origin();
+    for refused in [
+        "http://app.example",
+        "https://app.example:8443",
+        "https://admin.example",
+        "http://admin.example:8443",
+        "https://evil.example",
+        "null",
+        own.as_str(),
+    ] {
+        let res = c
+            .send(
+                Method::POST,
+                "/login",
+                None,
+                Some(Body::Json(login.clone())),
+                &[("origin", refused)],
+            )
+            .await;
+        res.assert_error(403, "csrf");
+        assert!(res.set_cookies().is_empty(), "{refused}: a cookie was set");
+    }
+}
+
+// ---------- no caching of session answers (finding 7) ----------
+
+#[tokio::test]
+async fn answers_to_requests_with_a_session_are_never_cached() {
+    let (_redis, server) = redis_and_server().await;
+    let c = server.client();
+    let alice = c.login_ok(ALICE.0, ALICE.1).await;
+    let evil = [("origin", "http://evil.example")];
+    let answers = [
+        ("GET /me", c.get("/me", Some(&alice)).await),
+        ("GET /sessions", c.get("/sessions", Some(&alice)).await),
+        ("GET /admin (403)", c.get("/admin", Some(&alice)).await),
+        ("GET /health", c.get("/health", Some(&alice)).await),
+        ("GET /nowhere (404)", c.get("/nowhere", Some(&alice)).await),
+        (
+            "POST /logout cross-site (403)",
+            c.send(Method::POST, "/logout", Some(&alice), None, &evil)
+                .await,
+        ),
+        ("POST /logout", c.post_empty("/logout", Some(&alice)).await),
+    ];
+    for (what, res) in &answers {
+        assert_eq!(
+            res.header("cache-control").as_deref(),
+            Some("no-store"),
+            "{what} ({}) with a live session: {:?}",
+            res.status,
+            res.headers
+        );
+        assert!(
+            vary_cookie(res),
+            "{what}: no Vary: Cookie in {:?}",
+            res.headers
+        );
+    }
+    // Anonymous answers vary by cookie too, but stay cacheable where they were.
+    let anonymous = c.get("/health", None).await;
+    assert!(vary_cookie(&anonymous), "{:?}", anonymous.headers);
+    assert_eq!(anonymous.header("cache-control"), None);
+}
+
+fn vary_cookie(res: &Resp) -> bool {
+    res.headers
+        .get_all("vary")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case("cookie"))
+}
+
+// ---------- one session cookie or none (finding 8) ----------
+
+#[tokio::test]
+async fn two_session_cookies_count_as_none_whichever_is_live() {
+    let (_redis, server) = redis_and_server().await;
+    let c = server.client();
+    let alice = c.login_ok(ALICE.0, ALICE.1).await;
+    let admin = c.login_ok(ADMIN.0, ADMIN.1).await;
+    let name = c.cookie_name().to_owned();
+    let unknown = unknown_token();
+    for line in [
+        format!("{name}={}; {name}={}", alice.value, admin.value),
+        format!("{name}={}; {name}={}", admin.value, alice.value),
+        format!("{name}={}; {name}={}", alice.value, alice.value),
+        format!("{name}={unknown}; {name}={}", admin.value),
+        format!("{name}={}; {name}=garbage", admin.value),
+        format!("{name}=; other=1; {name}={}", admin.value),
+    ] {
+        c.send(Method::GET, "/me", None, None, &[("cookie", line.as_str())])
+            .await
+            .assert_error(401, "unauthenticated");
+        c.send(
+            Method::GET,
+            "/admin",
+            None,
+            None,
+            &[("cookie", line.as_str())],
+        )
+        .await
+        .assert_error(401, "unauthenticated");
+    }
+    // The same in two Cookie headers.
+    c.send(
+        Method::GET,
+        "/admin",
+        Some(&admin),
+        None,
+        &[("cookie", format!("{name}={unknown}").as_str())],
+    )
+    .await
+    .assert_error(401, "unauthenticated");
+    // One session cookie among others still works, and both sessions are alive.
+    let one = format!("a=1; {name}={}; {name}x=2; b", admin.value);
+    c.send(
+        Method::GET,
+        "/admin",
+        None,
+        None,
+        &[("cookie", one.as_str())],
+    )
+    .await
+    .assert_status(200);
+    c.get("/me", Some(&alice)).await.assert_status(200);
+}
