@@ -35,6 +35,7 @@
 //!
 //! Requires Redis 6.2 or newer (tested with 7.0).
 
+mod cache;
 mod conn;
 mod keys;
 mod scripts;
@@ -48,6 +49,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::RedisResult;
 
+pub use self::cache::{CacheConfig, CacheStats};
+use self::cache::{Lookup, SessionCache};
 use self::conn::Pools;
 pub use self::conn::{Connection, RedisTarget};
 use self::keys::{member_key, KeyLayout};
@@ -85,6 +88,9 @@ pub struct RedisStore {
     keys: KeyLayout,
     scripts: Scripts,
     target: String,
+    /// Where the store connects (kept to open the cache's tracking connection).
+    redis_target: RedisTarget,
+    cache: Option<SessionCache>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -130,6 +136,8 @@ impl RedisStore {
             config,
             scripts: Scripts::new(),
             target: target.describe(),
+            redis_target: target,
+            cache: None,
         })
     }
 
@@ -181,6 +189,61 @@ impl RedisStore {
         Ok(self)
     }
 
+    /// Serves repeat loads of a hot session from memory, with no round trip, while a logout,
+    /// revocation or role change made anywhere still reaches every server (Redis pushes an
+    /// invalidation; see `ARCHITECTURE.md`, "Client-side caching").
+    ///
+    /// What changes with it:
+    /// - a session revoked on **another** app server is refused here within the invalidation's
+    ///   latency (measured: well under a millisecond on a quiet loopback; `benches/RESULTS.md`),
+    ///   not atomically; this store's own writes wait for their invalidations before they
+    ///   return, so it reads its own writes;
+    /// - the idle expiry is slid at most once per [`SessionConfig::touch_interval`]: a session
+    ///   ends between `idle − touch_interval` and `idle` after its last request, never later;
+    /// - if the connection that receives invalidations is lost or silent for longer than
+    ///   [`CacheConfig::staleness_bound`], the cache is emptied and every request asks Redis
+    ///   again (503 while Redis does not answer).
+    ///
+    /// One Redis server only (Sentinel and Cluster keep working without the cache, and a
+    /// warning says so: invalidations from a demoted primary or a migrating slot would need
+    /// one tracking connection per node). Needs Redis 6 or newer (RESP3).
+    ///
+    /// ```no_run
+    /// use session_core::{CacheConfig, RedisStore, SessionConfig};
+    ///
+    /// let store = RedisStore::new("redis://127.0.0.1:6379", SessionConfig::default())?
+    ///     .with_cache(CacheConfig::default())?;
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the URL cannot be used for the cache's connection.
+    pub fn with_cache(mut self, cache: CacheConfig) -> Result<Self> {
+        match &self.redis_target {
+            RedisTarget::Single(url) => {
+                self.cache = Some(SessionCache::new(
+                    url,
+                    cache,
+                    self.keys.session_prefix.clone(),
+                    self.config.operation_timeout(),
+                )?);
+            }
+            other => tracing::warn!(
+                target: "session_core::store",
+                target_kind = if matches!(other, RedisTarget::Cluster(_)) { "cluster" } else { "sentinel" },
+                "client-side session caching is off: it is supported on a single Redis server \
+                 only (on Cluster and Sentinel a lost invalidation could not be detected per \
+                 node); every load asks Redis"
+            ),
+        }
+        Ok(self)
+    }
+
+    /// The cache's counters, when [`RedisStore::with_cache`] is on.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(SessionCache::stats)
+    }
+
     /// Runs a write on a shared connection and, with [`RedisStore::with_replica_acks`], waits
     /// for the replicas on the same connection.
     async fn write<T, F, Fut>(&self, f: F) -> Result<T>
@@ -209,6 +272,11 @@ impl RedisStore {
                 Ok((out, acked))
             })
             .await?;
+        if let Some(cache) = &self.cache {
+            // Read our own writes: wait until Redis's invalidations for this write reached the
+            // cache (a failure here empties the cache, which is as good).
+            let _ = cache.barrier(&self.target).await;
+        }
         if let Some((got, wanted)) = acked {
             return Err(Error::unavailable(
                 UnavailableKind::NotReplicated,
@@ -253,6 +321,91 @@ impl RedisStore {
         self.pools
             .run(self.config.operation_timeout(), &self.target, f)
             .await
+    }
+
+    /// `load` with the client-side cache, while the absolute deadline is more than an idle
+    /// timeout away (so sliding the expiry by `idle` cannot pass it).
+    async fn load_cached(
+        &self,
+        cache: &SessionCache,
+        key: SessionKey,
+        session_key: Vec<u8>,
+        now: u64,
+        idle: u64,
+    ) -> Result<Option<Session>> {
+        let touch_every = duration_ms(self.config.touch_interval());
+        let ticket = match cache.lookup(&key, now, idle, touch_every) {
+            Lookup::Hit { record, touch } => {
+                if touch && !self.touch(cache, &session_key, idle).await? {
+                    cache.forget(&key);
+                    return Ok(None);
+                }
+                return Ok(Some(Session { key, record }));
+            }
+            Lookup::Miss { ticket } => ticket,
+        };
+        let read = cache
+            .on_tracking(&self.target, |mut c| {
+                let session_key = &session_key;
+                async move {
+                    // Two reads, so Redis tracks the key for this connection.
+                    let read = redis::pipe()
+                        .cmd("GET")
+                        .arg(session_key)
+                        .cmd("PTTL")
+                        .arg(session_key)
+                        .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
+                        .await;
+                    match read {
+                        Ok(found) => Ok(Some(found)),
+                        Err(e) if is_wrong_type(&e) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await?;
+        let Some((bytes, pttl)) = read else {
+            log_unreadable(key, &"a value of another type");
+            return Ok(None);
+        };
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let Some(mut record) = decode_logged(key, &bytes) else {
+            return Ok(None);
+        };
+        let Ok(left) = u64::try_from(pttl) else {
+            return Ok(None);
+        };
+        if record.deadline_ms <= now || left == 0 {
+            return Ok(None);
+        }
+        let mut expires_ms = now + left;
+        if idle.saturating_sub(left) >= touch_every {
+            if !self.touch(cache, &session_key, idle).await? {
+                return Ok(None);
+            }
+            expires_ms = now + idle;
+        }
+        record.last_seen_ms = now;
+        let record = Arc::new(record);
+        cache.fill(key, ticket, Arc::clone(&record), expires_ms, bytes.len());
+        Ok(Some(Session { key, record }))
+    }
+
+    /// Slides the idle expiry (`PEXPIRE`) on the cache's tracking connection, whose own writes
+    /// do not invalidate its own copies (`NOLOOP`). False when the key is gone.
+    async fn touch(&self, cache: &SessionCache, session_key: &[u8], idle: u64) -> Result<bool> {
+        let slid: i64 = cache
+            .on_tracking(&self.target, |mut c| async move {
+                redis::cmd("PEXPIRE")
+                    .arg(session_key)
+                    .arg(idle)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(slid == 1)
     }
 
     /// The user's index entries, oldest first.
@@ -357,6 +510,9 @@ impl SessionStore for RedisStore {
         let key = token.key();
         let session_key = self.keys.session(&key);
         let idle = duration_ms(self.config.idle_timeout());
+        if let (Some(cache), true) = (&self.cache, remaining >= idle) {
+            return self.load_cached(cache, key, session_key, now, idle).await;
+        }
         let fetched: Fetched = if remaining >= idle {
             // The common case: one native command reads the record and slides the idle expiry,
             // which cannot reach past the deadline. A script would cost Redis about five times
