@@ -58,8 +58,8 @@ use self::scripts::Scripts;
 use crate::config::SessionConfig;
 use crate::error::{Error, Result, UnavailableKind};
 use crate::record::{
-    check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
-    SessionData, SessionInfo,
+    check_user_id, duration_ms, normalized, now_ms, Authz, EncodedParts, NewSession, Record,
+    Session, SessionData, SessionInfo,
 };
 use crate::store::SessionStore;
 use crate::token::{SessionHandle, SessionKey, Token};
@@ -323,6 +323,106 @@ impl RedisStore {
             .await
     }
 
+    /// Create on one server (or Sentinel's primary). One round trip in the common case: a
+    /// `MULTI` that writes the session, indexes it (ZADD; the index lives as long as the
+    /// newest session can), counts the index and reads the user's last role change. Scripts
+    /// run only when needed: a role change made while the login was in flight is applied
+    /// (atomically with `set_authz.lua`, so a later change is never undone; nobody holds the
+    /// token yet, so nobody sees the moment in between), and past the per-user limit (or every
+    /// 32nd login without one) the index is pruned and the oldest sessions evicted.
+    async fn single_create(
+        &self,
+        key: SessionKey,
+        parts: EncodedParts,
+        ttl: u64,
+        record: &Record,
+        absolute: u64,
+    ) -> Result<(usize, Option<Vec<u8>>)> {
+        let session_key = self.keys.session(&key);
+        let index = self.keys.index(&record.user_id);
+        let role_change = self.keys.role_change(&record.user_id);
+        let member = key.as_bytes().as_slice();
+        let value = [parts.head.as_slice(), &parts.authz, &parts.data].concat();
+        let (count, changed): (usize, Option<Vec<u8>>) = self
+            .write(|mut c| {
+                let (session_key, index, role_change, value) =
+                    (&session_key, &index, &role_change, &value);
+                async move {
+                    redis::pipe()
+                        .atomic()
+                        .cmd("SET")
+                        .arg(session_key)
+                        .arg(value)
+                        .arg("PX")
+                        .arg(ttl)
+                        .ignore()
+                        .cmd("ZADD")
+                        .arg(index)
+                        .arg(record.created_ms)
+                        .arg(member)
+                        .ignore()
+                        // Every session in the index ends before now + absolute.
+                        .cmd("PEXPIRE")
+                        .arg(index)
+                        .arg(absolute)
+                        .ignore()
+                        .cmd("ZCARD")
+                        .arg(index)
+                        .cmd("GET")
+                        .arg(role_change)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let mut applied = None;
+        if changed.is_some_and(|block| block != parts.authz) {
+            let script = &self.scripts.apply_role_change;
+            applied = self
+                .write(|mut c| {
+                    let (session_key, role_change, parts) = (&session_key, &role_change, &parts);
+                    async move {
+                        script
+                            .key(session_key)
+                            .key(role_change)
+                            .arg(&parts.head)
+                            .arg(&parts.authz)
+                            .arg(&parts.data)
+                            .invoke_async::<Option<Vec<u8>>>(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+        }
+        let limit = self.config.max_sessions_per_user().unwrap_or(0);
+        let evict = if limit > 0 {
+            count > limit
+        } else {
+            count % 32 == 0
+        };
+        let mut evicted = 0;
+        if evict {
+            let script = &self.scripts.evict;
+            let prefix = &self.keys.session_prefix;
+            let n: i64 = self
+                .write(|mut c| {
+                    let index = &index;
+                    async move {
+                        script
+                            .key(index)
+                            .arg(prefix.as_slice())
+                            .arg(limit)
+                            .arg(member)
+                            .invoke_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            evicted = usize::try_from(n).unwrap_or(0);
+        }
+        Ok((evicted, applied))
+    }
+
     /// `load` with the client-side cache, while the absolute deadline is more than an idle
     /// timeout away (so sliding the expiry by `idle` cannot pass it).
     async fn load_cached(
@@ -460,32 +560,8 @@ impl SessionStore for RedisStore {
             self.split_create(key, parts, ttl, &record, absolute)
                 .await?
         } else {
-            let limit = self.config.max_sessions_per_user().unwrap_or(0);
-            let session_key = self.keys.session(&key);
-            let index = self.keys.index(&record.user_id);
-            let role_change = self.keys.role_change(&record.user_id);
-            let script = &self.scripts.create;
-            let session_prefix = &self.keys.session_prefix;
-            let (evicted, changed): (i64, Option<Vec<u8>>) = self
-                .write(|mut c| async move {
-                    script
-                        .key(&session_key)
-                        .key(&index)
-                        .key(&role_change)
-                        .arg(&parts.head)
-                        .arg(ttl)
-                        .arg(key.as_bytes().as_slice())
-                        .arg(now)
-                        .arg(limit)
-                        .arg(session_prefix.as_slice())
-                        .arg(absolute)
-                        .arg(&parts.authz)
-                        .arg(&parts.data)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
-            (usize::try_from(evicted).unwrap_or(0), changed)
+            self.single_create(key, parts, ttl, &record, absolute)
+                .await?
         };
         log_evictions(evicted);
         if let Some(block) = role_change {
