@@ -186,7 +186,7 @@ async fn run() -> Vec<Row> {
             let alt = alternate(
                 plan.rounds,
                 || drive_measured(store, "set", level, plan.side, set),
-                || drive_measured(store, "evalsha", level, plan.side, create),
+                || drive_measured(store, "exec", level, plan.side, create),
             )
             .await;
             rows.extend(level_rows(
