@@ -24,7 +24,7 @@
 //! only if its shard saw none since the read was sent.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
@@ -158,9 +158,16 @@ pub(crate) struct Ticket {
 
 pub(crate) struct SessionCache {
     inner: Arc<Inner>,
+    /// Dropping it stops the driver thread (and with it the tracking connection and the
+    /// heartbeat).
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 struct Inner {
+    /// A runtime on a thread of its own that reads the tracking connection and runs the
+    /// heartbeat: invalidations are handled as soon as they arrive, however busy the
+    /// application's own runtime is.
+    driver: tokio::runtime::Handle,
     config: CacheConfig,
     client: Client,
     session_prefix: Vec<u8>,
@@ -172,7 +179,6 @@ struct Inner {
     generation: AtomicU64,
     /// Cached entries may be served until this moment (ms): last answered heartbeat + bound.
     trusted_until_ms: AtomicU64,
-    heartbeat_started: AtomicBool,
     operation_timeout: Duration,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -208,25 +214,36 @@ impl SessionCache {
                 })
             })
             .collect();
-        Ok(Self {
-            inner: Arc::new(Inner {
-                per_shard_bytes: config.max_bytes / SHARDS,
-                config,
-                client,
-                session_prefix,
-                shards,
-                conn: RwLock::new(None),
-                connecting: tokio::sync::Mutex::new(()),
-                generation: AtomicU64::new(0),
-                trusted_until_ms: AtomicU64::new(0),
-                heartbeat_started: AtomicBool::new(false),
-                operation_timeout,
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
-                invalidations: AtomicU64::new(0),
-                flushes: AtomicU64::new(0),
-            }),
-        })
+        let (driver, stop) = spawn_driver()?;
+        let inner = Arc::new(Inner {
+            driver,
+            per_shard_bytes: config.max_bytes / SHARDS,
+            config,
+            client,
+            session_prefix,
+            shards,
+            conn: RwLock::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            trusted_until_ms: AtomicU64::new(0),
+            operation_timeout,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&inner);
+        let every = inner.config.staleness_bound / 4;
+        inner.driver.spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.beat(every * 2).await;
+            }
+        });
+        Ok(Self { inner, _stop: stop })
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
@@ -244,7 +261,6 @@ impl SessionCache {
     /// expiry now.
     pub(crate) fn lookup(&self, key: &SessionKey, now: u64, idle: u64, touch_every: u64) -> Lookup {
         let inner = &self.inner;
-        inner.start_heartbeat();
         let shard_no = shard_of(key);
         let mut shard = lock(&inner.shards[shard_no]);
         if now < inner.trusted_until_ms.load(Ordering::Acquire) {
@@ -397,10 +413,24 @@ impl Inner {
             .set_connection_timeout(Some(self.operation_timeout))
             .set_response_timeout(None)
             .set_push_sender(pushes);
+        // Opened on the driver's runtime, so that its reader task runs there.
+        let client = self.client.clone();
         let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
+            .driver
+            .spawn(async move {
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+            })
             .await
+            .map_err(|_| {
+                (
+                    None,
+                    RedisError::from(std::io::Error::other(
+                        "the session cache's driver thread stopped",
+                    )),
+                )
+            })?
             .map_err(|e| (None, e))?;
         redis::cmd("CLIENT")
             .arg("TRACKING")
@@ -484,32 +514,6 @@ impl Inner {
         }
     }
 
-    /// Starts the heartbeat task once (it needs the runtime, so it starts on first use) and
-    /// lets it end when the store is dropped.
-    fn start_heartbeat(self: &Arc<Self>) {
-        // A plain load first: this runs on every lookup, and a swap would bounce the cache line.
-        if self.heartbeat_started.load(Ordering::Relaxed)
-            || self.heartbeat_started.swap(true, Ordering::AcqRel)
-        {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.heartbeat_started.store(false, Ordering::Release);
-            return;
-        };
-        let weak = Arc::downgrade(self);
-        let every = self.config.staleness_bound / 4;
-        runtime.spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                inner.beat(every * 2).await;
-            }
-        });
-    }
-
     /// One heartbeat: a `PING` answered within `limit` extends the trust; anything else ends
     /// it and empties the cache.
     async fn beat(self: &Arc<Self>, limit: Duration) {
@@ -548,4 +552,24 @@ fn unavailable(e: &RedisError, target: &str) -> Error {
         crate::error::UnavailableKind::Connection
     };
     Error::unavailable(kind, format!("Redis at {target} (session cache): {e}"))
+}
+
+/// Starts the driver: a current-thread runtime on a thread of its own, running until the
+/// returned sender is dropped.
+fn spawn_driver() -> Result<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the session cache's runtime: {e}")))?;
+    let handle = runtime.handle().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("session-cache".to_owned())
+        .spawn(move || {
+            runtime.block_on(async {
+                let _ = stopped.await;
+            });
+        })
+        .map_err(|e| Error::Config(format!("cannot start the session cache's thread: {e}")))?;
+    Ok((handle, stop))
 }
