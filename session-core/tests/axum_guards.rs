@@ -730,4 +730,12 @@ impl SessionStore for Switchable {
         self.check()?;
         self.inner.0.set_user_authz(user, r, p).await
     }
+    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session), Error> {
+        self.check()?;
+        self.inner.0.reauthenticate(token).await
+    }
+    async fn delete_other_user_sessions(&self, user: &str, keep: &Token) -> Result<usize, Error> {
+        self.check()?;
+        self.inner.0.delete_other_user_sessions(user, keep).await
+    }
 }

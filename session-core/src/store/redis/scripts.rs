@@ -33,8 +33,10 @@ scripts!(
     // Session keys and the user's index together: single server and Sentinel only.
     create,
     rotate,
+    reauth,
     delete,
     list,
     delete_members,
     set_authz,
+    delete_others,
 );
