@@ -441,4 +441,11 @@ impl LoginThrottle for MemoryStore {
         Ok(())
     }
 
+    async fn release_attempt(&self, subject: &str) -> Result<()> {
+        check_user_id(subject)?;
+        if let Some(entry) = self.failures().get_mut(subject) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+        Ok(())
+    }
 }

@@ -701,6 +701,84 @@ where
     throttle_locks_after_max_failures_even_for_the_right_password(make(config()).await).await;
     throttle_window_ends_and_success_clears_the_count(make(config()).await).await;
     throttle_counts_parallel_attempts_before_the_password_is_checked(make(config()).await).await;
+    address_counting_stops_password_spraying_across_usernames(make(config()).await).await;
+}
+
+/// Password spraying: one guess at each of many usernames from one client address never
+/// reaches a username's limit, but reaches the address's; other addresses and the usernames
+/// themselves are unaffected; a successful login released from the count does not count, and
+/// does not wipe the failures either.
+pub async fn address_counting_stops_password_spraying_across_usernames(
+    store: impl crate::throttle::LoginThrottle,
+) {
+    use crate::throttle::{Attempt, ThrottleConfig};
+    let name = "address_counting_stops_password_spraying_across_usernames";
+    let per_user = ThrottleConfig::new(3, Duration::from_secs(60));
+    let per_address = ThrottleConfig::new(4, Duration::from_secs(60));
+    let sprayer: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+    let neighbour: std::net::IpAddr = "2001:db8:0:1::5".parse().unwrap();
+    // A success from the address, released: it neither counts nor clears.
+    assert_eq!(
+        store.begin_login_from(sprayer, &per_address).await.unwrap(),
+        Attempt::Allowed
+    );
+    store.release_attempt_from(sprayer).await.unwrap();
+    for user in ["u1", "u2", "u3", "u4"] {
+        assert_eq!(
+            store.begin_login(user, &per_user).await.unwrap(),
+            Attempt::Allowed,
+            "{name}"
+        );
+        assert_eq!(
+            store.begin_login_from(sprayer, &per_address).await.unwrap(),
+            Attempt::Allowed,
+            "{name}: {user}"
+        );
+        store.record_failure(user, &per_user).await.unwrap();
+        store
+            .record_failure_from(sprayer, &per_address)
+            .await
+            .unwrap();
+    }
+    assert!(
+        matches!(
+            store.begin_login_from(sprayer, &per_address).await.unwrap(),
+            Attempt::Locked { .. }
+        ),
+        "{name}: the address is not locked after 4 failures"
+    );
+    assert_eq!(
+        store.begin_login("u5", &per_user).await.unwrap(),
+        Attempt::Allowed,
+        "{name}: usernames have their own counts"
+    );
+    assert_eq!(
+        store
+            .begin_login_from(neighbour, &per_address)
+            .await
+            .unwrap(),
+        Attempt::Allowed,
+        "{name}: another address is unaffected"
+    );
+    // The same /64 is the same client.
+    let same_64: std::net::IpAddr = "2001:db8:0:1:ffff::1".parse().unwrap();
+    for _ in 0..3 {
+        store.begin_login_from(same_64, &per_address).await.unwrap();
+        store
+            .record_failure_from(same_64, &per_address)
+            .await
+            .unwrap();
+    }
+    assert!(
+        matches!(
+            store
+                .begin_login_from(neighbour, &per_address)
+                .await
+                .unwrap(),
+            Attempt::Locked { .. }
+        ),
+        "{name}: an IPv6 /64 counts as one client"
+    );
 }
 
 /// Three failures (the limit) lock the username; other usernames are unaffected.

@@ -24,6 +24,7 @@ scripts!(
     save_data,
     throttle_check,
     throttle_fail,
+    throttle_release,
     take,
     read_ttl,
     compare_delete,
