@@ -58,6 +58,7 @@ async fn run(settings: Settings) -> Result<(), String> {
                 passwords,
                 throttle,
                 password_queue: PasswordQueue::new(settings.login_queue_max),
+                step_up: settings.step_up,
             }
         }
         None => {
@@ -73,6 +74,7 @@ async fn run(settings: Settings) -> Result<(), String> {
                 passwords,
                 throttle,
                 password_queue: PasswordQueue::new(settings.login_queue_max),
+                step_up: settings.step_up,
             }
         }
     };
