@@ -1,9 +1,9 @@
 //! HTTP level: the real `demo-server` binary on a real Redis, loaded by `wrk`.
 //!
-//! 1. **Round trips**: one warm-up request (it loads the Lua script into the fresh Redis),
+//! 1. **Round trips**: one warm-up request (it fills the demo's session cache),
 //!    `CONFIG RESETSTAT`, 1000 sequential `GET /me` on one keep-alive connection, then
 //!    `INFO commandstats`: the commands Redis received per authenticated
-//!    request, with sliding idle expiry, absolute expiry and the role check all enforced.
+//!    request (the demo's cache is on: a hot session needs none but a touch per interval).
 //! 2. **Throughput and latency**: `wrk -t2 -c32 -d10s --latency` on `GET /livez` (no session,
 //!    no store: the floor), `GET /health` (no session, one Redis `PING`),
 //!    `GET /me` (`#[login_required]`) and `GET /admin` (`#[has_role("ADMIN")]`), alternated, in
@@ -81,16 +81,19 @@ fn round_trips(redis: &RedisServer, server: &DemoServer, cookie: &str) -> Row {
         .map(|(name, c)| format!("{} {:.3}", name.to_uppercase(), *c as f64 / n as f64))
         .collect();
     progress(format!("commandstats after {n} GET /me: {calls:?}"));
-    let exact = (per_request - 1.0).abs() < f64::EPSILON && calls.contains_key("getex");
+    // The demo runs with its client-side cache on (its default): after the first request
+    // (not counted) a hot session needs Redis only for a touch per touch interval and the
+    // cache's heartbeat PINGs.
+    let met = per_request <= 0.02;
     Row {
         bench: BENCH.into(),
         case: format!("Redis commands sent per authenticated GET /me ({n} sequential)"),
-        baseline: "2 (GET + SET, the usual stack; stated, not measured here)".into(),
+        baseline: "1 (GET): actix-session, axum-login; stated, not measured here".into(),
         subject: format!("{per_request:.3} ({})", by_name.join(", ")),
-        ratio: format!("{:.2}×", per_request / 2.0),
+        ratio: format!("{per_request:.3}×"),
         spread: "—".into(),
         rounds: "1".into(),
-        target: format!("exactly 1: {}", if exact { "met" } else { "MISSED" }),
+        target: format!("≤ 0.02 (cache on): {}", if met { "met" } else { "MISSED" }),
     }
 }
 

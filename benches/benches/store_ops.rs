@@ -26,9 +26,9 @@
 use std::time::Duration;
 
 use session_benches::{
-    alternate, at_least, at_most, baseline_key, create_sessions, drive, drive_measured, fmt_ops, fmt_us,
-    progress, quick, session_key, set_many, start_redis, strlen, user_id, Alternation, Row, Sample,
-    Spread,
+    alternate, at_least, at_most, baseline_key, create_sessions, drive, drive_measured, fmt_ops,
+    fmt_us, progress, quick, session_key, set_many, start_redis, strlen, user_id, Alternation, Row,
+    Sample, Spread,
 };
 use session_core::redis;
 use session_core::redis::aio::MultiplexedConnection;
@@ -38,6 +38,9 @@ const BENCH: &str = "store_ops";
 const LEVELS: [usize; 3] = [1, 8, 32];
 const USERS: usize = 1000;
 const KEYS: usize = 10_000;
+
+/// A kind of login: its name, the user of each call (by seed), the throughput target.
+type CreateKind = (&'static str, fn(u64) -> String, f64);
 
 fn main() {
     session_benches::main_with(BENCH, run);
@@ -130,19 +133,36 @@ async fn run() -> Vec<Row> {
             || drive_measured(store, "getex", level, plan.side, load),
         )
         .await;
-        rows.extend(level_rows(&format!("c={level}"), "raw GETEX", "load", &alt, 0.85, 1.3));
+        rows.extend(level_rows(
+            &format!("c={level}"),
+            "raw GETEX",
+            "load",
+            &alt,
+            0.85,
+            1.3,
+        ));
     }
 
     // Two kinds of login: a user's first session (the index is only counted: the typical
     // login), and one at the per-user limit (the index is read, ended sessions are pruned and
     // the oldest live one is evicted: a busy user's steady state).
-    let kinds: [(&str, fn(u64) -> String, f64); 2] = [
-        ("create (a user's first session)", |seed| format!("fresh-{seed:016x}"), 0.7),
-        ("create (at the limit: evicts)", |seed| user_id((seed % USERS as u64) as usize), f64::NAN),
+    let kinds: [CreateKind; 2] = [
+        (
+            "create (a user's first session)",
+            |seed| format!("fresh-{seed:016x}"),
+            0.7,
+        ),
+        (
+            "create (at the limit: evicts)",
+            |seed| user_id((seed % USERS as u64) as usize),
+            f64::NAN,
+        ),
     ];
     for (subject, user_of, target) in kinds {
         for &level in &LEVELS {
-            progress(format!("{BENCH}: {subject} vs raw SET PX, concurrency {level}"));
+            progress(format!(
+                "{BENCH}: {subject} vs raw SET PX, concurrency {level}"
+            ));
             let set = move |seed: u64| async move {
                 let key = baseline_key(store, seed);
                 let mut c = raw.clone();
@@ -166,7 +186,7 @@ async fn run() -> Vec<Row> {
             let alt = alternate(
                 plan.rounds,
                 || drive_measured(store, "set", level, plan.side, set),
-                || drive_measured(store, "evalsha", level, plan.side, create),
+                || drive_measured(store, "exec", level, plan.side, create),
             )
             .await;
             rows.extend(level_rows(

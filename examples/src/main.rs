@@ -12,7 +12,7 @@ use demo::{app, seed, AppState};
 use session_core::axum::{CookieConfig, CsrfLayer};
 use session_core::password::Passwords;
 use session_core::throttle::ThrottleConfig;
-use session_core::{MemoryStore, RedisStore, SessionConfig};
+use session_core::{CacheConfig, MemoryStore, RedisStore, SessionConfig};
 use tracing_subscriber::EnvFilter;
 
 const KEY_PREFIX: &str = "demo";
@@ -49,8 +49,13 @@ async fn run(settings: Settings) -> Result<(), String> {
     let throttle = ThrottleConfig::new(settings.login_max_failures, settings.lockout);
     let state = match settings.redis.clone() {
         Some(target) => {
-            let store =
-                Arc::new(RedisStore::with_target(target, config).map_err(|e| e.to_string())?);
+            let mut store = RedisStore::with_target(target, config).map_err(|e| e.to_string())?;
+            if settings.session_cache {
+                store = store
+                    .with_cache(CacheConfig::default())
+                    .map_err(|e| e.to_string())?;
+            }
+            let store = Arc::new(store);
             tracing::info!(redis = ?store, "sessions and accounts are kept in Redis");
             AppState {
                 accounts: Arc::new(RedisAccounts::new(Arc::clone(&store), KEY_PREFIX)),

@@ -39,6 +39,10 @@ pub struct Settings {
     /// to send POST/PUT/PATCH/DELETE; unset: the request's own origin, `https://{Host}` (or
     /// `http://{Host}` with `COOKIE_SECURE=false`).
     pub allowed_origins: Option<Vec<String>>,
+    /// `SESSION_CACHE` (`on`, the default, or `off`): serve hot sessions from this server's
+    /// memory, kept true by Redis's invalidations (`RedisStore::with_cache`; one Redis server
+    /// only).
+    pub session_cache: bool,
 }
 
 impl Settings {
@@ -87,6 +91,11 @@ impl Settings {
             None | Some("true") | Some("1") => true,
             Some("false") | Some("0") => false,
             Some(v) => return Err(format!("COOKIE_SECURE={v:?}: expected true or false")),
+        };
+        let session_cache = match get("SESSION_CACHE").as_deref().map(str::trim) {
+            None | Some("on") | Some("true") | Some("1") => true,
+            Some("off") | Some("false") | Some("0") => false,
+            Some(v) => return Err(format!("SESSION_CACHE={v:?}: expected on or off")),
         };
         let max_failures = number("LOGIN_MAX_FAILURES", 5)?;
         let list = |v: String| -> Vec<String> {
@@ -155,6 +164,7 @@ impl Settings {
                 .map_err(|_| "LOGIN_QUEUE_MAX is too large".to_owned())?,
             step_up: secs("STEP_UP_SECS", 300)?,
             allowed_origins,
+            session_cache,
         })
     }
 }
@@ -187,6 +197,9 @@ mod tests {
         assert_eq!(s.login_queue_max, 64);
         assert_eq!(s.step_up, Duration::from_secs(300));
         assert_eq!(s.allowed_origins, None);
+        assert!(s.session_cache);
+        assert!(!parse(&[("SESSION_CACHE", "off")]).unwrap().session_cache);
+        assert!(parse(&[("SESSION_CACHE", "maybe")]).is_err());
     }
 
     #[test]

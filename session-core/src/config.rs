@@ -117,7 +117,7 @@ impl SessionConfig {
     /// keeps "last seen" exactly, as the key's expiry).
     pub fn touch_interval(&self) -> Duration {
         self.touch_interval.unwrap_or_else(|| {
-            (self.idle_timeout / 100).clamp(Duration::from_secs(1), Duration::from_secs(60))
+            (self.idle_timeout / 100).clamp(Duration::from_millis(1), Duration::from_secs(60))
         })
     }
 }
@@ -194,8 +194,8 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Granularity of the "last seen" time where it is written into the record (default: 1% of
-    /// the idle timeout, 1–60 s).
+    /// Granularity of the "last seen" time where it is written into the record, and how often
+    /// a cached session's idle expiry is slid (default: 1% of the idle timeout, at most 60 s).
     pub fn touch_interval(mut self, interval: Duration) -> Self {
         self.config.touch_interval = Some(interval);
         self

@@ -84,7 +84,9 @@ pub use logging::{log_safe, LogSafe, LOG_SAFE_MAX_CHARS};
 pub use record::{NewSession, Session, SessionData, SessionInfo};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use store::redis::{Connection as RedisConnection, RedisStore, RedisTarget};
+pub use store::redis::{
+    CacheConfig, CacheStats, Connection as RedisConnection, RedisStore, RedisTarget,
+};
 pub use store::SessionStore;
 pub use token::{MalformedToken, SessionHandle, SessionKey, Token, SESSION_KEY_BYTES};
 

@@ -29,3 +29,21 @@ async fn redis_store_passes_the_conformance_suite() {
     conformance::run(make).await;
     conformance::run_throttle(make).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_with_the_client_side_cache_passes_the_conformance_suite() {
+    let server = RedisServer::start().expect("a Redis server for the tests");
+    let url = server.url().to_owned();
+    let make = |config| {
+        let url = url.clone();
+        async move {
+            RedisStore::connect(&url, config)
+                .await
+                .expect("connect to the test Redis")
+                .with_cache(session_core::CacheConfig::default())
+                .expect("cache on a single server")
+        }
+    };
+    conformance::run(make).await;
+    conformance::run_throttle(make).await;
+}

@@ -35,6 +35,7 @@
 //!
 //! Requires Redis 6.2 or newer (tested with 7.0).
 
+mod cache;
 mod conn;
 mod keys;
 mod reauth;
@@ -49,6 +50,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::RedisResult;
 
+pub use self::cache::{CacheConfig, CacheStats};
+use self::cache::{Lookup, SessionCache};
 use self::conn::Pools;
 pub use self::conn::{Connection, RedisTarget};
 use self::keys::{member_key, KeyLayout};
@@ -56,8 +59,8 @@ use self::scripts::Scripts;
 use crate::config::SessionConfig;
 use crate::error::{Error, Result, UnavailableKind};
 use crate::record::{
-    check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
-    SessionData, SessionInfo,
+    check_user_id, duration_ms, normalized, now_ms, Authz, EncodedParts, NewSession, Record,
+    Session, SessionData, SessionInfo,
 };
 use crate::store::SessionStore;
 use crate::token::{SessionHandle, SessionKey, Token};
@@ -86,6 +89,9 @@ pub struct RedisStore {
     keys: KeyLayout,
     scripts: Scripts,
     target: String,
+    /// Where the store connects (kept to open the cache's tracking connection).
+    redis_target: RedisTarget,
+    cache: Option<SessionCache>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -131,6 +137,8 @@ impl RedisStore {
             config,
             scripts: Scripts::new(),
             target: target.describe(),
+            redis_target: target,
+            cache: None,
         })
     }
 
@@ -182,6 +190,61 @@ impl RedisStore {
         Ok(self)
     }
 
+    /// Serves repeat loads of a hot session from memory, with no round trip, while a logout,
+    /// revocation or role change made anywhere still reaches every server (Redis pushes an
+    /// invalidation; see `ARCHITECTURE.md`, "Client-side caching").
+    ///
+    /// What changes with it:
+    /// - a session revoked on **another** app server is refused here within the invalidation's
+    ///   latency (measured: well under a millisecond on a quiet loopback; `benches/RESULTS.md`),
+    ///   not atomically; this store's own writes wait for their invalidations before they
+    ///   return, so it reads its own writes;
+    /// - the idle expiry is slid at most once per [`SessionConfig::touch_interval`]: a session
+    ///   ends between `idle − touch_interval` and `idle` after its last request, never later;
+    /// - if the connection that receives invalidations is lost or silent for longer than
+    ///   [`CacheConfig::staleness_bound`], the cache is emptied and every request asks Redis
+    ///   again (503 while Redis does not answer).
+    ///
+    /// One Redis server only (Sentinel and Cluster keep working without the cache, and a
+    /// warning says so: invalidations from a demoted primary or a migrating slot would need
+    /// one tracking connection per node). Needs Redis 6 or newer (RESP3).
+    ///
+    /// ```no_run
+    /// use session_core::{CacheConfig, RedisStore, SessionConfig};
+    ///
+    /// let store = RedisStore::new("redis://127.0.0.1:6379", SessionConfig::default())?
+    ///     .with_cache(CacheConfig::default())?;
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the URL cannot be used for the cache's connection.
+    pub fn with_cache(mut self, cache: CacheConfig) -> Result<Self> {
+        match &self.redis_target {
+            RedisTarget::Single(url) => {
+                self.cache = Some(SessionCache::new(
+                    url,
+                    cache,
+                    self.keys.session_prefix.clone(),
+                    self.config.operation_timeout(),
+                )?);
+            }
+            other => tracing::warn!(
+                target: "session_core::store",
+                target_kind = if matches!(other, RedisTarget::Cluster(_)) { "cluster" } else { "sentinel" },
+                "client-side session caching is off: it is supported on a single Redis server \
+                 only (on Cluster and Sentinel a lost invalidation could not be detected per \
+                 node); every load asks Redis"
+            ),
+        }
+        Ok(self)
+    }
+
+    /// The cache's counters, when [`RedisStore::with_cache`] is on.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(SessionCache::stats)
+    }
+
     /// Runs a write on a shared connection and, with [`RedisStore::with_replica_acks`], waits
     /// for the replicas on the same connection.
     async fn write<T, F, Fut>(&self, f: F) -> Result<T>
@@ -210,6 +273,11 @@ impl RedisStore {
                 Ok((out, acked))
             })
             .await?;
+        if let Some(cache) = &self.cache {
+            // Read our own writes: wait until Redis's invalidations for this write reached the
+            // cache (a failure here empties the cache, which is as good).
+            let _ = cache.barrier(&self.target).await;
+        }
         if let Some((got, wanted)) = acked {
             return Err(Error::unavailable(
                 UnavailableKind::NotReplicated,
@@ -254,6 +322,191 @@ impl RedisStore {
         self.pools
             .run(self.config.operation_timeout(), &self.target, f)
             .await
+    }
+
+    /// Create on one server (or Sentinel's primary). One round trip in the common case: a
+    /// `MULTI` that writes the session, indexes it (ZADD; the index lives as long as the
+    /// newest session can), counts the index and reads the user's last role change. Scripts
+    /// run only when needed: a role change made while the login was in flight is applied
+    /// (atomically with `set_authz.lua`, so a later change is never undone; nobody holds the
+    /// token yet, so nobody sees the moment in between), and past the per-user limit (or every
+    /// 32nd login without one) the index is pruned and the oldest sessions evicted.
+    async fn single_create(
+        &self,
+        key: SessionKey,
+        parts: EncodedParts,
+        ttl: u64,
+        record: &Record,
+        absolute: u64,
+    ) -> Result<(usize, Option<Vec<u8>>)> {
+        let session_key = self.keys.session(&key);
+        let index = self.keys.index(&record.user_id);
+        let role_change = self.keys.role_change(&record.user_id);
+        let member = key.as_bytes().as_slice();
+        let value = [parts.head.as_slice(), &parts.authz, &parts.data].concat();
+        let (count, changed): (usize, Option<Vec<u8>>) = self
+            .write(|mut c| {
+                let (session_key, index, role_change, value) =
+                    (&session_key, &index, &role_change, &value);
+                async move {
+                    redis::pipe()
+                        .atomic()
+                        .cmd("SET")
+                        .arg(session_key)
+                        .arg(value)
+                        .arg("PX")
+                        .arg(ttl)
+                        .ignore()
+                        .cmd("ZADD")
+                        .arg(index)
+                        .arg(record.created_ms)
+                        .arg(member)
+                        .ignore()
+                        // Every session in the index ends before now + absolute.
+                        .cmd("PEXPIRE")
+                        .arg(index)
+                        .arg(absolute)
+                        .ignore()
+                        .cmd("ZCARD")
+                        .arg(index)
+                        .cmd("GET")
+                        .arg(role_change)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let mut applied = None;
+        if changed.is_some_and(|block| block != parts.authz) {
+            let script = &self.scripts.apply_role_change;
+            applied = self
+                .write(|mut c| {
+                    let (session_key, role_change, parts) = (&session_key, &role_change, &parts);
+                    async move {
+                        script
+                            .key(session_key)
+                            .key(role_change)
+                            .arg(&parts.head)
+                            .arg(&parts.authz)
+                            .arg(&parts.data)
+                            .invoke_async::<Option<Vec<u8>>>(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+        }
+        let limit = self.config.max_sessions_per_user().unwrap_or(0);
+        let evict = if limit > 0 {
+            count > limit
+        } else {
+            count % 32 == 0
+        };
+        let mut evicted = 0;
+        if evict {
+            let script = &self.scripts.evict;
+            let prefix = &self.keys.session_prefix;
+            let n: i64 = self
+                .write(|mut c| {
+                    let index = &index;
+                    async move {
+                        script
+                            .key(index)
+                            .arg(prefix.as_slice())
+                            .arg(limit)
+                            .arg(member)
+                            .invoke_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            evicted = usize::try_from(n).unwrap_or(0);
+        }
+        Ok((evicted, applied))
+    }
+
+    /// `load` with the client-side cache, while the absolute deadline is more than an idle
+    /// timeout away (so sliding the expiry by `idle` cannot pass it).
+    async fn load_cached(
+        &self,
+        cache: &SessionCache,
+        key: SessionKey,
+        session_key: Vec<u8>,
+        now: u64,
+        idle: u64,
+    ) -> Result<Option<Session>> {
+        let touch_every = duration_ms(self.config.touch_interval());
+        let ticket = match cache.lookup(&key, now, idle, touch_every) {
+            Lookup::Hit { record, touch } => {
+                if touch && !self.touch(cache, &session_key, idle).await? {
+                    cache.forget(&key);
+                    return Ok(None);
+                }
+                return Ok(Some(Session { key, record }));
+            }
+            Lookup::Miss { ticket } => ticket,
+        };
+        let read = cache
+            .on_tracking(&self.target, |mut c| {
+                let session_key = &session_key;
+                async move {
+                    // Two reads, so Redis tracks the key for this connection.
+                    let read = redis::pipe()
+                        .cmd("GET")
+                        .arg(session_key)
+                        .cmd("PTTL")
+                        .arg(session_key)
+                        .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
+                        .await;
+                    match read {
+                        Ok(found) => Ok(Some(found)),
+                        Err(e) if is_wrong_type(&e) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await?;
+        let Some((bytes, pttl)) = read else {
+            log_unreadable(key, &"a value of another type");
+            return Ok(None);
+        };
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let Some(mut record) = decode_logged(key, &bytes) else {
+            return Ok(None);
+        };
+        let Ok(left) = u64::try_from(pttl) else {
+            return Ok(None);
+        };
+        if record.deadline_ms <= now || left == 0 {
+            return Ok(None);
+        }
+        let mut expires_ms = now + left;
+        if idle.saturating_sub(left) >= touch_every {
+            if !self.touch(cache, &session_key, idle).await? {
+                return Ok(None);
+            }
+            expires_ms = now + idle;
+        }
+        record.last_seen_ms = now;
+        let record = Arc::new(record);
+        cache.fill(key, ticket, Arc::clone(&record), expires_ms, bytes.len());
+        Ok(Some(Session { key, record }))
+    }
+
+    /// Slides the idle expiry (`PEXPIRE`) on the cache's tracking connection, whose own writes
+    /// do not invalidate its own copies (`NOLOOP`). False when the key is gone.
+    async fn touch(&self, cache: &SessionCache, session_key: &[u8], idle: u64) -> Result<bool> {
+        let slid: i64 = cache
+            .on_tracking(&self.target, |mut c| async move {
+                redis::cmd("PEXPIRE")
+                    .arg(session_key)
+                    .arg(idle)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(slid == 1)
     }
 
     /// The user's index entries, oldest first.
@@ -301,32 +554,8 @@ impl SessionStore for RedisStore {
             self.split_create(key, parts, ttl, &record, absolute)
                 .await?
         } else {
-            let limit = self.config.max_sessions_per_user().unwrap_or(0);
-            let session_key = self.keys.session(&key);
-            let index = self.keys.index(&record.user_id);
-            let role_change = self.keys.role_change(&record.user_id);
-            let script = &self.scripts.create;
-            let session_prefix = &self.keys.session_prefix;
-            let (evicted, changed): (i64, Option<Vec<u8>>) = self
-                .write(|mut c| async move {
-                    script
-                        .key(&session_key)
-                        .key(&index)
-                        .key(&role_change)
-                        .arg(&parts.head)
-                        .arg(ttl)
-                        .arg(key.as_bytes().as_slice())
-                        .arg(now)
-                        .arg(limit)
-                        .arg(session_prefix.as_slice())
-                        .arg(absolute)
-                        .arg(&parts.authz)
-                        .arg(&parts.data)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
-            (usize::try_from(evicted).unwrap_or(0), changed)
+            self.single_create(key, parts, ttl, &record, absolute)
+                .await?
         };
         log_evictions(evicted);
         if let Some(block) = role_change {
@@ -351,6 +580,9 @@ impl SessionStore for RedisStore {
         let key = token.key();
         let session_key = self.keys.session(&key);
         let idle = duration_ms(self.config.idle_timeout());
+        if let (Some(cache), true) = (&self.cache, remaining >= idle) {
+            return self.load_cached(cache, key, session_key, now, idle).await;
+        }
         let fetched: Fetched = if remaining >= idle {
             // The common case: one native command reads the record and slides the idle expiry,
             // which cannot reach past the deadline. A script would cost Redis about five times

@@ -32,7 +32,8 @@ scripts!(
     index_add,
     mark_role_change,
     // Session keys and the user's index together: single server and Sentinel only.
-    create,
+    evict,
+    apply_role_change,
     rotate,
     reauth,
     delete,

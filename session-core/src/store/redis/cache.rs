@@ -1,0 +1,575 @@
+//! Client-side caching of hot sessions: zero round trips for a repeat request, while a
+//! revocation anywhere still ends the session everywhere.
+//!
+//! Redis tracks which keys a client has read (`CLIENT TRACKING`, RESP3) and pushes an
+//! invalidation to that client when any client changes or deletes one of them. The cache keeps
+//! one dedicated **tracking connection** per store:
+//!
+//! - a miss reads the session with `GET` + `PTTL` (both reads, so Redis tracks the key) on the
+//!   tracking connection, decodes the record and keeps it with the key's expiry;
+//! - a hit answers from memory: no round trip. It also slides the idle expiry at most once per
+//!   touch interval (`PEXPIRE`, on the tracking connection, which has `NOLOOP` so its own touch
+//!   does not invalidate its own copy; every other server's copy is invalidated once and
+//!   refilled by its next request);
+//! - every change to the key by anybody else (logout, revocation, role change, data, eviction,
+//!   expiry, `FLUSHALL`) arrives as an invalidation push, handled on the connection's reader
+//!   task before any later reply, and drops the entry;
+//! - a **heartbeat** (`PING` on the tracking connection) proves that invalidations still arrive:
+//!   entries are trusted only while the last heartbeat answered within the staleness bound. A
+//!   lost, silent or restarted connection therefore empties the cache, and until Redis answers
+//!   again every request goes to Redis, which fails closed (503) exactly as without a cache.
+//!
+//! A fill races its own invalidation: the reply can reach the caller after the push that
+//! invalidates it was handled. Each shard counts the invalidations it has seen; a fill is kept
+//! only if its shard saw none since the read was sent.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::Duration;
+
+use lru::LruCache;
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind,
+    RedisError, RedisResult, Value,
+};
+
+use crate::error::{Error, Result};
+use crate::record::{duration_ms, now_ms, Record};
+use crate::token::{SessionKey, SESSION_KEY_BYTES};
+
+const SHARDS: usize = 16;
+
+/// Settings of the client-side session cache ([`RedisStore::with_cache`](crate::RedisStore::with_cache)).
+///
+/// ```
+/// use std::time::Duration;
+/// use session_core::CacheConfig;
+///
+/// let cache = CacheConfig::default()
+///     .with_max_entries(50_000)
+///     .with_max_bytes(32 << 20)
+///     .with_staleness_bound(Duration::from_millis(500));
+/// assert_eq!(cache.max_entries(), 50_000);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    max_entries: usize,
+    max_bytes: usize,
+    staleness_bound: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            max_bytes: 64 << 20,
+            staleness_bound: Duration::from_secs(1),
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Most sessions kept (default 100 000); beyond it the least recently used go first.
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    /// Most bytes of records kept, roughly (default 64 MiB).
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// How long after the last answered heartbeat cached sessions are still trusted (default
+    /// 1 s). The heartbeat runs four times per bound. After a silent network or a stopped
+    /// Redis, cached sessions stop being served within this bound.
+    pub fn staleness_bound(&self) -> Duration {
+        self.staleness_bound
+    }
+
+    /// Sets [`CacheConfig::max_entries`] (at least 1).
+    #[must_use]
+    pub fn with_max_entries(mut self, n: usize) -> Self {
+        self.max_entries = n.max(1);
+        self
+    }
+
+    /// Sets [`CacheConfig::max_bytes`].
+    #[must_use]
+    pub fn with_max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// Sets [`CacheConfig::staleness_bound`] (at least 20 ms).
+    ///
+    /// **Security:** a longer bound lets a server whose connection to Redis went silent keep
+    /// serving sessions that were revoked meanwhile for that long.
+    #[must_use]
+    pub fn with_staleness_bound(mut self, bound: Duration) -> Self {
+        self.staleness_bound = bound.max(Duration::from_millis(20));
+        self
+    }
+}
+
+/// Counters of the client-side cache, since the store was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Loads answered from memory.
+    pub hits: u64,
+    /// Loads that asked Redis.
+    pub misses: u64,
+    /// Entries dropped because Redis said the key changed (or everything: a flush).
+    pub invalidations: u64,
+    /// Times the whole cache was emptied (lost connection, missed heartbeat, `FLUSHALL`).
+    pub flushes: u64,
+    /// Sessions held now.
+    pub entries: u64,
+}
+
+struct Entry {
+    record: Arc<Record>,
+    /// When the key expires in Redis (ms), as of the fill or our last touch.
+    expires_ms: u64,
+    bytes: usize,
+}
+
+struct Shard {
+    entries: LruCache<SessionKey, Entry>,
+    bytes: usize,
+    /// Invalidations this shard has seen (see the module docs: fills that raced one are dropped).
+    seen: u64,
+}
+
+/// What a cache lookup found.
+pub(crate) enum Lookup {
+    /// A live cached record; `touch` when the key's expiry should be slid now.
+    Hit { record: Arc<Record>, touch: bool },
+    /// Ask Redis; `ticket` makes the fill safe against a racing invalidation.
+    Miss { ticket: Ticket },
+}
+
+/// Taken before a read that may fill the cache.
+pub(crate) struct Ticket {
+    shard: usize,
+    seen: u64,
+}
+
+pub(crate) struct SessionCache {
+    inner: Arc<Inner>,
+    /// Dropping it stops the driver thread (and with it the tracking connection and the
+    /// heartbeat).
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+struct Inner {
+    /// A runtime on a thread of its own that reads the tracking connection and runs the
+    /// heartbeat: invalidations are handled as soon as they arrive, however busy the
+    /// application's own runtime is.
+    driver: tokio::runtime::Handle,
+    config: CacheConfig,
+    client: Client,
+    session_prefix: Vec<u8>,
+    shards: Box<[Mutex<Shard>]>,
+    per_shard_bytes: usize,
+    /// The tracking connection, with its generation.
+    conn: RwLock<Option<(u64, MultiplexedConnection)>>,
+    connecting: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    /// Cached entries may be served until this moment (ms): last answered heartbeat + bound.
+    trusted_until_ms: AtomicU64,
+    operation_timeout: Duration,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    invalidations: AtomicU64,
+    flushes: AtomicU64,
+}
+
+impl SessionCache {
+    /// A cache for the single server at `url`. No I/O until the first load.
+    pub(crate) fn new(
+        url: &str,
+        config: CacheConfig,
+        session_prefix: Vec<u8>,
+        operation_timeout: Duration,
+    ) -> Result<Self> {
+        let info = url
+            .into_connection_info()
+            .map_err(|e| Error::Config(format!("Redis URL for the session cache: {e}")))?;
+        let redis = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = Client::open(info.set_redis_settings(redis))
+            .map_err(|e| Error::Config(format!("Redis URL for the session cache: {e}")))?;
+        let per_shard_entries = NonZeroUsize::new(config.max_entries.div_ceil(SHARDS).max(1))
+            .unwrap_or(NonZeroUsize::MIN);
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    entries: LruCache::new(per_shard_entries),
+                    bytes: 0,
+                    seen: 0,
+                })
+            })
+            .collect();
+        let (driver, stop) = spawn_driver()?;
+        let inner = Arc::new(Inner {
+            driver,
+            per_shard_bytes: config.max_bytes / SHARDS,
+            config,
+            client,
+            session_prefix,
+            shards,
+            conn: RwLock::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            trusted_until_ms: AtomicU64::new(0),
+            operation_timeout,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&inner);
+        let every = inner.config.staleness_bound / 4;
+        inner.driver.spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.beat(every * 2).await;
+            }
+        });
+        Ok(Self { inner, _stop: stop })
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        let i = &self.inner;
+        CacheStats {
+            hits: i.hits.load(Ordering::Relaxed),
+            misses: i.misses.load(Ordering::Relaxed),
+            invalidations: i.invalidations.load(Ordering::Relaxed),
+            flushes: i.flushes.load(Ordering::Relaxed),
+            entries: i.shards.iter().map(|s| lock(s).entries.len() as u64).sum(),
+        }
+    }
+
+    /// Looks `key` up. `idle` and `touch_every` (ms) decide whether a hit should slide the
+    /// expiry now.
+    pub(crate) fn lookup(&self, key: &SessionKey, now: u64, idle: u64, touch_every: u64) -> Lookup {
+        let inner = &self.inner;
+        let shard_no = shard_of(key);
+        let mut shard = lock(&inner.shards[shard_no]);
+        if now < inner.trusted_until_ms.load(Ordering::Acquire) {
+            if let Some(entry) = shard.entries.get_mut(key) {
+                if now < entry.expires_ms && now < entry.record.deadline_ms {
+                    // The key's expiry was last slid `idle - left` ago (by any server).
+                    let touch = idle.saturating_sub(entry.expires_ms - now) >= touch_every;
+                    if touch {
+                        entry.expires_ms = now + idle;
+                    }
+                    inner.hits.fetch_add(1, Ordering::Relaxed);
+                    return Lookup::Hit {
+                        record: Arc::clone(&entry.record),
+                        touch,
+                    };
+                }
+                if let Some(gone) = shard.entries.pop(key) {
+                    shard.bytes -= gone.bytes;
+                }
+            }
+        }
+        inner.misses.fetch_add(1, Ordering::Relaxed);
+        Lookup::Miss {
+            ticket: Ticket {
+                shard: shard_no,
+                seen: shard.seen,
+            },
+        }
+    }
+
+    /// Keeps a record read under `ticket`, unless an invalidation may have raced the read.
+    pub(crate) fn fill(
+        &self,
+        key: SessionKey,
+        ticket: Ticket,
+        record: Arc<Record>,
+        expires_ms: u64,
+        stored_len: usize,
+    ) {
+        let inner = &self.inner;
+        // The stored bytes, decoded into strings and a map: roughly twice, plus the entry.
+        let bytes = 128 + 2 * stored_len;
+        let mut shard = lock(&inner.shards[ticket.shard]);
+        if shard.seen != ticket.seen || now_ms() >= inner.trusted_until_ms.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some((_, old)) = shard.entries.push(
+            key,
+            Entry {
+                record,
+                expires_ms,
+                bytes,
+            },
+        ) {
+            shard.bytes -= old.bytes;
+        }
+        shard.bytes += bytes;
+        while shard.bytes > inner.per_shard_bytes {
+            match shard.entries.pop_lru() {
+                Some((_, old)) => shard.bytes -= old.bytes,
+                None => break,
+            }
+        }
+    }
+
+    /// Forgets `key` (this store changed or ended it).
+    pub(crate) fn forget(&self, key: &SessionKey) {
+        self.inner.invalidate(key);
+    }
+
+    /// Runs `f` on the tracking connection (connecting it if needed) within the operation
+    /// timeout. A failure empties the cache and drops the connection.
+    pub(crate) async fn on_tracking<T, F, Fut>(&self, target: &str, f: F) -> Result<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        self.inner.on_tracking(target, f).await
+    }
+
+    /// Waits until every invalidation for writes that completed before this call has been
+    /// handled: a `PING` on the tracking connection is answered after them.
+    pub(crate) async fn barrier(&self, target: &str) -> Result<()> {
+        if self.inner.conn_if_any().is_none() {
+            // No tracking connection: nothing is cached.
+            return Ok(());
+        }
+        self.on_tracking(target, |mut c| async move {
+            redis::cmd("PING").query_async::<()>(&mut c).await
+        })
+        .await
+    }
+}
+
+impl Inner {
+    fn conn_if_any(&self) -> Option<(u64, MultiplexedConnection)> {
+        self.conn
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(g, c)| (*g, c.clone()))
+    }
+
+    async fn on_tracking<T, F, Fut>(self: &Arc<Self>, target: &str, f: F) -> Result<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        let limit = self.operation_timeout;
+        let run = async {
+            let (generation, conn) = match self.conn_if_any() {
+                Some(live) => live,
+                None => Box::pin(self.connect()).await?,
+            };
+            f(conn).await.map_err(|e| (Some(generation), e))
+        };
+        match tokio::time::timeout(limit, run).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err((generation, e))) => {
+                if e.code().is_none() || e.is_unrecoverable_error() {
+                    self.lost(generation);
+                }
+                Err(unavailable(&e, target))
+            }
+            Err(_) => {
+                self.lost(None);
+                Err(Error::timed_out(limit))
+            }
+        }
+    }
+
+    /// Opens the tracking connection: RESP3, invalidation pushes handled on its reader task,
+    /// `CLIENT TRACKING ON NOLOOP`.
+    async fn connect(
+        self: &Arc<Self>,
+    ) -> std::result::Result<(u64, MultiplexedConnection), (Option<u64>, RedisError)> {
+        let _one = self.connecting.lock().await;
+        if let Some(live) = self.conn_if_any() {
+            return Ok(live);
+        }
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let weak: Weak<Inner> = Arc::downgrade(self);
+        let pushes = move |push: PushInfo| {
+            if let Some(inner) = weak.upgrade() {
+                inner.on_push(generation, push);
+            }
+            Ok::<(), redis::aio::SendError>(())
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.operation_timeout))
+            .set_response_timeout(None)
+            .set_push_sender(pushes);
+        // Opened on the driver's runtime, so that its reader task runs there.
+        let client = self.client.clone();
+        let mut conn = self
+            .driver
+            .spawn(async move {
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+            })
+            .await
+            .map_err(|_| {
+                (
+                    None,
+                    RedisError::from(std::io::Error::other(
+                        "the session cache's driver thread stopped",
+                    )),
+                )
+            })?
+            .map_err(|e| (None, e))?;
+        redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("NOLOOP")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| (None, e))?;
+        // The previous connection (if any) was given up by `lost`, which emptied the cache and
+        // voided every fill then in flight.
+        *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some((generation, conn.clone()));
+        self.trusted_until_ms.store(
+            now_ms() + duration_ms(self.config.staleness_bound),
+            Ordering::Release,
+        );
+        Ok((generation, conn))
+    }
+
+    /// The tracking connection (of `generation`, or whichever) failed: nothing cached can be
+    /// trusted any more.
+    fn lost(&self, generation: Option<u64>) {
+        {
+            let mut conn = self.conn.write().unwrap_or_else(|e| e.into_inner());
+            if generation.is_none() || conn.as_ref().map(|(g, _)| *g) == generation {
+                *conn = None;
+            }
+        }
+        self.trusted_until_ms.store(0, Ordering::Release);
+        self.flush();
+    }
+
+    fn on_push(&self, generation: u64, push: PushInfo) {
+        match push.kind {
+            PushKind::Invalidate => match push.data.first() {
+                Some(Value::Array(keys)) => {
+                    for k in keys {
+                        if let Value::BulkString(name) = k {
+                            if let Some(key) = self.session_key_of(name) {
+                                self.invalidate(&key);
+                            }
+                        }
+                    }
+                }
+                // A null key list: Redis flushed everything (`FLUSHALL`, `FLUSHDB`).
+                _ => self.flush(),
+            },
+            PushKind::Disconnection => {
+                let current = self.conn_if_any().map(|(g, _)| g);
+                if current == Some(generation) || current.is_none() {
+                    self.lost(Some(generation));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn session_key_of(&self, name: &[u8]) -> Option<SessionKey> {
+        let raw = name.strip_prefix(self.session_prefix.as_slice())?;
+        let bytes: [u8; SESSION_KEY_BYTES] = raw.try_into().ok()?;
+        Some(SessionKey::from_bytes(bytes))
+    }
+
+    fn invalidate(&self, key: &SessionKey) {
+        let mut shard = lock(&self.shards[shard_of(key)]);
+        shard.seen += 1;
+        if let Some(gone) = shard.entries.pop(key) {
+            shard.bytes -= gone.bytes;
+            self.invalidations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn flush(&self) {
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        for s in self.shards.iter() {
+            let mut shard = lock(s);
+            shard.seen += 1;
+            let n = shard.entries.len() as u64;
+            shard.entries.clear();
+            shard.bytes = 0;
+            self.invalidations.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// One heartbeat: a `PING` answered within `limit` extends the trust; anything else ends
+    /// it and empties the cache.
+    async fn beat(self: &Arc<Self>, limit: Duration) {
+        let Some((generation, mut conn)) = self.conn_if_any() else {
+            // No tracking connection (none yet, or lost): connect, so hits resume after an
+            // outage without waiting for a miss.
+            let _ = tokio::time::timeout(limit, self.connect()).await;
+            return;
+        };
+        let sent = now_ms();
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(limit, ping.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => self.trusted_until_ms.store(
+                sent + duration_ms(self.config.staleness_bound),
+                Ordering::Release,
+            ),
+            _ => self.lost(Some(generation)),
+        }
+    }
+}
+
+fn shard_of(key: &SessionKey) -> usize {
+    usize::from(key.as_bytes()[0]) % SHARDS
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unavailable(e: &RedisError, target: &str) -> Error {
+    let kind = if e.is_timeout() {
+        crate::error::UnavailableKind::TimedOut
+    } else if e.code().is_some() {
+        crate::error::UnavailableKind::Server
+    } else {
+        crate::error::UnavailableKind::Connection
+    };
+    Error::unavailable(kind, format!("Redis at {target} (session cache): {e}"))
+}
+
+/// Starts the driver: a current-thread runtime on a thread of its own, running until the
+/// returned sender is dropped.
+fn spawn_driver() -> Result<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the session cache's runtime: {e}")))?;
+    let handle = runtime.handle().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("session-cache".to_owned())
+        .spawn(move || {
+            runtime.block_on(async {
+                let _ = stopped.await;
+            });
+        })
+        .map_err(|e| Error::Config(format!("cannot start the session cache's thread: {e}")))?;
+    Ok((handle, stop))
+}

@@ -1,0 +1,184 @@
+//! The client-side session cache (`RedisStore::with_cache`) against a real Redis: hot sessions
+//! cost no round trip, changes made through another store reach this one within milliseconds,
+//! and a silent, stopped, flushed or restarted Redis is never trusted from memory.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use session_core::testing::{conformance::unique_prefix, RedisServer};
+use session_core::{CacheConfig, Error, NewSession, RedisStore, SessionConfig, SessionStore};
+
+fn config() -> SessionConfig {
+    SessionConfig::builder()
+        .key_prefix(unique_prefix())
+        .operation_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+}
+
+async fn cached(server: &RedisServer, config: SessionConfig, bound: Duration) -> RedisStore {
+    RedisStore::connect(server.url(), config)
+        .await
+        .unwrap()
+        .with_cache(CacheConfig::default().with_staleness_bound(bound))
+        .unwrap()
+}
+
+/// Client commands other than the heartbeat's PINGs.
+fn without_pings(commands: Vec<String>) -> Vec<String> {
+    commands
+        .into_iter()
+        .filter(|c| !c.to_lowercase().contains("\"ping\""))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_session_is_served_from_memory() {
+    let server = RedisServer::start_local().unwrap();
+    let store = cached(&server, config(), Duration::from_secs(1)).await;
+    let (token, _) = store
+        .create(NewSession::new("alice").with_roles(["USER"]))
+        .await
+        .unwrap();
+    assert!(store.load(&token).await.unwrap().is_some()); // the miss that fills the cache
+    let before = store.cache_stats().unwrap();
+    let commands = common::monitored(server.port(), async {
+        for _ in 0..500 {
+            let s = store.load(&token).await.unwrap().expect("live");
+            assert!(s.has_role("USER"));
+        }
+    })
+    .await;
+    let commands = without_pings(commands);
+    // At most one touch (PEXPIRE) can fall due in the loop's few milliseconds.
+    assert!(
+        commands.len() <= 1,
+        "expected no round trips: {commands:#?}"
+    );
+    let after = store.cache_stats().unwrap();
+    assert_eq!(after.hits - before.hits, 500, "{after:?}");
+    assert_eq!(after.misses, before.misses);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_through_another_store_end_the_cached_copy_within_milliseconds() {
+    let server = RedisServer::start_local().unwrap();
+    let config = config();
+    let a = cached(&server, config.clone(), Duration::from_secs(1)).await;
+    let b = RedisStore::connect(server.url(), config).await.unwrap();
+    let mut windows = Vec::new();
+    for round in 0..60 {
+        let user = format!("user-{round}");
+        let (token, _) = b
+            .create(NewSession::new(user.as_str()).with_roles(["ADMIN"]))
+            .await
+            .unwrap();
+        assert!(a.load(&token).await.unwrap().is_some());
+        assert!(a.load(&token).await.unwrap().is_some()); // from memory now
+                                                          // Alternate: logout, revocation of all the user's sessions, demotion.
+        match round % 3 {
+            0 => assert!(b.delete(&token).await.unwrap()),
+            1 => assert_eq!(b.delete_user_sessions(&user).await.unwrap(), 1),
+            _ => assert_eq!(b.set_user_authz(&user, &[], &[]).await.unwrap(), 1),
+        }
+        let changed = Instant::now();
+        loop {
+            let refused = match a.load(&token).await.unwrap() {
+                None => true,
+                Some(s) => !s.has_role("ADMIN"),
+            };
+            if refused {
+                windows.push(changed.elapsed());
+                break;
+            }
+            assert!(
+                changed.elapsed() < Duration::from_millis(100),
+                "round {round}: still honoured 100 ms after the change"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    windows.sort();
+    println!(
+        "revocation window: p50 {:?}, max {:?}",
+        windows[windows.len() / 2],
+        windows[windows.len() - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_redis_is_not_trusted_past_the_staleness_bound() {
+    let server = RedisServer::start_local().unwrap();
+    let bound = Duration::from_millis(400);
+    let store = cached(&server, config(), bound).await;
+    let (token, _) = store.create(NewSession::new("bob")).await.unwrap();
+    assert!(store.load(&token).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(300)).await; // heartbeats running
+    assert!(store.load(&token).await.unwrap().is_some());
+    server.pause();
+    let paused = Instant::now();
+    let mut last_hit = None;
+    while paused.elapsed() < Duration::from_millis(1500) {
+        match store.load(&token).await {
+            Ok(Some(_)) => last_hit = Some(paused.elapsed()),
+            Ok(None) => panic!("a stopped Redis is not 'no session'"),
+            Err(Error::Unavailable { .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.resume();
+    if let Some(t) = last_hit {
+        assert!(
+            t <= bound,
+            "served from memory {t:?} after Redis stopped (bound {bound:?})"
+        );
+    }
+    // Back: the store answers again without a restart (first from Redis, then from memory).
+    let back = Instant::now();
+    loop {
+        if let Ok(Some(_)) = store.load(&token).await {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(5), "no recovery");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushall_and_a_restart_empty_the_cache() {
+    let mut server = RedisServer::start_local().unwrap();
+    let store = cached(&server, config(), Duration::from_secs(1)).await;
+    let (token, _) = store.create(NewSession::new("carol")).await.unwrap();
+    assert!(store.load(&token).await.unwrap().is_some());
+    assert!(store.load(&token).await.unwrap().is_some());
+    let mut raw = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = redis::cmd("FLUSHALL").query_async(&mut raw).await.unwrap();
+    let flushed = Instant::now();
+    while store.load(&token).await.unwrap().is_some() {
+        assert!(
+            flushed.elapsed() < Duration::from_millis(100),
+            "FLUSHALL ignored"
+        );
+        tokio::time::sleep(Duration::from_micros(100)).await;
+    }
+
+    let (token, _) = store.create(NewSession::new("carol")).await.unwrap();
+    assert!(store.load(&token).await.unwrap().is_some());
+    assert!(store.load(&token).await.unwrap().is_some());
+    server.restart().unwrap(); // keeps nothing: the session is gone
+    for _ in 0..20 {
+        match store.load(&token).await {
+            Ok(Some(_)) => panic!("a session that no longer exists was served from memory"),
+            Ok(None) | Err(Error::Unavailable { .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(store.load(&token).await.unwrap().is_none());
+}
