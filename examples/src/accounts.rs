@@ -8,6 +8,10 @@ use async_trait::async_trait;
 use session_core::redis;
 use session_core::{Error, RedisStore};
 
+/// The role that may manage others; at least one account keeps it (see
+/// [`AccountStore::admin_count`]).
+pub const ADMIN: &str = "ADMIN";
+
 /// One account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -28,6 +32,10 @@ pub trait AccountStore: Send + Sync {
     async fn create(&self, account: &Account) -> Result<bool, Error>;
     /// Replaces the roles of `username`; false when there is no such account.
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, Error>;
+    /// How many accounts hold [`ADMIN`].
+    async fn admin_count(&self) -> Result<usize, Error>;
+    /// Replaces the password hash of `username`; false when there is no such account.
+    async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool, Error>;
 }
 
 /// Accounts in memory.
@@ -62,15 +70,36 @@ impl AccountStore for MemoryAccounts {
             .map(|a| a.roles = roles.to_vec())
             .is_some())
     }
+
+    async fn admin_count(&self) -> Result<usize, Error> {
+        Ok(self
+            .map()
+            .values()
+            .filter(|a| a.roles.iter().any(|r| r == ADMIN))
+            .count())
+    }
+
+    async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool, Error> {
+        Ok(self
+            .map()
+            .get_mut(username)
+            .map(|a| a.password_hash = hash.to_owned())
+            .is_some())
+    }
 }
 
 /// Accounts in Redis: one hash per account at `{prefix}:acct:{username}` with fields `hash`
-/// and `roles` (a JSON array), on the session store's own connection pool.
+/// and `roles` (a JSON array), and the set `{prefix}:admins` of the usernames holding
+/// [`ADMIN`] (kept by `create` and `set_roles`; separate commands, so that it works on a Redis
+/// Cluster too, where it lies in another slot than the accounts), on the session store's own
+/// connection pool.
 pub struct RedisAccounts {
     store: Arc<RedisStore>,
     prefix: String,
+    admins: String,
     create: redis::Script,
     set_roles: redis::Script,
+    set_hash: redis::Script,
 }
 
 impl RedisAccounts {
@@ -79,6 +108,7 @@ impl RedisAccounts {
         Self {
             store,
             prefix: format!("{prefix}:acct:"),
+            admins: format!("{prefix}:admins"),
             // Atomic "create unless taken": HSETNX on the hash field decides.
             create: redis::Script::new(
                 "if redis.call('HSETNX', KEYS[1], 'hash', ARGV[1]) == 0 then return 0 end \
@@ -88,11 +118,30 @@ impl RedisAccounts {
                 "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
                  redis.call('HSET', KEYS[1], 'roles', ARGV[1]) return 1",
             ),
+            set_hash: redis::Script::new(
+                "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
+                 redis.call('HSET', KEYS[1], 'hash', ARGV[1]) return 1",
+            ),
         }
     }
 
     fn key(&self, username: &str) -> String {
         format!("{}{username}", self.prefix)
+    }
+
+    /// Adds `username` to the admins set, or removes it, as `roles` say.
+    async fn note_admin(&self, username: &str, roles: &[String]) -> Result<(), Error> {
+        let admin = roles.iter().any(|r| r == ADMIN);
+        let key = &self.admins;
+        self.store
+            .with_connection(|mut c| async move {
+                redis::cmd(if admin { "SADD" } else { "SREM" })
+                    .arg(key)
+                    .arg(username)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
     }
 }
 
@@ -144,17 +193,44 @@ impl AccountStore for RedisAccounts {
                     .await
             })
             .await?;
+        if created == 1 {
+            self.note_admin(&account.username, &account.roles).await?;
+        }
         Ok(created == 1)
     }
 
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, Error> {
         let key = self.key(username);
-        let roles = roles_json(roles);
+        let roles_text = roles_json(roles);
         let script = &self.set_roles;
         let updated: i64 = self
             .store
             .with_connection(|mut c| async move {
-                script.key(&key).arg(&roles).invoke_async(&mut c).await
+                script.key(&key).arg(&roles_text).invoke_async(&mut c).await
+            })
+            .await?;
+        if updated == 1 {
+            self.note_admin(username, roles).await?;
+        }
+        Ok(updated == 1)
+    }
+
+    async fn admin_count(&self) -> Result<usize, Error> {
+        let key = &self.admins;
+        self.store
+            .with_connection(|mut c| async move {
+                redis::cmd("SCARD").arg(key).query_async(&mut c).await
+            })
+            .await
+    }
+
+    async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool, Error> {
+        let key = self.key(username);
+        let script = &self.set_hash;
+        let updated: i64 = self
+            .store
+            .with_connection(|mut c| async move {
+                script.key(&key).arg(hash).invoke_async(&mut c).await
             })
             .await?;
         Ok(updated == 1)

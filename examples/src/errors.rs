@@ -103,6 +103,14 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A guard's or [`Require::check`](session_core::axum::Require::check)'s refusal, with its
+/// status and code (401 `reauthentication_required` for a session that is not fresh).
+impl From<session_core::axum::Rejection> for ApiError {
+    fn from(r: session_core::axum::Rejection) -> Self {
+        Self::new(r.status(), r.code(), r.to_string())
+    }
+}
+
 impl From<session_core::Error> for ApiError {
     fn from(e: session_core::Error) -> Self {
         match e {

@@ -52,6 +52,8 @@ pub struct AppState {
     pub throttle: ThrottleConfig,
     /// The bound on password checks waiting at once (`LOGIN_QUEUE_MAX`).
     pub password_queue: PasswordQueue,
+    /// How long a session counts as freshly authenticated (`STEP_UP_SECS`).
+    pub step_up: std::time::Duration,
 }
 
 /// The HTTP service: routes, sessions, JSON errors, CSRF defence (before routing, with `csrf`'s
@@ -65,9 +67,12 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
         .route("/register", post(register))
         .route("/login", post(login))
         .route("/logout", post(logout))
+        .route("/reauth", post(reauth))
+        .route("/password", put(change_password))
         .route("/me", get(me))
         .route("/admin", get(admin))
         .route("/sessions", get(list_sessions).delete(delete_all_sessions))
+        .route("/sessions/others", delete(delete_other_sessions))
         .route("/sessions/{id}", delete(delete_session))
         .route("/admin/users/{username}/roles", put(set_roles))
         .route(
@@ -114,7 +119,10 @@ pub const SEED: [(&str, &str, &[&str]); 2] = [
 /// The store's error when it cannot be reached.
 pub async fn seed(state: &AppState) -> Result<(), session_core::Error> {
     for (username, password, roles) in SEED {
-        if state.accounts.get(username).await?.is_some() {
+        if let Some(existing) = state.accounts.get(username).await? {
+            // Rewriting the roles keeps the store's record of who holds ADMIN complete for
+            // accounts made before it was kept.
+            state.accounts.set_roles(username, &existing.roles).await?;
             continue;
         }
         let account = Account {

@@ -63,6 +63,7 @@ async fn run(settings: Settings) -> Result<(), String> {
                 passwords,
                 throttle,
                 password_queue: PasswordQueue::new(settings.login_queue_max),
+                step_up: settings.step_up,
             }
         }
         None => {
@@ -78,6 +79,7 @@ async fn run(settings: Settings) -> Result<(), String> {
                 passwords,
                 throttle,
                 password_queue: PasswordQueue::new(settings.login_queue_max),
+                step_up: settings.step_up,
             }
         }
     };

@@ -3,16 +3,16 @@
 use std::time::SystemTime;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use session_core::axum::{AuthSession, CurrentUser};
+use session_core::axum::{AuthSession, CurrentUser, Require};
 use session_core::prelude::*;
 use session_core::throttle::{retry_after_secs, Attempt};
 use session_core::{log_safe, SessionHandle};
 
-use crate::accounts::Account;
+use crate::accounts::{Account, ADMIN};
 use crate::errors::{ApiError, ApiJson};
 use crate::AppState;
 
@@ -97,26 +97,27 @@ pub async fn register(
     ))
 }
 
-/// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
-/// password; every login starts a new session with a new token. 503 `busy` when
-/// `LOGIN_QUEUE_MAX` password checks are waiting already.
-pub async fn login(
-    State(state): State<AppState>,
-    mut auth: AuthSession,
-    ApiJson(body): ApiJson<Credentials>,
-) -> Result<Json<Value>, ApiError> {
-    // Every login costs a hash (a real or a dummy one), so every login takes a place.
-    let _slot = state.password_queue.enter()?;
-    let username = body.username.as_str();
-    // A name that cannot be an account is checked like an unknown one (same answer, same
-    // time) but not counted: it has no throttle key of its own.
-    let plausible = valid_username(username) && body.password.chars().count() <= 128;
+/// Checks `password` for `username` under the lockout rule, as every password check does
+/// (login, reauthentication, password change): the attempt is counted before the hash (so
+/// parallel guesses cannot exceed the limit), refused with 429 while the username is locked,
+/// and a failure answers 401 `invalid_credentials` (the same for an unknown user and a wrong
+/// password). The caller holds a place in the password queue.
+///
+/// `plausible`: whether `username` can be an account at all; a name that cannot is checked
+/// like an unknown one (same answer, same time) but not counted: it has no throttle key of
+/// its own.
+async fn check_password(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    plausible: bool,
+    event: &str,
+) -> Result<Account, ApiError> {
     if plausible {
-        // Counted before the password is checked: parallel guesses cannot exceed the limit.
         if let Attempt::Locked { retry_after } =
             state.store.begin_login(username, &state.throttle).await?
         {
-            tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), "login refused: username locked");
+            tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), during = event, "password check refused: username locked");
             return Err(ApiError::too_many_attempts(retry_after_secs(retry_after)));
         }
     }
@@ -125,17 +126,13 @@ pub async fn login(
     } else {
         None
     };
-    let password = if plausible {
-        body.password.as_str()
-    } else {
-        ""
-    };
+    let password = if plausible { password } else { "" };
     let ok = state
         .passwords
         .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
         .await?;
     let Some(account) = account.filter(|_| ok) else {
-        tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), "failed login");
+        tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), during = event, "failed password check");
         if plausible {
             if let Attempt::Locked { retry_after } = state
                 .store
@@ -147,19 +144,139 @@ pub async fn login(
                     event = "lockout",
                     user = %log_safe(username),
                     secs = retry_after_secs(retry_after),
-                    "username locked after repeated failed logins"
+                    "username locked after repeated failed password checks"
                 );
             }
         }
         return Err(ApiError::invalid_credentials());
     };
     state.store.clear_failures(username).await?;
-    let session = auth
-        .login(NewSession::new(account.username.clone()).with_roles(account.roles.clone()))
-        .await?;
+    Ok(account)
+}
+
+/// The request's `User-Agent`, for the session's label (cut to 256 characters by the store).
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .filter(|ua| !ua.is_empty())
+}
+
+/// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
+/// password; every login starts a new session with a new token, labelled with the request's
+/// `User-Agent`. 503 `busy` when `LOGIN_QUEUE_MAX` password checks are waiting already.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut auth: AuthSession,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Json<Value>, ApiError> {
+    // Every login costs a hash (a real or a dummy one), so every login takes a place.
+    let _slot = state.password_queue.enter()?;
+    let username = body.username.as_str();
+    let plausible = valid_username(username) && body.password.chars().count() <= 128;
+    let account = check_password(&state, username, &body.password, plausible, "login").await?;
+    let mut new = NewSession::new(account.username.clone()).with_roles(account.roles.clone());
+    if let Some(ua) = user_agent(&headers) {
+        new = new.with_label(ua);
+    }
+    let session = auth.login(new).await?;
     Ok(Json(
         json!({ "username": session.user_id(), "roles": session.roles() }),
     ))
+}
+
+/// `{"password"}` of `POST /reauth`.
+#[derive(Debug, Deserialize)]
+pub struct ReauthBody {
+    password: String,
+}
+
+/// `POST /reauth`: the logged-in user enters the password again. A new token (the old one
+/// stops working) and the session is fresh from now. A wrong password counts toward the
+/// lockout like a failed login.
+#[login_required]
+pub async fn reauth(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+    ApiJson(body): ApiJson<ReauthBody>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(user) = auth.session().map(|s| s.user_id().to_owned()) else {
+        return Err(session_core::Error::NotFound.into());
+    };
+    let _slot = state.password_queue.enter()?;
+    let plausible = body.password.chars().count() <= 128;
+    check_password(&state, &user, &body.password, plausible, "reauth").await?;
+    let session = auth.reauthenticate().await?;
+    Ok(Json(
+        json!({ "username": session.user_id(), "roles": session.roles() }),
+    ))
+}
+
+/// `{"current_password", "new_password"}` of `PUT /password`.
+#[derive(Debug, Deserialize)]
+pub struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// `PUT /password`: needs a fresh session (`STEP_UP_SECS`) and the current password; ends every
+/// other session of the user and gives this one a new token.
+#[login_required]
+pub async fn change_password(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    let Some(session) = auth.session().cloned() else {
+        return Err(session_core::Error::NotFound.into());
+    };
+    // Freshness first: a stale session changes nothing, not even the lockout count.
+    Require::fresh(state.step_up).check(&session)?;
+    if !valid_password(&body.new_password) {
+        return Err(ApiError::bad_request(
+            "new_password must be 8-128 characters",
+        ));
+    }
+    let user = session.user_id().to_owned();
+    let _slot = state.password_queue.enter()?;
+    let plausible = body.current_password.chars().count() <= 128;
+    check_password(
+        &state,
+        &user,
+        &body.current_password,
+        plausible,
+        "password_change",
+    )
+    .await?;
+    let hash = state.passwords.hash(&body.new_password).await?;
+    // Order: other sessions end first, then the password changes, then the other sessions end
+    // once more. A failure after the first step leaves the old password with fewer sessions
+    // (safe; the user retries); a login that checked the old password while the hash was
+    // being replaced is ended by the last step. Only then does this session get its new token.
+    auth.end_other_sessions().await?;
+    if !state.accounts.set_password_hash(&user, &hash).await? {
+        return Err(ApiError::not_found("no such user"));
+    }
+    let ended = auth.end_other_sessions().await?;
+    auth.reauthenticate().await?;
+    tracing::info!(target: "session_audit", event = "password_changed", user = %log_safe(&user), late_sessions_ended = ended, "password changed; other sessions ended");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /sessions/others`: needs a fresh session; ends every session of the caller but this
+/// one.
+#[login_required]
+pub async fn delete_other_sessions(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+) -> Result<StatusCode, ApiError> {
+    let Some(session) = auth.session().cloned() else {
+        return Err(session_core::Error::NotFound.into());
+    };
+    Require::fresh(state.step_up).check(&session)?;
+    auth.end_other_sessions().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /logout`.
@@ -198,6 +315,7 @@ pub async fn list_sessions(
                     "created_at": rfc3339(s.created_at),
                     "last_seen_at": rfc3339(s.last_seen_at),
                     "current": s.handle == current,
+                    "user_agent": s.label,
                 })
             })
             .collect(),
@@ -262,10 +380,35 @@ pub async fn set_roles(
     let mut roles = body.roles;
     roles.sort();
     roles.dedup();
-    if !state.accounts.set_roles(&username, &roles).await? {
+    if state.accounts.get(&username).await?.is_none() {
         return Err(ApiError::not_found("no such user"));
     }
+    // The last admin cannot remove their own ADMIN: nobody could give it back. (Two last
+    // admins demoting themselves at the same instant can both pass this check; the demo
+    // accepts that.)
+    if username == admin.user_id()
+        && !roles.iter().any(|r| r == ADMIN)
+        && state.accounts.admin_count().await? <= 1
+    {
+        return Err(ApiError::conflict(
+            "you are the last admin: give ADMIN to another account first",
+        ));
+    }
+    // Two stores, two writes, no transaction across them. The sessions are changed first:
+    // `set_user_authz` rewrites every live session of the user and records the new roles for
+    // the store's role-change window, during which every new login of the user gets them
+    // whatever the account says. So if the account update then fails, no session (existing or
+    // new) honours a removed role, and the admin's retry (the request answered 503) brings
+    // the account in line. The other order would leave a removed role on every live session
+    // after a failure between the two. The account update is also retried once at once.
     let sessions = state.store.set_user_authz(&username, &roles, &[]).await?;
+    let updated = match state.accounts.set_roles(&username, &roles).await {
+        Ok(updated) => updated,
+        Err(_) => state.accounts.set_roles(&username, &roles).await?,
+    };
+    if !updated {
+        return Err(ApiError::not_found("no such user"));
+    }
     tracing::info!(target: "session_audit", event = "roles_changed", user = %log_safe(&username), roles = ?roles, sessions, by = %log_safe(admin.user_id()), "roles changed");
     Ok(StatusCode::NO_CONTENT)
 }

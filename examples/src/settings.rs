@@ -32,6 +32,9 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// `LOGIN_QUEUE_MAX`: password checks allowed to wait at once.
     pub login_queue_max: usize,
+    /// `STEP_UP_SECS`: how long after the password was entered (login, `POST /reauth`) a
+    /// session counts as freshly authenticated (`PUT /password`, `DELETE /sessions/others`).
+    pub step_up: Duration,
     /// `ALLOWED_ORIGINS`: the exact origins (`https://app.example`, comma-separated) allowed
     /// to send POST/PUT/PATCH/DELETE; unset: the request's own origin, `https://{Host}` (or
     /// `http://{Host}` with `COOKIE_SECURE=false`).
@@ -159,6 +162,7 @@ impl Settings {
             header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", 30)?,
             login_queue_max: usize::try_from(number("LOGIN_QUEUE_MAX", 64)?)
                 .map_err(|_| "LOGIN_QUEUE_MAX is too large".to_owned())?,
+            step_up: secs("STEP_UP_SECS", 300)?,
             allowed_origins,
             session_cache,
         })
@@ -191,6 +195,7 @@ mod tests {
         assert_eq!(s.lockout, Duration::from_secs(900));
         assert_eq!(s.header_timeout, Duration::from_secs(30));
         assert_eq!(s.login_queue_max, 64);
+        assert_eq!(s.step_up, Duration::from_secs(300));
         assert_eq!(s.allowed_origins, None);
         assert!(s.session_cache);
         assert!(!parse(&[("SESSION_CACHE", "off")]).unwrap().session_cache);
@@ -206,6 +211,7 @@ mod tests {
             ("DEMO_ADDR", "nowhere"),
             ("LOGIN_MAX_FAILURES", "x"),
             ("LOGIN_QUEUE_MAX", "0"),
+            ("STEP_UP_SECS", "0"),
             ("HTTP_HEADER_TIMEOUT_SECS", "0"),
             ("ALLOWED_ORIGINS", "app.example"),
             ("ALLOWED_ORIGINS", "https://app.example/path"),

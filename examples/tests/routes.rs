@@ -867,7 +867,18 @@ async fn removed_role_is_refused_on_the_next_request() {
     );
     // Her sessions stay logged in, just without the role.
     c.get("/me", Some(&alice2)).await.assert_status(200);
-    // An admin revoking their own ADMIN role loses it at once too.
+    // An admin revoking their own ADMIN role loses it at once too (with another admin
+    // around: the last admin cannot give it up, see stepup.rs).
+    c.register("second-admin", "second-password")
+        .await
+        .assert_status(201);
+    c.put(
+        "/admin/users/second-admin/roles",
+        Some(&admin),
+        json!({"roles": ["USER", "ADMIN"]}),
+    )
+    .await
+    .assert_status(204);
     c.put(
         "/admin/users/admin/roles",
         Some(&admin),

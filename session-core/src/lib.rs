@@ -53,7 +53,8 @@
 //! # Features
 //! - `redis` (default): [`RedisStore`].
 //! - `axum` (default): the axum integration (layer, extractors, guards).
-//! - `macros` (default): `#[login_required]`, `#[has_role(..)]` and friends.
+//! - `macros` (default): `#[login_required]`, `#[has_role(..)]`, `#[fresh_login(max_age = "5m")]`
+//!   and friends.
 //! - `test-suite`: [`testing`]: the conformance suite every store must pass, and a throwaway
 //!   `redis-server` for tests.
 #![deny(missing_docs)]
@@ -91,8 +92,8 @@ pub use token::{MalformedToken, SessionHandle, SessionKey, Token, SESSION_KEY_BY
 
 #[cfg(feature = "macros")]
 pub use session_macros::{
-    has_all_permissions, has_all_roles, has_any_permission, has_any_role, has_permission, has_role,
-    login_required,
+    fresh_login, has_all_permissions, has_all_roles, has_any_permission, has_any_role,
+    has_permission, has_role, login_required,
 };
 
 /// The names most applications need: `use session_core::prelude::*;`.
@@ -103,8 +104,8 @@ pub mod prelude {
     pub use crate::RedisStore;
     #[cfg(feature = "macros")]
     pub use crate::{
-        has_all_permissions, has_all_roles, has_any_permission, has_any_role, has_permission,
-        has_role, login_required,
+        fresh_login, has_all_permissions, has_all_roles, has_any_permission, has_any_role,
+        has_permission, has_role, login_required,
     };
     pub use crate::{
         Error, MemoryStore, NewSession, Session, SessionConfig, SessionData, SessionStore, Token,
@@ -116,7 +117,8 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::axum::{
-        AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, Guard, LCons, LNil, Login, Nil,
+        AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, FreshLogin, Guard, LCons, LNil,
+        Login, Nil,
     };
 }
 

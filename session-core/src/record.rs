@@ -7,17 +7,23 @@
 //!
 //! | offset | bytes | field |
 //! |---|---|---|
-//! | 0 | 1 | format version (`1`) |
+//! | 0 | 1 | format version (`2`) |
 //! | 1 | 6 | absolute deadline, ms since the Unix epoch, big-endian |
 //! | 7 | 6 | last seen, ms (as of the last write; `RedisStore` reads the live figure off the TTL) |
 //! | 13 | 6 | created, ms |
-//! | 19 | 1 | length `u` of the user id (1–255) |
-//! | 20 | u | user id, UTF-8 |
-//! | 20+u | 2 | length `a` of the authorization block, big-endian |
-//! | 22+u | a | roles and permissions (postcard: two lists of strings) |
-//! | 22+u+a | rest | application data: empty, or a JSON object |
+//! | 19 | 6 | auth time, ms: when the user last entered the password in this session |
+//! | 25 | 1 | length `u` of the user id (1–255) |
+//! | 26 | u | user id, UTF-8 |
+//! | 26+u | 2 | length `l` of the label, big-endian (0: none) |
+//! | 28+u | l | label, UTF-8 (the login's `User-Agent`, say; at most 256 characters) |
+//! | 28+u+l | 2 | length `a` of the authorization block, big-endian |
+//! | 30+u+l | a | roles and permissions (postcard: two lists of strings) |
+//! | 30+u+l+a | rest | application data: empty, or a JSON object |
 //!
-//! A session of user `alice` with role `USER` and no data is 34 bytes.
+//! Everything before the authorization block is the *head*: the Redis scripts find the block at
+//! `30 + u + l` (1-based: the length at `29 + u + l`). A session of user `alice` with role
+//! `USER`, no label and no data is 42 bytes. Version 1 records (without auth time and label)
+//! decode as corrupt, so they count as no session.
 //!
 //! # What a session costs in Redis (measured, `benches/RESULTS.md`)
 //! - The session key (`{prefix}:s:` + 16 bytes) with a 39-byte record: **120 bytes** by
@@ -37,9 +43,13 @@ use crate::error::{Error, Result};
 use crate::token::{SessionHandle, SessionKey};
 
 /// Record format version written in the first byte.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+pub(crate) const FORMAT_VERSION: u8 = 2;
+/// Offset of the auth time (6 bytes).
+pub(crate) const AUTH_TIME_OFFSET: usize = 19;
 /// Offset of the user id's length byte.
-pub(crate) const USER_LEN_OFFSET: usize = 19;
+pub(crate) const USER_LEN_OFFSET: usize = 25;
+/// Longest session label, in characters (longer ones are cut).
+pub const MAX_LABEL_CHARS: usize = 256;
 /// Longest user id, in bytes.
 pub const MAX_USER_ID_LEN: usize = 255;
 /// Largest encoded application data, in bytes. Sessions are read on every request; keep bulky
@@ -174,6 +184,7 @@ pub struct NewSession {
     pub(crate) user_id: String,
     pub(crate) authz: Authz,
     pub(crate) data: SessionData,
+    pub(crate) label: String,
 }
 
 impl NewSession {
@@ -183,6 +194,7 @@ impl NewSession {
             user_id: user_id.into(),
             authz: Authz::default(),
             data: SessionData::new(),
+            label: String::new(),
         }
     }
 
@@ -215,10 +227,42 @@ impl NewSession {
         self
     }
 
+    /// Sets a label the user can tell the session by in a list of their sessions ("your
+    /// devices"): typically the login request's `User-Agent`. Cut to [`MAX_LABEL_CHARS`]
+    /// characters; an empty label is none.
+    ///
+    /// The label is client text: escape it where you display it (JSON encoding does), and
+    /// log it through [`log_safe`](crate::log_safe).
+    ///
+    /// ```
+    /// use session_core::NewSession;
+    ///
+    /// let new = NewSession::new("alice").with_label("x".repeat(300));
+    /// assert_eq!(new.label().map(|l| l.chars().count()), Some(256));
+    /// ```
+    #[must_use]
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = bounded_label(label.into());
+        self
+    }
+
     /// The user the session will belong to.
     pub fn user_id(&self) -> &str {
         &self.user_id
     }
+
+    /// The label, if one was set.
+    pub fn label(&self) -> Option<&str> {
+        (!self.label.is_empty()).then_some(self.label.as_str())
+    }
+}
+
+/// `label` cut to [`MAX_LABEL_CHARS`] characters.
+fn bounded_label(mut label: String) -> String {
+    if let Some((cut, _)) = label.char_indices().nth(MAX_LABEL_CHARS) {
+        label.truncate(cut);
+    }
+    label
 }
 
 pub(crate) fn normalized<I, S>(items: I) -> Vec<String>
@@ -291,12 +335,31 @@ pub(crate) struct Record {
     pub(crate) deadline_ms: u64,
     pub(crate) last_seen_ms: u64,
     pub(crate) created_ms: u64,
+    /// When the user last entered the password in this session (ms).
+    pub(crate) auth_time_ms: u64,
     pub(crate) user_id: String,
+    /// Empty: none.
+    pub(crate) label: String,
     pub(crate) authz: Authz,
     pub(crate) data: SessionData,
 }
 
 impl Record {
+    /// The record of a session created now (ms) from `new`, ending `absolute_ms` later; the
+    /// password was entered for it now.
+    pub(crate) fn created(new: NewSession, now: u64, absolute_ms: u64) -> Self {
+        Self {
+            deadline_ms: now + absolute_ms,
+            last_seen_ms: now,
+            created_ms: now,
+            auth_time_ms: now,
+            user_id: new.user_id,
+            label: new.label,
+            authz: new.authz,
+            data: new.data,
+        }
+    }
+
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         let EncodedParts {
             mut head,
@@ -316,13 +379,22 @@ impl Record {
         check_user_id(&self.user_id)?;
         let authz = self.authz.encode_block()?;
         let data = self.data.encode()?;
-        let mut head = Vec::with_capacity(20 + self.user_id.len());
+        let label = bounded_label(self.label.clone());
+        let mut head = Vec::with_capacity(28 + self.user_id.len() + label.len());
         head.push(FORMAT_VERSION);
-        for ms in [self.deadline_ms, self.last_seen_ms, self.created_ms] {
+        for ms in [
+            self.deadline_ms,
+            self.last_seen_ms,
+            self.created_ms,
+            self.auth_time_ms,
+        ] {
             head.extend_from_slice(&ms.min(MAX_MS).to_be_bytes()[2..]);
         }
         head.push(self.user_id.len() as u8);
         head.extend_from_slice(self.user_id.as_bytes());
+        // At most 256 characters of at most 4 bytes: fits the 2-byte length.
+        head.extend_from_slice(&(label.len() as u16).to_be_bytes());
+        head.extend_from_slice(label.as_bytes());
         Ok(EncodedParts { head, authz, data })
     }
 
@@ -345,6 +417,7 @@ impl Record {
         let deadline_ms = u48(1)?;
         let last_seen_ms = u48(7)?;
         let created_ms = u48(13)?;
+        let auth_time_ms = u48(AUTH_TIME_OFFSET)?;
         let user_len = usize::from(
             *bytes
                 .get(USER_LEN_OFFSET)
@@ -360,7 +433,18 @@ impl Record {
         if user_id.is_empty() {
             return Err(corrupt("empty user id"));
         }
-        let authz_at = user_start + user_len;
+        let label_at = user_start + user_len;
+        let label_len = bytes
+            .get(label_at..label_at + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            .ok_or_else(|| corrupt("truncated label length"))?;
+        let label = bytes
+            .get(label_at + 2..label_at + 2 + label_len)
+            .ok_or_else(|| corrupt("truncated label"))?;
+        let label = std::str::from_utf8(label)
+            .map_err(|_| corrupt("label is not UTF-8"))?
+            .to_owned();
+        let authz_at = label_at + 2 + label_len;
         let authz_len = bytes
             .get(authz_at..authz_at + 2)
             .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
@@ -375,11 +459,25 @@ impl Record {
             deadline_ms,
             last_seen_ms,
             created_ms,
+            auth_time_ms,
             user_id,
+            label,
             authz,
             data,
         })
     }
+}
+
+/// Sets the auth time in an encoded record (the same bytes the Redis scripts patch); `None`
+/// for bytes that are not a record of this format.
+pub(crate) fn with_auth_time(mut bytes: Vec<u8>, ms: u64) -> Option<Vec<u8>> {
+    if bytes.first() != Some(&FORMAT_VERSION) {
+        return None;
+    }
+    bytes
+        .get_mut(AUTH_TIME_OFFSET..AUTH_TIME_OFFSET + 6)?
+        .copy_from_slice(&ms.min(MAX_MS).to_be_bytes()[2..]);
+    Some(bytes)
 }
 
 /// A live session, as loaded from the store.
@@ -446,6 +544,20 @@ impl Session {
         to_system_time(self.record.deadline_ms)
     }
 
+    /// When the user last entered their password in this session: at login
+    /// ([`SessionStore::create`](crate::SessionStore::create)) or at the last
+    /// [`SessionStore::reauthenticate`](crate::SessionStore::reauthenticate). Guards for
+    /// sensitive operations ([`Require::fresh`](crate::axum::Require::fresh),
+    /// `#[fresh_login(max_age = "5m")]`) compare it with the clock.
+    pub fn auth_time(&self) -> SystemTime {
+        to_system_time(self.record.auth_time_ms)
+    }
+
+    /// The label given at creation ([`NewSession::with_label`]), if any.
+    pub fn label(&self) -> Option<&str> {
+        (!self.record.label.is_empty()).then_some(self.record.label.as_str())
+    }
+
     /// The session's key in the store (the SHA-256 of its token).
     pub fn key(&self) -> SessionKey {
         self.key
@@ -462,6 +574,7 @@ impl Session {
             created_at: self.created_at(),
             last_seen_at: self.last_seen_at(),
             expires_at: self.expires_at(),
+            label: self.label().map(str::to_owned),
         }
     }
 }
@@ -477,6 +590,8 @@ pub struct SessionInfo {
     pub last_seen_at: SystemTime,
     /// Its absolute deadline.
     pub expires_at: SystemTime,
+    /// Its label ([`NewSession::with_label`]: the login's `User-Agent`, say), if any.
+    pub label: Option<String>,
 }
 
 #[cfg(test)]
@@ -488,7 +603,9 @@ mod tests {
             deadline_ms: 1_800_000_000_000,
             last_seen_ms: 1_700_000_000_500,
             created_ms: 1_700_000_000_000,
+            auth_time_ms: 1_700_000_000_250,
             user_id: "alice".into(),
+            label: String::new(),
             authz: Authz {
                 roles: vec!["USER".into()],
                 permissions: vec![],
@@ -501,8 +618,41 @@ mod tests {
     fn typical_record_is_compact_and_round_trips() {
         let r = sample();
         let bytes = r.encode().unwrap();
-        assert_eq!(bytes.len(), 34);
+        assert_eq!(bytes.len(), 42);
         assert_eq!(Record::decode(&bytes).unwrap(), r);
+    }
+
+    #[test]
+    fn auth_time_and_label_round_trip_and_the_label_is_bounded() {
+        let mut r = sample();
+        r.label = "Mozilla/5.0 (X11; Linux x86_64) é".into();
+        r.data.insert("k", "v").unwrap();
+        let bytes = r.encode().unwrap();
+        let back = Record::decode(&bytes).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.auth_time_ms, 1_700_000_000_250);
+        let patched = Record::decode(&with_auth_time(bytes, 1_750_000_000_000).unwrap()).unwrap();
+        assert_eq!(patched.auth_time_ms, 1_750_000_000_000);
+        assert_eq!(
+            Record {
+                auth_time_ms: r.auth_time_ms,
+                ..patched
+            },
+            r
+        );
+        let long = NewSession::new("alice").with_label("é".repeat(MAX_LABEL_CHARS + 10));
+        assert_eq!(
+            long.label().map(|l| l.chars().count()),
+            Some(MAX_LABEL_CHARS)
+        );
+        assert_eq!(NewSession::new("alice").with_label("").label(), None);
+    }
+
+    #[test]
+    fn version_1_records_are_corrupt() {
+        let mut bytes = sample().encode().unwrap();
+        bytes[0] = 1;
+        assert!(matches!(Record::decode(&bytes), Err(Error::Corrupt(_))));
     }
 
     #[test]

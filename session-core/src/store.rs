@@ -75,6 +75,34 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn rotate(&self, token: &Token) -> Result<Token>;
 
+    /// Re-authentication (step-up): the user has just entered their password again in the
+    /// session of `token`. Gives the session a new token (the old one stops working at once,
+    /// as with [`rotate`](SessionStore::rotate)) and sets its
+    /// [`auth_time`](Session::auth_time) to now, in one step; returns the new token and the
+    /// session as now stored. Everything else (user, roles, label, data, deadline) stays.
+    ///
+    /// Call it only after checking the password. Guards for recent authentication
+    /// ([`Require::fresh`](crate::axum::Require::fresh)) then pass for their `max_age`.
+    ///
+    /// ```
+    /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(SessionConfig::default());
+    /// let (old, _) = store.create(NewSession::new("alice")).await?;
+    /// // ... the password was checked again ...
+    /// let (new, session) = store.reauthenticate(&old).await?;
+    /// assert!(store.load(&old).await?.is_none());
+    /// assert_eq!(store.load(&new).await?.map(|s| s.auth_time()), Some(session.auth_time()));
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when the session has ended;
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)>;
+
     /// Ends the session of `token` (logout). True when there was one.
     ///
     /// # Errors
@@ -100,6 +128,29 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn delete_user_sessions(&self, user_id: &str) -> Result<usize>;
+
+    /// Ends every session of `user_id` except the one of `keep` (after a password change, or
+    /// "log out my other devices"); returns how many were live. When `keep` is not a session of
+    /// the user, all of the user's sessions end.
+    ///
+    /// ```
+    /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(SessionConfig::default());
+    /// let (laptop, _) = store.create(NewSession::new("alice")).await?;
+    /// let (phone, _) = store.create(NewSession::new("alice")).await?;
+    /// assert_eq!(store.delete_other_user_sessions("alice", &laptop).await?, 1);
+    /// assert!(store.load(&phone).await?.is_none());
+    /// assert!(store.load(&laptop).await?.is_some());
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable user id;
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize>;
 
     /// Replaces the roles and permissions on every live session of `user_id`; returns how many
     /// sessions were changed. From the moment this returns, no session of the user is loaded

@@ -10,6 +10,23 @@
 //! password is checked, so an attacker sending many guesses at once gets no more than
 //! `max_failures` of them checked per window.
 //!
+//! # The trade-off: lockout as a weapon
+//! Locking a *username* stops guessing one account's password, but anyone who knows a username
+//! can lock its owner out, again and again (a denial of service), and an attacker who tries one
+//! password against many usernames (password spraying) never reaches any username's limit.
+//! The library cannot tell a client's address by itself (behind a proxy only the application
+//! knows which header to trust), so it offers counting **per client address** with the address
+//! supplied by the application: [`LoginThrottle::begin_login_from`],
+//! [`LoginThrottle::record_failure_from`] and [`LoginThrottle::release_attempt_from`], with a
+//! [`ThrottleConfig`] of its own (usually a much higher limit: many users share an address
+//! behind NAT). An IPv6 address is counted by its /64, which one host usually holds whole.
+//! Use both: the per-username limit bounds guesses at one account, the per-address limit
+//! bounds what one client tries across accounts. Per-address counting does not stop an
+//! attacker with many addresses (a botnet); a per-username lock is then still the last line,
+//! and its length is the price of it. Alternatives an application may prefer to a hard lock:
+//! a lock that lets through logins from addresses that logged in successfully before, or a
+//! CAPTCHA after the limit instead of a refusal.
+//!
 //! ```
 //! use std::time::Duration;
 //! use session_core::throttle::{Attempt, LoginThrottle, ThrottleConfig};
@@ -28,6 +45,7 @@
 //! # }).unwrap();
 //! ```
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -104,6 +122,103 @@ pub trait LoginThrottle: Send + Sync {
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn clear_failures(&self, username: &str) -> Result<()>;
+
+    /// Un-counts one attempt that [`LoginThrottle::begin_login`] counted for `subject` and that
+    /// succeeded, without forgetting the others (unlike
+    /// [`clear_failures`](LoginThrottle::clear_failures)). For per-address counting: a
+    /// client's successful logins must not count against it, but must not wipe its failures
+    /// either (else one valid account would reset an attacker's count).
+    ///
+    /// The default does nothing (successes then count as attempts); both shipped stores
+    /// implement it.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn release_attempt(&self, subject: &str) -> Result<()> {
+        let _ = subject;
+        Ok(())
+    }
+
+    /// [`LoginThrottle::begin_login`] for a client address instead of a username, counted
+    /// apart from every username (see [`address_subject`]). Call it next to the per-username
+    /// check, with a `config` of its own.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use std::time::Duration;
+    /// use session_core::throttle::{Attempt, LoginThrottle, ThrottleConfig};
+    /// use session_core::{MemoryStore, SessionConfig};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(SessionConfig::default());
+    /// let per_address = ThrottleConfig::new(2, Duration::from_secs(900));
+    /// let client: IpAddr = "203.0.113.7".parse().unwrap();
+    /// // Password spraying: one guess at each of many usernames, from one address.
+    /// for user in ["ann", "ben"] {
+    ///     assert_eq!(store.begin_login_from(client, &per_address).await?, Attempt::Allowed);
+    ///     store.record_failure_from(client, &per_address).await?;
+    /// }
+    /// assert!(matches!(
+    ///     store.begin_login_from(client, &per_address).await?,
+    ///     Attempt::Locked { .. }
+    /// ));
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable): deny the login (503).
+    async fn begin_login_from(&self, address: IpAddr, config: &ThrottleConfig) -> Result<Attempt> {
+        self.begin_login(&address_subject(address), config).await
+    }
+
+    /// [`LoginThrottle::record_failure`] for a client address.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn record_failure_from(
+        &self,
+        address: IpAddr,
+        config: &ThrottleConfig,
+    ) -> Result<Attempt> {
+        self.record_failure(&address_subject(address), config).await
+    }
+
+    /// [`LoginThrottle::release_attempt`] for a client address: call it after a successful
+    /// login from `address`.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn release_attempt_from(&self, address: IpAddr) -> Result<()> {
+        self.release_attempt(&address_subject(address)).await
+    }
+}
+
+/// The throttle subject of a client address: `"\u{1}ip:"` and the address, IPv6 cut to its
+/// /64. The control character keeps it apart from every username an application accepts
+/// (usernames with control characters should be refused anyway).
+///
+/// ```
+/// use session_core::throttle::address_subject;
+///
+/// assert_eq!(address_subject("203.0.113.7".parse().unwrap()), "\u{1}ip:203.0.113.7");
+/// assert_eq!(
+///     address_subject("2001:db8:1:2:aaaa::1".parse().unwrap()),
+///     address_subject("2001:db8:1:2:bbbb::9".parse().unwrap())
+/// );
+/// ```
+pub fn address_subject(address: IpAddr) -> String {
+    let shown = match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    };
+    format!("\u{1}ip:{shown}")
 }
 
 /// `Retry-After` seconds for a lock: never 0 while locked.

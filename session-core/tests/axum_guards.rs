@@ -515,6 +515,111 @@ async fn handlers_read_and_write_session_data() {
     assert_eq!(session.data().get::<u32>("visits").unwrap(), Some(3));
 }
 
+#[fresh_login(max_age = "1s")]
+async fn fresh_only() -> &'static str {
+    body_ran()
+}
+
+async fn reauth(mut auth: AuthSession) -> Result<StatusCode, Error> {
+    auth.reauthenticate().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn fresh_app(store: Arc<dyn SessionStore>) -> Router {
+    Router::new()
+        .route("/fresh", get(fresh_only))
+        .route("/reauth", post(reauth))
+        .merge(
+            Router::new()
+                .route("/fresh_layer", get(|| async { body_ran() }))
+                .route_layer(Require::fresh(Duration::from_secs(1))),
+        )
+        .layer(SessionLayer::new(store))
+}
+
+/// The new session cookie's token in an answer.
+fn set_token(res: &Response<()>) -> Token {
+    let set = res.headers()[header::SET_COOKIE].to_str().unwrap();
+    let value = set
+        .strip_prefix(&format!("{COOKIE}="))
+        .and_then(|v| v.split(';').next())
+        .unwrap();
+    Token::parse(value).unwrap()
+}
+
+#[tokio::test]
+async fn fresh_login_guards_refuse_a_stale_session_as_reauthentication_required() {
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(SessionConfig::default()));
+    let app = fresh_app(Arc::clone(&store));
+    let (token, _) = store.create(NewSession::new("fay")).await.unwrap();
+    for path in ["/fresh", "/fresh_layer"] {
+        expect(
+            &app,
+            path,
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        )
+        .await;
+        expect(&app, path, Some(&token), StatusCode::OK, "").await;
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for path in ["/fresh", "/fresh_layer"] {
+        let before = ran();
+        expect(
+            &app,
+            path,
+            Some(&token),
+            StatusCode::UNAUTHORIZED,
+            "reauthentication_required",
+        )
+        .await;
+        assert_eq!(ran(), before, "{path}: the body ran for a stale session");
+    }
+    // Re-authenticating: a new token, fresh again; the old token is dead.
+    let (status, _, res) = send(&app, request("POST", "/reauth", Some(&token))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let new = set_token(&res);
+    assert_ne!(new, token);
+    for path in ["/fresh", "/fresh_layer"] {
+        expect(&app, path, Some(&new), StatusCode::OK, "").await;
+        expect(
+            &app,
+            path,
+            Some(&token),
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_stale_session_goes_through_the_apps_rejection_handler() {
+    let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    let app = Router::new().route("/fresh", get(fresh_only)).layer(
+        SessionLayer::new(store.clone())
+            .with_cookie(CookieConfig::default().secure(false).name("sid"))
+            .with_rejection(|rejection, _| match rejection {
+                Rejection::ReauthenticationRequired { .. } => {
+                    Redirect::to("/reauth?next=/fresh").into_response()
+                }
+                Rejection::Unauthenticated => Redirect::to("/login").into_response(),
+                other => other.into_response(),
+            }),
+    );
+    let (token, _) = store.create(NewSession::new("gil")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let req = Request::builder()
+        .uri("/fresh")
+        .header(header::COOKIE, format!("sid={}", token.as_cookie_value()))
+        .body(Body::empty())
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[header::LOCATION], "/reauth?next=/fresh");
+}
+
 #[tokio::test]
 async fn rejections_can_be_replaced_for_html_apps() {
     let store = Arc::new(MemoryStore::new(SessionConfig::default()));
@@ -729,5 +834,13 @@ impl SessionStore for Switchable {
     async fn set_user_authz(&self, user: &str, r: &[String], p: &[String]) -> Result<usize, Error> {
         self.check()?;
         self.inner.0.set_user_authz(user, r, p).await
+    }
+    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session), Error> {
+        self.check()?;
+        self.inner.0.reauthenticate(token).await
+    }
+    async fn delete_other_user_sessions(&self, user: &str, keep: &Token) -> Result<usize, Error> {
+        self.check()?;
+        self.inner.0.delete_other_user_sessions(user, keep).await
     }
 }

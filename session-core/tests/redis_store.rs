@@ -426,3 +426,104 @@ async fn calls_beyond_the_in_flight_bound_fail_at_once_as_exhausted() {
         "the store recovers: the timed-out connection was replaced"
     );
 }
+
+/// The record layout is known to Rust (`record.rs`) and to the Lua scripts, which read and
+/// splice it by offset. Every script that rewrites a record must leave every field as Rust
+/// reads it: user, auth time, times, roles, permissions, label and data. The configuration
+/// keeps every load in the session's last idle period (absolute < idle), so each load is
+/// `load.lua`, which rewrites last-seen in place (touch interval 1 ms).
+#[tokio::test]
+async fn scripts_and_rust_read_every_field_of_the_record_alike() {
+    let server = RedisServer::start().unwrap();
+    let config = SessionConfig::builder()
+        .key_prefix(unique_prefix())
+        .idle_timeout(Duration::from_secs(120))
+        .absolute_timeout(Duration::from_secs(60))
+        .touch_interval(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let store = RedisStore::connect(server.url(), config.clone())
+        .await
+        .unwrap();
+    let label = "Mozilla/5.0 (X11; Linux) é – ünïcode";
+    let mut data = SessionData::new();
+    data.insert("cart", &[1, 2, 3]).unwrap();
+    let (token, created) = store
+        .create(
+            NewSession::new("zoë")
+                .with_roles(["USER", "ADMIN"])
+                .with_permissions(["orders:read"])
+                .with_label(label)
+                .with_data(data.clone()),
+        )
+        .await
+        .unwrap();
+    let same = |s: &session_core::Session, roles: &[&str], perms: &[&str], step: &str| {
+        assert_eq!(s.user_id(), "zoë", "{step}");
+        assert_eq!(s.roles(), roles, "{step}");
+        assert_eq!(s.permissions(), perms, "{step}");
+        assert_eq!(s.label(), Some(label), "{step}");
+        assert_eq!(s.data(), &data, "{step}");
+        assert_eq!(s.created_at(), created.created_at(), "{step}");
+        assert_eq!(s.expires_at(), created.expires_at(), "{step}");
+        assert!(s.last_seen_at() >= created.created_at(), "{step}");
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let loaded = store.load(&token).await.unwrap().expect("load.lua");
+    same(&loaded, &["ADMIN", "USER"], &["orders:read"], "load.lua");
+    assert_eq!(loaded.auth_time(), created.auth_time(), "load.lua");
+
+    // set_authz.lua splices the roles block after the label.
+    store
+        .set_user_authz("zoë", &["USER".to_owned()], &["x".to_owned()])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let loaded = store
+        .load(&token)
+        .await
+        .unwrap()
+        .expect("after set_authz.lua");
+    same(&loaded, &["USER"], &["x"], "set_authz.lua");
+    assert_eq!(loaded.auth_time(), created.auth_time(), "set_authz.lua");
+
+    // save_data.lua keeps the head and roles, replaces the data.
+    store.save_data(&token, &data).await.unwrap();
+    let loaded = store
+        .load(&token)
+        .await
+        .unwrap()
+        .expect("after save_data.lua");
+    same(&loaded, &["USER"], &["x"], "save_data.lua");
+
+    // rotate.lua reads the user and the created time from the header.
+    let rotated = store.rotate(&token).await.unwrap();
+    let loaded = store
+        .load(&rotated)
+        .await
+        .unwrap()
+        .expect("after rotate.lua");
+    same(&loaded, &["USER"], &["x"], "rotate.lua");
+    assert_eq!(loaded.auth_time(), created.auth_time(), "rotate.lua");
+
+    // reauth.lua writes the auth time and nothing else.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (fresh, returned) = store.reauthenticate(&rotated).await.unwrap();
+    let loaded = store.load(&fresh).await.unwrap().expect("after reauth.lua");
+    same(&loaded, &["USER"], &["x"], "reauth.lua");
+    assert!(loaded.auth_time() > created.auth_time(), "reauth.lua");
+    assert_eq!(loaded.auth_time(), returned.auth_time(), "reauth.lua");
+
+    // list.lua hands the records to Rust; the index names the session once.
+    let listed = store.list_user_sessions("zoë").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].handle, loaded.handle());
+    assert_eq!(listed[0].label.as_deref(), Some(label));
+
+    // delete.lua reads the user id to un-index the session.
+    assert!(store.delete(&fresh).await.unwrap());
+    let mut conn = raw(&server).await;
+    let index = format!("{}:u:zoë", config.key_prefix());
+    let members: i64 = conn.zcard(&index).await.unwrap();
+    assert_eq!(members, 0, "delete.lua left the session indexed");
+}

@@ -1,5 +1,5 @@
-//! Parsing and checking the attribute arguments: the role/permission strings and the
-//! `crate = "path"` option.
+//! Parsing and checking the attribute arguments: the role/permission strings, the
+//! `max_age = "5m"` of `#[fresh_login]` and the `crate = "path"` option.
 
 use std::collections::HashSet;
 
@@ -99,6 +99,8 @@ pub(crate) struct Args {
     pub(crate) names: Vec<Name>,
     /// The path to `session_core`: `::session_core` unless `crate = ".."` says otherwise.
     pub(crate) krate: TokenStream,
+    /// `#[fresh_login]`'s `max_age`, in seconds (`None` for the other attributes).
+    pub(crate) max_age_secs: Option<u64>,
 }
 
 /// Collects errors so that every bad argument is reported, not only the first.
@@ -137,6 +139,8 @@ impl Args {
         let mut names: Vec<Name> = Vec::new();
         let mut seen = HashSet::new();
         let mut krate: Option<(Ident, TokenStream)> = None;
+        let mut max_age: Option<u64> = None;
+        let mut attempted_max_age = false;
         // Whether anything was written where a name belongs, good or bad; if so, a missing
         // name is not reported on top of the error for what was written.
         let mut attempted_name = false;
@@ -153,6 +157,26 @@ impl Args {
                         Err(e) => errors.push(e),
                     }
                 }
+                Arg::Option { key, eq, value } if key == "max_age" && kind == Kind::FreshLogin => {
+                    if attempted_max_age {
+                        errors.push(Error::new(key.span(), "duplicate option `max_age`"));
+                        continue;
+                    }
+                    attempted_max_age = true;
+                    match max_age_secs(&eq, value) {
+                        Ok(secs) => max_age = Some(secs),
+                        Err(e) => errors.push(e),
+                    }
+                }
+                Arg::Option { key, .. } if kind == Kind::FreshLogin => {
+                    errors.push(Error::new(
+                        key.span(),
+                        format!(
+                            "unknown option `{key}`; `#[fresh_login]` takes {MAX_AGE_USAGE} and \
+                             optionally {CRATE_USAGE}"
+                        ),
+                    ));
+                }
                 Arg::Option { key, .. } => {
                     let message = match kind.arity() {
                         Arity::None => format!(
@@ -164,10 +188,7 @@ impl Args {
                 }
                 Arg::Str(lit) => {
                     let Some(noun) = kind.noun() else {
-                        errors.push(Error::new_spanned(
-                            lit,
-                            format!("`#[{name}]` takes no arguments"),
-                        ));
+                        errors.push(Error::new_spanned(lit, no_arguments(kind)));
                         continue;
                     };
                     attempted_name = true;
@@ -208,7 +229,7 @@ impl Args {
                 }
                 Arg::Other(tokens) => {
                     let message = match kind.noun() {
-                        None => format!("`#[{name}]` takes no arguments"),
+                        None => no_arguments(kind),
                         Some(noun) => {
                             attempted_name = true;
                             format!("expected a string literal such as {}", noun.example())
@@ -232,12 +253,99 @@ impl Args {
             }
         }
 
+        if kind == Kind::FreshLogin && !attempted_max_age {
+            errors.push(Error::new(
+                Span::call_site(),
+                format!("`#[fresh_login]` needs {MAX_AGE_USAGE}"),
+            ));
+        }
+
         let krate = match krate {
             Some((_, path)) => path,
             None => quote!(::session_core),
         };
-        errors.finish(Args { names, krate })
+        errors.finish(Args {
+            names,
+            krate,
+            max_age_secs: max_age,
+        })
     }
+}
+
+const MAX_AGE_USAGE: &str = "`max_age = \"5m\"`";
+/// What a `max_age` value looks like.
+const DURATION_FORM: &str =
+    "whole numbers of h, m and s, largest first, such as \"90s\", \"5m\" or \"1h30m\"";
+
+/// What to say about a stray argument of an attribute that takes no names.
+fn no_arguments(kind: Kind) -> String {
+    match kind {
+        Kind::FreshLogin => {
+            format!("`#[fresh_login]` takes only {MAX_AGE_USAGE} (and optionally {CRATE_USAGE})")
+        }
+        _ => format!("`#[{}]` takes no arguments", kind.name()),
+    }
+}
+
+/// The value of `max_age = ..`: a string literal such as `"5m"`, `"90s"` or `"1h30m"`, more
+/// than zero seconds.
+fn max_age_secs(eq: &TokenTree, value: TokenStream) -> Result<u64> {
+    if value.is_empty() {
+        return Err(Error::new_spanned(
+            eq,
+            format!("expected a string literal after `max_age =`: {MAX_AGE_USAGE}"),
+        ));
+    }
+    let lit = match syn::parse2::<Lit>(value.clone()) {
+        Ok(Lit::Str(lit)) => lit,
+        _ => {
+            return Err(Error::new_spanned(
+                value,
+                format!("`max_age` takes a string literal of {DURATION_FORM}"),
+            ))
+        }
+    };
+    match parse_duration_secs(&lit.value()) {
+        Some(secs) if secs > 0 => Ok(secs),
+        Some(_) => Err(Error::new_spanned(&lit, "`max_age` must be more than zero")),
+        None => Err(Error::new_spanned(
+            &lit,
+            format!("`max_age` must be {DURATION_FORM}, not {:?}", lit.value()),
+        )),
+    }
+}
+
+/// `"1h30m"` → 5400: whole numbers each followed by `h`, `m` or `s`, largest unit first.
+fn parse_duration_secs(text: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut number: Option<u64> = None;
+    let mut last_unit = u64::MAX;
+    for c in text.chars() {
+        if let Some(d) = c.to_digit(10) {
+            number = Some(
+                number
+                    .unwrap_or(0)
+                    .checked_mul(10)?
+                    .checked_add(u64::from(d))?,
+            );
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        if unit >= last_unit {
+            return None;
+        }
+        last_unit = unit;
+        total = total.checked_add(number.take()?.checked_mul(unit)?)?;
+    }
+    if number.is_some() || last_unit == u64::MAX {
+        return None;
+    }
+    Some(total)
 }
 
 /// The value of `crate = ..`: a string literal holding a path such as `"my_app::session_core"`.
@@ -435,6 +543,42 @@ mod tests {
             err.contains("limited to 100 characters (this one has 101)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn fresh_login_max_age() {
+        let secs = |t: TokenStream| Args::parse(Kind::FreshLogin, t).map(|a| a.max_age_secs);
+        assert_eq!(secs(quote!(max_age = "5m")).ok(), Some(Some(300)));
+        assert_eq!(
+            secs(quote!(max_age = "1h30m", crate = "sc")).ok(),
+            Some(Some(5400))
+        );
+        assert_eq!(secs(quote!(max_age = "90s")).ok(), Some(Some(90)));
+        for (tokens, expected) in [
+            (quote!(), "`#[fresh_login]` needs `max_age"),
+            (quote!(max_age = "0s"), "must be more than zero"),
+            (quote!(max_age = "5"), "`max_age` must be"),
+            (quote!(max_age = "5x"), "`max_age` must be"),
+            (quote!(max_age = "1m1h"), "`max_age` must be"),
+            (
+                quote!(max_age = 5),
+                "`max_age` takes a string literal of whole numbers",
+            ),
+            (
+                quote!(max_age =),
+                "expected a string literal after `max_age =`",
+            ),
+            (
+                quote!(max_age = "1m", max_age = "2m"),
+                "duplicate option `max_age`",
+            ),
+            (quote!(max_age = "1m", foo = "x"), "unknown option `foo`"),
+            (quote!("5m"), "`#[fresh_login]` takes only `max_age"),
+        ] {
+            let err = parse(Kind::FreshLogin, tokens.clone()).expect_err(&tokens.to_string());
+            assert!(err.contains(expected), "{tokens}: {err}");
+        }
+        assert_eq!(parse_duration_secs("99999999999999999999h"), None);
     }
 
     #[test]

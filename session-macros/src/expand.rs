@@ -37,7 +37,13 @@ pub(crate) fn guard_type(kind: Kind, args: &Args) -> TokenStream {
     let krate = &args.krate;
     let policy = syn::Ident::new(kind.policy(), Span::call_site());
     let policy = match kind.noun() {
-        None => quote!(#krate::__private::#policy),
+        None => match args.max_age_secs {
+            Some(secs) => {
+                let secs = proc_macro2::Literal::u64_unsuffixed(secs);
+                quote!(#krate::__private::#policy<#secs>)
+            }
+            None => quote!(#krate::__private::#policy),
+        },
         Some(_) => {
             let names = args
                 .names

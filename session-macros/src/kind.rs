@@ -1,9 +1,10 @@
-//! The seven guard attributes: their names, what they take, and which guard they inject.
+//! The eight guard attributes: their names, what they take, and which guard they inject.
 
 /// Which attribute is being expanded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     LoginRequired,
+    FreshLogin,
     HasRole,
     HasAnyRole,
     HasAllRoles,
@@ -53,6 +54,7 @@ impl Kind {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::LoginRequired => "login_required",
+            Kind::FreshLogin => "fresh_login",
             Kind::HasRole => "has_role",
             Kind::HasAnyRole => "has_any_role",
             Kind::HasAllRoles => "has_all_roles",
@@ -65,7 +67,7 @@ impl Kind {
     /// What the attribute's strings are; `None` for `#[login_required]`.
     pub(crate) fn noun(self) -> Option<Noun> {
         match self {
-            Kind::LoginRequired => None,
+            Kind::LoginRequired | Kind::FreshLogin => None,
             Kind::HasRole | Kind::HasAnyRole | Kind::HasAllRoles => Some(Noun::Role),
             Kind::HasPermission | Kind::HasAnyPermission | Kind::HasAllPermissions => {
                 Some(Noun::Permission)
@@ -76,7 +78,7 @@ impl Kind {
     /// How many strings the attribute takes.
     pub(crate) fn arity(self) -> Arity {
         match self {
-            Kind::LoginRequired => Arity::None,
+            Kind::LoginRequired | Kind::FreshLogin => Arity::None,
             Kind::HasRole | Kind::HasPermission => Arity::One,
             _ => Arity::Many,
         }
@@ -86,6 +88,7 @@ impl Kind {
     pub(crate) fn policy(self) -> &'static str {
         match self {
             Kind::LoginRequired => "Login",
+            Kind::FreshLogin => "FreshLogin",
             Kind::HasRole | Kind::HasAnyRole => "AnyRole",
             Kind::HasAllRoles => "AllRoles",
             Kind::HasPermission | Kind::HasAnyPermission => "AnyPermission",
@@ -97,6 +100,7 @@ impl Kind {
     pub(crate) fn usage(self) -> &'static str {
         match self {
             Kind::LoginRequired => "#[login_required]",
+            Kind::FreshLogin => "#[fresh_login(max_age = \"5m\")]",
             Kind::HasRole => "#[has_role(\"ADMIN\")]",
             Kind::HasAnyRole => "#[has_any_role(\"ADMIN\", \"SUPPORT\")]",
             Kind::HasAllRoles => "#[has_all_roles(\"ADMIN\", \"SUPPORT\")]",

@@ -34,6 +34,7 @@ const CONTROLLED_ENV: &[&str] = &[
     "LOGIN_QUEUE_MAX",
     "ALLOWED_ORIGINS",
     "HTTP_HEADER_TIMEOUT_SECS",
+    "STEP_UP_SECS",
     "RUST_LOG",
 ];
 
@@ -711,6 +712,17 @@ impl Client {
             Ok(c) => c,
             Err(res) => panic!("login of {username} failed: {} {:?}", res.status, res.text),
         }
+    }
+
+    /// The session cookie an answer sets (not an expiring one), if any.
+    pub fn new_cookie(&self, res: &Resp) -> Option<Cookie> {
+        res.set_cookies()
+            .into_iter()
+            .find(|c| c.name == self.cookie_name && !c.expires_cookie())
+            .map(|set| Cookie {
+                name: set.name,
+                value: set.value,
+            })
     }
 
     /// `GET /me` status with this cookie.

@@ -139,6 +139,66 @@ impl AuthSession {
         Ok(())
     }
 
+    /// Re-authentication (step-up, ASVS 7.5): the user has just entered their password again.
+    /// Gives the session a new token, which the response's cookie carries (the old one stops
+    /// working at once), and makes it fresh: [`Session::auth_time`] is now, so freshness
+    /// guards (`#[fresh_login]`, [`Require::fresh`](crate::axum::Require::fresh)) pass.
+    ///
+    /// Call it only after checking the password.
+    ///
+    /// ```
+    /// use session_core::axum::AuthSession;
+    /// use session_core::Error;
+    ///
+    /// async fn reauth(mut auth: AuthSession) -> Result<(), Error> {
+    ///     // ... check the password against the account of auth.session()'s user first ...
+    ///     auth.reauthenticate().await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] without a live session; [`Error::Unavailable`].
+    pub async fn reauthenticate(&mut self) -> Result<Session> {
+        let token = self.ctx.token().ok_or(Error::NotFound)?;
+        self.session.as_ref().ok_or(Error::NotFound)?;
+        let (new_token, session) = self.ctx.store().reauthenticate(&token).await?;
+        tracing::info!(
+            target: "session_audit",
+            event = "reauthentication",
+            user = %log_safe(session.user_id()),
+            session = %session.key().log_tag(),
+            "password entered again; new token"
+        );
+        let session = self.ctx.started(new_token, session);
+        self.session = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Ends every other session of this session's user (after a password change, or "log out
+    /// my other devices"); this one stays. Returns how many ended.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] without a live session; [`Error::Unavailable`].
+    pub async fn end_other_sessions(&mut self) -> Result<usize> {
+        let token = self.ctx.token().ok_or(Error::NotFound)?;
+        let session = self.session.as_ref().ok_or(Error::NotFound)?;
+        let ended = self
+            .ctx
+            .store()
+            .delete_other_user_sessions(session.user_id(), &token)
+            .await?;
+        tracing::info!(
+            target: "session_audit",
+            event = "revocation",
+            user = %log_safe(session.user_id()),
+            ended,
+            session = %session.key().log_tag(),
+            "the user's other sessions ended"
+        );
+        Ok(ended)
+    }
+
     /// Stores `value` under `key` in the session's application data, and saves it.
     ///
     /// # Errors

@@ -1,4 +1,5 @@
-//! Guards: "logged in", "has role", "has permission", checked before a handler's body runs.
+//! Guards: "logged in", "has role", "has permission", "logged in recently", checked before a
+//! handler's body runs.
 //!
 //! Two forms of the same checks:
 //! - [`Guard<R>`], an extractor whose type names the requirement. The attribute macros
@@ -9,12 +10,15 @@
 //!   inside a handler ([`Require::check`]), for code without macros.
 //!
 //! Both answer 401 without a live session (also for role checks: anonymous is never 403),
-//! 403 without the role or permission, and 503 when the store is unavailable.
+//! 403 without the role or permission, 401 `reauthentication_required` when a freshness
+//! requirement (`#[fresh_login(max_age = "5m")]`, [`Require::fresh`]) is not met, and 503 when
+//! the store is unavailable.
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
@@ -31,8 +35,16 @@ pub trait Requirement: Send + Sync + 'static {
     /// True when `session` meets the requirement.
     fn check(session: &Session) -> bool;
 
-    /// What is required, for the 403 message (for example `role ADMIN`).
+    /// What is required, for the 403 message and the audit log (for example `role ADMIN`).
     fn describe() -> String;
+
+    /// How a live session that fails [`Requirement::check`] is refused: by default 403
+    /// [`Rejection::Forbidden`] naming [`Requirement::describe`].
+    fn refusal() -> Rejection {
+        Rejection::Forbidden {
+            requirement: Self::describe(),
+        }
+    }
 }
 
 /// An extractor that refuses the request unless its session meets `R`: 401 without a live
@@ -53,25 +65,32 @@ impl<S: Send + Sync, R: Requirement> FromRequestParts<S> for Guard<R> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let ctx = RequestSession::from_parts(parts)?;
-        match enforce(&ctx, R::check, R::describe).await {
+        let check = |s: &Session| {
+            if R::check(s) {
+                Ok(())
+            } else {
+                Err(R::refusal())
+            }
+        };
+        match enforce(&ctx, check, R::describe).await {
             Ok(()) => Ok(Guard(PhantomData)),
             Err(rejection) => Err(ctx.reject(rejection, parts)),
         }
     }
 }
 
-/// Loads the request's session (once) and applies `check`.
+/// Loads the request's session (once) and applies `check`; a refusal is audit-logged.
 async fn enforce(
     ctx: &RequestSession,
-    check: impl FnOnce(&Session) -> bool,
+    check: impl FnOnce(&Session) -> Result<(), Rejection>,
     describe: impl FnOnce() -> String,
 ) -> Result<(), Rejection> {
     let Some(session) = ctx.session().await? else {
         return Err(Rejection::Unauthenticated);
     };
-    if check(&session) {
+    let Err(refusal) = check(&session) else {
         return Ok(());
-    }
+    };
     let requirement = describe();
     tracing::info!(
         target: "session_audit",
@@ -81,7 +100,36 @@ async fn enforce(
         requirement = %requirement,
         "request refused"
     );
-    Err(Rejection::Forbidden { requirement })
+    Err(refusal)
+}
+
+/// True when the session's password was entered at most `max_age` ago (an auth time in the
+/// future, from clock skew between app servers, counts as now).
+fn fresh(session: &Session, max_age: Duration) -> bool {
+    SystemTime::now()
+        .duration_since(session.auth_time())
+        .map_or(true, |age| age <= max_age)
+}
+
+/// Requirement: a live session whose user entered the password at most `SECS` seconds ago
+/// ([`Session::auth_time`]: at login or the last re-authentication). Refused with 401
+/// [`Rejection::ReauthenticationRequired`], so the client can ask for the password again
+/// instead of sending the user to the login page.
+#[derive(Debug)]
+pub struct FreshLogin<const SECS: u64>;
+
+impl<const SECS: u64> Requirement for FreshLogin<SECS> {
+    fn check(session: &Session) -> bool {
+        fresh(session, Duration::from_secs(SECS))
+    }
+    fn describe() -> String {
+        describe(Kind::Fresh(Duration::from_secs(SECS)))
+    }
+    fn refusal() -> Rejection {
+        Rejection::ReauthenticationRequired {
+            max_age: Duration::from_secs(SECS),
+        }
+    }
 }
 
 /// Requirement: a live session.
@@ -262,6 +310,7 @@ enum Kind {
     AllRoles(Vec<String>),
     AnyPermission(Vec<String>),
     AllPermissions(Vec<String>),
+    Fresh(Duration),
 }
 
 fn strings<I, S>(items: I) -> Vec<String>
@@ -320,10 +369,32 @@ impl Require {
         }
     }
 
+    /// A live session whose user entered the password at most `max_age` ago (at login or
+    /// re-authentication, [`Session::auth_time`]); for sensitive operations such as a password
+    /// change (ASVS 7.5). Refused with 401 [`Rejection::ReauthenticationRequired`] (distinct
+    /// from 401 `unauthenticated`: the client asks for the password again, see
+    /// [`SessionStore::reauthenticate`](crate::SessionStore::reauthenticate)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum::{routing::put, Router};
+    /// use session_core::axum::Require;
+    ///
+    /// let account: Router = Router::new()
+    ///     .route("/password", put(|| async { "changed" }))
+    ///     .route_layer(Require::fresh(Duration::from_secs(300)));
+    /// ```
+    pub fn fresh(max_age: Duration) -> Self {
+        Self {
+            kind: Kind::Fresh(max_age),
+        }
+    }
+
     fn met_by(&self, session: &Session) -> bool {
         let contains = |have: &[String], want: &String| have.contains(want);
         match &self.kind {
             Kind::Login => true,
+            Kind::Fresh(max_age) => fresh(session, *max_age),
             Kind::AnyRole(w) => w.iter().any(|r| contains(session.roles(), r)),
             Kind::AllRoles(w) => w.iter().all(|r| contains(session.roles(), r)),
             Kind::AnyPermission(w) => w.iter().any(|p| contains(session.permissions(), p)),
@@ -334,15 +405,18 @@ impl Require {
     /// Checks `session` against the requirement.
     ///
     /// # Errors
-    /// [`Rejection::Forbidden`] naming the requirement when it is not met.
+    /// [`Rejection::Forbidden`] naming the requirement when it is not met;
+    /// [`Rejection::ReauthenticationRequired`] for [`Require::fresh`].
     pub fn check(&self, session: &Session) -> Result<(), Rejection> {
         if self.met_by(session) {
-            Ok(())
-        } else {
-            Err(Rejection::Forbidden {
-                requirement: describe(self.kind.clone()),
-            })
+            return Ok(());
         }
+        Err(match &self.kind {
+            Kind::Fresh(max_age) => Rejection::ReauthenticationRequired { max_age: *max_age },
+            kind => Rejection::Forbidden {
+                requirement: describe(kind.clone()),
+            },
+        })
     }
 }
 
@@ -356,6 +430,7 @@ fn describe(kind: Kind) -> String {
         Kind::AnyPermission(p) if p.len() == 1 => format!("permission {}", list(p)),
         Kind::AnyPermission(p) => format!("one of the permissions {}", list(p)),
         Kind::AllPermissions(p) => format!("all of the permissions {}", list(p)),
+        Kind::Fresh(max_age) => format!("a login within the last {} s", max_age.as_secs()),
     }
 }
 
@@ -402,7 +477,7 @@ where
             };
             let outcome = enforce(
                 &ctx,
-                |s| require.met_by(s),
+                |s| require.check(s),
                 || describe(require.kind.clone()),
             )
             .await;

@@ -61,8 +61,8 @@ pub use self::cookie::{CookieConfig, SameSite};
 pub use self::csrf::{CsrfLayer, CsrfService};
 pub use self::extract::{AuthSession, CurrentUser};
 pub use self::guard::{
-    AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, Guard, LCons, LNil, Login, Nil, Require,
-    RequireService, Requirement, TypeStr, TypeStrList,
+    AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, FreshLogin, Guard, LCons, LNil, Login,
+    Nil, Require, RequireService, Requirement, TypeStr, TypeStrList,
 };
 pub use self::layer::{SessionLayer, SessionService};
 pub use self::rejection::Rejection;

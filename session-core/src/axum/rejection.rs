@@ -15,6 +15,7 @@ use http::StatusCode;
 /// |---|---|---|
 /// | [`Rejection::Unauthenticated`] | 401 | `unauthenticated` |
 /// | [`Rejection::Forbidden`] | 403 | `forbidden` |
+/// | [`Rejection::ReauthenticationRequired`] | 401 | `reauthentication_required` |
 /// | [`Rejection::StoreUnavailable`] | 503 | `store_unavailable` |
 /// | [`Rejection::MissingLayer`] | 500 | `internal` |
 ///
@@ -31,6 +32,14 @@ pub enum Rejection {
         /// What was required, for example `role ADMIN`.
         requirement: String,
     },
+    /// Logged in, but the password was not entered recently enough for this request (a
+    /// freshness guard: `#[fresh_login(max_age = ..)]`,
+    /// [`Require::fresh`](crate::axum::Require::fresh)) (401). The client should ask the user
+    /// for the password again (re-authenticate), not log in anew.
+    ReauthenticationRequired {
+        /// How recent the authentication must be.
+        max_age: std::time::Duration,
+    },
     /// The session store could not be reached; access is denied (503).
     StoreUnavailable,
     /// The handler uses a session extractor but the router has no
@@ -44,6 +53,7 @@ impl Rejection {
         match self {
             Rejection::Unauthenticated => StatusCode::UNAUTHORIZED,
             Rejection::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Rejection::ReauthenticationRequired { .. } => StatusCode::UNAUTHORIZED,
             Rejection::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -54,6 +64,7 @@ impl Rejection {
         match self {
             Rejection::Unauthenticated => "unauthenticated",
             Rejection::Forbidden { .. } => "forbidden",
+            Rejection::ReauthenticationRequired { .. } => "reauthentication_required",
             Rejection::StoreUnavailable => "store_unavailable",
             Rejection::MissingLayer => "internal",
         }
@@ -78,6 +89,11 @@ impl fmt::Display for Rejection {
         match self {
             Rejection::Unauthenticated => f.write_str("log in first: no live session"),
             Rejection::Forbidden { requirement } => write!(f, "this needs {requirement}"),
+            Rejection::ReauthenticationRequired { max_age } => write!(
+                f,
+                "enter your password again: this needs a login within the last {} s",
+                max_age.as_secs()
+            ),
             Rejection::StoreUnavailable => {
                 f.write_str("the session store is unavailable; try again shortly")
             }

@@ -195,14 +195,7 @@ impl SessionStore for MemoryStore {
     async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
         check_user_id(&new.user_id)?;
         let now = now_ms();
-        let mut record = Record {
-            deadline_ms: now + duration_ms(self.config.absolute_timeout()),
-            last_seen_ms: now,
-            created_ms: now,
-            user_id: new.user_id,
-            authz: new.authz,
-            data: new.data,
-        };
+        let mut record = Record::created(new, now, duration_ms(self.config.absolute_timeout()));
         // Same size limits as at rest in Redis.
         record.encode()?;
         let token = Token::generate_until(record.deadline_ms)?;
@@ -293,6 +286,29 @@ impl SessionStore for MemoryStore {
         Ok(new_token)
     }
 
+    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
+        let now = now_ms();
+        let old = token.key();
+        // The same session, so the same deadline (the old token carries it).
+        let new_token = Token::generate_until(token.deadline_ms())?;
+        let new = new_token.key();
+        let mut inner = self.lock();
+        inner.live_entry(&old, now).ok_or(Error::NotFound)?;
+        let mut entry = inner.sessions.remove(&old).ok_or(Error::NotFound)?;
+        Arc::make_mut(&mut entry.record).auth_time_ms = now;
+        if let Some(keys) = inner.users.get_mut(&entry.record.user_id) {
+            for k in keys.iter_mut().filter(|k| **k == old) {
+                *k = new;
+            }
+        }
+        let session = Session {
+            key: new,
+            record: Arc::clone(&entry.record),
+        };
+        inner.sessions.insert(new, entry);
+        Ok((new_token, session))
+    }
+
     async fn delete(&self, token: &Token) -> Result<bool> {
         let now = now_ms();
         let mut inner = self.lock();
@@ -338,6 +354,21 @@ impl SessionStore for MemoryStore {
         }
         inner.users.remove(user_id);
         Ok(live.len())
+    }
+
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
+        check_user_id(user_id)?;
+        let now = now_ms();
+        let keep = keep.key();
+        let mut inner = self.lock();
+        let live = inner.prune_user(user_id, now);
+        let mut ended = 0;
+        for key in live.iter().filter(|k| **k != keep) {
+            if inner.remove_session(key).is_some() {
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     async fn set_user_authz(
@@ -407,6 +438,14 @@ impl LoginThrottle for MemoryStore {
 
     async fn clear_failures(&self, username: &str) -> Result<()> {
         self.failures().remove(username);
+        Ok(())
+    }
+
+    async fn release_attempt(&self, subject: &str) -> Result<()> {
+        check_user_id(subject)?;
+        if let Some(entry) = self.failures().get_mut(subject) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
         Ok(())
     }
 }

@@ -38,6 +38,7 @@
 mod cache;
 mod conn;
 mod keys;
+mod reauth;
 mod scripts;
 mod split;
 mod throttle;
@@ -544,14 +545,7 @@ impl SessionStore for RedisStore {
         check_user_id(&new.user_id)?;
         let now = now_ms();
         let absolute = duration_ms(self.config.absolute_timeout());
-        let mut record = Record {
-            deadline_ms: now + absolute,
-            last_seen_ms: now,
-            created_ms: now,
-            user_id: new.user_id,
-            authz: new.authz,
-            data: new.data,
-        };
+        let mut record = Record::created(new, now, absolute);
         let parts = record.encode_parts()?;
         let token = Token::generate_until(record.deadline_ms)?;
         let key = token.key();
@@ -674,7 +668,10 @@ impl SessionStore for RedisStore {
         let new = new_token.key();
         let now = now_ms();
         if self.is_cluster() {
-            return self.split_rotate(old, new, now).await.map(|()| new_token);
+            return self
+                .split_rotate(old, new, now, None)
+                .await
+                .map(|_| new_token);
         }
         let (old_key, new_key) = (self.keys.session(&old), self.keys.session(&new));
         let script = &self.scripts.rotate;
@@ -846,6 +843,15 @@ impl SessionStore for RedisStore {
             })
             .await?;
         Ok(usize::try_from(changed).unwrap_or(0))
+    }
+
+    // Step-up re-authentication and "end my other sessions": `reauth.rs`.
+    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
+        self.reauthenticate_session(token).await
+    }
+
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
+        self.delete_other_sessions(user_id, keep).await
     }
 }
 

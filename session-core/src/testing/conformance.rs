@@ -34,6 +34,10 @@ where
     unknown_and_deleted_tokens_give_none(make(build(base())).await).await;
     save_data_replaces_data_and_keeps_roles(make(build(base())).await).await;
     rotate_kills_the_old_token_and_keeps_the_session(make(build(base())).await).await;
+    reauthenticate_rotates_and_refreshes_auth_time(make(build(base())).await).await;
+    reauthenticate_keeps_every_field_and_the_index(make(build(base())).await).await;
+    other_sessions_of_a_user_are_deleted_and_this_one_kept(make(build(base())).await).await;
+    label_is_kept_bounded_and_listed(make(build(base())).await).await;
     user_sessions_are_listed_oldest_first_with_handles(make(build(base())).await).await;
     sessions_are_deleted_by_handle_only_for_their_owner(make(build(base())).await).await;
     all_sessions_of_a_user_are_deleted(make(build(base())).await).await;
@@ -194,6 +198,152 @@ pub async fn rotate_kills_the_old_token_and_keeps_the_session(store: impl Sessio
     assert_eq!(listed.len(), 1, "rotation must not leave two index entries");
     assert_eq!(listed[0].handle, after.handle());
     assert!(matches!(store.rotate(&old).await, Err(Error::NotFound)));
+}
+
+/// `create` sets the auth time to now; `reauthenticate` issues a new token (the old one dead
+/// at once) and sets the auth time to now again.
+pub async fn reauthenticate_rotates_and_refreshes_auth_time(store: impl SessionStore) {
+    let name = "reauthenticate_rotates_and_refreshes_auth_time";
+    let before_create = SystemTime::now() - Duration::from_millis(5);
+    let (old, created) = store.create(NewSession::new("rita")).await.unwrap();
+    assert!(
+        created.auth_time() >= before_create,
+        "{name}: create sets auth time"
+    );
+    assert_eq!(created.auth_time(), created.created_at(), "{name}");
+    let loaded = store.load(&old).await.unwrap().expect("live");
+    assert_eq!(
+        loaded.auth_time(),
+        created.auth_time(),
+        "{name}: auth time stored"
+    );
+    sleep_ms(30).await;
+    let (new, session) = store.reauthenticate(&old).await.expect("reauthenticate");
+    assert_ne!(new, old, "{name}: a new token");
+    assert!(
+        session.auth_time() >= created.auth_time() + Duration::from_millis(25),
+        "{name}: auth time refreshed"
+    );
+    assert!(
+        store.load(&old).await.unwrap().is_none(),
+        "{name}: old token still works"
+    );
+    let after = store.load(&new).await.unwrap().expect("new token works");
+    assert_eq!(after.auth_time(), session.auth_time(), "{name}");
+    assert_eq!(after.handle(), session.handle(), "{name}");
+    assert!(
+        matches!(store.reauthenticate(&old).await, Err(Error::NotFound)),
+        "{name}: the old token cannot re-authenticate"
+    );
+    let (dead, _) = store.create(NewSession::new("rita")).await.unwrap();
+    store.delete(&dead).await.unwrap();
+    assert!(matches!(
+        store.reauthenticate(&dead).await,
+        Err(Error::NotFound)
+    ));
+}
+
+/// Re-authentication keeps the user, roles, permissions, label, data, created time and
+/// deadline, and the session stays indexed once (under its new handle).
+pub async fn reauthenticate_keeps_every_field_and_the_index(store: impl SessionStore) {
+    let name = "reauthenticate_keeps_every_field_and_the_index";
+    let mut data = SessionData::new();
+    data.insert("cart", &[1, 2, 3]).unwrap();
+    let (old, before) = store
+        .create(
+            NewSession::new("sam")
+                .with_roles(["USER", "ADMIN"])
+                .with_permissions(["p"])
+                .with_label("Firefox/1")
+                .with_data(data.clone()),
+        )
+        .await
+        .unwrap();
+    store
+        .set_user_authz("sam", &["USER".to_owned()], &[])
+        .await
+        .unwrap();
+    let (new, _) = store.reauthenticate(&old).await.unwrap();
+    let after = store.load(&new).await.unwrap().expect("live");
+    assert_eq!(after.user_id(), "sam", "{name}");
+    assert_eq!(after.roles(), ["USER"], "{name}: the role change is kept");
+    assert!(after.permissions().is_empty(), "{name}");
+    assert_eq!(after.label(), Some("Firefox/1"), "{name}");
+    assert_eq!(after.data(), &data, "{name}");
+    assert_eq!(after.created_at(), before.created_at(), "{name}");
+    assert_eq!(after.expires_at(), before.expires_at(), "{name}");
+    let listed = store.list_user_sessions("sam").await.unwrap();
+    assert_eq!(listed.len(), 1, "{name}: one index entry");
+    assert_eq!(listed[0].handle, after.handle(), "{name}");
+    assert_eq!(listed[0].label.as_deref(), Some("Firefox/1"), "{name}");
+}
+
+/// `delete_other_user_sessions` ends every session of the user but the one kept, and no
+/// other user's.
+pub async fn other_sessions_of_a_user_are_deleted_and_this_one_kept(store: impl SessionStore) {
+    let name = "other_sessions_of_a_user_are_deleted_and_this_one_kept";
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(store.create(NewSession::new("tina")).await.unwrap().0);
+    }
+    let (other_user, _) = store.create(NewSession::new("uma")).await.unwrap();
+    let keep = tokens[1].clone();
+    assert_eq!(
+        store
+            .delete_other_user_sessions("tina", &keep)
+            .await
+            .unwrap(),
+        2,
+        "{name}"
+    );
+    assert!(store.load(&keep).await.unwrap().is_some(), "{name}: kept");
+    for t in [&tokens[0], &tokens[2]] {
+        assert!(store.load(t).await.unwrap().is_none(), "{name}: not ended");
+    }
+    let listed = store.list_user_sessions("tina").await.unwrap();
+    assert_eq!(listed.len(), 1, "{name}");
+    assert!(store.load(&other_user).await.unwrap().is_some(), "{name}");
+    assert_eq!(
+        store
+            .delete_other_user_sessions("tina", &keep)
+            .await
+            .unwrap(),
+        0,
+        "{name}"
+    );
+    // A token that is not one of the user's keeps nothing of theirs.
+    assert_eq!(
+        store
+            .delete_other_user_sessions("tina", &other_user)
+            .await
+            .unwrap(),
+        1,
+        "{name}"
+    );
+    assert!(store.load(&other_user).await.unwrap().is_some(), "{name}");
+}
+
+/// A session's label is kept (cut to 256 characters), loaded and listed; none is `None`.
+pub async fn label_is_kept_bounded_and_listed(store: impl SessionStore) {
+    let name = "label_is_kept_bounded_and_listed";
+    let long = format!("Mozilla/5.0 é{}", "x".repeat(400));
+    let (t1, created) = store
+        .create(NewSession::new("vera").with_label(long.clone()))
+        .await
+        .unwrap();
+    let expected: String = long.chars().take(crate::record::MAX_LABEL_CHARS).collect();
+    assert_eq!(created.label(), Some(expected.as_str()), "{name}");
+    let loaded = store.load(&t1).await.unwrap().expect("live");
+    assert_eq!(loaded.label(), Some(expected.as_str()), "{name}");
+    let (_, plain) = store.create(NewSession::new("vera")).await.unwrap();
+    assert_eq!(plain.label(), None, "{name}");
+    let listed = store.list_user_sessions("vera").await.unwrap();
+    assert_eq!(
+        listed[0].label.as_deref(),
+        Some(expected.as_str()),
+        "{name}"
+    );
+    assert_eq!(listed[1].label, None, "{name}");
 }
 
 /// A user's sessions are listed oldest first, each with a handle that is not its token.
@@ -551,6 +701,84 @@ where
     throttle_locks_after_max_failures_even_for_the_right_password(make(config()).await).await;
     throttle_window_ends_and_success_clears_the_count(make(config()).await).await;
     throttle_counts_parallel_attempts_before_the_password_is_checked(make(config()).await).await;
+    address_counting_stops_password_spraying_across_usernames(make(config()).await).await;
+}
+
+/// Password spraying: one guess at each of many usernames from one client address never
+/// reaches a username's limit, but reaches the address's; other addresses and the usernames
+/// themselves are unaffected; a successful login released from the count does not count, and
+/// does not wipe the failures either.
+pub async fn address_counting_stops_password_spraying_across_usernames(
+    store: impl crate::throttle::LoginThrottle,
+) {
+    use crate::throttle::{Attempt, ThrottleConfig};
+    let name = "address_counting_stops_password_spraying_across_usernames";
+    let per_user = ThrottleConfig::new(3, Duration::from_secs(60));
+    let per_address = ThrottleConfig::new(4, Duration::from_secs(60));
+    let sprayer: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+    let neighbour: std::net::IpAddr = "2001:db8:0:1::5".parse().unwrap();
+    // A success from the address, released: it neither counts nor clears.
+    assert_eq!(
+        store.begin_login_from(sprayer, &per_address).await.unwrap(),
+        Attempt::Allowed
+    );
+    store.release_attempt_from(sprayer).await.unwrap();
+    for user in ["u1", "u2", "u3", "u4"] {
+        assert_eq!(
+            store.begin_login(user, &per_user).await.unwrap(),
+            Attempt::Allowed,
+            "{name}"
+        );
+        assert_eq!(
+            store.begin_login_from(sprayer, &per_address).await.unwrap(),
+            Attempt::Allowed,
+            "{name}: {user}"
+        );
+        store.record_failure(user, &per_user).await.unwrap();
+        store
+            .record_failure_from(sprayer, &per_address)
+            .await
+            .unwrap();
+    }
+    assert!(
+        matches!(
+            store.begin_login_from(sprayer, &per_address).await.unwrap(),
+            Attempt::Locked { .. }
+        ),
+        "{name}: the address is not locked after 4 failures"
+    );
+    assert_eq!(
+        store.begin_login("u5", &per_user).await.unwrap(),
+        Attempt::Allowed,
+        "{name}: usernames have their own counts"
+    );
+    assert_eq!(
+        store
+            .begin_login_from(neighbour, &per_address)
+            .await
+            .unwrap(),
+        Attempt::Allowed,
+        "{name}: another address is unaffected"
+    );
+    // The same /64 is the same client.
+    let same_64: std::net::IpAddr = "2001:db8:0:1:ffff::1".parse().unwrap();
+    for _ in 0..3 {
+        store.begin_login_from(same_64, &per_address).await.unwrap();
+        store
+            .record_failure_from(same_64, &per_address)
+            .await
+            .unwrap();
+    }
+    assert!(
+        matches!(
+            store
+                .begin_login_from(neighbour, &per_address)
+                .await
+                .unwrap(),
+            Attempt::Locked { .. }
+        ),
+        "{name}: an IPv6 /64 counts as one client"
+    );
 }
 
 /// Three failures (the limit) lock the username; other usernames are unaffected.

@@ -6,7 +6,8 @@ if not v then return false end
 -- a value of another type (WRONGTYPE): foreign data, not a session
 if type(v) ~= 'string' then return '' end
 -- Foreign or corrupt bytes: hand them back untouched; the client logs them and sees no session.
-if #v < 20 or string.byte(v, 1) ~= 1 then return v end
+-- (Record layout: see record.rs; version 2, deadline at byte 2, last seen at byte 8.)
+if #v < 26 or string.byte(v, 1) ~= 2 then return v end
 local now = tonumber(ARGV[1])
 local remaining = struct.unpack('>I6', v, 2) - now      -- until the absolute deadline
 if remaining <= 0 then

@@ -6,13 +6,14 @@ local v = redis.pcall('GET', KEYS[1])
 if not v then return 0 end
 -- a value of another type (WRONGTYPE): foreign data, not a session
 if type(v) ~= 'string' then return -1 end
-if #v < 20 or string.byte(v, 1) ~= 1 then return -1 end
+-- Record layout: see record.rs (version 2; created at byte 14, the user id's length at 26).
+if #v < 26 or string.byte(v, 1) ~= 2 then return -1 end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return 0 end
 redis.call('SET', KEYS[2], v, 'PX', ttl)
 redis.call('DEL', KEYS[1])
-local ulen = string.byte(v, 20)
-local idx = ARGV[1] .. string.sub(v, 21, 20 + ulen)
+local ulen = string.byte(v, 26)
+local idx = ARGV[1] .. string.sub(v, 27, 26 + ulen)
 local score = redis.call('ZSCORE', idx, ARGV[2]) or struct.unpack('>I6', v, 14)
 redis.call('ZREM', idx, ARGV[2])
 redis.call('ZADD', idx, score, ARGV[3])

@@ -24,6 +24,7 @@ scripts!(
     save_data,
     throttle_check,
     throttle_fail,
+    throttle_release,
     take,
     read_ttl,
     compare_delete,
@@ -34,8 +35,10 @@ scripts!(
     evict,
     apply_role_change,
     rotate,
+    reauth,
     delete,
     list,
     delete_members,
     set_authz,
+    delete_others,
 );

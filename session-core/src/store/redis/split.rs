@@ -11,6 +11,7 @@
 //! - **rotate** writes the new key, indexes it, then deletes the old key only if it still holds
 //!   what was copied (a concurrent role change or last-seen update is copied over and retried),
 //!   then un-indexes the old member. Stopping early leaves both keys live and both indexed.
+//!   **Re-authentication** is the same sequence with the new auth time written into the copy.
 //! - **delete** / **revoke** delete the session key first, then the index entry. Stopping
 //!   early leaves an index entry without a key, which every index read prunes.
 //!
@@ -19,7 +20,7 @@
 use futures_util::future::join_all;
 
 use crate::error::{Error, Result, UnavailableKind};
-use crate::record::{duration_ms, EncodedParts, Record, FORMAT_VERSION};
+use crate::record::{duration_ms, with_auth_time, EncodedParts, Record, FORMAT_VERSION};
 use crate::store::redis::keys::member_key;
 use crate::store::redis::{is_wrong_type, ListedEntry};
 use crate::token::SessionKey;
@@ -225,13 +226,24 @@ impl RedisStore {
         join_all(checks).await.into_iter().collect()
     }
 
-    /// Rotate, cluster-safe.
+    /// Rotate, cluster-safe; with `auth_time`, also sets the record's auth time (a
+    /// re-authentication). Returns the record as the new key holds it.
     pub(super) async fn split_rotate(
         &self,
         old: SessionKey,
         new: SessionKey,
         now: u64,
-    ) -> Result<()> {
+        auth_time: Option<u64>,
+    ) -> Result<Vec<u8>> {
+        let not_ours = || {
+            Error::Corrupt("the value under this session key is not a session record".to_owned())
+        };
+        // The old record as copied, and what the new key gets (the same, or with the new auth
+        // time): the old key is deleted only while it still holds `seen`.
+        let patch = |seen: &[u8]| match auth_time {
+            None => Some(seen.to_vec()),
+            Some(ms) => with_auth_time(seen.to_vec(), ms),
+        };
         let old_key = self.keys.session(&old);
         let new_key = self.keys.session(&new);
         let script = &self.scripts.read_ttl;
@@ -241,20 +253,19 @@ impl RedisStore {
                 async move { script.key(old_key).invoke_async(&mut c).await }
             })
             .await?;
-        let Some((mut value, ttl)) = read else {
+        let Some((mut seen, ttl)) = read else {
             return Err(Error::NotFound);
         };
-        if value.first() != Some(&FORMAT_VERSION) {
-            return Err(Error::Corrupt(
-                "the value under this session key is not a session record".to_owned(),
-            ));
+        if seen.first() != Some(&FORMAT_VERSION) {
+            return Err(not_ours());
         }
         if ttl <= 0 {
             return Err(Error::NotFound);
         }
-        let record = Record::decode(&value)?;
+        let record = Record::decode(&seen)?;
+        let mut written = patch(&seen).ok_or_else(not_ours)?;
         let ttl_ms = u64::try_from(ttl).unwrap_or(1);
-        self.set_px(&new_key, &value, ttl_ms).await?;
+        self.set_px(&new_key, &written, ttl_ms).await?;
         let index = self.keys.index(&record.user_id);
         let remaining = record.deadline_ms.saturating_sub(now).max(1);
         let new_member = new.as_bytes().to_vec();
@@ -264,24 +275,25 @@ impl RedisStore {
         for _ in 0..ROTATE_ATTEMPTS {
             let outcome: redis::Value = self
                 .with_connection(|mut c| {
-                    let (old_key, value) = (&old_key, &value);
-                    async move { cad.key(old_key).arg(value).invoke_async(&mut c).await }
+                    let (old_key, seen) = (&old_key, &seen);
+                    async move { cad.key(old_key).arg(seen).invoke_async(&mut c).await }
                 })
                 .await?;
             match outcome {
                 redis::Value::Int(1) => {
                     self.zrem(&index, &[old.as_bytes().to_vec()]).await?;
-                    return Ok(());
+                    return Ok(written);
                 }
                 redis::Value::BulkString(changed) => {
                     // Changed meanwhile (roles, data, last seen): carry the change over.
-                    value = changed;
+                    written = patch(&changed).ok_or_else(not_ours)?;
+                    seen = changed;
                     self.with_connection(|mut c| {
-                        let (new_key, value) = (&new_key, &value);
+                        let (new_key, written) = (&new_key, &written);
                         async move {
                             redis::cmd("SET")
                                 .arg(new_key)
-                                .arg(value)
+                                .arg(written)
                                 .arg("KEEPTTL")
                                 .query_async::<()>(&mut c)
                                 .await

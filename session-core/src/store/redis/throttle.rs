@@ -21,6 +21,16 @@ impl LoginThrottle for RedisStore {
             .await
     }
 
+    async fn release_attempt(&self, subject: &str) -> Result<()> {
+        check_user_id(subject)?;
+        let key = self.keys.throttle(subject);
+        let script = &self.scripts.throttle_release;
+        self.with_connection(
+            |mut c| async move { script.key(&key).invoke_async::<()>(&mut c).await },
+        )
+        .await
+    }
+
     async fn clear_failures(&self, username: &str) -> Result<()> {
         check_user_id(username)?;
         let key = self.keys.throttle(username);

@@ -1,0 +1,294 @@
+//! Version 2 of the contract: step-up re-authentication (`POST /reauth`, `STEP_UP_SECS`), the
+//! password change, "end my other sessions", the `user_agent` of each listed session, and the
+//! last admin keeping ADMIN.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+/// A server on its own Redis whose sessions stay fresh for `step_up` seconds.
+async fn server(redis: &RedisServer, step_up: u64) -> Server {
+    ServerBuilder::redis(redis.url())
+        .env("STEP_UP_SECS", step_up)
+        .env("LOGIN_MAX_FAILURES", 3)
+        .env("LOGIN_LOCKOUT_SECS", 30)
+        .start()
+        .await
+}
+
+async fn reauth(c: &Client, cookie: &Cookie, password: &str) -> Resp {
+    c.post("/reauth", Some(cookie), json!({ "password": password }))
+        .await
+}
+
+async fn change_password(c: &Client, cookie: &Cookie, current: &str, new: &str) -> Resp {
+    c.put(
+        "/password",
+        Some(cookie),
+        json!({ "current_password": current, "new_password": new }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn reauth_gives_a_new_token_and_the_old_one_stops_working() {
+    let redis = redis();
+    let server = server(&redis, 300).await;
+    let c = server.client();
+    let old = c.login_ok(ALICE.0, ALICE.1).await;
+    let res = reauth(&c, &old, ALICE.1).await;
+    res.assert_status(200);
+    assert_eq!(res.body["username"], "alice");
+    assert_eq!(res.body["roles"], json!(["USER"]));
+    let new = c
+        .new_cookie(&res)
+        .expect("reauth sets a new session cookie");
+    assert_ne!(new.value, old.value, "reauth kept the token");
+    assert_eq!(
+        res.header("cache-control").as_deref(),
+        Some("no-store"),
+        "a cookie-setting answer must not be cached"
+    );
+    c.get("/me", Some(&old))
+        .await
+        .assert_error(401, "unauthenticated");
+    assert_eq!(c.me_status(&new).await, 200);
+    // One session, under its new handle.
+    let list = c.get("/sessions", Some(&new)).await;
+    list.assert_status(200);
+    assert_eq!(list.body.as_array().map(Vec::len), Some(1));
+    assert_eq!(list.body[0]["current"], true);
+}
+
+#[tokio::test]
+async fn reauth_needs_a_login() {
+    let redis = redis();
+    let server = server(&redis, 300).await;
+    let c = server.client();
+    c.post("/reauth", None, json!({ "password": ALICE.1 }))
+        .await
+        .assert_error(401, "unauthenticated");
+    let forged = c.cookie(&unknown_token());
+    reauth(&c, &forged, ALICE.1)
+        .await
+        .assert_error(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn reauth_with_a_wrong_password_is_refused_and_counts_toward_the_lockout() {
+    let redis = redis();
+    let server = server(&redis, 300).await;
+    let c = server.client();
+    let cookie = c.login_ok(ALICE.0, ALICE.1).await;
+    for _ in 0..3 {
+        let res = reauth(&c, &cookie, "wrong-password").await;
+        res.assert_error(401, "invalid_credentials");
+        assert!(c.new_cookie(&res).is_none(), "a failed reauth set a cookie");
+    }
+    // Locked now: the right password too, on /reauth and on /login.
+    let res = reauth(&c, &cookie, ALICE.1).await;
+    res.assert_error(429, "too_many_attempts");
+    assert!(res.header("retry-after").is_some());
+    let res = c.login(ALICE.0, ALICE.1).await.unwrap_err();
+    res.assert_error(429, "too_many_attempts");
+    // The session itself is not ended by failed re-authentications.
+    assert_eq!(c.me_status(&cookie).await, 200);
+}
+
+#[tokio::test]
+async fn password_change_needs_a_fresh_session_and_changes_nothing_without_one() {
+    let redis = redis();
+    let server = server(&redis, 1).await;
+    let c = server.client();
+    let cookie = c.login_ok(ALICE.0, ALICE.1).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let res = change_password(&c, &cookie, ALICE.1, "brand-new-password").await;
+    res.assert_error(401, "reauthentication_required");
+    assert!(c.new_cookie(&res).is_none());
+    // Nothing changed: the session lives, the old password still logs in.
+    assert_eq!(c.me_status(&cookie).await, 200);
+    let other = c.login_ok(ALICE.0, ALICE.1).await;
+    // Re-authenticating makes it fresh again.
+    let res = reauth(&c, &cookie, ALICE.1).await;
+    res.assert_status(200);
+    let fresh = c.new_cookie(&res).expect("new cookie");
+    change_password(&c, &fresh, ALICE.1, "brand-new-password")
+        .await
+        .assert_status(204);
+    assert_eq!(c.me_status(&other).await, 401);
+}
+
+#[tokio::test]
+async fn password_change_ends_every_other_session_and_the_old_password_stops_working() {
+    let redis = redis();
+    let server = server(&redis, 300).await;
+    let c = server.client();
+    let mine = c.login_ok(ALICE.0, ALICE.1).await;
+    let phone = c.login_ok(ALICE.0, ALICE.1).await;
+    let laptop = c.login_ok(ALICE.0, ALICE.1).await;
+    let bob = {
+        c.register("bob-the-user", "bob-password")
+            .await
+            .assert_status(201);
+        c.login_ok("bob-the-user", "bob-password").await
+    };
+    let res = change_password(&c, &mine, ALICE.1, "alice-new-password").await;
+    res.assert_status(204);
+    let new = c.new_cookie(&res).expect("204 with a new session cookie");
+    assert_ne!(new.value, mine.value);
+    assert_eq!(c.me_status(&mine).await, 401, "the old token still works");
+    assert_eq!(c.me_status(&new).await, 200);
+    for other in [&phone, &laptop] {
+        assert_eq!(c.me_status(other).await, 401, "another session survived");
+    }
+    assert_eq!(c.me_status(&bob).await, 200, "another user's session ended");
+    let list = c.get("/sessions", Some(&new)).await;
+    assert_eq!(list.body.as_array().map(Vec::len), Some(1));
+    c.login(ALICE.0, ALICE.1)
+        .await
+        .unwrap_err()
+        .assert_error(401, "invalid_credentials");
+    c.login_ok(ALICE.0, "alice-new-password").await;
+}
+
+#[tokio::test]
+async fn password_change_refuses_a_wrong_current_password_and_a_bad_new_one() {
+    let redis = redis();
+    let server = server(&redis, 300).await;
+    let c = server.client();
+    let cookie = c.login_ok(ALICE.0, ALICE.1).await;
+    let other = c.login_ok(ALICE.0, ALICE.1).await;
+    change_password(&c, &cookie, "wrong-password", "alice-new-password")
+        .await
+        .assert_error(401, "invalid_credentials");
+    change_password(&c, &cookie, ALICE.1, "short")
+        .await
+        .assert_error(400, "bad_request");
+    change_password(&c, &cookie, ALICE.1, &"x".repeat(129))
+        .await
+        .assert_error(400, "bad_request");
+    // Nothing changed.
+    assert_eq!(c.me_status(&other).await, 200);
+    assert_eq!(c.me_status(&cookie).await, 200);
+    c.login_ok(ALICE.0, ALICE.1).await;
+    c.put(
+        "/password",
+        None,
+        json!({"current_password": ALICE.1, "new_password": "whatever-123"}),
+    )
+    .await
+    .assert_error(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn ending_the_other_sessions_needs_freshness_and_keeps_this_one() {
+    let redis = redis();
+    let server = server(&redis, 1).await;
+    let c = server.client();
+    let mine = c.login_ok(ALICE.0, ALICE.1).await;
+    let other = c.login_ok(ALICE.0, ALICE.1).await;
+    let admin = c.login_ok(ADMIN.0, ADMIN.1).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    c.delete("/sessions/others", Some(&mine))
+        .await
+        .assert_error(401, "reauthentication_required");
+    assert_eq!(
+        c.me_status(&other).await,
+        200,
+        "a stale session ended others"
+    );
+    let res = reauth(&c, &mine, ALICE.1).await;
+    let mine = c.new_cookie(&res).expect("new cookie");
+    c.delete("/sessions/others", Some(&mine))
+        .await
+        .assert_status(204);
+    assert_eq!(c.me_status(&other).await, 401);
+    assert_eq!(c.me_status(&mine).await, 200);
+    assert_eq!(c.me_status(&admin).await, 200);
+    c.delete("/sessions/others", None)
+        .await
+        .assert_error(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn sessions_list_the_user_agent_of_their_login_cut_to_256_characters() {
+    let redis = redis();
+    let server = server(&redis, 300).await;
+    let c = server.client();
+    let long = format!("Mozilla/5.0 (Test) {}", "x".repeat(400));
+    let login = |ua: Option<String>| {
+        let c = c.clone();
+        async move {
+            let headers: Vec<(&str, &str)> = match &ua {
+                Some(ua) => vec![("user-agent", ua.as_str())],
+                None => vec![],
+            };
+            let body = Body::Json(json!({"username": ALICE.0, "password": ALICE.1}));
+            let res = c
+                .send(Method::POST, "/login", None, Some(body), &headers)
+                .await;
+            res.assert_status(200);
+            c.new_cookie(&res).expect("cookie")
+        }
+    };
+    let without = login(None).await;
+    let _short = login(Some("curl/8.5.0".to_owned())).await;
+    let _long = login(Some(long.clone())).await;
+    let list = c.get("/sessions", Some(&without)).await;
+    list.assert_status(200);
+    let agents: Vec<Value> = list
+        .body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s["user_agent"].clone())
+        .collect();
+    let cut: String = long.chars().take(256).collect();
+    assert_eq!(agents, [Value::Null, json!("curl/8.5.0"), json!(cut)]);
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_remove_their_own_admin_role() {
+    let redis = redis();
+    let server = server(&redis, 300).await;
+    let c = server.client();
+    let admin = c.login_ok(ADMIN.0, ADMIN.1).await;
+    let res = c
+        .put(
+            "/admin/users/admin/roles",
+            Some(&admin),
+            json!({"roles": ["USER"]}),
+        )
+        .await;
+    res.assert_error(409, "conflict");
+    assert_eq!(c.get("/admin", Some(&admin)).await.status, 200);
+    let fresh_login = c.login_ok(ADMIN.0, ADMIN.1).await;
+    assert_eq!(c.get("/admin", Some(&fresh_login)).await.status, 200);
+    // With a second admin, giving it up is allowed.
+    c.put(
+        "/admin/users/alice/roles",
+        Some(&admin),
+        json!({"roles": ["USER", "ADMIN"]}),
+    )
+    .await
+    .assert_status(204);
+    c.put(
+        "/admin/users/admin/roles",
+        Some(&admin),
+        json!({"roles": ["USER"]}),
+    )
+    .await
+    .assert_status(204);
+    assert_eq!(c.get("/admin", Some(&admin)).await.status, 403);
+    // Now alice is the last admin.
+    let alice = c.login_ok(ALICE.0, ALICE.1).await;
+    c.put(
+        "/admin/users/alice/roles",
+        Some(&alice),
+        json!({"roles": []}),
+    )
+    .await
+    .assert_error(409, "conflict");
+}

@@ -1,0 +1,26 @@
+-- Re-authentication: move a session to a new key (a new token) and set its auth time, in one
+-- atomic step; the old key stops working at once. As rotate.lua, plus the auth time.
+-- KEYS[1] old key, KEYS[2] new key; ARGV[1] prefix of index keys, ARGV[2] old member,
+-- ARGV[3] new member, ARGV[4] now (ms): the new auth time.
+-- Returns the new record, 0 when there is no session, -1 when the record is not ours.
+local v = redis.pcall('GET', KEYS[1])
+if not v then return 0 end
+-- a value of another type (WRONGTYPE): foreign data, not a session
+if type(v) ~= 'string' then return -1 end
+-- Record layout: see record.rs (version 2; created at byte 14, auth time at bytes 20-25, the
+-- user id's length at 26).
+if #v < 26 or string.byte(v, 1) ~= 2 then return -1 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+local now = tonumber(ARGV[4])
+v = string.sub(v, 1, 19) .. struct.pack('>I6', now) .. string.sub(v, 26)
+redis.call('SET', KEYS[2], v, 'PX', ttl)
+redis.call('DEL', KEYS[1])
+local ulen = string.byte(v, 26)
+local idx = ARGV[1] .. string.sub(v, 27, 26 + ulen)
+local score = redis.call('ZSCORE', idx, ARGV[2]) or struct.unpack('>I6', v, 14)
+redis.call('ZREM', idx, ARGV[2])
+redis.call('ZADD', idx, score, ARGV[3])
+local remaining = struct.unpack('>I6', v, 2) - now
+if redis.call('PTTL', idx) < remaining then redis.call('PEXPIRE', idx, remaining) end
+return v

@@ -1,0 +1,28 @@
+// `#[fresh_login(max_age = ..)]`: alone, stacked with a role guard, with the `crate` option, and
+// in every duration form; each handler still routes.
+use axum::routing::{delete, put};
+use session_core::{fresh_login, has_role};
+
+#[fresh_login(max_age = "5m")]
+async fn change_password(body: String) -> String {
+    body
+}
+
+#[fresh_login(max_age = "1h30m", crate = "session_core")]
+#[has_role("ADMIN")]
+async fn delete_everything() -> &'static str {
+    "gone"
+}
+
+#[fresh_login(max_age = "90s")]
+#[axum::debug_handler]
+async fn checked() -> &'static str {
+    "ok"
+}
+
+fn main() {
+    let _app: axum::Router = axum::Router::new()
+        .route("/password", put(change_password))
+        .route("/everything", delete(delete_everything))
+        .route("/checked", put(checked));
+}
