@@ -29,7 +29,7 @@
 //! - The session key (`{prefix}:s:` + 16 bytes) with a 39-byte record: **120 bytes** by
 //!   `MEMORY USAGE` (a raw string of the same sizes costs the same: the record adds nothing).
 //! - With its entry in the user's index and its share of the index key, from `INFO memory`
-//!   growth over 100 000 sessions: **224 bytes per session** at 10 sessions per user, **362 bytes**
+//!   growth over 100 000 sessions: **240 bytes per session** at 10 sessions per user, **378 bytes**
 //!   at 1 session per user (then every session also pays a whole index key).
 
 use std::collections::BTreeMap;
