@@ -662,34 +662,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn rotate(&self, token: &Token) -> Result<Token> {
-        let old = token.key();
-        // The same session, so the same deadline (the old token carries it).
-        let new_token = Token::generate_until(token.deadline_ms())?;
-        let new = new_token.key();
-        let now = now_ms();
-        if self.is_cluster() {
-            return self
-                .split_rotate(old, new, now, None)
-                .await
-                .map(|_| new_token);
-        }
-        let (old_key, new_key) = (self.keys.session(&old), self.keys.session(&new));
-        let script = &self.scripts.rotate;
-        let index_prefix = &self.keys.index_prefix;
-        let outcome: i64 = self
-            .write(|mut c| async move {
-                script
-                    .key(&old_key)
-                    .key(&new_key)
-                    .arg(index_prefix.as_slice())
-                    .arg(old.as_bytes().as_slice())
-                    .arg(new.as_bytes().as_slice())
-                    .arg(now)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        outcome_to_result(outcome, old).map(|()| new_token)
+        self.move_session(token, None).await.map(|(new, _)| new)
     }
 
     async fn delete(&self, token: &Token) -> Result<bool> {

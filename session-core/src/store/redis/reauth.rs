@@ -12,44 +12,57 @@ use crate::token::Token;
 use crate::RedisStore;
 
 impl RedisStore {
-    /// [`SessionStore::reauthenticate`](crate::SessionStore::reauthenticate): `reauth.lua`
-    /// (rotate and set the auth time, atomically), or on a cluster the split rotation with the
-    /// auth time written into the copy.
-    pub(super) async fn reauthenticate_session(&self, token: &Token) -> Result<(Token, Session)> {
+    /// Moves the session of `token` to a new token (`rotate.lua`, or on a cluster the split
+    /// rotation), setting its auth time to `auth_time` when given (step-up
+    /// re-authentication); returns the new token and the record as moved.
+    pub(super) async fn move_session(
+        &self,
+        token: &Token,
+        auth_time: Option<u64>,
+    ) -> Result<(Token, Vec<u8>)> {
         let old = token.key();
         // The same session, so the same deadline (the old token carries it).
         let new_token = Token::generate_until(token.deadline_ms())?;
         let new = new_token.key();
         let now = now_ms();
-        let bytes = if self.is_cluster() {
-            self.split_rotate(old, new, now, Some(now)).await?
-        } else {
-            let (old_key, new_key) = (self.keys.session(&old), self.keys.session(&new));
-            let script = &self.scripts.reauth;
-            let index_prefix = &self.keys.index_prefix;
-            let outcome: redis::Value = self
-                .write(|mut c| async move {
-                    script
-                        .key(&old_key)
-                        .key(&new_key)
-                        .arg(index_prefix.as_slice())
-                        .arg(old.as_bytes().as_slice())
-                        .arg(new.as_bytes().as_slice())
-                        .arg(now)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
-            match outcome {
-                redis::Value::BulkString(bytes) => bytes,
-                redis::Value::Int(n) => {
-                    // 0: no session; -1: not a record of ours (logged, Corrupt).
-                    outcome_to_result(n, old)?;
-                    return Err(Error::NotFound);
-                }
-                _ => return Err(Error::NotFound),
+        if self.is_cluster() {
+            let bytes = self.split_rotate(old, new, now, auth_time).await?;
+            return Ok((new_token, bytes));
+        }
+        let (old_key, new_key) = (self.keys.session(&old), self.keys.session(&new));
+        let script = &self.scripts.rotate;
+        let index_prefix = &self.keys.index_prefix;
+        let auth_time = auth_time.map(|t| t.to_string()).unwrap_or_default();
+        let outcome: redis::Value = self
+            .write(|mut c| async move {
+                script
+                    .key(&old_key)
+                    .key(&new_key)
+                    .arg(index_prefix.as_slice())
+                    .arg(old.as_bytes().as_slice())
+                    .arg(new.as_bytes().as_slice())
+                    .arg(now)
+                    .arg(auth_time)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        match outcome {
+            redis::Value::BulkString(bytes) => Ok((new_token, bytes)),
+            redis::Value::Int(n) => {
+                // 0: no session; -1: not a record of ours (logged, Corrupt).
+                outcome_to_result(n, old)?;
+                Err(Error::NotFound)
             }
-        };
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    /// [`SessionStore::reauthenticate`](crate::SessionStore::reauthenticate): the session moved
+    /// to a new token with the auth time set to now, atomically.
+    pub(super) async fn reauthenticate_session(&self, token: &Token) -> Result<(Token, Session)> {
+        let (new_token, bytes) = self.move_session(token, Some(now_ms())).await?;
+        let new = new_token.key();
         let record = decode_logged(new, &bytes).ok_or(Error::NotFound)?;
         Ok((
             new_token,

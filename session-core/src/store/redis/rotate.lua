@@ -1,15 +1,20 @@
--- Move a session to a new key (a new token): the old key stops working at once.
+-- Move a session to a new key (a new token): the old key stops working at once. With an auth
+-- time (step-up re-authentication), the record's auth time is set in the same atomic step.
 -- KEYS[1] old key, KEYS[2] new key; ARGV[1] prefix of index keys, ARGV[2] old member,
--- ARGV[3] new member, ARGV[4] now (ms).
--- Returns 1 when rotated, 0 when there is no session, -1 when the record is not ours.
+-- ARGV[3] new member, ARGV[4] now (ms), ARGV[5] the new auth time (ms), or '' to keep it.
+-- Returns the record as moved, 0 when there is no session, -1 when the record is not ours.
 local v = redis.pcall('GET', KEYS[1])
 if not v then return 0 end
 -- a value of another type (WRONGTYPE): foreign data, not a session
 if type(v) ~= 'string' then return -1 end
--- Record layout: see record.rs (version 2; created at byte 14, the user id's length at 26).
+-- Record layout: see record.rs (version 2; created at byte 14, auth time at bytes 20-25, the
+-- user id's length at 26).
 if #v < 26 or string.byte(v, 1) ~= 2 then return -1 end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return 0 end
+if ARGV[5] ~= '' then
+  v = string.sub(v, 1, 19) .. struct.pack('>I6', tonumber(ARGV[5])) .. string.sub(v, 26)
+end
 redis.call('SET', KEYS[2], v, 'PX', ttl)
 redis.call('DEL', KEYS[1])
 local ulen = string.byte(v, 26)
@@ -19,4 +24,4 @@ redis.call('ZREM', idx, ARGV[2])
 redis.call('ZADD', idx, score, ARGV[3])
 local remaining = struct.unpack('>I6', v, 2) - tonumber(ARGV[4])
 if redis.call('PTTL', idx) < remaining then redis.call('PEXPIRE', idx, remaining) end
-return 1
+return v

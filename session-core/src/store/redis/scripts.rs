@@ -35,7 +35,6 @@ scripts!(
     evict,
     apply_role_change,
     rotate,
-    reauth,
     delete,
     list,
     delete_members,
