@@ -337,13 +337,22 @@ pub async fn label_is_kept_bounded_and_listed(store: impl SessionStore) {
     assert_eq!(loaded.label(), Some(expected.as_str()), "{name}");
     let (_, plain) = store.create(NewSession::new("vera")).await.unwrap();
     assert_eq!(plain.label(), None, "{name}");
+    // Both may be created in the same millisecond: find each by its handle, not its place.
     let listed = store.list_user_sessions("vera").await.unwrap();
+    assert_eq!(listed.len(), 2, "{name}");
+    let label_of = |handle| {
+        listed
+            .iter()
+            .find(|s| s.handle == handle)
+            .map(|s| s.label.as_deref())
+            .expect("listed")
+    };
     assert_eq!(
-        listed[0].label.as_deref(),
+        label_of(created.handle()),
         Some(expected.as_str()),
         "{name}"
     );
-    assert_eq!(listed[1].label, None, "{name}");
+    assert_eq!(label_of(plain.handle()), None, "{name}");
 }
 
 /// A user's sessions are listed oldest first, each with a handle that is not its token.
@@ -834,9 +843,23 @@ pub async fn throttle_window_ends_and_success_clears_the_count(
         "lock outlived its window"
     );
 
+    // One failure of two allowed, cleared: the next failure is the first again, so it does not
+    // lock (without the clear it would be the second, and lock).
     let long = ThrottleConfig::new(2, Duration::from_secs(60));
-    store.record_failure("dave", &long).await.unwrap();
+    assert_eq!(
+        store.begin_login("dave", &long).await.unwrap(),
+        Attempt::Allowed
+    );
+    assert_eq!(
+        store.record_failure("dave", &long).await.unwrap(),
+        Attempt::Allowed
+    );
     store.clear_failures("dave").await.unwrap();
+    assert_eq!(
+        store.begin_login("dave", &long).await.unwrap(),
+        Attempt::Allowed,
+        "count not cleared"
+    );
     assert_eq!(
         store.record_failure("dave", &long).await.unwrap(),
         Attempt::Allowed,
@@ -850,11 +873,14 @@ pub async fn throttle_counts_parallel_attempts_before_the_password_is_checked(
 ) {
     use crate::throttle::{Attempt, ThrottleConfig};
     let limits = ThrottleConfig::new(3, Duration::from_secs(60));
-    let mut allowed = 0;
-    for _ in 0..20 {
-        if store.begin_login("erin", &limits).await.unwrap() == Attempt::Allowed {
-            allowed += 1;
-        }
-    }
+    // All twenty in flight together (polled concurrently, pipelined on a shared connection): a
+    // check-then-count that is not atomic lets more than three through.
+    let attempts = (0..20).map(|_| store.begin_login("erin", &limits));
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let allowed = outcomes
+        .into_iter()
+        .map(|o| o.expect("begin_login"))
+        .filter(|o| *o == Attempt::Allowed)
+        .count();
     assert_eq!(allowed, 3, "more guesses than the limit were let through");
 }
