@@ -81,7 +81,10 @@ pub use ::redis;
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use error::{Error, Result, UnavailableKind};
 pub use logging::{log_safe, LogSafe, LOG_SAFE_MAX_CHARS};
-pub use record::{NewSession, Session, SessionData, SessionInfo};
+pub use record::{
+    NewSession, Session, SessionData, SessionInfo, SessionParts, MAX_DATA_LEN, MAX_LABEL_CHARS,
+    MAX_USER_ID_LEN,
+};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use store::redis::{

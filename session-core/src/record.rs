@@ -255,6 +255,63 @@ impl NewSession {
     pub fn label(&self) -> Option<&str> {
         (!self.label.is_empty()).then_some(self.label.as_str())
     }
+
+    /// The roles, sorted, without duplicates.
+    pub fn roles(&self) -> &[String] {
+        &self.authz.roles
+    }
+
+    /// The permissions, sorted, without duplicates.
+    pub fn permissions(&self) -> &[String] {
+        &self.authz.permissions
+    }
+
+    /// The initial application data.
+    pub fn data(&self) -> &SessionData {
+        &self.data
+    }
+
+    /// The session this becomes when a store creates it under `key` at `now`, ending at
+    /// `deadline` (the token's [`Token::deadline`](crate::Token::deadline)): created, last seen
+    /// and authenticated now. For stores written outside this crate; checks what every store
+    /// checks at creation.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use session_core::{NewSession, Token};
+    ///
+    /// let now = SystemTime::now();
+    /// let token = Token::generate(now + Duration::from_secs(3600))?;
+    /// let session = NewSession::new("alice")
+    ///     .with_roles(["USER"])
+    ///     .start(token.key(), now, token.deadline())?;
+    /// assert_eq!(session.user_id(), "alice");
+    /// assert_eq!(session.key(), token.key());
+    /// assert_eq!(session.expires_at(), token.deadline());
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty or over-long user id ([`MAX_USER_ID_LEN`]),
+    /// oversized data ([`MAX_DATA_LEN`]) or oversized roles and permissions.
+    pub fn start(self, key: SessionKey, now: SystemTime, deadline: SystemTime) -> Result<Session> {
+        let now_ms = system_time_ms(now);
+        let record = Record {
+            deadline_ms: system_time_ms(deadline),
+            last_seen_ms: now_ms,
+            created_ms: now_ms,
+            auth_time_ms: now_ms,
+            user_id: self.user_id,
+            label: self.label,
+            authz: self.authz,
+            data: self.data,
+        };
+        record.check()?;
+        Ok(Session {
+            key,
+            record: Arc::new(record),
+        })
+    }
 }
 
 /// `label` cut to [`MAX_LABEL_CHARS`] characters.
@@ -358,6 +415,14 @@ impl Record {
             authz: new.authz,
             data: new.data,
         }
+    }
+
+    /// Checks what every store refuses: an unusable user id, oversized data or authorization.
+    pub(crate) fn check(&self) -> Result<()> {
+        check_user_id(&self.user_id)?;
+        self.authz.encode_block()?;
+        self.data.encode()?;
+        Ok(())
     }
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
@@ -568,7 +633,69 @@ impl Session {
         self.key.handle()
     }
 
-    pub(crate) fn info(&self) -> SessionInfo {
+    /// A session from its parts, for stores written outside this crate (which keep sessions in
+    /// their own form and hand them out as `Session`s). Roles and permissions are sorted and
+    /// de-duplicated and the label cut to [`MAX_LABEL_CHARS`], as [`NewSession`] does.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use session_core::{NewSession, Session, Token};
+    ///
+    /// let now = SystemTime::now();
+    /// let token = Token::generate(now + Duration::from_secs(3600))?;
+    /// let session = NewSession::new("alice").start(token.key(), now, token.deadline())?;
+    /// // A store changing the roles of a session it keeps:
+    /// let (key, mut parts) = session.into_parts();
+    /// parts.roles = vec!["ADMIN".to_owned()];
+    /// let changed = Session::from_parts(key, parts)?;
+    /// assert!(changed.has_role("ADMIN"));
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for what [`NewSession::start`] refuses.
+    pub fn from_parts(key: SessionKey, parts: SessionParts) -> Result<Self> {
+        let record = Record {
+            deadline_ms: system_time_ms(parts.expires_at),
+            last_seen_ms: system_time_ms(parts.last_seen_at),
+            created_ms: system_time_ms(parts.created_at),
+            auth_time_ms: system_time_ms(parts.auth_time),
+            user_id: parts.user_id,
+            label: bounded_label(parts.label.unwrap_or_default()),
+            authz: Authz {
+                roles: normalized(parts.roles),
+                permissions: normalized(parts.permissions),
+            },
+            data: parts.data,
+        };
+        record.check()?;
+        Ok(Self {
+            key,
+            record: Arc::new(record),
+        })
+    }
+
+    /// The session's key and everything else it holds, to change and put back together with
+    /// [`Session::from_parts`].
+    pub fn into_parts(self) -> (SessionKey, SessionParts) {
+        let record = Arc::unwrap_or_clone(self.record);
+        let label = (!record.label.is_empty()).then_some(record.label);
+        let parts = SessionParts {
+            user_id: record.user_id,
+            roles: record.authz.roles,
+            permissions: record.authz.permissions,
+            data: record.data,
+            created_at: to_system_time(record.created_ms),
+            last_seen_at: to_system_time(record.last_seen_ms),
+            expires_at: to_system_time(record.deadline_ms),
+            auth_time: to_system_time(record.auth_time_ms),
+            label,
+        };
+        (self.key, parts)
+    }
+
+    /// What a listing shows of this session ([`SessionStore::list_user_sessions`](crate::SessionStore::list_user_sessions)).
+    pub fn info(&self) -> SessionInfo {
         SessionInfo {
             handle: self.handle(),
             created_at: self.created_at(),
@@ -577,6 +704,30 @@ impl Session {
             label: self.label().map(str::to_owned),
         }
     }
+}
+
+/// Everything a [`Session`] holds but its key: what [`Session::into_parts`] returns and
+/// [`Session::from_parts`] takes. Times are kept to the millisecond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionParts {
+    /// The user the session belongs to (1–255 bytes).
+    pub user_id: String,
+    /// The user's roles.
+    pub roles: Vec<String>,
+    /// The user's permissions.
+    pub permissions: Vec<String>,
+    /// The application data.
+    pub data: SessionData,
+    /// When the session was created.
+    pub created_at: SystemTime,
+    /// When it was last used.
+    pub last_seen_at: SystemTime,
+    /// Its absolute deadline.
+    pub expires_at: SystemTime,
+    /// When the user last entered the password in it.
+    pub auth_time: SystemTime,
+    /// Its label, if any.
+    pub label: Option<String>,
 }
 
 /// One entry of a user's session list: what is safe to show the user about a session.

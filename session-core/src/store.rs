@@ -29,6 +29,17 @@ use crate::token::{SessionHandle, Token};
 ///   session evicts the oldest). Ended sessions are pruned from the index.
 /// - **Fail closed.** A store that cannot be reached answers
 ///   [`Error::Unavailable`](crate::Error::Unavailable), never "no session" and never a session.
+///
+/// # Implementing a store
+/// Other crates can implement the trait with the public API: [`Token::generate`] makes a
+/// token (its [`Token::key`] is what to file the session under, its [`Token::deadline`] the
+/// absolute deadline), [`NewSession::start`] turns what `create` receives into a [`Session`]
+/// (checking what every store checks), and [`Session::into_parts`] /
+/// [`Session::from_parts`](crate::Session::from_parts) take a session apart and put it back
+/// together to change it (roles, data, last seen, auth time); [`Session::info`] is its entry in
+/// a listing. Run the conformance suite against it (`session_core::testing::conformance::run`,
+/// feature `test-suite`); `examples/tests/external_store.rs` is a complete small store that
+/// passes it.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// The configuration the store was built with.
