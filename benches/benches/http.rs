@@ -23,10 +23,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use redis_harness::RedisServer;
 use session_benches::{
     at_least, fmt_us, group, median, print_table, progress, quick, skip_unless_bench, Row, Spread,
 };
-use session_core::testing::RedisServer;
 
 const BENCH: &str = "http";
 

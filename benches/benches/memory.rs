@@ -15,11 +15,11 @@
 
 use std::time::Duration;
 
+use redis_harness::RedisServer;
 use session_benches::{
     baseline_key, create_sessions, dbsize, group, index_key, memory_usage, progress, quick,
     session_key, set_many, start_redis, strlen, used_memory, user_id, Row,
 };
-use session_core::testing::RedisServer;
 use session_core::{NewSession, RedisStore, SessionConfig, SessionStore};
 
 const BENCH: &str = "memory";

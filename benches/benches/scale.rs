@@ -57,7 +57,7 @@ async fn filled(
     n: usize,
     label: &str,
 ) -> (
-    session_core::testing::RedisServer,
+    redis_harness::RedisServer,
     &'static RedisStore,
     &'static [Token],
 ) {

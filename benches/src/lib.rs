@@ -14,8 +14,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use redis_harness::RedisServer;
 use session_core::redis;
-use session_core::testing::RedisServer;
 use session_core::{NewSession, RedisStore, SessionConfig, SessionStore, Token, SESSION_KEY_BYTES};
 
 /// True when `cargo bench` started this binary (it passes `--bench`).

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use session_core::testing::{RedisCluster, RedisSentinelGroup};
+use redis_harness::{RedisCluster, RedisSentinelGroup};
 use support::*;
 
 /// Log in, use guarded routes, log out: the whole flow on whatever store the server has.

@@ -55,8 +55,7 @@
 //! - `axum` (default): the axum integration (layer, extractors, guards).
 //! - `macros` (default): `#[login_required]`, `#[has_role(..)]`, `#[fresh_login(max_age = "5m")]`
 //!   and friends.
-//! - `test-suite`: [`testing`]: the conformance suite every store must pass, and a throwaway
-//!   `redis-server` for tests.
+//! - `test-suite`: [`testing`]: the conformance suite every store must pass.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -1,5 +1,5 @@
 //! Test support, public behind the `test-suite` feature: the conformance suite every
-//! [`SessionStore`](crate::SessionStore) must pass, and a throwaway `redis-server`.
+//! [`SessionStore`](crate::SessionStore) must pass.
 //!
 //! Writing another store? Run the suite on it:
 //!
@@ -10,17 +10,8 @@
 //! testing::conformance::run(|config| async move { MemoryStore::new(config) }).await;
 //! # }
 //! ```
+//!
+//! The suite needs no Redis of its own: it runs against whatever store the factory makes (the
+//! workspace's tests start throwaway `redis-server`s with an unpublished harness crate).
 
 pub mod conformance;
-pub mod redis_server;
-
-pub use redis_server::{HarnessError, RedisServer};
-pub mod cluster;
-mod node;
-mod ports;
-pub mod sentinel;
-
-pub use ports::free_port;
-
-pub use cluster::RedisCluster;
-pub use sentinel::RedisSentinelGroup;

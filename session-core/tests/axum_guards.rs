@@ -1,11 +1,6 @@
 //! Router-level tests of the axum integration (tower's `oneshot`, no network): every guard
 //! attribute against every kind of caller, on the memory store and on real Redis.
 
-#[cfg(not(feature = "test-suite"))]
-compile_error!(
-    "the tests need the `test-suite` feature: run `cargo test --workspace --all-features`"
-);
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -17,12 +12,12 @@ use axum::http::{header, Request, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use redis_harness::RedisServer;
 use serde_json::Value;
 use session_core::axum::{
     AuthSession, CookieConfig, CurrentUser, Rejection, Require, SessionLayer,
 };
 use session_core::prelude::*;
-use session_core::testing::RedisServer;
 use session_core::{SessionHandle, SessionInfo, UnavailableKind};
 use tower::ServiceExt as _;
 

@@ -1,11 +1,7 @@
 //! The public conformance suite, run on both stores that ship with the crate.
 
-#[cfg(not(feature = "test-suite"))]
-compile_error!(
-    "the tests need the `test-suite` feature: run `cargo test --workspace --all-features`"
-);
-
-use session_core::testing::{conformance, RedisServer};
+use redis_harness::RedisServer;
+use session_core::testing::conformance;
 use session_core::{MemoryStore, RedisStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use session_core::testing::{conformance::unique_prefix, RedisServer};
+use redis_harness::RedisServer;
+use session_core::testing::conformance::unique_prefix;
 use session_core::{CacheConfig, Error, NewSession, RedisStore, SessionConfig, SessionStore};
 
 fn config() -> SessionConfig {

@@ -1,11 +1,6 @@
 //! What only the Redis store can show: round trips, what is at rest in Redis, foreign data under
 //! its keys, and outages (killed, hung, restarted).
 
-#[cfg(not(feature = "test-suite"))]
-compile_error!(
-    "the tests need the `test-suite` feature: run `cargo test --workspace --all-features`"
-);
-
 mod common;
 
 use std::time::Duration;
@@ -13,7 +8,8 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use redis::AsyncCommands;
-use session_core::testing::{conformance::unique_prefix, RedisServer};
+use redis_harness::RedisServer;
+use session_core::testing::conformance::unique_prefix;
 use session_core::{
     Error, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token, UnavailableKind,
 };

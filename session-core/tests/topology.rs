@@ -1,11 +1,6 @@
 //! The Redis store on a Redis Cluster and behind Sentinel: the conformance suite, the one round
 //! trip per load, and failover (SIGKILL of a primary with sessions in flight).
 
-#[cfg(not(feature = "test-suite"))]
-compile_error!(
-    "the tests need the `test-suite` feature: run `cargo test --workspace --all-features`"
-);
-
 mod common;
 
 use std::collections::HashMap;
@@ -14,8 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::testing::cluster::NodeRole;
-use session_core::testing::{conformance, RedisCluster, RedisSentinelGroup};
+use redis_harness::cluster::NodeRole;
+use redis_harness::{RedisCluster, RedisSentinelGroup};
+use session_core::testing::conformance;
 use session_core::{
     Error, NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore, Token,
 };

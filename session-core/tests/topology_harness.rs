@@ -1,12 +1,11 @@
 //! Smoke test of the cluster and sentinel harnesses: start each topology, write a key, kill the
 //! primary holding it, wait for the failover, and read the key from the promoted node.
-#![cfg(feature = "test-suite")]
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use session_core::testing::cluster::NodeRole;
-use session_core::testing::{RedisCluster, RedisSentinelGroup};
+use redis_harness::cluster::NodeRole;
+use redis_harness::{RedisCluster, RedisSentinelGroup};
 
 /// Failovers normally take 2–5 s (see the harness docs); this leaves room for a loaded machine.
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(20);

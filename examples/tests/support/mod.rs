@@ -10,10 +10,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub use redis_harness::RedisServer;
 pub use reqwest::header::HeaderMap;
 pub use reqwest::Method;
 pub use serde_json::{json, Value};
-pub use session_core::testing::RedisServer;
 
 /// The binary under test, built by cargo for this test target.
 pub const BIN: &str = env!("CARGO_BIN_EXE_demo-server");
@@ -178,7 +178,7 @@ impl ServerBuilder {
 }
 
 fn free_port() -> u16 {
-    session_core::testing::free_port().unwrap_or_else(|e| panic!("{e}"))
+    redis_harness::free_port().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn http_client() -> reqwest::Client {

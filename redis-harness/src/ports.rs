@@ -12,7 +12,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use super::redis_server::HarnessError;
+use crate::redis_server::HarnessError;
 
 /// The lowest port handed out: above the usual fixed service ports.
 const LOWEST: u16 = 16384;

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use super::node::{os_args, Node};
+use crate::node::{os_args, Node};
 
 /// How to get `redis-server`, for error messages.
 pub const INSTALL_HINT: &str = "install it with `sudo apt-get install redis-server` \

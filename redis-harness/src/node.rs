@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::ports::free_port;
-use super::redis_server::{ping, HarnessError, INSTALL_HINT};
+use crate::ports::free_port;
+use crate::redis_server::{ping, HarnessError, INSTALL_HINT};
 
 /// What `ROLE` says.
 pub(crate) enum Role {

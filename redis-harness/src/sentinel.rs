@@ -2,9 +2,9 @@
 //! and three sentinels of the test's own on free ports, killed when dropped.
 //!
 //! ```no_run
-//! # fn demo() -> Result<(), session_core::testing::HarnessError> {
+//! # fn demo() -> Result<(), redis_harness::HarnessError> {
 //! use std::time::Duration;
-//! use session_core::testing::RedisSentinelGroup;
+//! use redis_harness::RedisSentinelGroup;
 //!
 //! let mut group = RedisSentinelGroup::start("sessions")?;
 //! let sentinels = group.sentinel_urls(); // give these and `group.service()` to the client
@@ -31,10 +31,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::node::{
+use crate::node::{
     check_field, info_text, os_args, poll, query, role, wait_for_offsets, Node, Reply, Role,
 };
-use super::redis_server::HarnessError;
+use crate::redis_server::HarnessError;
 
 /// How long [`RedisSentinelGroup::start`] waits for replication and sentinel discovery.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -2,9 +2,9 @@
 //! ports, joined with `redis-cli --cluster create`, killed when dropped.
 //!
 //! ```no_run
-//! # fn demo() -> Result<(), session_core::testing::HarnessError> {
+//! # fn demo() -> Result<(), redis_harness::HarnessError> {
 //! use std::time::Duration;
-//! use session_core::testing::RedisCluster;
+//! use redis_harness::RedisCluster;
 //!
 //! let mut cluster = RedisCluster::start(3, 1)?;
 //! let seeds = cluster.urls(); // give these to a cluster client
@@ -33,12 +33,12 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::node::{
+use crate::node::{
     check_field, info_text, os_args, poll, query, role, strip_ansi, tail, wait_for_offsets, Node,
     Role,
 };
-use super::ports::free_port;
-use super::redis_server::{HarnessError, INSTALL_HINT};
+use crate::ports::free_port;
+use crate::redis_server::{HarnessError, INSTALL_HINT};
 
 /// `(first slot, last slot, owner port)` ranges, sorted.
 type SlotOwners = Vec<(i64, i64, u16)>;
