@@ -85,7 +85,7 @@ fn getter(
         Box::pin(async move {
             let key = session_key(store, &tokens[(seed % tokens.len() as u64) as usize]);
             let v: Option<Vec<u8>> = store
-                .with_connection(|mut c| async move {
+                .on_connection(|mut c| async move {
                     redis::cmd("GET").arg(&key).query_async(&mut c).await
                 })
                 .await

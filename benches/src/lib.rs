@@ -402,7 +402,7 @@ pub async fn warm_pool(store: &'static RedisStore) {
         .map(|_| {
             tokio::spawn(async move {
                 let _: String = store
-                    .with_connection(
+                    .on_connection(
                         |mut c| async move { redis::cmd("PING").query_async(&mut c).await },
                     )
                     .await
@@ -462,7 +462,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let () = store
-        .with_connection(|mut c| async move {
+        .on_connection(|mut c| async move {
             redis::cmd("CONFIG")
                 .arg("RESETSTAT")
                 .query_async(&mut c)
@@ -474,7 +474,7 @@ where
     let run = drive(concurrency, duration, op).await;
     let client_us = (process_cpu() - cpu_before).as_secs_f64() * 1e6 / run.ops.max(1) as f64;
     let stats: String = store
-        .with_connection(|mut c| async move {
+        .on_connection(|mut c| async move {
             redis::cmd("INFO")
                 .arg("commandstats")
                 .query_async(&mut c)
@@ -515,7 +515,7 @@ pub fn process_cpu() -> Duration {
 /// `used_memory` from `INFO memory`.
 pub async fn used_memory(store: &RedisStore) -> u64 {
     let info: String = store
-        .with_connection(|mut c| async move {
+        .on_connection(|mut c| async move {
             redis::cmd("INFO").arg("memory").query_async(&mut c).await
         })
         .await
@@ -530,7 +530,7 @@ pub async fn used_memory(store: &RedisStore) -> u64 {
 pub async fn memory_usage(store: &RedisStore, key: &[u8]) -> u64 {
     let key = key.to_vec();
     let n: Option<u64> = store
-        .with_connection(|mut c| async move {
+        .on_connection(|mut c| async move {
             redis::cmd("MEMORY")
                 .arg("USAGE")
                 .arg(&key)
@@ -548,7 +548,7 @@ pub async fn memory_usage(store: &RedisStore, key: &[u8]) -> u64 {
 pub async fn strlen(store: &RedisStore, key: &[u8]) -> usize {
     let key = key.to_vec();
     store
-        .with_connection(
+        .on_connection(
             |mut c| async move { redis::cmd("STRLEN").arg(&key).query_async(&mut c).await },
         )
         .await
@@ -558,7 +558,7 @@ pub async fn strlen(store: &RedisStore, key: &[u8]) -> usize {
 /// `DBSIZE`.
 pub async fn dbsize(store: &RedisStore) -> u64 {
     store
-        .with_connection(|mut c| async move { redis::cmd("DBSIZE").query_async(&mut c).await })
+        .on_connection(|mut c| async move { redis::cmd("DBSIZE").query_async(&mut c).await })
         .await
         .expect("DBSIZE")
 }
@@ -634,7 +634,7 @@ pub async fn set_many(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(key) = keys.get(i) else { break };
                     let () = store
-                        .with_connection(|mut c| async move {
+                        .on_connection(|mut c| async move {
                             redis::cmd("SET")
                                 .arg(key)
                                 .arg(value)

@@ -134,7 +134,7 @@ impl RedisAccounts {
         let admin = roles.iter().any(|r| r == ADMIN);
         let key = &self.admins;
         self.store
-            .with_connection(|mut c| async move {
+            .on_connection(|mut c| async move {
                 redis::cmd(if admin { "SADD" } else { "SREM" })
                     .arg(key)
                     .arg(username)
@@ -155,7 +155,7 @@ impl AccountStore for RedisAccounts {
         let key = self.key(username);
         let (hash, roles): (Option<String>, Option<String>) = self
             .store
-            .with_connection(|mut c| async move {
+            .on_connection(|mut c| async move {
                 redis::cmd("HMGET")
                     .arg(&key)
                     .arg("hash")
@@ -184,7 +184,7 @@ impl AccountStore for RedisAccounts {
         let script = &self.create;
         let created: i64 = self
             .store
-            .with_connection(|mut c| async move {
+            .on_connection(|mut c| async move {
                 script
                     .key(&key)
                     .arg(&hash)
@@ -205,7 +205,7 @@ impl AccountStore for RedisAccounts {
         let script = &self.set_roles;
         let updated: i64 = self
             .store
-            .with_connection(|mut c| async move {
+            .on_connection(|mut c| async move {
                 script.key(&key).arg(&roles_text).invoke_async(&mut c).await
             })
             .await?;
@@ -218,7 +218,7 @@ impl AccountStore for RedisAccounts {
     async fn admin_count(&self) -> Result<usize, Error> {
         let key = &self.admins;
         self.store
-            .with_connection(|mut c| async move {
+            .on_connection(|mut c| async move {
                 redis::cmd("SCARD").arg(key).query_async(&mut c).await
             })
             .await
@@ -229,7 +229,7 @@ impl AccountStore for RedisAccounts {
         let script = &self.set_hash;
         let updated: i64 = self
             .store
-            .with_connection(|mut c| async move {
+            .on_connection(|mut c| async move {
                 script.key(&key).arg(hash).invoke_async(&mut c).await
             })
             .await?;

@@ -49,7 +49,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     let throttle = ThrottleConfig::new(settings.login_max_failures, settings.lockout);
     let state = match settings.redis.clone() {
         Some(target) => {
-            let mut store = RedisStore::with_target(target, config).map_err(|e| e.to_string())?;
+            let mut store = RedisStore::from_target(target, config).map_err(|e| e.to_string())?;
             if settings.session_cache {
                 store = store
                     .with_cache(CacheConfig::default())

@@ -74,7 +74,7 @@ pub mod token;
 #[cfg(feature = "test-suite")]
 pub mod testing;
 
-/// The `redis` crate this crate was built with, for [`RedisStore::with_connection`].
+/// The `redis` crate this crate was built with, for [`RedisStore::on_connection`].
 #[cfg(feature = "redis")]
 pub use ::redis;
 pub use config::{SessionConfig, SessionConfigBuilder};

@@ -110,7 +110,7 @@ impl RedisStore {
     /// # Errors
     /// [`Error::Config`] when the URL cannot be parsed.
     pub fn new(url: &str, config: SessionConfig) -> Result<Self> {
-        Self::with_target(RedisTarget::Single(url.to_owned()), config)
+        Self::from_target(RedisTarget::Single(url.to_owned()), config)
     }
 
     /// A store for any topology: one server, a Redis Cluster or a Sentinel-managed primary.
@@ -123,13 +123,13 @@ impl RedisStore {
     ///     "redis://10.0.0.1:7000".into(),
     ///     "redis://10.0.0.2:7000".into(),
     /// ]);
-    /// let store = RedisStore::with_target(cluster, SessionConfig::default())?;
+    /// let store = RedisStore::from_target(cluster, SessionConfig::default())?;
     /// # Ok::<(), session_core::Error>(())
     /// ```
     ///
     /// # Errors
     /// [`Error::Config`] when a URL cannot be parsed or a list is empty.
-    pub fn with_target(target: RedisTarget, config: SessionConfig) -> Result<Self> {
+    pub fn from_target(target: RedisTarget, config: SessionConfig) -> Result<Self> {
         Ok(Self {
             pools: Pools::new(&target, &config)?,
             acks: None,
@@ -150,12 +150,12 @@ impl RedisStore {
         Self::connect_to(RedisTarget::Single(url.to_owned()), config).await
     }
 
-    /// Like [`RedisStore::with_target`], then checks that Redis answers.
+    /// Like [`RedisStore::from_target`], then checks that Redis answers.
     ///
     /// # Errors
     /// [`Error::Config`] for a bad target; [`Error::Unavailable`] when Redis does not answer.
     pub async fn connect_to(target: RedisTarget, config: SessionConfig) -> Result<Self> {
-        let store = Self::with_target(target, config)?;
+        let store = Self::from_target(target, config)?;
         store.ping().await?;
         Ok(store)
     }
@@ -254,7 +254,7 @@ impl RedisStore {
     {
         let acks = self.acks;
         let (out, acked) = self
-            .with_connection(|conn| async move {
+            .on_connection(|conn| async move {
                 // A clone of a multiplexed connection is the same Redis client, which is what
                 // WAIT counts writes for.
                 let mut same = conn.clone();
@@ -307,14 +307,14 @@ impl RedisStore {
     /// use session_core::redis;
     ///
     /// let pong: String = store
-    ///     .with_connection(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+    ///     .on_connection(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
     ///     .await?;
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
     /// [`Error::Unavailable`] when no connection could be had, the call failed or it timed out.
-    pub async fn with_connection<T, F, Fut>(&self, f: F) -> Result<T>
+    pub async fn on_connection<T, F, Fut>(&self, f: F) -> Result<T>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -512,7 +512,7 @@ impl RedisStore {
     /// The user's index entries, oldest first.
     async fn index_members(&self, user_id: &str) -> Result<Vec<Vec<u8>>> {
         let index = self.keys.index(user_id);
-        self.with_connection(|mut c| async move {
+        self.on_connection(|mut c| async move {
             redis::cmd("ZRANGE")
                 .arg(&index)
                 .arg(0)
@@ -536,7 +536,7 @@ impl SessionStore for RedisStore {
 
     async fn ping(&self) -> Result<()> {
         let _: String = self
-            .with_connection(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+            .on_connection(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
             .await?;
         Ok(())
     }
@@ -587,7 +587,7 @@ impl SessionStore for RedisStore {
             // The common case: one native command reads the record and slides the idle expiry,
             // which cannot reach past the deadline. A script would cost Redis about five times
             // as much CPU (`benches/RESULTS.md`).
-            self.with_connection(|mut c| async move {
+            self.on_connection(|mut c| async move {
                 match redis::cmd("GETEX")
                     .arg(&session_key)
                     .arg("PX")
@@ -609,7 +609,7 @@ impl SessionStore for RedisStore {
             let touch = duration_ms(self.config.touch_interval());
             let script = &self.scripts.load;
             let bytes: Option<Vec<u8>> = self
-                .with_connection(|mut c| async move {
+                .on_connection(|mut c| async move {
                     script
                         .key(&session_key)
                         .arg(now)
@@ -695,7 +695,7 @@ impl SessionStore for RedisStore {
             let script = &self.scripts.list;
             let session_prefix = &self.keys.session_prefix;
             let flat: Vec<redis::Value> = self
-                .with_connection(|mut c| async move {
+                .on_connection(|mut c| async move {
                     script
                         .key(&index)
                         .arg(session_prefix.as_slice())

@@ -153,7 +153,7 @@ impl Pools {
     }
 
     /// Runs `f` on a shared connection within `limit`; see
-    /// [`RedisStore::with_connection`](crate::RedisStore::with_connection).
+    /// [`RedisStore::on_connection`](crate::RedisStore::on_connection).
     pub(crate) async fn run<T, F, Fut>(&self, limit: Duration, target: &str, f: F) -> Result<T>
     where
         F: FnOnce(Connection) -> Fut,

@@ -33,7 +33,7 @@ const ROLE_CHANGE_ATTEMPTS: usize = 5;
 
 impl RedisStore {
     async fn zrange(&self, index: &[u8]) -> Result<Vec<Vec<u8>>> {
-        self.with_connection(|mut c| async move {
+        self.on_connection(|mut c| async move {
             redis::cmd("ZRANGE")
                 .arg(index)
                 .arg(0)
@@ -48,7 +48,7 @@ impl RedisStore {
         if members.is_empty() {
             return Ok(());
         }
-        self.with_connection(|mut c| async move {
+        self.on_connection(|mut c| async move {
             redis::cmd("ZREM")
                 .arg(index)
                 .arg(members)
@@ -59,7 +59,7 @@ impl RedisStore {
     }
 
     async fn set_px(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<()> {
-        self.with_connection(|mut c| async move {
+        self.on_connection(|mut c| async move {
             redis::cmd("SET")
                 .arg(key)
                 .arg(value)
@@ -84,7 +84,7 @@ impl RedisStore {
         let script = &self.scripts.index_add;
         let index = self.keys.index(user_id);
         let role_change = self.keys.role_change(user_id);
-        self.with_connection(|mut c| async move {
+        self.on_connection(|mut c| async move {
             script
                 .key(&index)
                 .key(&role_change)
@@ -99,7 +99,7 @@ impl RedisStore {
 
     async fn del(&self, key: &[u8]) -> Result<bool> {
         let n: i64 = self
-            .with_connection(
+            .on_connection(
                 |mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await },
             )
             .await?;
@@ -190,7 +190,7 @@ impl RedisStore {
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.with_connection(
+        self.on_connection(
             |mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await },
         )
         .await
@@ -199,7 +199,7 @@ impl RedisStore {
     /// `splice_authz.lua` on one session: 1 changed, 0 gone, -1 not a record of ours.
     async fn splice_authz(&self, session_key: &[u8], block: &[u8]) -> Result<i64> {
         let splice = &self.scripts.splice_authz;
-        self.with_connection(|mut c| async move {
+        self.on_connection(|mut c| async move {
             splice
                 .key(session_key)
                 .arg(block)
@@ -217,7 +217,7 @@ impl RedisStore {
             };
             let key = self.keys.session(&k);
             let n: i64 = self
-                .with_connection(|mut c| async move {
+                .on_connection(|mut c| async move {
                     redis::cmd("EXISTS").arg(&key).query_async(&mut c).await
                 })
                 .await?;
@@ -248,7 +248,7 @@ impl RedisStore {
         let new_key = self.keys.session(&new);
         let script = &self.scripts.read_ttl;
         let read: Option<(Vec<u8>, i64)> = self
-            .with_connection(|mut c| {
+            .on_connection(|mut c| {
                 let old_key = &old_key;
                 async move { script.key(old_key).invoke_async(&mut c).await }
             })
@@ -274,7 +274,7 @@ impl RedisStore {
         let cad = &self.scripts.compare_delete;
         for _ in 0..ROTATE_ATTEMPTS {
             let outcome: redis::Value = self
-                .with_connection(|mut c| {
+                .on_connection(|mut c| {
                     let (old_key, seen) = (&old_key, &seen);
                     async move { cad.key(old_key).arg(seen).invoke_async(&mut c).await }
                 })
@@ -288,7 +288,7 @@ impl RedisStore {
                     // Changed meanwhile (roles, data, last seen): carry the change over.
                     written = patch(&changed).ok_or_else(not_ours)?;
                     seen = changed;
-                    self.with_connection(|mut c| {
+                    self.on_connection(|mut c| {
                         let (new_key, written) = (&new_key, &written);
                         async move {
                             redis::cmd("SET")
@@ -321,7 +321,7 @@ impl RedisStore {
         let session_key = self.keys.session(&key);
         let take = &self.scripts.take;
         let value: Option<Vec<u8>> = self
-            .with_connection(|mut c| {
+            .on_connection(|mut c| {
                 let session_key = &session_key;
                 async move { take.key(session_key).invoke_async(&mut c).await }
             })
@@ -349,7 +349,7 @@ impl RedisStore {
             };
             let key = self.keys.session(&k);
             let v: Option<(Vec<u8>, i64)> = self
-                .with_connection(|mut c| async move {
+                .on_connection(|mut c| async move {
                     // GET and PTTL of one key: one slot, one round trip.
                     let read = redis::pipe()
                         .cmd("GET")
@@ -422,7 +422,7 @@ impl RedisStore {
         let window = duration_ms(self.config.role_change_window());
         let mark = &self.scripts.mark_role_change;
         let members: Vec<Vec<u8>> = self
-            .with_connection(|mut c| {
+            .on_connection(|mut c| {
                 let (index, role_change) = (&index, &role_change);
                 async move {
                     mark.key(index)

@@ -25,7 +25,7 @@ impl LoginThrottle for RedisStore {
         check_user_id(subject)?;
         let key = self.keys.throttle(subject);
         let script = &self.scripts.throttle_release;
-        self.with_connection(
+        self.on_connection(
             |mut c| async move { script.key(&key).invoke_async::<()>(&mut c).await },
         )
         .await
@@ -34,7 +34,7 @@ impl LoginThrottle for RedisStore {
     async fn clear_failures(&self, username: &str) -> Result<()> {
         check_user_id(username)?;
         let key = self.keys.throttle(username);
-        self.with_connection(|mut c| async move {
+        self.on_connection(|mut c| async move {
             redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
         })
         .await
@@ -54,7 +54,7 @@ impl RedisStore {
         let key = self.keys.throttle(username);
         let window = duration_ms(config.window());
         let ttl: i64 = self
-            .with_connection(|mut c| async move {
+            .on_connection(|mut c| async move {
                 script
                     .key(&key)
                     .arg(config.max_failures())
