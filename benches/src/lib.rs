@@ -515,9 +515,9 @@ pub fn process_cpu() -> Duration {
 /// `used_memory` from `INFO memory`.
 pub async fn used_memory(store: &RedisStore) -> u64 {
     let info: String = store
-        .on_connection(|mut c| async move {
-            redis::cmd("INFO").arg("memory").query_async(&mut c).await
-        })
+        .on_connection(
+            |mut c| async move { redis::cmd("INFO").arg("memory").query_async(&mut c).await },
+        )
         .await
         .expect("INFO memory");
     info.lines()

@@ -218,9 +218,9 @@ impl AccountStore for RedisAccounts {
     async fn admin_count(&self) -> Result<usize, Error> {
         let key = &self.admins;
         self.store
-            .on_connection(|mut c| async move {
-                redis::cmd("SCARD").arg(key).query_async(&mut c).await
-            })
+            .on_connection(
+                |mut c| async move { redis::cmd("SCARD").arg(key).query_async(&mut c).await },
+            )
             .await
     }
 
@@ -229,9 +229,9 @@ impl AccountStore for RedisAccounts {
         let script = &self.set_hash;
         let updated: i64 = self
             .store
-            .on_connection(|mut c| async move {
-                script.key(&key).arg(hash).invoke_async(&mut c).await
-            })
+            .on_connection(
+                |mut c| async move { script.key(&key).arg(hash).invoke_async(&mut c).await },
+            )
             .await?;
         Ok(updated == 1)
     }

@@ -44,6 +44,13 @@ use crate::token::{SessionHandle, SessionKey};
 
 /// Record format version written in the first byte.
 pub(crate) const FORMAT_VERSION: u8 = 2;
+/// Offset of the absolute deadline (6 bytes). The offsets here are the record layout's one
+/// source: the Redis scripts get them as Lua constants (`store/redis/scripts.rs`).
+pub(crate) const DEADLINE_OFFSET: usize = 1;
+/// Offset of "last seen" (6 bytes).
+pub(crate) const LAST_SEEN_OFFSET: usize = 7;
+/// Offset of the creation time (6 bytes).
+pub(crate) const CREATED_OFFSET: usize = 13;
 /// Offset of the auth time (6 bytes).
 pub(crate) const AUTH_TIME_OFFSET: usize = 19;
 /// Offset of the user id's length byte.
@@ -455,6 +462,7 @@ impl Record {
         ] {
             head.extend_from_slice(&ms.min(MAX_MS).to_be_bytes()[2..]);
         }
+        debug_assert_eq!(head.len(), USER_LEN_OFFSET);
         head.push(self.user_id.len() as u8);
         head.extend_from_slice(self.user_id.as_bytes());
         // At most 256 characters of at most 4 bytes: fits the 2-byte length.
@@ -479,9 +487,9 @@ impl Record {
             full[2..].copy_from_slice(b);
             Ok(u64::from_be_bytes(full))
         };
-        let deadline_ms = u48(1)?;
-        let last_seen_ms = u48(7)?;
-        let created_ms = u48(13)?;
+        let deadline_ms = u48(DEADLINE_OFFSET)?;
+        let last_seen_ms = u48(LAST_SEEN_OFFSET)?;
+        let created_ms = u48(CREATED_OFFSET)?;
         let auth_time_ms = u48(AUTH_TIME_OFFSET)?;
         let user_len = usize::from(
             *bytes
@@ -748,6 +756,27 @@ pub struct SessionInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The named offsets (which the Redis scripts receive as constants) are where the encoding
+    /// puts each field.
+    #[test]
+    fn the_layout_constants_name_where_each_field_is() {
+        let r = sample();
+        let bytes = r.encode().unwrap();
+        let u48 = |at: usize| {
+            let mut full = [0u8; 8];
+            full[2..].copy_from_slice(&bytes[at..at + 6]);
+            u64::from_be_bytes(full)
+        };
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(u48(DEADLINE_OFFSET), r.deadline_ms);
+        assert_eq!(u48(LAST_SEEN_OFFSET), r.last_seen_ms);
+        assert_eq!(u48(CREATED_OFFSET), r.created_ms);
+        assert_eq!(u48(AUTH_TIME_OFFSET), r.auth_time_ms);
+        assert_eq!(usize::from(bytes[USER_LEN_OFFSET]), r.user_id.len());
+        let user = &bytes[USER_LEN_OFFSET + 1..USER_LEN_OFFSET + 1 + r.user_id.len()];
+        assert_eq!(user, r.user_id.as_bytes());
+    }
 
     fn sample() -> Record {
         Record {

@@ -6,10 +6,9 @@ if not v then return false end
 -- a value of another type (WRONGTYPE): foreign data, not a session
 if type(v) ~= 'string' then return '' end
 -- Foreign or corrupt bytes: hand them back untouched; the client logs them and sees no session.
--- (Record layout: see record.rs; version 2, deadline at byte 2, last seen at byte 8.)
-if #v < 26 or string.byte(v, 1) ~= 2 then return v end
+if #v < USER_LEN or string.byte(v, 1) ~= FORMAT then return v end
 local now = tonumber(ARGV[1])
-local remaining = struct.unpack('>I6', v, 2) - now      -- until the absolute deadline
+local remaining = struct.unpack('>I6', v, DEADLINE) - now      -- until the absolute deadline
 if remaining <= 0 then
   redis.call('DEL', KEYS[1])                            -- ended; the index is pruned lazily
   return false
@@ -17,9 +16,9 @@ end
 -- The TTL is the smaller of the idle timeout and the time left until the absolute deadline.
 local ttl = tonumber(ARGV[2])
 if remaining < ttl then ttl = remaining end
-if now - struct.unpack('>I6', v, 8) >= tonumber(ARGV[3]) then
-  -- last-seen moved by more than the touch interval: rewrite it (bytes 8..13) with the expiry
-  v = string.sub(v, 1, 7) .. struct.pack('>I6', now) .. string.sub(v, 14)
+if now - struct.unpack('>I6', v, LAST_SEEN) >= tonumber(ARGV[3]) then
+  -- last-seen moved by more than the touch interval: rewrite it with the expiry
+  v = string.sub(v, 1, LAST_SEEN - 1) .. struct.pack('>I6', now) .. string.sub(v, LAST_SEEN + 6)
   redis.call('SET', KEYS[1], v, 'PX', ttl)
 else
   redis.call('PEXPIRE', KEYS[1], ttl)                   -- only slide the expiry

@@ -5,23 +5,19 @@
 -- Returns the record as moved, 0 when there is no session, -1 when the record is not ours.
 local v = redis.pcall('GET', KEYS[1])
 if not v then return 0 end
--- a value of another type (WRONGTYPE): foreign data, not a session
-if type(v) ~= 'string' then return -1 end
--- Record layout: see record.rs (version 2; created at byte 14, auth time at bytes 20-25, the
--- user id's length at 26).
-if #v < 26 or string.byte(v, 1) ~= 2 then return -1 end
+-- a value of another type (WRONGTYPE), foreign or truncated bytes: not a session of ours
+if not is_record(v) then return -1 end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return 0 end
 if ARGV[5] ~= '' then
-  v = string.sub(v, 1, 19) .. struct.pack('>I6', tonumber(ARGV[5])) .. string.sub(v, 26)
+  v = string.sub(v, 1, AUTH_TIME - 1) .. struct.pack('>I6', tonumber(ARGV[5])) .. string.sub(v, AUTH_TIME + 6)
 end
 redis.call('SET', KEYS[2], v, 'PX', ttl)
 redis.call('DEL', KEYS[1])
-local ulen = string.byte(v, 26)
-local idx = ARGV[1] .. string.sub(v, 27, 26 + ulen)
-local score = redis.call('ZSCORE', idx, ARGV[2]) or struct.unpack('>I6', v, 14)
+local idx = ARGV[1] .. user_of(v)
+local score = redis.call('ZSCORE', idx, ARGV[2]) or struct.unpack('>I6', v, CREATED)
 redis.call('ZREM', idx, ARGV[2])
 redis.call('ZADD', idx, score, ARGV[3])
-local remaining = struct.unpack('>I6', v, 2) - tonumber(ARGV[4])
+local remaining = struct.unpack('>I6', v, DEADLINE) - tonumber(ARGV[4])
 if redis.call('PTTL', idx) < remaining then redis.call('PEXPIRE', idx, remaining) end
 return v

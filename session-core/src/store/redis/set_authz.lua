@@ -10,17 +10,11 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local v = redis.pcall('GET', k)
   if not v then
     redis.call('ZREM', KEYS[1], m)
-  elseif type(v) == 'string' and #v >= 26 and string.byte(v, 1) == 2 then
-    -- Record layout: see record.rs (version 2: the head is 28 + user id + label bytes).
-    local ulen = string.byte(v, 26)
-    if #v >= 28 + ulen then
-      local head = 28 + ulen + struct.unpack('>I2', v, 27 + ulen)
-      if #v >= head + 2 then
-        local alen = struct.unpack('>I2', v, head + 1)
-        local rest = string.sub(v, head + 3 + alen)
-        redis.call('SET', k, string.sub(v, 1, head) .. ARGV[2] .. rest, 'KEEPTTL')
-        n = n + 1
-      end
+  elseif is_record(v) then
+    local head, len = authz_span(v)
+    if head then
+      redis.call('SET', k, string.sub(v, 1, head) .. ARGV[2] .. string.sub(v, head + len + 1), 'KEEPTTL')
+      n = n + 1
     end
   end
 end

@@ -246,14 +246,28 @@ impl RedisStore {
         };
         let old_key = self.keys.session(&old);
         let new_key = self.keys.session(&new);
-        let script = &self.scripts.read_ttl;
-        let read: Option<(Vec<u8>, i64)> = self
+        // GET and PTTL of one key in one MULTI: the value and the TTL it had.
+        let read: (Option<Vec<u8>>, i64) = self
             .on_connection(|mut c| {
                 let old_key = &old_key;
-                async move { script.key(old_key).invoke_async(&mut c).await }
+                async move {
+                    let read = redis::pipe()
+                        .atomic()
+                        .cmd("GET")
+                        .arg(old_key)
+                        .cmd("PTTL")
+                        .arg(old_key)
+                        .query_async(&mut c)
+                        .await;
+                    // A value of another type: not a session of ours (refused below).
+                    match read {
+                        Err(e) if is_wrong_type(&e) => Ok((Some(Vec::new()), 0)),
+                        other => other,
+                    }
+                }
             })
             .await?;
-        let Some((mut seen, ttl)) = read else {
+        let (Some(mut seen), ttl) = read else {
             return Err(Error::NotFound);
         };
         if seen.first() != Some(&FORMAT_VERSION) {
@@ -319,11 +333,26 @@ impl RedisStore {
     /// Delete one session by token key, cluster-safe. True when there was one.
     pub(super) async fn split_delete(&self, key: SessionKey) -> Result<bool> {
         let session_key = self.keys.session(&key);
-        let take = &self.scripts.take;
         let value: Option<Vec<u8>> = self
             .on_connection(|mut c| {
                 let session_key = &session_key;
-                async move { take.key(session_key).invoke_async(&mut c).await }
+                async move {
+                    match redis::cmd("GETDEL")
+                        .arg(session_key)
+                        .query_async(&mut c)
+                        .await
+                    {
+                        // A value of another type under a session key: end it all the same.
+                        Err(e) if is_wrong_type(&e) => {
+                            redis::cmd("DEL")
+                                .arg(session_key)
+                                .query_async::<()>(&mut c)
+                                .await?;
+                            Ok(Some(Vec::new()))
+                        }
+                        other => other,
+                    }
+                }
             })
             .await?;
         let Some(value) = value else {

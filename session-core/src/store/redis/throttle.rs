@@ -25,10 +25,8 @@ impl LoginThrottle for RedisStore {
         check_user_id(subject)?;
         let key = self.keys.throttle(subject);
         let script = &self.scripts.throttle_release;
-        self.on_connection(
-            |mut c| async move { script.key(&key).invoke_async::<()>(&mut c).await },
-        )
-        .await
+        self.on_connection(|mut c| async move { script.key(&key).invoke_async::<()>(&mut c).await })
+            .await
     }
 
     async fn clear_failures(&self, username: &str) -> Result<()> {
