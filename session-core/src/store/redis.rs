@@ -17,14 +17,16 @@
 //! costs Redis) while the deadline is more than an idle timeout away, and in the session's last
 //! idle period a Lua script that caps the expiry at the deadline. "Last seen" is read off the
 //! key's TTL when listing, so nothing is rewritten per request. Every other
-//! operation is a single Lua script (`EVALSHA`; the script body is sent again only after Redis
-//! lost its script cache, for example after a restart), so one round trip, except
+//! operation is one command, `MULTI` or Lua script (`EVALSHA`; the script body is sent again only
+//! after Redis lost its script cache, for example after a restart), so one round trip, except
 //! [`SessionStore::delete_user_session`] (two: read the index, then delete).
 //!
 //! On a Redis Cluster a script may only touch one hash slot. `load`, `save_data` and the
 //! throttle use one key and stay one round trip (to the session's own node). Operations that
-//! touch a session and its user's index are sequences of single-slot steps, ordered so that a
-//! failure half-way never leaves a usable session the index cannot revoke (see `split.rs`).
+//! touch a session and its user's index have one implementation per topology: one atomic
+//! script or `MULTI` on one server or Sentinel (`atomic.rs`), and on a Cluster sequences of
+//! single-slot steps, ordered so that a failure half-way never leaves a usable session the
+//! index cannot revoke (`split.rs`). The `SessionStore` methods here only choose between them.
 //!
 //! # Connections
 //! Every call shares one of a few long-lived multiplexed connections
@@ -35,6 +37,7 @@
 //!
 //! Requires Redis 6.2 or newer (tested with 7.0).
 
+mod atomic;
 mod cache;
 mod conn;
 mod keys;
@@ -59,8 +62,8 @@ use self::scripts::Scripts;
 use crate::config::SessionConfig;
 use crate::error::{Error, Result, UnavailableKind};
 use crate::record::{
-    check_user_id, duration_ms, normalized, now_ms, Authz, EncodedParts, NewSession, Record,
-    Session, SessionData, SessionInfo,
+    check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
+    SessionData, SessionInfo,
 };
 use crate::store::SessionStore;
 use crate::token::{SessionHandle, SessionKey, Token};
@@ -296,6 +299,15 @@ impl RedisStore {
         self.pools.is_cluster()
     }
 
+    /// How operations that touch a session and its user's index together run here.
+    pub(super) fn strategy(&self) -> Strategy {
+        if self.pools.is_cluster() {
+            Strategy::Split
+        } else {
+            Strategy::Atomic
+        }
+    }
+
     /// Runs `f` on one of the store's shared connections, with the store's operation timeout
     /// and error mapping; for an application's own keys in the same Redis (accounts, say). The
     /// connection is shared with every other call (a multiplexed connection pipelines them), so
@@ -322,106 +334,6 @@ impl RedisStore {
         self.pools
             .run(self.config.operation_timeout(), &self.target, f)
             .await
-    }
-
-    /// Create on one server (or Sentinel's primary). One round trip in the common case: a
-    /// `MULTI` that writes the session, indexes it (ZADD; the index lives as long as the
-    /// newest session can), counts the index and reads the user's last role change. Scripts
-    /// run only when needed: a role change made while the login was in flight is applied
-    /// (atomically with `set_authz.lua`, so a later change is never undone; nobody holds the
-    /// token yet, so nobody sees the moment in between), and past the per-user limit (or every
-    /// 32nd login without one) the index is pruned and the oldest sessions evicted.
-    async fn single_create(
-        &self,
-        key: SessionKey,
-        parts: EncodedParts,
-        ttl: u64,
-        record: &Record,
-        absolute: u64,
-    ) -> Result<(usize, Option<Vec<u8>>)> {
-        let session_key = self.keys.session(&key);
-        let index = self.keys.index(&record.user_id);
-        let role_change = self.keys.role_change(&record.user_id);
-        let member = key.as_bytes().as_slice();
-        let value = [parts.head.as_slice(), &parts.authz, &parts.data].concat();
-        let (count, changed): (usize, Option<Vec<u8>>) = self
-            .write(|mut c| {
-                let (session_key, index, role_change, value) =
-                    (&session_key, &index, &role_change, &value);
-                async move {
-                    redis::pipe()
-                        .atomic()
-                        .cmd("SET")
-                        .arg(session_key)
-                        .arg(value)
-                        .arg("PX")
-                        .arg(ttl)
-                        .ignore()
-                        .cmd("ZADD")
-                        .arg(index)
-                        .arg(record.created_ms)
-                        .arg(member)
-                        .ignore()
-                        // Every session in the index ends before now + absolute.
-                        .cmd("PEXPIRE")
-                        .arg(index)
-                        .arg(absolute)
-                        .ignore()
-                        .cmd("ZCARD")
-                        .arg(index)
-                        .cmd("GET")
-                        .arg(role_change)
-                        .query_async(&mut c)
-                        .await
-                }
-            })
-            .await?;
-        let mut applied = None;
-        if changed.is_some_and(|block| block != parts.authz) {
-            let script = &self.scripts.apply_role_change;
-            applied = self
-                .write(|mut c| {
-                    let (session_key, role_change, parts) = (&session_key, &role_change, &parts);
-                    async move {
-                        script
-                            .key(session_key)
-                            .key(role_change)
-                            .arg(&parts.head)
-                            .arg(&parts.authz)
-                            .arg(&parts.data)
-                            .invoke_async::<Option<Vec<u8>>>(&mut c)
-                            .await
-                    }
-                })
-                .await?;
-        }
-        let limit = self.config.max_sessions_per_user().unwrap_or(0);
-        let evict = if limit > 0 {
-            count > limit
-        } else {
-            count % 32 == 0
-        };
-        let mut evicted = 0;
-        if evict {
-            let script = &self.scripts.evict;
-            let prefix = &self.keys.session_prefix;
-            let n: i64 = self
-                .write(|mut c| {
-                    let index = &index;
-                    async move {
-                        script
-                            .key(index)
-                            .arg(prefix.as_slice())
-                            .arg(limit)
-                            .arg(member)
-                            .invoke_async(&mut c)
-                            .await
-                    }
-                })
-                .await?;
-            evicted = usize::try_from(n).unwrap_or(0);
-        }
-        Ok((evicted, applied))
     }
 
     /// `load` with the client-side cache, while the absolute deadline is more than an idle
@@ -550,12 +462,15 @@ impl SessionStore for RedisStore {
         let token = Token::generate_until(record.deadline_ms)?;
         let key = token.key();
         let ttl = duration_ms(self.config.idle_timeout()).min(absolute);
-        let (evicted, role_change) = if self.is_cluster() {
-            self.split_create(key, parts, ttl, &record, absolute)
-                .await?
-        } else {
-            self.single_create(key, parts, ttl, &record, absolute)
-                .await?
+        let (evicted, role_change) = match self.strategy() {
+            Strategy::Atomic => {
+                self.atomic_create(key, parts, ttl, &record, absolute)
+                    .await?
+            }
+            Strategy::Split => {
+                self.split_create(key, parts, ttl, &record, absolute)
+                    .await?
+            }
         };
         log_evictions(evicted);
         if let Some(block) = role_change {
@@ -667,43 +582,17 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, token: &Token) -> Result<bool> {
         let key = token.key();
-        if self.is_cluster() {
-            return self.split_delete(key).await;
+        match self.strategy() {
+            Strategy::Atomic => self.atomic_delete(key).await,
+            Strategy::Split => self.split_delete(key).await,
         }
-        let session_key = self.keys.session(&key);
-        let script = &self.scripts.delete;
-        let index_prefix = &self.keys.index_prefix;
-        let deleted: i64 = self
-            .write(|mut c| async move {
-                script
-                    .key(&session_key)
-                    .arg(index_prefix.as_slice())
-                    .arg(key.as_bytes().as_slice())
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(deleted == 1)
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         check_user_id(user_id)?;
-        let entries = if self.is_cluster() {
-            self.split_list(user_id).await?
-        } else {
-            let index = self.keys.index(user_id);
-            let script = &self.scripts.list;
-            let session_prefix = &self.keys.session_prefix;
-            let flat: Vec<redis::Value> = self
-                .on_connection(|mut c| async move {
-                    script
-                        .key(&index)
-                        .arg(session_prefix.as_slice())
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
-            listed_entries(flat)
+        let entries = match self.strategy() {
+            Strategy::Atomic => self.atomic_list(user_id).await?,
+            Strategy::Split => self.split_list(user_id).await?,
         };
         let now = now_ms();
         let idle = duration_ms(self.config.idle_timeout());
@@ -738,49 +627,23 @@ impl SessionStore for RedisStore {
         else {
             return Ok(false);
         };
-        if self.is_cluster() {
-            let member = key.as_bytes().to_vec();
-            return Ok(self
-                .split_delete_members(user_id, Some(vec![member]))
-                .await?
-                > 0);
-        }
-        let index = self.keys.index(user_id);
-        let script = &self.scripts.delete_members;
-        let session_prefix = &self.keys.session_prefix;
-        let deleted: i64 = self
-            .write(|mut c| async move {
-                script
-                    .key(&index)
-                    .arg(session_prefix.as_slice())
-                    .arg("some")
-                    .arg(key.as_bytes().as_slice())
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
+        let deleted = match self.strategy() {
+            Strategy::Atomic => self.atomic_delete_members(user_id, Some(key)).await?,
+            Strategy::Split => {
+                let member = key.as_bytes().to_vec();
+                self.split_delete_members(user_id, Some(vec![member]))
+                    .await?
+            }
+        };
         Ok(deleted > 0)
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
         check_user_id(user_id)?;
-        if self.is_cluster() {
-            return self.split_delete_members(user_id, None).await;
+        match self.strategy() {
+            Strategy::Atomic => self.atomic_delete_members(user_id, None).await,
+            Strategy::Split => self.split_delete_members(user_id, None).await,
         }
-        let index = self.keys.index(user_id);
-        let script = &self.scripts.delete_members;
-        let session_prefix = &self.keys.session_prefix;
-        let deleted: i64 = self
-            .write(|mut c| async move {
-                script
-                    .key(&index)
-                    .arg(session_prefix.as_slice())
-                    .arg("all")
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(usize::try_from(deleted).unwrap_or(0))
     }
 
     async fn set_user_authz(
@@ -795,27 +658,10 @@ impl SessionStore for RedisStore {
             permissions: normalized(permissions.iter().cloned()),
         }
         .encode_block()?;
-        if self.is_cluster() {
-            return self.split_set_authz(user_id, &block).await;
+        match self.strategy() {
+            Strategy::Atomic => self.atomic_set_authz(user_id, &block).await,
+            Strategy::Split => self.split_set_authz(user_id, &block).await,
         }
-        let index = self.keys.index(user_id);
-        let role_change = self.keys.role_change(user_id);
-        let window = duration_ms(self.config.role_change_window());
-        let script = &self.scripts.set_authz;
-        let session_prefix = &self.keys.session_prefix;
-        let changed: i64 = self
-            .write(|mut c| async move {
-                script
-                    .key(&index)
-                    .key(&role_change)
-                    .arg(session_prefix.as_slice())
-                    .arg(&block)
-                    .arg(window)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(usize::try_from(changed).unwrap_or(0))
     }
 
     // Step-up re-authentication and "end my other sessions": `reauth.rs`.
@@ -828,8 +674,19 @@ impl SessionStore for RedisStore {
     }
 }
 
+/// How an operation that touches a session and its user's index together (create, rotate,
+/// delete, list, end some or all, set roles) runs: each has one implementation per strategy,
+/// `atomic.rs` and `split.rs`, and the `SessionStore` methods only choose between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Strategy {
+    /// One server or Sentinel's primary: one atomic script or `MULTI` per operation.
+    Atomic,
+    /// Redis Cluster: the keys lie in different slots; ordered single-slot steps.
+    Split,
+}
+
 /// Script outcomes: 1 done, 0 no session, -1 bytes that are not a record of ours.
-fn outcome_to_result(outcome: i64, key: SessionKey) -> Result<()> {
+pub(super) fn outcome_to_result(outcome: i64, key: SessionKey) -> Result<()> {
     match outcome {
         1 => Ok(()),
         -1 => {
@@ -873,7 +730,7 @@ pub(super) struct ListedEntry {
 
 /// `list.lua`'s flat reply (member, record, pttl, ...) as entries; anything malformed is
 /// skipped.
-fn listed_entries(flat: Vec<redis::Value>) -> Vec<ListedEntry> {
+pub(super) fn listed_entries(flat: Vec<redis::Value>) -> Vec<ListedEntry> {
     let mut items = flat.into_iter();
     let mut entries = Vec::new();
     while let (Some(member), Some(value), Some(pttl)) = (items.next(), items.next(), items.next()) {

@@ -330,6 +330,22 @@ impl RedisStore {
         ))
     }
 
+    /// Ends every session of the user but `keep`: read the index, then end the others (each in
+    /// its own slot) and un-index them.
+    pub(super) async fn split_delete_others(
+        &self,
+        user_id: &str,
+        keep: SessionKey,
+    ) -> Result<usize> {
+        let others: Vec<Vec<u8>> = self
+            .index_members(user_id)
+            .await?
+            .into_iter()
+            .filter(|m| member_key(m) != Some(keep))
+            .collect();
+        self.split_delete_members(user_id, Some(others)).await
+    }
+
     /// Delete one session by token key, cluster-safe. True when there was one.
     pub(super) async fn split_delete(&self, key: SessionKey) -> Result<bool> {
         let session_key = self.keys.session(&key);

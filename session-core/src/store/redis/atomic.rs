@@ -1,0 +1,256 @@
+//! Operations that touch a session and its user's index together, on one server or Sentinel's
+//! primary: each is one atomic script or `MULTI` (one round trip). Redis Cluster runs the same
+//! operations as ordered single-slot steps (`split.rs`); `redis.rs` chooses
+//! ([`Strategy`](super::Strategy)).
+
+use crate::error::{Error, Result};
+use crate::record::{duration_ms, EncodedParts, Record};
+use crate::store::redis::{listed_entries, outcome_to_result, ListedEntry};
+use crate::token::SessionKey;
+use crate::RedisStore;
+
+impl RedisStore {
+    /// Create on one server (or Sentinel's primary). One round trip in the common case: a
+    /// `MULTI` that writes the session, indexes it (ZADD; the index lives as long as the
+    /// newest session can), counts the index and reads the user's last role change. Scripts
+    /// run only when needed: a role change made while the login was in flight is applied
+    /// (atomically with `set_authz.lua`, so a later change is never undone; nobody holds the
+    /// token yet, so nobody sees the moment in between), and past the per-user limit (or every
+    /// 32nd login without one) the index is pruned and the oldest sessions evicted.
+    pub(super) async fn atomic_create(
+        &self,
+        key: SessionKey,
+        parts: EncodedParts,
+        ttl: u64,
+        record: &Record,
+        absolute: u64,
+    ) -> Result<(usize, Option<Vec<u8>>)> {
+        let session_key = self.keys.session(&key);
+        let index = self.keys.index(&record.user_id);
+        let role_change = self.keys.role_change(&record.user_id);
+        let member = key.as_bytes().as_slice();
+        let value = [parts.head.as_slice(), &parts.authz, &parts.data].concat();
+        let (count, changed): (usize, Option<Vec<u8>>) = self
+            .write(|mut c| {
+                let (session_key, index, role_change, value) =
+                    (&session_key, &index, &role_change, &value);
+                async move {
+                    redis::pipe()
+                        .atomic()
+                        .cmd("SET")
+                        .arg(session_key)
+                        .arg(value)
+                        .arg("PX")
+                        .arg(ttl)
+                        .ignore()
+                        .cmd("ZADD")
+                        .arg(index)
+                        .arg(record.created_ms)
+                        .arg(member)
+                        .ignore()
+                        // Every session in the index ends before now + absolute.
+                        .cmd("PEXPIRE")
+                        .arg(index)
+                        .arg(absolute)
+                        .ignore()
+                        .cmd("ZCARD")
+                        .arg(index)
+                        .cmd("GET")
+                        .arg(role_change)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let mut applied = None;
+        if changed.is_some_and(|block| block != parts.authz) {
+            let script = &self.scripts.apply_role_change;
+            applied = self
+                .write(|mut c| {
+                    let (session_key, role_change, parts) = (&session_key, &role_change, &parts);
+                    async move {
+                        script
+                            .key(session_key)
+                            .key(role_change)
+                            .arg(&parts.head)
+                            .arg(&parts.authz)
+                            .arg(&parts.data)
+                            .invoke_async::<Option<Vec<u8>>>(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+        }
+        let limit = self.config.max_sessions_per_user().unwrap_or(0);
+        let evict = if limit > 0 {
+            count > limit
+        } else {
+            count % 32 == 0
+        };
+        let mut evicted = 0;
+        if evict {
+            let script = &self.scripts.evict;
+            let prefix = &self.keys.session_prefix;
+            let n: i64 = self
+                .write(|mut c| {
+                    let index = &index;
+                    async move {
+                        script
+                            .key(index)
+                            .arg(prefix.as_slice())
+                            .arg(limit)
+                            .arg(member)
+                            .invoke_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            evicted = usize::try_from(n).unwrap_or(0);
+        }
+        Ok((evicted, applied))
+    }
+
+    /// Ends one session and un-indexes it (`delete.lua`).
+    pub(super) async fn atomic_delete(&self, key: SessionKey) -> Result<bool> {
+        let session_key = self.keys.session(&key);
+        let script = &self.scripts.delete;
+        let index_prefix = &self.keys.index_prefix;
+        let deleted: i64 = self
+            .write(|mut c| async move {
+                script
+                    .key(&session_key)
+                    .arg(index_prefix.as_slice())
+                    .arg(key.as_bytes().as_slice())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    /// The user's live records with their TTLs, pruning dead members (`list.lua`).
+    pub(super) async fn atomic_list(&self, user_id: &str) -> Result<Vec<ListedEntry>> {
+        let index = self.keys.index(user_id);
+        let script = &self.scripts.list;
+        let session_prefix = &self.keys.session_prefix;
+        let flat: Vec<redis::Value> = self
+            .on_connection(|mut c| async move {
+                script
+                    .key(&index)
+                    .arg(session_prefix.as_slice())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(listed_entries(flat))
+    }
+
+    /// Ends the user's session `only` (when given) or all of them, and un-indexes them
+    /// (`delete_members.lua`); returns how many were live.
+    pub(super) async fn atomic_delete_members(
+        &self,
+        user_id: &str,
+        only: Option<SessionKey>,
+    ) -> Result<usize> {
+        let index = self.keys.index(user_id);
+        let script = &self.scripts.delete_members;
+        let session_prefix = &self.keys.session_prefix;
+        let deleted: i64 = self
+            .write(|mut c| async move {
+                let mut call = script.key(&index);
+                call.arg(session_prefix.as_slice());
+                match &only {
+                    Some(key) => call.arg("some").arg(key.as_bytes().as_slice()),
+                    None => call.arg("all"),
+                };
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(usize::try_from(deleted).unwrap_or(0))
+    }
+
+    /// Records the roles block for logins in flight and splices it into every live session of
+    /// the user, in one script (`set_authz.lua`); returns how many sessions changed.
+    pub(super) async fn atomic_set_authz(&self, user_id: &str, block: &[u8]) -> Result<usize> {
+        let index = self.keys.index(user_id);
+        let role_change = self.keys.role_change(user_id);
+        let window = duration_ms(self.config.role_change_window());
+        let script = &self.scripts.set_authz;
+        let session_prefix = &self.keys.session_prefix;
+        let changed: i64 = self
+            .write(|mut c| async move {
+                script
+                    .key(&index)
+                    .key(&role_change)
+                    .arg(session_prefix.as_slice())
+                    .arg(block)
+                    .arg(window)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(usize::try_from(changed).unwrap_or(0))
+    }
+
+    /// Moves the session under `old` to `new` with its TTL, re-indexes it keeping its score,
+    /// and sets the auth time when given, in one script (`rotate.lua`); returns the record as
+    /// moved.
+    pub(super) async fn atomic_rotate(
+        &self,
+        old: SessionKey,
+        new: SessionKey,
+        now: u64,
+        auth_time: Option<u64>,
+    ) -> Result<Vec<u8>> {
+        let (old_key, new_key) = (self.keys.session(&old), self.keys.session(&new));
+        let script = &self.scripts.rotate;
+        let index_prefix = &self.keys.index_prefix;
+        let auth_time = auth_time.map(|t| t.to_string()).unwrap_or_default();
+        let outcome: redis::Value = self
+            .write(|mut c| async move {
+                script
+                    .key(&old_key)
+                    .key(&new_key)
+                    .arg(index_prefix.as_slice())
+                    .arg(old.as_bytes().as_slice())
+                    .arg(new.as_bytes().as_slice())
+                    .arg(now)
+                    .arg(auth_time)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        match outcome {
+            redis::Value::BulkString(bytes) => Ok(bytes),
+            redis::Value::Int(n) => {
+                // 0: no session; -1: not a record of ours (logged, Corrupt).
+                outcome_to_result(n, old)?;
+                Err(Error::NotFound)
+            }
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    /// Ends every session of the user but `keep` and un-indexes them (`delete_others.lua`);
+    /// returns how many were live.
+    pub(super) async fn atomic_delete_others(
+        &self,
+        user_id: &str,
+        keep: SessionKey,
+    ) -> Result<usize> {
+        let index = self.keys.index(user_id);
+        let script = &self.scripts.delete_others;
+        let session_prefix = &self.keys.session_prefix;
+        let deleted: i64 = self
+            .write(|mut c| async move {
+                script
+                    .key(&index)
+                    .arg(session_prefix.as_slice())
+                    .arg(keep.as_bytes().as_slice())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(usize::try_from(deleted).unwrap_or(0))
+    }
+}
