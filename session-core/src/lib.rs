@@ -55,6 +55,8 @@
 //! - `axum` (default): the axum integration (layer, extractors, guards).
 //! - `macros` (default): `#[login_required]`, `#[has_role(..)]`, `#[fresh_login(max_age = "5m")]`
 //!   and friends.
+//! - `metrics`: [`metrics`]: metrics through the `metrics` facade and tracing spans for store
+//!   calls ([`metrics::Metered`]).
 //! - `test-suite`: [`testing`]: the conformance suite every store must pass.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -64,6 +66,8 @@ pub mod axum;
 pub mod config;
 pub mod error;
 mod logging;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "password")]
 pub mod password;
 pub mod record;
