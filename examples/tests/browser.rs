@@ -30,7 +30,8 @@ const CONTROLLED_ENV: &[&str] = &[
     "RUST_LOG",
 ];
 
-/// A child process killed (SIGKILL) and reaped when dropped; its output goes to `log`.
+/// A child process, killed (SIGKILL) and reaped when dropped; its output goes to `log`. (The
+/// browsers chromedriver starts are closed through WebDriver before it is dropped.)
 struct Process {
     child: Child,
     log: PathBuf,
@@ -266,8 +267,25 @@ async fn login_sessions_and_logout_in_a_real_browser() {
     let redis = RedisServer::start_local().unwrap_or_else(|e| panic!("redis-server: {e}"));
     let (web, base) = start_web(redis.url()).await;
     let (_driver, driver_url) = start_driver(&chromedriver).await;
-    let url = |path: &str| format!("{base}{path}");
+    // Two browsers, each with its own profile (its own cookies).
     let a = browser(&driver_url, &chromium).await;
+    let b = browser(&driver_url, &chromium).await;
+    // The scenario runs as a task so that the browsers are closed even when it fails.
+    let outcome = tokio::spawn(scenario(a.clone(), b.clone(), base)).await;
+    let _ = a.close().await;
+    let _ = b.close().await;
+    if let Err(e) = outcome {
+        if e.is_panic() {
+            eprintln!("demo-web's log:\n{}", web.log_tail());
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("the scenario did not finish: {e}");
+    }
+}
+
+/// Browser `a` and browser `b` against `demo-web` at `base`.
+async fn scenario(a: Client, b: Client, base: String) {
+    let url = |path: &str| format!("{base}{path}");
 
     // Anonymous: a protected page sends the browser to the login form, which remembers it.
     a.goto(&url("/account")).await.expect("open /account");
@@ -276,7 +294,7 @@ async fn login_sessions_and_logout_in_a_real_browser() {
 
     // Log in through the form: back to /account, with the welcome message from the session.
     submit_login(&a, "alice", "alice-password").await;
-    assert_eq!(here(&a).await, "/account", "{}", web.log_tail());
+    assert_eq!(here(&a).await, "/account");
     assert_eq!(text_of(&a, "#account-user").await, "alice");
     assert!(text_of(&a, ".flash").await.contains("Welcome, alice"));
 
@@ -313,8 +331,7 @@ async fn login_sessions_and_logout_in_a_real_browser() {
     );
     assert!(!has(&a, "#admin-area").await);
 
-    // A second browser (its own cookies) logs in as alice too.
-    let b = browser(&driver_url, &chromium).await;
+    // A second browser logs in as alice too.
     b.goto(&url("/login")).await.expect("open /login in B");
     submit_login(&b, "alice", "alice-password").await;
     assert_eq!(here(&b).await, "/account");
@@ -358,7 +375,6 @@ async fn login_sessions_and_logout_in_a_real_browser() {
     b.refresh().await.expect("reload in B");
     assert_eq!(here(&b).await, "/login?next=/account");
     assert!(!has(&b, "#account-user").await);
-    b.close().await.expect("close B");
 
     // Log out in the first; Back must not show the sessions page from the cache.
     click_and_wait(&a, "header form button").await;
@@ -378,5 +394,4 @@ async fn login_sessions_and_logout_in_a_real_browser() {
     assert_eq!(here(&a).await, "/sessions");
     a.goto(&url("/admin")).await.expect("open /admin");
     assert!(text_of(&a, "#admin-area").await.contains("admin"));
-    a.close().await.expect("close A");
 }
