@@ -29,6 +29,21 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message for the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Seconds the client is asked to wait (`Retry-After`), when it is asked to.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     /// 400 `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)

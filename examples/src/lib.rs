@@ -1,7 +1,8 @@
 //! The demo server of `session-core`: login with Redis sessions, end to end.
 //!
-//! [`app`] builds the whole HTTP service; `src/main.rs` reads the settings, picks the store and
-//! serves it. See the README for a curl session.
+//! [`app`] builds the whole HTTP service of the JSON API (`demo-server`), [`web::app`] the HTML
+//! app (`demo-web`); both binaries read the settings and pick the store with [`startup`]. See the
+//! README for a curl session and the web app.
 
 pub mod accounts;
 pub mod errors;
@@ -9,6 +10,8 @@ pub mod password_queue;
 pub mod routes;
 pub mod serve;
 pub mod settings;
+pub mod startup;
+pub mod web;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -85,15 +88,7 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
         .layer(axum::middleware::map_response(errors::json_errors))
         .layer(
             TraceLayer::new_for_http()
-                // As tower-http's default span, with the client's text escaped and bounded.
-                .make_span_with(|req: &Request<Body>| {
-                    tracing::info_span!(
-                        "request",
-                        method = %log_safe(req.method().as_str()),
-                        uri = %log_safe(req.uri().path_and_query().map_or("/", |p| p.as_str())),
-                        version = ?req.version(),
-                    )
-                })
+                .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         );
     // Around the router, not inside it: the CSRF check runs before routing, so a cross-site
@@ -102,6 +97,16 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
     // Outermost, so that every answer, a CSRF refusal included, gets the session layer's
     // caching headers (no-store for a request with a session cookie, Vary: Cookie).
     BoxCloneService::new(SessionLayer::new(store).with_cookie(cookie).layer(service))
+}
+
+/// The request log's span: as tower-http's default, with the client's text escaped and bounded.
+pub fn request_span(req: &Request<Body>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %log_safe(req.method().as_str()),
+        uri = %log_safe(req.uri().path_and_query().map_or("/", |p| p.as_str())),
+        version = ?req.version(),
+    )
 }
 
 /// The whole app as one service (what [`app`] returns and `main` serves).

@@ -29,7 +29,8 @@ pub struct RolesBody {
     roles: Vec<String>,
 }
 
-fn valid_username(username: &str) -> bool {
+/// Whether `username` can name an account: 3-64 characters of `A-Z a-z 0-9 _ . -`.
+pub fn valid_username(username: &str) -> bool {
     (3..=64).contains(&username.len())
         && username
             .bytes()
@@ -106,7 +107,7 @@ pub async fn register(
 /// `plausible`: whether `username` can be an account at all; a name that cannot is checked
 /// like an unknown one (same answer, same time) but not counted: it has no throttle key of
 /// its own.
-async fn check_password(
+pub async fn check_password(
     state: &AppState,
     username: &str,
     password: &str,
@@ -155,7 +156,7 @@ async fn check_password(
 }
 
 /// The request's `User-Agent`, for the session's label (cut to 256 characters by the store).
-fn user_agent(headers: &HeaderMap) -> Option<String> {
+pub fn user_agent(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())

@@ -21,7 +21,9 @@ fn label_of<'a>(key: &'a CompositeKey, name: &str) -> Option<&'a str> {
 async fn every_store_call_is_counted_by_operation_and_outcome() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    recorder.install().expect("the only recorder of this test binary");
+    recorder
+        .install()
+        .expect("the only recorder of this test binary");
 
     let server = RedisServer::start().expect("a Redis server for the tests");
     let config = SessionConfig::builder()
@@ -35,14 +37,18 @@ async fn every_store_call_is_counted_by_operation_and_outcome() {
     ));
     let (token, _) = store.create(NewSession::new("mia")).await.expect("create");
     assert!(store.load(&token).await.expect("load").is_some());
-    let stranger = Token::generate(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
-        .expect("token");
+    let stranger =
+        Token::generate(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+            .expect("token");
     assert!(store.load(&stranger).await.expect("load").is_none());
     assert!(matches!(
         store.create(NewSession::new("")).await,
         Err(Error::InvalidInput(_))
     ));
-    assert!(matches!(store.rotate(&stranger).await, Err(Error::NotFound)));
+    assert!(matches!(
+        store.rotate(&stranger).await,
+        Err(Error::NotFound)
+    ));
     record_rejection("forbidden");
 
     let mut counts = std::collections::BTreeMap::new();

@@ -1,0 +1,207 @@
+//! The web app's refusals as HTML: the session layer's [`Rejection`]s ([`html_rejection`], given
+//! to `SessionLayer::with_rejection`) and the handlers' errors ([`WebError`]).
+
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use session_core::axum::Rejection;
+
+use crate::errors::ApiError;
+use crate::web::html::{escape, Page, Viewer};
+use crate::web::next::login_url;
+
+/// Seconds a browser is asked to wait (`Retry-After`) when the session store is unavailable.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// The answer to a guard's or extractor's refusal, for people with browsers:
+///
+/// | rejection | answer |
+/// |---|---|
+/// | not logged in (401) | 303 to `/login?next=<this page>` for a `GET`, `/login` otherwise |
+/// | logged in, no fresh enough password entry (401) | the same: a new login is fresh |
+/// | logged in without the role (403) | an HTML 403 page |
+/// | store unavailable (503) | an HTML 503 page with `Retry-After` |
+/// | anything else | an HTML 500 page |
+pub fn html_rejection(rejection: Rejection, parts: &Parts) -> Response {
+    match rejection {
+        Rejection::Unauthenticated | Rejection::ReauthenticationRequired { .. } => {
+            let target = if parts.method == Method::GET || parts.method == Method::HEAD {
+                parts.uri.path_and_query().map_or("/", |p| p.as_str())
+            } else {
+                "/"
+            };
+            Redirect::to(&login_url(target)).into_response()
+        }
+        Rejection::Forbidden { requirement } => WebError::Forbidden(requirement).into_response(),
+        Rejection::StoreUnavailable => WebError::Unavailable.into_response(),
+        other => {
+            tracing::error!(rejection = %other, "request refused");
+            WebError::Internal.into_response()
+        }
+    }
+}
+
+/// Why a page could not be served; each variant renders its own HTML answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebError {
+    /// The session ended meanwhile: 303 to the login page.
+    LoggedOut,
+    /// 400: the form could not be read (what was wrong).
+    BadRequest(String),
+    /// 403: what was required.
+    Forbidden(String),
+    /// 404.
+    NotFound,
+    /// 503: the session store (or account store) is unavailable; try again.
+    Unavailable,
+    /// 500: logged; no details go to the browser.
+    Internal,
+}
+
+impl WebError {
+    fn page(status: StatusCode, title: &str, body: String) -> Response {
+        Page {
+            status,
+            title,
+            viewer: Viewer::Anonymous,
+            flash: None,
+            body,
+        }
+        .into_response()
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match self {
+            WebError::LoggedOut => Redirect::to("/login").into_response(),
+            WebError::BadRequest(what) => Self::page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                format!("<p class=\"error\">{}</p>", escape(&what)),
+            ),
+            WebError::Forbidden(requirement) => Self::page(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!(
+                    "<p class=\"error\">You are signed in, but this page needs {}.</p>\
+                     <p><a href=\"/account\">Back to your account</a></p>",
+                    escape(&requirement)
+                ),
+            ),
+            WebError::NotFound => Self::page(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "<p>There is no such page.</p><p><a href=\"/\">Home</a></p>".to_owned(),
+            ),
+            WebError::Unavailable => {
+                let mut res = Self::page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "<p class=\"error\">The session store cannot be reached right now, so \
+                     nobody's login can be checked. Please try again in a moment.</p>"
+                        .to_owned(),
+                );
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                res
+            }
+            WebError::Internal => Self::page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "<p class=\"error\">The server could not answer this request.</p>".to_owned(),
+            ),
+        }
+    }
+}
+
+impl From<session_core::Error> for WebError {
+    fn from(e: session_core::Error) -> Self {
+        match e {
+            session_core::Error::Unavailable { .. } => {
+                tracing::warn!(error = %e, "store unavailable");
+                WebError::Unavailable
+            }
+            session_core::Error::NotFound | session_core::Error::Corrupt(_) => WebError::LoggedOut,
+            session_core::Error::InvalidInput(m) => WebError::BadRequest(m),
+            other => {
+                tracing::error!(error = %other, "internal error");
+                WebError::Internal
+            }
+        }
+    }
+}
+
+/// The JSON API's errors met on shared paths (the password check).
+impl From<ApiError> for WebError {
+    fn from(e: ApiError) -> Self {
+        match e.status() {
+            StatusCode::SERVICE_UNAVAILABLE => WebError::Unavailable,
+            StatusCode::UNAUTHORIZED => WebError::LoggedOut,
+            StatusCode::BAD_REQUEST => WebError::BadRequest(e.message().to_owned()),
+            StatusCode::NOT_FOUND => WebError::NotFound,
+            _ => WebError::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn parts(method: Method, uri: &str) -> Parts {
+        let (parts, ()) = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts
+    }
+
+    fn location(res: &Response) -> &str {
+        res.headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    #[test]
+    fn unauthenticated_gets_redirect_to_login_with_this_page_as_next() {
+        let res = html_rejection(
+            Rejection::Unauthenticated,
+            &parts(Method::GET, "/sessions?x=1"),
+        );
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), "/login?next=/sessions%3Fx%3D1");
+        let post = html_rejection(
+            Rejection::Unauthenticated,
+            &parts(Method::POST, "/sessions/others/end"),
+        );
+        assert_eq!(location(&post), "/login");
+        let evil = html_rejection(
+            Rejection::Unauthenticated,
+            &parts(Method::GET, "http://evil.example//evil.example"),
+        );
+        assert_eq!(location(&evil), "/login");
+    }
+
+    #[test]
+    fn forbidden_and_unavailable_are_html_pages() {
+        let res = html_rejection(
+            Rejection::Forbidden {
+                requirement: "role ADMIN".into(),
+            },
+            &parts(Method::GET, "/admin"),
+        );
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert!(res.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let res = html_rejection(Rejection::StoreUnavailable, &parts(Method::GET, "/"));
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+    }
+}

@@ -1,0 +1,60 @@
+//! `demo-web`: a server-rendered HTML app on the same accounts and sessions as `demo-server`.
+//!
+//! Pages: `/` (anyone), `/login` (form), `/account` (any logged-in user, `#[login_required]`),
+//! `/admin` (`#[has_role("ADMIN")]`), `/sessions` (the user's sessions, each can be ended).
+//! An anonymous request for a protected page is sent to `/login?next=<the page>`
+//! ([`errors::html_rejection`] through `SessionLayer::with_rejection`); after login the browser
+//! returns there, if `next` is a path on this site ([`next::safe_next`]). Every page is sent with
+//! `Cache-Control: no-store`.
+
+pub mod errors;
+pub mod html;
+pub mod next;
+pub mod pages;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use session_core::axum::{CookieConfig, CsrfLayer, SessionLayer};
+use session_core::SessionStore;
+use tower::util::BoxCloneService;
+use tower::Layer as _;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::{request_span, routes, AppState, HttpService, BODY_LIMIT};
+
+/// The HTML app: pages, sessions (with HTML rejections), CSRF defence before routing, and
+/// request logging.
+pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpService {
+    use pages::*;
+    let store: Arc<dyn SessionStore> = state.store.clone();
+    let router = Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/logout", post(logout))
+        .route("/account", get(account))
+        .route("/admin", get(admin))
+        .route("/sessions", get(sessions))
+        .route("/sessions/others/end", post(end_other_sessions))
+        .route("/sessions/{id}/end", post(end_session))
+        .route("/health", get(routes::health))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        );
+    // As in the JSON app: the CSRF check before routing, the session layer outermost.
+    let service = csrf.layer(router.into_service());
+    BoxCloneService::new(
+        SessionLayer::new(store)
+            .with_cookie(cookie)
+            .with_rejection(errors::html_rejection)
+            .layer(service),
+    )
+}

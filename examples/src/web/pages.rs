@@ -1,0 +1,424 @@
+//! The web app's pages and form handlers: login and logout, an account page for any logged-in
+//! user, an admin page, and "your sessions" with the forms that end them.
+//!
+//! Every form posts to this site; the [`CsrfLayer`](session_core::axum::CsrfLayer) around the
+//! app refuses a post whose `Origin` is another site's (a browser always sends `Origin` with a
+//! form post), so the forms need no token of their own.
+
+use std::time::SystemTime;
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+use session_core::axum::{AuthSession, CurrentUser};
+use session_core::prelude::*;
+use session_core::{log_safe, Session, SessionData, SessionHandle};
+
+use crate::accounts::ADMIN;
+use crate::routes::{check_password, user_agent, valid_username};
+use crate::web::errors::WebError;
+use crate::web::html::{escape, Page, Viewer};
+use crate::web::next::safe_next;
+use crate::AppState;
+
+/// Where a login lands without a (safe) `next`.
+pub const DEFAULT_LANDING: &str = "/account";
+
+/// The session data key of the one-time message shown on the next page.
+pub const FLASH_KEY: &str = "flash";
+
+/// The query of `GET /login`.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    /// The page to return to after login (checked with [`safe_next`]).
+    next: Option<String>,
+    /// Set by the logout redirect: say so on the login page.
+    logged_out: Option<String>,
+}
+
+/// The fields of the login form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+fn viewer(session: &Session) -> Viewer<'_> {
+    Viewer::User {
+        name: session.user_id(),
+        admin: session.has_role(ADMIN),
+    }
+}
+
+/// The flash message in `data` and the data without it.
+fn split_flash(data: &SessionData) -> Option<(String, SessionData)> {
+    let flash = data.get::<String>(FLASH_KEY).ok().flatten()?;
+    let mut rest = data.clone();
+    rest.remove(FLASH_KEY);
+    Some((flash, rest))
+}
+
+/// The user's flash message, removed from the session so it shows once. If the removal cannot
+/// be saved the message still shows (and may show again): a page is worth more than that.
+async fn take_flash(user: &mut CurrentUser) -> Option<String> {
+    let (flash, rest) = split_flash(user.data())?;
+    if let Err(e) = user.save_data(rest).await {
+        tracing::warn!(error = %e, "could not clear the flash message");
+    }
+    Some(flash)
+}
+
+/// The same for a page that anonymous visitors see too.
+async fn take_flash_if_logged_in(auth: &mut AuthSession) -> Option<String> {
+    let (flash, rest) = split_flash(auth.session()?.data())?;
+    if let Err(e) = auth.save_data(rest).await {
+        tracing::warn!(error = %e, "could not clear the flash message");
+    }
+    Some(flash)
+}
+
+/// Stores a one-time message for the next page of this session.
+async fn set_flash(auth: &mut AuthSession, text: &str) -> Result<(), WebError> {
+    auth.insert(FLASH_KEY, text).await?;
+    Ok(())
+}
+
+/// `2026-11-30 02:08:05 UTC`.
+fn when(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replacen('T', " ", 1)
+        .replace('Z', " UTC")
+}
+
+/// `just now`, `5 min ago`, `3 h ago`.
+fn ago(t: SystemTime) -> String {
+    let secs = SystemTime::now()
+        .duration_since(t)
+        .map_or(0, |d| d.as_secs());
+    match secs {
+        0..=59 => "just now".to_owned(),
+        60..=3599 => format!("{} min ago", secs / 60),
+        _ => format!("{} h ago", secs / 3600),
+    }
+}
+
+/// `GET /`: what the demo is, and the way in.
+pub async fn home(mut auth: AuthSession) -> Response {
+    let flash = take_flash_if_logged_in(&mut auth).await;
+    let body = match auth.session() {
+        Some(s) => format!(
+            "<p>You are signed in as <strong>{}</strong>.</p>\
+             <p><a href=\"/account\">Your account</a> · <a href=\"/sessions\">Your sessions</a></p>",
+            escape(s.user_id())
+        ),
+        None => "<p>A server-rendered app on <code>session-core</code>: sessions in Redis, \
+                 a login form, guarded pages, and a list of your sessions you can end.</p>\
+                 <p><a href=\"/login\">Log in</a> as <code>alice</code> / \
+                 <code>alice-password</code> or <code>admin</code> / \
+                 <code>admin-password</code>.</p>"
+            .to_owned(),
+    };
+    Page {
+        status: StatusCode::OK,
+        title: "Home",
+        viewer: auth.session().map_or(Viewer::Anonymous, viewer),
+        flash: flash.as_deref(),
+        body,
+    }
+    .into_response()
+}
+
+/// The login form, with an error message and the username typed so far.
+fn login_form(
+    status: StatusCode,
+    next: Option<&str>,
+    username: &str,
+    error: Option<&str>,
+    flash: Option<&str>,
+) -> Response {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let next = next
+        .map(|n| {
+            format!(
+                "<input type=\"hidden\" name=\"next\" value=\"{}\">",
+                escape(n)
+            )
+        })
+        .unwrap_or_default();
+    Page {
+        status,
+        title: "Log in",
+        viewer: Viewer::Anonymous,
+        flash,
+        body: format!(
+            "{error}<form method=\"post\" action=\"/login\">{next}\
+             <label for=\"username\">Username</label>\
+             <input id=\"username\" name=\"username\" autocomplete=\"username\" required \
+             autofocus value=\"{username}\">\
+             <label for=\"password\">Password</label>\
+             <input id=\"password\" name=\"password\" type=\"password\" \
+             autocomplete=\"current-password\" required>\
+             <div class=\"actions\"><button id=\"login\" type=\"submit\">Log in</button></div>\
+             </form>",
+            username = escape(username),
+        ),
+    }
+    .into_response()
+}
+
+/// `GET /login`: the form; a logged-in visitor goes straight on to `next`.
+pub async fn login_page(
+    auth: AuthSession,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let next = query.next.as_deref().and_then(safe_next);
+    if auth.is_logged_in() {
+        return Redirect::to(next.unwrap_or(DEFAULT_LANDING)).into_response();
+    }
+    let flash = query
+        .logged_out
+        .is_some()
+        .then_some("You have been logged out.");
+    login_form(StatusCode::OK, next, "", None, flash)
+}
+
+/// `POST /login`: the password check of the JSON API (throttled per username, the same answer
+/// for an unknown user and a wrong password), then a new session carrying a welcome message
+/// for the next page, and a 303 to the form's `next` (when [`safe_next`]) or
+/// [`DEFAULT_LANDING`].
+pub async fn login_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut auth: AuthSession,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Ok(Form(form)) = form else {
+        return Err(WebError::BadRequest(
+            "The login form could not be read; please fill it in again.".to_owned(),
+        ));
+    };
+    let next = safe_next(&form.next);
+    let refuse = |e: crate::errors::ApiError| {
+        let mut res = login_form(e.status(), next, &form.username, Some(e.message()), None);
+        if let Some(secs) = e.retry_after() {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    };
+    // Every login costs a hash (a real or a dummy one), so every login takes a place.
+    let _slot = match state.password_queue.enter() {
+        Ok(slot) => slot,
+        Err(e) => return Ok(refuse(e)),
+    };
+    let username = form.username.as_str();
+    let plausible = valid_username(username) && form.password.chars().count() <= 128;
+    let account =
+        match check_password(&state, username, &form.password, plausible, "web_login").await {
+            Ok(account) => account,
+            Err(e) => return Ok(refuse(e)),
+        };
+    let mut data = SessionData::new();
+    data.insert(
+        FLASH_KEY,
+        &format!("Welcome, {}. You are signed in.", account.username),
+    )?;
+    let mut new = NewSession::new(account.username.clone())
+        .with_roles(account.roles.clone())
+        .with_data(data);
+    if let Some(ua) = user_agent(&headers) {
+        new = new.with_label(ua);
+    }
+    auth.login(new).await?;
+    Ok(Redirect::to(next.unwrap_or(DEFAULT_LANDING)).into_response())
+}
+
+/// `POST /logout`: ends the session (if any) and goes to the login page, which says so. (The
+/// message is a query flag, not session data: after logout there is no session to keep it in.)
+pub async fn logout(mut auth: AuthSession) -> Result<Redirect, WebError> {
+    auth.logout().await?;
+    Ok(Redirect::to("/login?logged_out=1"))
+}
+
+/// `GET /account`: any logged-in user.
+#[login_required]
+pub async fn account(mut user: CurrentUser) -> Response {
+    let flash = take_flash(&mut user).await;
+    let roles = user
+        .roles()
+        .iter()
+        .map(|r| format!("<span class=\"badge\">{}</span>", escape(r)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let body = format!(
+        "<table>\
+         <tr><th>Username</th><td id=\"account-user\">{user_id}</td></tr>\
+         <tr><th>Roles</th><td>{roles}</td></tr>\
+         <tr><th>Password entered</th><td>{auth}</td></tr>\
+         <tr><th>Session ends at the latest</th><td>{expires}</td></tr>\
+         </table>",
+        user_id = escape(user.user_id()),
+        auth = when(user.auth_time()),
+        expires = when(user.expires_at()),
+    );
+    Page {
+        status: StatusCode::OK,
+        title: "Your account",
+        viewer: viewer(&user),
+        flash: flash.as_deref(),
+        body,
+    }
+    .into_response()
+}
+
+/// `GET /admin`: users with the `ADMIN` role only (others get the 403 page).
+#[has_role("ADMIN")]
+pub async fn admin(mut user: CurrentUser) -> Response {
+    let flash = take_flash(&mut user).await;
+    Page {
+        status: StatusCode::OK,
+        title: "Admin",
+        viewer: viewer(&user),
+        flash: flash.as_deref(),
+        body: format!(
+            "<p id=\"admin-area\">Welcome to the admin area, <strong>{}</strong>. Only \
+             accounts with the role <code>ADMIN</code> see this page; the guard \
+             (<code>#[has_role(\"ADMIN\")]</code>) refuses everyone else before the handler \
+             runs.</p>",
+            escape(user.user_id())
+        ),
+    }
+    .into_response()
+}
+
+/// `GET /sessions`: the user's live sessions, each with a button that ends it, and one that
+/// ends all the others.
+#[login_required]
+pub async fn sessions(State(state): State<AppState>, mut user: CurrentUser) -> Response {
+    let listed = match state.store.list_user_sessions(user.user_id()).await {
+        Ok(listed) => listed,
+        Err(e) => return WebError::from(e).into_response(),
+    };
+    let flash = take_flash(&mut user).await;
+    let current = user.handle();
+    let rows: String = listed
+        .iter()
+        .map(|s| {
+            let this = s.handle == current;
+            let action = if this {
+                "<span class=\"badge\">this session</span>".to_owned()
+            } else {
+                format!(
+                    "<form class=\"inline\" method=\"post\" action=\"/sessions/{id}/end\">\
+                     <button class=\"danger end-session\">End</button></form>",
+                    id = escape(s.handle.as_str())
+                )
+            };
+            format!(
+                "<tr class=\"session{current}\"><td class=\"device\">{device}</td>\
+                 <td>{created}</td><td>{seen}</td><td>{action}</td></tr>",
+                current = if this { " current" } else { "" },
+                device = escape(s.label.as_deref().unwrap_or("unknown device")),
+                created = when(s.created_at),
+                seen = ago(s.last_seen_at),
+            )
+        })
+        .collect();
+    let others = listed.len().saturating_sub(1);
+    let end_others = if others > 0 {
+        "<form class=\"actions\" method=\"post\" action=\"/sessions/others/end\">\
+         <button id=\"end-others\" class=\"danger\">End all other sessions</button></form>"
+    } else {
+        ""
+    };
+    Page {
+        status: StatusCode::OK,
+        title: "Your sessions",
+        viewer: viewer(&user),
+        flash: flash.as_deref(),
+        body: format!(
+            "<p>Every browser or device signed in to your account. End any you do not \
+             recognise; it is logged out at its next request.</p>\
+             <table id=\"sessions\"><thead><tr><th>Device</th><th>Signed in</th>\
+             <th>Last seen</th><th></th></tr></thead><tbody>{rows}</tbody></table>\
+             {end_others}"
+        ),
+    }
+    .into_response()
+}
+
+/// `POST /sessions/{id}/end`: ends one of the user's sessions; ending this one logs out.
+#[login_required]
+pub async fn end_session(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+    Path(id): Path<String>,
+) -> Result<Redirect, WebError> {
+    let session = auth.session().cloned().ok_or(WebError::LoggedOut)?;
+    let handle = SessionHandle::new(id);
+    if handle == session.handle() {
+        auth.logout().await?;
+        return Ok(Redirect::to("/login?logged_out=1"));
+    }
+    let ended = handle.as_str().len() <= 64
+        && state
+            .store
+            .delete_user_session(session.user_id(), &handle)
+            .await?;
+    if ended {
+        tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(session.user_id()), handle = %log_safe(handle.as_str()), by = %log_safe(session.user_id()), "session ended by its owner");
+    }
+    set_flash(
+        &mut auth,
+        if ended {
+            "The session was ended; that browser is logged out."
+        } else {
+            "That session had already ended."
+        },
+    )
+    .await?;
+    Ok(Redirect::to("/sessions"))
+}
+
+/// `POST /sessions/others/end`: ends every session of the user but this one.
+#[login_required]
+pub async fn end_other_sessions(mut auth: AuthSession) -> Result<Redirect, WebError> {
+    let ended = auth.end_other_sessions().await?;
+    let message = match ended {
+        1 => "1 other session was ended.".to_owned(),
+        n => format!("{n} other sessions were ended."),
+    };
+    set_flash(&mut auth, &message).await?;
+    Ok(Redirect::to("/sessions"))
+}
+
+/// Any other path.
+pub async fn not_found() -> WebError {
+    WebError::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flash_message_is_split_from_the_rest_of_the_data() {
+        let mut data = SessionData::new();
+        data.insert("cart", &["apple"]).unwrap();
+        assert!(split_flash(&data).is_none());
+        data.insert(FLASH_KEY, "hello").unwrap();
+        let (flash, rest) = split_flash(&data).unwrap();
+        assert_eq!(flash, "hello");
+        assert!(rest.get::<String>(FLASH_KEY).unwrap().is_none());
+        assert_eq!(rest.get::<Vec<String>>("cart").unwrap().unwrap(), ["apple"]);
+    }
+}

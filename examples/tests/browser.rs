@@ -1,0 +1,397 @@
+//! The web example (`demo-web`) in a real browser: headless Chromium driven through WebDriver
+//! (a `chromedriver` of the test's own), against a `redis-server` of the test's own.
+//!
+//! Needs the Debian packages `chromium` and `chromium-driver` (`.ci/run` installs them); without
+//! them the test fails and says how to install them. `CHROMIUM` and `CHROMEDRIVER` name other
+//! binaries.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use redis_harness::{free_port, RedisServer};
+use serde_json::json;
+
+const WEB_BIN: &str = env!("CARGO_BIN_EXE_demo-web");
+
+/// The demo's settings, cleared so the developer's environment cannot leak in.
+const CONTROLLED_ENV: &[&str] = &[
+    "DEMO_ADDR",
+    "REDIS_URL",
+    "REDIS_CLUSTER_NODES",
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_SERVICE",
+    "COOKIE_SECURE",
+    "ALLOWED_ORIGINS",
+    "SESSION_CACHE",
+    "RUST_LOG",
+];
+
+/// A child process, killed (SIGKILL) and reaped when dropped; its output goes to `log`. (The
+/// browsers chromedriver starts are closed through WebDriver before it is dropped.)
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(mut cmd: Command, name: &str) -> Self {
+        let log = std::env::temp_dir().join(format!(
+            "browser-test-{name}-{}-{}.log",
+            std::process::id(),
+            free_port().unwrap_or(0)
+        ));
+        let out = File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let err = out.try_clone().expect("clone the log file handle");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self { child, log }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `name` from the environment variable `var`, else the first of `candidates` on the `PATH`.
+fn program(var: &str, candidates: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| candidates.iter().map(move |c| dir.join(c)))
+        .find(|p| p.is_file())
+}
+
+fn browser_programs() -> (PathBuf, PathBuf) {
+    let chromium = program(
+        "CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    );
+    let driver = program("CHROMEDRIVER", &["chromedriver"]);
+    match (chromium, driver) {
+        (Some(c), Some(d)) => (c, d),
+        (c, d) => panic!(
+            "the browser test needs Chromium and its WebDriver (found chromium: {}, chromedriver: \
+             {}). Install them with `apt-get install -y chromium chromium-driver` (Debian; `.ci/run` \
+             does this), or set CHROMIUM and CHROMEDRIVER to their paths.",
+            c.map_or("no".to_owned(), |p| p.display().to_string()),
+            d.map_or("no".to_owned(), |p| p.display().to_string()),
+        ),
+    }
+}
+
+/// Waits until `url` answers 200, or panics with `process`'s log.
+async fn wait_ok(url: &str, process: &mut Process, what: &str) {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("build the HTTP client");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(res) = http.get(url).send().await {
+            if res.status().is_success() {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            panic!("{what} exited ({status}):\n{}", process.log_tail());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not answer 200 at {url} within 30 s:\n{}",
+            process.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `demo-web` on the Redis at `redis_url`, with its default (Secure) cookie: Chromium sends
+/// `Secure` cookies to `http://127.0.0.1`, which it counts as a secure context.
+async fn start_web(redis_url: &str) -> (Process, String) {
+    let port = free_port().expect("a free port");
+    let mut cmd = Command::new(WEB_BIN);
+    for key in CONTROLLED_ENV {
+        cmd.env_remove(key);
+    }
+    cmd.env("DEMO_ADDR", format!("127.0.0.1:{port}"))
+        .env("REDIS_URL", redis_url)
+        .env("NO_COLOR", "1");
+    let mut web = Process::spawn(cmd, "demo-web");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ok(&format!("{base}/health"), &mut web, "demo-web").await;
+    (web, base)
+}
+
+async fn start_driver(chromedriver: &Path) -> (Process, String) {
+    let port = free_port().expect("a free port");
+    let mut cmd = Command::new(chromedriver);
+    cmd.arg(format!("--port={port}"));
+    let mut driver = Process::spawn(cmd, "chromedriver");
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ok(&format!("{url}/status"), &mut driver, "chromedriver").await;
+    (driver, url)
+}
+
+/// A new browser (its own profile: its own cookies) through the driver at `driver_url`.
+async fn browser(driver_url: &str, chromium: &Path) -> Client {
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium.display().to_string(),
+            "args": [
+                "--headless=new",
+                // The test may run as root (CI does), where Chromium's sandbox cannot start.
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                "--disable-gpu",
+                "--no-first-run",
+                "--window-size=1100,760",
+            ],
+        },
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!("a JSON object literal")
+    };
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a Chromium session through chromedriver: {e}"))
+}
+
+/// The path and query of the browser's current URL.
+async fn here(c: &Client) -> String {
+    let url = c.current_url().await.expect("current URL");
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    let at = here(c).await;
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on {at}: {e}"))
+        .text()
+        .await
+        .expect("element text")
+}
+
+async fn has(c: &Client, css: &str) -> bool {
+    !c.find_all(Locator::Css(css))
+        .await
+        .expect("find elements")
+        .is_empty()
+}
+
+/// Fills in the login form on the current page and submits it; waits for the next page.
+async fn submit_login(c: &Client, username: &str, password: &str) {
+    c.find(Locator::Id("username"))
+        .await
+        .expect("the login form's username field")
+        .send_keys(username)
+        .await
+        .expect("type the username");
+    c.find(Locator::Id("password"))
+        .await
+        .expect("the login form's password field")
+        .send_keys(password)
+        .await
+        .expect("type the password");
+    c.find(Locator::Id("login"))
+        .await
+        .expect("the login button")
+        .click()
+        .await
+        .expect("click Log in");
+    wait_until_left(c, "/login").await;
+}
+
+/// Waits until the browser's path is not `path` (a form post and its redirect take a moment).
+async fn wait_until_left(c: &Client, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c.current_url().await.expect("current URL").path() == path {
+        assert!(Instant::now() < deadline, "still on {path} after 15 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Clicks the element at `css` and waits until the next page has replaced this one.
+async fn click_and_wait(c: &Client, css: &str) {
+    let old = c.find(Locator::Css("html")).await.expect("the page");
+    let at = here(c).await;
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on {at}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // The old document's element goes stale once the new page has loaded.
+    while old.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "clicking {css} loaded no new page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-test")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_sessions_and_logout_in_a_real_browser() {
+    let (chromium, chromedriver) = browser_programs();
+    let redis = RedisServer::start_local().unwrap_or_else(|e| panic!("redis-server: {e}"));
+    let (web, base) = start_web(redis.url()).await;
+    let (_driver, driver_url) = start_driver(&chromedriver).await;
+    // Two browsers, each with its own profile (its own cookies).
+    let a = browser(&driver_url, &chromium).await;
+    let b = browser(&driver_url, &chromium).await;
+    // The scenario runs as a task so that the browsers are closed even when it fails.
+    let outcome = tokio::spawn(scenario(a.clone(), b.clone(), base)).await;
+    let _ = a.close().await;
+    let _ = b.close().await;
+    if let Err(e) = outcome {
+        if e.is_panic() {
+            eprintln!("demo-web's log:\n{}", web.log_tail());
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("the scenario did not finish: {e}");
+    }
+}
+
+/// Browser `a` and browser `b` against `demo-web` at `base`.
+async fn scenario(a: Client, b: Client, base: String) {
+    let url = |path: &str| format!("{base}{path}");
+
+    // Anonymous: a protected page sends the browser to the login form, which remembers it.
+    a.goto(&url("/account")).await.expect("open /account");
+    assert_eq!(here(&a).await, "/login?next=/account");
+    assert!(!has(&a, "#account-user").await);
+
+    // Log in through the form: back to /account, with the welcome message from the session.
+    submit_login(&a, "alice", "alice-password").await;
+    assert_eq!(here(&a).await, "/account");
+    assert_eq!(text_of(&a, "#account-user").await, "alice");
+    assert!(text_of(&a, ".flash").await.contains("Welcome, alice"));
+
+    // The browser holds the session cookie, HttpOnly and Secure, and scripts cannot read it.
+    let cookies = a.get_all_cookies().await.expect("the browser's cookies");
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "__Host-session")
+        .unwrap_or_else(|| panic!("no __Host-session cookie in {cookies:?}"));
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(session.secure(), Some(true));
+    let script_view = a
+        .execute("return document.cookie;", vec![])
+        .await
+        .expect("run a script");
+    let script_view = script_view.as_str().unwrap_or_default();
+    assert!(
+        !script_view.contains("__Host-session") && !script_view.contains(session.value()),
+        "document.cookie shows the session cookie: {script_view:?}"
+    );
+
+    // Reload: still logged in; the flash message was shown once.
+    a.refresh().await.expect("reload");
+    assert_eq!(here(&a).await, "/account");
+    assert_eq!(text_of(&a, "#account-user").await, "alice");
+    assert!(!has(&a, ".flash").await, "the welcome message showed twice");
+
+    // The admin page is forbidden for alice (USER), with an HTML page, not the admin area.
+    a.goto(&url("/admin")).await.expect("open /admin");
+    assert_eq!(here(&a).await, "/admin");
+    assert_eq!(
+        a.title().await.expect("title"),
+        "Forbidden · session-core demo"
+    );
+    assert!(!has(&a, "#admin-area").await);
+
+    // A second browser logs in as alice too.
+    b.goto(&url("/login")).await.expect("open /login in B");
+    submit_login(&b, "alice", "alice-password").await;
+    assert_eq!(here(&b).await, "/account");
+    assert_eq!(text_of(&b, "#account-user").await, "alice");
+
+    // The first lists both sessions, this one marked; screenshot the page.
+    a.goto(&url("/sessions")).await.expect("open /sessions");
+    assert_eq!(
+        a.find_all(Locator::Css("#sessions tr.session"))
+            .await
+            .expect("session rows")
+            .len(),
+        2
+    );
+    assert_eq!(
+        a.find_all(Locator::Css("#sessions tr.session.current"))
+            .await
+            .expect("current row")
+            .len(),
+        1
+    );
+    let png = a.screenshot().await.expect("screenshot");
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let shot = dir.join("sessions.png");
+    std::fs::write(&shot, &png).unwrap_or_else(|e| panic!("write {}: {e}", shot.display()));
+    println!("screenshot of the sessions page: {}", shot.display());
+
+    // End the second browser's session from the first.
+    click_and_wait(&a, "#sessions tr.session:not(.current) button.end-session").await;
+    assert_eq!(here(&a).await, "/sessions");
+    assert!(text_of(&a, ".flash").await.contains("session was ended"));
+    assert_eq!(
+        a.find_all(Locator::Css("#sessions tr.session"))
+            .await
+            .expect("session rows")
+            .len(),
+        1
+    );
+    // ... and the second is logged out at its next request.
+    b.refresh().await.expect("reload in B");
+    assert_eq!(here(&b).await, "/login?next=/account");
+    assert!(!has(&b, "#account-user").await);
+
+    // Log out in the first; Back must not show the sessions page from the cache.
+    click_and_wait(&a, "header form button").await;
+    assert_eq!(here(&a).await, "/login?logged_out=1");
+    assert!(text_of(&a, ".flash").await.contains("logged out"));
+    a.back().await.expect("Back");
+    let source = a.source().await.expect("page source");
+    assert!(
+        !source.contains("id=\"sessions\"") && !source.contains("Signed in as"),
+        "Back after logout showed protected content at {}",
+        here(&a).await
+    );
+    assert_eq!(here(&a).await, "/login?next=/sessions");
+
+    // An admin gets the admin page (so the 403 above was about the role).
+    submit_login(&a, "admin", "admin-password").await;
+    assert_eq!(here(&a).await, "/sessions");
+    a.goto(&url("/admin")).await.expect("open /admin");
+    assert!(text_of(&a, "#admin-area").await.contains("admin"));
+}

@@ -1,0 +1,193 @@
+//! The web example's router (`demo::web::app`) without a browser: redirects, cookies, caching
+//! headers, CSRF and escaping, request by request (in-memory store).
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use demo::settings::Settings;
+use demo::startup::state_from;
+use demo::{seed, web, HttpService};
+use session_core::axum::{CookieConfig, CsrfLayer};
+use tower::ServiceExt as _;
+
+const HOST: &str = "app.localhost:3000";
+const ORIGIN: &str = "https://app.localhost:3000";
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// `name=value` of the session cookie this answer sets.
+    fn session_cookie(&self) -> String {
+        let set = self.header(header::SET_COOKIE);
+        assert!(
+            set.starts_with("__Host-session="),
+            "no session cookie: {set:?}"
+        );
+        set.split(';').next().unwrap_or_default().to_owned()
+    }
+}
+
+async fn app() -> HttpService {
+    let settings = Settings::from_lookup(|_| None).expect("default settings");
+    let state = state_from(&settings).expect("in-memory state");
+    seed(&state).await.expect("seed the demo accounts");
+    web::app(state, CookieConfig::default(), CsrfLayer::new())
+}
+
+async fn send(app: &HttpService, req: Request<Body>) -> Answer {
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let (parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.expect("body");
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn get(app: &HttpService, path: &str, cookie: Option<&str>) -> Answer {
+    let mut req = Request::get(path).header(header::HOST, HOST);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    send(app, req.body(Body::empty()).expect("request")).await
+}
+
+async fn post_form(
+    app: &HttpService,
+    path: &str,
+    origin: &str,
+    cookie: Option<&str>,
+    form: &str,
+) -> Answer {
+    let mut req = Request::post(path)
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, origin)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    send(app, req.body(Body::from(form.to_owned())).expect("request")).await
+}
+
+async fn login(app: &HttpService, user: &str, password: &str, next: &str) -> Answer {
+    let form = format!("username={user}&password={password}&next={next}");
+    post_form(app, "/login", ORIGIN, None, &form).await
+}
+
+#[tokio::test]
+async fn anonymous_requests_for_protected_pages_go_to_the_login_form_with_next() {
+    let app = app().await;
+    for (path, location) in [
+        ("/account", "/login?next=/account"),
+        ("/sessions?tab=1", "/login?next=/sessions%3Ftab%3D1"),
+        ("/admin", "/login?next=/admin"),
+    ] {
+        let res = get(&app, path, None).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(res.header(header::LOCATION), location);
+    }
+    let form = get(&app, "/login?next=/sessions", None).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form
+        .body
+        .contains("<input type=\"hidden\" name=\"next\" value=\"/sessions\">"));
+    let evil = get(&app, "/login?next=//evil.example", None).await;
+    assert!(!evil.body.contains("evil.example"), "{}", evil.body);
+}
+
+#[tokio::test]
+async fn login_follows_only_a_same_site_next() {
+    let app = app().await;
+    let res = login(&app, "alice", "alice-password", "/sessions").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.header(header::LOCATION), "/sessions");
+    for next in [
+        "//evil.example",
+        "/%5Cevil.example",
+        "https://evil.example",
+        "/%09/evil.example",
+    ] {
+        let res = login(&app, "alice", "alice-password", next).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(res.header(header::LOCATION), "/account", "next={next}");
+    }
+}
+
+#[tokio::test]
+async fn a_cross_site_login_post_is_refused() {
+    let app = app().await;
+    let res = post_form(
+        &app,
+        "/login",
+        "https://evil.example",
+        None,
+        "username=alice&password=alice-password",
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.headers.get(header::SET_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn pages_of_a_logged_in_user_are_no_store_and_admin_is_a_403_page_for_a_user() {
+    let app = app().await;
+    let cookie = login(&app, "alice", "alice-password", "")
+        .await
+        .session_cookie();
+    let account = get(&app, "/account", Some(&cookie)).await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert_eq!(account.header(header::CACHE_CONTROL), "no-store");
+    assert!(account
+        .header(header::CONTENT_TYPE)
+        .starts_with("text/html"));
+    assert!(account.body.contains("Welcome, alice"));
+    let admin = get(&app, "/admin", Some(&cookie)).await;
+    assert_eq!(admin.status, StatusCode::FORBIDDEN);
+    assert!(admin.header(header::CONTENT_TYPE).starts_with("text/html"));
+    assert!(!admin.body.contains("admin-area"));
+    let admin_cookie = login(&app, "admin", "admin-password", "")
+        .await
+        .session_cookie();
+    let admin = get(&app, "/admin", Some(&admin_cookie)).await;
+    assert_eq!(admin.status, StatusCode::OK);
+    assert!(admin.body.contains("id=\"admin-area\""));
+}
+
+#[tokio::test]
+async fn a_failed_login_shows_the_form_again_with_the_username_escaped() {
+    let app = app().await;
+    let res = login(&app, "%3Cscript%3Ex%3C%2Fscript%3E", "nope", "").await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert!(res.headers.get(header::SET_COOKIE).is_none());
+    assert!(res
+        .body
+        .contains("value=\"&lt;script&gt;x&lt;/script&gt;\""));
+    assert!(!res.body.contains("<script>"), "{}", res.body);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_says_so() {
+    let app = app().await;
+    let cookie = login(&app, "alice", "alice-password", "")
+        .await
+        .session_cookie();
+    let res = post_form(&app, "/logout", ORIGIN, Some(&cookie), "").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.header(header::LOCATION), "/login?logged_out=1");
+    assert!(res.header(header::SET_COOKIE).contains("Max-Age=0"));
+    let after = get(&app, "/account", Some(&cookie)).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+    let page = get(&app, "/login?logged_out=1", None).await;
+    assert!(page.body.contains("You have been logged out."));
+}
