@@ -496,6 +496,18 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
         .expect("after save_data.lua");
     same(&loaded, &["USER"], &["x"], "save_data.lua");
 
+    // update_data.lua finds the data after the label and the roles block, and keeps both.
+    let mut changes = session_core::DataChanges::new();
+    changes.set("cart", &[1, 2, 3]).unwrap();
+    let update = store.update_data(&token, &changes).await.unwrap();
+    assert_eq!(update, session_core::DataUpdate::Applied(data.clone()));
+    let loaded = store
+        .load(&token)
+        .await
+        .unwrap()
+        .expect("after update_data.lua");
+    same(&loaded, &["USER"], &["x"], "update_data.lua");
+
     // rotate.lua reads the user and the created time from the header.
     let rotated = store.rotate(&token).await.unwrap();
     let loaded = store

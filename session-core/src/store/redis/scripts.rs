@@ -22,6 +22,7 @@ scripts!(
     // One key each: every topology.
     load,
     save_data,
+    update_data,
     throttle_check,
     throttle_fail,
     throttle_release,
