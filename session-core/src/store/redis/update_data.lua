@@ -72,70 +72,119 @@ local function value_end(i)
   return k - 1
 end
 
--- keys[n], vals[n]: the members in stored order (vals[n] = false: dropped); at[key] = n.
-local keys, vals, at, n = {}, {}, {}, 0
+-- Member n: its key (as JSON) and where it and its value lie in d (ks[n]: the key's opening
+-- quote; vs[n]..ve[n]: the value; ks[n] = false: dropped). Values are not copied out:
+-- unchanged members are copied back as runs of d.
+local keys, ks, vs, ve, at, n = {}, {}, {}, {}, {}, 0
+-- serde_json writes no whitespace: look at the byte first, and search only if it is some.
+local function skip_ws(i)
+  local b = string.byte(d, i)
+  if b == 32 or b == 9 or b == 10 or b == 13 then return next_token(i) end
+  return b and i
+end
+local function at_byte(i, b)
+  i = skip_ws(i)
+  if i and string.byte(d, i) == b then return i end
+  return nil
+end
 if #d > 0 then
-  local i = next_token(1)
-  if not i or string.byte(d, i) ~= 123 then return {-1} end
-  i = next_token(i + 1)
+  local i = at_byte(1, 123)
   if not i then return {-1} end
-  if string.byte(d, i) ~= 125 then
+  local first = next_token(i + 1)
+  if not first then return {-1} end
+  if string.byte(d, first) == 125 then
+    if next_token(first + 1) then return {-1} end
+  else
+    i = first
     while true do
-      if string.byte(d, i) ~= 34 then return {-1} end
-      local ke = string_end(i)
-      if not ke then return {-1} end
-      local key = string.sub(d, i, ke)
-      i = next_token(ke + 1)
-      if not i or string.byte(d, i) ~= 58 then return {-1} end
-      i = next_token(i + 1)
+      i = at_byte(i, 34)
       if not i then return {-1} end
-      local ve = value_end(i)
-      if not ve then return {-1} end
+      local k_end = string_end(i)
+      if not k_end then return {-1} end
+      local key = string.sub(d, i, k_end)
+      local colon = at_byte(k_end + 1, 58)
+      if not colon then return {-1} end
+      local v_start = skip_ws(colon + 1)
+      if not v_start then return {-1} end
+      local v_end = value_end(v_start)
+      if not v_end then return {-1} end
       n = n + 1
-      keys[n], vals[n] = key, string.sub(d, i, ve)
+      keys[n], ks[n], vs[n], ve[n] = key, i, v_start, v_end
       -- a repeated key: the last one counts (as when Rust decodes it)
-      if at[key] then vals[at[key]] = false end
+      if at[key] then ks[at[key]] = false end
       at[key] = n
-      i = next_token(ve + 1)
+      i = skip_ws(v_end + 1)
       if not i then return {-1} end
       local c = string.byte(d, i)
-      if c == 125 then break end
+      if c == 125 then
+        if next_token(i + 1) then return {-1} end -- bytes after the object
+        break
+      end
       if c ~= 44 then return {-1} end
-      i = next_token(i + 1)
-      if not i then return {-1} end
+      i = i + 1
     end
   end
 end
 
 local e = tonumber(ARGV[6])
+local function current(key)
+  local m = at[key]
+  if not m or not ks[m] then return '' end
+  return string.sub(d, vs[m], ve[m])
+end
 for x = 0, e - 1 do
-  local key, want = ARGV[7 + 2 * x], ARGV[8 + 2 * x]
-  local have = at[key] and vals[at[key]] or ''
-  if have ~= want then return {2, d} end
+  if current(ARGV[7 + 2 * x]) ~= ARGV[8 + 2 * x] then return {2, d} end
 end
 
+-- new[m]: the new value of member m ('' = removed); appended members after n.
+local new, extra, extra_n = {}, {}, 0
 for x = 7 + 2 * e, #ARGV - 1, 2 do
   local key, value = ARGV[x], ARGV[x + 1]
-  if value == '' then
-    if at[key] then vals[at[key]] = false end
-  elseif at[key] then
-    vals[at[key]] = value
-  else
-    n = n + 1
-    keys[n], vals[n] = key, value
-    at[key] = n
+  local m = at[key]
+  if m and ks[m] then
+    new[m] = value
+  elseif value ~= '' then
+    if extra[key] == nil then
+      extra_n = extra_n + 1
+      extra[extra_n] = key
+    end
+    extra[key] = value
   end
 end
 
-local parts, m = {}, 0
-for x = 1, n do
-  if vals[x] then
-    m = m + 1
-    parts[m] = keys[x] .. ':' .. vals[x]
+-- Runs of unchanged members are copied as they are stored (with the commas between them).
+local parts, p, run = {}, 0, nil
+local function flush(last)
+  if run then
+    p = p + 1
+    parts[p] = string.sub(d, ks[run], ve[last])
+    run = nil
+  end
+end
+local last_kept = nil
+for m = 1, n do
+  if ks[m] and new[m] == nil then
+    if run and last_kept ~= m - 1 then flush(last_kept) end
+    if not run then run = m end
+    last_kept = m
+  else
+    flush(last_kept)
+    if ks[m] and new[m] ~= '' then
+      p = p + 1
+      parts[p] = keys[m] .. ':' .. new[m]
+    end
+  end
+end
+flush(last_kept)
+for x = 1, extra_n do
+  local key = extra[x]
+  if extra[key] ~= '' then
+    p = p + 1
+    parts[p] = key .. ':' .. extra[key]
   end
 end
 local merged = ''
-if m > 0 then merged = '{' .. table.concat(parts, ',') .. '}' end
+if p > 0 then merged = '{' .. table.concat(parts, ',') .. '}' end
 if #merged > max_len then return {3, #merged} end
 redis.call('SET', KEYS[1], head .. merged, 'KEEPTTL')
 return {1, merged}
