@@ -60,7 +60,8 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn load(&self, token: &Token) -> Result<Option<Session>>;
 
     /// Replaces the application data of the session of `token`, keeping its roles, expiry and
-    /// everything else.
+    /// everything else. The whole data: a key another writer set since this caller read the
+    /// data is lost. To change some keys, use [`update_data`](SessionStore::update_data).
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) when the session has ended;

@@ -263,7 +263,9 @@ impl AuthSession {
         Ok(value)
     }
 
-    /// Replaces the session's application data, and saves it.
+    /// Replaces the session's whole application data, and saves it. The last writer wins: keys
+    /// that concurrent requests set meanwhile are lost. To change some keys, use `insert`,
+    /// `remove` or `update`, which write only theirs.
     ///
     /// # Errors
     /// As [`AuthSession::insert`].
@@ -408,7 +410,9 @@ impl CurrentUser {
         Ok(value)
     }
 
-    /// Replaces the session's application data, and saves it.
+    /// Replaces the session's whole application data, and saves it. The last writer wins: keys
+    /// that concurrent requests set meanwhile are lost. To change some keys, use `insert`,
+    /// `remove` or `update`, which write only theirs.
     ///
     /// # Errors
     /// As [`CurrentUser::insert`].
