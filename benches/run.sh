@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-benches=(store_ops memory scale guard http)
+benches=(store_ops memory scale guard http data_write)
 if [ "$#" -gt 0 ]; then
   benches=("$@")
 fi

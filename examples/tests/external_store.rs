@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use session_core::testing::conformance;
 use session_core::{
-    Error, NewSession, Result, Session, SessionConfig, SessionData, SessionHandle, SessionInfo,
-    SessionKey, SessionStore, Token,
+    DataChanges, DataUpdate, Error, NewSession, Result, Session, SessionConfig, SessionData,
+    SessionHandle, SessionInfo, SessionKey, SessionStore, Token,
 };
 
 /// Sessions by key, and the roles last set per user (with when that stops applying to logins).
@@ -166,6 +166,25 @@ impl SessionStore for LockedMapStore {
             .map(drop)
     }
 
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
+        let now = SystemTime::now();
+        // Under the store's lock: no other write of this session comes in between.
+        let mut state = self.state();
+        let current = state
+            .sessions
+            .get(&token.key())
+            .filter(|s| self.live(s, now))
+            .cloned()
+            .ok_or(Error::NotFound)?;
+        let (key, mut parts) = current.into_parts();
+        if !changes.apply_to(&mut parts.data)? {
+            return Ok(DataUpdate::Conflict(parts.data));
+        }
+        let data = parts.data.clone();
+        state.sessions.insert(key, Session::from_parts(key, parts)?);
+        Ok(DataUpdate::Applied(data))
+    }
+
     async fn rotate(&self, token: &Token) -> Result<Token> {
         self.move_to_new_token(token, |_| {}).map(|(t, _)| t)
     }
@@ -289,6 +308,9 @@ async fn the_suite_refuses_this_store_with_one_rule_broken() {
         }
         async fn save_data(&self, token: &Token, data: &SessionData) -> Result<()> {
             self.0.save_data(token, data).await
+        }
+        async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
+            self.0.update_data(token, changes).await
         }
         async fn rotate(&self, token: &Token) -> Result<Token> {
             self.0.rotate(token).await

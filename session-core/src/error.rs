@@ -29,6 +29,20 @@ pub enum Error {
     /// An argument the caller passed is not acceptable (for example an empty user id).
     #[error("invalid argument: {0}")]
     InvalidInput(String),
+    /// A read-modify-write of one key of the session data
+    /// ([`update_value`](crate::update_value), `AuthSession::update`) found the key changed by
+    /// another writer on every try. Nothing was written by this call. Many requests of one
+    /// session write this key at once: retry later, or keep such a value outside the session.
+    #[error(
+        "session data key {key:?} was changed by other writers during each of {attempts} tries; \
+         nothing was written (retry later, or keep a value this contended outside the session)"
+    )]
+    Contended {
+        /// The key.
+        key: String,
+        /// How many times it was tried.
+        attempts: u32,
+    },
     /// The configuration is not usable; the message says which setting to fix.
     #[error("invalid session configuration: {0}")]
     Config(String),

@@ -63,6 +63,7 @@
 
 #[cfg(feature = "axum")]
 pub mod axum;
+pub mod changes;
 pub mod config;
 pub mod error;
 mod logging;
@@ -81,6 +82,7 @@ pub mod testing;
 /// The `redis` crate this crate was built with, for [`RedisStore::on_connection`].
 #[cfg(feature = "redis")]
 pub use ::redis;
+pub use changes::{update_value, DataChanges, DataUpdate};
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use error::{Error, Result, UnavailableKind};
 pub use logging::{log_safe, LogSafe, LOG_SAFE_MAX_CHARS};

@@ -16,7 +16,7 @@
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
-//! | `session_store_operations_total` | counter | `op` (`load`, `create`, ...), `outcome` (`ok`, `none`, `not_found`, `invalid_input`, `unavailable`, `corrupt`, `error`) |
+//! | `session_store_operations_total` | counter | `op` (`load`, `create`, ...), `outcome` (`ok`, `none`, `conflict`, `not_found`, `invalid_input`, `unavailable`, `corrupt`, `error`) |
 //! | `session_store_operation_seconds` | histogram | `op` |
 //! | `session_cache_hits_total`, `session_cache_misses_total`, `session_cache_invalidations_total`, `session_cache_flushes_total` | counter | — ([`record_cache_stats`]) |
 //! | `session_cache_entries` | gauge | — |
@@ -30,6 +30,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tracing::Instrument as _;
 
+use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
 use crate::error::{Error, Result};
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
@@ -128,6 +129,18 @@ impl<S: SessionStore> SessionStore for Metered<S> {
 
     async fn save_data(&self, token: &Token, data: &SessionData) -> Result<()> {
         measured("save_data", self.inner.save_data(token, data), ok).await
+    }
+
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
+        measured(
+            "update_data",
+            self.inner.update_data(token, changes),
+            |u| match u {
+                DataUpdate::Applied(_) => "ok",
+                DataUpdate::Conflict(_) => "conflict",
+            },
+        )
+        .await
     }
 
     async fn rotate(&self, token: &Token) -> Result<Token> {

@@ -55,6 +55,10 @@ pub(crate) const CREATED_OFFSET: usize = 13;
 pub(crate) const AUTH_TIME_OFFSET: usize = 19;
 /// Offset of the user id's length byte.
 pub(crate) const USER_LEN_OFFSET: usize = 25;
+/// Width of the label's length field (big-endian), right after the user id.
+pub(crate) const LABEL_LEN_BYTES: usize = 2;
+/// Width of the authorization block's length field (big-endian), right after the label.
+pub(crate) const AUTHZ_LEN_BYTES: usize = 2;
 /// Longest session label, in characters (longer ones are cut).
 pub const MAX_LABEL_CHARS: usize = 256;
 /// Longest user id, in bytes.
@@ -136,6 +140,15 @@ impl SessionData {
         Ok(())
     }
 
+    /// The raw JSON value of `key`.
+    pub(crate) fn value(&self, key: &str) -> Option<&serde_json::Value> {
+        self.0.get(key)
+    }
+
+    pub(crate) fn insert_json(&mut self, key: String, value: serde_json::Value) {
+        self.0.insert(key, value);
+    }
+
     /// Removes `key`; true when it was present.
     pub fn remove(&mut self, key: &str) -> bool {
         self.0.remove(key).is_some()
@@ -166,7 +179,7 @@ impl SessionData {
         Ok(bytes)
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
         if bytes.is_empty() {
             return Ok(Self::new());
         }

@@ -7,6 +7,7 @@ pub mod memory;
 
 use async_trait::async_trait;
 
+use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
 use crate::error::Result;
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
@@ -70,13 +71,52 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn load(&self, token: &Token) -> Result<Option<Session>>;
 
     /// Replaces the application data of the session of `token`, keeping its roles, expiry and
-    /// everything else.
+    /// everything else. The whole data: a key another writer set since this caller read the
+    /// data is lost. To change some keys, use [`update_data`](SessionStore::update_data).
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) when the session has ended;
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) for oversized data;
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn save_data(&self, token: &Token, data: &SessionData) -> Result<()>;
+
+    /// Applies `changes` to the application data of the session of `token` in one atomic step
+    /// in the store: the keys it sets or removes are merged into the data as stored at that
+    /// moment, and every other key keeps whatever it holds, so concurrent writers of different
+    /// keys never lose each other's writes (as a load, change and
+    /// [`save_data`](SessionStore::save_data) of the whole data would). If an expectation
+    /// ([`DataChanges::expect`]) does not hold, nothing changes and the answer is
+    /// [`DataUpdate::Conflict`]. Either way the answer carries the whole data as now stored.
+    /// Roles, expiry and everything else stay.
+    ///
+    /// For a read-modify-write of one key (a counter, a cart) use
+    /// [`update_value`](crate::update_value), which retries on conflicts.
+    ///
+    /// ```
+    /// use session_core::{DataChanges, MemoryStore, NewSession, SessionConfig, SessionStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(SessionConfig::default());
+    /// let (token, _) = store.create(NewSession::new("alice")).await?;
+    /// let mut changes = DataChanges::new();
+    /// changes.set("cart", &["apple"])?;
+    /// let data = store.update_data(&token, &changes).await?.into_data();
+    /// assert_eq!(data.get::<Vec<String>>("cart")?, Some(vec!["apple".to_owned()]));
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// An implementation must apply the whole of `changes` atomically with respect to every
+    /// other write of the session's data: [`DataChanges::apply_to`] does the merge for a store
+    /// that can hold the session exclusively meanwhile. There is no default: a load followed
+    /// by a save would lose updates.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when the session has ended;
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) when the merged data would be too
+    /// large (nothing changes); [`Error::Corrupt`](crate::Error::Corrupt) when the stored data
+    /// cannot be read; [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate>;
 
     /// Gives the session a new token and returns it; the old token stops working at once.
     /// Everything else (user, roles, data, deadline) stays. Use it when privileges change.

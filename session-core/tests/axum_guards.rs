@@ -806,6 +806,14 @@ impl SessionStore for Switchable {
         self.check()?;
         self.inner.0.save_data(token, data).await
     }
+    async fn update_data(
+        &self,
+        token: &Token,
+        changes: &session_core::DataChanges,
+    ) -> Result<session_core::DataUpdate, Error> {
+        self.check()?;
+        self.inner.0.update_data(token, changes).await
+    }
     async fn rotate(&self, token: &Token) -> Result<Token, Error> {
         self.check()?;
         self.inner.0.rotate(token).await

@@ -492,6 +492,18 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
         .expect("after save_data.lua");
     same(&loaded, &["USER"], &["x"], "save_data.lua");
 
+    // update_data.lua finds the data after the label and the roles block, and keeps both.
+    let mut changes = session_core::DataChanges::new();
+    changes.set("cart", &[1, 2, 3]).unwrap();
+    let update = store.update_data(&token, &changes).await.unwrap();
+    assert_eq!(update, session_core::DataUpdate::Applied(data.clone()));
+    let loaded = store
+        .load(&token)
+        .await
+        .unwrap()
+        .expect("after update_data.lua");
+    same(&loaded, &["USER"], &["x"], "update_data.lua");
+
     // rotate.lua reads the user and the created time from the header.
     let rotated = store.rotate(&token).await.unwrap();
     let loaded = store
@@ -522,4 +534,75 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
     let index = format!("{}:u:zoë", config.key_prefix());
     let members: i64 = conn.zcard(&index).await.unwrap();
     assert_eq!(members, 0, "delete.lua left the session indexed");
+}
+
+/// `update_data.lua` reads any JSON object in the data part (whitespace included, as another
+/// encoder might write it) and keeps the untouched members as they are; bytes that are not a
+/// JSON object there make the call `Corrupt` and stay untouched.
+#[tokio::test]
+async fn update_data_reads_any_json_object_and_leaves_foreign_data_alone() {
+    let (server, config, store) = started().await;
+    let mut data = SessionData::new();
+    data.insert("a", &[1, 2]).unwrap();
+    data.insert("b", "x y").unwrap();
+    data.insert("c", &serde_json::json!({"d": [true, null]}))
+        .unwrap();
+    let (token, _) = store
+        .create(NewSession::new("ivan").with_data(data.clone()))
+        .await
+        .unwrap();
+    let key = session_key(&config, &token);
+    let mut conn = raw(&server).await;
+    let stored: Vec<u8> = conn.get(&key).await.unwrap();
+    let compact = serde_json::to_vec(&serde_json::json!({
+        "a": [1, 2], "b": "x y", "c": {"d": [true, null]}
+    }))
+    .unwrap();
+    assert!(stored.ends_with(&compact), "the data part is compact JSON");
+    let head = &stored[..stored.len() - compact.len()];
+    let with_data = |json: &[u8]| [head, json].concat();
+
+    let pretty =
+        b" {\n  \"a\" : [ 1, 2 ] ,\n\t\"b\":\"x y\",\r\n  \"c\": { \"d\": [true, null] }\n} ";
+    let () = conn.set(&key, with_data(pretty)).await.unwrap();
+    let mut changes = session_core::DataChanges::new();
+    changes
+        .expect("b", Some("x y"))
+        .unwrap()
+        .set("b", "z")
+        .unwrap()
+        .set("e", &5)
+        .unwrap();
+    let update = store.update_data(&token, &changes).await.unwrap();
+    let mut want = data.clone();
+    want.insert("b", "z").unwrap();
+    want.insert("e", &5).unwrap();
+    assert_eq!(update, session_core::DataUpdate::Applied(want.clone()));
+    assert_eq!(store.load(&token).await.unwrap().unwrap().data(), &want);
+
+    // No expectations: what refuses the foreign bytes is the script's reading, not a conflict.
+    let mut blind = session_core::DataChanges::new();
+    blind.set("b", "z").unwrap();
+    for foreign in [
+        &b"[1,2]"[..],
+        b"{\"a\":1",
+        b"{\"a\" 1}",
+        b"not json",
+        b"{\"a\":1}x",
+        b"{}x",
+        b"{\"a\":1,}",
+    ] {
+        let bytes = with_data(foreign);
+        let () = conn.set(&key, &bytes).await.unwrap();
+        assert!(
+            matches!(
+                store.update_data(&token, &blind).await,
+                Err(Error::Corrupt(_))
+            ),
+            "{}",
+            String::from_utf8_lossy(foreign)
+        );
+        let after: Vec<u8> = conn.get(&key).await.unwrap();
+        assert_eq!(after, bytes, "foreign data rewritten");
+    }
 }

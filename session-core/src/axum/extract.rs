@@ -7,10 +7,12 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::response::Response;
 use http::request::Parts;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::axum::layer::RequestSession;
 use crate::axum::rejection::Rejection;
+use crate::changes::{update_value, DataChanges};
 use crate::error::{Error, Result};
 use crate::logging::log_safe;
 use crate::record::{NewSession, Session, SessionData};
@@ -199,18 +201,71 @@ impl AuthSession {
         Ok(ended)
     }
 
-    /// Stores `value` under `key` in the session's application data, and saves it.
+    /// Stores `value` under `key` in the session's application data. Only this key is
+    /// written (merged into the data as stored, [`SessionStore::update_data`](crate::SessionStore::update_data)): concurrent
+    /// requests writing other keys keep theirs.
+    ///
+    /// ```
+    /// use session_core::axum::AuthSession;
+    /// use session_core::Error;
+    ///
+    /// async fn add_to_cart(mut auth: AuthSession) -> Result<String, Error> {
+    ///     // A read-modify-write of one key: retried if another request changed it meanwhile.
+    ///     let cart = auth
+    ///         .update("cart", |cart: Option<Vec<String>>| {
+    ///             let mut cart = cart.unwrap_or_default();
+    ///             cart.push("apple".to_owned());
+    ///             cart
+    ///         })
+    ///         .await?;
+    ///     auth.insert("last_added", "apple").await?;
+    ///     auth.remove("flash").await?;
+    ///     Ok(format!("{} items", cart.len()))
+    /// }
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`] without a live session; [`Error::InvalidInput`] for a value that is
     /// not JSON-representable or too large; [`Error::Unavailable`].
     pub async fn insert<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
-        let mut data = self.session().ok_or(Error::NotFound)?.data().clone();
-        data.insert(key, value)?;
-        self.save_data(data).await
+        let mut changes = DataChanges::new();
+        changes.set(key, value)?;
+        self.session = Some(apply(&self.ctx, self.session.as_ref(), &changes).await?);
+        Ok(())
     }
 
-    /// Replaces the session's application data, and saves it.
+    /// Removes `key` from the session's application data (only this key is written, as with
+    /// [`AuthSession::insert`]).
+    ///
+    /// # Errors
+    /// As [`AuthSession::insert`].
+    pub async fn remove(&mut self, key: &str) -> Result<()> {
+        let mut changes = DataChanges::new();
+        changes.remove(key);
+        self.session = Some(apply(&self.ctx, self.session.as_ref(), &changes).await?);
+        Ok(())
+    }
+
+    /// Atomic read-modify-write of one key: `f` gets the value as stored (`None`: absent) and
+    /// returns the new one, which is stored only if nobody changed the key meanwhile; else `f`
+    /// runs again with the newer value ([`update_value`](crate::update_value)). Returns the value stored.
+    ///
+    /// # Errors
+    /// [`Error::Contended`] when other writers changed the key during every try;
+    /// [`Error::InvalidInput`] when the stored value is not a `T`; as [`AuthSession::insert`].
+    pub async fn update<T, F>(&mut self, key: &str, f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T,
+    {
+        let (value, session) = update(&self.ctx, self.session.as_ref(), key, f).await?;
+        self.session = Some(session);
+        Ok(value)
+    }
+
+    /// Replaces the session's whole application data, and saves it. The last writer wins: keys
+    /// that concurrent requests set meanwhile are lost. To change some keys, use `insert`,
+    /// `remove` or `update`, which write only theirs.
     ///
     /// # Errors
     /// As [`AuthSession::insert`].
@@ -233,6 +288,43 @@ async fn save(
     Arc::make_mut(&mut updated.record).data = data;
     ctx.replace_session(updated.clone());
     Ok(updated)
+}
+
+/// Applies `changes` in the store and keeps the data it answers with as the request's session.
+async fn apply(
+    ctx: &RequestSession,
+    session: Option<&Session>,
+    changes: &DataChanges,
+) -> Result<Session> {
+    let session = session.ok_or(Error::NotFound)?;
+    let token = ctx.token().ok_or(Error::NotFound)?;
+    let data = ctx.store().update_data(&token, changes).await?.into_data();
+    Ok(with_data(ctx, session, data))
+}
+
+/// [`update_value`] on the request's session.
+async fn update<T, F>(
+    ctx: &RequestSession,
+    session: Option<&Session>,
+    key: &str,
+    f: F,
+) -> Result<(T, Session)>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnMut(Option<T>) -> T,
+{
+    let session = session.ok_or(Error::NotFound)?;
+    let token = ctx.token().ok_or(Error::NotFound)?;
+    let (value, data) = update_value(ctx.store().as_ref(), &token, key, session.data(), f).await?;
+    Ok((value, with_data(ctx, session, data)))
+}
+
+/// `session` with `data`, also kept as the request's session for later extractors.
+fn with_data(ctx: &RequestSession, session: &Session, data: SessionData) -> Session {
+    let mut updated = session.clone();
+    Arc::make_mut(&mut updated.record).data = data;
+    ctx.replace_session(updated.clone());
+    updated
 }
 
 /// The logged-in user's session; requests without one are refused with 401 before the handler
@@ -280,18 +372,47 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
 }
 
 impl CurrentUser {
-    /// Stores `value` under `key` in the session's application data, and saves it.
+    /// Stores `value` under `key` in the session's application data. Only this key is
+    /// written: concurrent requests writing other keys keep theirs.
     ///
     /// # Errors
     /// [`Error::NotFound`] when the session ended meanwhile; [`Error::InvalidInput`] for a value
     /// that is not JSON-representable or too large; [`Error::Unavailable`].
     pub async fn insert<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
-        let mut data = self.session.data().clone();
-        data.insert(key, value)?;
-        self.save_data(data).await
+        let mut changes = DataChanges::new();
+        changes.set(key, value)?;
+        self.session = apply(&self.ctx, Some(&self.session), &changes).await?;
+        Ok(())
     }
 
-    /// Replaces the session's application data, and saves it.
+    /// Removes `key` from the session's application data (only this key is written).
+    ///
+    /// # Errors
+    /// As [`CurrentUser::insert`].
+    pub async fn remove(&mut self, key: &str) -> Result<()> {
+        let mut changes = DataChanges::new();
+        changes.remove(key);
+        self.session = apply(&self.ctx, Some(&self.session), &changes).await?;
+        Ok(())
+    }
+
+    /// Atomic read-modify-write of one key, as [`AuthSession::update`].
+    ///
+    /// # Errors
+    /// As [`AuthSession::update`].
+    pub async fn update<T, F>(&mut self, key: &str, f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T,
+    {
+        let (value, session) = update(&self.ctx, Some(&self.session), key, f).await?;
+        self.session = session;
+        Ok(value)
+    }
+
+    /// Replaces the session's whole application data, and saves it. The last writer wins: keys
+    /// that concurrent requests set meanwhile are lost. To change some keys, use `insert`,
+    /// `remove` or `update`, which write only theirs.
     ///
     /// # Errors
     /// As [`CurrentUser::insert`].

@@ -119,7 +119,8 @@ pub(crate) fn default_handler() -> RejectionHandler {
 
 /// Lets handlers return `Result<_, session_core::Error>`: an unavailable store is 503
 /// `store_unavailable`, a missing or unreadable session 401 `unauthenticated`, bad input 400
-/// `bad_request`, anything else 500 `internal` (logged, with no details sent to the client).
+/// `bad_request`, session data changed by other requests on every try 409 `conflict`, anything
+/// else 500 `internal` (logged, with no details sent to the client).
 impl IntoResponse for crate::Error {
     fn into_response(self) -> Response {
         let (status, code, message) = match &self {
@@ -131,6 +132,7 @@ impl IntoResponse for crate::Error {
                 return Rejection::Unauthenticated.json_response();
             }
             crate::Error::InvalidInput(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone()),
+            crate::Error::Contended { .. } => (StatusCode::CONFLICT, "conflict", self.to_string()),
             _ => {
                 tracing::error!(error = %self, "session operation failed");
                 (

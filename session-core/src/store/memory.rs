@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
 use crate::error::{Error, Result};
 use crate::record::{
@@ -266,6 +267,20 @@ impl SessionStore for MemoryStore {
             .ok_or(Error::NotFound)?;
         Arc::make_mut(&mut entry.record).data = data.clone();
         Ok(())
+    }
+
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
+        let mut inner = self.lock();
+        let entry = inner
+            .live_entry(&token.key(), now_ms())
+            .ok_or(Error::NotFound)?;
+        // Under the store's lock: no other write of this session can come in between.
+        let mut data = entry.record.data.clone();
+        if !changes.apply_to(&mut data)? {
+            return Ok(DataUpdate::Conflict(data));
+        }
+        Arc::make_mut(&mut entry.record).data = data.clone();
+        Ok(DataUpdate::Applied(data))
     }
 
     async fn rotate(&self, token: &Token) -> Result<Token> {

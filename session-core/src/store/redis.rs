@@ -59,11 +59,13 @@ use self::conn::Pools;
 pub use self::conn::{Connection, RedisTarget};
 use self::keys::{member_key, KeyLayout};
 use self::scripts::Scripts;
+use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
 use crate::error::{Error, Result, UnavailableKind};
 use crate::record::{
     check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
-    SessionData, SessionInfo,
+    SessionData, SessionInfo, AUTHZ_LEN_BYTES, FORMAT_VERSION, LABEL_LEN_BYTES, MAX_DATA_LEN,
+    USER_LEN_OFFSET,
 };
 use crate::store::SessionStore;
 use crate::token::{SessionHandle, SessionKey, Token};
@@ -576,6 +578,28 @@ impl SessionStore for RedisStore {
         outcome_to_result(outcome, key)
     }
 
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
+        let key = token.key();
+        let session_key = self.keys.session(&key);
+        let args = update_data_args(changes)?;
+        let script = &self.scripts.update_data;
+        let reply: Vec<redis::Value> = self
+            .write(|mut c| async move {
+                let mut call = script.key(&session_key);
+                call.arg(FORMAT_VERSION)
+                    .arg(USER_LEN_OFFSET)
+                    .arg(LABEL_LEN_BYTES)
+                    .arg(AUTHZ_LEN_BYTES)
+                    .arg(MAX_DATA_LEN);
+                for arg in &args {
+                    call.arg(arg.as_slice());
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        updated_data(reply, key)
+    }
+
     async fn rotate(&self, token: &Token) -> Result<Token> {
         self.move_session(token, None).await.map(|(new, _)| new)
     }
@@ -686,21 +710,69 @@ pub(super) enum Strategy {
 }
 
 /// Script outcomes: 1 done, 0 no session, -1 bytes that are not a record of ours.
+/// The arguments of `update_data.lua` after the record layout: the number of expectations,
+/// the expectations and the changes, keys and values in their serde_json encoding (`""`: absent,
+/// or remove).
+fn update_data_args(changes: &DataChanges) -> Result<Vec<Vec<u8>>> {
+    let expectations: Vec<_> = changes.expectations().collect();
+    let mut args = Vec::with_capacity(1 + 2 * expectations.len());
+    args.push(expectations.len().to_string().into_bytes());
+    for (key, value) in expectations.into_iter().chain(changes.writes()) {
+        args.push(json_bytes(key)?);
+        args.push(value.map(json_bytes).transpose()?.unwrap_or_default());
+    }
+    Ok(args)
+}
+
+fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::InvalidInput(format!("session data: {e}")))
+}
+
+/// Reads `update_data.lua`'s answer.
+fn updated_data(reply: Vec<redis::Value>, key: SessionKey) -> Result<DataUpdate> {
+    let unexpected = |reply: &[redis::Value]| {
+        Error::Internal(format!(
+            "update_data.lua gave an unexpected answer: {reply:?}"
+        ))
+    };
+    let data = |bytes: &[u8]| {
+        SessionData::decode(bytes).inspect_err(|_| {
+            unreadable_record(key);
+        })
+    };
+    match reply.as_slice() {
+        [redis::Value::Int(1), redis::Value::BulkString(bytes)] => {
+            Ok(DataUpdate::Applied(data(bytes)?))
+        }
+        [redis::Value::Int(2), redis::Value::BulkString(bytes)] => {
+            Ok(DataUpdate::Conflict(data(bytes)?))
+        }
+        [redis::Value::Int(3), redis::Value::Int(len)] => Err(Error::InvalidInput(format!(
+            "session data would be {len} bytes encoded; the limit is {MAX_DATA_LEN}"
+        ))),
+        [redis::Value::Int(0)] => Err(Error::NotFound),
+        // Not a record of ours, or data that is not a JSON object: left untouched.
+        [redis::Value::Int(-1)] => Err(unreadable_record(key)),
+        other => Err(unexpected(other)),
+    }
+}
+
 pub(super) fn outcome_to_result(outcome: i64, key: SessionKey) -> Result<()> {
     match outcome {
         1 => Ok(()),
-        -1 => {
-            tracing::warn!(
-                target: "session_core::store",
-                session = %key.log_tag(),
-                "unreadable bytes under a session key; left untouched"
-            );
-            Err(Error::Corrupt(
-                "the value under this session key is not a session record".to_owned(),
-            ))
-        }
+        -1 => Err(unreadable_record(key)),
         _ => Err(Error::NotFound),
     }
+}
+
+/// Logs and describes bytes under a session key that a script could not read.
+fn unreadable_record(key: SessionKey) -> Error {
+    tracing::warn!(
+        target: "session_core::store",
+        session = %key.log_tag(),
+        "unreadable bytes under a session key; left untouched"
+    );
+    Error::Corrupt("the value under this session key is not a session record".to_owned())
 }
 
 fn log_evictions(evicted: usize) {

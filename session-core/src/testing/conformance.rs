@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 use rand::Rng as _;
 
 use crate::{
-    Error, NewSession, SessionConfig, SessionConfigBuilder, SessionData, SessionHandle,
-    SessionStore, Token,
+    update_value, DataChanges, DataUpdate, Error, NewSession, SessionConfig, SessionConfigBuilder,
+    SessionData, SessionHandle, SessionStore, Token,
 };
 
 /// Runs every case of the suite against stores made by `make`.
@@ -33,6 +33,10 @@ where
     created_session_loads_with_its_contents(make(build(base())).await).await;
     unknown_and_deleted_tokens_give_none(make(build(base())).await).await;
     save_data_replaces_data_and_keeps_roles(make(build(base())).await).await;
+    update_data_merges_per_key_and_checks_expectations(make(build(base())).await).await;
+    update_data_keeps_every_json_value_exactly(make(build(base())).await).await;
+    concurrent_writers_of_different_keys_lose_nothing(make(build(base())).await).await;
+    concurrent_increments_of_one_key_all_count(make(build(base())).await).await;
     rotate_kills_the_old_token_and_keeps_the_session(make(build(base())).await).await;
     reauthenticate_rotates_and_refreshes_auth_time(make(build(base())).await).await;
     reauthenticate_keeps_every_field_and_the_index(make(build(base())).await).await;
@@ -172,6 +176,271 @@ pub async fn save_data_replaces_data_and_keeps_roles(store: impl SessionStore) {
         store.save_data(&token, &data).await,
         Err(Error::NotFound)
     ));
+}
+
+/// `update_data` sets and removes only the keys it names, keeps the roles, applies nothing when
+/// an expectation fails (and answers with the data as stored), refuses oversized results
+/// without changing anything, and is `NotFound` for an ended session.
+pub async fn update_data_merges_per_key_and_checks_expectations(store: impl SessionStore) {
+    let case = "update_data_merges_per_key_and_checks_expectations";
+    let mut data = SessionData::new();
+    data.insert("theme", "dark").unwrap();
+    data.insert("flash", "saved").unwrap();
+    let (token, _) = store
+        .create(NewSession::new("erin").with_roles(["USER"]).with_data(data))
+        .await
+        .unwrap();
+    let mut changes = DataChanges::new();
+    changes.set("cart", &["apple"]).unwrap().remove("flash");
+    let applied = store.update_data(&token, &changes).await.expect(case);
+    let mut want = SessionData::new();
+    want.insert("theme", "dark").unwrap();
+    want.insert("cart", &["apple"]).unwrap();
+    assert_eq!(applied, DataUpdate::Applied(want.clone()), "{case}");
+    let loaded = store.load(&token).await.unwrap().expect("live");
+    assert_eq!(loaded.data(), &want, "{case}: as stored");
+    assert_eq!(loaded.roles(), ["USER"], "{case}: roles kept");
+
+    // Removing an absent key, and an empty set of changes, change nothing.
+    let mut noop = DataChanges::new();
+    noop.remove("never-set");
+    assert_eq!(
+        store.update_data(&token, &noop).await.unwrap(),
+        DataUpdate::Applied(want.clone()),
+        "{case}: remove of an absent key"
+    );
+    assert_eq!(
+        store
+            .update_data(&token, &DataChanges::new())
+            .await
+            .unwrap(),
+        DataUpdate::Applied(want.clone()),
+        "{case}: no changes"
+    );
+
+    // A failed expectation applies nothing, not even the other changes.
+    let mut stale = DataChanges::new();
+    stale
+        .expect("theme", Some("light"))
+        .unwrap()
+        .set("theme", "blue")
+        .unwrap()
+        .set("other", &1)
+        .unwrap();
+    assert_eq!(
+        store.update_data(&token, &stale).await.unwrap(),
+        DataUpdate::Conflict(want.clone()),
+        "{case}: stale expectation"
+    );
+    let mut absent = DataChanges::new();
+    absent
+        .expect::<u32>("cart", None)
+        .unwrap()
+        .set("x", &1)
+        .unwrap();
+    assert!(
+        !store
+            .update_data(&token, &absent)
+            .await
+            .unwrap()
+            .is_applied(),
+        "{case}: expected absent, but present"
+    );
+    let mut fresh = DataChanges::new();
+    fresh
+        .expect("theme", Some("dark"))
+        .unwrap()
+        .expect::<u32>("count", None)
+        .unwrap()
+        .set("count", &1)
+        .unwrap();
+    want.insert("count", &1).unwrap();
+    assert_eq!(
+        store.update_data(&token, &fresh).await.unwrap(),
+        DataUpdate::Applied(want.clone()),
+        "{case}: expectations that hold"
+    );
+
+    // Too large once merged: refused, nothing changed.
+    let mut big = DataChanges::new();
+    big.set("big", &"x".repeat(crate::record::MAX_DATA_LEN - 10))
+        .unwrap();
+    assert!(
+        matches!(
+            store.update_data(&token, &big).await,
+            Err(Error::InvalidInput(_))
+        ),
+        "{case}: oversized"
+    );
+    let loaded = store.load(&token).await.unwrap().expect("live");
+    assert_eq!(loaded.data(), &want, "{case}: unchanged after the refusal");
+
+    // Remove every key: the data is empty again.
+    let mut clear = DataChanges::new();
+    for key in ["theme", "cart", "count"] {
+        clear.remove(key);
+    }
+    assert_eq!(
+        store.update_data(&token, &clear).await.unwrap(),
+        DataUpdate::Applied(SessionData::new()),
+        "{case}: all removed"
+    );
+    assert!(store.load(&token).await.unwrap().unwrap().data().is_empty());
+
+    store.delete(&token).await.unwrap();
+    assert!(
+        matches!(
+            store.update_data(&token, &changes).await,
+            Err(Error::NotFound)
+        ),
+        "{case}: ended session"
+    );
+}
+
+/// Values that a JSON merge could mangle (big integers, empty arrays and objects, brackets,
+/// quotes and escapes inside strings, non-ASCII keys) read back exactly after per-key updates
+/// around them, and compare equal to themselves as expectations.
+pub async fn update_data_keeps_every_json_value_exactly(store: impl SessionStore) {
+    let case = "update_data_keeps_every_json_value_exactly";
+    let values = serde_json::json!({
+        "big": u64::MAX,
+        "negative": i64::MIN,
+        "float": 0.1,
+        "empty_array": [],
+        "empty_object": {},
+        "nested": {"a": [[], {}, [1, [2, {"b": "]}"}]], null], "c": true},
+        "tricky \"key\" ]}{,:": "a \"quoted\" \\ string with ]} and {[ and , and :",
+        "ünïcode ✓": "emoji 🙂 and \u{0} and \n",
+        "false": false,
+        "null": null,
+    });
+    let serde_json::Value::Object(values) = values else {
+        unreachable!("a JSON object literal")
+    };
+    let mut data = SessionData::new();
+    for (key, value) in &values {
+        data.insert(key.clone(), value).unwrap();
+    }
+    let (token, _) = store
+        .create(NewSession::new("frank").with_data(data.clone()))
+        .await
+        .unwrap();
+    // Set each one again, one at a time, expecting its current value.
+    for (key, value) in &values {
+        let mut changes = DataChanges::new();
+        changes
+            .expect_json(key.clone(), Some(value.clone()))
+            .set(key.clone(), value)
+            .unwrap();
+        let update = store.update_data(&token, &changes).await.expect(case);
+        assert_eq!(update, DataUpdate::Applied(data.clone()), "{case}: {key}");
+    }
+    // Remove half of them and add them back: still exactly the same data.
+    let keys: Vec<_> = values.keys().step_by(2).cloned().collect();
+    let mut removal = DataChanges::new();
+    for key in &keys {
+        removal.remove(key.clone());
+    }
+    assert!(
+        store
+            .update_data(&token, &removal)
+            .await
+            .expect(case)
+            .is_applied(),
+        "{case}: removal"
+    );
+    let mut back = DataChanges::new();
+    for key in &keys {
+        back.set(key.clone(), &values[key]).unwrap();
+    }
+    let update = store.update_data(&token, &back).await.expect(case);
+    assert_eq!(
+        update,
+        DataUpdate::Applied(data.clone()),
+        "{case}: re-added"
+    );
+    let loaded = store.load(&token).await.unwrap().expect("live");
+    assert_eq!(loaded.data(), &data, "{case}: as loaded");
+}
+
+/// 50 writers of one session at once, each setting a key of its own: all 50 keys are there
+/// afterwards (a load-change-save of the whole data would keep only some).
+pub async fn concurrent_writers_of_different_keys_lose_nothing<S: SessionStore>(store: S) {
+    let case = "concurrent_writers_of_different_keys_lose_nothing";
+    const WRITERS: usize = 50;
+    let store = Arc::new(store);
+    let (token, _) = store.create(NewSession::new("grace")).await.unwrap();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let token = token.clone();
+            tokio::spawn(async move {
+                let mut changes = DataChanges::new();
+                changes.set(format!("item-{i}"), &i).unwrap();
+                store.update_data(&token, &changes).await
+            })
+        })
+        .collect();
+    for writer in writers {
+        let update = writer.await.expect(case).expect(case);
+        assert!(update.is_applied(), "{case}: no expectation, so applied");
+    }
+    let data = store
+        .load(&token)
+        .await
+        .unwrap()
+        .expect("live")
+        .data()
+        .clone();
+    let missing: Vec<usize> = (0..WRITERS)
+        .filter(|i| data.get::<usize>(&format!("item-{i}")).ok().flatten() != Some(*i))
+        .collect();
+    assert!(missing.is_empty(), "{case}: lost the writes of {missing:?}");
+}
+
+/// 50 concurrent increments of one counter through [`update_value`] count to exactly 50, and
+/// each increment saw a different value.
+pub async fn concurrent_increments_of_one_key_all_count<S: SessionStore>(store: S) {
+    let case = "concurrent_increments_of_one_key_all_count";
+    const WRITERS: u64 = 50;
+    let store = Arc::new(store);
+    let (token, _) = store.create(NewSession::new("heidi")).await.unwrap();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let token = token.clone();
+            tokio::spawn(async move {
+                // Every writer starts from the same (soon stale) copy, as requests do.
+                update_value(
+                    &*store,
+                    &token,
+                    "count",
+                    &SessionData::new(),
+                    |n: Option<u64>| n.unwrap_or(0) + 1,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for writer in writers {
+        let (count, _) = writer.await.expect(case).expect(case);
+        seen.push(count);
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=WRITERS).collect::<Vec<_>>(),
+        "{case}: each saw its own"
+    );
+    let data = store
+        .load(&token)
+        .await
+        .unwrap()
+        .expect("live")
+        .data()
+        .clone();
+    assert_eq!(data.get::<u64>("count").unwrap(), Some(WRITERS), "{case}");
 }
 
 /// Rotation issues a new token for the same session; the old token is dead at once.
@@ -335,6 +604,9 @@ pub async fn label_is_kept_bounded_and_listed(store: impl SessionStore) {
     assert_eq!(created.label(), Some(expected.as_str()), "{name}");
     let loaded = store.load(&t1).await.unwrap().expect("live");
     assert_eq!(loaded.label(), Some(expected.as_str()), "{name}");
+    // Listings are ordered by creation time in ms; two sessions created in the same ms come in
+    // either order.
+    sleep_ms(2).await;
     let (_, plain) = store.create(NewSession::new("vera")).await.unwrap();
     assert_eq!(plain.label(), None, "{name}");
     // Both may be created in the same millisecond: find each by its handle, not its place.

@@ -66,6 +66,8 @@ scripts!(
         compare_delete,
         index_add,
         mark_role_change,
+        // Takes the layout it needs as arguments (and has the prelude too).
+        update_data,
         // Session keys and the user's index together: single server and Sentinel only.
         evict,
         apply_role_change,
