@@ -1,14 +1,19 @@
 //! The demo server of `session-core`: login with Redis sessions, end to end.
 //!
-//! [`app`] builds the whole HTTP service; `src/main.rs` reads the settings, picks the store and
-//! serves it. See the README for a curl session.
+//! Two binaries, one contract: `demo-server` (axum; [`app`] builds its whole HTTP service) and
+//! `demo-actix` (actix-web; [`actix_app`]). What each route does is written once, in [`api`];
+//! [`setup`] builds the store, accounts, cookie and CSRF policy for both. See the README for a
+//! curl session.
 
 pub mod accounts;
+pub mod actix_app;
+pub mod api;
 pub mod errors;
 pub mod password_queue;
 pub mod routes;
 pub mod serve;
 pub mod settings;
+pub mod setup;
 
 use std::convert::Infallible;
 use std::sync::Arc;

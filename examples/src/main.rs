@@ -1,21 +1,11 @@
 //! `demo-server`: see the README (`cargo run -p session-examples --bin demo-server`).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::http::uri::Scheme;
-use demo::accounts::{MemoryAccounts, RedisAccounts};
-use demo::password_queue::PasswordQueue;
+use demo::app;
 use demo::serve::serve;
 use demo::settings::Settings;
-use demo::{app, seed, AppState};
-use session_core::axum::{CookieConfig, CsrfLayer};
-use session_core::password::Passwords;
-use session_core::throttle::ThrottleConfig;
-use session_core::{CacheConfig, MemoryStore, RedisStore, SessionConfig};
+use demo::setup::{prepare, shutdown_signal};
+use session_core::axum::CsrfLayer;
 use tracing_subscriber::EnvFilter;
-
-const KEY_PREFIX: &str = "demo";
 
 #[tokio::main]
 async fn main() {
@@ -38,93 +28,22 @@ async fn main() {
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
-    let config = SessionConfig::builder()
-        .key_prefix(KEY_PREFIX)
-        .idle_timeout(settings.idle)
-        .absolute_timeout(settings.absolute)
-        .max_sessions_per_user(Some(settings.max_per_user))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let passwords = Passwords::default();
-    let throttle = ThrottleConfig::new(settings.login_max_failures, settings.lockout);
-    let state = match settings.redis.clone() {
-        Some(target) => {
-            let mut store = RedisStore::with_target(target, config).map_err(|e| e.to_string())?;
-            if settings.session_cache {
-                store = store
-                    .with_cache(CacheConfig::default())
-                    .map_err(|e| e.to_string())?;
-            }
-            let store = Arc::new(store);
-            tracing::info!(redis = ?store, "sessions and accounts are kept in Redis");
-            AppState {
-                accounts: Arc::new(RedisAccounts::new(Arc::clone(&store), KEY_PREFIX)),
-                store,
-                passwords,
-                throttle,
-                password_queue: PasswordQueue::new(settings.login_queue_max),
-                step_up: settings.step_up,
-            }
-        }
-        None => {
-            tracing::warn!(
-                "REDIS_URL is not set: sessions and accounts are kept IN MEMORY. They vanish when \
-                 this process stops and are not shared with other servers. Set REDIS_URL (e.g. \
-                 redis://127.0.0.1:6379), REDIS_CLUSTER_NODES or REDIS_SENTINELS to keep them \
-                 in Redis."
-            );
-            AppState {
-                store: Arc::new(MemoryStore::new(config)),
-                accounts: Arc::new(MemoryAccounts::default()),
-                passwords,
-                throttle,
-                password_queue: PasswordQueue::new(settings.login_queue_max),
-                step_up: settings.step_up,
-            }
-        }
-    };
-    // Seed the demo accounts; if Redis is down now, keep trying in the background so the
-    // server still starts and recovers when Redis comes.
-    if let Err(e) = seed(&state).await {
-        tracing::warn!(error = %e, "could not seed the demo accounts yet; retrying in the background");
-        let state = state.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                if seed(&state).await.is_ok() {
-                    tracing::info!("demo accounts seeded");
-                    break;
-                }
-            }
-        });
-    }
-
-    let cookie = CookieConfig::default().secure(settings.cookie_secure);
-    if !settings.cookie_secure {
-        tracing::warn!("COOKIE_SECURE=false: the session cookie is also sent over plain http");
-    }
-    let csrf = match &settings.allowed_origins {
-        Some(origins) => {
-            tracing::info!(origins = ?origins, "writes are allowed from these origins only");
-            CsrfLayer::new()
-                .with_allowed_origins(origins)
-                .map_err(|e| format!("ALLOWED_ORIGINS: {e}"))?
-        }
-        // A Secure cookie is only sent over https, so the site is https; without it, http.
-        None if settings.cookie_secure => CsrfLayer::new(),
-        None => CsrfLayer::new().with_site_scheme(Scheme::HTTP),
-    };
+    let prepared = prepare(&settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
     tracing::info!(
         "demo-server listening on http://{} (cookie {})",
         settings.addr,
-        cookie.cookie_name()
+        prepared.cookie.cookie_name()
     );
     serve(
         listener,
-        app(state, cookie, csrf),
+        app(
+            prepared.state,
+            prepared.cookie,
+            CsrfLayer::from_policy(prepared.csrf),
+        ),
         settings.header_timeout,
         shutdown_signal(),
     )
@@ -132,27 +51,4 @@ async fn run(settings: Settings) -> Result<(), String> {
     .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("demo-server stopped");
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
 }
