@@ -7,13 +7,9 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use actix_web::dev::Payload;
-use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use actix_web::http::StatusCode;
-use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use futures_util::Stream;
-use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::web::{
@@ -68,14 +64,15 @@ impl FromRequest for EndSession {
     }
 }
 
-/// The guard of an actix handler. actix-web polls a handler's extractors together, so a guard
-/// that has to ask the store holds back the request body until it has decided: a body
-/// extractor (`Json`, `Bytes`, ...) of the same handler reads nothing before the guard passes.
+/// The guard of an actix handler. actix-web polls a handler's extractors together, in order;
+/// the [`SessionMiddleware`](super::SessionMiddleware) has loaded the session before they run,
+/// so the guard decides at its first poll, before a body extractor (`Json`, `Bytes`, ...) of
+/// the same handler reads or even checks the body, and a refusal drops them unread.
 impl<R: Requirement> FromRequest for Guard<R> {
     type Error = actix_web::Error;
     type Future = GuardFuture<R>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let ctx = match context(req) {
             Ok(ctx) => ctx,
             Err(missing) => return GuardFuture::Ready(ready(Err(missing.into()))),
@@ -83,30 +80,14 @@ impl<R: Requirement> FromRequest for Guard<R> {
         if let Some(now) = Guard::<R>::now(&ctx) {
             return GuardFuture::Ready(ready(now.map_err(Into::into)));
         }
-        let gate = match payload {
-            Payload::None => None,
-            _ => {
-                let (open, gate) = oneshot::channel();
-                let body = payload.take();
-                *payload = Payload::from(Box::pin(Gated {
-                    gate: Some(gate),
-                    body,
-                })
-                    as Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>);
-                Some(open)
-            }
-        };
         GuardFuture::Check(Box::pin(async move {
-            let outcome = Guard::<R>::from_context(&ctx).await;
-            if let (Ok(_), Some(open)) = (&outcome, gate) {
-                let _ = open.send(());
-            }
-            outcome.map_err(Into::into)
+            Guard::<R>::from_context(&ctx).await.map_err(Into::into)
         }))
     }
 }
 
-/// The future of a [`Guard`] extraction: at once when the session is already known.
+/// The future of a [`Guard`] extraction: at once when the session is already known (always,
+/// under the middleware; a refusal goes through the audit log on the second path).
 #[doc(hidden)]
 pub enum GuardFuture<R> {
     /// Decided without a store call.
@@ -123,30 +104,6 @@ impl<R> Future for GuardFuture<R> {
             GuardFuture::Ready(r) => Pin::new(r).poll(cx),
             GuardFuture::Check(f) => f.as_mut().poll(cx),
         }
-    }
-}
-
-/// The request body, held back until the guard opens the gate (a refused request's body is
-/// never read: the handler and its extractors are dropped).
-struct Gated {
-    gate: Option<oneshot::Receiver<()>>,
-    body: Payload,
-}
-
-impl Stream for Gated {
-    type Item = Result<Bytes, PayloadError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if let Some(gate) = &mut this.gate {
-            match Pin::new(gate).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(())) => this.gate = None,
-                // The guard refused or was dropped: there is nothing to read.
-                Poll::Ready(Err(_)) => return Poll::Ready(None),
-            }
-        }
-        Pin::new(&mut this.body).poll_next(cx)
     }
 }
 

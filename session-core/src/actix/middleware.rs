@@ -1,6 +1,7 @@
 //! [`SessionMiddleware`]: the actix-web analogue of the axum `SessionLayer`. Reads the session
-//! cookie, puts the request's session state in the request's extensions (the session itself
-//! is loaded at most once, lazily, by the first extractor or guard that needs it), writes
+//! cookie, puts the request's session state in the request's extensions, loads the session
+//! (once, and only when the request carries a well-formed session cookie) before the handler's
+//! extractors run, writes
 //! `Set-Cookie` after login, rotation and logout, keeps session answers out of caches, and
 //! hands every [`Rejection`] to the app's rejection handler when one is set.
 
@@ -24,6 +25,12 @@ type RejectionHandler = Arc<dyn Fn(Rejection, &HttpRequest) -> HttpResponse + Se
 /// The middleware that connects a [`SessionStore`] to an actix-web app. Caching headers as
 /// the axum layer's: `Vary: Cookie` on every answer, `Cache-Control: no-store` on every answer
 /// to a request with a well-formed session cookie and on every answer that sets or clears it.
+///
+/// Unlike the axum layer, it loads the session of a request that carries a well-formed
+/// session cookie before calling the app, whether a handler asks for it or not (as
+/// actix-session does): actix-web polls a handler's extractors together, and this is what lets
+/// a guard decide before a body extractor of the same handler looks at the body. A request
+/// without such a cookie costs no store call.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -160,9 +167,13 @@ where
         let ctx = RequestSession::new(Arc::clone(&self.shared), token);
         req.extensions_mut().insert(ctx.clone());
         let rejection = self.rejection.clone();
-        let fut = self.inner.call(req);
+        let inner = Rc::clone(&self.inner);
         Box::pin(async move {
-            let res = fut.await?;
+            if ctx.carries_session() {
+                // The outcome stays in the context; an unavailable store is the guards' 503.
+                let _ = ctx.session().await;
+            }
+            let res = inner.call(req).await?;
             let mut res = match rejection.and_then(|handler| custom(&res, &handler)) {
                 Some(replaced) => res.into_response(replaced).map_into_right_body(),
                 None => res.map_into_left_body(),

@@ -33,9 +33,11 @@
 //!
 //! Same answers as the axum adapter: 401 `unauthenticated`, 403 `forbidden`, 401
 //! `reauthentication_required`, 503 `store_unavailable` (JSON, or the app's
-//! [rejection handler](SessionMiddleware::with_rejection)). A guard runs before the request
+//! [rejection handler](SessionMiddleware::with_rejection)). A guard decides before the request
 //! body is read, and each request loads its session at most once however many extractors
-//! and guards ask (actix polls them together; they share one load). Without macros,
+//! and guards ask: the middleware loads it before the extractors run when the request carries
+//! a well-formed session cookie (actix polls a handler's extractors together), and no store
+//! call is made without one. Without macros,
 //! [`Require::check`] inside a handler (`Rejection` is an actix `ResponseError`, so `?` works).
 
 mod csrf;
