@@ -1,11 +1,14 @@
 //! The demo's error answers: every one is `{"error": CODE, "message": TEXT}` with
-//! `Content-Type: application/json`, whatever produced it.
+//! `Content-Type: application/json`, whatever produced it. [`ApiError`] is the same value for
+//! both demo binaries; this module also holds its axum side (the actix side is in
+//! [`crate::actix_app`]).
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use session_core::web::Rejection;
 
 /// An error answer of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +22,31 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The machine-readable code of the body.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The body: `{"error": CODE, "message": TEXT}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.code, "message": self.message })
+    }
+
+    /// Seconds to put in `Retry-After`, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// True when the connection must be closed after this answer (the body was not read).
+    pub fn close(&self) -> bool {
+        self.close
+    }
+
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -29,19 +57,9 @@ impl ApiError {
         }
     }
 
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
     /// The message for the client.
     pub fn message(&self) -> &str {
         &self.message
-    }
-
-    /// Seconds the client is asked to wait (`Retry-After`), when it is asked to.
-    pub fn retry_after(&self) -> Option<u64> {
-        self.retry_after
     }
 
     /// 400 `bad_request`.
@@ -61,6 +79,15 @@ impl ApiError {
     /// 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )
     }
 
     /// 409 `conflict`.
@@ -102,6 +129,18 @@ impl ApiError {
     }
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "message": self.message });
@@ -118,37 +157,53 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A guard's or [`Require::check`](session_core::axum::Require::check)'s refusal, with its
+/// A guard's or [`Require::check`](session_core::web::Require::check)'s refusal, with its
 /// status and code (401 `reauthentication_required` for a session that is not fresh).
-impl From<session_core::axum::Rejection> for ApiError {
-    fn from(r: session_core::axum::Rejection) -> Self {
-        Self::new(r.status(), r.code(), r.to_string())
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        Self {
+            retry_after: r.retry_after_secs(),
+            ..Self::new(r.status(), r.code(), r.to_string())
+        }
     }
 }
 
+/// Through the library's one mapping of errors to HTTP ([`Rejection::from`]).
 impl From<session_core::Error> for ApiError {
     fn from(e: session_core::Error) -> Self {
-        match e {
-            session_core::Error::Unavailable { .. } => {
-                tracing::warn!(error = %e, "store unavailable");
-                Self::store_unavailable()
-            }
-            session_core::Error::NotFound | session_core::Error::Corrupt(_) => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "log in first: no live session",
-            ),
-            session_core::Error::InvalidInput(m) => Self::bad_request(m),
-            other => {
-                tracing::error!(error = %other, "internal error");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
-            }
-        }
+        Rejection::from(e).into()
     }
+}
+
+/// Parses a request body that must be a JSON **object** (serde would otherwise also accept
+/// `["name", "password"]` for a struct): 400 `bad_request` for a missing or other content
+/// type, malformed JSON, a non-object or wrong fields. The size limit is the caller's.
+///
+/// # Errors
+/// As said.
+pub fn json_object<T: DeserializeOwned>(
+    content_type: Option<&[u8]>,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    let is_json = content_type
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase())
+        .is_some_and(|mime| {
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(ApiError::bad_request(
+            "Expected request with `Content-Type: application/json`",
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
 /// `axum::Json` for a JSON **object** body, with our JSON errors: 413 `payload_too_large` for
@@ -182,7 +237,8 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
     ApiError::bad_request(rejection.body_text())
 }
 
-fn payload_too_large() -> ApiError {
+/// 413 `payload_too_large`, saying `Connection: close` (the rest of the body is not read).
+pub fn payload_too_large() -> ApiError {
     ApiError {
         // The rest of the body is not read, so the connection is closed after this answer;
         // saying so lets keep-alive clients open a new one instead of failing their next request.

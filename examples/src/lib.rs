@@ -1,16 +1,19 @@
 //! The demo server of `session-core`: login with Redis sessions, end to end.
 //!
-//! [`app`] builds the whole HTTP service of the JSON API (`demo-server`), [`web::app`] the HTML
-//! app (`demo-web`); both binaries read the settings and pick the store with [`startup`]. See the
-//! README for a curl session and the web app.
+//! Two binaries, one contract: `demo-server` (axum; [`app`] builds its whole HTTP service) and
+//! `demo-actix` (actix-web; [`actix_app`]). What each route does is written once, in [`api`];
+//! [`setup`] builds the store, accounts, cookie and CSRF policy for both, and for `demo-web`,
+//! the HTML app ([`web::app`]). See the README for a curl session and the web app.
 
 pub mod accounts;
+pub mod actix_app;
+pub mod api;
 pub mod errors;
 pub mod password_queue;
 pub mod routes;
 pub mod serve;
 pub mod settings;
-pub mod startup;
+pub mod setup;
 pub mod web;
 
 use std::convert::Infallible;

@@ -3,11 +3,17 @@
 use demo::app;
 use demo::serve::serve;
 use demo::settings::Settings;
-use demo::startup::{cookie_and_csrf, init_logging, seed_or_retry, shutdown_signal, state_from};
+use demo::setup::{prepare, shutdown_signal};
+use session_core::axum::CsrfLayer;
+use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
-    init_logging();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -22,20 +28,22 @@ async fn main() {
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
-    let state = state_from(&settings)?;
-    seed_or_retry(&state).await;
-    let (cookie, csrf) = cookie_and_csrf(&settings)?;
+    let prepared = prepare(&settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
     tracing::info!(
         "demo-server listening on http://{} (cookie {})",
         settings.addr,
-        cookie.cookie_name()
+        prepared.cookie.cookie_name()
     );
     serve(
         listener,
-        app(state, cookie, csrf),
+        app(
+            prepared.state,
+            prepared.cookie,
+            CsrfLayer::from_policy(prepared.csrf),
+        ),
         settings.header_timeout,
         shutdown_signal(),
     )

@@ -144,12 +144,13 @@ async fn guarded_routes_answer_503_while_redis_is_down_and_the_server_stays_up()
             server.log_tail(40)
         );
     }
-    // A logout refused with 503 must not have told the browser to drop the cookie.
+    // A logout refused with 503 still tells the browser to drop the cookie (issue 13): the
+    // device that asked to log out keeps no token, though the session lives on in the store.
     let res = c.post_empty("/logout", Some(&alice)).await;
     res.assert_error(503, "store_unavailable");
     assert!(
-        res.set_cookies().iter().all(|s| !s.expires_cookie()),
-        "a failed logout expired the cookie though the session still exists: {:?}",
+        res.set_cookies().iter().any(|s| s.expires_cookie()),
+        "a logout refused with 503 left the cookie in the browser: {:?}",
         res.headers
     );
     assert!(server.is_running());

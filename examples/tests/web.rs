@@ -4,8 +4,8 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use demo::settings::Settings;
-use demo::startup::state_from;
-use demo::{seed, web, HttpService};
+use demo::setup::prepare;
+use demo::{web, HttpService};
 use session_core::axum::{CookieConfig, CsrfLayer};
 use tower::ServiceExt as _;
 
@@ -39,8 +39,8 @@ impl Answer {
 
 async fn app() -> HttpService {
     let settings = Settings::from_lookup(|_| None).expect("default settings");
-    let state = state_from(&settings).expect("in-memory state");
-    seed(&state).await.expect("seed the demo accounts");
+    // The in-memory store; `prepare` seeds the demo accounts.
+    let state = prepare(&settings).await.expect("in-memory state").state;
     web::app(state, CookieConfig::default(), CsrfLayer::new())
 }
 

@@ -53,6 +53,7 @@
 //! # Features
 //! - `redis` (default): [`RedisStore`].
 //! - `axum` (default): the axum integration (layer, extractors, guards).
+//! - `actix`: the actix-web 4 integration (middleware, the same extractors and guards).
 //! - `macros` (default): `#[login_required]`, `#[has_role(..)]`, `#[fresh_login(max_age = "5m")]`
 //!   and friends.
 //! - `metrics`: [`metrics`]: metrics through the `metrics` facade and tracing spans for store
@@ -61,6 +62,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "actix")]
+pub mod actix;
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod changes;
@@ -75,6 +78,7 @@ pub mod record;
 pub mod store;
 pub mod throttle;
 pub mod token;
+pub mod web;
 
 #[cfg(feature = "test-suite")]
 pub mod testing;
@@ -107,7 +111,8 @@ pub use session_macros::{
 /// The names most applications need: `use session_core::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "axum")]
-    pub use crate::axum::{AuthSession, CurrentUser, Rejection, Require, SessionLayer};
+    pub use crate::axum::SessionLayer;
+    pub use crate::web::{AuthSession, CurrentUser, Rejection, Require};
     #[cfg(feature = "redis")]
     pub use crate::RedisStore;
     #[cfg(feature = "macros")]
@@ -121,13 +126,13 @@ pub mod prelude {
 }
 
 /// What the attribute macros expand to. Not public API: it may change in any release.
-#[cfg(feature = "axum")]
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::axum::{
-        AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, FreshLogin, Guard, LCons, LNil,
-        Login, Nil,
+    pub use crate::web::requirement::{
+        AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, LCons, LNil, Nil, TypeStr,
+        TypeStrList,
     };
+    pub use crate::web::{FreshLogin, Guard, Login};
 }
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -1,11 +1,10 @@
 //! Router-level tests of the axum integration (tower's `oneshot`, no network): every guard
 //! attribute against every kind of caller, on the memory store and on real Redis.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Request, StatusCode};
@@ -18,8 +17,10 @@ use session_core::axum::{
     AuthSession, CookieConfig, CurrentUser, Rejection, Require, SessionLayer,
 };
 use session_core::prelude::*;
-use session_core::{SessionHandle, SessionInfo, UnavailableKind};
+use switchable::Switchable;
 use tower::ServiceExt as _;
+
+mod switchable;
 
 /// Counts how often each guarded handler's body ran.
 #[derive(Default)]
@@ -753,97 +754,45 @@ fn cookie_token(set_cookie: &str) -> Token {
     Token::parse(value).unwrap()
 }
 
-/// A memory store that counts loads and can be switched "down" (every call unavailable).
-#[derive(Default)]
-struct Switchable {
-    inner: MemoryStoreDefault,
-    loads: AtomicUsize,
-    down: AtomicBool,
-}
-
-struct MemoryStoreDefault(MemoryStore);
-
-impl Default for MemoryStoreDefault {
-    fn default() -> Self {
-        Self(MemoryStore::new(SessionConfig::default()))
+#[tokio::test]
+async fn the_rejection_handler_also_answers_errors_returned_with_question_mark_and_checks() {
+    async fn fails() -> Result<&'static str, Error> {
+        Err(Error::NotFound)
     }
-}
-
-impl Switchable {
-    fn check(&self) -> Result<(), Error> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(Error::Unavailable {
-                kind: UnavailableKind::Connection,
-                detail: "switched off by the test".to_owned(),
-            })
-        } else {
-            Ok(())
-        }
+    async fn checks(user: CurrentUser) -> Result<&'static str, Rejection> {
+        Require::role("ADMIN").check(&user)?;
+        Ok("ok")
     }
-}
-
-#[async_trait]
-impl SessionStore for Switchable {
-    fn config(&self) -> &SessionConfig {
-        self.inner.0.config()
-    }
-    fn backend_name(&self) -> &'static str {
-        "switchable"
-    }
-    async fn ping(&self) -> Result<(), Error> {
-        self.check()
-    }
-    async fn create(&self, new: NewSession) -> Result<(Token, Session), Error> {
-        self.check()?;
-        self.inner.0.create(new).await
-    }
-    async fn load(&self, token: &Token) -> Result<Option<Session>, Error> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        self.inner.0.load(token).await
-    }
-    async fn save_data(&self, token: &Token, data: &SessionData) -> Result<(), Error> {
-        self.check()?;
-        self.inner.0.save_data(token, data).await
-    }
-    async fn update_data(
-        &self,
-        token: &Token,
-        changes: &session_core::DataChanges,
-    ) -> Result<session_core::DataUpdate, Error> {
-        self.check()?;
-        self.inner.0.update_data(token, changes).await
-    }
-    async fn rotate(&self, token: &Token) -> Result<Token, Error> {
-        self.check()?;
-        self.inner.0.rotate(token).await
-    }
-    async fn delete(&self, token: &Token) -> Result<bool, Error> {
-        self.check()?;
-        self.inner.0.delete(token).await
-    }
-    async fn list_user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, Error> {
-        self.check()?;
-        self.inner.0.list_user_sessions(user).await
-    }
-    async fn delete_user_session(&self, user: &str, h: &SessionHandle) -> Result<bool, Error> {
-        self.check()?;
-        self.inner.0.delete_user_session(user, h).await
-    }
-    async fn delete_user_sessions(&self, user: &str) -> Result<usize, Error> {
-        self.check()?;
-        self.inner.0.delete_user_sessions(user).await
-    }
-    async fn set_user_authz(&self, user: &str, r: &[String], p: &[String]) -> Result<usize, Error> {
-        self.check()?;
-        self.inner.0.set_user_authz(user, r, p).await
-    }
-    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session), Error> {
-        self.check()?;
-        self.inner.0.reauthenticate(token).await
-    }
-    async fn delete_other_user_sessions(&self, user: &str, keep: &Token) -> Result<usize, Error> {
-        self.check()?;
-        self.inner.0.delete_other_user_sessions(user, keep).await
+    let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    let app = Router::new()
+        .route("/err", get(fails))
+        .route("/check", get(checks))
+        .route(
+            "/layer",
+            get(|| async { "ok" }).route_layer(Require::role("ADMIN")),
+        )
+        .layer(
+            SessionLayer::new(store.clone())
+                .with_cookie(CookieConfig::default().secure(false).name("sid"))
+                .with_rejection(|rejection, _| match rejection {
+                    Rejection::Unauthenticated => Redirect::to("/login").into_response(),
+                    Rejection::Forbidden { .. } => Redirect::to("/denied").into_response(),
+                    other => other.into_response(),
+                }),
+        );
+    let (token, _) = store.create(NewSession::new("eve")).await.unwrap();
+    for (path, location) in [
+        ("/err", "/login"),
+        ("/check", "/denied"),
+        ("/layer", "/denied"),
+    ] {
+        let req = Request::builder()
+            .uri(path)
+            .header(header::COOKIE, format!("sid={}", token.as_cookie_value()))
+            .body(Body::empty())
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(res.headers()[header::LOCATION], location, "{path}");
     }
 }

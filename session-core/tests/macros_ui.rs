@@ -11,3 +11,12 @@ fn ui() {
     t.compile_fail("tests/ui/fail/*.rs");
     t.pass("tests/ui/pass/*.rs");
 }
+
+/// The actix-web form: the same attributes, the same messages.
+#[cfg(feature = "actix")]
+#[test]
+fn ui_actix() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/actix/fail/*.rs");
+    t.pass("tests/ui/actix/pass/*.rs");
+}

@@ -23,7 +23,9 @@ pub(crate) fn parse(kind: Kind, item: TokenStream) -> Result<ItemFn> {
                     format!("`#[{name}]` guards handler functions with a body"),
                 ));
             }
-            let message = format!("`#[{name}]` can only be applied to an `async fn` axum handler");
+            let message = format!(
+                "`#[{name}]` can only be applied to an `async fn` handler (axum or actix-web)"
+            );
             match syn::parse2::<Item>(item) {
                 Ok(item) => Err(Error::new_spanned(item_keyword(&item), message)),
                 // Not an item at all: rustc reports the syntax error on the re-emitted tokens;
@@ -49,7 +51,7 @@ fn check_signature(kind: Kind, sig: &Signature) -> Result<()> {
     if sig.asyncness.is_none() {
         errors.push(Error::new(
             sig.fn_token.span,
-            format!("`#[{name}]` guards async axum handlers; add `async`"),
+            format!("`#[{name}]` guards async handlers (axum or actix-web); add `async`"),
         ));
     }
     errors.finish(())
@@ -121,7 +123,7 @@ mod tests {
             err(quote!(
                 fn f() {}
             )),
-            "`#[has_role]` guards async axum handlers; add `async`"
+            "`#[has_role]` guards async handlers (axum or actix-web); add `async`"
         );
         assert!(err(quote!(
             async fn f(&self) {}
@@ -146,7 +148,7 @@ mod tests {
             err(quote!(
                 struct S;
             )),
-            "`#[has_role]` can only be applied to an `async fn` axum handler"
+            "`#[has_role]` can only be applied to an `async fn` handler (axum or actix-web)"
         );
         assert!(err(quote!(1 + 1)).contains("can only be applied"));
     }

@@ -1,5 +1,5 @@
-//! Attribute macros that guard async axum handlers: `#[login_required]`, `#[has_role("ADMIN")]`
-//! and friends.
+//! Attribute macros that guard async axum and actix-web handlers: `#[login_required]`,
+//! `#[has_role("ADMIN")]` and friends.
 //!
 //! **Use them through `session-core`** (feature `macros`, on by default), which provides the
 //! guard types the expansion names and documents how a request is checked:
@@ -21,8 +21,10 @@
 //! # What they expand to
 //! The function is emitted unchanged (attributes, docs, visibility, generics, `where` clause,
 //! return type and body) except that one argument is inserted **first**:
-//! `_: session_core::__private::Guard<..>`, an axum `FromRequestParts` extractor that rejects
-//! the request unless its session satisfies the attribute. It goes first because axum wants
+//! `_: session_core::__private::Guard<..>`, an extractor (axum's `FromRequestParts` with
+//! session-core's feature `axum`, actix-web's `FromRequest` with feature `actix`; the same
+//! type, so the attribute needs no framework argument) that rejects the request unless its
+//! session satisfies the attribute. It goes first because axum wants
 //! the body extractor (`Json`, `String`, ...) last. Its pattern is `_`, so no name appears in
 //! the handler's scope. Role and permission names are encoded in the guard's type (one type
 //! per character), so a guard costs no allocation and no lookup table.
@@ -52,7 +54,20 @@
 //! still emitted as written, so the rest of the crate keeps compiling (and your IDE keeps
 //! working).
 //!
-//! Each guard is one more extractor: axum handlers take at most 16.
+//! Each guard is one more extractor: axum handlers take at most 16 (actix-web's too).
+//!
+//! # With `#[axum::debug_handler]`
+//! Put the guard attribute **above** `#[axum::debug_handler]`:
+//!
+//! ```ignore
+//! #[login_required]
+//! #[axum::debug_handler]
+//! async fn me(user: CurrentUser) -> String { user.user_id().to_owned() }
+//! ```
+//!
+//! Attributes expand from the top down, so `debug_handler` then checks the handler with its
+//! guard argument in place. In the other order `debug_handler` rewrites the function first and
+//! the guard attribute no longer sees the handler as written.
 #![deny(missing_docs)]
 
 use proc_macro::TokenStream;

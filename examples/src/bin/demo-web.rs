@@ -3,8 +3,9 @@
 
 use demo::serve::serve;
 use demo::settings::Settings;
-use demo::startup::{cookie_and_csrf, init_logging, seed_or_retry, shutdown_signal, state_from};
+use demo::setup::{init_logging, prepare, shutdown_signal};
 use demo::web;
+use session_core::axum::CsrfLayer;
 
 #[tokio::main]
 async fn main() {
@@ -23,9 +24,12 @@ async fn main() {
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
-    let state = state_from(&settings)?;
-    seed_or_retry(&state).await;
-    let (cookie, csrf) = cookie_and_csrf(&settings)?;
+    let prepared = prepare(&settings).await?;
+    let (state, cookie, csrf) = (
+        prepared.state,
+        prepared.cookie,
+        CsrfLayer::from_policy(prepared.csrf),
+    );
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;

@@ -18,7 +18,8 @@ use session_core::prelude::*;
 use session_core::{log_safe, Session, SessionData, SessionHandle};
 
 use crate::accounts::ADMIN;
-use crate::routes::{check_password, user_agent, valid_username};
+use crate::api::{check_password, valid_username};
+use crate::routes::user_agent;
 use crate::web::errors::WebError;
 use crate::web::html::{escape, Page, Viewer};
 use crate::web::next::safe_next;

@@ -15,8 +15,41 @@ pub use reqwest::header::HeaderMap;
 pub use reqwest::Method;
 pub use serde_json::{json, Value};
 
-/// The binary under test, built by cargo for this test target.
-pub const BIN: &str = env!("CARGO_BIN_EXE_demo-server");
+/// The two demo binaries, built by cargo for this test target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bin {
+    /// `demo-server` (axum).
+    Axum,
+    /// `demo-actix` (actix-web).
+    Actix,
+}
+
+impl Bin {
+    /// The binary the tests run against: `DEMO_BIN=actix` picks `demo-actix`, anything else
+    /// (or nothing) `demo-server`. CI runs the e2e suite once per value.
+    pub fn under_test() -> Self {
+        match std::env::var("DEMO_BIN").as_deref() {
+            Ok("actix") | Ok("demo-actix") => Bin::Actix,
+            _ => Bin::Axum,
+        }
+    }
+
+    /// The other binary (for tests that run one server of each).
+    pub fn other(self) -> Self {
+        match self {
+            Bin::Axum => Bin::Actix,
+            Bin::Actix => Bin::Axum,
+        }
+    }
+
+    /// The path cargo built it at.
+    pub fn path(self) -> &'static str {
+        match self {
+            Bin::Axum => env!("CARGO_BIN_EXE_demo-server"),
+            Bin::Actix => env!("CARGO_BIN_EXE_demo-actix"),
+        }
+    }
+}
 
 /// Settings the harness always controls, so the developer's environment cannot leak in.
 const CONTROLLED_ENV: &[&str] = &[
@@ -60,6 +93,7 @@ pub struct ServerBuilder {
     redis_url: Option<String>,
     envs: Vec<(String, String)>,
     cookie_secure_default: bool,
+    bin: Bin,
 }
 
 impl ServerBuilder {
@@ -69,6 +103,7 @@ impl ServerBuilder {
             redis_url: Some(url.to_owned()),
             envs: Vec::new(),
             cookie_secure_default: false,
+            bin: Bin::under_test(),
         }
     }
 
@@ -78,7 +113,14 @@ impl ServerBuilder {
             redis_url: None,
             envs: Vec::new(),
             cookie_secure_default: false,
+            bin: Bin::under_test(),
         }
+    }
+
+    /// Runs `bin` instead of the binary under test ([`Bin::under_test`]).
+    pub fn bin(mut self, bin: Bin) -> Self {
+        self.bin = bin;
+        self
     }
 
     /// Sets an environment variable of the server.
@@ -141,7 +183,8 @@ impl ServerBuilder {
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
         let log_err = log.try_clone().expect("clone the log file handle");
 
-        let mut cmd = Command::new(BIN);
+        let bin = self.bin.path();
+        let mut cmd = Command::new(bin);
         for key in CONTROLLED_ENV {
             cmd.env_remove(key);
         }
@@ -161,7 +204,7 @@ impl ServerBuilder {
             .stderr(Stdio::from(log_err));
         let child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
         let cookie_name = if self.cookie_secure_default {
             "__Host-session"
         } else {

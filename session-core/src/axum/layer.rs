@@ -4,20 +4,22 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
+use axum::body::Body;
 use axum::response::Response;
-use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
+use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::request::Parts;
 use http::{HeaderValue, Request};
 use tower::{Layer, Service};
 
-use crate::axum::cookie::CookieConfig;
-use crate::axum::rejection::{default_handler, Rejection, RejectionHandler};
-use crate::record::Session;
+use crate::axum::extract::Rejected;
 use crate::store::SessionStore;
-use crate::token::Token;
+use crate::web::{CookieConfig, Rejection, RequestSession, Shared};
+
+/// Turns a [`Rejection`] into the response sent to the client.
+type RejectionHandler = Arc<dyn Fn(Rejection, &Parts) -> Response + Send + Sync>;
 
 /// The tower layer that connects a [`SessionStore`] to an axum router.
 ///
@@ -41,12 +43,8 @@ use crate::token::Token;
 #[derive(Clone)]
 pub struct SessionLayer {
     shared: Arc<Shared>,
-}
-
-pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn SessionStore>,
-    pub(crate) cookie: CookieConfig,
-    rejection: RejectionHandler,
+    /// `None`: the default JSON answers (no work on the way out).
+    rejection: Option<RejectionHandler>,
 }
 
 impl std::fmt::Debug for SessionLayer {
@@ -62,34 +60,24 @@ impl SessionLayer {
     /// A layer over `store` with the default (secure) cookie and JSON rejections.
     pub fn new(store: Arc<dyn SessionStore>) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                store,
-                cookie: CookieConfig::default(),
-                rejection: default_handler(),
-            }),
-        }
-    }
-
-    fn with_shared(self, f: impl FnOnce(&mut Shared)) -> Self {
-        let mut shared = Shared {
-            store: Arc::clone(&self.shared.store),
-            cookie: self.shared.cookie.clone(),
-            rejection: Arc::clone(&self.shared.rejection),
-        };
-        f(&mut shared);
-        Self {
-            shared: Arc::new(shared),
+            shared: Shared::new(store, CookieConfig::default()),
+            rejection: None,
         }
     }
 
     /// Sets the cookie's name and attributes.
     #[must_use]
     pub fn with_cookie(self, cookie: CookieConfig) -> Self {
-        self.with_shared(|s| s.cookie = cookie)
+        Self {
+            shared: Shared::new(Arc::clone(&self.shared.store), cookie),
+            ..self
+        }
     }
 
     /// Replaces the JSON rejection with your own response, for example a redirect to the login
-    /// page for HTML apps:
+    /// page for HTML apps. It answers every [`Rejection`] of a request under the layer: the
+    /// guards', the extractors', a [`Require`](crate::web::Require) route layer's or check's,
+    /// the CSRF layer's (when inside this layer) and a handler's `Err(session_core::Error)`.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -108,7 +96,10 @@ impl SessionLayer {
     where
         F: Fn(Rejection, &Parts) -> Response + Send + Sync + 'static,
     {
-        self.with_shared(|s| s.rejection = Arc::new(handler))
+        Self {
+            rejection: Some(Arc::new(handler)),
+            ..self
+        }
     }
 
     /// The store this layer serves.
@@ -124,6 +115,7 @@ impl<S> Layer<S> for SessionLayer {
         SessionService {
             inner,
             shared: Arc::clone(&self.shared),
+            rejection: self.rejection.clone(),
         }
     }
 }
@@ -133,6 +125,7 @@ impl<S> Layer<S> for SessionLayer {
 pub struct SessionService<S> {
     inner: S,
     shared: Arc<Shared>,
+    rejection: Option<RejectionHandler>,
 }
 
 impl<S> std::fmt::Debug for SessionService<S> {
@@ -146,6 +139,7 @@ where
     S: Service<Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
+    R: From<Body>,
 {
     type Response = http::Response<R>;
     type Error = S::Error;
@@ -156,24 +150,40 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let token = self.shared.cookie.token_from(req.headers());
-        let carries_session = token.is_some();
+        let token = self
+            .shared
+            .cookie
+            .token_from(req.headers().get_all(COOKIE).iter().map(|v| v.as_bytes()));
         let ctx = RequestSession::new(Arc::clone(&self.shared), token);
         req.extensions_mut().insert(ctx.clone());
+        // The app's rejection handler needs the request's head; copy it only when there is one.
+        let custom = self.rejection.clone().map(|handler| (handler, head(&req)));
         // The clone is the one that was driven to readiness; keep a fresh clone for next time.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let mut res = inner.call(req).await?;
+            if let Some((handler, parts)) = custom {
+                if let Some(Rejected(rejection)) = res.extensions_mut().remove::<Rejected>() {
+                    res = handler(rejection, &parts).map(R::from);
+                }
+            }
             let cookie_change = ctx.take_cookie_header();
             let headers = res.headers_mut();
-            if carries_session || cookie_change.is_some() {
+            if ctx.carries_session() || cookie_change.is_some() {
                 // An answer for one session, or one that hands out or ends a session, must
                 // never be cached.
                 headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             }
-            if let Some(Some(set_cookie)) = cookie_change {
-                headers.append(SET_COOKIE, set_cookie);
+            if let Some(set_cookie) = cookie_change {
+                match HeaderValue::from_str(&set_cookie) {
+                    Ok(value) => {
+                        headers.append(SET_COOKIE, value);
+                    }
+                    Err(_) => tracing::error!(
+                        "could not build the Set-Cookie header (check the cookie name)"
+                    ),
+                }
             }
             add_vary_cookie(headers);
             Ok(res)
@@ -197,153 +207,12 @@ fn add_vary_cookie(headers: &mut http::HeaderMap) {
     }
 }
 
-/// Per-request session state, kept in the request's extensions.
-#[derive(Clone)]
-pub(crate) struct RequestSession(Arc<Inner>);
-
-struct Inner {
-    shared: Arc<Shared>,
-    state: Mutex<State>,
-}
-
-struct State {
-    token: Option<Token>,
-    loaded: Option<Loaded>,
-    cookie: Option<CookieChange>,
-}
-
-#[derive(Clone)]
-enum Loaded {
-    /// A `Session` is cheap to clone (its record is shared).
-    Session(Session),
-    None,
-    Unavailable,
-}
-
-enum CookieChange {
-    Set(Token),
-    Expire,
-}
-
-impl RequestSession {
-    fn new(shared: Arc<Shared>, token: Option<Token>) -> Self {
-        // Without a token there is nothing to load: settle that now, without a store call.
-        let loaded = if token.is_none() {
-            Some(Loaded::None)
-        } else {
-            None
-        };
-        Self(Arc::new(Inner {
-            shared,
-            state: Mutex::new(State {
-                token,
-                loaded,
-                cookie: None,
-            }),
-        }))
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The context the layer put in the request, or the `MissingLayer` response.
-    pub(crate) fn from_parts(parts: &Parts) -> Result<Self, MissingLayer> {
-        parts.extensions.get::<Self>().cloned().ok_or_else(|| {
-            tracing::error!(
-                "a session extractor ran without session_core::axum::SessionLayer on the router"
-            );
-            MissingLayer
-        })
-    }
-
-    pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.0.shared.store
-    }
-
-    pub(crate) fn reject(&self, rejection: Rejection, parts: &Parts) -> Response {
-        (self.0.shared.rejection)(rejection, parts)
-    }
-
-    pub(crate) fn token(&self) -> Option<Token> {
-        self.state().token.clone()
-    }
-
-    /// The request's session, loaded from the store on the first call only.
-    pub(crate) async fn session(&self) -> Result<Option<Session>, Rejection> {
-        let (cached, token) = {
-            let state = self.state();
-            (state.loaded.clone(), state.token.clone())
-        };
-        let loaded = match (cached, token) {
-            (Some(loaded), _) => loaded,
-            (None, None) => Loaded::None,
-            (None, Some(token)) => {
-                let loaded = match self.store().load(&token).await {
-                    Ok(Some(session)) => Loaded::Session(session),
-                    Ok(None) => Loaded::None,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "session store unavailable; request denied");
-                        Loaded::Unavailable
-                    }
-                };
-                self.state().loaded = Some(loaded.clone());
-                loaded
-            }
-        };
-        match loaded {
-            Loaded::Session(s) => Ok(Some(s)),
-            Loaded::None => Ok(None),
-            Loaded::Unavailable => Err(Rejection::StoreUnavailable),
-        }
-    }
-
-    /// Records a new session for this request and the cookie that carries it.
-    pub(crate) fn started(&self, token: Token, session: Session) -> Session {
-        let mut state = self.state();
-        state.token = Some(token.clone());
-        state.loaded = Some(Loaded::Session(session.clone()));
-        state.cookie = Some(CookieChange::Set(token));
-        session
-    }
-
-    /// Records that the session ended and the cookie must be dropped.
-    pub(crate) fn ended(&self) {
-        let mut state = self.state();
-        state.token = None;
-        state.loaded = Some(Loaded::None);
-        state.cookie = Some(CookieChange::Expire);
-    }
-
-    /// Records new data of the loaded session (after it was saved).
-    pub(crate) fn replace_session(&self, session: Session) {
-        self.state().loaded = Some(Loaded::Session(session));
-    }
-
-    /// `None` when the cookie stays as it is; `Some(None)` when it changes but the header
-    /// could not be built (logged).
-    fn take_cookie_header(&self) -> Option<Option<HeaderValue>> {
-        let change = self.state().cookie.take()?;
-        let cookie = &self.0.shared.cookie;
-        let header = match change {
-            CookieChange::Set(token) => {
-                cookie.set(&token, self.store().config().absolute_timeout())
-            }
-            CookieChange::Expire => cookie.expire(),
-        };
-        if header.is_none() {
-            tracing::error!("could not build the Set-Cookie header (check the cookie name)");
-        }
-        Some(header)
-    }
-}
-
-/// The router has no [`SessionLayer`]; answers 500 [`Rejection::MissingLayer`].
-#[derive(Debug)]
-pub(crate) struct MissingLayer;
-
-impl From<MissingLayer> for Response {
-    fn from(_: MissingLayer) -> Response {
-        Rejection::MissingLayer.json_response()
-    }
+/// A copy of the request's method, URI, version and headers, for the rejection handler.
+fn head<B>(req: &Request<B>) -> Parts {
+    let mut copy = Request::new(());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy.into_parts().0
 }

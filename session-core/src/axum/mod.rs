@@ -1,4 +1,5 @@
-//! The axum integration (feature `axum`): a layer, extractors and guards.
+//! The axum integration (feature `axum`): a layer, and the core's extractors and guards as
+//! axum extractors.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -49,20 +50,19 @@
 //!
 //! Each request loads its session at most once, however many extractors and guards it has,
 //! and not at all when it carries no session cookie.
+//!
+//! `#[axum::debug_handler]` goes **below** the guard attribute (`#[login_required]` first,
+//! then `#[axum::debug_handler]`), so that it sees the guard argument the attribute adds.
 
-mod cookie;
 mod csrf;
 mod extract;
-mod guard;
 mod layer;
-mod rejection;
+mod require;
 
-pub use self::cookie::{CookieConfig, SameSite};
 pub use self::csrf::{CsrfLayer, CsrfService};
-pub use self::extract::{AuthSession, CurrentUser};
-pub use self::guard::{
-    AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, FreshLogin, Guard, LCons, LNil, Login,
-    Nil, Require, RequireService, Requirement, TypeStr, TypeStrList,
-};
 pub use self::layer::{SessionLayer, SessionService};
-pub use self::rejection::Rejection;
+pub use self::require::RequireService;
+pub use crate::web::{
+    AuthSession, CookieConfig, CurrentUser, EndSession, Guard, Rejection, Require, Requirement,
+    SameSite,
+};

@@ -4,8 +4,6 @@
 use std::time::Duration;
 
 use cookie::{Cookie, SameSite as CookieSameSite};
-use http::header::COOKIE;
-use http::{HeaderMap, HeaderValue};
 
 use crate::token::Token;
 
@@ -28,7 +26,7 @@ pub enum SameSite {
 /// is `session`, because browsers refuse `__Host-` cookies without `Secure`.
 ///
 /// ```
-/// use session_core::axum::{CookieConfig, SameSite};
+/// use session_core::web::{CookieConfig, SameSite};
 ///
 /// let cookie = CookieConfig::default().same_site(SameSite::Strict);
 /// assert_eq!(cookie.cookie_name(), "__Host-session");
@@ -95,14 +93,19 @@ impl CookieConfig {
     /// sibling subdomain or a plain-http page planting its own would produce ("cookie
     /// tossing"), and the order in which a browser sends them is no basis for picking one.
     ///
+    /// `cookie_lines` are the raw values of the request's `Cookie` headers, in order; each
+    /// framework adapter hands them over as bytes.
+    ///
     /// A plain byte scan of `name=value; ...` (it runs on every request, so no allocation and
     /// no general-purpose cookie parser).
-    pub(crate) fn token_from(&self, headers: &HeaderMap) -> Option<Token> {
+    pub fn token_from<'a>(
+        &self,
+        cookie_lines: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Option<Token> {
         let name = self.cookie_name().as_bytes();
-        let mut ours = headers
-            .get_all(COOKIE)
-            .iter()
-            .flat_map(|line| line.as_bytes().split(|b| *b == b';'))
+        let mut ours = cookie_lines
+            .into_iter()
+            .flat_map(|line| line.split(|b| *b == b';'))
             .filter_map(|pair| {
                 let eq = pair.iter().position(|b| *b == b'=')?;
                 let (key, value) = pair.split_at(eq);
@@ -115,24 +118,24 @@ impl CookieConfig {
         Token::parse_bytes(value).ok()
     }
 
-    /// `Set-Cookie` carrying `token`, living as long as the session can.
-    pub(crate) fn set(&self, token: &Token, max_age: Duration) -> Option<HeaderValue> {
+    /// The `Set-Cookie` value carrying `token`, living as long as the session can.
+    pub fn set(&self, token: &Token, max_age: Duration) -> String {
         let secs = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
         let cookie = self
             .base(token.as_cookie_value())
             .max_age(cookie::time::Duration::seconds(secs))
             .build();
-        HeaderValue::from_str(&cookie.to_string()).ok()
+        cookie.to_string()
     }
 
-    /// `Set-Cookie` that makes the browser drop the cookie.
-    pub(crate) fn expire(&self) -> Option<HeaderValue> {
+    /// The `Set-Cookie` value that makes the browser drop the cookie.
+    pub fn expire(&self) -> String {
         let cookie = self
             .base(String::new())
             .max_age(cookie::time::Duration::ZERO)
             .expires(cookie::time::OffsetDateTime::UNIX_EPOCH)
             .build();
-        HeaderValue::from_str(&cookie.to_string()).ok()
+        cookie.to_string()
     }
 
     fn base(&self, value: String) -> cookie::CookieBuilder<'static> {
@@ -151,12 +154,8 @@ impl CookieConfig {
 mod tests {
     use super::*;
 
-    fn headers(values: &[&[u8]]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(COOKIE, HeaderValue::from_bytes(v).unwrap());
-        }
-        h
+    fn headers<'a>(values: &'a [&'a [u8]]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        values.iter().copied()
     }
 
     #[test]
@@ -164,7 +163,7 @@ mod tests {
         let config = CookieConfig::default();
         let token = Token::generate_until(1_800_000_000_000).unwrap();
         let line = format!("a=1; __Host-session={}; b=2", token.as_cookie_value());
-        assert_eq!(config.token_from(&headers(&[line.as_bytes()])), Some(token));
+        assert_eq!(config.token_from(headers(&[line.as_bytes()])), Some(token));
     }
 
     #[test]
@@ -174,15 +173,15 @@ mod tests {
         let good = format!("__Host-session={}", token.as_cookie_value());
         let odd: &[u8] = b"x=\xff\xfe; novalue; =; __Host-sessionx=short";
         assert_eq!(
-            config.token_from(&headers(&[odd, good.as_bytes()])),
+            config.token_from(headers(&[odd, good.as_bytes()])),
             Some(token.clone())
         );
         let spaced = format!("a=1;{} ;b=2", good);
         assert_eq!(
-            config.token_from(&headers(&[spaced.as_bytes()])),
+            config.token_from(headers(&[spaced.as_bytes()])),
             Some(token)
         );
-        assert_eq!(config.token_from(&HeaderMap::new()), None);
+        assert_eq!(config.token_from(headers(&[])), None);
     }
 
     #[test]
@@ -197,17 +196,14 @@ mod tests {
             b"session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
             b";;;==;",
         ] {
-            assert_eq!(config.token_from(&headers(&[bad])), None, "{bad:?}");
+            assert_eq!(config.token_from(headers(&[bad])), None, "{bad:?}");
         }
     }
 
     #[test]
     fn set_cookie_carries_the_secure_defaults() {
         let token = Token::generate_until(1_800_000_000_000).unwrap();
-        let set = CookieConfig::default()
-            .set(&token, Duration::from_secs(3600))
-            .unwrap();
-        let set = set.to_str().unwrap();
+        let set = CookieConfig::default().set(&token, Duration::from_secs(3600));
         assert!(set.starts_with(&format!("__Host-session={}", token.as_cookie_value())));
         for attr in [
             "HttpOnly",
@@ -219,14 +215,12 @@ mod tests {
             assert!(set.contains(attr), "{set} lacks {attr}");
         }
         assert!(!set.contains("Domain"));
-        let expired = CookieConfig::default().expire().unwrap();
-        assert!(expired.to_str().unwrap().contains("Max-Age=0"));
+        let expired = CookieConfig::default().expire();
+        assert!(expired.contains("Max-Age=0"));
         let dev = CookieConfig::default()
             .secure(false)
             .same_site(SameSite::Strict)
-            .set(&token, Duration::from_secs(1))
-            .unwrap();
-        let dev = dev.to_str().unwrap();
+            .set(&token, Duration::from_secs(1));
         assert!(dev.starts_with("session=") && !dev.contains("Secure") && dev.contains("Strict"));
     }
 
@@ -244,7 +238,7 @@ mod tests {
             vec![format!("__Host-session={a}"), format!("__Host-session={b}")],
         ] {
             let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
-            assert_eq!(config.token_from(&headers(&lines)), None, "{lines:?}");
+            assert_eq!(config.token_from(headers(&lines)), None, "{lines:?}");
         }
     }
 }

@@ -14,21 +14,13 @@
 //! requirement (`#[fresh_login(max_age = "5m")]`, [`Require::fresh`]) is not met, and 503 when
 //! the store is unavailable.
 
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{FromRequestParts, Request};
-use axum::response::{IntoResponse, Response};
-use http::request::Parts;
-use tower::{Layer, Service};
-
-use crate::axum::layer::RequestSession;
-use crate::axum::rejection::Rejection;
 use crate::logging::log_safe;
 use crate::record::Session;
+use crate::web::context::RequestSession;
+use crate::web::rejection::Rejection;
 
 /// A requirement a [`Guard`] enforces on the request's session.
 pub trait Requirement: Send + Sync + 'static {
@@ -47,40 +39,8 @@ pub trait Requirement: Send + Sync + 'static {
     }
 }
 
-/// An extractor that refuses the request unless its session meets `R`: 401 without a live
-/// session, 403 when `R` is not met, 503 when the store is unavailable.
-///
-/// The loaded session is kept for the request, so a [`CurrentUser`](crate::axum::CurrentUser)
-/// in the same handler costs no second lookup.
-pub struct Guard<R>(PhantomData<fn() -> R>);
-
-impl<R> std::fmt::Debug for Guard<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Guard")
-    }
-}
-
-impl<S: Send + Sync, R: Requirement> FromRequestParts<S> for Guard<R> {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        let ctx = RequestSession::from_parts(parts)?;
-        let check = |s: &Session| {
-            if R::check(s) {
-                Ok(())
-            } else {
-                Err(R::refusal())
-            }
-        };
-        match enforce(&ctx, check, R::describe).await {
-            Ok(()) => Ok(Guard(PhantomData)),
-            Err(rejection) => Err(ctx.reject(rejection, parts)),
-        }
-    }
-}
-
 /// Loads the request's session (once) and applies `check`; a refusal is audit-logged.
-async fn enforce(
+pub(crate) async fn enforce(
     ctx: &RequestSession,
     check: impl FnOnce(&Session) -> Result<(), Rejection>,
     describe: impl FnOnce() -> String,
@@ -105,7 +65,7 @@ async fn enforce(
 
 /// True when the session's password was entered at most `max_age` ago (an auth time in the
 /// future, from clock skew between app servers, counts as now).
-fn fresh(session: &Session, max_age: Duration) -> bool {
+pub(crate) fn fresh(session: &Session, max_age: Duration) -> bool {
     SystemTime::now()
         .duration_since(session.auth_time())
         .map_or(true, |age| age <= max_age)
@@ -281,17 +241,17 @@ impl<H: TypeStr, T: TypeStrList> TypeStrList for LCons<H, T> {
 ///
 /// ```
 /// use axum::{routing::get, Router};
-/// use session_core::axum::Require;
+/// use session_core::web::Require;
 ///
 /// let admin: Router = Router::new()
 ///     .route("/admin", get(|| async { "secret" }))
 ///     .route_layer(Require::role("ADMIN"));
 /// ```
 ///
-/// Or inside a handler, on the [`CurrentUser`](crate::axum::CurrentUser):
+/// Or inside a handler, on the [`CurrentUser`](crate::web::CurrentUser):
 ///
 /// ```
-/// use session_core::axum::{CurrentUser, Rejection, Require};
+/// use session_core::web::{CurrentUser, Rejection, Require};
 ///
 /// async fn tickets(user: CurrentUser) -> Result<&'static str, Rejection> {
 ///     Require::any_role(["ADMIN", "SUPPORT"]).check(&user)?;
@@ -378,7 +338,7 @@ impl Require {
     /// ```
     /// use std::time::Duration;
     /// use axum::{routing::put, Router};
-    /// use session_core::axum::Require;
+    /// use session_core::web::Require;
     ///
     /// let account: Router = Router::new()
     ///     .route("/password", put(|| async { "changed" }))
@@ -400,6 +360,22 @@ impl Require {
             Kind::AnyPermission(w) => w.iter().any(|p| contains(session.permissions(), p)),
             Kind::AllPermissions(w) => w.iter().all(|p| contains(session.permissions(), p)),
         }
+    }
+
+    /// What is required, for messages and the audit log (for example `role ADMIN`).
+    pub fn describe(&self) -> String {
+        describe(self.kind.clone())
+    }
+
+    /// Checks the request's session against the requirement, loading it (once per request)
+    /// if no extractor did yet, and audit-logs a refusal: what a route layer or middleware
+    /// does.
+    ///
+    /// # Errors
+    /// [`Rejection::Unauthenticated`] without a live session, [`Rejection::StoreUnavailable`],
+    /// or the refusal of [`Require::check`].
+    pub(crate) async fn enforce(&self, ctx: &RequestSession) -> Result<(), Rejection> {
+        enforce(ctx, |s| self.check(s), || self.describe()).await
     }
 
     /// Checks `session` against the requirement.
@@ -431,61 +407,6 @@ fn describe(kind: Kind) -> String {
         Kind::AnyPermission(p) => format!("one of the permissions {}", list(p)),
         Kind::AllPermissions(p) => format!("all of the permissions {}", list(p)),
         Kind::Fresh(max_age) => format!("a login within the last {} s", max_age.as_secs()),
-    }
-}
-
-impl<S> Layer<S> for Require {
-    type Service = RequireService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequireService {
-            inner,
-            require: self.clone(),
-        }
-    }
-}
-
-/// The service of a [`Require`] route layer.
-#[derive(Debug, Clone)]
-pub struct RequireService<S> {
-    inner: S,
-    require: Require,
-}
-
-impl<S> Service<Request> for RequireService<S>
-where
-    S: Service<Request, Response = Response> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let require = self.require.clone();
-        Box::pin(async move {
-            let (parts, body) = req.into_parts();
-            let ctx = match RequestSession::from_parts(&parts) {
-                Ok(ctx) => ctx,
-                Err(missing) => return Ok(missing.into()),
-            };
-            let outcome = enforce(
-                &ctx,
-                |s| require.check(s),
-                || describe(require.kind.clone()),
-            )
-            .await;
-            match outcome {
-                Ok(()) => inner.call(Request::from_parts(parts, body)).await,
-                Err(rejection) => Ok(ctx.reject(rejection, &parts).into_response()),
-            }
-        })
     }
 }
 

@@ -1,40 +1,39 @@
-//! What both demo binaries (`demo-server`, `demo-web`) do before serving: logging, the store
-//! and accounts chosen from the [`Settings`], the seeded accounts, the cookie and CSRF policy,
-//! and the shutdown signal.
+//! What the demo binaries (`demo-server`, `demo-actix`, `demo-web`) do before serving: the store, the accounts, the seed, the cookie
+//! and the CSRF policy from the settings; and the shutdown signal.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::uri::Scheme;
-use session_core::axum::{CookieConfig, CsrfLayer};
 use session_core::password::Passwords;
 use session_core::throttle::ThrottleConfig;
+use session_core::web::{CookieConfig, CsrfPolicy};
 use session_core::{CacheConfig, MemoryStore, RedisStore, SessionConfig};
-use tracing_subscriber::EnvFilter;
 
 use crate::accounts::{MemoryAccounts, RedisAccounts};
 use crate::password_queue::PasswordQueue;
 use crate::settings::Settings;
 use crate::{seed, AppState};
 
-/// The key prefix of the demos' sessions and accounts in Redis (both binaries share it, so an
-/// account and its sessions are the same in either).
+/// The Redis key prefix of both binaries: a session made by one works on the other.
 pub const KEY_PREFIX: &str = "demo";
 
-/// Log lines to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+/// What a demo binary serves.
+pub struct Prepared {
+    /// The handlers' shared state.
+    pub state: AppState,
+    /// The session cookie.
+    pub cookie: CookieConfig,
+    /// The CSRF rules.
+    pub csrf: CsrfPolicy,
 }
 
-/// The store and accounts the settings ask for: Redis (`REDIS_URL` and friends) or memory.
+/// Builds the store and the accounts from `settings`, seeds the demo accounts (retrying in
+/// the background while Redis is down), and the cookie and CSRF policy.
 ///
 /// # Errors
-/// A message for an unusable session configuration or Redis target.
-pub fn state_from(settings: &Settings) -> Result<AppState, String> {
+/// A message naming the setting to fix.
+pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
     let config = SessionConfig::builder()
         .key_prefix(KEY_PREFIX)
         .idle_timeout(settings.idle)
@@ -44,8 +43,7 @@ pub fn state_from(settings: &Settings) -> Result<AppState, String> {
         .map_err(|e| e.to_string())?;
     let passwords = Passwords::default();
     let throttle = ThrottleConfig::new(settings.login_max_failures, settings.lockout);
-    let password_queue = PasswordQueue::new(settings.login_queue_max);
-    Ok(match settings.redis.clone() {
+    let state = match settings.redis.clone() {
         Some(target) => {
             let mut store = RedisStore::from_target(target, config).map_err(|e| e.to_string())?;
             if settings.session_cache {
@@ -60,7 +58,7 @@ pub fn state_from(settings: &Settings) -> Result<AppState, String> {
                 store,
                 passwords,
                 throttle,
-                password_queue,
+                password_queue: PasswordQueue::new(settings.login_queue_max),
                 step_up: settings.step_up,
             }
         }
@@ -76,17 +74,14 @@ pub fn state_from(settings: &Settings) -> Result<AppState, String> {
                 accounts: Arc::new(MemoryAccounts::default()),
                 passwords,
                 throttle,
-                password_queue,
+                password_queue: PasswordQueue::new(settings.login_queue_max),
                 step_up: settings.step_up,
             }
         }
-    })
-}
-
-/// Seeds the demo accounts; if Redis is down now, keeps trying in the background so the server
-/// still starts and recovers when Redis comes.
-pub async fn seed_or_retry(state: &AppState) {
-    if let Err(e) = seed(state).await {
+    };
+    // Seed the demo accounts; if Redis is down now, keep trying in the background so the
+    // server still starts and recovers when Redis comes.
+    if let Err(e) = seed(&state).await {
         tracing::warn!(error = %e, "could not seed the demo accounts yet; retrying in the background");
         let state = state.clone();
         tokio::spawn(async move {
@@ -99,14 +94,7 @@ pub async fn seed_or_retry(state: &AppState) {
             }
         });
     }
-}
 
-/// The session cookie (`COOKIE_SECURE`) and the CSRF policy (`ALLOWED_ORIGINS`; otherwise the
-/// request's own origin, over https, or http with `COOKIE_SECURE=false`).
-///
-/// # Errors
-/// A message naming `ALLOWED_ORIGINS` when it is unusable.
-pub fn cookie_and_csrf(settings: &Settings) -> Result<(CookieConfig, CsrfLayer), String> {
     let cookie = CookieConfig::default().secure(settings.cookie_secure);
     if !settings.cookie_secure {
         tracing::warn!("COOKIE_SECURE=false: the session cookie is also sent over plain http");
@@ -114,15 +102,29 @@ pub fn cookie_and_csrf(settings: &Settings) -> Result<(CookieConfig, CsrfLayer),
     let csrf = match &settings.allowed_origins {
         Some(origins) => {
             tracing::info!(origins = ?origins, "writes are allowed from these origins only");
-            CsrfLayer::new()
+            CsrfPolicy::new()
                 .with_allowed_origins(origins)
                 .map_err(|e| format!("ALLOWED_ORIGINS: {e}"))?
         }
         // A Secure cookie is only sent over https, so the site is https; without it, http.
-        None if settings.cookie_secure => CsrfLayer::new(),
-        None => CsrfLayer::new().with_site_scheme(Scheme::HTTP),
+        None if settings.cookie_secure => CsrfPolicy::new(),
+        None => CsrfPolicy::new().with_site_scheme(Scheme::HTTP),
     };
-    Ok((cookie, csrf))
+    Ok(Prepared {
+        state,
+        cookie,
+        csrf,
+    })
+}
+
+/// Log lines to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
 }
 
 /// Ctrl-C or SIGTERM.

@@ -1,0 +1,330 @@
+//! `demo-actix`: the same HTTP contract as `demo-server`, on actix-web. The handlers extract
+//! their inputs, call [`crate::api`] (shared with the axum binary) and write the answer;
+//! sessions, guards, cookies and CSRF come from `session_core::actix`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Data, Path};
+use actix_web::{
+    App, FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer, ResponseError,
+};
+use futures_util::StreamExt as _;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use session_core::actix::{
+    AuthSession, CookieConfig, Csrf, CsrfPolicy, CurrentUser, EndSession, SessionMiddleware,
+};
+use session_core::prelude::*;
+use session_core::{log_safe, SessionStore};
+use tracing::Instrument as _;
+
+use crate::api::{self, Credentials, PasswordBody, ReauthBody, RolesBody};
+use crate::errors::{json_object, payload_too_large, ApiError};
+use crate::{AppState, BODY_LIMIT};
+
+fn status(code: axum::http::StatusCode) -> StatusCode {
+    StatusCode::from_u16(code.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        status(ApiError::status(self))
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponseBuilder::new(self.status_code());
+        if let Some(secs) = self.retry_after() {
+            res.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        if self.close() {
+            res.force_close();
+        }
+        res.json(self.body())
+    }
+}
+
+/// A JSON **object** body of at most [`BODY_LIMIT`] bytes, with the demo's JSON errors (413
+/// with `Connection: close` over the limit, 400 otherwise). Reads the body only when polled,
+/// so a guard of the same handler decides first.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.as_bytes().to_vec());
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > BODY_LIMIT) {
+                return Err(payload_too_large());
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk =
+                    chunk.map_err(|e| ApiError::bad_request(format!("unreadable body: {e}")))?;
+                if body.len() + chunk.len() > BODY_LIMIT {
+                    return Err(payload_too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            json_object(content_type.as_deref(), &body).map(Self)
+        })
+    }
+}
+
+fn json(value: Value) -> HttpResponse {
+    HttpResponse::Ok().json(value)
+}
+
+fn no_content() -> HttpResponse {
+    HttpResponse::NoContent().finish()
+}
+
+fn user_agent(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+async fn livez() -> HttpResponse {
+    json(api::livez())
+}
+
+async fn health(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(json(api::health(&state).await?))
+}
+
+async fn register(
+    state: Data<AppState>,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Created().json(api::register(&state, body).await?))
+}
+
+async fn login(
+    state: Data<AppState>,
+    req: HttpRequest,
+    mut auth: AuthSession,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(json(
+        api::login(&state, user_agent(&req), &mut auth, body).await?,
+    ))
+}
+
+#[login_required]
+async fn reauth(
+    state: Data<AppState>,
+    mut auth: AuthSession,
+    ApiJson(body): ApiJson<ReauthBody>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(json(api::reauth(&state, &mut auth, body).await?))
+}
+
+#[login_required]
+async fn change_password(
+    state: Data<AppState>,
+    mut auth: AuthSession,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    api::change_password(&state, &mut auth, body).await?;
+    Ok(no_content())
+}
+
+#[login_required]
+async fn delete_other_sessions(
+    state: Data<AppState>,
+    mut auth: AuthSession,
+) -> Result<HttpResponse, ApiError> {
+    api::delete_other_sessions(&state, &mut auth).await?;
+    Ok(no_content())
+}
+
+/// No guard, so that with the store down the answer (503) still clears the cookie.
+async fn logout(end: EndSession) -> Result<HttpResponse, ApiError> {
+    api::logout(end).await?;
+    Ok(no_content())
+}
+
+#[login_required]
+async fn me(user: CurrentUser) -> HttpResponse {
+    json(api::me(&user))
+}
+
+#[has_role("ADMIN")]
+async fn admin(user: CurrentUser) -> HttpResponse {
+    json(api::admin(&user))
+}
+
+#[login_required]
+async fn list_sessions(state: Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+    Ok(json(api::list_sessions(&state, &user).await?))
+}
+
+#[login_required]
+async fn delete_session(
+    state: Data<AppState>,
+    mut auth: AuthSession,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    api::delete_session(&state, &mut auth, id.into_inner()).await?;
+    Ok(no_content())
+}
+
+#[login_required]
+async fn delete_all_sessions(
+    state: Data<AppState>,
+    mut auth: AuthSession,
+) -> Result<HttpResponse, ApiError> {
+    api::delete_all_sessions(&state, &mut auth).await?;
+    Ok(no_content())
+}
+
+#[has_role("ADMIN")]
+async fn set_roles(
+    state: Data<AppState>,
+    admin: CurrentUser,
+    username: Path<String>,
+    ApiJson(body): ApiJson<RolesBody>,
+) -> Result<HttpResponse, ApiError> {
+    api::set_roles(&state, &admin, username.into_inner(), body).await?;
+    Ok(no_content())
+}
+
+#[has_role("ADMIN")]
+async fn revoke_user_sessions(
+    state: Data<AppState>,
+    admin: CurrentUser,
+    username: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    api::revoke_user_sessions(&state, &admin, username.into_inner()).await?;
+    Ok(no_content())
+}
+
+async fn not_found() -> HttpResponse {
+    ApiError::not_found("no such route").error_response()
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    ApiError::method_not_allowed().error_response()
+}
+
+/// A resource whose other methods answer 405 in JSON.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// The routes, with the session middleware (outermost: its caching headers go on every
+/// answer, a CSRF refusal included), the CSRF check (before routing) and request logging.
+pub fn app(
+    state: Data<AppState>,
+    sessions: SessionMiddleware,
+    csrf: Csrf,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .service(resource("/livez").route(web::get().to(livez)))
+        .service(resource("/health").route(web::get().to(health)))
+        .service(resource("/register").route(web::post().to(register)))
+        .service(resource("/login").route(web::post().to(login)))
+        .service(resource("/logout").route(web::post().to(logout)))
+        .service(resource("/reauth").route(web::post().to(reauth)))
+        .service(resource("/password").route(web::put().to(change_password)))
+        .service(resource("/me").route(web::get().to(me)))
+        .service(resource("/admin").route(web::get().to(admin)))
+        .service(
+            resource("/sessions")
+                .route(web::get().to(list_sessions))
+                .route(web::delete().to(delete_all_sessions)),
+        )
+        .service(resource("/sessions/others").route(web::delete().to(delete_other_sessions)))
+        .service(resource("/sessions/{id}").route(web::delete().to(delete_session)))
+        .service(resource("/admin/users/{username}/roles").route(web::put().to(set_roles)))
+        .service(
+            resource("/admin/users/{username}/sessions")
+                .route(web::delete().to(revoke_user_sessions)),
+        )
+        .default_service(web::to(not_found))
+        .wrap(csrf)
+        .wrap(sessions)
+        .wrap_fn(|req, srv| {
+            use actix_web::dev::Service as _;
+            let span = tracing::info_span!(
+                "request",
+                method = %log_safe(req.method().as_str()),
+                uri = %log_safe(req.uri().path_and_query().map_or("/", |p| p.as_str())),
+                version = ?req.version(),
+            );
+            let started = std::time::Instant::now();
+            let fut = srv.call(req);
+            async move {
+                let res = fut.await;
+                if let Ok(res) = &res {
+                    tracing::info!(
+                        latency = ?started.elapsed(),
+                        status = res.status().as_u16(),
+                        "finished processing request"
+                    );
+                }
+                res
+            }
+            .instrument(span)
+        })
+}
+
+/// Serves the app on `listener` until `shutdown` completes, then stops accepting and finishes
+/// the requests in flight. A connection that has not sent a complete request head
+/// `header_timeout` after it was accepted, or after the previous answer on it, is closed.
+///
+/// # Errors
+/// When the server cannot start on the listener.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    state: AppState,
+    cookie: CookieConfig,
+    csrf: CsrfPolicy,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> std::io::Result<()> {
+    let store: std::sync::Arc<dyn SessionStore> = state.store.clone();
+    let sessions = SessionMiddleware::new(store).with_cookie(cookie);
+    let state = Data::new(state);
+    let server =
+        HttpServer::new(move || app(state.clone(), sessions.clone(), Csrf::new(csrf.clone())))
+            .client_request_timeout(header_timeout)
+            .keep_alive(actix_web::http::KeepAlive::Timeout(header_timeout))
+            .disable_signals()
+            .shutdown_timeout(10)
+            .listen(listener)?
+            .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown.await;
+        handle.stop(true).await;
+    });
+    server.await
+}

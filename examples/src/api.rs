@@ -1,0 +1,443 @@
+//! What each route of the demo does, once for both binaries: the framework-neutral part of
+//! every handler. The axum handlers ([`crate::routes`]) and the actix-web handlers
+//! ([`crate::actix_app`]) only extract their inputs, call these, and write the answer; the
+//! guards (`#[login_required]`, `#[has_role("ADMIN")]`) sit on those thin handlers.
+
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use session_core::prelude::*;
+use session_core::throttle::{retry_after_secs, Attempt};
+use session_core::web::{AuthSession, CurrentUser, EndSession};
+use session_core::{log_safe, SessionHandle};
+
+use crate::accounts::{Account, ADMIN};
+use crate::errors::ApiError;
+use crate::AppState;
+
+/// `{"username", "password"}` of `/register` and `/login`.
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// `{"roles": [...]}` of `PUT /admin/users/{username}/roles`.
+#[derive(Debug, Deserialize)]
+pub struct RolesBody {
+    roles: Vec<String>,
+}
+
+/// `{"password"}` of `POST /reauth`.
+#[derive(Debug, Deserialize)]
+pub struct ReauthBody {
+    password: String,
+}
+
+/// `{"current_password", "new_password"}` of `PUT /password`.
+#[derive(Debug, Deserialize)]
+pub struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+pub fn valid_username(username: &str) -> bool {
+    (3..=64).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn valid_password(password: &str) -> bool {
+    (8..=128).contains(&password.chars().count())
+}
+
+fn valid_role(role: &str) -> bool {
+    (1..=64).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':'))
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// `GET /livez`: the process serves requests; asks no store.
+pub fn livez() -> Value {
+    json!({ "status": "ok" })
+}
+
+/// `GET /health`: the store answers.
+///
+/// # Errors
+/// 503 when the store does not answer.
+pub async fn health(state: &AppState) -> Result<Value, ApiError> {
+    state.store.ping().await?;
+    Ok(json!({ "status": "ok", "store": state.store.backend_name() }))
+}
+
+/// `POST /register` (answered 201): 503 `busy` when `LOGIN_QUEUE_MAX` password checks are
+/// waiting already.
+///
+/// # Errors
+/// 400 for an unusable name or password, 409 for a taken name, 503.
+pub async fn register(state: &AppState, body: Credentials) -> Result<Value, ApiError> {
+    if !valid_username(&body.username) {
+        return Err(ApiError::bad_request(
+            "username must be 3-64 characters of A-Z, a-z, 0-9, '_', '.', '-'",
+        ));
+    }
+    if !valid_password(&body.password) {
+        return Err(ApiError::bad_request("password must be 8-128 characters"));
+    }
+    let _slot = state.password_queue.enter()?;
+    if state.accounts.get(&body.username).await?.is_some() {
+        return Err(ApiError::conflict("that username is taken"));
+    }
+    let account = Account {
+        username: body.username,
+        password_hash: state.passwords.hash(&body.password).await?,
+        roles: vec!["USER".to_owned()],
+    };
+    if !state.accounts.create(&account).await? {
+        return Err(ApiError::conflict("that username is taken"));
+    }
+    tracing::info!(target: "session_audit", event = "register", user = %log_safe(&account.username), "account created");
+    Ok(json!({ "username": account.username, "roles": account.roles }))
+}
+
+/// Checks `password` for `username` under the lockout rule, as every password check does
+/// (login, reauthentication, password change): the attempt is counted before the hash (so
+/// parallel guesses cannot exceed the limit), refused with 429 while the username is locked,
+/// and a failure answers 401 `invalid_credentials` (the same for an unknown user and a wrong
+/// password). The caller holds a place in the password queue.
+///
+/// `plausible`: whether `username` can be an account at all; a name that cannot is checked
+/// like an unknown one (same answer, same time) but not counted: it has no throttle key of
+/// its own.
+pub async fn check_password(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    plausible: bool,
+    event: &str,
+) -> Result<Account, ApiError> {
+    if plausible {
+        if let Attempt::Locked { retry_after } =
+            state.store.begin_login(username, &state.throttle).await?
+        {
+            tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), during = event, "password check refused: username locked");
+            return Err(ApiError::too_many_attempts(retry_after_secs(retry_after)));
+        }
+    }
+    let account = if plausible {
+        state.accounts.get(username).await?
+    } else {
+        None
+    };
+    let password = if plausible { password } else { "" };
+    let ok = state
+        .passwords
+        .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
+        .await?;
+    let Some(account) = account.filter(|_| ok) else {
+        tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), during = event, "failed password check");
+        if plausible {
+            if let Attempt::Locked { retry_after } = state
+                .store
+                .record_failure(username, &state.throttle)
+                .await?
+            {
+                tracing::warn!(
+                    target: "session_audit",
+                    event = "lockout",
+                    user = %log_safe(username),
+                    secs = retry_after_secs(retry_after),
+                    "username locked after repeated failed password checks"
+                );
+            }
+        }
+        return Err(ApiError::invalid_credentials());
+    };
+    state.store.clear_failures(username).await?;
+    Ok(account)
+}
+
+/// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
+/// password; every login starts a new session with a new token, labelled with the request's
+/// `User-Agent`. 503 `busy` when `LOGIN_QUEUE_MAX` password checks are waiting already.
+///
+/// # Errors
+/// 401, 429, 503 as said.
+pub async fn login(
+    state: &AppState,
+    user_agent: Option<String>,
+    auth: &mut AuthSession,
+    body: Credentials,
+) -> Result<Value, ApiError> {
+    // Every login costs a hash (a real or a dummy one), so every login takes a place.
+    let _slot = state.password_queue.enter()?;
+    let username = body.username.as_str();
+    let plausible = valid_username(username) && body.password.chars().count() <= 128;
+    let account = check_password(state, username, &body.password, plausible, "login").await?;
+    let mut new = NewSession::new(account.username.clone()).with_roles(account.roles.clone());
+    if let Some(ua) = user_agent.filter(|ua| !ua.is_empty()) {
+        new = new.with_label(ua);
+    }
+    let session = auth.login(new).await?;
+    Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
+}
+
+/// `POST /reauth` (login required): the logged-in user enters the password again. A new token
+/// (the old one stops working) and the session is fresh from now. A wrong password counts
+/// toward the lockout like a failed login.
+///
+/// # Errors
+/// 401, 429, 503.
+pub async fn reauth(
+    state: &AppState,
+    auth: &mut AuthSession,
+    body: ReauthBody,
+) -> Result<Value, ApiError> {
+    let Some(user) = auth.session().map(|s| s.user_id().to_owned()) else {
+        return Err(session_core::Error::NotFound.into());
+    };
+    let _slot = state.password_queue.enter()?;
+    let plausible = body.password.chars().count() <= 128;
+    check_password(state, &user, &body.password, plausible, "reauth").await?;
+    let session = auth.reauthenticate().await?;
+    Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
+}
+
+/// `PUT /password` (login required; answered 204): needs a fresh session (`STEP_UP_SECS`) and
+/// the current password; ends every other session of the user and gives this one a new token.
+///
+/// # Errors
+/// 401 `reauthentication_required` or `invalid_credentials`, 400, 429, 503.
+pub async fn change_password(
+    state: &AppState,
+    auth: &mut AuthSession,
+    body: PasswordBody,
+) -> Result<(), ApiError> {
+    let Some(session) = auth.session().cloned() else {
+        return Err(session_core::Error::NotFound.into());
+    };
+    // Freshness first: a stale session changes nothing, not even the lockout count.
+    Require::fresh(state.step_up).check(&session)?;
+    if !valid_password(&body.new_password) {
+        return Err(ApiError::bad_request(
+            "new_password must be 8-128 characters",
+        ));
+    }
+    let user = session.user_id().to_owned();
+    let _slot = state.password_queue.enter()?;
+    let plausible = body.current_password.chars().count() <= 128;
+    check_password(
+        state,
+        &user,
+        &body.current_password,
+        plausible,
+        "password_change",
+    )
+    .await?;
+    let hash = state.passwords.hash(&body.new_password).await?;
+    // Order: other sessions end first, then the password changes, then the other sessions end
+    // once more. A failure after the first step leaves the old password with fewer sessions
+    // (safe; the user retries); a login that checked the old password while the hash was
+    // being replaced is ended by the last step. Only then does this session get its new token.
+    auth.end_other_sessions().await?;
+    if !state.accounts.set_password_hash(&user, &hash).await? {
+        return Err(ApiError::not_found("no such user"));
+    }
+    let ended = auth.end_other_sessions().await?;
+    auth.reauthenticate().await?;
+    tracing::info!(target: "session_audit", event = "password_changed", user = %log_safe(&user), late_sessions_ended = ended, "password changed; other sessions ended");
+    Ok(())
+}
+
+/// `DELETE /sessions/others` (login required; 204): needs a fresh session; ends every session
+/// of the caller but this one.
+///
+/// # Errors
+/// 401 `reauthentication_required`, 503.
+pub async fn delete_other_sessions(
+    state: &AppState,
+    auth: &mut AuthSession,
+) -> Result<(), ApiError> {
+    let Some(session) = auth.session().cloned() else {
+        return Err(session_core::Error::NotFound.into());
+    };
+    Require::fresh(state.step_up).check(&session)?;
+    auth.end_other_sessions().await?;
+    Ok(())
+}
+
+/// `POST /logout` (login required, checked here rather than by a guard; 204). With the store
+/// down: 503, and the cookie is cleared in the browser all the same.
+///
+/// # Errors
+/// 401 without a live session, 503.
+pub async fn logout(end: EndSession) -> Result<(), ApiError> {
+    end.end().await?;
+    Ok(())
+}
+
+/// `GET /me` (login required).
+pub fn me(user: &CurrentUser) -> Value {
+    json!({ "username": user.user_id(), "roles": user.roles() })
+}
+
+/// `GET /admin` (role ADMIN).
+pub fn admin(user: &CurrentUser) -> Value {
+    json!({ "message": format!("welcome to the admin area, {}", user.user_id()) })
+}
+
+/// `GET /sessions` (login required): the caller's live sessions.
+///
+/// # Errors
+/// 503.
+pub async fn list_sessions(state: &AppState, user: &CurrentUser) -> Result<Value, ApiError> {
+    let current = user.handle();
+    let sessions = state.store.list_user_sessions(user.user_id()).await?;
+    Ok(Value::Array(
+        sessions
+            .into_iter()
+            .map(|s| {
+                json!({
+                    "id": s.handle,
+                    "created_at": rfc3339(s.created_at),
+                    "last_seen_at": rfc3339(s.last_seen_at),
+                    "current": s.handle == current,
+                    "user_agent": s.label,
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// `DELETE /sessions/{id}` (login required; 204): ends one of the caller's own sessions.
+///
+/// # Errors
+/// 404 when it is not one of theirs, 503.
+pub async fn delete_session(
+    state: &AppState,
+    auth: &mut AuthSession,
+    id: String,
+) -> Result<(), ApiError> {
+    let Some(session) = auth.session().cloned() else {
+        return Err(session_core::Error::NotFound.into());
+    };
+    let handle = SessionHandle::new(id);
+    if handle == session.handle() {
+        auth.logout().await?;
+        return Ok(());
+    }
+    if !state
+        .store
+        .delete_user_session(session.user_id(), &handle)
+        .await?
+    {
+        return Err(ApiError::not_found("no such session among yours"));
+    }
+    tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(session.user_id()), handle = %log_safe(handle.as_str()), by = %log_safe(session.user_id()), "session ended by its owner");
+    Ok(())
+}
+
+/// `DELETE /sessions` (login required; 204): ends all the caller's sessions, this one too.
+///
+/// # Errors
+/// 503.
+pub async fn delete_all_sessions(state: &AppState, auth: &mut AuthSession) -> Result<(), ApiError> {
+    let Some(user) = auth.session().map(|s| s.user_id().to_owned()) else {
+        return Err(session_core::Error::NotFound.into());
+    };
+    let ended = state.store.delete_user_sessions(&user).await?;
+    tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&user), ended, by = %log_safe(&user), "all sessions ended by their owner");
+    auth.logout().await?;
+    Ok(())
+}
+
+/// `PUT /admin/users/{username}/roles` (role ADMIN; 204): the user's live sessions see the new
+/// roles at their next request.
+///
+/// # Errors
+/// 400, 404, 409 (the last admin demoting themselves), 503.
+pub async fn set_roles(
+    state: &AppState,
+    admin: &CurrentUser,
+    username: String,
+    body: RolesBody,
+) -> Result<(), ApiError> {
+    if body.roles.len() > 32 || !body.roles.iter().all(|r| valid_role(r)) {
+        return Err(ApiError::bad_request(
+            "roles: at most 32, each 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-', ':'",
+        ));
+    }
+    let mut roles = body.roles;
+    roles.sort();
+    roles.dedup();
+    if state.accounts.get(&username).await?.is_none() {
+        return Err(ApiError::not_found("no such user"));
+    }
+    // The last admin cannot remove their own ADMIN: nobody could give it back. (Two last
+    // admins demoting themselves at the same instant can both pass this check; the demo
+    // accepts that.)
+    if username == admin.user_id()
+        && !roles.iter().any(|r| r == ADMIN)
+        && state.accounts.admin_count().await? <= 1
+    {
+        return Err(ApiError::conflict(
+            "you are the last admin: give ADMIN to another account first",
+        ));
+    }
+    // Two stores, two writes, no transaction across them. The sessions are changed first:
+    // `set_user_authz` rewrites every live session of the user and records the new roles for
+    // the store's role-change window, during which every new login of the user gets them
+    // whatever the account says. So if the account update then fails, no session (existing or
+    // new) honours a removed role, and the admin's retry (the request answered 503) brings
+    // the account in line. The other order would leave a removed role on every live session
+    // after a failure between the two. The account update is also retried once at once.
+    let sessions = state.store.set_user_authz(&username, &roles, &[]).await?;
+    let updated = match state.accounts.set_roles(&username, &roles).await {
+        Ok(updated) => updated,
+        Err(_) => state.accounts.set_roles(&username, &roles).await?,
+    };
+    if !updated {
+        return Err(ApiError::not_found("no such user"));
+    }
+    tracing::info!(target: "session_audit", event = "roles_changed", user = %log_safe(&username), roles = ?roles, sessions, by = %log_safe(admin.user_id()), "roles changed");
+    Ok(())
+}
+
+/// `DELETE /admin/users/{username}/sessions` (role ADMIN; 204): ends all that user's sessions.
+///
+/// # Errors
+/// 400, 503.
+pub async fn revoke_user_sessions(
+    state: &AppState,
+    admin: &CurrentUser,
+    username: String,
+) -> Result<(), ApiError> {
+    if username.is_empty() || username.len() > 255 {
+        return Err(ApiError::bad_request("no such username"));
+    }
+    let ended = state.store.delete_user_sessions(&username).await?;
+    tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&username), ended, by = %log_safe(admin.user_id()), "all sessions of a user ended by an admin");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_and_password_rules() {
+        assert!(valid_username("abc") && valid_username(&"a".repeat(64)));
+        assert!(!valid_username("ab") && !valid_username(&"a".repeat(65)));
+        assert!(valid_username("a.b-c_9") && !valid_username("a b") && !valid_username("é_é"));
+        assert!(valid_password("12345678") && valid_password(&"é".repeat(128)));
+        assert!(!valid_password("1234567") && !valid_password(&"x".repeat(129)));
+    }
+}

@@ -1,0 +1,224 @@
+//! [`SessionMiddleware`]: the actix-web analogue of the axum `SessionLayer`. Reads the session
+//! cookie, puts the request's session state in the request's extensions, loads the session
+//! (once, and only when the request carries a well-formed session cookie) before the handler's
+//! extractors run, writes
+//! `Set-Cookie` after login, rotation and logout, keeps session answers out of caches, and
+//! hands every [`Rejection`] to the app's rejection handler when one is set.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+
+use crate::error::Error;
+use crate::store::SessionStore;
+use crate::web::{CookieConfig, Rejection, RequestSession, Shared};
+
+/// Turns a [`Rejection`] into the response sent to the client.
+type RejectionHandler = Arc<dyn Fn(Rejection, &HttpRequest) -> HttpResponse + Send + Sync>;
+
+/// The middleware that connects a [`SessionStore`] to an actix-web app. Caching headers as
+/// the axum layer's: `Vary: Cookie` on every answer, `Cache-Control: no-store` on every answer
+/// to a request with a well-formed session cookie and on every answer that sets or clears it.
+///
+/// Unlike the axum layer, it loads the session of a request that carries a well-formed
+/// session cookie before calling the app, whether a handler asks for it or not (as
+/// actix-session does): actix-web polls a handler's extractors together, and this is what lets
+/// a guard decide before a body extractor of the same handler looks at the body. A request
+/// without such a cookie costs no store call.
+///
+/// ```
+/// use std::sync::Arc;
+/// use actix_web::{web, App, HttpResponse};
+/// use session_core::actix::SessionMiddleware;
+/// use session_core::{MemoryStore, SessionConfig};
+///
+/// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+/// let app = App::new()
+///     .wrap(SessionMiddleware::new(store))
+///     .route("/", web::get().to(|| async { HttpResponse::Ok().body("hello") }));
+/// ```
+#[derive(Clone)]
+pub struct SessionMiddleware {
+    shared: Arc<Shared>,
+    rejection: Option<RejectionHandler>,
+}
+
+impl std::fmt::Debug for SessionMiddleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionMiddleware")
+            .field("backend", &self.shared.store.backend_name())
+            .field("cookie", &self.shared.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionMiddleware {
+    /// A middleware over `store` with the default (secure, `__Host-`) cookie and JSON
+    /// rejections.
+    pub fn new(store: Arc<dyn SessionStore>) -> Self {
+        Self {
+            shared: Shared::new(store, CookieConfig::default()),
+            rejection: None,
+        }
+    }
+
+    /// Sets the cookie's name and attributes.
+    #[must_use]
+    pub fn with_cookie(self, cookie: CookieConfig) -> Self {
+        Self {
+            shared: Shared::new(Arc::clone(&self.shared.store), cookie),
+            ..self
+        }
+    }
+
+    /// Replaces the JSON rejection with your own response, for example a redirect to the login
+    /// page for HTML apps. It answers every [`Rejection`] of a request under the middleware:
+    /// the guards', the extractors', the CSRF middleware's (when inside this one) and a
+    /// handler's `Err(Rejection)` or `Err(session_core::Error)`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use actix_web::{http::header::LOCATION, HttpResponse, ResponseError};
+    /// use session_core::actix::{Rejection, SessionMiddleware};
+    /// use session_core::{MemoryStore, SessionConfig};
+    ///
+    /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    /// let middleware = SessionMiddleware::new(store).with_rejection(|rejection, _req| {
+    ///     match rejection {
+    ///         Rejection::Unauthenticated => HttpResponse::SeeOther()
+    ///             .insert_header((LOCATION, "/login"))
+    ///             .finish(),
+    ///         other => other.error_response(),
+    ///     }
+    /// });
+    /// ```
+    #[must_use]
+    pub fn with_rejection<F>(self, handler: F) -> Self
+    where
+        F: Fn(Rejection, &HttpRequest) -> HttpResponse + Send + Sync + 'static,
+    {
+        Self {
+            rejection: Some(Arc::new(handler)),
+            ..self
+        }
+    }
+
+    /// The store this middleware serves.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.shared.store
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for SessionMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B, BoxBody>>;
+    type Error = actix_web::Error;
+    type Transform = SessionService<S>;
+    type InitError = ();
+    type Future = std::future::Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        std::future::ready(Ok(SessionService {
+            inner: Rc::new(service),
+            shared: Arc::clone(&self.shared),
+            rejection: self.rejection.clone(),
+        }))
+    }
+}
+
+/// The service [`SessionMiddleware`] wraps around an app.
+pub struct SessionService<S> {
+    inner: Rc<S>,
+    shared: Arc<Shared>,
+    rejection: Option<RejectionHandler>,
+}
+
+impl<S> std::fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionService").finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for SessionService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B, BoxBody>>;
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, actix_web::Error>>>>;
+
+    forward_ready!(inner);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let token = self
+            .shared
+            .cookie
+            .token_from(req.headers().get_all(COOKIE).map(|v| v.as_bytes()));
+        let ctx = RequestSession::new(Arc::clone(&self.shared), token);
+        req.extensions_mut().insert(ctx.clone());
+        let rejection = self.rejection.clone();
+        let inner = Rc::clone(&self.inner);
+        Box::pin(async move {
+            if ctx.carries_session() {
+                // The outcome stays in the context; an unavailable store is the guards' 503.
+                let _ = ctx.session().await;
+            }
+            let res = inner.call(req).await?;
+            let mut res = match rejection.and_then(|handler| custom(&res, &handler)) {
+                Some(replaced) => res.into_response(replaced).map_into_right_body(),
+                None => res.map_into_left_body(),
+            };
+            finish(&ctx, res.headers_mut());
+            Ok(res)
+        })
+    }
+}
+
+/// The app's answer for a response made from a [`Rejection`] (or an [`Error`]), if it is one.
+fn custom<B>(res: &ServiceResponse<B>, handler: &RejectionHandler) -> Option<HttpResponse> {
+    let error = res.response().error()?;
+    let rejection = match error.as_error::<Rejection>() {
+        Some(rejection) => rejection.clone(),
+        None => Rejection::from(error.as_error::<Error>()?),
+    };
+    Some(handler(rejection, res.request()))
+}
+
+/// The cookie change and the caching headers.
+fn finish(ctx: &RequestSession, headers: &mut HeaderMap) {
+    let cookie_change = ctx.take_cookie_header();
+    if ctx.carries_session() || cookie_change.is_some() {
+        // An answer for one session, or one that hands out or ends a session, must never be
+        // cached.
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Some(set_cookie) = cookie_change {
+        match HeaderValue::from_str(&set_cookie) {
+            Ok(value) => headers.append(SET_COOKIE, value),
+            Err(_) => {
+                tracing::error!("could not build the Set-Cookie header (check the cookie name)")
+            }
+        }
+    }
+    let present = headers
+        .get_all(VARY)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            let v = v.trim();
+            v == "*" || v.eq_ignore_ascii_case("cookie")
+        });
+    if !present {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+}

@@ -1,0 +1,183 @@
+//! [`RequestSession`]: the per-request session state every adapter keeps in the request's
+//! extensions: the store, the cookie's token, the session loaded at most once (lazily, on the
+//! first extractor or guard that needs it), and the cookie change the response must carry.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::OnceCell;
+
+use crate::record::Session;
+use crate::store::SessionStore;
+use crate::token::Token;
+use crate::web::cookie::CookieConfig;
+use crate::web::rejection::Rejection;
+
+/// What every request of one app shares: the store and the cookie's settings.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) cookie: CookieConfig,
+}
+
+impl Shared {
+    pub(crate) fn new(store: Arc<dyn SessionStore>, cookie: CookieConfig) -> Arc<Self> {
+        Arc::new(Self { store, cookie })
+    }
+}
+
+/// Per-request session state (cheap to clone: one shared allocation).
+#[derive(Clone)]
+pub(crate) struct RequestSession(Arc<Inner>);
+
+struct Inner {
+    shared: Arc<Shared>,
+    /// The token of the request's cookie; never changes.
+    presented: Option<Token>,
+    /// The session under `presented`, loaded once however many extractors ask at once (actix
+    /// polls a handler's extractors together).
+    initial: OnceCell<Loaded>,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Set once the handler logged in, rotated or logged out: that replaces the cookie's.
+    changed: Option<(Option<Token>, Loaded)>,
+    cookie: Option<CookieChange>,
+}
+
+#[derive(Clone)]
+enum Loaded {
+    /// A `Session` is cheap to clone (its record is shared).
+    Session(Session),
+    None,
+    Unavailable,
+}
+
+enum CookieChange {
+    Set(Token),
+    Expire,
+}
+
+impl RequestSession {
+    /// The state of a request whose cookie carried `token` (see [`CookieConfig::token_from`]).
+    pub(crate) fn new(shared: Arc<Shared>, token: Option<Token>) -> Self {
+        // Without a token there is nothing to load: settle that now, without a store call.
+        let initial = if token.is_none() {
+            OnceCell::new_with(Some(Loaded::None))
+        } else {
+            OnceCell::new()
+        };
+        Self(Arc::new(Inner {
+            shared,
+            presented: token,
+            initial,
+            state: Mutex::new(State {
+                changed: None,
+                cookie: None,
+            }),
+        }))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.0.shared.store
+    }
+
+    /// The token the request's session goes by now (after a login or rotation: the new one).
+    pub(crate) fn token(&self) -> Option<Token> {
+        match &self.state().changed {
+            Some((token, _)) => token.clone(),
+            None => self.0.presented.clone(),
+        }
+    }
+
+    /// True when the request carried a well-formed session cookie (live or not).
+    pub(crate) fn carries_session(&self) -> bool {
+        self.0.presented.is_some()
+    }
+
+    /// The outcome of the session's load when it is known without waiting (no cookie, already
+    /// loaded, or changed by the handler); `None` when a store call is needed.
+    pub(crate) fn session_now(&self) -> Option<Result<Option<Session>, Rejection>> {
+        if let Some((_, loaded)) = &self.state().changed {
+            return Some(outcome(loaded.clone()));
+        }
+        self.0.initial.get().cloned().map(outcome)
+    }
+
+    /// The request's session, loaded from the store on the first call only.
+    pub(crate) async fn session(&self) -> Result<Option<Session>, Rejection> {
+        if let Some(now) = self.session_now() {
+            return now;
+        }
+        let loaded = self
+            .0
+            .initial
+            .get_or_init(|| async {
+                let Some(token) = &self.0.presented else {
+                    return Loaded::None;
+                };
+                match self.store().load(token).await {
+                    Ok(Some(session)) => Loaded::Session(session),
+                    Ok(None) => Loaded::None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session store unavailable; request denied");
+                        Loaded::Unavailable
+                    }
+                }
+            })
+            .await
+            .clone();
+        // A login or logout may have happened while this call waited.
+        self.session_now().unwrap_or_else(|| outcome(loaded))
+    }
+
+    /// Records a new session for this request and the cookie that carries it.
+    pub(crate) fn started(&self, token: Token, session: Session) -> Session {
+        let mut state = self.state();
+        state.changed = Some((Some(token.clone()), Loaded::Session(session.clone())));
+        state.cookie = Some(CookieChange::Set(token));
+        session
+    }
+
+    /// Records that the session ended and the cookie must be dropped.
+    pub(crate) fn ended(&self) {
+        let mut state = self.state();
+        state.changed = Some((None, Loaded::None));
+        state.cookie = Some(CookieChange::Expire);
+    }
+
+    /// Records that the browser must drop the cookie, whatever happens to the session (a logout
+    /// the store could not carry out: the browser forgets the token all the same).
+    pub(crate) fn expire_cookie(&self) {
+        self.state().cookie = Some(CookieChange::Expire);
+    }
+
+    /// Records new data of the loaded session (after it was saved).
+    pub(crate) fn replace_session(&self, session: Session) {
+        let token = self.token();
+        self.state().changed = Some((token, Loaded::Session(session)));
+    }
+
+    /// The `Set-Cookie` value the response must carry, if the cookie changes.
+    pub(crate) fn take_cookie_header(&self) -> Option<String> {
+        let change = self.state().cookie.take()?;
+        let cookie = &self.0.shared.cookie;
+        Some(match change {
+            CookieChange::Set(token) => {
+                cookie.set(&token, self.store().config().absolute_timeout())
+            }
+            CookieChange::Expire => cookie.expire(),
+        })
+    }
+}
+
+fn outcome(loaded: Loaded) -> Result<Option<Session>, Rejection> {
+    match loaded {
+        Loaded::Session(s) => Ok(Some(s)),
+        Loaded::None => Ok(None),
+        Loaded::Unavailable => Err(Rejection::StoreUnavailable),
+    }
+}

@@ -1,0 +1,30 @@
+//! The framework-neutral request core: everything a request needs from sessions, whichever web
+//! framework serves it. The adapters ([`axum`](crate::axum), feature `axum`;
+//! [`actix`](crate::actix), feature `actix`) only move bytes between their request and
+//! response types and this core.
+//!
+//! | module | its one job |
+//! |---|---|
+//! | `cookie` | [`CookieConfig`]: the cookie's name and attributes; reading the token from `Cookie` headers (one cookie of the name or none), writing `Set-Cookie` |
+//! | `context` | the per-request state: store, token, the session loaded at most once, the pending cookie change |
+//! | `extract` | [`AuthSession`] and [`CurrentUser`], one type each for every framework |
+//! | `guard` | [`Guard<R>`], the extractor the attribute macros insert |
+//! | `requirement` | [`Requirement`], the policies, [`Require`] (requirements as values), freshness |
+//! | `rejection` | [`Rejection`] (status, code, message, JSON body) and the one mapping of [`Error`](crate::Error) to HTTP |
+//! | `csrf` | [`CsrfPolicy`]: the whole-origin rules for state-changing requests |
+
+mod context;
+mod cookie;
+mod csrf;
+mod extract;
+mod guard;
+mod rejection;
+pub(crate) mod requirement;
+
+pub(crate) use self::context::{RequestSession, Shared};
+pub use self::cookie::{CookieConfig, SameSite};
+pub use self::csrf::{CsrfPolicy, CsrfRequest};
+pub use self::extract::{AuthSession, CurrentUser, EndSession};
+pub use self::guard::Guard;
+pub use self::rejection::Rejection;
+pub use self::requirement::{FreshLogin, Login, Require, Requirement};

@@ -1,0 +1,221 @@
+//! [`Rejection`]: why a request was refused, as a framework-neutral value (status, code,
+//! message, JSON body), and the one mapping of [`Error`] to HTTP that every path uses.
+
+use std::fmt;
+
+use http::StatusCode;
+
+use crate::error::Error;
+
+/// Why a request was refused: by a guard or an extractor before the handler ran, by the CSRF
+/// check, or by a handler that returned an [`Error`] (which converts into a `Rejection`, see
+/// [`Rejection::from`]).
+///
+/// By default it answers with a JSON body `{"error": CODE, "message": TEXT}`:
+///
+/// | variant | status | `error` |
+/// |---|---|---|
+/// | [`Rejection::Unauthenticated`] | 401 | `unauthenticated` |
+/// | [`Rejection::Forbidden`] | 403 | `forbidden` |
+/// | [`Rejection::ReauthenticationRequired`] | 401 | `reauthentication_required` |
+/// | [`Rejection::CrossSite`] | 403 | `csrf` |
+/// | [`Rejection::BadRequest`] | 400 | `bad_request` |
+/// | [`Rejection::Conflict`] | 409 | `conflict` |
+/// | [`Rejection::StoreUnavailable`] | 503 | `store_unavailable` (with `Retry-After: 1`) |
+/// | [`Rejection::MissingLayer`], [`Rejection::Internal`] | 500 | `internal` |
+///
+/// Swap in your own answer with the adapter's rejection handler
+/// (`SessionLayer::with_rejection` for axum, `SessionMiddleware::with_rejection` for actix-web),
+/// for example a redirect to a login page. The handler sees every rejection, whichever path
+/// produced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No session, or one that has ended (401).
+    Unauthenticated,
+    /// Logged in, but without a role or permission the handler requires (403).
+    Forbidden {
+        /// What was required, for example `role ADMIN`.
+        requirement: String,
+    },
+    /// Logged in, but the password was not entered recently enough for this request (a
+    /// freshness guard: `#[fresh_login(max_age = ..)]`,
+    /// [`Require::fresh`](crate::web::Require::fresh)) (401). The client should ask the user
+    /// for the password again (re-authenticate), not log in anew.
+    ReauthenticationRequired {
+        /// How recent the authentication must be.
+        max_age: std::time::Duration,
+    },
+    /// A state-changing request a browser sent on behalf of another site (403 `csrf`).
+    CrossSite {
+        /// Why the request counts as cross-site.
+        reason: &'static str,
+    },
+    /// The client's input was not acceptable (400); the message says what to change.
+    BadRequest(String),
+    /// Concurrent requests kept changing the same thing (an atomic update of session data
+    /// gave up, [`Error::Contended`]); retrying the request may succeed (409).
+    Conflict(String),
+    /// The session store could not be reached; access is denied (503).
+    StoreUnavailable,
+    /// The handler uses a session extractor but the app has no session layer or middleware:
+    /// a programming error (500).
+    MissingLayer,
+    /// Something failed that should not (logged on the server; 500 with no details sent).
+    Internal,
+}
+
+impl Rejection {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::Unauthenticated | Rejection::ReauthenticationRequired { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
+            Rejection::Forbidden { .. } | Rejection::CrossSite { .. } => StatusCode::FORBIDDEN,
+            Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Rejection::Conflict(_) => StatusCode::CONFLICT,
+            Rejection::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::MissingLayer | Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Unauthenticated => "unauthenticated",
+            Rejection::Forbidden { .. } => "forbidden",
+            Rejection::ReauthenticationRequired { .. } => "reauthentication_required",
+            Rejection::CrossSite { .. } => "csrf",
+            Rejection::BadRequest(_) => "bad_request",
+            Rejection::Conflict(_) => "conflict",
+            Rejection::StoreUnavailable => "store_unavailable",
+            Rejection::MissingLayer | Rejection::Internal => "internal",
+        }
+    }
+
+    /// Seconds a client should wait before retrying (`Retry-After`), when it should.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        matches!(self, Rejection::StoreUnavailable).then_some(1)
+    }
+
+    /// The default body: `{"error": CODE, "message": TEXT}`.
+    pub fn json_body(&self) -> String {
+        serde_json::json!({ "error": self.code(), "message": self.to_string() }).to_string()
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::Unauthenticated => f.write_str("log in first: no live session"),
+            Rejection::Forbidden { requirement } => write!(f, "this needs {requirement}"),
+            Rejection::ReauthenticationRequired { max_age } => write!(
+                f,
+                "enter your password again: this needs a login within the last {} s",
+                max_age.as_secs()
+            ),
+            Rejection::CrossSite { reason } => write!(f, "cross-site request refused: {reason}"),
+            Rejection::BadRequest(message) | Rejection::Conflict(message) => f.write_str(message),
+            Rejection::StoreUnavailable => {
+                f.write_str("the session store is unavailable; try again shortly")
+            }
+            Rejection::MissingLayer => f.write_str(
+                "server misconfiguration: add session_core::axum::SessionLayer (axum) or \
+                 session_core::actix::SessionMiddleware (actix-web) to the app",
+            ),
+            Rejection::Internal => f.write_str("internal error"),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// The one mapping of [`Error`] to HTTP: an unavailable store is 503 `store_unavailable`, a
+/// missing or unreadable session 401 `unauthenticated`, bad input 400 `bad_request`, a
+/// [`Error::Rejected`] its rejection, anything else 500 `internal` (logged, with no details
+/// sent to the client).
+impl From<&Error> for Rejection {
+    fn from(error: &Error) -> Self {
+        match error {
+            Error::Rejected(rejection) => rejection.clone(),
+            Error::Unavailable { .. } => {
+                tracing::warn!(error = %error, "session store unavailable; request denied");
+                Rejection::StoreUnavailable
+            }
+            Error::NotFound | Error::Corrupt(_) => Rejection::Unauthenticated,
+            Error::InvalidInput(message) => Rejection::BadRequest(message.clone()),
+            Error::Contended { .. } => Rejection::Conflict(error.to_string()),
+            other => {
+                tracing::error!(error = %other, "session operation failed");
+                Rejection::Internal
+            }
+        }
+    }
+}
+
+/// As `From<&Error>`.
+impl From<Error> for Rejection {
+    fn from(error: Error) -> Self {
+        Rejection::from(&error)
+    }
+}
+
+/// So `?` combines both in a handler that returns `Result<_, Error>`.
+impl From<Rejection> for Error {
+    fn from(rejection: Rejection) -> Self {
+        Error::Rejected(rejection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::UnavailableKind;
+
+    #[test]
+    fn every_error_maps_to_its_status_and_code() {
+        let cases: Vec<(Error, u16, &str)> = vec![
+            (
+                Error::unavailable(UnavailableKind::TimedOut, "x"),
+                503,
+                "store_unavailable",
+            ),
+            (Error::NotFound, 401, "unauthenticated"),
+            (Error::Corrupt("x".into()), 401, "unauthenticated"),
+            (Error::InvalidInput("bad".into()), 400, "bad_request"),
+            (
+                Error::Contended {
+                    key: "cart".into(),
+                    attempts: 64,
+                },
+                409,
+                "conflict",
+            ),
+            (Error::Internal("x".into()), 500, "internal"),
+            (
+                Error::Rejected(Rejection::Forbidden {
+                    requirement: "role X".into(),
+                }),
+                403,
+                "forbidden",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let r = Rejection::from(error);
+            assert_eq!((r.status().as_u16(), r.code()), (status, code), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_rejection_survives_the_round_trip_through_error() {
+        let r = Rejection::ReauthenticationRequired {
+            max_age: std::time::Duration::from_secs(300),
+        };
+        assert_eq!(Rejection::from(Error::from(r.clone())), r);
+        let body: serde_json::Value = serde_json::from_str(&r.json_body()).unwrap();
+        assert_eq!(body["error"], "reauthentication_required");
+        assert_eq!(Rejection::StoreUnavailable.retry_after_secs(), Some(1));
+        assert_eq!(Rejection::Unauthenticated.retry_after_secs(), None);
+    }
+}
