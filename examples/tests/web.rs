@@ -137,6 +137,12 @@ async fn a_cross_site_login_post_is_refused() {
     .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
     assert!(res.headers.get(header::SET_COOKIE).is_none());
+    // The app's rejection handler answers it too: a page, not the library's JSON.
+    assert!(
+        res.header(header::CONTENT_TYPE).starts_with("text/html"),
+        "{:?}",
+        res.headers
+    );
 }
 
 #[tokio::test]

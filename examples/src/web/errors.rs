@@ -33,6 +33,13 @@ pub fn html_rejection(rejection: Rejection, parts: &Parts) -> Response {
             Redirect::to(&login_url(target)).into_response()
         }
         Rejection::Forbidden { requirement } => WebError::Forbidden(requirement).into_response(),
+        // A form posted from another site (the CSRF check): refused, never a 5xx.
+        Rejection::CrossSite { .. } => {
+            WebError::Forbidden("a form of this site's own pages".to_owned()).into_response()
+        }
+        Rejection::BadRequest(message) | Rejection::Conflict(message) => {
+            WebError::BadRequest(message).into_response()
+        }
         Rejection::StoreUnavailable => WebError::Unavailable.into_response(),
         other => {
             tracing::error!(rejection = %other, "request refused");
