@@ -1,0 +1,49 @@
+//! Property tests of tokens: every token prints to one text that parses back to it, and any
+//! change of one byte of that text is refused or names another session.
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn token() -> impl Strategy<Value = Token> {
+    any::<[u8; TOKEN_BYTES]>().prop_map(Token)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_token_round_trips(token in token()) {
+        let text = token.as_cookie_value();
+        prop_assert_eq!(text.len(), TOKEN_LEN);
+        let back = Token::parse(&text).unwrap();
+        prop_assert_eq!(back.0, token.0);
+        prop_assert_eq!(back.key(), token.key());
+        prop_assert_eq!(back.deadline_ms(), token.deadline_ms());
+    }
+
+    #[test]
+    fn generated_tokens_round_trip(deadline in 0u64..(1 << 48)) {
+        let token = Token::generate_until(deadline).unwrap();
+        prop_assert_eq!(token.deadline_ms(), deadline);
+        let back = Token::parse(&token.as_cookie_value()).unwrap();
+        prop_assert_eq!(back.key(), token.key());
+    }
+
+    #[test]
+    fn any_single_byte_change_is_refused(
+        token in token(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let mut text = token.as_cookie_value().into_bytes();
+        let at = at.index(text.len());
+        prop_assume!(text[at] != byte);
+        text[at] = byte;
+        // Refused outright, or (another base64url letter) a different token: never this one.
+        if let Ok(other) = Token::parse_bytes(&text) {
+            prop_assert_ne!(other.0, token.0);
+            prop_assert_ne!(other.key(), token.key());
+        }
+    }
+}
