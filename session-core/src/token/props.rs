@@ -10,7 +10,7 @@ fn token() -> impl Strategy<Value = Token> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn any_token_round_trips(token in token()) {
@@ -30,20 +30,24 @@ proptest! {
         prop_assert_eq!(back.key(), token.key());
     }
 
+    /// Every position, every byte value: 51 x 255 changed texts per token. (A sampled change
+    /// hardly ever hits the last character's two spare bits, where a lenient decoder would
+    /// accept a second spelling of the same token.)
     #[test]
-    fn any_single_byte_change_is_refused(
-        token in token(),
-        at in any::<prop::sample::Index>(),
-        byte in any::<u8>(),
-    ) {
-        let mut text = token.as_cookie_value().into_bytes();
-        let at = at.index(text.len());
-        prop_assume!(text[at] != byte);
-        text[at] = byte;
-        // Refused outright, or (another base64url letter) a different token: never this one.
-        if let Ok(other) = Token::parse_bytes(&text) {
-            prop_assert_ne!(other.0, token.0);
-            prop_assert_ne!(other.key(), token.key());
+    fn any_single_byte_change_is_refused(token in token()) {
+        let text = token.as_cookie_value().into_bytes();
+        for at in 0..text.len() {
+            for byte in 0..=u8::MAX {
+                if byte == text[at] {
+                    continue;
+                }
+                let mut changed = text.clone();
+                changed[at] = byte;
+                // Refused outright, or (another base64url letter) a different token: never this one.
+                if let Ok(other) = Token::parse_bytes(&changed) {
+                    prop_assert_ne!(other.0, token.0, "byte {} at {} still parses to the token", byte, at);
+                }
+            }
         }
     }
 }
