@@ -295,7 +295,7 @@ fn memory_and_redis_stores_agree_on_any_sequence_of_operations() {
         .build()
         .expect("a tokio runtime");
     let mut runner = TestRunner::new(Config {
-        cases: 96,
+        cases: 256,
         failure_persistence: None,
         ..Config::default()
     });
