@@ -58,15 +58,15 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (user.clone(), names(), proptest::option::of(any::<u8>()))
             .prop_map(|(user, roles, data)| Op::Create { user, roles, data }),
-        3 => pick.clone().prop_map(Op::Load),
-        1 => (pick.clone(), any::<u8>()).prop_map(|(i, v)| Op::SaveData(i, v)),
-        1 => pick.clone().prop_map(Op::Rotate),
-        1 => pick.clone().prop_map(Op::Reauthenticate),
-        1 => pick.clone().prop_map(Op::Delete),
+        3 => pick.prop_map(Op::Load),
+        1 => (pick, any::<u8>()).prop_map(|(i, v)| Op::SaveData(i, v)),
+        1 => pick.prop_map(Op::Rotate),
+        1 => pick.prop_map(Op::Reauthenticate),
+        1 => pick.prop_map(Op::Delete),
         1 => user.clone().prop_map(Op::List),
         1 => (user.clone(), names(), names())
             .prop_map(|(user, roles, permissions)| Op::SetAuthz { user, roles, permissions }),
-        1 => (user.clone(), pick.clone()).prop_map(|(u, i)| Op::DeleteUserSession(u, i)),
+        1 => (user.clone(), pick).prop_map(|(u, i)| Op::DeleteUserSession(u, i)),
         1 => user.clone().prop_map(Op::DeleteUserSessions),
         1 => (user, pick).prop_map(|(u, i)| Op::DeleteOthers(u, i)),
     ]
