@@ -83,6 +83,11 @@ pub mod web;
 #[cfg(feature = "test-suite")]
 pub mod testing;
 
+/// Hooks for the fuzz targets in `fuzz/`. Not public API: it may change in any release.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz;
+
 /// The `redis` crate this crate was built with, for [`RedisStore::on_connection`].
 #[cfg(feature = "redis")]
 pub use ::redis;

@@ -395,7 +395,16 @@ impl Authz {
         if usize::from(u16::from_be_bytes([len[0], len[1]])) != body.len() {
             return Err(corrupt());
         }
-        postcard::from_bytes(body).map_err(|_| corrupt())
+        Self::from_body(body).map_err(|_| corrupt())
+    }
+
+    /// The postcard body of a block; bytes after the two lists are refused (the encoder never
+    /// writes any, so they would be a second meaning for one block).
+    fn from_body(body: &[u8]) -> std::result::Result<Self, postcard::Error> {
+        match postcard::take_from_bytes(body)? {
+            (authz, []) => Ok(authz),
+            _ => Err(postcard::Error::DeserializeBadEncoding),
+        }
     }
 }
 
@@ -530,6 +539,9 @@ impl Record {
         let label = std::str::from_utf8(label)
             .map_err(|_| corrupt("label is not UTF-8"))?
             .to_owned();
+        if label.chars().nth(MAX_LABEL_CHARS).is_some() {
+            return Err(corrupt("label longer than the encoder writes"));
+        }
         let authz_at = label_at + 2 + label_len;
         let authz_len = bytes
             .get(authz_at..authz_at + 2)
@@ -538,9 +550,13 @@ impl Record {
         let authz_bytes = bytes
             .get(authz_at + 2..authz_at + 2 + authz_len)
             .ok_or_else(|| corrupt("truncated authorization block"))?;
-        let authz: Authz = postcard::from_bytes(authz_bytes)
+        let authz = Authz::from_body(authz_bytes)
             .map_err(|e| corrupt(&format!("authorization block: {e}")))?;
-        let data = SessionData::decode(&bytes[authz_at + 2 + authz_len..])?;
+        let data_bytes = &bytes[authz_at + 2 + authz_len..];
+        if data_bytes.len() > MAX_DATA_LEN {
+            return Err(corrupt("application data longer than the encoder writes"));
+        }
+        let data = SessionData::decode(data_bytes)?;
         Ok(Self {
             deadline_ms,
             last_seen_ms,
@@ -767,6 +783,9 @@ pub struct SessionInfo {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -880,6 +899,38 @@ mod tests {
         ] {
             assert!(matches!(Record::decode(foreign), Err(Error::Corrupt(_))));
         }
+    }
+
+    /// Found by the `record_decode` fuzz target: bytes after the roles and permissions inside
+    /// the authorization block were ignored, so two byte strings decoded as one record.
+    #[test]
+    fn bytes_the_encoder_never_writes_are_corrupt() {
+        let EncodedParts { head, authz, data } = sample().encode_parts().unwrap();
+        assert!(Record::decode(&[&head[..], &authz, &data].concat()).is_ok());
+        // Two stray bytes at the end of the authorization block (its length counting them).
+        let body = &authz[2..];
+        let padded_len = ((body.len() + 2) as u16).to_be_bytes();
+        let padded = [&head[..], &padded_len, body, &[0, 0], &data].concat();
+        assert!(matches!(Record::decode(&padded), Err(Error::Corrupt(_))));
+        let padded_block = [&padded_len[..], body, &[0, 0]].concat();
+        assert!(matches!(
+            Authz::decode_block(&padded_block),
+            Err(Error::Corrupt(_))
+        ));
+        // A label longer than the encoder keeps (the sample has none: its head ends in 0, 0).
+        let long = "é".repeat(MAX_LABEL_CHARS + 1);
+        let long_head = [
+            &head[..head.len() - 2],
+            &(long.len() as u16).to_be_bytes(),
+            long.as_bytes(),
+        ]
+        .concat();
+        let labelled = [&long_head[..], &authz, &data].concat();
+        assert!(matches!(Record::decode(&labelled), Err(Error::Corrupt(_))));
+        // Application data longer than the encoder writes.
+        let big = format!("{{\"k\":\"{}\"}}", "x".repeat(MAX_DATA_LEN));
+        let oversized = [&head[..], &authz, big.as_bytes()].concat();
+        assert!(matches!(Record::decode(&oversized), Err(Error::Corrupt(_))));
     }
 
     #[test]

@@ -243,6 +243,9 @@ impl fmt::Debug for SessionHandle {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -618,26 +618,8 @@ impl SessionStore for RedisStore {
             Strategy::Atomic => self.atomic_list(user_id).await?,
             Strategy::Split => self.split_list(user_id).await?,
         };
-        let now = now_ms();
         let idle = duration_ms(self.config.idle_timeout());
-        Ok(entries
-            .into_iter()
-            .filter_map(|entry| {
-                let key = member_key(&entry.member)?;
-                let mut record = decode_logged(key, &entry.value)?;
-                if record.deadline_ms <= now || record.user_id != user_id {
-                    return None;
-                }
-                record.last_seen_ms = last_seen_from_ttl(&record, entry.pttl, idle, now);
-                Some(
-                    Session {
-                        key,
-                        record: Arc::new(record),
-                    }
-                    .info(),
-                )
-            })
-            .collect())
+        Ok(listed_sessions(entries, user_id, now_ms(), idle))
     }
 
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
@@ -820,6 +802,60 @@ pub(super) fn listed_entries(flat: Vec<redis::Value>) -> Vec<ListedEntry> {
         });
     }
     entries
+}
+
+/// The live sessions of `user_id` among listed entries; members that are not session keys,
+/// unreadable records, ended sessions and other users' records are left out.
+fn listed_sessions(
+    entries: Vec<ListedEntry>,
+    user_id: &str,
+    now: u64,
+    idle: u64,
+) -> Vec<SessionInfo> {
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let key = member_key(&entry.member)?;
+            let mut record = decode_logged(key, &entry.value)?;
+            if record.deadline_ms <= now || record.user_id != user_id {
+                return None;
+            }
+            record.last_seen_ms = last_seen_from_ttl(&record, entry.pttl, idle, now);
+            Some(
+                Session {
+                    key,
+                    record: Arc::new(record),
+                }
+                .info(),
+            )
+        })
+        .collect()
+}
+
+/// The parsers of what Redis sends back, for the fuzz targets (`crate::__fuzz`).
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz {
+    use super::*;
+
+    /// `list.lua`'s reply as `list_user_sessions` reads it.
+    pub(crate) fn list_reply(
+        flat: Vec<redis::Value>,
+        user_id: &str,
+        now: u64,
+        idle: u64,
+    ) -> Vec<SessionInfo> {
+        listed_sessions(listed_entries(flat), user_id, now, idle)
+    }
+
+    /// A throttle script's "remaining lock in ms, or -1".
+    pub(crate) fn throttle_reply(ttl_ms: i64) -> crate::throttle::Attempt {
+        throttle::attempt(ttl_ms)
+    }
+
+    /// A write script's outcome (1 done, 0 no session, -1 not a record).
+    pub(crate) fn outcome(outcome: i64, key: SessionKey) -> Result<()> {
+        outcome_to_result(outcome, key)
+    }
 }
 
 /// "Last seen" of a listed session. Every load sets the key's expiry to the idle timeout from

@@ -66,7 +66,7 @@ impl RedisStore {
 }
 
 /// A script's "remaining lock in ms, or -1".
-fn attempt(ttl_ms: i64) -> Attempt {
+pub(super) fn attempt(ttl_ms: i64) -> Attempt {
     match u64::try_from(ttl_ms) {
         Ok(ms) if ms > 0 => Attempt::Locked {
             retry_after: Duration::from_millis(ms),

@@ -1,0 +1,303 @@
+//! Model-based property test: `MemoryStore` (the model) and `RedisStore` (a redis-server of the
+//! test's own) run the same arbitrary sequences of operations and must agree on every
+//! observable result. Tokens are matched by position: the n-th token either store handed out
+//! stands for the same session in both.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use redis_harness::RedisServer;
+use session_core::testing::conformance::unique_prefix;
+use session_core::{
+    Error, MemoryStore, NewSession, RedisStore, Session, SessionConfig, SessionData, SessionStore,
+    Token,
+};
+
+/// Few users and a small per-user limit, so sequences hit the same user's sessions, the
+/// per-user operations and eviction often.
+const USERS: [&str; 3] = ["ada", "bob", "cy"];
+const NAMES: [&str; 3] = ["A", "B", "C"];
+const MAX_PER_USER: usize = 3;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create {
+        user: usize,
+        roles: Vec<usize>,
+        data: Option<u8>,
+    },
+    Load(usize),
+    SaveData(usize, u8),
+    Rotate(usize),
+    Reauthenticate(usize),
+    Delete(usize),
+    List(usize),
+    SetAuthz {
+        user: usize,
+        roles: Vec<usize>,
+        permissions: Vec<usize>,
+    },
+    DeleteUserSession(usize, usize),
+    DeleteUserSessions(usize),
+    DeleteOthers(usize, usize),
+}
+
+fn names() -> impl Strategy<Value = Vec<usize>> {
+    proptest::collection::vec(0..NAMES.len(), 0..3)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let user = 0..USERS.len();
+    let pick = any::<usize>();
+    prop_oneof![
+        4 => (user.clone(), names(), proptest::option::of(any::<u8>()))
+            .prop_map(|(user, roles, data)| Op::Create { user, roles, data }),
+        3 => pick.prop_map(Op::Load),
+        1 => (pick, any::<u8>()).prop_map(|(i, v)| Op::SaveData(i, v)),
+        1 => pick.prop_map(Op::Rotate),
+        1 => pick.prop_map(Op::Reauthenticate),
+        1 => pick.prop_map(Op::Delete),
+        1 => user.clone().prop_map(Op::List),
+        1 => (user.clone(), names(), names())
+            .prop_map(|(user, roles, permissions)| Op::SetAuthz { user, roles, permissions }),
+        1 => (user.clone(), pick).prop_map(|(u, i)| Op::DeleteUserSession(u, i)),
+        1 => user.clone().prop_map(Op::DeleteUserSessions),
+        1 => (user, pick).prop_map(|(u, i)| Op::DeleteOthers(u, i)),
+    ]
+}
+
+/// What both stores must agree on: a result's shape, never tokens, handles or clocks.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Session(Option<View>),
+    Done,
+    Bool(bool),
+    Count(usize),
+    /// The positions of the listed sessions.
+    Listed(BTreeSet<usize>),
+    Failed(&'static str),
+}
+
+#[derive(Debug, PartialEq)]
+struct View {
+    user: String,
+    roles: Vec<String>,
+    permissions: Vec<String>,
+    data: Vec<(String, serde_json::Value)>,
+}
+
+fn view(session: &Session) -> View {
+    View {
+        user: session.user_id().to_owned(),
+        roles: session.roles().to_vec(),
+        permissions: session.permissions().to_vec(),
+        data: session
+            .data()
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect(),
+    }
+}
+
+fn failed(e: &Error) -> Seen {
+    Seen::Failed(match e {
+        Error::NotFound => "not found",
+        Error::InvalidInput(_) => "invalid input",
+        Error::Corrupt(_) => "corrupt",
+        Error::Unavailable { .. } => "unavailable",
+        _ => "other",
+    })
+}
+
+fn seen<T>(result: Result<T, Error>, f: impl FnOnce(T) -> Seen) -> Seen {
+    result.map_or_else(|e| failed(&e), f)
+}
+
+fn listed(names: &[usize]) -> Vec<String> {
+    names.iter().map(|&i| NAMES[i].to_owned()).collect()
+}
+
+/// One store and the tokens it handed out, by position.
+struct Run<S> {
+    store: S,
+    tokens: Vec<Token>,
+}
+
+impl<S: SessionStore> Run<S> {
+    fn token(&self, pick: usize) -> Option<&Token> {
+        (!self.tokens.is_empty()).then(|| &self.tokens[pick % self.tokens.len()])
+    }
+
+    /// Applies `op`; `None` when the op needs a token and there is none yet (skipped by both).
+    async fn apply(&mut self, op: &Op) -> Option<Seen> {
+        Some(match op {
+            Op::Create { user, roles, data } => {
+                let mut new = NewSession::new(USERS[*user]).with_roles(listed(roles));
+                if let Some(v) = data {
+                    let mut d = SessionData::new();
+                    d.insert("v", v).ok()?;
+                    new = new.with_data(d);
+                }
+                match self.store.create(new).await {
+                    Ok((token, session)) => {
+                        self.tokens.push(token);
+                        Seen::Session(Some(view(&session)))
+                    }
+                    Err(e) => failed(&e),
+                }
+            }
+            Op::Load(i) => {
+                let token = self.token(*i)?;
+                seen(self.store.load(token).await, |s| {
+                    Seen::Session(s.as_ref().map(view))
+                })
+            }
+            Op::SaveData(i, v) => {
+                let token = self.token(*i)?.clone();
+                let mut d = SessionData::new();
+                d.insert("saved", v).ok()?;
+                seen(self.store.save_data(&token, &d).await, |()| Seen::Done)
+            }
+            Op::Rotate(i) => {
+                let token = self.token(*i)?.clone();
+                match self.store.rotate(&token).await {
+                    Ok(new) => {
+                        self.tokens.push(new);
+                        Seen::Done
+                    }
+                    Err(e) => failed(&e),
+                }
+            }
+            Op::Reauthenticate(i) => {
+                let token = self.token(*i)?.clone();
+                match self.store.reauthenticate(&token).await {
+                    Ok((new, session)) => {
+                        self.tokens.push(new);
+                        Seen::Session(Some(view(&session)))
+                    }
+                    Err(e) => failed(&e),
+                }
+            }
+            Op::Delete(i) => {
+                let token = self.token(*i)?.clone();
+                seen(self.store.delete(&token).await, Seen::Bool)
+            }
+            Op::List(u) => {
+                let infos = self.store.list_user_sessions(USERS[*u]).await;
+                seen(infos, |infos| {
+                    let handles: BTreeSet<_> = infos.into_iter().map(|i| i.handle).collect();
+                    Seen::Listed(
+                        self.tokens
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, t)| handles.contains(&t.key().handle()))
+                            .map(|(n, _)| n)
+                            .collect(),
+                    )
+                })
+            }
+            Op::SetAuthz {
+                user,
+                roles,
+                permissions,
+            } => {
+                let changed = self
+                    .store
+                    .set_user_authz(USERS[*user], &listed(roles), &listed(permissions))
+                    .await;
+                seen(changed, Seen::Count)
+            }
+            Op::DeleteUserSession(u, i) => {
+                let handle = self.token(*i)?.key().handle();
+                let deleted = self.store.delete_user_session(USERS[*u], &handle).await;
+                seen(deleted, Seen::Bool)
+            }
+            Op::DeleteUserSessions(u) => seen(
+                self.store.delete_user_sessions(USERS[*u]).await,
+                Seen::Count,
+            ),
+            Op::DeleteOthers(u, i) => {
+                let keep = self.token(*i)?.clone();
+                let ended = self
+                    .store
+                    .delete_other_user_sessions(USERS[*u], &keep)
+                    .await;
+                seen(ended, Seen::Count)
+            }
+        })
+    }
+}
+
+fn config() -> SessionConfig {
+    SessionConfig::builder()
+        .key_prefix(unique_prefix())
+        .max_sessions_per_user(Some(MAX_PER_USER))
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+        .expect("a valid configuration")
+}
+
+async fn agree(url: &str, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let config = config();
+    let mut model = Run {
+        store: MemoryStore::new(config.clone()),
+        tokens: Vec::new(),
+    };
+    let redis = RedisStore::connect(url, config)
+        .await
+        .map_err(|e| TestCaseError::fail(format!("connect: {e}")))?;
+    let mut real = Run {
+        store: redis,
+        tokens: Vec::new(),
+    };
+    let mut last_create = Instant::now();
+    for (step, op) in ops.iter().enumerate() {
+        if matches!(op, Op::Create { .. }) {
+            // Eviction ends a user's oldest sessions; Redis orders them by creation time in ms,
+            // so two logins in one millisecond would have no defined order.
+            let since = last_create.elapsed();
+            if since < Duration::from_millis(2) {
+                tokio::time::sleep(Duration::from_millis(2) - since).await;
+            }
+            last_create = Instant::now();
+        }
+        let expected = model.apply(op).await;
+        let got = real.apply(op).await;
+        prop_assert_eq!(
+            &got,
+            &expected,
+            "step {} ({:?}): RedisStore and MemoryStore disagree",
+            step,
+            op
+        );
+    }
+    // Afterwards every token loads alike (eviction and revocation included).
+    for n in 0..model.tokens.len() {
+        let expected = model.apply(&Op::Load(n)).await;
+        let got = real.apply(&Op::Load(n)).await;
+        prop_assert_eq!(&got, &expected, "token {} at the end", n);
+    }
+    Ok(())
+}
+
+#[test]
+fn memory_and_redis_stores_agree_on_any_sequence_of_operations() {
+    let server = RedisServer::start_local().expect("a redis-server of the test's own");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let ops = proptest::collection::vec(op(), 1..30);
+    let result = runner.run(&ops, |ops| rt.block_on(agree(server.url(), ops)));
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
