@@ -1,5 +1,6 @@
 //! Server-side login sessions kept in Redis, so any number of app servers share them, and
-//! annotation-style guards for axum handlers.
+//! annotation-style guards for axum and actix-web handlers (one request core, [`web`], and a
+//! thin adapter per framework).
 //!
 //! HTTP is stateless, so a login has to be remembered somewhere. Kept in one server's memory,
 //! it is lost when that server dies and is unknown to every other server. This crate keeps

@@ -17,10 +17,8 @@ use crate::web::{
 #[derive(Clone)]
 pub(crate) struct Rejected(pub(crate) Rejection);
 
-/// The context the layer put in the request, or the 500 `MissingLayer` answer.
-// The error is the extractor's rejection response itself, returned as is.
-#[allow(clippy::result_large_err)]
-pub(crate) fn context(parts: &Parts) -> Result<RequestSession, Response> {
+/// The context the layer put in the request, or the 500 `MissingLayer` refusal.
+pub(crate) fn context(parts: &Parts) -> Result<RequestSession, Rejection> {
     parts
         .extensions
         .get::<RequestSession>()
@@ -29,7 +27,7 @@ pub(crate) fn context(parts: &Parts) -> Result<RequestSession, Response> {
             tracing::error!(
                 "a session extractor ran without session_core::axum::SessionLayer on the router"
             );
-            Rejection::MissingLayer.into_response()
+            Rejection::MissingLayer
         })
 }
 
@@ -37,7 +35,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthSession {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        let ctx = context(parts)?;
+        let ctx = context(parts).map_err(IntoResponse::into_response)?;
         AuthSession::from_context(ctx)
             .await
             .map_err(IntoResponse::into_response)
@@ -48,7 +46,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        let ctx = context(parts)?;
+        let ctx = context(parts).map_err(IntoResponse::into_response)?;
         CurrentUser::from_context(ctx)
             .await
             .map_err(IntoResponse::into_response)
@@ -59,7 +57,9 @@ impl<S: Send + Sync> FromRequestParts<S> for EndSession {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        context(parts).map(EndSession::from_context)
+        context(parts)
+            .map(EndSession::from_context)
+            .map_err(IntoResponse::into_response)
     }
 }
 
@@ -67,7 +67,7 @@ impl<S: Send + Sync, R: Requirement> FromRequestParts<S> for Guard<R> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        let ctx = context(parts)?;
+        let ctx = context(parts).map_err(IntoResponse::into_response)?;
         Guard::from_context(&ctx)
             .await
             .map_err(IntoResponse::into_response)

@@ -50,7 +50,7 @@ where
             let (parts, body) = req.into_parts();
             let ctx = match context(&parts) {
                 Ok(ctx) => ctx,
-                Err(missing) => return Ok(missing),
+                Err(missing) => return Ok(missing.into_response()),
             };
             match require.enforce(&ctx).await {
                 Ok(()) => inner.call(Request::from_parts(parts, body)).await,

@@ -19,8 +19,8 @@ use crate::web::rejection::Rejection;
 /// and application data.
 ///
 /// Extracting it costs no store call when the request carries no session cookie. It is refused
-/// only when the store is unavailable (503) or the [`SessionLayer`](crate::web)
-/// is missing.
+/// only when the store is unavailable (503) or the app has no session layer (axum) or
+/// middleware (actix-web).
 ///
 /// ```
 /// use axum::Json;

@@ -2,12 +2,12 @@
 //! handler's body runs.
 //!
 //! Two forms of the same checks:
-//! - [`Guard<R>`], an extractor whose type names the requirement. The attribute macros
-//!   (`#[login_required]`, `#[has_role("ADMIN")]`, ...) add one as a handler's first argument; the
-//!   role names are spelled in the type, one `char` at a time ([`Ch`], [`Nil`], [`LCons`],
-//!   [`LNil`]), because a `&str` cannot be a const generic on stable Rust.
-//! - [`Require`], a value: a route layer (`.route_layer(Require::role("ADMIN"))`) or a check
-//!   inside a handler ([`Require::check`]), for code without macros.
+//! - [`Guard<R>`](crate::web::Guard), an extractor whose type names the requirement. The
+//!   attribute macros (`#[login_required]`, `#[has_role("ADMIN")]`, ...) add one as a handler's
+//!   first argument; the role names are spelled in the type, one `char` at a time ([`Ch`],
+//!   [`Nil`], [`LCons`], [`LNil`]), because a `&str` cannot be a const generic on stable Rust.
+//! - [`Require`], a value: an axum route layer (`.route_layer(Require::role("ADMIN"))`) or a
+//!   check inside a handler ([`Require::check`], any framework), for code without macros.
 //!
 //! Both answer 401 without a live session (also for role checks: anonymous is never 403),
 //! 403 without the role or permission, 401 `reauthentication_required` when a freshness
@@ -22,7 +22,7 @@ use crate::record::Session;
 use crate::web::context::RequestSession;
 use crate::web::rejection::Rejection;
 
-/// A requirement a [`Guard`] enforces on the request's session.
+/// A requirement a [`Guard`](crate::web::Guard) enforces on the request's session.
 pub trait Requirement: Send + Sync + 'static {
     /// True when `session` meets the requirement.
     fn check(session: &Session) -> bool;
