@@ -4,15 +4,10 @@
 
 use demo::actix_app::serve;
 use demo::settings::Settings;
-use demo::setup::{prepare, shutdown_signal};
-use tracing_subscriber::EnvFilter;
+use demo::setup::{init_logging, prepare, shutdown_signal};
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    init_logging();
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {

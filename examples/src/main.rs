@@ -3,17 +3,12 @@
 use demo::app;
 use demo::serve::serve;
 use demo::settings::Settings;
-use demo::setup::{prepare, shutdown_signal};
+use demo::setup::{init_logging, prepare, shutdown_signal};
 use session_core::axum::CsrfLayer;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    init_logging();
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {

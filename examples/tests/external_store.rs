@@ -60,6 +60,16 @@ impl LockedMapStore {
         mine
     }
 
+    /// The live session of `token`, or `NotFound`.
+    fn live_session(&self, state: &State, token: &Token, now: SystemTime) -> Result<Session> {
+        state
+            .sessions
+            .get(&token.key())
+            .filter(|s| self.live(s, now))
+            .cloned()
+            .ok_or(Error::NotFound)
+    }
+
     /// Replaces the session under `key` with `change` applied to its parts.
     fn change(
         &self,
@@ -68,12 +78,7 @@ impl LockedMapStore {
     ) -> Result<Session> {
         let now = SystemTime::now();
         let mut state = self.state();
-        let current = state
-            .sessions
-            .get(&token.key())
-            .filter(|s| self.live(s, now))
-            .cloned()
-            .ok_or(Error::NotFound)?;
+        let current = self.live_session(&state, token, now)?;
         let (key, mut parts) = current.into_parts();
         change(&mut parts);
         let changed = Session::from_parts(key, parts)?;
@@ -89,12 +94,7 @@ impl LockedMapStore {
     ) -> Result<(Token, Session)> {
         let now = SystemTime::now();
         let mut state = self.state();
-        let current = state
-            .sessions
-            .get(&token.key())
-            .filter(|s| self.live(s, now))
-            .cloned()
-            .ok_or(Error::NotFound)?;
+        let current = self.live_session(&state, token, now)?;
         let new_token = Token::generate(current.expires_at())?;
         let (_, mut parts) = current.into_parts();
         change(&mut parts);
@@ -170,12 +170,7 @@ impl SessionStore for LockedMapStore {
         let now = SystemTime::now();
         // Under the store's lock: no other write of this session comes in between.
         let mut state = self.state();
-        let current = state
-            .sessions
-            .get(&token.key())
-            .filter(|s| self.live(s, now))
-            .cloned()
-            .ok_or(Error::NotFound)?;
+        let current = self.live_session(&state, token, now)?;
         let (key, mut parts) = current.into_parts();
         if !changes.apply_to(&mut parts.data)? {
             return Ok(DataUpdate::Conflict(parts.data));
