@@ -12,6 +12,11 @@
 //! | `requirement` | [`Requirement`], the policies, [`Require`] (requirements as values), freshness |
 //! | `rejection` | [`Rejection`] (status, code, message, JSON body) and the one mapping of [`Error`](crate::Error) to HTTP |
 //! | `csrf` | [`CsrfPolicy`]: the whole-origin rules for state-changing requests |
+// Without an adapter, the request state has no one to serve.
+#![cfg_attr(
+    not(any(feature = "axum", feature = "actix")),
+    allow(dead_code, unused_imports)
+)]
 
 mod context;
 mod cookie;

@@ -374,6 +374,7 @@ impl Require {
     /// # Errors
     /// [`Rejection::Unauthenticated`] without a live session, [`Rejection::StoreUnavailable`],
     /// or the refusal of [`Require::check`].
+    #[cfg(feature = "axum")]
     pub(crate) async fn enforce(&self, ctx: &RequestSession) -> Result<(), Rejection> {
         enforce(ctx, |s| self.check(s), || self.describe()).await
     }
