@@ -221,9 +221,7 @@ pub async fn change_password(
     auth: &mut AuthSession,
     body: PasswordBody,
 ) -> Result<(), ApiError> {
-    let Some(session) = auth.session().cloned() else {
-        return Err(session_core::Error::NotFound.into());
-    };
+    let session = auth.current()?.clone();
     // Freshness first: a stale session changes nothing, not even the lockout count.
     Require::fresh(state.step_up).check(&session)?;
     if !valid_password(&body.new_password) {
@@ -266,9 +264,7 @@ pub async fn delete_other_sessions(
     state: &AppState,
     auth: &mut AuthSession,
 ) -> Result<(), ApiError> {
-    let Some(session) = auth.session().cloned() else {
-        return Err(session_core::Error::NotFound.into());
-    };
+    let session = auth.current()?.clone();
     Require::fresh(state.step_up).check(&session)?;
     auth.end_other_sessions().await?;
     Ok(())
@@ -326,9 +322,7 @@ pub async fn delete_session(
     auth: &mut AuthSession,
     id: String,
 ) -> Result<(), ApiError> {
-    let Some(session) = auth.session().cloned() else {
-        return Err(session_core::Error::NotFound.into());
-    };
+    let session = auth.current()?.clone();
     let handle = SessionHandle::new(id);
     if handle == session.handle() {
         auth.logout().await?;

@@ -63,6 +63,30 @@ impl AuthSession {
         self.session.as_ref()
     }
 
+    /// The live session, or [`Rejection::Unauthenticated`] (401): for a handler under a guard
+    /// (`#[login_required]`, `#[has_role]`, ...), which knows the request has one, so that it
+    /// need not unwrap an `Option`. `?` turns the rejection into the handler's error (it
+    /// converts into [`Error`]). The guard's lookup is reused: no second store call.
+    ///
+    /// ```
+    /// use session_core::prelude::*;
+    /// use session_core::web::AuthSession;
+    ///
+    /// #[login_required]
+    /// async fn rotate_if_admin(mut auth: AuthSession) -> Result<(), Error> {
+    ///     if auth.current()?.has_role("ADMIN") {
+    ///         auth.rotate().await?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Rejection::Unauthenticated`] when the request has no live session.
+    pub fn current(&self) -> std::result::Result<&Session, Rejection> {
+        self.session.as_ref().ok_or(Rejection::Unauthenticated)
+    }
+
     /// True when the request has a live session.
     pub fn is_logged_in(&self) -> bool {
         self.session.is_some()

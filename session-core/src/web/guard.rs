@@ -39,6 +39,7 @@ impl<R: Requirement> Guard<R> {
 
     /// The outcome without waiting, when the session is already known (no cookie, or loaded
     /// by an earlier extractor); `None` when a store call is needed.
+    #[cfg_attr(not(feature = "actix"), allow(dead_code))]
     pub(crate) fn now(ctx: &RequestSession) -> Option<Result<Self, Rejection>> {
         match ctx.session_now()? {
             Ok(Some(session)) if R::check(&session) => Some(Ok(Guard(PhantomData))),
