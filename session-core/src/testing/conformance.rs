@@ -311,6 +311,9 @@ pub async fn update_data_keeps_every_json_value_exactly(store: impl SessionStore
         "nested": {"a": [[], {}, [1, [2, {"b": "]}"}]], null], "c": true},
         "tricky \"key\" ]}{,:": "a \"quoted\" \\ string with ]} and {[ and , and :",
         "ünïcode ✓": "emoji 🙂 and \u{0} and \n",
+        "ends in a backslash": "C:\\",
+        "escaped quote last": "say \"hi\"",
+        "backslashes then quote": "\\\\\"",
         "false": false,
         "null": null,
     });
