@@ -4,21 +4,14 @@
 
 use demo::actix_app::serve;
 use demo::settings::Settings;
-use demo::setup::{init_logging, prepare, shutdown_signal};
+use demo::setup::{finish, prepare, shutdown_signal, start};
 
 fn main() {
-    init_logging();
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("demo-actix: bad setting: {e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = actix_web::rt::System::new().block_on(run(settings)) {
-        eprintln!("demo-actix: {e}");
-        std::process::exit(1);
-    }
+    let settings = start("demo-actix");
+    finish(
+        "demo-actix",
+        actix_web::rt::System::new().block_on(run(settings)),
+    );
 }
 
 async fn run(settings: Settings) -> Result<(), String> {

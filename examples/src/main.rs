@@ -3,23 +3,13 @@
 use demo::app;
 use demo::serve::serve;
 use demo::settings::Settings;
-use demo::setup::{init_logging, prepare, shutdown_signal};
+use demo::setup::{finish, prepare, shutdown_signal, start};
 use session_core::axum::CsrfLayer;
 
 #[tokio::main]
 async fn main() {
-    init_logging();
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("demo-server: bad setting: {e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = run(settings).await {
-        eprintln!("demo-server: {e}");
-        std::process::exit(1);
-    }
+    let settings = start("demo-server");
+    finish("demo-server", run(settings).await);
 }
 
 async fn run(settings: Settings) -> Result<(), String> {

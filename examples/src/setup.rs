@@ -117,6 +117,25 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
     })
 }
 
+/// The start of every demo binary: logging, then the settings from the environment. A bad
+/// setting is printed with the binary's `name` and the process exits with code 2.
+pub fn start(name: &str) -> Settings {
+    init_logging();
+    Settings::from_env().unwrap_or_else(|e| {
+        eprintln!("{name}: bad setting: {e}");
+        std::process::exit(2);
+    })
+}
+
+/// The end of every demo binary: a failure is printed with its `name` and the process exits
+/// with code 1.
+pub fn finish(name: &str, outcome: Result<(), String>) {
+    if let Err(e) = outcome {
+        eprintln!("{name}: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Log lines to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {
     tracing_subscriber::fmt()
