@@ -118,7 +118,7 @@ pub use session_macros::{
 pub mod prelude {
     #[cfg(feature = "axum")]
     pub use crate::axum::SessionLayer;
-    pub use crate::web::{AuthSession, CurrentUser, Rejection, Require};
+    pub use crate::web::{AuthSession, CurrentUser, Rejection, Require, Visitor};
     #[cfg(feature = "redis")]
     pub use crate::RedisStore;
     #[cfg(feature = "macros")]

@@ -154,6 +154,31 @@ impl SessionData {
         self.0.remove(key).is_some()
     }
 
+    /// A copy holding only `keys` (those of them that are set): what a login carries over
+    /// from a visitor's anonymous session, say.
+    ///
+    /// ```
+    /// use session_core::SessionData;
+    ///
+    /// let mut data = SessionData::new();
+    /// data.insert("cart", &["apple"])?;
+    /// data.insert("flash", "hello")?;
+    /// let carried = data.only(&["cart", "theme"]);
+    /// assert_eq!(carried.get::<Vec<String>>("cart")?, Some(vec!["apple".to_owned()]));
+    /// assert_eq!(carried.get::<String>("flash")?, None);
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn only(&self, keys: &[&str]) -> Self {
+        Self(
+            self.0
+                .iter()
+                .filter(|(k, _)| keys.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    }
+
     /// True when no key is set.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -205,6 +230,7 @@ pub struct NewSession {
     pub(crate) authz: Authz,
     pub(crate) data: SessionData,
     pub(crate) label: String,
+    pub(crate) anonymous: bool,
 }
 
 impl NewSession {
@@ -215,6 +241,52 @@ impl NewSession {
             authz: Authz::default(),
             data: SessionData::new(),
             label: String::new(),
+            anonymous: false,
+        }
+    }
+
+    /// An **anonymous session**: one that belongs to no user, for what a visitor keeps before
+    /// logging in (a cart, a flash message). It has no roles and no permissions (a store
+    /// refuses one with either), is in no user's index and never counts against a user's
+    /// limit; every guard treats it as "not logged in" (401). It expires like any session.
+    ///
+    /// The request core creates one lazily, on a visitor's first write
+    /// ([`Visitor`](crate::web::Visitor)), and ends it at login: a login always starts a new
+    /// session under a new token, carrying over only the data the application chooses.
+    ///
+    /// ```
+    /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionData, SessionStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(SessionConfig::default());
+    /// let mut data = SessionData::new();
+    /// data.insert("cart", &["apple"])?;
+    /// let (token, session) = store.create(NewSession::anonymous().with_data(data)).await?;
+    /// assert!(session.is_anonymous());
+    /// assert_eq!(session.user_id(), "");
+    /// assert!(store.load(&token).await?.is_some_and(|s| s.is_anonymous()));
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn anonymous() -> Self {
+        Self {
+            anonymous: true,
+            ..Self::new(String::new())
+        }
+    }
+
+    /// True for [`NewSession::anonymous`].
+    pub fn is_anonymous(&self) -> bool {
+        self.anonymous
+    }
+
+    /// Checks the owner before a store creates the session: a usable user id, or an anonymous
+    /// session without roles and permissions.
+    pub(crate) fn check_owner(&self) -> Result<()> {
+        if self.anonymous {
+            self.authz.check_anonymous()
+        } else {
+            check_user_id(&self.user_id)
         }
     }
 
@@ -266,7 +338,7 @@ impl NewSession {
         self
     }
 
-    /// The user the session will belong to.
+    /// The user the session will belong to (empty for an anonymous session).
     pub fn user_id(&self) -> &str {
         &self.user_id
     }
@@ -313,8 +385,10 @@ impl NewSession {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for an empty or over-long user id ([`MAX_USER_ID_LEN`]),
-    /// oversized data ([`MAX_DATA_LEN`]) or oversized roles and permissions.
+    /// oversized data ([`MAX_DATA_LEN`]) or oversized roles and permissions, or an anonymous
+    /// session with roles or permissions.
     pub fn start(self, key: SessionKey, now: SystemTime, deadline: SystemTime) -> Result<Session> {
+        self.check_owner()?;
         let now_ms = system_time_ms(now);
         let record = Record {
             deadline_ms: system_time_ms(deadline),
@@ -372,6 +446,19 @@ pub(crate) struct Authz {
 }
 
 impl Authz {
+    /// An anonymous session's authorization: none at all.
+    pub(crate) fn check_anonymous(&self) -> Result<()> {
+        if self.roles.is_empty() && self.permissions.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidInput(
+                "an anonymous session has no roles or permissions: log the user in \
+                 (NewSession::new(user_id)) to give them"
+                    .to_owned(),
+            ))
+        }
+    }
+
     /// The length-prefixed block as stored (2 bytes of length, then postcard).
     pub(crate) fn encode_block(&self) -> Result<Vec<u8>> {
         let body = postcard::to_allocvec(self)
@@ -431,6 +518,21 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// The owner check of [`NewSession::check_owner`] for a record: an empty user id is an
+    /// anonymous session.
+    fn check_owner(&self) -> Result<()> {
+        if self.user_id.is_empty() {
+            self.authz.check_anonymous()
+        } else {
+            check_user_id(&self.user_id)
+        }
+    }
+
+    /// True for an anonymous session's record (no user).
+    pub(crate) fn is_anonymous(&self) -> bool {
+        self.user_id.is_empty()
+    }
+
     /// The record of a session created now (ms) from `new`, ending `absolute_ms` later; the
     /// password was entered for it now.
     pub(crate) fn created(new: NewSession, now: u64, absolute_ms: u64) -> Self {
@@ -447,8 +549,9 @@ impl Record {
     }
 
     /// Checks what every store refuses: an unusable user id, oversized data or authorization.
+    /// An empty user id is an anonymous session, which has no roles and no permissions.
     pub(crate) fn check(&self) -> Result<()> {
-        check_user_id(&self.user_id)?;
+        self.check_owner()?;
         self.authz.encode_block()?;
         self.data.encode()?;
         Ok(())
@@ -470,7 +573,7 @@ impl Record {
     /// concatenation is [`Record::encode`]: a store that may have to swap the authorization
     /// block at write time (see `set_user_authz`) is handed the parts, not offsets.
     pub(crate) fn encode_parts(&self) -> Result<EncodedParts> {
-        check_user_id(&self.user_id)?;
+        self.check_owner()?;
         let authz = self.authz.encode_block()?;
         let data = self.data.encode()?;
         let label = bounded_label(self.label.clone());
@@ -525,9 +628,6 @@ impl Record {
         let user_id = std::str::from_utf8(user)
             .map_err(|_| corrupt("user id is not UTF-8"))?
             .to_owned();
-        if user_id.is_empty() {
-            return Err(corrupt("empty user id"));
-        }
         let label_at = user_start + user_len;
         let label_len = bytes
             .get(label_at..label_at + 2)
@@ -552,6 +652,9 @@ impl Record {
             .ok_or_else(|| corrupt("truncated authorization block"))?;
         let authz = Authz::from_body(authz_bytes)
             .map_err(|e| corrupt(&format!("authorization block: {e}")))?;
+        if user_id.is_empty() && authz.check_anonymous().is_err() {
+            return Err(corrupt("anonymous session with roles or permissions"));
+        }
         let data_bytes = &bytes[authz_at + 2 + authz_len..];
         if data_bytes.len() > MAX_DATA_LEN {
             return Err(corrupt("application data longer than the encoder writes"));
@@ -595,9 +698,16 @@ pub struct Session {
 }
 
 impl Session {
-    /// The user this session belongs to.
+    /// The user this session belongs to; empty for an anonymous session.
     pub fn user_id(&self) -> &str {
         &self.record.user_id
+    }
+
+    /// True for an anonymous session ([`NewSession::anonymous`]): no user, no roles, not a
+    /// login. Code that loads sessions from a store itself must check this before treating a
+    /// session as a logged-in user (the request core's extractors and guards do).
+    pub fn is_anonymous(&self) -> bool {
+        self.record.is_anonymous()
     }
 
     /// The user's roles, sorted.

@@ -606,3 +606,45 @@ async fn update_data_reads_any_json_object_and_leaves_foreign_data_alone() {
         assert_eq!(after, bytes, "foreign data rewritten");
     }
 }
+
+/// An anonymous session is one key and nothing else: no user index is made or touched by its
+/// creation, writes, rotation, re-authentication or deletion, and its record says "no user".
+#[tokio::test]
+async fn anonymous_session_is_one_key_and_touches_no_index() {
+    let (server, config, store) = started().await;
+    let mut conn = raw(&server).await;
+    let keys = |mut conn: redis::aio::MultiplexedConnection, prefix: String| async move {
+        let mut all: Vec<Vec<u8>> = conn.keys(format!("{prefix}:*")).await.unwrap();
+        all.sort();
+        all
+    };
+    let (token, _) = store
+        .create(NewSession::anonymous().with_data(SessionData::new()))
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(conn.clone(), config.key_prefix().to_owned()).await,
+        vec![session_key(&config, &token)]
+    );
+    let mut changes = session_core::DataChanges::new();
+    changes.set("cart", &["apple"]).unwrap();
+    assert!(store
+        .update_data(&token, &changes)
+        .await
+        .unwrap()
+        .is_applied());
+    let rotated = store.rotate(&token).await.unwrap();
+    let (reauthed, session) = store.reauthenticate(&rotated).await.unwrap();
+    assert!(session.is_anonymous());
+    assert_eq!(
+        keys(conn.clone(), config.key_prefix().to_owned()).await,
+        vec![session_key(&config, &reauthed)],
+        "an index or a stale key appeared"
+    );
+    let ttl: i64 = conn.pttl(session_key(&config, &reauthed)).await.unwrap();
+    assert!(ttl > 0 && ttl <= 30 * 60 * 1000, "TTL {ttl}");
+    assert!(store.delete(&reauthed).await.unwrap());
+    assert!(keys(conn.clone(), config.key_prefix().to_owned())
+        .await
+        .is_empty());
+}

@@ -13,7 +13,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseErr
 
 use crate::error::Error;
 use crate::web::{
-    AuthSession, CurrentUser, EndSession, Guard, Rejection, RequestSession, Requirement,
+    AuthSession, CurrentUser, EndSession, Guard, Rejection, RequestSession, Requirement, Visitor,
 };
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -48,6 +48,16 @@ impl FromRequest for CurrentUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let ctx = context(req);
         Box::pin(async move { Ok(CurrentUser::from_context(ctx?).await?) })
+    }
+}
+
+impl FromRequest for Visitor {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ctx = context(req);
+        Box::pin(async move { Ok(Visitor::from_context(ctx?).await?) })
     }
 }
 

@@ -50,5 +50,5 @@ pub use self::extract::GuardFuture;
 pub use self::middleware::{SessionMiddleware, SessionService};
 pub use crate::web::{
     AuthSession, CookieConfig, CsrfPolicy, CurrentUser, EndSession, Guard, Rejection, Require,
-    Requirement, SameSite,
+    Requirement, SameSite, Visitor,
 };

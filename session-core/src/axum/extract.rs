@@ -9,7 +9,7 @@ use http::{header, HeaderValue};
 
 use crate::error::Error;
 use crate::web::{
-    AuthSession, CurrentUser, EndSession, Guard, Rejection, RequestSession, Requirement,
+    AuthSession, CurrentUser, EndSession, Guard, Rejection, RequestSession, Requirement, Visitor,
 };
 
 /// Marks a response made from a [`Rejection`], so that the [`SessionLayer`](super::SessionLayer)
@@ -48,6 +48,17 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let ctx = context(parts).map_err(IntoResponse::into_response)?;
         CurrentUser::from_context(ctx)
+            .await
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Visitor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let ctx = context(parts).map_err(IntoResponse::into_response)?;
+        Visitor::from_context(ctx)
             .await
             .map_err(IntoResponse::into_response)
     }

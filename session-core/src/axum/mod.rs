@@ -64,5 +64,5 @@ pub use self::layer::{SessionLayer, SessionService};
 pub use self::require::RequireService;
 pub use crate::web::{
     AuthSession, CookieConfig, CurrentUser, EndSession, Guard, Rejection, Require, Requirement,
-    SameSite,
+    SameSite, Visitor,
 };

@@ -194,7 +194,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
-        check_user_id(&new.user_id)?;
+        new.check_owner()?;
         let now = now_ms();
         let mut record = Record::created(new, now, duration_ms(self.config.absolute_timeout()));
         // Same size limits as at rest in Redis.
@@ -203,6 +203,19 @@ impl SessionStore for MemoryStore {
         let key = token.key();
 
         let mut inner = self.lock();
+        let idle_deadline_ms = now + duration_ms(self.config.idle_timeout());
+        if record.is_anonymous() {
+            // No user: no index, no limit, no role changes.
+            let record = Arc::new(record);
+            inner.sessions.insert(
+                key,
+                Entry {
+                    record: Arc::clone(&record),
+                    idle_deadline_ms,
+                },
+            );
+            return Ok((token, Session { key, record }));
+        }
         // A role change made while this login was in flight wins over the roles it read.
         if let Some((authz, until)) = inner.role_changes.get(&record.user_id) {
             if now < *until {
@@ -231,7 +244,7 @@ impl SessionStore for MemoryStore {
             key,
             Entry {
                 record,
-                idle_deadline_ms: now + duration_ms(self.config.idle_timeout()),
+                idle_deadline_ms,
             },
         );
         Ok((token, session))

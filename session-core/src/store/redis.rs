@@ -456,7 +456,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
-        check_user_id(&new.user_id)?;
+        new.check_owner()?;
         let now = now_ms();
         let absolute = duration_ms(self.config.absolute_timeout());
         let mut record = Record::created(new, now, absolute);
@@ -464,6 +464,29 @@ impl SessionStore for RedisStore {
         let token = Token::generate_until(record.deadline_ms)?;
         let key = token.key();
         let ttl = duration_ms(self.config.idle_timeout()).min(absolute);
+        if record.is_anonymous() {
+            // No user: no index, no limit, no role change to pick up. One SET.
+            let session_key = self.keys.session(&key);
+            let value = [parts.head.as_slice(), &parts.authz, &parts.data].concat();
+            self.write(|mut c| {
+                let (session_key, value) = (&session_key, &value);
+                async move {
+                    redis::cmd("SET")
+                        .arg(session_key)
+                        .arg(value)
+                        .arg("PX")
+                        .arg(ttl)
+                        .query_async::<()>(&mut c)
+                        .await
+                }
+            })
+            .await?;
+            let session = Session {
+                key,
+                record: Arc::new(record),
+            };
+            return Ok((token, session));
+        }
         let (evicted, role_change) = match self.strategy() {
             Strategy::Atomic => {
                 self.atomic_create(key, parts, ttl, &record, absolute)

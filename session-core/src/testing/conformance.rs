@@ -83,6 +83,10 @@ where
     )
     .await;
     concurrent_sessions_are_not_lost_or_mixed(make(build(base())).await).await;
+    anonymous_sessions_keep_data_and_are_no_logins(
+        make(build(base().max_sessions_per_user(Some(1)))).await,
+    )
+    .await;
 }
 
 /// A key prefix no other case or run uses.
@@ -807,6 +811,112 @@ pub async fn per_user_limit_evicts_the_oldest(store: impl SessionStore) {
     // Other users are not affected.
     let (other, _) = store.create(NewSession::new("nina")).await.unwrap();
     assert!(store.load(&other).await.unwrap().is_some());
+}
+
+/// An anonymous session (no user) keeps data like any session, per key and under concurrent
+/// increments, rotates and ends; it has no roles (one with roles is refused), appears in no
+/// user's list and does not count against a user's limit.
+pub async fn anonymous_sessions_keep_data_and_are_no_logins(store: impl SessionStore) {
+    let mut data = SessionData::new();
+    data.insert("cart", &["apple"]).unwrap();
+    let (token, session) = store
+        .create(NewSession::anonymous().with_data(data.clone()))
+        .await
+        .unwrap();
+    assert!(session.is_anonymous());
+    assert_eq!(session.user_id(), "");
+    assert!(session.roles().is_empty() && session.permissions().is_empty());
+    let loaded = store
+        .load(&token)
+        .await
+        .unwrap()
+        .expect("anonymous session");
+    assert!(loaded.is_anonymous(), "loaded as a login");
+    assert_eq!(loaded.data(), &data);
+
+    let mut changes = DataChanges::new();
+    changes.set("flash", "hello").unwrap();
+    let merged = store.update_data(&token, &changes).await.unwrap();
+    assert!(merged.is_applied());
+    let merged = merged.into_data();
+    assert_eq!(
+        merged.get::<Vec<String>>("cart").unwrap().map(|c| c.len()),
+        Some(1)
+    );
+    assert_eq!(
+        merged.get::<String>("flash").unwrap().as_deref(),
+        Some("hello")
+    );
+
+    let store = Arc::new(store);
+    // Spawned all before any is awaited: they run at once.
+    let writers: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, token) = (Arc::clone(&store), token.clone());
+            tokio::spawn(async move {
+                update_value(
+                    store.as_ref(),
+                    &token,
+                    "count",
+                    &SessionData::new(),
+                    |n: Option<u64>| n.unwrap_or(0) + 1,
+                )
+                .await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer task").expect("increment");
+    }
+    let counted = store
+        .load(&token)
+        .await
+        .unwrap()
+        .expect("anonymous session");
+    assert_eq!(counted.data().get::<u64>("count").unwrap(), Some(20));
+
+    // A user's sessions and limit (1 here) know nothing of it.
+    let (login, _) = store.create(NewSession::new("quinn")).await.unwrap();
+    let listed = store.list_user_sessions("quinn").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(store.load(&login).await.unwrap().is_some());
+    assert!(
+        store.load(&token).await.unwrap().is_some(),
+        "evicted by a login"
+    );
+    assert_eq!(store.delete_user_sessions("quinn").await.unwrap(), 1);
+    assert!(
+        store.load(&token).await.unwrap().is_some(),
+        "ended with a user"
+    );
+
+    let rotated = store.rotate(&token).await.unwrap();
+    assert!(
+        store.load(&token).await.unwrap().is_none(),
+        "old token lives"
+    );
+    let moved = store
+        .load(&rotated)
+        .await
+        .unwrap()
+        .expect("rotated session");
+    assert!(moved.is_anonymous());
+    assert_eq!(moved.data().get::<u64>("count").unwrap(), Some(20));
+    assert!(store.delete(&rotated).await.unwrap());
+    assert!(store.load(&rotated).await.unwrap().is_none());
+
+    assert!(matches!(
+        store
+            .create(NewSession::anonymous().with_roles(["ADMIN"]))
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        store
+            .create(NewSession::anonymous().with_permissions(["orders:read"]))
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
 }
 
 /// Unusable user ids and oversized data are refused with `InvalidInput`.

@@ -1,6 +1,10 @@
 //! [`RequestSession`]: the per-request session state every adapter keeps in the request's
 //! extensions: the store, the cookie's token, the session loaded at most once (lazily, on the
 //! first extractor or guard that needs it), and the cookie change the response must carry.
+//!
+//! The session loaded may be anonymous ([`NewSession::anonymous`](crate::NewSession::anonymous)):
+//! [`RequestSession::session`] (what guards and login extractors see) never returns one; only
+//! [`RequestSession::visitor_session`] (the `Visitor` extractor) does.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -46,10 +50,22 @@ struct State {
 
 #[derive(Clone)]
 enum Loaded {
-    /// A `Session` is cheap to clone (its record is shared).
+    /// A login session. A `Session` is cheap to clone (its record is shared).
     Session(Session),
+    /// An anonymous session: data of a visitor, never a login.
+    Anonymous(Session),
     None,
     Unavailable,
+}
+
+impl Loaded {
+    fn of(session: Session) -> Self {
+        if session.is_anonymous() {
+            Self::Anonymous(session)
+        } else {
+            Self::Session(session)
+        }
+    }
 }
 
 enum CookieChange {
@@ -98,19 +114,34 @@ impl RequestSession {
         self.0.presented.is_some()
     }
 
-    /// The outcome of the session's load when it is known without waiting (no cookie, already
-    /// loaded, or changed by the handler); `None` when a store call is needed.
+    /// The outcome of the login session's load when it is known without waiting (no cookie,
+    /// already loaded, or changed by the handler); `None` when a store call is needed. An
+    /// anonymous session is no login: `Ok(None)`.
     pub(crate) fn session_now(&self) -> Option<Result<Option<Session>, Rejection>> {
-        if let Some((_, loaded)) = &self.state().changed {
-            return Some(outcome(loaded.clone()));
-        }
-        self.0.initial.get().cloned().map(outcome)
+        self.loaded_now().map(login)
     }
 
-    /// The request's session, loaded from the store on the first call only.
+    fn loaded_now(&self) -> Option<Loaded> {
+        if let Some((_, loaded)) = &self.state().changed {
+            return Some(loaded.clone());
+        }
+        self.0.initial.get().cloned()
+    }
+
+    /// The request's login session, loaded from the store on the first call only (an
+    /// anonymous session is none).
     pub(crate) async fn session(&self) -> Result<Option<Session>, Rejection> {
-        if let Some(now) = self.session_now() {
-            return now;
+        self.loaded().await.map(|s| s.filter(|s| !s.is_anonymous()))
+    }
+
+    /// The request's session, login or anonymous, loaded from the store on the first call only.
+    pub(crate) async fn visitor_session(&self) -> Result<Option<Session>, Rejection> {
+        self.loaded().await
+    }
+
+    async fn loaded(&self) -> Result<Option<Session>, Rejection> {
+        if let Some(now) = self.loaded_now() {
+            return any(now);
         }
         let loaded = self
             .0
@@ -120,7 +151,7 @@ impl RequestSession {
                     return Loaded::None;
                 };
                 match self.store().load(token).await {
-                    Ok(Some(session)) => Loaded::Session(session),
+                    Ok(Some(session)) => Loaded::of(session),
                     Ok(None) => Loaded::None,
                     Err(e) => {
                         tracing::warn!(error = %e, "session store unavailable; request denied");
@@ -131,13 +162,13 @@ impl RequestSession {
             .await
             .clone();
         // A login or logout may have happened while this call waited.
-        self.session_now().unwrap_or_else(|| outcome(loaded))
+        any(self.loaded_now().unwrap_or(loaded))
     }
 
     /// Records a new session for this request and the cookie that carries it.
     pub(crate) fn started(&self, token: Token, session: Session) -> Session {
         let mut state = self.state();
-        state.changed = Some((Some(token.clone()), Loaded::Session(session.clone())));
+        state.changed = Some((Some(token.clone()), Loaded::of(session.clone())));
         state.cookie = Some(CookieChange::Set(token));
         session
     }
@@ -158,7 +189,7 @@ impl RequestSession {
     /// Records new data of the loaded session (after it was saved).
     pub(crate) fn replace_session(&self, session: Session) {
         let token = self.token();
-        self.state().changed = Some((token, Loaded::Session(session)));
+        self.state().changed = Some((token, Loaded::of(session)));
     }
 
     /// The `Set-Cookie` value the response must carry, if the cookie changes.
@@ -174,9 +205,19 @@ impl RequestSession {
     }
 }
 
-fn outcome(loaded: Loaded) -> Result<Option<Session>, Rejection> {
+/// The login session of a load: an anonymous session is none.
+fn login(loaded: Loaded) -> Result<Option<Session>, Rejection> {
     match loaded {
         Loaded::Session(s) => Ok(Some(s)),
+        Loaded::Anonymous(_) | Loaded::None => Ok(None),
+        Loaded::Unavailable => Err(Rejection::StoreUnavailable),
+    }
+}
+
+/// The session of a load, login or anonymous.
+fn any(loaded: Loaded) -> Result<Option<Session>, Rejection> {
+    match loaded {
+        Loaded::Session(s) | Loaded::Anonymous(s) => Ok(Some(s)),
         Loaded::None => Ok(None),
         Loaded::Unavailable => Err(Rejection::StoreUnavailable),
     }

@@ -41,6 +41,8 @@ use crate::web::rejection::Rejection;
 pub struct AuthSession {
     ctx: RequestSession,
     session: Option<Session>,
+    /// The visitor's anonymous session, when the request has one instead of a login.
+    anonymous: Option<Session>,
 }
 
 impl std::fmt::Debug for AuthSession {
@@ -54,13 +56,27 @@ impl std::fmt::Debug for AuthSession {
 impl AuthSession {
     /// The extractor over the request's state; refused only when the store is unavailable.
     pub(crate) async fn from_context(ctx: RequestSession) -> Result<Self, Rejection> {
-        let session = ctx.session().await?;
-        Ok(Self { ctx, session })
+        let (session, anonymous) = match ctx.visitor_session().await? {
+            Some(s) if s.is_anonymous() => (None, Some(s)),
+            other => (other, None),
+        };
+        Ok(Self {
+            ctx,
+            session,
+            anonymous,
+        })
     }
 
-    /// The live session, when the request has one.
+    /// The live login session, when the request has one (never an anonymous session).
     pub fn session(&self) -> Option<&Session> {
         self.session.as_ref()
+    }
+
+    /// The visitor's anonymous session ([`Visitor`](crate::web::Visitor)), when the request
+    /// has one instead of a login: read what to carry over before [`AuthSession::login`]
+    /// ends it.
+    pub fn anonymous(&self) -> Option<&Session> {
+        self.anonymous.as_ref()
     }
 
     /// The live session, or [`Rejection::Unauthenticated`] (401): for a handler under a guard
@@ -92,9 +108,25 @@ impl AuthSession {
         self.session.is_some()
     }
 
-    /// Logs a user in: ends the request's current session, if any (whoever it belonged to), and
-    /// starts a new one with a new token, which the response's cookie carries. Every login
-    /// rotates, so a token planted before login (session fixation) is worthless after it.
+    /// Logs a user in: ends the request's current session, if any (whoever it belonged to, an
+    /// anonymous session too), and starts a new one with a new token, which the response's
+    /// cookie carries. Every login rotates, so a token planted before login (session fixation)
+    /// is worthless after it.
+    ///
+    /// Nothing of an anonymous session is carried over unless the application says so: take
+    /// the keys to keep from [`AuthSession::anonymous`] into the new session's data.
+    ///
+    /// ```
+    /// use session_core::web::AuthSession;
+    /// use session_core::{Error, NewSession};
+    ///
+    /// async fn login(mut auth: AuthSession) -> Result<(), Error> {
+    ///     // ... check the password first ...
+    ///     let cart = auth.anonymous().map(|s| s.data().only(&["cart"])).unwrap_or_default();
+    ///     auth.login(NewSession::new("alice").with_data(cart)).await?;
+    ///     Ok(())
+    /// }
+    /// ```
     ///
     /// Call it only after checking the user's credentials.
     ///
@@ -115,11 +147,12 @@ impl AuthSession {
         );
         let session = self.ctx.started(token, session);
         self.session = Some(session.clone());
+        self.anonymous = None;
         Ok(session)
     }
 
     /// Logs out: deletes the session from the store and tells the browser to drop the cookie.
-    /// Returns whether there was a live session.
+    /// Returns whether there was a live login session (an anonymous session ends too).
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the store cannot be reached: the session stays in the store
@@ -145,9 +178,11 @@ impl AuthSession {
                 "session ended"
             );
         }
+        let was_login = self.session.is_some();
         self.ctx.ended();
         self.session = None;
-        Ok(existed)
+        self.anonymous = None;
+        Ok(existed && was_login)
     }
 
     /// Gives the session a new token (the old one stops working at once); use it when the
@@ -295,7 +330,7 @@ async fn save(
 }
 
 /// Applies per-key `changes` to the request's session in the store.
-async fn apply(
+pub(super) async fn apply(
     ctx: &RequestSession,
     session: Option<&Session>,
     changes: &DataChanges,
@@ -307,7 +342,7 @@ async fn apply(
 }
 
 /// [`update_value`] on the request's session.
-async fn update<T, F>(
+pub(super) async fn update<T, F>(
     ctx: &RequestSession,
     session: Option<&Session>,
     key: &str,
@@ -324,7 +359,7 @@ where
 }
 
 /// `session` with `data`, also kept as the request's session for later extractors.
-fn with_data(ctx: &RequestSession, session: &Session, data: SessionData) -> Session {
+pub(super) fn with_data(ctx: &RequestSession, session: &Session, data: SessionData) -> Session {
     let mut updated = session.clone();
     Arc::make_mut(&mut updated.record).data = data;
     ctx.replace_session(updated.clone());
@@ -487,6 +522,7 @@ impl EndSession {
         let mut auth = AuthSession {
             ctx: self.ctx,
             session: Some(session.clone()),
+            anonymous: None,
         };
         auth.logout().await?;
         Ok(session)

@@ -8,6 +8,7 @@
 //! | `cookie` | [`CookieConfig`]: the cookie's name and attributes; reading the token from `Cookie` headers (one cookie of the name or none), writing `Set-Cookie` |
 //! | `context` | the per-request state: store, token, the session loaded at most once, the pending cookie change |
 //! | `extract` | [`AuthSession`] and [`CurrentUser`], one type each for every framework |
+//! | `visitor` | [`Visitor`]: the session of a visitor logged in or not; anonymous sessions, created on the first write |
 //! | `guard` | [`Guard<R>`], the extractor the attribute macros insert |
 //! | `requirement` | [`Requirement`], the policies, [`Require`] (requirements as values), freshness |
 //! | `rejection` | [`Rejection`] (status, code, message, JSON body) and the one mapping of [`Error`](crate::Error) to HTTP |
@@ -25,6 +26,7 @@ mod extract;
 mod guard;
 mod rejection;
 pub(crate) mod requirement;
+mod visitor;
 
 pub(crate) use self::context::{RequestSession, Shared};
 pub use self::cookie::{CookieConfig, SameSite};
@@ -33,3 +35,4 @@ pub use self::extract::{AuthSession, CurrentUser, EndSession};
 pub use self::guard::Guard;
 pub use self::rejection::Rejection;
 pub use self::requirement::{FreshLogin, Login, Require, Requirement};
+pub use self::visitor::Visitor;

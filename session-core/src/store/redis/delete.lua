@@ -4,7 +4,7 @@
 local v = redis.pcall('GET', KEYS[1])
 if not v then return 0 end
 redis.call('DEL', KEYS[1])
-if is_record(v) then
+if is_record(v) and user_of(v) ~= '' then                -- anonymous: in no index
   redis.call('ZREM', ARGV[1] .. user_of(v), ARGV[2])
 end
 return 1

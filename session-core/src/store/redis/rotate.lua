@@ -14,6 +14,7 @@ if ARGV[5] ~= '' then
 end
 redis.call('SET', KEYS[2], v, 'PX', ttl)
 redis.call('DEL', KEYS[1])
+if user_of(v) == '' then return v end                      -- anonymous: in no index
 local idx = ARGV[1] .. user_of(v)
 local score = redis.call('ZSCORE', idx, ARGV[2]) or struct.unpack('>I6', v, CREATED)
 redis.call('ZREM', idx, ARGV[2])

@@ -280,11 +280,15 @@ impl RedisStore {
         let mut written = patch(&seen).ok_or_else(not_ours)?;
         let ttl_ms = u64::try_from(ttl).unwrap_or(1);
         self.set_px(&new_key, &written, ttl_ms).await?;
+        // An anonymous session is in no index.
+        let indexed = !record.is_anonymous();
         let index = self.keys.index(&record.user_id);
         let remaining = record.deadline_ms.saturating_sub(now).max(1);
         let new_member = new.as_bytes().to_vec();
-        self.index_add(&record.user_id, &new_member, record.created_ms, remaining)
-            .await?;
+        if indexed {
+            self.index_add(&record.user_id, &new_member, record.created_ms, remaining)
+                .await?;
+        }
         let cad = &self.scripts.compare_delete;
         for _ in 0..ROTATE_ATTEMPTS {
             let outcome: redis::Value = self
@@ -295,7 +299,9 @@ impl RedisStore {
                 .await?;
             match outcome {
                 redis::Value::Int(1) => {
-                    self.zrem(&index, &[old.as_bytes().to_vec()]).await?;
+                    if indexed {
+                        self.zrem(&index, &[old.as_bytes().to_vec()]).await?;
+                    }
                     return Ok(written);
                 }
                 redis::Value::BulkString(changed) => {
@@ -318,8 +324,10 @@ impl RedisStore {
                 _ => {
                     // The old session ended meanwhile (logout, revocation): so does this one.
                     self.del(&new_key).await?;
-                    self.zrem(&index, &[new_member.clone(), old.as_bytes().to_vec()])
-                        .await?;
+                    if indexed {
+                        self.zrem(&index, &[new_member.clone(), old.as_bytes().to_vec()])
+                            .await?;
+                    }
                     return Err(Error::NotFound);
                 }
             }
@@ -374,7 +382,7 @@ impl RedisStore {
         let Some(value) = value else {
             return Ok(false);
         };
-        if let Ok(record) = Record::decode(&value) {
+        if let Some(record) = Record::decode(&value).ok().filter(|r| !r.is_anonymous()) {
             self.zrem(
                 &self.keys.index(&record.user_id),
                 &[key.as_bytes().to_vec()],
