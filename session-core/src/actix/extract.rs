@@ -12,6 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::Error;
+use crate::web::Authenticated;
 use crate::web::{
     AuthSession, CurrentUser, EndSession, Guard, Rejection, RequestSession, Requirement, Visitor,
 };
@@ -48,6 +49,16 @@ impl FromRequest for CurrentUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let ctx = context(req);
         Box::pin(async move { Ok(CurrentUser::from_context(ctx?).await?) })
+    }
+}
+
+impl<U: Clone + Send + Sync + 'static> FromRequest for Authenticated<U> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ctx = context(req);
+        Box::pin(async move { Ok(Authenticated::from_context(ctx?).await?) })
     }
 }
 

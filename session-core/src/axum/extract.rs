@@ -8,6 +8,7 @@ use http::request::Parts;
 use http::{header, HeaderValue};
 
 use crate::error::Error;
+use crate::web::Authenticated;
 use crate::web::{
     AuthSession, CurrentUser, EndSession, Guard, Rejection, RequestSession, Requirement, Visitor,
 };
@@ -48,6 +49,17 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let ctx = context(parts).map_err(IntoResponse::into_response)?;
         CurrentUser::from_context(ctx)
+            .await
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+impl<S: Send + Sync, U: Clone + Send + Sync + 'static> FromRequestParts<S> for Authenticated<U> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let ctx = context(parts).map_err(IntoResponse::into_response)?;
+        Authenticated::from_context(ctx)
             .await
             .map_err(IntoResponse::into_response)
     }

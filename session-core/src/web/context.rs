@@ -6,25 +6,51 @@
 //! [`RequestSession::session`] (what guards and login extractors see) never returns one; only
 //! [`RequestSession::visitor_session`] (the `Visitor` extractor) does.
 
+use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::OnceCell;
 
 use crate::record::Session;
 use crate::store::SessionStore;
-use crate::token::Token;
+use crate::token::{SessionKey, Token};
 use crate::web::cookie::CookieConfig;
 use crate::web::rejection::Rejection;
+use crate::web::users::Users;
 
-/// What every request of one app shares: the store and the cookie's settings.
+/// What every request of one app shares: the store, the cookie's settings and the
+/// application's user loader, if it registered one.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) cookie: CookieConfig,
+    pub(crate) users: Option<Users>,
 }
 
 impl Shared {
     pub(crate) fn new(store: Arc<dyn SessionStore>, cookie: CookieConfig) -> Arc<Self> {
-        Arc::new(Self { store, cookie })
+        Arc::new(Self {
+            store,
+            cookie,
+            users: None,
+        })
+    }
+
+    /// The same with another cookie.
+    pub(crate) fn with_cookie(&self, cookie: CookieConfig) -> Arc<Self> {
+        Arc::new(Self {
+            store: Arc::clone(&self.store),
+            cookie,
+            users: self.users.clone(),
+        })
+    }
+
+    /// The same with a user loader.
+    pub(crate) fn with_users(&self, users: Users) -> Arc<Self> {
+        Arc::new(Self {
+            store: Arc::clone(&self.store),
+            cookie: self.cookie.clone(),
+            users: Some(users),
+        })
     }
 }
 
@@ -46,6 +72,8 @@ struct State {
     /// Set once the handler logged in, rotated or logged out: that replaces the cookie's.
     changed: Option<(Option<Token>, Loaded)>,
     cookie: Option<CookieChange>,
+    /// The application's user, loaded for the session under this key (at most once).
+    user: Option<(SessionKey, Arc<dyn Any + Send + Sync>)>,
 }
 
 #[derive(Clone)]
@@ -89,6 +117,7 @@ impl RequestSession {
             state: Mutex::new(State {
                 changed: None,
                 cookie: None,
+                user: None,
             }),
         }))
     }
@@ -99,6 +128,25 @@ impl RequestSession {
 
     pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {
         &self.0.shared.store
+    }
+
+    /// The application's user loader, when one was registered.
+    pub(crate) fn users(&self) -> Option<&Users> {
+        self.0.shared.users.as_ref()
+    }
+
+    /// The application's user already loaded for the session under `key`, if it is a `U`.
+    pub(crate) fn cached_user<U: Clone + 'static>(&self, key: SessionKey) -> Option<U> {
+        let state = self.state();
+        let (cached_for, user) = state.user.as_ref()?;
+        (*cached_for == key)
+            .then(|| user.downcast_ref::<U>().cloned())
+            .flatten()
+    }
+
+    /// Keeps the application's user of the session under `key` for the rest of the request.
+    pub(crate) fn cache_user<U: Send + Sync + 'static>(&self, key: SessionKey, user: U) {
+        self.state().user = Some((key, Arc::new(user)));
     }
 
     /// The token the request's session goes by now (after a login or rotation: the new one).

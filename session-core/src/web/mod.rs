@@ -8,6 +8,7 @@
 //! | `cookie` | [`CookieConfig`]: the cookie's name and attributes; reading the token from `Cookie` headers (one cookie of the name or none), writing `Set-Cookie` |
 //! | `context` | the per-request state: store, token, the session loaded at most once, the pending cookie change |
 //! | `extract` | [`AuthSession`] and [`CurrentUser`], one type each for every framework |
+//! | `users` | [`UserLoader`] (the application loads its user for a session) and [`Authenticated<U>`], the extractor of that user |
 //! | `visitor` | [`Visitor`]: the session of a visitor logged in or not; anonymous sessions, created on the first write |
 //! | `guard` | [`Guard<R>`], the extractor the attribute macros insert |
 //! | `requirement` | [`Requirement`], the policies, [`Require`] (requirements as values), freshness |
@@ -26,6 +27,7 @@ mod extract;
 mod guard;
 mod rejection;
 pub(crate) mod requirement;
+mod users;
 mod visitor;
 
 pub(crate) use self::context::{RequestSession, Shared};
@@ -35,4 +37,6 @@ pub use self::extract::{AuthSession, CurrentUser, EndSession};
 pub use self::guard::Guard;
 pub use self::rejection::Rejection;
 pub use self::requirement::{FreshLogin, Login, Require, Requirement};
+pub(crate) use self::users::Users;
+pub use self::users::{Authenticated, UserLoader};
 pub use self::visitor::Visitor;
