@@ -287,7 +287,46 @@ async fn login_sessions_and_logout_in_a_real_browser() {
 async fn scenario(a: Client, b: Client, base: String) {
     let url = |path: &str| format!("{base}{path}");
 
-    // Anonymous: a protected page sends the browser to the login form, which remembers it.
+    let session_cookie = |c: &Client| {
+        let c = c.clone();
+        async move {
+            c.get_all_cookies()
+                .await
+                .expect("the browser's cookies")
+                .into_iter()
+                .find(|c| c.name() == "__Host-session")
+                .map(|c| c.value().to_owned())
+        }
+    };
+
+    // Anonymous: reading the shop creates no session.
+    a.goto(&url("/")).await.expect("open /");
+    assert!(has(&a, "#cart-empty").await);
+    assert_eq!(session_cookie(&a).await, None, "a read created a session");
+
+    // Before login, the cart fills an anonymous session (created at the first addition).
+    click_and_wait(&a, "#add-apple").await;
+    assert_eq!(here(&a).await, "/");
+    assert!(text_of(&a, ".flash").await.contains("Added one apple"));
+    click_and_wait(&a, "#add-pear").await;
+    let anonymous = session_cookie(&a)
+        .await
+        .expect("an anonymous session cookie");
+    let cart: Vec<String> = {
+        let items = a
+            .find_all(Locator::Css(".cart-item"))
+            .await
+            .expect("cart items");
+        let mut names = Vec::new();
+        for item in items {
+            names.push(item.text().await.expect("item text"));
+        }
+        names
+    };
+    assert_eq!(cart, ["apple", "pear"]);
+
+    // Anonymous is not logged in: a protected page sends the browser to the login form,
+    // which remembers it.
     a.goto(&url("/account")).await.expect("open /account");
     assert_eq!(here(&a).await, "/login?next=/account");
     assert!(!has(&a, "#account-user").await);
@@ -297,6 +336,18 @@ async fn scenario(a: Client, b: Client, base: String) {
     assert_eq!(here(&a).await, "/account");
     assert_eq!(text_of(&a, "#account-user").await, "alice");
     assert!(text_of(&a, ".flash").await.contains("Welcome, alice"));
+    // A new token at login, and the cart came along.
+    assert_ne!(session_cookie(&a).await.as_ref(), Some(&anonymous));
+    a.goto(&url("/")).await.expect("open /");
+    assert_eq!(
+        a.find_all(Locator::Css(".cart-item"))
+            .await
+            .expect("cart items")
+            .len(),
+        2,
+        "the cart was not carried over by the login"
+    );
+    a.goto(&url("/account")).await.expect("open /account");
 
     // The browser holds the session cookie, HttpOnly and Secure, and scripts cannot read it.
     let cookies = a.get_all_cookies().await.expect("the browser's cookies");

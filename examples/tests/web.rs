@@ -197,3 +197,65 @@ async fn logout_ends_the_session_and_says_so() {
     let page = get(&app, "/login?logged_out=1", None).await;
     assert!(page.body.contains("You have been logged out."));
 }
+
+/// The cart before login: an unknown item is a 400 that creates no session; a catalogue item
+/// creates an anonymous session (its cookie), which is no login (the account page still
+/// redirects); the cart stops at its limit; the login carries the cart to the new session and
+/// the anonymous cookie then names nothing.
+#[tokio::test]
+async fn the_cart_fills_an_anonymous_session_that_the_login_carries_over() {
+    let app = app().await;
+    let home = get(&app, "/", None).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert_eq!(
+        home.header(header::SET_COOKIE),
+        "",
+        "a read created a session"
+    );
+
+    let refused = post_form(&app, "/cart", ORIGIN, None, "item=banana").await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.header(header::SET_COOKIE), "");
+
+    let added = post_form(&app, "/cart", ORIGIN, None, "item=plum").await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER);
+    let anonymous = added.session_cookie();
+    let account = get(&app, "/account", Some(&anonymous)).await;
+    assert_eq!(
+        account.status,
+        StatusCode::SEE_OTHER,
+        "anonymous is not a login"
+    );
+    for _ in 0..web::pages::MAX_CART_ITEMS + 2 {
+        post_form(&app, "/cart", ORIGIN, Some(&anonymous), "item=apple").await;
+    }
+    let home = get(&app, "/", Some(&anonymous)).await;
+    assert!(home.body.contains("Your cart is full"), "{}", home.body);
+    assert_eq!(
+        home.body.matches("class=\"cart-item\"").count(),
+        web::pages::MAX_CART_ITEMS
+    );
+
+    let login = post_form(
+        &app,
+        "/login",
+        ORIGIN,
+        Some(&anonymous),
+        "username=alice&password=alice-password",
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    let alice = login.session_cookie();
+    assert_ne!(alice, anonymous);
+    let home = get(&app, "/", Some(&alice)).await;
+    assert!(home.body.contains("signed in as <strong>alice</strong>"));
+    assert_eq!(
+        home.body.matches("class=\"cart-item\"").count(),
+        web::pages::MAX_CART_ITEMS
+    );
+    let old = get(&app, "/", Some(&anonymous)).await;
+    assert!(
+        old.body.contains("cart-empty"),
+        "the anonymous session outlived the login"
+    );
+}

@@ -1,7 +1,9 @@
 //! `demo-web`: a server-rendered HTML app on the same accounts and sessions as `demo-server`.
 //!
 //! Pages: `/` (anyone), `/login` (form), `/account` (any logged-in user, `#[login_required]`),
-//! `/admin` (`#[has_role("ADMIN")]`), `/sessions` (the user's sessions, each can be ended).
+//! `/admin` (`#[has_role("ADMIN")]`), `/sessions` (the user's sessions, each can be ended),
+//! and a cart on `/` (`POST /cart`) that anonymous visitors fill before login (an anonymous
+//! session, created at the first addition) and that the login carries over.
 //! An anonymous request for a protected page is sent to `/login?next=<the page>`
 //! ([`errors::html_rejection`] through `SessionLayer::with_rejection`); after login the browser
 //! returns there, if `next` is a path on this site ([`next::safe_next`]). Every page is sent with
@@ -35,6 +37,7 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
         .route("/", get(home))
         .route("/login", get(login_page).post(login_submit))
         .route("/logout", post(logout))
+        .route("/cart", post(add_to_cart))
         .route("/account", get(account))
         .route("/admin", get(admin))
         .route("/sessions", get(sessions))

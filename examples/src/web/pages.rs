@@ -13,9 +13,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
-use session_core::axum::{AuthSession, CurrentUser};
+use session_core::axum::{AuthSession, CurrentUser, Visitor};
 use session_core::prelude::*;
-use session_core::{log_safe, Session, SessionData, SessionHandle};
+use session_core::{log_safe, Session, SessionHandle};
 
 use crate::accounts::ADMIN;
 use crate::api::{check_password, valid_username};
@@ -30,6 +30,17 @@ pub const DEFAULT_LANDING: &str = "/account";
 
 /// The session data key of the one-time message shown on the next page.
 pub const FLASH_KEY: &str = "flash";
+
+/// The session data key of the cart (item names), kept before login in an anonymous session
+/// and carried over by the login.
+pub const CART_KEY: &str = "cart";
+
+/// What the shop on the home page sells.
+pub const CATALOGUE: [&str; 3] = ["apple", "pear", "plum"];
+
+/// The most items a cart holds (the session's data has a size limit; a form can be posted
+/// in a loop).
+pub const MAX_CART_ITEMS: usize = 50;
 
 /// The query of `GET /login`.
 #[derive(Debug, Default, Deserialize)]
@@ -56,31 +67,14 @@ fn viewer(session: &Session) -> Viewer<'_> {
     }
 }
 
-/// The flash message in `data` and the data without it.
-fn split_flash(data: &SessionData) -> Option<(String, SessionData)> {
-    let flash = data.get::<String>(FLASH_KEY).ok().flatten()?;
-    let mut rest = data.clone();
-    rest.remove(FLASH_KEY);
-    Some((flash, rest))
-}
-
-/// The user's flash message, removed from the session so it shows once. If the removal cannot
-/// be saved the message still shows (and may show again): a page is worth more than that.
-async fn take_flash(user: &mut CurrentUser) -> Option<String> {
-    let (flash, rest) = split_flash(user.data())?;
-    if let Err(e) = user.save_data(rest).await {
-        tracing::warn!(error = %e, "could not clear the flash message");
-    }
-    Some(flash)
-}
-
-/// The same for a page that anonymous visitors see too.
-async fn take_flash_if_logged_in(auth: &mut AuthSession) -> Option<String> {
-    let (flash, rest) = split_flash(auth.session()?.data())?;
-    if let Err(e) = auth.save_data(rest).await {
-        tracing::warn!(error = %e, "could not clear the flash message");
-    }
-    Some(flash)
+/// The session's flash message, removed in the same step so it shows once (also when two
+/// requests race for it). If it cannot be removed the page shows without it: a page is worth
+/// more than a message.
+fn shown_once(taken: Result<Option<String>, session_core::Error>) -> Option<String> {
+    taken
+        .inspect_err(|e| tracing::warn!(error = %e, "could not take the flash message"))
+        .ok()
+        .flatten()
 }
 
 /// Stores a one-time message for the next page of this session.
@@ -109,10 +103,39 @@ fn ago(t: SystemTime) -> String {
     }
 }
 
-/// `GET /`: what the demo is, and the way in.
-pub async fn home(mut auth: AuthSession) -> Response {
-    let flash = take_flash_if_logged_in(&mut auth).await;
-    let body = match auth.session() {
+/// The cart: its items and a form per catalogue item to add one.
+fn shop(cart: &[String]) -> String {
+    let items = if cart.is_empty() {
+        "<p id=\"cart-empty\">Your cart is empty.</p>".to_owned()
+    } else {
+        let rows: String = cart
+            .iter()
+            .map(|item| format!("<li class=\"cart-item\">{}</li>", escape(item)))
+            .collect();
+        format!("<ul id=\"cart\">{rows}</ul>")
+    };
+    let buttons: String = CATALOGUE
+        .iter()
+        .map(|item| {
+            format!(
+                "<form class=\"inline\" method=\"post\" action=\"/cart\">\
+                 <input type=\"hidden\" name=\"item\" value=\"{item}\">\
+                 <button id=\"add-{item}\">Add {item}</button></form> "
+            )
+        })
+        .collect();
+    format!(
+        "<h2>Cart</h2><p>Kept in your session, before and after login (anonymous visitors \
+         get a session at their first addition).</p>{items}<p>{buttons}</p>"
+    )
+}
+
+/// `GET /`: what the demo is, the way in, and the cart. Reading it creates no session.
+pub async fn home(mut visitor: Visitor) -> Response {
+    let flash = shown_once(visitor.take(FLASH_KEY).await);
+    let cart: Vec<String> = visitor.get(CART_KEY).ok().flatten().unwrap_or_default();
+    let login = visitor.session().filter(|s| !s.is_anonymous());
+    let intro = match login {
         Some(s) => format!(
             "<p>You are signed in as <strong>{}</strong>.</p>\
              <p><a href=\"/account\">Your account</a> · <a href=\"/sessions\">Your sessions</a></p>",
@@ -128,11 +151,49 @@ pub async fn home(mut auth: AuthSession) -> Response {
     Page {
         status: StatusCode::OK,
         title: "Home",
-        viewer: auth.session().map_or(Viewer::Anonymous, viewer),
+        viewer: login.map_or(Viewer::Anonymous, viewer),
         flash: flash.as_deref(),
-        body,
+        body: format!("{intro}{}", shop(&cart)),
     }
     .into_response()
+}
+
+/// The form of `POST /cart`.
+#[derive(Debug, Deserialize)]
+pub struct CartForm {
+    item: String,
+}
+
+/// `POST /cart`: adds a catalogue item to the visitor's cart (an atomic update of that one
+/// key: two tabs adding at once both count), creating an anonymous session for a visitor who
+/// has none, and says so on the next page.
+pub async fn add_to_cart(
+    mut visitor: Visitor,
+    form: Result<Form<CartForm>, FormRejection>,
+) -> Result<Redirect, WebError> {
+    let item = match form {
+        Ok(Form(form)) => CATALOGUE.into_iter().find(|i| *i == form.item),
+        Err(_) => None,
+    }
+    .ok_or_else(|| WebError::BadRequest("There is no such item in the shop.".to_owned()))?;
+    let mut full = false;
+    visitor
+        .update(CART_KEY, |cart: Option<Vec<String>>| {
+            let mut cart = cart.unwrap_or_default();
+            full = cart.len() >= MAX_CART_ITEMS;
+            if !full {
+                cart.push(item.to_owned());
+            }
+            cart
+        })
+        .await?;
+    let message = if full {
+        format!("Your cart is full ({MAX_CART_ITEMS} items).")
+    } else {
+        format!("Added one {item} to your cart.")
+    };
+    visitor.insert(FLASH_KEY, &message).await?;
+    Ok(Redirect::to("/"))
 }
 
 /// The login form, with an error message and the username typed so far.
@@ -228,7 +289,11 @@ pub async fn login_submit(
             Ok(account) => account,
             Err(e) => return Ok(refuse(e)),
         };
-    let mut data = SessionData::new();
+    // The visitor's cart (kept in an anonymous session) comes along; nothing else of it does.
+    let mut data = auth
+        .anonymous()
+        .map(|s| s.data().only(&[CART_KEY]))
+        .unwrap_or_default();
     data.insert(
         FLASH_KEY,
         &format!("Welcome, {}. You are signed in.", account.username),
@@ -253,7 +318,7 @@ pub async fn logout(mut auth: AuthSession) -> Result<Redirect, WebError> {
 /// `GET /account`: any logged-in user.
 #[login_required]
 pub async fn account(mut user: CurrentUser) -> Response {
-    let flash = take_flash(&mut user).await;
+    let flash = shown_once(user.take(FLASH_KEY).await);
     let roles = user
         .roles()
         .iter()
@@ -284,7 +349,7 @@ pub async fn account(mut user: CurrentUser) -> Response {
 /// `GET /admin`: users with the `ADMIN` role only (others get the 403 page).
 #[has_role("ADMIN")]
 pub async fn admin(mut user: CurrentUser) -> Response {
-    let flash = take_flash(&mut user).await;
+    let flash = shown_once(user.take(FLASH_KEY).await);
     Page {
         status: StatusCode::OK,
         title: "Admin",
@@ -309,7 +374,7 @@ pub async fn sessions(State(state): State<AppState>, mut user: CurrentUser) -> R
         Ok(listed) => listed,
         Err(e) => return WebError::from(e).into_response(),
     };
-    let flash = take_flash(&mut user).await;
+    let flash = shown_once(user.take(FLASH_KEY).await);
     let current = user.handle();
     let rows: String = listed
         .iter()
@@ -405,21 +470,4 @@ pub async fn end_other_sessions(mut auth: AuthSession) -> Result<Redirect, WebEr
 /// Any other path.
 pub async fn not_found() -> WebError {
     WebError::NotFound
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_flash_message_is_split_from_the_rest_of_the_data() {
-        let mut data = SessionData::new();
-        data.insert("cart", &["apple"]).unwrap();
-        assert!(split_flash(&data).is_none());
-        data.insert(FLASH_KEY, "hello").unwrap();
-        let (flash, rest) = split_flash(&data).unwrap();
-        assert_eq!(flash, "hello");
-        assert!(rest.get::<String>(FLASH_KEY).unwrap().is_none());
-        assert_eq!(rest.get::<Vec<String>>("cart").unwrap().unwrap(), ["apple"]);
-    }
 }

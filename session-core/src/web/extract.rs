@@ -14,6 +14,7 @@ use crate::logging::log_safe;
 use crate::record::{NewSession, Session, SessionData};
 use crate::web::context::RequestSession;
 use crate::web::rejection::Rejection;
+use crate::web::visitor::take;
 
 /// The request's session, if any, with the operations that change it: login, logout, rotation
 /// and application data.
@@ -305,6 +306,20 @@ impl AuthSession {
         Ok(value)
     }
 
+    /// Reads and removes `key` in one atomic step, as [`Visitor::take`](crate::web::Visitor::take)
+    /// (a flash message); `Ok(None)` without a login session.
+    ///
+    /// # Errors
+    /// As [`Visitor::take`](crate::web::Visitor::take).
+    pub async fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>> {
+        let Some(session) = &self.session else {
+            return Ok(None);
+        };
+        let (value, session) = take(&self.ctx, session, key).await?;
+        self.session = Some(session);
+        Ok(value)
+    }
+
     /// Replaces the session's whole application data, and saves it. The last writer wins: keys
     /// that concurrent requests set meanwhile are lost. To change some keys, use `insert`,
     /// `remove` or `update`, which write only theirs.
@@ -451,6 +466,17 @@ impl CurrentUser {
         F: FnMut(Option<T>) -> T,
     {
         let (value, session) = update(&self.ctx, Some(&self.session), key, f).await?;
+        self.session = session;
+        Ok(value)
+    }
+
+    /// Reads and removes `key` in one atomic step, as [`Visitor::take`](crate::web::Visitor::take)
+    /// (a flash message: shown once).
+    ///
+    /// # Errors
+    /// As [`Visitor::take`](crate::web::Visitor::take).
+    pub async fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>> {
+        let (value, session) = take(&self.ctx, &self.session, key).await?;
         self.session = session;
         Ok(value)
     }

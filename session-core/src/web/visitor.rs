@@ -165,31 +165,12 @@ impl Visitor {
     /// other requests changed the key during every try; [`Error::NotFound`] when the session
     /// ended meanwhile; [`Error::Unavailable`].
     pub async fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>> {
-        let Some(session) = self.session.clone() else {
+        let Some(session) = &self.session else {
             return Ok(None);
         };
-        let token = self.ctx.token().ok_or(Error::NotFound)?;
-        let mut current = session.data().value(key).cloned();
-        for _ in 0..TAKE_ATTEMPTS {
-            let Some(value) = current else {
-                return Ok(None);
-            };
-            let mut changes = DataChanges::new();
-            changes.expect_json(key, Some(value.clone())).remove(key);
-            match self.ctx.store().update_data(&token, &changes).await? {
-                DataUpdate::Applied(data) => {
-                    self.session = Some(with_data(&self.ctx, &session, data));
-                    return T::deserialize(value)
-                        .map(Some)
-                        .map_err(|e| Error::InvalidInput(format!("session data {key:?}: {e}")));
-                }
-                DataUpdate::Conflict(data) => current = data.value(key).cloned(),
-            }
-        }
-        Err(Error::Contended {
-            key: key.to_owned(),
-            attempts: TAKE_ATTEMPTS,
-        })
+        let (value, session) = take(&self.ctx, session, key).await?;
+        self.session = Some(session);
+        Ok(value)
     }
 
     /// Starts the visitor's anonymous session with `data`; the response sets its cookie.
@@ -206,4 +187,36 @@ impl Visitor {
         self.session = Some(self.ctx.started(token, session));
         Ok(())
     }
+}
+
+/// Reads and removes `key` of the request's `session` in one atomic step (an expectation on
+/// the value read, retried on conflicts); no write when the key is absent. Returns the value
+/// and the session as now stored.
+pub(super) async fn take<T: DeserializeOwned>(
+    ctx: &RequestSession,
+    session: &Session,
+    key: &str,
+) -> Result<(Option<T>, Session)> {
+    let token = ctx.token().ok_or(Error::NotFound)?;
+    let mut current = session.data().value(key).cloned();
+    for _ in 0..TAKE_ATTEMPTS {
+        let Some(value) = current else {
+            return Ok((None, session.clone()));
+        };
+        let mut changes = DataChanges::new();
+        changes.expect_json(key, Some(value.clone())).remove(key);
+        match ctx.store().update_data(&token, &changes).await? {
+            DataUpdate::Applied(data) => {
+                let session = with_data(ctx, session, data);
+                let value = T::deserialize(value)
+                    .map_err(|e| Error::InvalidInput(format!("session data {key:?}: {e}")))?;
+                return Ok((Some(value), session));
+            }
+            DataUpdate::Conflict(data) => current = data.value(key).cloned(),
+        }
+    }
+    Err(Error::Contended {
+        key: key.to_owned(),
+        attempts: TAKE_ATTEMPTS,
+    })
 }
