@@ -92,6 +92,9 @@ pub mod __fuzz;
 /// The `redis` crate this crate was built with, for [`RedisStore::on_connection`].
 #[cfg(feature = "redis")]
 pub use ::redis;
+/// The attribute for implementing [`web::UserLoader`] (and [`SessionStore`]) without adding
+/// `async-trait` to your own dependencies: `#[session_core::async_trait]`.
+pub use async_trait::async_trait;
 pub use changes::{update_value, DataChanges, DataUpdate};
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use error::{Error, Result, UnavailableKind};

@@ -22,7 +22,7 @@ use crate::web::rejection::Rejection;
 /// roles, data); the user is what the application knows (name, email, plan, ...).
 ///
 /// ```
-/// use async_trait::async_trait;
+/// use session_core::async_trait;
 /// use session_core::web::UserLoader;
 /// use session_core::{Error, Session};
 ///
