@@ -88,6 +88,29 @@ proptest! {
     }
 
     #[test]
+    fn any_anonymous_record_round_trips_and_one_with_roles_is_refused(mut record in record()) {
+        let roles = record.authz.clone();
+        record.user_id = String::new();
+        record.authz = Authz::default();
+        let bytes = record.encode().unwrap();
+        let back = Record::decode(&bytes).unwrap();
+        prop_assert!(back.is_anonymous());
+        prop_assert_eq!(&back, &record);
+        prop_assert_eq!(back.encode().unwrap(), bytes);
+        // The same bytes with roles or permissions spliced in: never an anonymous session
+        // with authority.
+        if roles != Authz::default() {
+            record.authz = roles.clone();
+            prop_assert!(record.encode().is_err(), "an anonymous record with roles encodes");
+            let mut with_roles = Record { user_id: "x".to_owned(), ..record.clone() }.encode().unwrap();
+            // Drop the one-byte user id: an empty user with the roles block after it.
+            with_roles.remove(USER_LEN_OFFSET + 1);
+            with_roles[USER_LEN_OFFSET] = 0;
+            prop_assert!(matches!(Record::decode(&with_roles), Err(Error::Corrupt(_))));
+        }
+    }
+
+    #[test]
     fn any_authorization_block_round_trips(record in record()) {
         let block = record.authz.encode_block().unwrap();
         prop_assert_eq!(Authz::decode_block(&block).unwrap(), record.authz);
