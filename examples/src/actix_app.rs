@@ -106,6 +106,15 @@ async fn livez() -> HttpResponse {
     json(api::livez())
 }
 
+async fn metrics(state: Data<AppState>) -> HttpResponse {
+    match &state.metrics {
+        Some(metrics) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, crate::setup::METRICS_CONTENT_TYPE))
+            .body(metrics.render()),
+        None => ApiError::not_found("no such route").error_response(),
+    }
+}
+
 async fn health(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(json(api::health(&state).await?))
 }
@@ -249,6 +258,7 @@ pub fn app(
         .app_data(state)
         .service(resource("/livez").route(web::get().to(livez)))
         .service(resource("/health").route(web::get().to(health)))
+        .service(resource("/metrics").route(web::get().to(metrics)))
         .service(resource("/register").route(web::post().to(register)))
         .service(resource("/login").route(web::post().to(login)))
         .service(resource("/logout").route(web::post().to(logout)))

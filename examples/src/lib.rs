@@ -60,6 +60,8 @@ pub struct AppState {
     pub password_queue: PasswordQueue,
     /// How long a session counts as freshly authenticated (`STEP_UP_SECS`).
     pub step_up: std::time::Duration,
+    /// What `GET /metrics` serves; `None`: no recorder installed, `/metrics` is 404.
+    pub metrics: Option<setup::Metrics>,
 }
 
 /// The HTTP service: routes, sessions, JSON errors, CSRF defence (before routing, with `csrf`'s
@@ -70,6 +72,7 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
     let router = Router::new()
         .route("/livez", get(livez))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/register", post(register))
         .route("/login", post(login))
         .route("/logout", post(logout))

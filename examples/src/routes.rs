@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::Value;
 use session_core::prelude::*;
@@ -23,6 +24,20 @@ pub fn user_agent(headers: &HeaderMap) -> Option<String> {
 /// the benchmarks' floor: the same server and layers, no session work).
 pub async fn livez() -> Json<Value> {
     Json(api::livez())
+}
+
+/// `GET /metrics`: every metric recorded, in the Prometheus text format; 404 when the process
+/// has no recorder (apps built in a test's process). In production, serve it on an internal
+/// listener only.
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let metrics = state
+        .metrics
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("no such route"))?;
+    Ok((
+        [(header::CONTENT_TYPE, crate::setup::METRICS_CONTENT_TYPE)],
+        metrics.render(),
+    ))
 }
 
 /// `GET /health`: 200 when the store answers, 503 otherwise.

@@ -1,10 +1,13 @@
 //! What the demo binaries (`demo-server`, `demo-actix`, `demo-web`) do before serving: the store, the accounts, the seed, the cookie
-//! and the CSRF policy from the settings; and the shutdown signal.
+//! and the CSRF policy from the settings; the Prometheus recorder behind `GET /metrics`; and
+//! the shutdown signal.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::uri::Scheme;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use session_core::metrics::{record_cache_stats, Metered};
 use session_core::password::Passwords;
 use session_core::throttle::ThrottleConfig;
 use session_core::web::{CookieConfig, CsrfPolicy};
@@ -43,6 +46,8 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
         .map_err(|e| e.to_string())?;
     let passwords = Passwords::default();
     let throttle = ThrottleConfig::new(settings.login_max_failures, settings.lockout);
+    // Every store call is counted (`session_store_operations_total`, ...), whether or not a
+    // recorder is installed (without one, next to no cost).
     let state = match settings.redis.clone() {
         Some(target) => {
             let mut store = RedisStore::from_target(target, config).map_err(|e| e.to_string())?;
@@ -55,7 +60,8 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
             tracing::info!(redis = ?store, "sessions and accounts are kept in Redis");
             AppState {
                 accounts: Arc::new(RedisAccounts::new(Arc::clone(&store), KEY_PREFIX)),
-                store,
+                metrics: Metrics::installed(Some(Arc::clone(&store))),
+                store: Arc::new(Metered::from_arc(store)),
                 passwords,
                 throttle,
                 password_queue: PasswordQueue::new(settings.login_queue_max),
@@ -70,7 +76,8 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
                  in Redis."
             );
             AppState {
-                store: Arc::new(MemoryStore::new(config)),
+                store: Arc::new(Metered::new(MemoryStore::new(config))),
+                metrics: Metrics::installed(None),
                 accounts: Arc::new(MemoryAccounts::default()),
                 passwords,
                 throttle,
@@ -117,10 +124,12 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
     })
 }
 
-/// The start of every demo binary: logging, then the settings from the environment. A bad
-/// setting is printed with the binary's `name` and the process exits with code 2.
+/// The start of every demo binary: logging, the Prometheus recorder ([`install_metrics`]),
+/// then the settings from the environment. A bad setting is printed with the binary's `name`
+/// and the process exits with code 2.
 pub fn start(name: &str) -> Settings {
     init_logging();
+    install_metrics();
     Settings::from_env().unwrap_or_else(|e| {
         eprintln!("{name}: bad setting: {e}");
         std::process::exit(2);
@@ -135,6 +144,55 @@ pub fn finish(name: &str, outcome: Result<(), String>) {
         std::process::exit(1);
     }
 }
+
+/// The process's Prometheus recorder, once [`install_metrics`] has installed it.
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs a Prometheus recorder as the process's global `metrics` recorder (once: later
+/// calls do nothing). The binaries call it at start; the app builders do not, so tests that
+/// build apps in their own process install nothing (and their apps have no `/metrics`).
+pub fn install_metrics() {
+    if PROMETHEUS.get().is_some() {
+        return;
+    }
+    match PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => {
+            let _ = PROMETHEUS.set(handle);
+        }
+        Err(e) => tracing::warn!(error = %e, "GET /metrics is off: no Prometheus recorder"),
+    }
+}
+
+/// What `GET /metrics` renders: the process's recorder, and the Redis store whose session
+/// cache counters are published before each scrape.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+    cache: Option<Arc<RedisStore>>,
+}
+
+impl Metrics {
+    /// The endpoint's state if [`install_metrics`] has installed the recorder, else `None`
+    /// (no `/metrics`). `redis`: the store, for its cache counters (when the cache is on).
+    pub fn installed(redis: Option<Arc<RedisStore>>) -> Option<Self> {
+        PROMETHEUS.get().map(|handle| Self {
+            handle: handle.clone(),
+            cache: redis,
+        })
+    }
+
+    /// Everything recorded so far, in the Prometheus text format (0.0.4), the session cache's
+    /// counters (`session_cache_*`) brought up to date first.
+    pub fn render(&self) -> String {
+        if let Some(stats) = self.cache.as_ref().and_then(|s| s.cache_stats()) {
+            record_cache_stats(&stats);
+        }
+        self.handle.render()
+    }
+}
+
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
 /// Log lines to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {

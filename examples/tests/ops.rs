@@ -374,3 +374,129 @@ async fn without_redis_url_the_memory_store_serves_and_says_so() {
         "memory server did not exit cleanly: {status:?}"
     );
 }
+
+/// One sample of the Prometheus text format: `name{label="value",...} number`.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: std::collections::BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses the Prometheus text format (0.0.4): comment lines skipped, every other line must be
+/// one sample; label values unescaped (`\\`, `\"`, `\n`).
+fn parse_prometheus(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|e| panic!("value of {line:?}: {e}"));
+        let mut labels = std::collections::BTreeMap::new();
+        let name = match series.split_once('{') {
+            None => series.to_owned(),
+            Some((name, rest)) => {
+                let mut rest = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels in {line:?}"));
+                while !rest.is_empty() {
+                    let (key, after) = rest
+                        .split_once("=\"")
+                        .unwrap_or_else(|| panic!("bad label in {line:?}"));
+                    let mut value = String::new();
+                    let mut chars = after.char_indices();
+                    let end = loop {
+                        match chars.next() {
+                            Some((_, '\\')) => match chars.next() {
+                                Some((_, 'n')) => value.push('\n'),
+                                Some((_, c)) => value.push(c),
+                                None => panic!("bad escape in {line:?}"),
+                            },
+                            Some((i, '"')) => break i,
+                            Some((_, c)) => value.push(c),
+                            None => panic!("unterminated label value in {line:?}"),
+                        }
+                    };
+                    labels.insert(key.trim_start_matches(',').to_owned(), value);
+                    rest = after[end + 1..].trim_start_matches(',');
+                }
+                name.to_owned()
+            }
+        };
+        samples.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+/// The value of the one sample named `name` with exactly `labels`, if there is one.
+fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let want: std::collections::BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let found: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.name == name && s.labels == want)
+        .map(|s| s.value)
+        .collect();
+    assert!(found.len() <= 1, "{name} {labels:?} twice: {found:?}");
+    found.first().copied()
+}
+
+#[tokio::test]
+async fn metrics_count_store_calls_refusals_and_the_session_cache() {
+    let (_redis, server) = redis_and_server().await;
+    let c = server.client();
+    let alice = c.login_ok(ALICE.0, ALICE.1).await;
+    c.get("/me", Some(&alice)).await.assert_status(200);
+    c.get("/me", None)
+        .await
+        .assert_error(401, "unauthenticated");
+
+    let res = c.get("/metrics", None).await;
+    res.assert_status(200);
+    assert_eq!(res.content_type(), "text/plain; version=0.0.4");
+    let samples = parse_prometheus(&res.text);
+    let loads = sample(
+        &samples,
+        "session_store_operations_total",
+        &[("op", "load"), ("outcome", "ok")],
+    );
+    assert!(
+        loads.is_some_and(|n| n > 0.0),
+        "load ok: {loads:?} in\n{}",
+        res.text
+    );
+    let refused = sample(
+        &samples,
+        "session_rejections_total",
+        &[("reason", "unauthenticated")],
+    );
+    assert!(
+        refused.is_some_and(|n| n >= 1.0),
+        "unauthenticated: {refused:?} in\n{}",
+        res.text
+    );
+    // The session cache is on by default: its counters are published before each scrape.
+    for name in [
+        "session_cache_hits_total",
+        "session_cache_misses_total",
+        "session_cache_entries",
+    ] {
+        assert!(
+            sample(&samples, name, &[]).is_some(),
+            "no {name} in\n{}",
+            res.text
+        );
+    }
+}

@@ -79,6 +79,7 @@ async fn a_failed_account_update_leaves_no_session_with_the_removed_role() {
         throttle: ThrottleConfig::default(),
         password_queue: PasswordQueue::new(4),
         step_up: std::time::Duration::from_secs(300),
+        metrics: None,
     };
     let service = app(
         state,

@@ -20,11 +20,12 @@
 //! | `session_store_operation_seconds` | histogram | `op` |
 //! | `session_cache_hits_total`, `session_cache_misses_total`, `session_cache_invalidations_total`, `session_cache_flushes_total` | counter | — ([`record_cache_stats`]) |
 //! | `session_cache_entries` | gauge | — |
-//! | `session_rejections_total` | counter | `reason` (`unauthenticated`, `forbidden`, `reauthentication_required`, `store_unavailable`, `csrf`, ...), recorded with [`record_rejection`] |
+//! | `session_rejections_total` | counter | `reason` (`unauthenticated`, `forbidden`, `reauthentication_required`, `store_unavailable`, `csrf`, ...), recorded by the axum and actix-web adapters for every refusal they answer ([`record_rejection`]) |
 //!
 //! Each store call also runs in a `tracing` span `session_store` (level DEBUG) with the `op`.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -49,12 +50,34 @@ pub const REJECTIONS_TOTAL: &str = "session_rejections_total";
 /// store it wraps. See the [module docs](self) for the metrics.
 #[derive(Debug)]
 pub struct Metered<S> {
-    inner: S,
+    inner: Arc<S>,
 }
 
 impl<S> Metered<S> {
     /// Wraps `inner`.
     pub fn new(inner: S) -> Self {
+        Self::from_arc(Arc::new(inner))
+    }
+
+    /// Wraps a store the application also keeps a handle on, for example a `RedisStore` whose
+    /// [`cache_stats`](crate::RedisStore::cache_stats) it publishes before each scrape:
+    ///
+    /// ```
+    /// # #[cfg(feature = "redis")] {
+    /// use std::sync::Arc;
+    /// use session_core::metrics::Metered;
+    /// use session_core::{RedisStore, SessionConfig};
+    ///
+    /// let redis = Arc::new(RedisStore::new("redis://127.0.0.1:6379", SessionConfig::default())?);
+    /// let store = Metered::from_arc(Arc::clone(&redis));
+    /// // Before each scrape:
+    /// if let Some(stats) = redis.cache_stats() {
+    ///     session_core::metrics::record_cache_stats(&stats);
+    /// }
+    /// # }
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    pub fn from_arc(inner: Arc<S>) -> Self {
         Self { inner }
     }
 
@@ -289,6 +312,11 @@ pub fn record_cache_stats(stats: &crate::CacheStats) {
 
 /// Counts one refused request under `reason` (the rejection's error code: `unauthenticated`,
 /// `forbidden`, `reauthentication_required`, `store_unavailable`, `csrf`, ...).
+///
+/// The axum and actix-web adapters call it for every [`Rejection`](crate::web::Rejection) they
+/// answer (guards, extractors, `Require`, the CSRF layers, handlers' `Err(Error)`), once per
+/// refused request, also when the app's rejection handler writes the answer; call it yourself
+/// only for refusals of your own.
 pub fn record_rejection(reason: &'static str) {
     metrics::counter!(REJECTIONS_TOTAL, "reason" => reason).increment(1);
 }

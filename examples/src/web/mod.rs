@@ -44,6 +44,7 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
         .route("/sessions/others/end", post(end_other_sessions))
         .route("/sessions/{id}/end", post(end_session))
         .route("/health", get(routes::health))
+        .route("/metrics", get(routes::metrics))
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -137,6 +137,7 @@ impl ResponseError for Rejection {
     }
 
     fn error_response(&self) -> HttpResponse {
+        crate::web::count_rejection(self);
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
         if let Some(secs) = self.retry_after_secs() {

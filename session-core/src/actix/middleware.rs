@@ -202,7 +202,10 @@ fn custom<B>(res: &ServiceResponse<B>, handler: &RejectionHandler) -> Option<Htt
         Some(rejection) => rejection.clone(),
         None => Rejection::from(error.as_error::<Error>()?),
     };
-    Some(handler(rejection, res.request()))
+    // Counted when it became a response; not again if the handler answers with the default one.
+    Some(crate::web::in_rejection_handler(|| {
+        handler(rejection, res.request())
+    }))
 }
 
 /// The cookie change and the caching headers.

@@ -101,6 +101,7 @@ impl<S: Send + Sync, R: Requirement> FromRequestParts<S> for Guard<R> {
 /// replaces it with the app's own when one is set.
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
+        crate::web::count_rejection(&self);
         let mut res = (self.status(), self.json_body()).into_response();
         let headers = res.headers_mut();
         headers.insert(

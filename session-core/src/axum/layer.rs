@@ -176,7 +176,10 @@ where
             let mut res = inner.call(req).await?;
             if let Some((handler, parts)) = custom {
                 if let Some(Rejected(rejection)) = res.extensions_mut().remove::<Rejected>() {
-                    res = handler(rejection, &parts).map(R::from);
+                    // Counted when it became a response; not again if the handler answers
+                    // with the default one.
+                    res = crate::web::in_rejection_handler(|| handler(rejection, &parts))
+                        .map(R::from);
                 }
             }
             let cookie_change = ctx.take_cookie_header();

@@ -36,6 +36,7 @@ pub use self::csrf::{CsrfPolicy, CsrfRequest};
 pub use self::extract::{AuthSession, CurrentUser, EndSession};
 pub use self::guard::Guard;
 pub use self::rejection::Rejection;
+pub(crate) use self::rejection::{count as count_rejection, in_rejection_handler};
 pub use self::requirement::{FreshLogin, Login, Require, Requirement};
 pub(crate) use self::users::Users;
 pub use self::users::{Authenticated, UserLoader};

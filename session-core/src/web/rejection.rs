@@ -168,6 +168,55 @@ impl From<Rejection> for Error {
     }
 }
 
+/// Counts `rejection` once in `session_rejections_total`, by its [`code`](Rejection::code)
+/// (feature `metrics`; nothing without it). The adapters call it where a rejection becomes an
+/// HTTP response (axum's `IntoResponse`, actix-web's `ResponseError::error_response`), the one
+/// point every refusal passes: guards, extractors, `Require`, the CSRF layers and handlers'
+/// errors. An app's rejection handler runs under [`in_rejection_handler`], so a default answer
+/// it builds for a rejection already counted is not counted again.
+#[inline]
+pub(crate) fn count(rejection: &Rejection) {
+    #[cfg(feature = "metrics")]
+    if !counting::IN_HANDLER.with(std::cell::Cell::get) {
+        crate::metrics::record_rejection(rejection.code());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = rejection;
+}
+
+/// Runs an app's rejection handler (synchronous) with [`count`] off on this thread.
+#[inline]
+pub(crate) fn in_rejection_handler<T>(handler: impl FnOnce() -> T) -> T {
+    #[cfg(feature = "metrics")]
+    let _off = counting::Off::new();
+    handler()
+}
+
+#[cfg(feature = "metrics")]
+mod counting {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Set while an app's rejection handler runs on this thread.
+        pub(super) static IN_HANDLER: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Sets [`IN_HANDLER`] until dropped (also when the handler panics).
+    pub(super) struct Off(bool);
+
+    impl Off {
+        pub(super) fn new() -> Self {
+            Self(IN_HANDLER.with(|c| c.replace(true)))
+        }
+    }
+
+    impl Drop for Off {
+        fn drop(&mut self) {
+            IN_HANDLER.with(|c| c.set(self.0));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
