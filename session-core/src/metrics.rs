@@ -26,6 +26,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -48,9 +49,109 @@ pub const REJECTIONS_TOTAL: &str = "session_rejections_total";
 
 /// A store that records a metric and a tracing span for every call, then delegates to the
 /// store it wraps. See the [module docs](self) for the metrics.
-#[derive(Debug)]
+///
+/// The metric handles are taken from the installed recorder at each operation's first call
+/// through this `Metered` and kept (a registry lookup per call cost about 5% of an
+/// authenticated request's throughput in the demo): install the recorder before the first
+/// store call, as exporters ask anyway.
 pub struct Metered<S> {
     inner: Arc<S>,
+    handles: Box<[OpHandles; Op::COUNT]>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Metered<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metered")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A store operation: the `op` label.
+#[derive(Clone, Copy)]
+enum Op {
+    Ping,
+    Create,
+    Load,
+    SaveData,
+    UpdateData,
+    Rotate,
+    Reauthenticate,
+    Delete,
+    List,
+    DeleteUserSession,
+    DeleteUserSessions,
+    DeleteOtherUserSessions,
+    SetUserAuthz,
+    BeginLogin,
+    RecordFailure,
+    ClearFailures,
+    ReleaseAttempt,
+}
+
+impl Op {
+    const COUNT: usize = 17;
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::Ping => "ping",
+            Op::Create => "create",
+            Op::Load => "load",
+            Op::SaveData => "save_data",
+            Op::UpdateData => "update_data",
+            Op::Rotate => "rotate",
+            Op::Reauthenticate => "reauthenticate",
+            Op::Delete => "delete",
+            Op::List => "list",
+            Op::DeleteUserSession => "delete_user_session",
+            Op::DeleteUserSessions => "delete_user_sessions",
+            Op::DeleteOtherUserSessions => "delete_other_user_sessions",
+            Op::SetUserAuthz => "set_user_authz",
+            Op::BeginLogin => "begin_login",
+            Op::RecordFailure => "record_failure",
+            Op::ClearFailures => "clear_failures",
+            Op::ReleaseAttempt => "release_attempt",
+        }
+    }
+}
+
+/// How a store call ended: the `outcome` label.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Ok,
+    None,
+    Conflict,
+    Locked,
+    NotFound,
+    InvalidInput,
+    Unavailable,
+    Corrupt,
+    Error,
+}
+
+impl Outcome {
+    const COUNT: usize = 9;
+
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::None => "none",
+            Outcome::Conflict => "conflict",
+            Outcome::Locked => "locked",
+            Outcome::NotFound => "not_found",
+            Outcome::InvalidInput => "invalid_input",
+            Outcome::Unavailable => "unavailable",
+            Outcome::Corrupt => "corrupt",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// One operation's metric handles, each taken at its first use.
+#[derive(Default)]
+struct OpHandles {
+    seconds: OnceLock<metrics::Histogram>,
+    outcomes: [OnceLock<metrics::Counter>; Outcome::COUNT],
 }
 
 impl<S> Metered<S> {
@@ -78,7 +179,10 @@ impl<S> Metered<S> {
     /// # Ok::<(), session_core::Error>(())
     /// ```
     pub fn from_arc(inner: Arc<S>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            handles: Box::default(),
+        }
     }
 
     /// The wrapped store.
@@ -88,37 +192,56 @@ impl<S> Metered<S> {
 }
 
 /// The `outcome` label of an error.
-fn error_outcome(e: &Error) -> &'static str {
+fn error_outcome(e: &Error) -> Outcome {
     match e {
-        Error::NotFound => "not_found",
-        Error::InvalidInput(_) => "invalid_input",
-        Error::Unavailable { .. } => "unavailable",
-        Error::Corrupt(_) => "corrupt",
-        _ => "error",
+        Error::NotFound => Outcome::NotFound,
+        Error::InvalidInput(_) => Outcome::InvalidInput,
+        Error::Unavailable { .. } => Outcome::Unavailable,
+        Error::Corrupt(_) => Outcome::Corrupt,
+        _ => Outcome::Error,
     }
 }
 
-/// Runs `call` in a span named for `op`, and records its outcome and duration.
-async fn measured<T>(
-    op: &'static str,
-    call: impl std::future::Future<Output = Result<T>>,
-    outcome: impl FnOnce(&T) -> &'static str,
-) -> Result<T> {
-    let start = Instant::now();
-    let result = call
-        .instrument(tracing::debug_span!("session_store", op))
-        .await;
-    let label = match &result {
-        Ok(value) => outcome(value),
-        Err(e) => error_outcome(e),
-    };
-    metrics::counter!(OPERATIONS_TOTAL, "op" => op, "outcome" => label).increment(1);
-    metrics::histogram!(OPERATION_SECONDS, "op" => op).record(start.elapsed().as_secs_f64());
-    result
+impl<S> Metered<S> {
+    /// Runs `call` in a span named for `op`, and records its outcome and duration.
+    async fn measured<T>(
+        &self,
+        op: Op,
+        call: impl std::future::Future<Output = Result<T>>,
+        outcome: impl FnOnce(&T) -> Outcome,
+    ) -> Result<T> {
+        let start = Instant::now();
+        let result = call
+            .instrument(tracing::debug_span!("session_store", op = op.name()))
+            .await;
+        let label = match &result {
+            Ok(value) => outcome(value),
+            Err(e) => error_outcome(e),
+        };
+        let handles = &self.handles[op as usize];
+        handles.outcomes[label as usize]
+            .get_or_init(|| {
+                metrics::counter!(OPERATIONS_TOTAL, "op" => op.name(), "outcome" => label.name())
+            })
+            .increment(1);
+        handles
+            .seconds
+            .get_or_init(|| metrics::histogram!(OPERATION_SECONDS, "op" => op.name()))
+            .record(start.elapsed().as_secs_f64());
+        result
+    }
 }
 
-fn ok<T>(_: &T) -> &'static str {
-    "ok"
+fn ok<T>(_: &T) -> Outcome {
+    Outcome::Ok
+}
+
+fn found(yes: bool) -> Outcome {
+    if yes {
+        Outcome::Ok
+    } else {
+        Outcome::None
+    }
 }
 
 #[async_trait]
@@ -132,75 +255,67 @@ impl<S: SessionStore> SessionStore for Metered<S> {
     }
 
     async fn ping(&self) -> Result<()> {
-        measured("ping", self.inner.ping(), ok).await
+        self.measured(Op::Ping, self.inner.ping(), ok).await
     }
 
     async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
-        measured("create", self.inner.create(new), ok).await
+        self.measured(Op::Create, self.inner.create(new), ok).await
     }
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
-        measured("load", self.inner.load(token), |s| {
-            if s.is_some() {
-                "ok"
-            } else {
-                "none"
-            }
-        })
-        .await
+        self.measured(Op::Load, self.inner.load(token), |s| found(s.is_some()))
+            .await
     }
 
     async fn save_data(&self, token: &Token, data: &SessionData) -> Result<()> {
-        measured("save_data", self.inner.save_data(token, data), ok).await
+        self.measured(Op::SaveData, self.inner.save_data(token, data), ok)
+            .await
     }
 
     async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
-        measured(
-            "update_data",
+        self.measured(
+            Op::UpdateData,
             self.inner.update_data(token, changes),
             |u| match u {
-                DataUpdate::Applied(_) => "ok",
-                DataUpdate::Conflict(_) => "conflict",
+                DataUpdate::Applied(_) => Outcome::Ok,
+                DataUpdate::Conflict(_) => Outcome::Conflict,
             },
         )
         .await
     }
 
     async fn rotate(&self, token: &Token) -> Result<Token> {
-        measured("rotate", self.inner.rotate(token), ok).await
+        self.measured(Op::Rotate, self.inner.rotate(token), ok)
+            .await
     }
 
     async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
-        measured("reauthenticate", self.inner.reauthenticate(token), ok).await
+        self.measured(Op::Reauthenticate, self.inner.reauthenticate(token), ok)
+            .await
     }
 
     async fn delete(&self, token: &Token) -> Result<bool> {
-        measured("delete", self.inner.delete(token), |gone| {
-            if *gone {
-                "ok"
-            } else {
-                "none"
-            }
-        })
-        .await
+        self.measured(Op::Delete, self.inner.delete(token), |gone| found(*gone))
+            .await
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
-        measured("list", self.inner.list_user_sessions(user_id), ok).await
+        self.measured(Op::List, self.inner.list_user_sessions(user_id), ok)
+            .await
     }
 
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
-        measured(
-            "delete_user_session",
+        self.measured(
+            Op::DeleteUserSession,
             self.inner.delete_user_session(user_id, handle),
-            |gone| if *gone { "ok" } else { "none" },
+            |gone| found(*gone),
         )
         .await
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
-        measured(
-            "delete_user_sessions",
+        self.measured(
+            Op::DeleteUserSessions,
             self.inner.delete_user_sessions(user_id),
             ok,
         )
@@ -208,8 +323,8 @@ impl<S: SessionStore> SessionStore for Metered<S> {
     }
 
     async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
-        measured(
-            "delete_other_user_sessions",
+        self.measured(
+            Op::DeleteOtherUserSessions,
             self.inner.delete_other_user_sessions(user_id, keep),
             ok,
         )
@@ -222,8 +337,8 @@ impl<S: SessionStore> SessionStore for Metered<S> {
         roles: &[String],
         permissions: &[String],
     ) -> Result<usize> {
-        measured(
-            "set_user_authz",
+        self.measured(
+            Op::SetUserAuthz,
             self.inner.set_user_authz(user_id, roles, permissions),
             ok,
         )
@@ -231,18 +346,18 @@ impl<S: SessionStore> SessionStore for Metered<S> {
     }
 }
 
-fn attempt(a: &Attempt) -> &'static str {
+fn attempt(a: &Attempt) -> Outcome {
     match a {
-        Attempt::Allowed => "ok",
-        Attempt::Locked { .. } => "locked",
+        Attempt::Allowed => Outcome::Ok,
+        Attempt::Locked { .. } => Outcome::Locked,
     }
 }
 
 #[async_trait]
 impl<S: LoginThrottle> LoginThrottle for Metered<S> {
     async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
-        measured(
-            "begin_login",
+        self.measured(
+            Op::BeginLogin,
             self.inner.begin_login(username, config),
             attempt,
         )
@@ -250,8 +365,8 @@ impl<S: LoginThrottle> LoginThrottle for Metered<S> {
     }
 
     async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
-        measured(
-            "record_failure",
+        self.measured(
+            Op::RecordFailure,
             self.inner.record_failure(username, config),
             attempt,
         )
@@ -259,16 +374,18 @@ impl<S: LoginThrottle> LoginThrottle for Metered<S> {
     }
 
     async fn clear_failures(&self, username: &str) -> Result<()> {
-        measured("clear_failures", self.inner.clear_failures(username), ok).await
+        self.measured(Op::ClearFailures, self.inner.clear_failures(username), ok)
+            .await
     }
 
     async fn release_attempt(&self, subject: &str) -> Result<()> {
-        measured("release_attempt", self.inner.release_attempt(subject), ok).await
+        self.measured(Op::ReleaseAttempt, self.inner.release_attempt(subject), ok)
+            .await
     }
 
     async fn begin_login_from(&self, address: IpAddr, config: &ThrottleConfig) -> Result<Attempt> {
-        measured(
-            "begin_login",
+        self.measured(
+            Op::BeginLogin,
             self.inner.begin_login_from(address, config),
             attempt,
         )
@@ -280,8 +397,8 @@ impl<S: LoginThrottle> LoginThrottle for Metered<S> {
         address: IpAddr,
         config: &ThrottleConfig,
     ) -> Result<Attempt> {
-        measured(
-            "record_failure",
+        self.measured(
+            Op::RecordFailure,
             self.inner.record_failure_from(address, config),
             attempt,
         )
@@ -289,8 +406,8 @@ impl<S: LoginThrottle> LoginThrottle for Metered<S> {
     }
 
     async fn release_attempt_from(&self, address: IpAddr) -> Result<()> {
-        measured(
-            "release_attempt",
+        self.measured(
+            Op::ReleaseAttempt,
             self.inner.release_attempt_from(address),
             ok,
         )
