@@ -28,6 +28,10 @@ use crate::token::{SessionHandle, Token};
 /// - **Per-user index.** The store knows each user's sessions, so it can list them, end one or
 ///   all, change their roles, and keep at most [`SessionConfig::max_sessions_per_user`] (a new
 ///   session evicts the oldest). Ended sessions are pruned from the index.
+/// - **Anonymous sessions** ([`NewSession::anonymous`]) have no user: they are in no index,
+///   count against no limit, have no roles, and load with
+///   [`Session::is_anonymous`](crate::Session::is_anonymous) true. Everything keyed by token
+///   (load, data, rotate, delete) works on them as on any session.
 /// - **Fail closed.** A store that cannot be reached answers
 ///   [`Error::Unavailable`](crate::Error::Unavailable), never "no session" and never a session.
 ///
@@ -56,7 +60,8 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
 
     /// Creates a session with a fresh token and indexes it under its user. When the user is
-    /// over the per-user limit afterwards, their oldest sessions are ended.
+    /// over the per-user limit afterwards, their oldest sessions are ended. An anonymous
+    /// session ([`NewSession::anonymous`]) is only stored.
     ///
     /// # Errors
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable user id or oversized
@@ -65,6 +70,9 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Loads the session of `token` and slides its idle expiry ("load and touch"). `Ok(None)`
     /// when there is no live session; a corrupt record is logged and also gives `Ok(None)`.
+    /// An anonymous session is returned too: check
+    /// [`Session::is_anonymous`](crate::Session::is_anonymous) before treating a session as a
+    /// login (the request core's guards and extractors do).
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable) only: a store outage is never "no session".
