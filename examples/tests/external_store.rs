@@ -105,6 +105,15 @@ impl LockedMapStore {
     }
 }
 
+/// Refuses the empty user id: it names no user (anonymous sessions have it, and must never be
+/// listed or ended as one user's sessions).
+fn named(user_id: &str) -> Result<()> {
+    if user_id.is_empty() {
+        return Err(Error::InvalidInput("a user id is 1-255 bytes".to_owned()));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl SessionStore for LockedMapStore {
     fn config(&self) -> &SessionConfig {
@@ -134,7 +143,12 @@ impl SessionStore for LockedMapStore {
             }
         }
         state.sessions.insert(token.key(), session.clone());
-        if let Some(limit) = self.config.max_sessions_per_user() {
+        // An anonymous session has no user, so no limit to keep.
+        if let Some(limit) = self
+            .config
+            .max_sessions_per_user()
+            .filter(|_| !session.is_anonymous())
+        {
             let mine = self.user_sessions(&mut state, session.user_id(), now);
             let over = mine.len().saturating_sub(limit);
             for old in mine.iter().filter(|s| s.key() != token.key()).take(over) {
@@ -196,6 +210,7 @@ impl SessionStore for LockedMapStore {
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
+        named(user_id)?;
         let now = SystemTime::now();
         let mut state = self.state();
         Ok(self
@@ -206,6 +221,7 @@ impl SessionStore for LockedMapStore {
     }
 
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
+        named(user_id)?;
         let now = SystemTime::now();
         let mut state = self.state();
         let found = self
@@ -216,6 +232,7 @@ impl SessionStore for LockedMapStore {
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
+        named(user_id)?;
         let now = SystemTime::now();
         let mut state = self.state();
         let mine = self.user_sessions(&mut state, user_id, now);
@@ -246,6 +263,7 @@ impl SessionStore for LockedMapStore {
         roles: &[String],
         permissions: &[String],
     ) -> Result<usize> {
+        named(user_id)?;
         let now = SystemTime::now();
         let mut state = self.state();
         let mine = self.user_sessions(&mut state, user_id, now);

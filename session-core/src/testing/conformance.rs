@@ -875,7 +875,15 @@ pub async fn anonymous_sessions_keep_data_and_are_no_logins(store: impl SessionS
         .expect("anonymous session");
     assert_eq!(counted.data().get::<u64>("count").unwrap(), Some(20));
 
-    // A user's sessions and limit (1 here) know nothing of it.
+    // Anonymous sessions share no user and no limit (1 here): a second one ends nothing.
+    let (second, _) = store.create(NewSession::anonymous()).await.unwrap();
+    assert!(store.load(&second).await.unwrap().is_some());
+    assert!(
+        store.load(&token).await.unwrap().is_some(),
+        "one anonymous session evicted another"
+    );
+
+    // A user's sessions and limit know nothing of them.
     let (login, _) = store.create(NewSession::new("quinn")).await.unwrap();
     let listed = store.list_user_sessions("quinn").await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -889,6 +897,13 @@ pub async fn anonymous_sessions_keep_data_and_are_no_logins(store: impl SessionS
         store.load(&token).await.unwrap().is_some(),
         "ended with a user"
     );
+    // The empty user id names no user (InvalidInput or nothing): never the anonymous sessions.
+    assert!(
+        !matches!(store.delete_user_sessions("").await, Ok(n) if n > 0),
+        "delete_user_sessions(\"\") ended anonymous sessions"
+    );
+    assert!(!matches!(store.list_user_sessions("").await, Ok(l) if !l.is_empty()));
+    assert!(store.load(&token).await.unwrap().is_some());
 
     let rotated = store.rotate(&token).await.unwrap();
     assert!(
