@@ -66,6 +66,7 @@ impl Error {
         matches!(self, Error::Unavailable { .. })
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the Redis store's errors
     pub(crate) fn unavailable(kind: UnavailableKind, detail: impl Into<String>) -> Self {
         Error::Unavailable {
             kind,
@@ -73,6 +74,7 @@ impl Error {
         }
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the Redis store's errors
     pub(crate) fn timed_out(limit: Duration) -> Self {
         Self::unavailable(
             UnavailableKind::TimedOut,

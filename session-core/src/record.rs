@@ -46,18 +46,24 @@ use crate::token::{SessionHandle, SessionKey};
 pub(crate) const FORMAT_VERSION: u8 = 2;
 /// Offset of the absolute deadline (6 bytes). The offsets here are the record layout's one
 /// source: the Redis scripts get them as Lua constants (`store/redis/scripts.rs`).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const DEADLINE_OFFSET: usize = 1;
 /// Offset of "last seen" (6 bytes).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const LAST_SEEN_OFFSET: usize = 7;
 /// Offset of the creation time (6 bytes).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const CREATED_OFFSET: usize = 13;
 /// Offset of the auth time (6 bytes).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const AUTH_TIME_OFFSET: usize = 19;
 /// Offset of the user id's length byte.
 pub(crate) const USER_LEN_OFFSET: usize = 25;
 /// Width of the label's length field (big-endian), right after the user id.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const LABEL_LEN_BYTES: usize = 2;
 /// Width of the authorization block's length field (big-endian), right after the label.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const AUTHZ_LEN_BYTES: usize = 2;
 /// Longest session label, in characters (longer ones are cut).
 pub const MAX_LABEL_CHARS: usize = 256;
@@ -204,6 +210,7 @@ impl SessionData {
         Ok(bytes)
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
         if bytes.is_empty() {
             return Ok(Self::new());
@@ -476,6 +483,7 @@ impl Authz {
     }
 
     /// Reads a block written by [`Authz::encode_block`] (as the store hands one back).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
     pub(crate) fn decode_block(block: &[u8]) -> Result<Self> {
         let corrupt = || Error::Corrupt(format!("authorization block ({} bytes)", block.len()));
         let (len, body) = block.split_at_checked(2).ok_or_else(corrupt)?;
@@ -597,6 +605,7 @@ impl Record {
     }
 
     /// Decodes stored bytes; anything unexpected is [`Error::Corrupt`], never a panic.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
         let corrupt = |what: &str| Error::Corrupt(format!("{what} ({} bytes)", bytes.len()));
         match bytes.first() {
@@ -675,6 +684,7 @@ impl Record {
 
 /// Sets the auth time in an encoded record (the same bytes the Redis scripts patch); `None`
 /// for bytes that are not a record of this format.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) fn with_auth_time(mut bytes: Vec<u8>, ms: u64) -> Option<Vec<u8>> {
     if bytes.first() != Some(&FORMAT_VERSION) {
         return None;
