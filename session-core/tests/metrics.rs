@@ -213,48 +213,33 @@ mod axum_app {
     }
 }
 
-#[test]
-fn axum_counts_each_refused_request_once_by_reason() {
+/// The rejections counted while the axum app (with the app's rejection handler when `custom`)
+/// refuses three requests, answering `statuses`.
+fn axum_refusals_counted(custom: bool, statuses: [u16; 3]) -> BTreeMap<String, u64> {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     with_recorder(&recorder, async {
-        let app = axum_app::app(false);
-        axum_app::refuse_three_times(
-            &app,
-            [
-                axum::http::StatusCode::UNAUTHORIZED,
-                axum::http::StatusCode::FORBIDDEN,
-                axum::http::StatusCode::FORBIDDEN,
-            ],
-        )
-        .await;
+        let app = axum_app::app(custom);
+        let statuses = statuses.map(|s| axum::http::StatusCode::from_u16(s).expect("a status"));
+        axum_app::refuse_three_times(&app, statuses).await;
     });
+    rejections(&snapshotter)
+}
+
+#[test]
+fn axum_counts_each_refused_request_once_by_reason() {
     assert_eq!(
-        rejections(&snapshotter),
+        axum_refusals_counted(false, [401, 403, 403]),
         expected(&[("unauthenticated", 1), ("forbidden", 1), ("csrf", 1)])
     );
 }
 
+/// The handler redirects the 401 and calls the default `into_response` for the rest: that
+/// second conversion must not count again.
 #[test]
 fn axum_counts_refusals_answered_by_the_apps_rejection_handler_once() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    with_recorder(&recorder, async {
-        // The handler redirects the 401 and calls the default `into_response` for the rest:
-        // that second conversion must not count again.
-        let app = axum_app::app(true);
-        axum_app::refuse_three_times(
-            &app,
-            [
-                axum::http::StatusCode::SEE_OTHER,
-                axum::http::StatusCode::FORBIDDEN,
-                axum::http::StatusCode::FORBIDDEN,
-            ],
-        )
-        .await;
-    });
     assert_eq!(
-        rejections(&snapshotter),
+        axum_refusals_counted(true, [303, 403, 403]),
         expected(&[("unauthenticated", 1), ("forbidden", 1), ("csrf", 1)])
     );
 }
@@ -384,17 +369,21 @@ mod actix_app {
     }
 }
 
+/// The rejections counted while the actix app (with the app's rejection handler when
+/// `custom`) refuses three requests, answering `statuses`.
+#[cfg(feature = "actix")]
+fn actix_refusals_counted(custom: bool, statuses: [u16; 3]) -> BTreeMap<String, u64> {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    actix_app::with_recorder(&recorder, actix_app::refuse_three_times(custom, statuses));
+    rejections(&snapshotter)
+}
+
 #[cfg(feature = "actix")]
 #[test]
 fn actix_counts_each_refused_request_once_by_reason() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    actix_app::with_recorder(
-        &recorder,
-        actix_app::refuse_three_times(false, [401, 403, 403]),
-    );
     assert_eq!(
-        rejections(&snapshotter),
+        actix_refusals_counted(false, [401, 403, 403]),
         expected(&[("unauthenticated", 1), ("forbidden", 1), ("csrf", 1)])
     );
 }
@@ -402,14 +391,8 @@ fn actix_counts_each_refused_request_once_by_reason() {
 #[cfg(feature = "actix")]
 #[test]
 fn actix_counts_refusals_answered_by_the_apps_rejection_handler_once() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    actix_app::with_recorder(
-        &recorder,
-        actix_app::refuse_three_times(true, [303, 403, 403]),
-    );
     assert_eq!(
-        rejections(&snapshotter),
+        actix_refusals_counted(true, [303, 403, 403]),
         expected(&[("unauthenticated", 1), ("forbidden", 1), ("csrf", 1)])
     );
 }
