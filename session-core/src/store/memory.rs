@@ -203,50 +203,37 @@ impl SessionStore for MemoryStore {
         let key = token.key();
 
         let mut inner = self.lock();
-        let idle_deadline_ms = now + duration_ms(self.config.idle_timeout());
-        if record.is_anonymous() {
-            // No user: no index, no limit, no role changes.
-            let record = Arc::new(record);
-            inner.sessions.insert(
-                key,
-                Entry {
-                    record: Arc::clone(&record),
-                    idle_deadline_ms,
-                },
-            );
-            return Ok((token, Session { key, record }));
-        }
-        // A role change made while this login was in flight wins over the roles it read.
-        if let Some((authz, until)) = inner.role_changes.get(&record.user_id) {
-            if now < *until {
-                record.authz = authz.clone();
-            }
-        }
-        let record = Arc::new(record);
-        let session = Session {
-            key,
-            record: Arc::clone(&record),
-        };
         inner.creates_since_sweep += 1;
         if inner.creates_since_sweep >= SWEEP_EVERY {
             inner.sweep(now);
         }
-        let mut live = inner.prune_user(&session.record.user_id, now);
-        live.push(key);
-        if let Some(limit) = self.config.max_sessions_per_user() {
-            let excess = live.len().saturating_sub(limit);
-            for old in live.drain(..excess) {
-                inner.sessions.remove(&old);
+        // An anonymous session has no user: no role change to pick up, no index, no limit.
+        if !record.is_anonymous() {
+            // A role change made while this login was in flight wins over the roles it read.
+            if let Some((authz, until)) = inner.role_changes.get(&record.user_id) {
+                if now < *until {
+                    record.authz = authz.clone();
+                }
             }
+            let mut live = inner.prune_user(&record.user_id, now);
+            live.push(key);
+            if let Some(limit) = self.config.max_sessions_per_user() {
+                let excess = live.len().saturating_sub(limit);
+                for old in live.drain(..excess) {
+                    inner.sessions.remove(&old);
+                }
+            }
+            inner.users.insert(record.user_id.clone(), live);
         }
-        inner.users.insert(session.record.user_id.clone(), live);
+        let record = Arc::new(record);
         inner.sessions.insert(
             key,
             Entry {
-                record,
-                idle_deadline_ms,
+                record: Arc::clone(&record),
+                idle_deadline_ms: now + duration_ms(self.config.idle_timeout()),
             },
         );
+        let session = Session { key, record };
         Ok((token, session))
     }
 

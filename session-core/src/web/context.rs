@@ -20,6 +20,7 @@ use crate::web::users::Users;
 
 /// What every request of one app shares: the store, the cookie's settings and the
 /// application's user loader, if it registered one.
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) cookie: CookieConfig,
@@ -38,18 +39,16 @@ impl Shared {
     /// The same with another cookie.
     pub(crate) fn with_cookie(&self, cookie: CookieConfig) -> Arc<Self> {
         Arc::new(Self {
-            store: Arc::clone(&self.store),
             cookie,
-            users: self.users.clone(),
+            ..self.clone()
         })
     }
 
     /// The same with a user loader.
     pub(crate) fn with_users(&self, users: Users) -> Arc<Self> {
         Arc::new(Self {
-            store: Arc::clone(&self.store),
-            cookie: self.cookie.clone(),
             users: Some(users),
+            ..self.clone()
         })
     }
 }
@@ -78,22 +77,10 @@ struct State {
 
 #[derive(Clone)]
 enum Loaded {
-    /// A login session. A `Session` is cheap to clone (its record is shared).
+    /// A login or anonymous session. A `Session` is cheap to clone (its record is shared).
     Session(Session),
-    /// An anonymous session: data of a visitor, never a login.
-    Anonymous(Session),
     None,
     Unavailable,
-}
-
-impl Loaded {
-    fn of(session: Session) -> Self {
-        if session.is_anonymous() {
-            Self::Anonymous(session)
-        } else {
-            Self::Session(session)
-        }
-    }
 }
 
 enum CookieChange {
@@ -166,7 +153,7 @@ impl RequestSession {
     /// already loaded, or changed by the handler); `None` when a store call is needed. An
     /// anonymous session is no login: `Ok(None)`.
     pub(crate) fn session_now(&self) -> Option<Result<Option<Session>, Rejection>> {
-        self.loaded_now().map(login)
+        self.loaded_now().map(outcome).map(login_only)
     }
 
     fn loaded_now(&self) -> Option<Loaded> {
@@ -179,7 +166,7 @@ impl RequestSession {
     /// The request's login session, loaded from the store on the first call only (an
     /// anonymous session is none).
     pub(crate) async fn session(&self) -> Result<Option<Session>, Rejection> {
-        self.loaded().await.map(|s| s.filter(|s| !s.is_anonymous()))
+        login_only(self.loaded().await)
     }
 
     /// The request's session, login or anonymous, loaded from the store on the first call only.
@@ -189,7 +176,7 @@ impl RequestSession {
 
     async fn loaded(&self) -> Result<Option<Session>, Rejection> {
         if let Some(now) = self.loaded_now() {
-            return any(now);
+            return outcome(now);
         }
         let loaded = self
             .0
@@ -199,7 +186,7 @@ impl RequestSession {
                     return Loaded::None;
                 };
                 match self.store().load(token).await {
-                    Ok(Some(session)) => Loaded::of(session),
+                    Ok(Some(session)) => Loaded::Session(session),
                     Ok(None) => Loaded::None,
                     Err(e) => {
                         tracing::warn!(error = %e, "session store unavailable; request denied");
@@ -210,13 +197,13 @@ impl RequestSession {
             .await
             .clone();
         // A login or logout may have happened while this call waited.
-        any(self.loaded_now().unwrap_or(loaded))
+        outcome(self.loaded_now().unwrap_or(loaded))
     }
 
     /// Records a new session for this request and the cookie that carries it.
     pub(crate) fn started(&self, token: Token, session: Session) -> Session {
         let mut state = self.state();
-        state.changed = Some((Some(token.clone()), Loaded::of(session.clone())));
+        state.changed = Some((Some(token.clone()), Loaded::Session(session.clone())));
         state.cookie = Some(CookieChange::Set(token));
         session
     }
@@ -237,7 +224,7 @@ impl RequestSession {
     /// Records new data of the loaded session (after it was saved).
     pub(crate) fn replace_session(&self, session: Session) {
         let token = self.token();
-        self.state().changed = Some((token, Loaded::of(session)));
+        self.state().changed = Some((token, Loaded::Session(session)));
     }
 
     /// The `Set-Cookie` value the response must carry, if the cookie changes.
@@ -253,20 +240,17 @@ impl RequestSession {
     }
 }
 
-/// The login session of a load: an anonymous session is none.
-fn login(loaded: Loaded) -> Result<Option<Session>, Rejection> {
+/// The session of a load, login or anonymous.
+fn outcome(loaded: Loaded) -> Result<Option<Session>, Rejection> {
     match loaded {
         Loaded::Session(s) => Ok(Some(s)),
-        Loaded::Anonymous(_) | Loaded::None => Ok(None),
+        Loaded::None => Ok(None),
         Loaded::Unavailable => Err(Rejection::StoreUnavailable),
     }
 }
 
-/// The session of a load, login or anonymous.
-fn any(loaded: Loaded) -> Result<Option<Session>, Rejection> {
-    match loaded {
-        Loaded::Session(s) | Loaded::Anonymous(s) => Ok(Some(s)),
-        Loaded::None => Ok(None),
-        Loaded::Unavailable => Err(Rejection::StoreUnavailable),
-    }
+/// A login only: an anonymous session is none. The one place the request core tells them
+/// apart; every guard and login extractor goes through it.
+fn login_only(session: Result<Option<Session>, Rejection>) -> Result<Option<Session>, Rejection> {
+    session.map(|s| s.filter(|s| !s.is_anonymous()))
 }

@@ -14,7 +14,7 @@ use crate::logging::log_safe;
 use crate::record::{NewSession, Session, SessionData};
 use crate::web::context::RequestSession;
 use crate::web::rejection::Rejection;
-use crate::web::visitor::take;
+use crate::web::visitor::{take, take_from};
 
 /// The request's session, if any, with the operations that change it: login, logout, rotation
 /// and application data.
@@ -312,12 +312,7 @@ impl AuthSession {
     /// # Errors
     /// As [`Visitor::take`](crate::web::Visitor::take).
     pub async fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>> {
-        let Some(session) = &self.session else {
-            return Ok(None);
-        };
-        let (value, session) = take(&self.ctx, session, key).await?;
-        self.session = Some(session);
-        Ok(value)
+        take_from(&self.ctx, &mut self.session, key).await
     }
 
     /// Replaces the session's whole application data, and saves it. The last writer wins: keys

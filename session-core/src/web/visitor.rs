@@ -165,12 +165,7 @@ impl Visitor {
     /// other requests changed the key during every try; [`Error::NotFound`] when the session
     /// ended meanwhile; [`Error::Unavailable`].
     pub async fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>> {
-        let Some(session) = &self.session else {
-            return Ok(None);
-        };
-        let (value, session) = take(&self.ctx, session, key).await?;
-        self.session = Some(session);
-        Ok(value)
+        take_from(&self.ctx, &mut self.session, key).await
     }
 
     /// Starts the visitor's anonymous session with `data`; the response sets its cookie.
@@ -187,6 +182,21 @@ impl Visitor {
         self.session = Some(self.ctx.started(token, session));
         Ok(())
     }
+}
+
+/// [`take`] on the request's session, if it has one (`Ok(None)` and no store call if not),
+/// keeping the session as now stored in `slot`.
+pub(super) async fn take_from<T: DeserializeOwned>(
+    ctx: &RequestSession,
+    slot: &mut Option<Session>,
+    key: &str,
+) -> Result<Option<T>> {
+    let Some(session) = slot.as_ref() else {
+        return Ok(None);
+    };
+    let (value, session) = take(ctx, session, key).await?;
+    *slot = Some(session);
+    Ok(value)
 }
 
 /// Reads and removes `key` of the request's `session` in one atomic step (an expectation on
