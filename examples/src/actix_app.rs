@@ -102,6 +102,11 @@ fn user_agent(req: &HttpRequest) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
+/// The client's address (the connection's peer; behind a reverse proxy, the proxy's).
+fn client_addr(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|a| a.ip())
+}
+
 async fn livez() -> HttpResponse {
     json(api::livez())
 }
@@ -121,9 +126,10 @@ async fn health(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 async fn register(
     state: Data<AppState>,
+    req: HttpRequest,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Created().json(api::register(&state, body).await?))
+    Ok(HttpResponse::Created().json(api::register(&state, client_addr(&req), body).await?))
 }
 
 async fn login(
@@ -133,26 +139,30 @@ async fn login(
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(json(
-        api::login(&state, user_agent(&req), &mut auth, body).await?,
+        api::login(&state, client_addr(&req), user_agent(&req), &mut auth, body).await?,
     ))
 }
 
 #[login_required]
 async fn reauth(
     state: Data<AppState>,
+    req: HttpRequest,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<ReauthBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(json(api::reauth(&state, &mut auth, body).await?))
+    Ok(json(
+        api::reauth(&state, client_addr(&req), &mut auth, body).await?,
+    ))
 }
 
 #[login_required]
 async fn change_password(
     state: Data<AppState>,
+    req: HttpRequest,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    api::change_password(&state, &mut auth, body).await?;
+    api::change_password(&state, client_addr(&req), &mut auth, body).await?;
     Ok(no_content())
 }
 

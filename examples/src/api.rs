@@ -3,6 +3,7 @@
 //! ([`crate::actix_app`]) only extract their inputs, call these, and write the answer; the
 //! guards (`#[login_required]`, `#[has_role("ADMIN")]`) sit on those thin handlers.
 
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -10,7 +11,7 @@ use serde_json::{json, Value};
 use session_core::prelude::*;
 use session_core::throttle::{retry_after_secs, Attempt};
 use session_core::web::{AuthSession, CurrentUser, EndSession};
-use session_core::{log_safe, SessionHandle};
+use session_core::{log_safe, LoginEpoch, SessionHandle};
 
 use crate::accounts::{Account, ADMIN};
 use crate::errors::ApiError;
@@ -83,7 +84,11 @@ pub async fn health(state: &AppState) -> Result<Value, ApiError> {
 ///
 /// # Errors
 /// 400 for an unusable name or password, 409 for a taken name, 503.
-pub async fn register(state: &AppState, body: Credentials) -> Result<Value, ApiError> {
+pub async fn register(
+    state: &AppState,
+    client: Option<IpAddr>,
+    body: Credentials,
+) -> Result<Value, ApiError> {
     if !valid_username(&body.username) {
         return Err(ApiError::bad_request(
             "username must be 3-64 characters of A-Z, a-z, 0-9, '_', '.', '-'",
@@ -92,7 +97,7 @@ pub async fn register(state: &AppState, body: Credentials) -> Result<Value, ApiE
     if !valid_password(&body.password) {
         return Err(ApiError::bad_request("password must be 8-128 characters"));
     }
-    let _slot = state.password_queue.enter()?;
+    let _slot = state.password_queue.enter(client)?;
     if state.accounts.get(&body.username).await?.is_some() {
         return Err(ApiError::conflict("that username is taken"));
     }
@@ -165,24 +170,56 @@ pub async fn check_password(
     Ok(account)
 }
 
-/// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
-/// password; every login starts a new session with a new token, labelled with the request's
-/// `User-Agent`. 503 `busy` when `LOGIN_QUEUE_MAX` password checks are waiting already.
+/// The password check of a login (`POST /login`, and the web example's form): a place in the
+/// password queue for `client`, the user's login epoch, then [`check_password`]. Returns the
+/// account and the epoch for the session (`NewSession::with_login_epoch`).
+///
+/// A name that cannot be an account, or a password longer than any account's, is refused at
+/// once (401 `invalid_credentials`): no place, no hash. That answer is quicker than a wrong
+/// password's, but it only tells what the public rules for names and passwords say.
 ///
 /// # Errors
-/// 401, 429, 503 as said.
+/// 401, 429, 503 as [`check_password`]; 503 `busy` when the queue is full or `client` holds
+/// its share of it.
+pub async fn check_login(
+    state: &AppState,
+    client: Option<IpAddr>,
+    username: &str,
+    password: &str,
+    event: &str,
+) -> Result<(Account, LoginEpoch), ApiError> {
+    if !valid_username(username) || password.chars().count() > 128 {
+        tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), during = event, "implausible name or password");
+        return Err(ApiError::invalid_credentials());
+    }
+    let _slot = state.password_queue.enter(client)?;
+    // The epoch before the password hash: a password change (or a sign-out everywhere) that
+    // lands while this login checks the old password refuses the session it would create.
+    let epoch = state.store.login_epoch(username).await?;
+    let account = check_password(state, username, password, true, event).await?;
+    Ok((account, epoch))
+}
+
+/// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
+/// password; every login starts a new session with a new token, labelled with the request's
+/// `User-Agent`. 503 `busy` when `LOGIN_QUEUE_MAX` password checks are waiting already, or
+/// this client holds `LOGIN_QUEUE_PER_CLIENT` of them.
+///
+/// # Errors
+/// 401, 429, 503 as said; 401 `invalid_credentials` also when the user's sessions were ended
+/// (a password change) while this login checked the password.
 pub async fn login(
     state: &AppState,
+    client: Option<IpAddr>,
     user_agent: Option<String>,
     auth: &mut AuthSession,
     body: Credentials,
 ) -> Result<Value, ApiError> {
-    // Every login costs a hash (a real or a dummy one), so every login takes a place.
-    let _slot = state.password_queue.enter()?;
-    let username = body.username.as_str();
-    let plausible = valid_username(username) && body.password.chars().count() <= 128;
-    let account = check_password(state, username, &body.password, plausible, "login").await?;
-    let mut new = NewSession::new(account.username.clone()).with_roles(account.roles.clone());
+    let (account, epoch) =
+        check_login(state, client, &body.username, &body.password, "login").await?;
+    let mut new = NewSession::new(account.username.clone())
+        .with_roles(account.roles.clone())
+        .with_login_epoch(epoch);
     if let Some(ua) = user_agent.filter(|ua| !ua.is_empty()) {
         new = new.with_label(ua);
     }
@@ -198,13 +235,14 @@ pub async fn login(
 /// 401, 429, 503.
 pub async fn reauth(
     state: &AppState,
+    client: Option<IpAddr>,
     auth: &mut AuthSession,
     body: ReauthBody,
 ) -> Result<Value, ApiError> {
     let Some(user) = auth.session().map(|s| s.user_id().to_owned()) else {
         return Err(session_core::Error::NotFound.into());
     };
-    let _slot = state.password_queue.enter()?;
+    let _slot = state.password_queue.enter(client)?;
     let plausible = body.password.chars().count() <= 128;
     check_password(state, &user, &body.password, plausible, "reauth").await?;
     let session = auth.reauthenticate().await?;
@@ -218,6 +256,7 @@ pub async fn reauth(
 /// 401 `reauthentication_required` or `invalid_credentials`, 400, 429, 503.
 pub async fn change_password(
     state: &AppState,
+    client: Option<IpAddr>,
     auth: &mut AuthSession,
     body: PasswordBody,
 ) -> Result<(), ApiError> {
@@ -230,7 +269,7 @@ pub async fn change_password(
         ));
     }
     let user = session.user_id().to_owned();
-    let _slot = state.password_queue.enter()?;
+    let _slot = state.password_queue.enter(client)?;
     let plausible = body.current_password.chars().count() <= 128;
     check_password(
         state,
@@ -243,8 +282,10 @@ pub async fn change_password(
     let hash = state.passwords.hash(&body.new_password).await?;
     // Order: other sessions end first, then the password changes, then the other sessions end
     // once more. A failure after the first step leaves the old password with fewer sessions
-    // (safe; the user retries); a login that checked the old password while the hash was
-    // being replaced is ended by the last step. Only then does this session get its new token.
+    // (safe; the user retries). Each ending gives the user a new login epoch, and a login reads
+    // the epoch before the hash, so a login that checked the old password gets no session,
+    // whenever its create lands: its epoch is older than the last step's. Only then does this
+    // session get its new token.
     auth.end_other_sessions().await?;
     if !state.accounts.set_password_hash(&user, &hash).await? {
         return Err(ApiError::not_found("no such user"));

@@ -171,7 +171,12 @@ impl From<Rejection> for ApiError {
 /// Through the library's one mapping of errors to HTTP ([`Rejection::from`]).
 impl From<session_core::Error> for ApiError {
     fn from(e: session_core::Error) -> Self {
-        Rejection::from(e).into()
+        match e {
+            // A login whose password check may have seen the old password: to the client it
+            // is a wrong password (which it now is).
+            session_core::Error::LoginSuperseded => ApiError::invalid_credentials(),
+            e => Rejection::from(e).into(),
+        }
     }
 }
 

@@ -1,7 +1,11 @@
 //! The axum handlers of `demo-server`: each extracts its inputs, calls [`crate::api`] (what the
 //! route does, shared with `demo-actix`) and writes the answer.
 
-use axum::extract::{Path, State};
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -18,6 +22,21 @@ pub fn user_agent(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// The client's address: the connection's peer as [`crate::serve::serve`] records it (`None`
+/// where nothing did, as in a test's `oneshot`). Behind a reverse proxy that is the proxy; an
+/// application there takes the address from the header its proxy sets, and trusts only that.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Self(peer.map(|ConnectInfo(addr)| addr.ip())))
+    }
 }
 
 /// `GET /livez`: 200 while the process serves requests; asks no store (a liveness probe, and
@@ -48,43 +67,47 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 /// `POST /register`.
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(api::register(&state, body).await?),
+        Json(api::register(&state, client, body).await?),
     ))
 }
 
 /// `POST /login`.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Json<Value>, ApiError> {
     let ua = user_agent(&headers);
-    Ok(Json(api::login(&state, ua, &mut auth, body).await?))
+    Ok(Json(api::login(&state, client, ua, &mut auth, body).await?))
 }
 
 /// `POST /reauth`.
 #[login_required]
 pub async fn reauth(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<ReauthBody>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(api::reauth(&state, &mut auth, body).await?))
+    Ok(Json(api::reauth(&state, client, &mut auth, body).await?))
 }
 
 /// `PUT /password`.
 #[login_required]
 pub async fn change_password(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
-    api::change_password(&state, &mut auth, body).await?;
+    api::change_password(&state, client, &mut auth, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

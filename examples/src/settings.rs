@@ -32,6 +32,9 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// `LOGIN_QUEUE_MAX`: password checks allowed to wait at once.
     pub login_queue_max: usize,
+    /// `LOGIN_QUEUE_PER_CLIENT`: of those, how many one client (an IPv4 address, an IPv6 /64)
+    /// may hold; by default an eighth of `LOGIN_QUEUE_MAX` (at least 1).
+    pub login_queue_per_client: usize,
     /// `STEP_UP_SECS`: how long after the password was entered (login, `POST /reauth`) a
     /// session counts as freshly authenticated (`PUT /password`, `DELETE /sessions/others`).
     pub step_up: Duration,
@@ -132,6 +135,8 @@ impl Settings {
                 )
             }
         };
+        let login_queue_max = usize::try_from(number("LOGIN_QUEUE_MAX", 64)?)
+            .map_err(|_| "LOGIN_QUEUE_MAX is too large".to_owned())?;
         let allowed_origins = match get("ALLOWED_ORIGINS") {
             None => None,
             Some(v) => {
@@ -160,8 +165,12 @@ impl Settings {
                 .map_err(|_| "LOGIN_MAX_FAILURES is too large".to_owned())?,
             lockout: secs("LOGIN_LOCKOUT_SECS", 900)?,
             header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", 30)?,
-            login_queue_max: usize::try_from(number("LOGIN_QUEUE_MAX", 64)?)
-                .map_err(|_| "LOGIN_QUEUE_MAX is too large".to_owned())?,
+            login_queue_max,
+            login_queue_per_client: usize::try_from(number(
+                "LOGIN_QUEUE_PER_CLIENT",
+                login_queue_max.div_ceil(8) as u64,
+            )?)
+            .map_err(|_| "LOGIN_QUEUE_PER_CLIENT is too large".to_owned())?,
             step_up: secs("STEP_UP_SECS", 300)?,
             allowed_origins,
             session_cache,
@@ -195,6 +204,7 @@ mod tests {
         assert_eq!(s.lockout, Duration::from_secs(900));
         assert_eq!(s.header_timeout, Duration::from_secs(30));
         assert_eq!(s.login_queue_max, 64);
+        assert_eq!(s.login_queue_per_client, 8);
         assert_eq!(s.step_up, Duration::from_secs(300));
         assert_eq!(s.allowed_origins, None);
         assert!(s.session_cache);

@@ -64,7 +64,10 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
                 store: Arc::new(Metered::from_arc(store)),
                 passwords,
                 throttle,
-                password_queue: PasswordQueue::new(settings.login_queue_max),
+                password_queue: PasswordQueue::new(
+                    settings.login_queue_max,
+                    settings.login_queue_per_client,
+                ),
                 step_up: settings.step_up,
             }
         }
@@ -81,7 +84,10 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
                 accounts: Arc::new(MemoryAccounts::default()),
                 passwords,
                 throttle,
-                password_queue: PasswordQueue::new(settings.login_queue_max),
+                password_queue: PasswordQueue::new(
+                    settings.login_queue_max,
+                    settings.login_queue_per_client,
+                ),
                 step_up: settings.step_up,
             }
         }

@@ -2,8 +2,8 @@
 //! public conformance suite: the trait is implementable by other crates (a database, another
 //! cache), not only by the two stores that ship with it.
 //!
-//! The store is deliberately plain: one mutex over a map of sessions and a map of per-user role
-//! changes, every rule of the trait kept by hand.
+//! The store is deliberately plain: one mutex over a map of sessions and maps of per-user role
+//! changes and login epochs, every rule of the trait kept by hand.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use session_core::testing::conformance;
 use session_core::{
-    DataChanges, DataUpdate, Error, NewSession, Result, Session, SessionConfig, SessionData,
-    SessionHandle, SessionInfo, SessionKey, SessionStore, Token,
+    DataChanges, DataUpdate, Error, LoginEpoch, NewSession, Result, Session, SessionConfig,
+    SessionData, SessionHandle, SessionInfo, SessionKey, SessionStore, Token,
 };
 
 /// Sessions by key, and the roles last set per user (with when that stops applying to logins).
@@ -21,6 +21,8 @@ use session_core::{
 struct State {
     sessions: HashMap<SessionKey, Session>,
     role_changes: HashMap<String, (Vec<String>, Vec<String>, SystemTime)>,
+    /// Each user's login epoch, replaced whenever the user's sessions are ended.
+    epochs: HashMap<String, u64>,
 }
 
 struct LockedMapStore {
@@ -131,8 +133,13 @@ impl SessionStore for LockedMapStore {
     async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
         let now = SystemTime::now();
         let token = Token::generate(now + self.config.absolute_timeout())?;
+        let epoch = new.login_epoch().map(LoginEpoch::value);
         let mut session = new.start(token.key(), now, token.deadline())?;
         let mut state = self.state();
+        // The user's sessions were ended after this login began: no session.
+        if epoch.is_some_and(|e| e != state.epochs.get(session.user_id()).copied().unwrap_or(0)) {
+            return Err(Error::LoginSuperseded);
+        }
         // A login that read the roles before a role change must not keep the old ones.
         if let Some((roles, permissions, until)) = state.role_changes.get(session.user_id()) {
             if now < *until {
@@ -156,6 +163,12 @@ impl SessionStore for LockedMapStore {
             }
         }
         Ok((token, session))
+    }
+
+    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
+        named(user_id)?;
+        let value = self.state().epochs.get(user_id).copied().unwrap_or(0);
+        Ok(LoginEpoch::new(user_id, value))
     }
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
@@ -235,6 +248,9 @@ impl SessionStore for LockedMapStore {
         named(user_id)?;
         let now = SystemTime::now();
         let mut state = self.state();
+        state
+            .epochs
+            .insert(user_id.to_owned(), LoginEpoch::next_value());
         let mine = self.user_sessions(&mut state, user_id, now);
         for s in &mine {
             state.sessions.remove(&s.key());
@@ -246,6 +262,9 @@ impl SessionStore for LockedMapStore {
         NewSession::new(user_id).start(keep.key(), SystemTime::now(), keep.deadline())?;
         let now = SystemTime::now();
         let mut state = self.state();
+        state
+            .epochs
+            .insert(user_id.to_owned(), LoginEpoch::next_value());
         let others: Vec<Session> = self
             .user_sessions(&mut state, user_id, now)
             .into_iter()
@@ -315,6 +334,9 @@ async fn the_suite_refuses_this_store_with_one_rule_broken() {
         }
         async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
             self.0.create(new).await
+        }
+        async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
+            self.0.login_epoch(user_id).await
         }
         async fn load(&self, token: &Token) -> Result<Option<Session>> {
             self.0.load(token).await

@@ -77,7 +77,7 @@ async fn a_failed_account_update_leaves_no_session_with_the_removed_role() {
         accounts: Arc::new(RolesUpdateFails(accounts)),
         passwords: Passwords::default(),
         throttle: ThrottleConfig::default(),
-        password_queue: PasswordQueue::new(4),
+        password_queue: PasswordQueue::new(4, 4),
         step_up: std::time::Duration::from_secs(300),
         metrics: None,
     };

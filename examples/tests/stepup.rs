@@ -292,3 +292,74 @@ async fn the_last_admin_cannot_remove_their_own_admin_role() {
     .await
     .assert_error(409, "conflict");
 }
+
+/// The race of the third security round: clients loop `POST /login` with the old password
+/// while the victim changes it. Every login that answered 200 (before or after the change) must
+/// name no session once `PUT /password` has answered: the change ends the sessions that exist
+/// and gives the user a new login epoch, which refuses the sessions of logins still checking
+/// the old password. 100 trials, with the session cache and without (the binary under test:
+/// `DEMO_BIN` picks the framework).
+#[tokio::test]
+async fn no_login_with_the_old_password_outlives_a_password_change() {
+    let redis = redis();
+    for cache in ["on", "off"] {
+        let server = ServerBuilder::redis(redis.url())
+            .env("SESSION_CACHE", cache)
+            .env("LOGIN_MAX_FAILURES", 1_000_000)
+            .start()
+            .await;
+        let c = server.client();
+        let mut logins_seen = 0;
+        for trial in 0..50 {
+            let user = format!("victim-{cache}-{trial}");
+            let old = "old-password-1";
+            c.register(&user, old).await.assert_status(201);
+            let victim = c.login_ok(&user, old).await;
+            let changed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let loopers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (c, user, changed) = (c.clone(), user.clone(), changed.clone());
+                    tokio::spawn(async move {
+                        let mut cookies = Vec::new();
+                        // Until a login refused after the change: from then on the old
+                        // password is known to be dead.
+                        for _ in 0..200 {
+                            let after = changed.load(std::sync::atomic::Ordering::SeqCst);
+                            match c.login(&user, old).await {
+                                Ok(cookie) => cookies.push(cookie),
+                                Err(res) => {
+                                    res.assert_error(401, "invalid_credentials");
+                                    if after {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        cookies
+                    })
+                })
+                .collect();
+            // Let the loopers get going, so that some of their logins are in flight.
+            tokio::time::sleep(Duration::from_millis(20 + trial % 7 * 10)).await;
+            change_password(&c, &victim, old, "new-password-1")
+                .await
+                .assert_status(204);
+            changed.store(true, std::sync::atomic::Ordering::SeqCst);
+            for looper in loopers {
+                for cookie in looper.await.expect("looper") {
+                    logins_seen += 1;
+                    let me = c.get("/me", Some(&cookie)).await;
+                    assert_eq!(
+                        me.status, 401,
+                        "trial {trial} (cache {cache}): a session of a login with the old \
+                         password outlived the password change"
+                    );
+                }
+            }
+        }
+        assert!(
+            logins_seen > 0,
+            "the loopers never logged in: no race was run"
+        );
+    }
+}

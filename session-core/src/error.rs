@@ -43,6 +43,15 @@ pub enum Error {
         /// How many times it was tried.
         attempts: u32,
     },
+    /// The user's sessions were ended (a password change, "sign out everywhere", an account
+    /// disabled) after this login read its [`LoginEpoch`](crate::LoginEpoch): the credentials
+    /// it checked may be the old ones, so no session was created. Answer as for wrong
+    /// credentials; the user logs in again.
+    #[error(
+        "the user's sessions were ended after this login began (a password change or a sign-out \
+         everywhere); no session was created: check the credentials again"
+    )]
+    LoginSuperseded,
     /// The configuration is not usable; the message says which setting to fix.
     #[error("invalid session configuration: {0}")]
     Config(String),

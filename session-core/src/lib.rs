@@ -69,6 +69,7 @@ pub mod actix;
 pub mod axum;
 pub mod changes;
 pub mod config;
+mod epoch;
 pub mod error;
 mod logging;
 #[cfg(feature = "metrics")]
@@ -97,6 +98,7 @@ pub use ::redis;
 pub use async_trait::async_trait;
 pub use changes::{update_value, DataChanges, DataUpdate};
 pub use config::{SessionConfig, SessionConfigBuilder};
+pub use epoch::LoginEpoch;
 pub use error::{Error, Result, UnavailableKind};
 pub use logging::{log_safe, LogSafe, LOG_SAFE_MAX_CHARS};
 pub use record::{

@@ -34,6 +34,7 @@ use tracing::Instrument as _;
 
 use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
+use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
 use crate::store::SessionStore;
@@ -72,6 +73,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Metered<S> {
 enum Op {
     Ping,
     Create,
+    LoginEpoch,
     Load,
     SaveData,
     UpdateData,
@@ -90,12 +92,13 @@ enum Op {
 }
 
 impl Op {
-    const COUNT: usize = 17;
+    const COUNT: usize = 18;
 
     fn name(self) -> &'static str {
         match self {
             Op::Ping => "ping",
             Op::Create => "create",
+            Op::LoginEpoch => "login_epoch",
             Op::Load => "load",
             Op::SaveData => "save_data",
             Op::UpdateData => "update_data",
@@ -260,6 +263,11 @@ impl<S: SessionStore> SessionStore for Metered<S> {
 
     async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
         self.measured(Op::Create, self.inner.create(new), ok).await
+    }
+
+    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
+        self.measured(Op::LoginEpoch, self.inner.login_epoch(user_id), ok)
+            .await
     }
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {

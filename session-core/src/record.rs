@@ -39,6 +39,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::token::{SessionHandle, SessionKey};
 
@@ -238,6 +239,7 @@ pub struct NewSession {
     pub(crate) data: SessionData,
     pub(crate) label: String,
     pub(crate) anonymous: bool,
+    pub(crate) login_epoch: Option<LoginEpoch>,
 }
 
 impl NewSession {
@@ -249,6 +251,7 @@ impl NewSession {
             data: SessionData::new(),
             label: String::new(),
             anonymous: false,
+            login_epoch: None,
         }
     }
 
@@ -291,10 +294,35 @@ impl NewSession {
     /// session without roles and permissions.
     pub(crate) fn check_owner(&self) -> Result<()> {
         if self.anonymous {
-            self.authz.check_anonymous()
+            self.authz.check_anonymous()?;
         } else {
-            check_user_id(&self.user_id)
+            check_user_id(&self.user_id)?;
         }
+        match &self.login_epoch {
+            Some(epoch) if self.anonymous || epoch.user_id() != self.user_id => {
+                Err(Error::InvalidInput(
+                    "the login epoch was read for another user than the session's".into(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The login's epoch ([`SessionStore::login_epoch`](crate::SessionStore::login_epoch),
+    /// read before the credentials were checked): the store then creates the session only if
+    /// none of the user's sessions were ended since
+    /// ([`Error::LoginSuperseded`](crate::Error::LoginSuperseded) otherwise). See
+    /// [`LoginEpoch`] for why every login should carry one.
+    #[must_use]
+    pub fn with_login_epoch(mut self, epoch: LoginEpoch) -> Self {
+        self.login_epoch = Some(epoch);
+        self
+    }
+
+    /// The epoch given with [`NewSession::with_login_epoch`], for a store to check atomically
+    /// with the write.
+    pub fn login_epoch(&self) -> Option<&LoginEpoch> {
+        self.login_epoch.as_ref()
     }
 
     /// Sets the roles (duplicates are dropped).

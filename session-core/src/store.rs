@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
+use crate::epoch::LoginEpoch;
 use crate::error::Result;
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
 use crate::token::{SessionHandle, Token};
@@ -63,10 +64,30 @@ pub trait SessionStore: Send + Sync + 'static {
     /// over the per-user limit afterwards, their oldest sessions are ended. An anonymous
     /// session ([`NewSession::anonymous`]) is only stored.
     ///
+    /// When `new` carries a [`LoginEpoch`] ([`NewSession::with_login_epoch`]), the session is
+    /// created only if the user's epoch still has that value, checked atomically with the
+    /// write: no session of a login that began before the user's sessions were ended.
+    ///
     /// # Errors
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable user id or oversized
-    /// data; [`Error::Unavailable`](crate::Error::Unavailable).
+    /// [`Error::LoginSuperseded`](crate::Error::LoginSuperseded) when the epoch changed
+    /// (nothing is stored); [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable
+    /// user id, oversized data, or an epoch of another user;
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn create(&self, new: NewSession) -> Result<(Token, Session)>;
+
+    /// The user's session epoch, for a login to read **before** it checks the credentials and
+    /// to hand to [`NewSession::with_login_epoch`]. [`delete_user_sessions`] and
+    /// [`delete_other_user_sessions`] give the user a new epoch (kept for
+    /// [`SessionConfig::role_change_window`]), so a login in flight across such an account
+    /// change gets no session. See [`LoginEpoch`].
+    ///
+    /// [`delete_user_sessions`]: SessionStore::delete_user_sessions
+    /// [`delete_other_user_sessions`]: SessionStore::delete_other_user_sessions
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable user id;
+    /// [`Error::Unavailable`](crate::Error::Unavailable): deny the login.
+    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch>;
 
     /// Loads the session of `token` and slides its idle expiry ("load and touch"). `Ok(None)`
     /// when there is no live session; a corrupt record is logged and also gives `Ok(None)`.
@@ -182,7 +203,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool>;
 
-    /// Ends every session of `user_id`; returns how many were live.
+    /// Ends every session of `user_id` and gives the user a new [`LoginEpoch`], so logins in
+    /// flight get no session either; returns how many were live.
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable).
@@ -190,7 +212,8 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Ends every session of `user_id` except the one of `keep` (after a password change, or
     /// "log out my other devices"); returns how many were live. When `keep` is not a session of
-    /// the user, all of the user's sessions end.
+    /// the user, all of the user's sessions end. Gives the user a new [`LoginEpoch`], so logins
+    /// in flight get no session either.
     ///
     /// ```
     /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};

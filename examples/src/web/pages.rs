@@ -18,8 +18,8 @@ use session_core::prelude::*;
 use session_core::{log_safe, Session, SessionHandle};
 
 use crate::accounts::ADMIN;
-use crate::api::{check_password, valid_username};
-use crate::routes::user_agent;
+use crate::api::check_login;
+use crate::routes::{user_agent, ClientAddr};
 use crate::web::errors::WebError;
 use crate::web::html::{escape, Page, Viewer};
 use crate::web::next::safe_next;
@@ -259,6 +259,7 @@ pub async fn login_page(
 /// [`DEFAULT_LANDING`].
 pub async fn login_submit(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     mut auth: AuthSession,
     form: Result<Form<LoginForm>, FormRejection>,
@@ -277,16 +278,9 @@ pub async fn login_submit(
         }
         res
     };
-    // Every login costs a hash (a real or a dummy one), so every login takes a place.
-    let _slot = match state.password_queue.enter() {
-        Ok(slot) => slot,
-        Err(e) => return Ok(refuse(e)),
-    };
-    let username = form.username.as_str();
-    let plausible = valid_username(username) && form.password.chars().count() <= 128;
-    let account =
-        match check_password(&state, username, &form.password, plausible, "web_login").await {
-            Ok(account) => account,
+    let (account, epoch) =
+        match check_login(&state, client, &form.username, &form.password, "web_login").await {
+            Ok(checked) => checked,
             Err(e) => return Ok(refuse(e)),
         };
     // The visitor's cart (kept in an anonymous session) comes along; nothing else of it does.
@@ -300,11 +294,16 @@ pub async fn login_submit(
     )?;
     let mut new = NewSession::new(account.username.clone())
         .with_roles(account.roles.clone())
-        .with_data(data);
+        .with_data(data)
+        .with_login_epoch(epoch);
     if let Some(ua) = user_agent(&headers) {
         new = new.with_label(ua);
     }
-    auth.login(new).await?;
+    match auth.login(new).await {
+        // The password changed while this login checked it: as a wrong password.
+        Err(e @ session_core::Error::LoginSuperseded) => return Ok(refuse(e.into())),
+        other => other?,
+    };
     Ok(Redirect::to(next.unwrap_or(DEFAULT_LANDING)).into_response())
 }
 

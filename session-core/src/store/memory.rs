@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
+use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::record::{
     check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
@@ -79,6 +80,8 @@ struct Inner {
     /// The last role change of each user, applied to the user's new sessions until the
     /// deadline ([`SessionConfig::role_change_window`]).
     role_changes: HashMap<String, (Authz, u64)>,
+    /// Each user's login epoch ([`LoginEpoch`]) and until when it is kept (the same window).
+    epochs: HashMap<String, (u64, u64)>,
     creates_since_sweep: usize,
 }
 
@@ -167,9 +170,28 @@ impl Inner {
         self.sessions.get_mut(key)
     }
 
+    /// The user's login epoch at `now` (0: none recorded, or its window has passed).
+    fn epoch(&self, user_id: &str, now: u64) -> u64 {
+        match self.epochs.get(user_id) {
+            Some((value, until)) if now < *until => *value,
+            _ => 0,
+        }
+    }
+
+    /// Gives the user a new login epoch: logins that began before now get no session.
+    fn new_epoch(&mut self, user_id: &str, now: u64, config: &SessionConfig) {
+        if user_id.is_empty() {
+            return; // anonymous sessions have no user, so no epoch
+        }
+        let until = now + duration_ms(config.role_change_window());
+        self.epochs
+            .insert(user_id.to_owned(), (LoginEpoch::next_value(), until));
+    }
+
     fn sweep(&mut self, now: u64) {
         self.sessions.retain(|_, e| e.live(now));
         self.role_changes.retain(|_, (_, until)| now < *until);
+        self.epochs.retain(|_, (_, until)| now < *until);
         let sessions = &self.sessions;
         self.users.retain(|_, keys| {
             keys.retain(|k| sessions.contains_key(k));
@@ -193,8 +215,9 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
+    async fn create(&self, mut new: NewSession) -> Result<(Token, Session)> {
         new.check_owner()?;
+        let epoch = new.login_epoch.take();
         let now = now_ms();
         let mut record = Record::created(new, now, duration_ms(self.config.absolute_timeout()));
         // Same size limits as at rest in Redis.
@@ -209,6 +232,10 @@ impl SessionStore for MemoryStore {
         }
         // An anonymous session has no user: no role change to pick up, no index, no limit.
         if !record.is_anonymous() {
+            // The user's sessions were ended after this login began: no session.
+            if epoch.is_some_and(|e| e.value() != inner.epoch(&record.user_id, now)) {
+                return Err(Error::LoginSuperseded);
+            }
             // A role change made while this login was in flight wins over the roles it read.
             if let Some((authz, until)) = inner.role_changes.get(&record.user_id) {
                 if now < *until {
@@ -360,9 +387,16 @@ impl SessionStore for MemoryStore {
         }
     }
 
+    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
+        check_user_id(user_id)?;
+        let value = self.lock().epoch(user_id, now_ms());
+        Ok(LoginEpoch::new(user_id, value))
+    }
+
     async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
         let now = now_ms();
         let mut inner = self.lock();
+        inner.new_epoch(user_id, now, &self.config);
         let live = inner.prune_user(user_id, now);
         for key in &live {
             inner.sessions.remove(key);
@@ -376,6 +410,7 @@ impl SessionStore for MemoryStore {
         let now = now_ms();
         let keep = keep.key();
         let mut inner = self.lock();
+        inner.new_epoch(user_id, now, &self.config);
         let live = inner.prune_user(user_id, now);
         let mut ended = 0;
         for key in live.iter().filter(|k| **k != keep) {

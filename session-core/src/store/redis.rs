@@ -61,6 +61,7 @@ use self::keys::{member_key, KeyLayout};
 use self::scripts::Scripts;
 use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
+use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result, UnavailableKind};
 use crate::record::{
     check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
@@ -455,8 +456,9 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
-    async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
+    async fn create(&self, mut new: NewSession) -> Result<(Token, Session)> {
         new.check_owner()?;
+        let epoch = new.login_epoch.take();
         let now = now_ms();
         let absolute = duration_ms(self.config.absolute_timeout());
         let mut record = Record::created(new, now, absolute);
@@ -489,11 +491,11 @@ impl SessionStore for RedisStore {
         }
         let (evicted, role_change) = match self.strategy() {
             Strategy::Atomic => {
-                self.atomic_create(key, parts, ttl, &record, absolute)
+                self.atomic_create(key, parts, ttl, &record, absolute, epoch.as_ref())
                     .await?
             }
             Strategy::Split => {
-                self.split_create(key, parts, ttl, &record, absolute)
+                self.split_create(key, parts, ttl, &record, absolute, epoch.as_ref())
                     .await?
             }
         };
@@ -509,6 +511,28 @@ impl SessionStore for RedisStore {
                 record: Arc::new(record),
             },
         ))
+    }
+
+    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
+        check_user_id(user_id)?;
+        let key = self.keys.epoch(user_id);
+        let value: Option<String> = self
+            .on_connection(|mut c| {
+                let key = &key;
+                async move { redis::cmd("GET").arg(key).query_async(&mut c).await }
+            })
+            .await?;
+        let value = match value {
+            None => 0,
+            Some(v) => v.parse().map_err(|_| {
+                Error::Corrupt(format!(
+                    "the login epoch under {} is not a number; check that no other program \
+                     writes under the key prefix",
+                    String::from_utf8_lossy(&key)
+                ))
+            })?,
+        };
+        Ok(LoginEpoch::new(user_id, value))
     }
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
@@ -701,6 +725,12 @@ impl SessionStore for RedisStore {
     async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
         self.delete_other_sessions(user_id, keep).await
     }
+}
+
+/// A login's epoch as the scripts take it: its value, or `''` for a login that read none (then
+/// nothing is checked).
+pub(super) fn epoch_arg(epoch: Option<&LoginEpoch>) -> String {
+    epoch.map(|e| e.value().to_string()).unwrap_or_default()
 }
 
 /// How an operation that touches a session and its user's index together (create, rotate,

@@ -48,6 +48,8 @@ where
     role_removed_for_user_is_not_honoured_by_any_session(make(build(base())).await).await;
     login_in_flight_during_a_role_change_gets_the_new_roles(make(build(base())).await).await;
     logins_racing_role_removals_never_keep_the_removed_role(make(build(base())).await).await;
+    logins_begun_before_the_sessions_were_ended_get_no_session(make(build(base())).await).await;
+    logins_racing_account_changes_never_outlive_them(make(build(base())).await).await;
     per_user_limit_evicts_the_oldest(make(build(base().max_sessions_per_user(Some(2)))).await)
         .await;
     invalid_input_is_refused(make(build(base())).await).await;
@@ -87,6 +89,125 @@ where
         make(build(base().max_sessions_per_user(Some(1)))).await,
     )
     .await;
+}
+
+/// A login that read the user's [`LoginEpoch`] before the user's sessions were ended (a
+/// password change ends the others: `delete_other_user_sessions`; "sign out everywhere":
+/// `delete_user_sessions`) gets [`Error::LoginSuperseded`] and stores nothing; a login that
+/// read it afterwards, a login of another user, and a login without an epoch are not affected.
+pub async fn logins_begun_before_the_sessions_were_ended_get_no_session(store: impl SessionStore) {
+    let (kept, _) = store
+        .create(NewSession::new("alice"))
+        .await
+        .expect("create");
+    let before = store.login_epoch("alice").await.expect("epoch");
+    let bob = store.login_epoch("bob").await.expect("epoch");
+    // Nothing ended yet: the epoch lets logins through, as often as it is used.
+    for _ in 0..2 {
+        store
+            .create(NewSession::new("alice").with_login_epoch(before.clone()))
+            .await
+            .expect("a login with a current epoch");
+    }
+    // A password change ends the other sessions: the login in flight gets none.
+    store
+        .delete_other_user_sessions("alice", &kept)
+        .await
+        .expect("end the others");
+    let late = store
+        .create(NewSession::new("alice").with_login_epoch(before.clone()))
+        .await;
+    assert!(
+        matches!(late, Err(Error::LoginSuperseded)),
+        "a login begun before a password change got {late:?}"
+    );
+    let listed = store.list_user_sessions("alice").await.expect("list");
+    assert_eq!(listed.len(), 1, "the refused login stored a session");
+    assert!(store.load(&kept).await.expect("load").is_some());
+    // Begun after the change: a session.
+    let after = store.login_epoch("alice").await.expect("epoch");
+    assert_ne!(after, before, "ending sessions gave no new epoch");
+    store
+        .create(NewSession::new("alice").with_login_epoch(after.clone()))
+        .await
+        .expect("a login begun after the change");
+    // "Sign out everywhere" refuses logins in flight too.
+    store.delete_user_sessions("alice").await.expect("end all");
+    let late = store
+        .create(NewSession::new("alice").with_login_epoch(after.clone()))
+        .await;
+    assert!(
+        matches!(late, Err(Error::LoginSuperseded)),
+        "a login begun before the sessions were all ended got {late:?}"
+    );
+    assert!(store
+        .list_user_sessions("alice")
+        .await
+        .expect("list")
+        .is_empty());
+    // Other users, and logins that carry no epoch, are not affected.
+    store
+        .create(NewSession::new("bob").with_login_epoch(bob))
+        .await
+        .expect("another user's login");
+    store
+        .create(NewSession::new("alice"))
+        .await
+        .expect("a login without an epoch is not checked");
+    // An epoch belongs to its user, and anonymous sessions have none.
+    let alices = store.login_epoch("alice").await.expect("epoch");
+    for wrong in [NewSession::new("bob"), NewSession::anonymous()] {
+        let refused = store.create(wrong.with_login_epoch(alices.clone())).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput(_))),
+            "a session took another user's epoch: {refused:?}"
+        );
+    }
+    assert!(matches!(
+        store.login_epoch("").await,
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+/// Logins (epoch read, a pause, create) race account changes that end the user's sessions:
+/// once a change has returned, no session made by a login that read the epoch before it is
+/// alive, however the steps interleave.
+pub async fn logins_racing_account_changes_never_outlive_them<S: SessionStore>(store: S) {
+    let store = Arc::new(store);
+    for round in 0..10 {
+        let logins = (0..8).map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let epoch = store.login_epoch("alice").await.expect("epoch");
+                for _ in 0..(i + round) % 4 {
+                    tokio::task::yield_now().await;
+                }
+                let created = store
+                    .create(NewSession::new("alice").with_login_epoch(epoch.clone()))
+                    .await;
+                match created {
+                    Ok((token, _)) => Some((epoch, token)),
+                    Err(Error::LoginSuperseded) => None,
+                    Err(e) => panic!("create: {e}"),
+                }
+            })
+        });
+        let logins: Vec<_> = logins.collect();
+        for _ in 0..round % 3 {
+            tokio::task::yield_now().await;
+        }
+        store.delete_user_sessions("alice").await.expect("end all");
+        let current = store.login_epoch("alice").await.expect("epoch");
+        for login in logins {
+            if let Some((epoch, token)) = login.await.expect("login task") {
+                let alive = store.load(&token).await.expect("load").is_some();
+                assert!(
+                    epoch == current || !alive,
+                    "round {round}: a login begun before the sessions were ended kept its session"
+                );
+            }
+        }
+    }
 }
 
 /// A key prefix no other case or run uses.

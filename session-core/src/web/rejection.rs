@@ -143,7 +143,9 @@ impl From<&Error> for Rejection {
                 tracing::warn!(error = %error, "session store unavailable; request denied");
                 Rejection::StoreUnavailable
             }
-            Error::NotFound | Error::Corrupt(_) => Rejection::Unauthenticated,
+            Error::NotFound | Error::Corrupt(_) | Error::LoginSuperseded => {
+                Rejection::Unauthenticated
+            }
             Error::InvalidInput(message) => Rejection::BadRequest(message.clone()),
             Error::Contended { .. } => Rejection::Conflict(error.to_string()),
             other => {
@@ -232,6 +234,7 @@ mod tests {
             ),
             (Error::NotFound, 401, "unauthenticated"),
             (Error::Corrupt("x".into()), 401, "unauthenticated"),
+            (Error::LoginSuperseded, 401, "unauthenticated"),
             (Error::InvalidInput("bad".into()), 400, "bad_request"),
             (
                 Error::Contended {

@@ -55,6 +55,10 @@ impl SessionStore for Switchable {
         self.check()?;
         self.inner.0.create(new).await
     }
+    async fn login_epoch(&self, user_id: &str) -> Result<session_core::LoginEpoch, Error> {
+        self.check()?;
+        self.inner.0.login_epoch(user_id).await
+    }
     async fn load(&self, token: &Token) -> Result<Option<Session>, Error> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         if self.slow.load(Ordering::SeqCst) {

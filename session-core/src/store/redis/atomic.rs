@@ -3,20 +3,21 @@
 //! operations as ordered single-slot steps (`split.rs`); `redis.rs` chooses
 //! ([`Strategy`](super::Strategy)).
 
+use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::record::{duration_ms, EncodedParts, Record};
-use crate::store::redis::{listed_entries, outcome_to_result, ListedEntry};
+use crate::store::redis::{epoch_arg, listed_entries, outcome_to_result, ListedEntry};
 use crate::token::SessionKey;
 use crate::RedisStore;
 
 impl RedisStore {
-    /// Create on one server (or Sentinel's primary). One round trip in the common case: a
-    /// `MULTI` that writes the session, indexes it (ZADD; the index lives as long as the
-    /// newest session can), counts the index and reads the user's last role change. Scripts
-    /// run only when needed: a role change made while the login was in flight is applied
-    /// (atomically with `set_authz.lua`, so a later change is never undone; nobody holds the
-    /// token yet, so nobody sees the moment in between), and past the per-user limit (or every
-    /// 32nd login without one) the index is pruned and the oldest sessions evicted.
+    /// Create on one server (or Sentinel's primary). One round trip in the common case:
+    /// `create.lua` checks the login's epoch (no session for a login that began before the
+    /// user's sessions were ended), takes the roles of a role change made while the login was
+    /// in flight (atomically with `set_authz.lua`, so a later change is never undone), writes
+    /// the session, indexes it (the index lives as long as the newest session can) and counts
+    /// the index. Past the per-user limit (or every 32nd login without one) a second script
+    /// prunes the index and evicts the oldest sessions.
     pub(super) async fn atomic_create(
         &self,
         key: SessionKey,
@@ -24,63 +25,37 @@ impl RedisStore {
         ttl: u64,
         record: &Record,
         absolute: u64,
+        epoch: Option<&LoginEpoch>,
     ) -> Result<(usize, Option<Vec<u8>>)> {
         let session_key = self.keys.session(&key);
         let index = self.keys.index(&record.user_id);
-        let role_change = self.keys.role_change(&record.user_id);
         let member = key.as_bytes().as_slice();
-        let value = [parts.head.as_slice(), &parts.authz, &parts.data].concat();
-        let (count, changed): (usize, Option<Vec<u8>>) = self
+        let script = &self.scripts.create;
+        let created: Option<(usize, Option<Vec<u8>>)> = self
             .write(|mut c| {
-                let (session_key, index, role_change, value) =
-                    (&session_key, &index, &role_change, &value);
+                let (session_key, index, parts) = (&session_key, &index, &parts);
                 async move {
-                    redis::pipe()
-                        .atomic()
-                        .cmd("SET")
-                        .arg(session_key)
-                        .arg(value)
-                        .arg("PX")
+                    script
+                        .key(session_key)
+                        .key(index)
+                        .key(self.keys.role_change(&record.user_id))
+                        .key(self.keys.epoch(&record.user_id))
+                        .arg(&parts.head)
+                        .arg(&parts.authz)
+                        .arg(&parts.data)
                         .arg(ttl)
-                        .ignore()
-                        .cmd("ZADD")
-                        .arg(index)
                         .arg(record.created_ms)
                         .arg(member)
-                        .ignore()
-                        // Every session in the index ends before now + absolute.
-                        .cmd("PEXPIRE")
-                        .arg(index)
                         .arg(absolute)
-                        .ignore()
-                        .cmd("ZCARD")
-                        .arg(index)
-                        .cmd("GET")
-                        .arg(role_change)
-                        .query_async(&mut c)
+                        .arg(epoch_arg(epoch))
+                        .invoke_async(&mut c)
                         .await
                 }
             })
             .await?;
-        let mut applied = None;
-        if changed.is_some_and(|block| block != parts.authz) {
-            let script = &self.scripts.apply_role_change;
-            applied = self
-                .write(|mut c| {
-                    let (session_key, role_change, parts) = (&session_key, &role_change, &parts);
-                    async move {
-                        script
-                            .key(session_key)
-                            .key(role_change)
-                            .arg(&parts.head)
-                            .arg(&parts.authz)
-                            .arg(&parts.data)
-                            .invoke_async::<Option<Vec<u8>>>(&mut c)
-                            .await
-                    }
-                })
-                .await?;
-        }
+        let Some((count, applied)) = created else {
+            return Err(Error::LoginSuperseded);
+        };
         let limit = self.config.max_sessions_per_user().unwrap_or(0);
         let evict = if limit > 0 {
             count > limit
@@ -153,15 +128,17 @@ impl RedisStore {
         only: Option<SessionKey>,
     ) -> Result<usize> {
         let index = self.keys.index(user_id);
+        let epoch = self.keys.epoch(user_id);
+        let window = duration_ms(self.config.role_change_window());
         let script = &self.scripts.delete_members;
         let session_prefix = &self.keys.session_prefix;
         let deleted: i64 = self
             .write(|mut c| async move {
                 let mut call = script.key(&index);
-                call.arg(session_prefix.as_slice());
+                call.key(&epoch).arg(session_prefix.as_slice());
                 match &only {
                     Some(key) => call.arg("some").arg(key.as_bytes().as_slice()),
-                    None => call.arg("all"),
+                    None => call.arg("all").arg(LoginEpoch::next_value()).arg(window),
                 };
                 call.invoke_async(&mut c).await
             })
@@ -239,14 +216,19 @@ impl RedisStore {
         keep: SessionKey,
     ) -> Result<usize> {
         let index = self.keys.index(user_id);
+        let epoch = self.keys.epoch(user_id);
+        let window = duration_ms(self.config.role_change_window());
         let script = &self.scripts.delete_others;
         let session_prefix = &self.keys.session_prefix;
         let deleted: i64 = self
             .write(|mut c| async move {
                 script
                     .key(&index)
+                    .key(&epoch)
                     .arg(session_prefix.as_slice())
                     .arg(keep.as_bytes().as_slice())
+                    .arg(LoginEpoch::next_value())
+                    .arg(window)
                     .invoke_async(&mut c)
                     .await
             })

@@ -10,6 +10,7 @@ pub(crate) struct KeyLayout {
     pub(crate) index_prefix: Vec<u8>,
     throttle_prefix: Vec<u8>,
     role_change_prefix: Vec<u8>,
+    epoch_prefix: Vec<u8>,
 }
 
 impl KeyLayout {
@@ -19,6 +20,7 @@ impl KeyLayout {
             index_prefix: format!("{prefix}:u:").into_bytes(),
             throttle_prefix: format!("{prefix}:t:").into_bytes(),
             role_change_prefix: format!("{prefix}:r:").into_bytes(),
+            epoch_prefix: format!("{prefix}:e:").into_bytes(),
         }
     }
 
@@ -34,6 +36,12 @@ impl KeyLayout {
     /// hash slot of the user's index, so that one Redis Cluster script can read or write both.
     pub(crate) fn role_change(&self, user_id: &str) -> Vec<u8> {
         same_slot(&self.role_change_prefix, &self.index(user_id))
+    }
+
+    /// The user's login epoch (see `LoginEpoch`), in the hash slot of the user's index like
+    /// the role change.
+    pub(crate) fn epoch(&self, user_id: &str) -> Vec<u8> {
+        same_slot(&self.epoch_prefix, &self.index(user_id))
     }
 
     pub(crate) fn throttle(&self, username: &str) -> Vec<u8> {

@@ -65,12 +65,12 @@ scripts!(
         throttle_release,
         compare_delete,
         index_add,
-        mark_role_change,
+        mark_and_list,
         // Takes the layout it needs as arguments (and has the prelude too).
         update_data,
         // Session keys and the user's index together: single server and Sentinel only.
         evict,
-        apply_role_change,
+        create,
         list,
         delete_members,
         delete_others,

@@ -19,15 +19,19 @@
 
 use futures_util::future::join_all;
 
+use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result, UnavailableKind};
 use crate::record::{duration_ms, with_auth_time, EncodedParts, Record, FORMAT_VERSION};
 use crate::store::redis::keys::member_key;
-use crate::store::redis::{is_wrong_type, ListedEntry};
+use crate::store::redis::{epoch_arg, is_wrong_type, ListedEntry};
 use crate::token::SessionKey;
 use crate::RedisStore;
 
 /// How often rotation copies a concurrently changed record before giving up.
 const ROTATE_ATTEMPTS: usize = 5;
+/// What `index_add.lua` answers: the index's members, oldest first, and the user's last role
+/// change.
+type IndexedMembers = (Vec<Vec<u8>>, Option<Vec<u8>>);
 /// How many role changes during one login a cluster create applies before giving up.
 const ROLE_CHANGE_ATTEMPTS: usize = 5;
 
@@ -73,24 +77,30 @@ impl RedisStore {
 
     /// `index_add.lua`: adds `member` (score `created_ms`) to `user_id`'s index, keeps the index
     /// alive for at least `ttl_ms`; returns every member, oldest first, and the user's last
-    /// role change (its roles block), if one is within its window.
+    /// role change (its roles block), if one is within its window. `None`, and nothing
+    /// indexed, when the login's epoch is no longer the user's.
     async fn index_add(
         &self,
         user_id: &str,
         member: &[u8],
         created_ms: u64,
         ttl_ms: u64,
-    ) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>)> {
+        epoch: Option<&LoginEpoch>,
+    ) -> Result<Option<IndexedMembers>> {
         let script = &self.scripts.index_add;
         let index = self.keys.index(user_id);
         let role_change = self.keys.role_change(user_id);
+        let epoch_key = self.keys.epoch(user_id);
+        let epoch = epoch_arg(epoch);
         self.on_connection(|mut c| async move {
             script
                 .key(&index)
                 .key(&role_change)
+                .key(&epoch_key)
                 .arg(member)
                 .arg(created_ms)
                 .arg(ttl_ms)
+                .arg(&epoch)
                 .invoke_async(&mut c)
                 .await
         })
@@ -109,8 +119,10 @@ impl RedisStore {
     /// Create, cluster-safe. Returns how many old sessions were evicted, and the roles block
     /// of a role change made while the login was in flight, which the session now carries.
     ///
-    /// The session is written first, then indexed; the indexing step also reads the user's
-    /// last role change (same slot). A role change that the indexing step does not see comes
+    /// The session is written first, then indexed; the indexing step also checks the login's
+    /// epoch (a login that began before the user's sessions were ended indexes nothing, and
+    /// its session is deleted: see `new_epoch_and_members`) and reads the user's last role change
+    /// (same slot). A role change that the indexing step does not see comes
     /// after it, so it finds the session in the index and rewrites it itself. One that it does
     /// see is applied here, again until the role change read back is the one applied (a second
     /// change may land in between). Until `create` returns nobody holds the token, so the
@@ -122,14 +134,27 @@ impl RedisStore {
         ttl_ms: u64,
         record: &Record,
         index_ttl_ms: u64,
+        epoch: Option<&LoginEpoch>,
     ) -> Result<(usize, Option<Vec<u8>>)> {
         let session_key = self.keys.session(&key);
         let value = [parts.head.as_slice(), &parts.authz, &parts.data].concat();
         self.set_px(&session_key, &value, ttl_ms).await?;
         let member = key.as_bytes().to_vec();
-        let (members, mut role_change) = self
-            .index_add(&record.user_id, &member, record.created_ms, index_ttl_ms)
+        let indexed = self
+            .index_add(
+                &record.user_id,
+                &member,
+                record.created_ms,
+                index_ttl_ms,
+                epoch,
+            )
             .await?;
+        let Some((members, mut role_change)) = indexed else {
+            // The user's sessions were ended after the login began. Nobody holds the token;
+            // the unindexed key would also expire on its own.
+            self.del(&session_key).await?;
+            return Err(Error::LoginSuperseded);
+        };
         let original = parts.authz;
         let mut applied = original.clone();
         for _ in 0..ROLE_CHANGE_ATTEMPTS {
@@ -187,6 +212,38 @@ impl RedisStore {
         }
         self.zrem(&index, &evicted).await?;
         Ok(evicted.len())
+    }
+
+    /// `mark_and_list.lua`: records `value` under `marker` (a role change or a login epoch, in
+    /// the index's slot) for the role-change window and returns the index's members, in one
+    /// step: a create whose indexing step runs after it sees the marker, and one whose
+    /// indexing step ran before it is among the members returned.
+    async fn mark_and_list(
+        &self,
+        index: &[u8],
+        marker: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        let window = duration_ms(self.config.role_change_window());
+        let script = &self.scripts.mark_and_list;
+        self.on_connection(|mut c| async move {
+            script
+                .key(index)
+                .key(marker)
+                .arg(value)
+                .arg(window)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Gives the user a new login epoch and returns the index's members (one step): a login
+    /// that began before gets no session, and every session indexed before is returned.
+    async fn new_epoch_and_members(&self, user_id: &str) -> Result<Vec<Vec<u8>>> {
+        let value = LoginEpoch::next_value().to_string();
+        let (index, epoch) = (self.keys.index(user_id), self.keys.epoch(user_id));
+        self.mark_and_list(&index, &epoch, value.as_bytes()).await
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -286,8 +343,15 @@ impl RedisStore {
         let remaining = record.deadline_ms.saturating_sub(now).max(1);
         let new_member = new.as_bytes().to_vec();
         if indexed {
-            self.index_add(&record.user_id, &new_member, record.created_ms, remaining)
-                .await?;
+            // No epoch: a rotation is no login, and always indexes.
+            self.index_add(
+                &record.user_id,
+                &new_member,
+                record.created_ms,
+                remaining,
+                None,
+            )
+            .await?;
         }
         let cad = &self.scripts.compare_delete;
         for _ in 0..ROTATE_ATTEMPTS {
@@ -338,15 +402,15 @@ impl RedisStore {
         ))
     }
 
-    /// Ends every session of the user but `keep`: read the index, then end the others (each in
-    /// its own slot) and un-index them.
+    /// Ends every session of the user but `keep`: give the user a new epoch and read the index
+    /// (one step), then end the others (each in its own slot) and un-index them.
     pub(super) async fn split_delete_others(
         &self,
         user_id: &str,
         keep: SessionKey,
     ) -> Result<usize> {
         let others: Vec<Vec<u8>> = self
-            .index_members(user_id)
+            .new_epoch_and_members(user_id)
             .await?
             .into_iter()
             .filter(|m| member_key(m) != Some(keep))
@@ -438,8 +502,8 @@ impl RedisStore {
         Ok(live)
     }
 
-    /// End the given members' sessions (all of the user's when `members` is `None`),
-    /// cluster-safe. Returns how many were live.
+    /// End the given members' sessions (all of the user's when `members` is `None`: then the
+    /// user also gets a new epoch), cluster-safe. Returns how many were live.
     pub(super) async fn split_delete_members(
         &self,
         user_id: &str,
@@ -448,7 +512,7 @@ impl RedisStore {
         let index = self.keys.index(user_id);
         let members = match members {
             Some(m) => m,
-            None => self.zrange(&index).await?,
+            None => self.new_epoch_and_members(user_id).await?,
         };
         let deletions = members.iter().map(|m| async move {
             match member_key(m) {
@@ -472,21 +536,7 @@ impl RedisStore {
     pub(super) async fn split_set_authz(&self, user_id: &str, block: &[u8]) -> Result<usize> {
         let index = self.keys.index(user_id);
         let role_change = self.keys.role_change(user_id);
-        let window = duration_ms(self.config.role_change_window());
-        let mark = &self.scripts.mark_role_change;
-        let members: Vec<Vec<u8>> = self
-            .on_connection(|mut c| {
-                let (index, role_change) = (&index, &role_change);
-                async move {
-                    mark.key(index)
-                        .key(role_change)
-                        .arg(block)
-                        .arg(window)
-                        .invoke_async(&mut c)
-                        .await
-                }
-            })
-            .await?;
+        let members = self.mark_and_list(&index, &role_change, block).await?;
         let updates = members.iter().map(|m| async move {
             let Some(k) = member_key(m) else {
                 return Ok(0);
