@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use redis_harness::RedisServer;
 use session_core::testing::conformance::unique_prefix;
-use session_core::{CacheConfig, Error, NewSession, RedisStore, SessionConfig, SessionStore};
+use session_core::{
+    CacheConfig, Error, NewSession, RedisStore, SessionConfig, SessionStore, Token,
+};
 
 fn config() -> SessionConfig {
     SessionConfig::builder()
@@ -24,6 +26,26 @@ async fn cached(server: &RedisServer, config: SessionConfig, bound: Duration) ->
         .unwrap()
         .with_cache(CacheConfig::default().with_staleness_bound(bound))
         .unwrap()
+}
+
+/// Waits until `a` refuses `token` (gone, or no ADMIN role) and returns how long that took;
+/// fails if it is still honoured 100 ms after the change.
+async fn refused_within_100ms(a: &RedisStore, token: &Token, what: &str) -> Duration {
+    let changed = Instant::now();
+    loop {
+        let refused = match a.load(token).await.unwrap() {
+            None => true,
+            Some(s) => !s.has_role("ADMIN"),
+        };
+        if refused {
+            return changed.elapsed();
+        }
+        assert!(
+            changed.elapsed() < Duration::from_millis(100),
+            "{what}: still honoured 100 ms after the change"
+        );
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Client commands other than the heartbeat's PINGs.
@@ -52,9 +74,10 @@ async fn a_hot_session_is_served_from_memory() {
     })
     .await;
     let commands = without_pings(commands);
-    // At most one touch (PEXPIRE) can fall due in the loop's few milliseconds.
+    // At most one slide (one transaction: MULTI, PEXPIRE, PTTL, EXEC) can fall due in the
+    // loop's few milliseconds.
     assert!(
-        commands.len() <= 1,
+        commands.len() <= 4,
         "expected no round trips: {commands:#?}"
     );
     let after = store.cache_stats().unwrap();
@@ -83,22 +106,7 @@ async fn changes_made_through_another_store_end_the_cached_copy_within_milliseco
             1 => assert_eq!(b.delete_user_sessions(&user).await.unwrap(), 1),
             _ => assert_eq!(b.set_user_authz(&user, &[], &[]).await.unwrap(), 1),
         }
-        let changed = Instant::now();
-        loop {
-            let refused = match a.load(&token).await.unwrap() {
-                None => true,
-                Some(s) => !s.has_role("ADMIN"),
-            };
-            if refused {
-                windows.push(changed.elapsed());
-                break;
-            }
-            assert!(
-                changed.elapsed() < Duration::from_millis(100),
-                "round {round}: still honoured 100 ms after the change"
-            );
-            tokio::task::yield_now().await;
-        }
+        windows.push(refused_within_100ms(&a, &token, &format!("round {round}")).await);
     }
     windows.sort();
     println!(
@@ -182,4 +190,41 @@ async fn flushall_and_a_restart_empty_the_cache() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(store.load(&token).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_this_server_slid_is_still_invalidated() {
+    let server = RedisServer::start_local().unwrap();
+    // Slides fall due every 20 ms of use.
+    let config = SessionConfig::builder()
+        .key_prefix(unique_prefix())
+        .operation_timeout(Duration::from_millis(300))
+        .touch_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let a = cached(&server, config.clone(), Duration::from_secs(1)).await;
+    let b = RedisStore::connect(server.url(), config).await.unwrap();
+    for round in 0..3 {
+        let user = format!("frank-{round}");
+        let (token, _) = b
+            .create(NewSession::new(user.as_str()).with_roles(["ADMIN"]))
+            .await
+            .unwrap();
+        assert!(a.load(&token).await.unwrap().is_some());
+        // A hit after the touch interval slides the expiry (PEXPIRE on the tracking connection).
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let before = a.cache_stats().unwrap().hits;
+        assert!(a.load(&token).await.unwrap().is_some());
+        assert_eq!(
+            a.cache_stats().unwrap().hits,
+            before + 1,
+            "a hit that slides"
+        );
+        match round {
+            0 => assert!(b.delete(&token).await.unwrap()),
+            1 => assert_eq!(b.delete_user_sessions(&user).await.unwrap(), 1),
+            _ => assert_eq!(b.set_user_authz(&user, &[], &[]).await.unwrap(), 1),
+        }
+        refused_within_100ms(&a, &token, &format!("round {round}")).await;
+    }
 }

@@ -351,7 +351,7 @@ impl RedisStore {
         let touch_every = duration_ms(self.config.touch_interval());
         let ticket = match cache.lookup(&key, now, idle, touch_every) {
             Lookup::Hit { record, touch } => {
-                if touch && !self.touch(cache, &session_key, idle).await? {
+                if touch && !cache.touch(&self.target, &session_key, idle).await? {
                     cache.forget(&key);
                     return Ok(None);
                 }
@@ -397,7 +397,7 @@ impl RedisStore {
         }
         let mut expires_ms = now + left;
         if idle.saturating_sub(left) >= touch_every {
-            if !self.touch(cache, &session_key, idle).await? {
+            if !cache.touch(&self.target, &session_key, idle).await? {
                 return Ok(None);
             }
             expires_ms = now + idle;
@@ -406,21 +406,6 @@ impl RedisStore {
         let record = Arc::new(record);
         cache.fill(key, ticket, Arc::clone(&record), expires_ms, bytes.len());
         Ok(Some(Session { key, record }))
-    }
-
-    /// Slides the idle expiry (`PEXPIRE`) on the cache's tracking connection, whose own writes
-    /// do not invalidate its own copies (`NOLOOP`). False when the key is gone.
-    async fn touch(&self, cache: &SessionCache, session_key: &[u8], idle: u64) -> Result<bool> {
-        let slid: i64 = cache
-            .on_tracking(&self.target, |mut c| async move {
-                redis::cmd("PEXPIRE")
-                    .arg(session_key)
-                    .arg(idle)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(slid == 1)
     }
 
     /// The user's index entries, oldest first.

@@ -8,9 +8,10 @@
 //! - a miss reads the session with `GET` + `PTTL` (both reads, so Redis tracks the key) on the
 //!   tracking connection, decodes the record and keeps it with the key's expiry;
 //! - a hit answers from memory: no round trip. It also slides the idle expiry at most once per
-//!   touch interval (`PEXPIRE`, on the tracking connection, which has `NOLOOP` so its own touch
-//!   does not invalidate its own copy; every other server's copy is invalidated once and
-//!   refilled by its next request);
+//!   touch interval (`MULTI` `PEXPIRE` `PTTL` `EXEC` on the tracking connection: `NOLOOP` spares
+//!   its own copy the invalidation, but Redis forgets that the connection tracks a key it
+//!   changed, so the `PTTL` in the same transaction makes Redis track it again; every other
+//!   server's copy is invalidated once and refilled by its next request);
 //! - every change to the key by anybody else (logout, revocation, role change, data, eviction,
 //!   expiry, `FLUSHALL`) arrives as an invalidation push, handled on the connection's reader
 //!   task before any later reply, and drops the entry;
@@ -339,6 +340,36 @@ impl SessionCache {
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
         self.inner.on_tracking(target, f).await
+    }
+
+    /// Slides the idle expiry of `session_key` to `idle` ms; false when the key is gone.
+    ///
+    /// Our own write ends our tracking of the key: Redis drops a key from its tracking table
+    /// when it invalidates it, and `NOLOOP` only spares us the push. A bare `PEXPIRE` therefore
+    /// left the cached copy untracked, and a later demotion (or, until the next slide, a
+    /// logout) made through another server never reached it. So the slide and a read that
+    /// tracks the key again (`PTTL`) run as one transaction: no change by another client can
+    /// fall between them. The pipeline is one write on the connection, so no other caller's
+    /// command lands inside the transaction.
+    pub(crate) async fn touch(&self, target: &str, session_key: &[u8], idle: u64) -> Result<bool> {
+        let ((slid, _left),): ((i64, i64),) = self
+            .on_tracking(target, |mut c| async move {
+                redis::pipe()
+                    .cmd("MULTI")
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(session_key)
+                    .arg(idle)
+                    .ignore()
+                    .cmd("PTTL")
+                    .arg(session_key)
+                    .ignore()
+                    .cmd("EXEC")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(slid == 1)
     }
 
     /// Waits until every invalidation for writes that completed before this call has been
