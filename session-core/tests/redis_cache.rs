@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use redis_harness::RedisServer;
 use session_core::testing::conformance::unique_prefix;
@@ -25,6 +25,30 @@ async fn cached(server: &RedisServer, config: SessionConfig, bound: Duration) ->
         .await
         .unwrap()
         .with_cache(CacheConfig::default().with_staleness_bound(bound))
+        .unwrap()
+}
+
+/// A plain connection of the test's own (not the store's).
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Keys in Redis's tracking table (`INFO stats`), for every client, connected or not.
+async fn tracked_keys(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("tracking_total_keys:"))
+        .expect("INFO stats has tracking_total_keys (Redis 6+)")
+        .trim()
+        .parse()
         .unwrap()
 }
 
@@ -74,10 +98,10 @@ async fn a_hot_session_is_served_from_memory() {
     })
     .await;
     let commands = without_pings(commands);
-    // At most one slide (one transaction: MULTI, PEXPIRE, PTTL, EXEC) can fall due in the
+    // At most one slide (CLIENT CACHING, MULTI, PEXPIRE, PTTL, EXEC) can fall due in the
     // loop's few milliseconds.
     assert!(
-        commands.len() <= 4,
+        commands.len() <= 5,
         "expected no round trips: {commands:#?}"
     );
     let after = store.cache_stats().unwrap();
@@ -227,4 +251,45 @@ async fn a_session_this_server_slid_is_still_invalidated() {
         }
         refused_within_100ms(&a, &token, &format!("round {round}")).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_tokens_leave_no_entries_in_redis_tracking_table() {
+    let server = RedisServer::start_local().unwrap();
+    let config = config();
+    let a = cached(&server, config.clone(), Duration::from_secs(1)).await;
+    let b = RedisStore::connect(server.url(), config).await.unwrap();
+    let mut conn = raw(&server).await;
+    let (token, _) = b
+        .create(NewSession::new("erin").with_roles(["ADMIN"]))
+        .await
+        .unwrap();
+    assert!(a.load(&token).await.unwrap().is_some()); // the miss that fills the cache
+    let before = tracked_keys(&mut conn).await;
+    assert_eq!(before, 1, "the real session is tracked");
+
+    // Random, well-formed tokens (a deadline a day away: past the token check, into the cache's
+    // miss path), as a client probing `GET /me` would send them.
+    let deadline = SystemTime::now() + Duration::from_secs(86_400);
+    for _ in 0..2_000 {
+        let made_up = Token::generate(deadline).unwrap();
+        assert!(a.load(&made_up).await.unwrap().is_none());
+    }
+    let after = tracked_keys(&mut conn).await;
+    println!("tracking table: {before} keys before 2000 made-up tokens, {after} after");
+    assert_eq!(
+        after, before,
+        "2000 made-up tokens grew Redis's tracking table from {before} to {after} keys"
+    );
+
+    // The real session is still served from memory, and still invalidated.
+    let hits = a.cache_stats().unwrap().hits;
+    assert!(a.load(&token).await.unwrap().is_some());
+    assert_eq!(
+        a.cache_stats().unwrap().hits,
+        hits + 1,
+        "served from memory"
+    );
+    assert!(b.delete(&token).await.unwrap());
+    refused_within_100ms(&a, &token, "logout through another store").await;
 }

@@ -54,7 +54,7 @@ use async_trait::async_trait;
 use redis::RedisResult;
 
 pub use self::cache::{CacheConfig, CacheStats};
-use self::cache::{Lookup, SessionCache};
+use self::cache::{Lookup, Read, SessionCache};
 use self::conn::Pools;
 pub use self::conn::{Connection, RedisTarget};
 use self::keys::{member_key, KeyLayout};
@@ -359,32 +359,13 @@ impl RedisStore {
             }
             Lookup::Miss { ticket } => ticket,
         };
-        let read = cache
-            .on_tracking(&self.target, |mut c| {
-                let session_key = &session_key;
-                async move {
-                    // Two reads, so Redis tracks the key for this connection.
-                    let read = redis::pipe()
-                        .cmd("GET")
-                        .arg(session_key)
-                        .cmd("PTTL")
-                        .arg(session_key)
-                        .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
-                        .await;
-                    match read {
-                        Ok(found) => Ok(Some(found)),
-                        Err(e) if is_wrong_type(&e) => Ok(None),
-                        Err(e) => Err(e),
-                    }
-                }
-            })
-            .await?;
-        let Some((bytes, pttl)) = read else {
-            log_unreadable(key, &"a value of another type");
-            return Ok(None);
-        };
-        let Some(bytes) = bytes else {
-            return Ok(None);
+        let (bytes, pttl) = match cache.read(&self.target, &session_key).await? {
+            Read::Found { bytes, pttl } => (bytes, pttl),
+            Read::Missing => return Ok(None),
+            Read::OtherType => {
+                log_unreadable(key, &"a value of another type");
+                return Ok(None);
+            }
         };
         let Some(mut record) = decode_logged(key, &bytes) else {
             return Ok(None);

@@ -3,15 +3,21 @@
 //!
 //! Redis tracks which keys a client has read (`CLIENT TRACKING`, RESP3) and pushes an
 //! invalidation to that client when any client changes or deletes one of them. The cache keeps
-//! one dedicated **tracking connection** per store:
+//! one dedicated **tracking connection** per store, in `OPTIN` mode: Redis tracks only the keys
+//! of a command right after `CLIENT CACHING YES`, so only sessions that exist cost Redis memory.
 //!
-//! - a miss reads the session with `GET` + `PTTL` (both reads, so Redis tracks the key) on the
-//!   tracking connection, decodes the record and keeps it with the key's expiry;
+//! - a miss first asks, untracked, whether the key exists (`TYPE`). A made-up token ends there:
+//!   no session, nothing cached and nothing in Redis's tracking table (which would otherwise
+//!   grow by one key, about 140 bytes, per request with a random token, and keep it after the
+//!   connection is gone). For a key that exists, `CLIENT CACHING YES` + `GET` + `PTTL` (one
+//!   pipeline, one write: no other caller's command can come between the opt-in and the `GET`)
+//!   reads it tracked; the record is decoded and kept with the key's expiry;
 //! - a hit answers from memory: no round trip. It also slides the idle expiry at most once per
-//!   touch interval (`MULTI` `PEXPIRE` `PTTL` `EXEC` on the tracking connection: `NOLOOP` spares
-//!   its own copy the invalidation, but Redis forgets that the connection tracks a key it
-//!   changed, so the `PTTL` in the same transaction makes Redis track it again; every other
-//!   server's copy is invalidated once and refilled by its next request);
+//!   touch interval (`CLIENT CACHING YES` + `MULTI` `PEXPIRE` `PTTL` `EXEC` on the tracking
+//!   connection: `NOLOOP` spares its own copy the invalidation, but Redis forgets that the
+//!   connection tracks a key it changed, so the `PTTL` in the same transaction, opted in, makes
+//!   Redis track it again; every other server's copy is invalidated once and refilled by its
+//!   next request);
 //! - every change to the key by anybody else (logout, revocation, role change, data, eviction,
 //!   expiry, `FLUSHALL`) arrives as an invalidation push, handled on the connection's reader
 //!   task before any later reply, and drops the entry;
@@ -149,6 +155,16 @@ pub(crate) enum Lookup {
     Hit { record: Arc<Record>, touch: bool },
     /// Ask Redis; `ticket` makes the fill safe against a racing invalidation.
     Miss { ticket: Ticket },
+}
+
+/// What a miss found in Redis ([`SessionCache::read`]).
+pub(crate) enum Read {
+    /// No such key; nothing was tracked.
+    Missing,
+    /// A key of another type than a record's (a string); nothing was tracked.
+    OtherType,
+    /// The stored bytes and the key's `PTTL` (ms), read tracked.
+    Found { bytes: Vec<u8>, pttl: i64 },
 }
 
 /// Taken before a read that may fill the cache.
@@ -334,12 +350,53 @@ impl SessionCache {
 
     /// Runs `f` on the tracking connection (connecting it if needed) within the operation
     /// timeout. A failure empties the cache and drops the connection.
-    pub(crate) async fn on_tracking<T, F, Fut>(&self, target: &str, f: F) -> Result<T>
+    async fn on_tracking<T, F, Fut>(&self, target: &str, f: F) -> Result<T>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
         self.inner.on_tracking(target, f).await
+    }
+
+    /// Reads `session_key` for a miss, making Redis track it only if it exists.
+    ///
+    /// Two round trips for a session that exists (once per session and server, and again after
+    /// each invalidation), one for a key that does not.
+    pub(crate) async fn read(&self, target: &str, session_key: &[u8]) -> Result<Read> {
+        self.on_tracking(target, |mut c| async move {
+            // Untracked: the connection is OPTIN and this command is not opted in.
+            let kind: String = redis::cmd("TYPE")
+                .arg(session_key)
+                .query_async(&mut c)
+                .await?;
+            match kind.as_str() {
+                "none" => return Ok(Read::Missing),
+                "string" => {}
+                _ => return Ok(Read::OtherType),
+            }
+            // `CLIENT CACHING YES` opts in the next command of this connection, the `GET`
+            // (tracking the key once is enough; the `PTTL` is not opted in). A pipeline is one
+            // write on the multiplexed connection, so no other caller's command comes between.
+            // A change between the `GET` and the fill is caught by the caller's ticket.
+            let (bytes, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+                .cmd("CLIENT")
+                .arg("CACHING")
+                .arg("YES")
+                .ignore()
+                .cmd("GET")
+                .arg(session_key)
+                .cmd("PTTL")
+                .arg(session_key)
+                .query_async(&mut c)
+                .await?;
+            Ok(match bytes {
+                Some(bytes) => Read::Found { bytes, pttl },
+                // Ended between the two reads (the key stays in the tracking table until it is
+                // written again: one entry, for a key that existed).
+                None => Read::Missing,
+            })
+        })
+        .await
     }
 
     /// Slides the idle expiry of `session_key` to `idle` ms; false when the key is gone.
@@ -349,12 +406,18 @@ impl SessionCache {
     /// left the cached copy untracked, and a later demotion (or, until the next slide, a
     /// logout) made through another server never reached it. So the slide and a read that
     /// tracks the key again (`PTTL`) run as one transaction: no change by another client can
-    /// fall between them. The pipeline is one write on the connection, so no other caller's
-    /// command lands inside the transaction.
+    /// fall between them. `CLIENT CACHING YES` before `MULTI` opts in the whole transaction
+    /// (Redis keeps the opt-in until `EXEC`). The pipeline is one write on the connection, so no
+    /// other caller's command lands between the opt-in and `EXEC`. Only keys this cache holds
+    /// (so keys that existed) are slid.
     pub(crate) async fn touch(&self, target: &str, session_key: &[u8], idle: u64) -> Result<bool> {
         let ((slid, _left),): ((i64, i64),) = self
             .on_tracking(target, |mut c| async move {
                 redis::pipe()
+                    .cmd("CLIENT")
+                    .arg("CACHING")
+                    .arg("YES")
+                    .ignore()
                     .cmd("MULTI")
                     .ignore()
                     .cmd("PEXPIRE")
@@ -424,7 +487,8 @@ impl Inner {
     }
 
     /// Opens the tracking connection: RESP3, invalidation pushes handled on its reader task,
-    /// `CLIENT TRACKING ON NOLOOP`.
+    /// `CLIENT TRACKING ON OPTIN NOLOOP` (see the module docs: only keys read right after
+    /// `CLIENT CACHING YES` are tracked).
     async fn connect(
         self: &Arc<Self>,
     ) -> std::result::Result<(u64, MultiplexedConnection), (Option<u64>, RedisError)> {
@@ -466,6 +530,7 @@ impl Inner {
         redis::cmd("CLIENT")
             .arg("TRACKING")
             .arg("ON")
+            .arg("OPTIN")
             .arg("NOLOOP")
             .query_async::<()>(&mut conn)
             .await
