@@ -293,3 +293,119 @@ async fn made_up_tokens_leave_no_entries_in_redis_tracking_table() {
     assert!(b.delete(&token).await.unwrap());
     refused_within_100ms(&a, &token, "logout through another store").await;
 }
+
+/// Keeps Redis busy for ARGV[1] microseconds.
+const BUSY_SCRIPT: &str = "local t = redis.call('TIME') \
+    local start = tonumber(t[1]) * 1000000 + tonumber(t[2]) \
+    repeat local n = redis.call('TIME') \
+    until tonumber(n[1]) * 1000000 + tonumber(n[2]) - start >= tonumber(ARGV[1])";
+
+/// The id of the cache's tracking connection (`CLIENT LIST`, by the name the cache gives it).
+async fn cache_client_id(admin: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(admin)
+        .await
+        .unwrap();
+    list.lines()
+        .find(|l| l.split(' ').any(|f| f == "name=session-core-cache"))
+        .and_then(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .unwrap_or_else(|| panic!("no tracking connection named session-core-cache: {list}"))
+        .parse()
+        .unwrap()
+}
+
+/// Kills the connection `id` right after keeping Redis busy for 300 ms, so that whatever the
+/// cache sends on it meanwhile is in flight when it dies: a reset found by the next request, not
+/// by the driver reading an EOF first (a kill of an idle connection usually is, and then the
+/// next request reconnects anyway).
+async fn kill_after_busy(server: &RedisServer, id: u64) -> tokio::task::JoinHandle<()> {
+    let mut killer = raw(server).await;
+    let kill = tokio::spawn(async move {
+        redis::pipe()
+            .cmd("EVAL")
+            .arg(BUSY_SCRIPT)
+            .arg(0)
+            .arg(300_000)
+            .ignore()
+            .cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .ignore()
+            .query_async::<()>(&mut killer)
+            .await
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await; // the script is running
+    kill
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_tracking_connection_is_replaced_without_a_503() {
+    let server = RedisServer::start_local().unwrap();
+    // Room for the 300 ms stall within one operation.
+    let config = SessionConfig::builder()
+        .key_prefix(unique_prefix())
+        .operation_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let store = cached(&server, config, Duration::from_secs(1)).await;
+    let mut admin = raw(&server).await;
+    for round in 0..3 {
+        let user = format!("grace-{round}");
+        let (idle_kill, _) = store.create(NewSession::new(user.as_str())).await.unwrap();
+        let (busy_kill, _) = store.create(NewSession::new(user.as_str())).await.unwrap();
+        // The tracking connection is up (a load of another session opened it).
+        let (warm, _) = store.create(NewSession::new("heidi")).await.unwrap();
+        assert!(store.load(&warm).await.unwrap().is_some());
+
+        // An idle connection killed, then a miss.
+        let id = cache_client_id(&mut admin).await;
+        let () = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        match store.load(&idle_kill).await {
+            Ok(Some(s)) => assert_eq!(s.user_id(), user),
+            other => panic!("round {round}: a miss after a kill answered {other:?}"),
+        }
+
+        // A miss whose read is in flight when its connection is reset.
+        let flushes = store.cache_stats().unwrap().flushes;
+        let kill = kill_after_busy(&server, cache_client_id(&mut admin).await).await;
+        match store.load(&busy_kill).await {
+            Ok(Some(s)) => assert_eq!(s.user_id(), user),
+            other => panic!("round {round}: a miss after a reset answered {other:?}"),
+        }
+        kill.await.unwrap();
+        assert!(
+            store.cache_stats().unwrap().flushes > flushes,
+            "round {round}: the cache was not emptied when its connection was replaced"
+        );
+
+        // A logout while the tracking connection is reset: it succeeds and the session is
+        // gone. (The write's barrier finds the connection dead, or already given up: either
+        // way the cache was emptied.)
+        assert!(store.load(&busy_kill).await.unwrap().is_some()); // fills the cache
+        assert!(store.load(&busy_kill).await.unwrap().is_some()); // from memory
+        let kill = kill_after_busy(&server, cache_client_id(&mut admin).await).await;
+        assert!(
+            store.delete(&busy_kill).await.unwrap(),
+            "round {round}: logout"
+        );
+        kill.await.unwrap();
+        assert!(
+            store.load(&busy_kill).await.unwrap().is_none(),
+            "round {round}"
+        );
+        assert!(store.delete(&idle_kill).await.unwrap(), "round {round}");
+        assert!(
+            store.load(&idle_kill).await.unwrap().is_none(),
+            "round {round}"
+        );
+    }
+}

@@ -24,7 +24,11 @@
 //! - a **heartbeat** (`PING` on the tracking connection) proves that invalidations still arrive:
 //!   entries are trusted only while the last heartbeat answered within the staleness bound. A
 //!   lost, silent or restarted connection therefore empties the cache, and until Redis answers
-//!   again every request goes to Redis, which fails closed (503) exactly as without a cache.
+//!   again every request goes to Redis, which fails closed (503) exactly as without a cache;
+//! - a command that finds its connection reset or closed (before the reader noticed) is tried
+//!   once more on a new connection (the cache was emptied when the old one was given up), so a
+//!   reset alone does not answer 503 while Redis is up. Timeouts, refused connections and error
+//!   replies are not retried.
 //!
 //! A fill races its own invalidation: the reply can reach the caller after the push that
 //! invalidates it was handled. Each shard counts the invalidations it has seen; a fill is kept
@@ -47,6 +51,9 @@ use crate::record::{duration_ms, now_ms, Record};
 use crate::token::{SessionKey, SESSION_KEY_BYTES};
 
 const SHARDS: usize = 16;
+
+/// The tracking connection's name in `CLIENT LIST`.
+const CLIENT_NAME: &str = "session-core-cache";
 
 /// Settings of the client-side session cache ([`RedisStore::with_cache`](crate::RedisStore::with_cache)).
 ///
@@ -165,6 +172,13 @@ pub(crate) enum Read {
     OtherType,
     /// The stored bytes and the key's `PTTL` (ms), read tracked.
     Found { bytes: Vec<u8>, pttl: i64 },
+}
+
+/// A failed try on the tracking connection.
+struct Failed {
+    /// The connection was reset or closed under the command: worth one more try.
+    reset: bool,
+    error: Error,
 }
 
 /// Taken before a read that may fill the cache.
@@ -348,11 +362,10 @@ impl SessionCache {
         self.inner.invalidate(key);
     }
 
-    /// Runs `f` on the tracking connection (connecting it if needed) within the operation
-    /// timeout. A failure empties the cache and drops the connection.
+    /// Runs `f` on the tracking connection: see [`Inner::on_tracking`] (`f` may run twice).
     async fn on_tracking<T, F, Fut>(&self, target: &str, f: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
         self.inner.on_tracking(target, f).await
@@ -436,16 +449,24 @@ impl SessionCache {
     }
 
     /// Waits until every invalidation for writes that completed before this call has been
-    /// handled: a `PING` on the tracking connection is answered after them.
+    /// handled: a `PING` on the tracking connection is answered after them. If that cannot be
+    /// shown, the cache is emptied instead, which serves the caller as well: a reset
+    /// connection is replaced (emptying the cache) and pinged again; any other failure empties
+    /// it here and is returned for the record.
     pub(crate) async fn barrier(&self, target: &str) -> Result<()> {
         if self.inner.conn_if_any().is_none() {
             // No tracking connection: nothing is cached.
             return Ok(());
         }
-        self.on_tracking(target, |mut c| async move {
-            redis::cmd("PING").query_async::<()>(&mut c).await
-        })
-        .await
+        let pinged = self
+            .on_tracking(target, |mut c| async move {
+                redis::cmd("PING").query_async::<()>(&mut c).await
+            })
+            .await;
+        if pinged.is_err() {
+            self.inner.flush();
+        }
+        pinged
     }
 }
 
@@ -458,9 +479,38 @@ impl Inner {
             .map(|(g, c)| (*g, c.clone()))
     }
 
+    /// Runs `f` on the tracking connection (connecting it if needed), each try within the
+    /// operation timeout. A failure gives the connection up and empties the cache.
+    ///
+    /// A command that failed because its connection was reset or closed under it (a killed
+    /// client, a reset from a proxy or firewall, a restarted Redis, noticed by the next request
+    /// before the reader saw the end of the stream) is tried once more, on a fresh connection:
+    /// Redis may well be up, and answering 503 there failed requests (a logout among them)
+    /// that Redis could serve. A timeout, a refused connection or an error reply is not retried,
+    /// and a failed second try is the answer: fail closed. `f` may therefore run twice; every
+    /// command the cache sends may (reads, `PING`, a slide to the same expiry).
     async fn on_tracking<T, F, Fut>(self: &Arc<Self>, target: &str, f: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        match self.try_on_tracking(target, &f).await {
+            Err(Failed { reset: true, .. }) => self
+                .try_on_tracking(target, &f)
+                .await
+                .map_err(|failed| failed.error),
+            done => done.map_err(|failed| failed.error),
+        }
+    }
+
+    /// One try of [`Inner::on_tracking`].
+    async fn try_on_tracking<T, F, Fut>(
+        self: &Arc<Self>,
+        target: &str,
+        f: &F,
+    ) -> std::result::Result<T, Failed>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
         let limit = self.operation_timeout;
@@ -477,11 +527,19 @@ impl Inner {
                 if e.code().is_none() || e.is_unrecoverable_error() {
                     self.lost(generation);
                 }
-                Err(unavailable(&e, target))
+                Err(Failed {
+                    // A connection we had, gone (not a connect that failed: then Redis is
+                    // unreachable, and trying again at once would not change that).
+                    reset: generation.is_some() && e.is_connection_dropped(),
+                    error: unavailable(&e, target),
+                })
             }
             Err(_) => {
                 self.lost(None);
-                Err(Error::timed_out(limit))
+                Err(Failed {
+                    reset: false,
+                    error: Error::timed_out(limit),
+                })
             }
         }
     }
@@ -527,11 +585,18 @@ impl Inner {
                 )
             })?
             .map_err(|e| (None, e))?;
-        redis::cmd("CLIENT")
+        redis::pipe()
+            // Named, so that operators (and tests) find it in `CLIENT LIST`.
+            .cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(CLIENT_NAME)
+            .ignore()
+            .cmd("CLIENT")
             .arg("TRACKING")
             .arg("ON")
             .arg("OPTIN")
             .arg("NOLOOP")
+            .ignore()
             .query_async::<()>(&mut conn)
             .await
             .map_err(|e| (None, e))?;
