@@ -4,11 +4,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use redis_harness::RedisServer;
 use session_core::testing::conformance::unique_prefix;
-use session_core::{CacheConfig, Error, NewSession, RedisStore, SessionConfig, SessionStore};
+use session_core::{
+    CacheConfig, Error, NewSession, RedisStore, SessionConfig, SessionStore, Token,
+};
 
 fn config() -> SessionConfig {
     SessionConfig::builder()
@@ -24,6 +26,50 @@ async fn cached(server: &RedisServer, config: SessionConfig, bound: Duration) ->
         .unwrap()
         .with_cache(CacheConfig::default().with_staleness_bound(bound))
         .unwrap()
+}
+
+/// A plain connection of the test's own (not the store's).
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Keys in Redis's tracking table (`INFO stats`), for every client, connected or not.
+async fn tracked_keys(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("tracking_total_keys:"))
+        .expect("INFO stats has tracking_total_keys (Redis 6+)")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until `a` refuses `token` (gone, or no ADMIN role) and returns how long that took;
+/// fails if it is still honoured 100 ms after the change.
+async fn refused_within_100ms(a: &RedisStore, token: &Token, what: &str) -> Duration {
+    let changed = Instant::now();
+    loop {
+        let refused = match a.load(token).await.unwrap() {
+            None => true,
+            Some(s) => !s.has_role("ADMIN"),
+        };
+        if refused {
+            return changed.elapsed();
+        }
+        assert!(
+            changed.elapsed() < Duration::from_millis(100),
+            "{what}: still honoured 100 ms after the change"
+        );
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Client commands other than the heartbeat's PINGs.
@@ -52,9 +98,10 @@ async fn a_hot_session_is_served_from_memory() {
     })
     .await;
     let commands = without_pings(commands);
-    // At most one touch (PEXPIRE) can fall due in the loop's few milliseconds.
+    // At most one slide (CLIENT CACHING, MULTI, PEXPIRE, PTTL, EXEC) can fall due in the
+    // loop's few milliseconds.
     assert!(
-        commands.len() <= 1,
+        commands.len() <= 5,
         "expected no round trips: {commands:#?}"
     );
     let after = store.cache_stats().unwrap();
@@ -83,22 +130,7 @@ async fn changes_made_through_another_store_end_the_cached_copy_within_milliseco
             1 => assert_eq!(b.delete_user_sessions(&user).await.unwrap(), 1),
             _ => assert_eq!(b.set_user_authz(&user, &[], &[]).await.unwrap(), 1),
         }
-        let changed = Instant::now();
-        loop {
-            let refused = match a.load(&token).await.unwrap() {
-                None => true,
-                Some(s) => !s.has_role("ADMIN"),
-            };
-            if refused {
-                windows.push(changed.elapsed());
-                break;
-            }
-            assert!(
-                changed.elapsed() < Duration::from_millis(100),
-                "round {round}: still honoured 100 ms after the change"
-            );
-            tokio::task::yield_now().await;
-        }
+        windows.push(refused_within_100ms(&a, &token, &format!("round {round}")).await);
     }
     windows.sort();
     println!(
@@ -182,4 +214,198 @@ async fn flushall_and_a_restart_empty_the_cache() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(store.load(&token).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_this_server_slid_is_still_invalidated() {
+    let server = RedisServer::start_local().unwrap();
+    // Slides fall due every 20 ms of use.
+    let config = SessionConfig::builder()
+        .key_prefix(unique_prefix())
+        .operation_timeout(Duration::from_millis(300))
+        .touch_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let a = cached(&server, config.clone(), Duration::from_secs(1)).await;
+    let b = RedisStore::connect(server.url(), config).await.unwrap();
+    for round in 0..3 {
+        let user = format!("frank-{round}");
+        let (token, _) = b
+            .create(NewSession::new(user.as_str()).with_roles(["ADMIN"]))
+            .await
+            .unwrap();
+        assert!(a.load(&token).await.unwrap().is_some());
+        // A hit after the touch interval slides the expiry (PEXPIRE on the tracking connection).
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let before = a.cache_stats().unwrap().hits;
+        assert!(a.load(&token).await.unwrap().is_some());
+        assert_eq!(
+            a.cache_stats().unwrap().hits,
+            before + 1,
+            "a hit that slides"
+        );
+        match round {
+            0 => assert!(b.delete(&token).await.unwrap()),
+            1 => assert_eq!(b.delete_user_sessions(&user).await.unwrap(), 1),
+            _ => assert_eq!(b.set_user_authz(&user, &[], &[]).await.unwrap(), 1),
+        }
+        refused_within_100ms(&a, &token, &format!("round {round}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_tokens_leave_no_entries_in_redis_tracking_table() {
+    let server = RedisServer::start_local().unwrap();
+    let config = config();
+    let a = cached(&server, config.clone(), Duration::from_secs(1)).await;
+    let b = RedisStore::connect(server.url(), config).await.unwrap();
+    let mut conn = raw(&server).await;
+    let (token, _) = b
+        .create(NewSession::new("erin").with_roles(["ADMIN"]))
+        .await
+        .unwrap();
+    assert!(a.load(&token).await.unwrap().is_some()); // the miss that fills the cache
+    let before = tracked_keys(&mut conn).await;
+    assert_eq!(before, 1, "the real session is tracked");
+
+    // Random, well-formed tokens (a deadline a day away: past the token check, into the cache's
+    // miss path), as a client probing `GET /me` would send them.
+    let deadline = SystemTime::now() + Duration::from_secs(86_400);
+    for _ in 0..2_000 {
+        let made_up = Token::generate(deadline).unwrap();
+        assert!(a.load(&made_up).await.unwrap().is_none());
+    }
+    let after = tracked_keys(&mut conn).await;
+    println!("tracking table: {before} keys before 2000 made-up tokens, {after} after");
+    assert_eq!(
+        after, before,
+        "2000 made-up tokens grew Redis's tracking table from {before} to {after} keys"
+    );
+
+    // The real session is still served from memory, and still invalidated.
+    let hits = a.cache_stats().unwrap().hits;
+    assert!(a.load(&token).await.unwrap().is_some());
+    assert_eq!(
+        a.cache_stats().unwrap().hits,
+        hits + 1,
+        "served from memory"
+    );
+    assert!(b.delete(&token).await.unwrap());
+    refused_within_100ms(&a, &token, "logout through another store").await;
+}
+
+/// Keeps Redis busy for ARGV[1] microseconds.
+const BUSY_SCRIPT: &str = "local t = redis.call('TIME') \
+    local start = tonumber(t[1]) * 1000000 + tonumber(t[2]) \
+    repeat local n = redis.call('TIME') \
+    until tonumber(n[1]) * 1000000 + tonumber(n[2]) - start >= tonumber(ARGV[1])";
+
+/// The id of the cache's tracking connection (`CLIENT LIST`, by the name the cache gives it).
+async fn cache_client_id(admin: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(admin)
+        .await
+        .unwrap();
+    list.lines()
+        .find(|l| l.split(' ').any(|f| f == "name=session-core-cache"))
+        .and_then(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .unwrap_or_else(|| panic!("no tracking connection named session-core-cache: {list}"))
+        .parse()
+        .unwrap()
+}
+
+/// Kills the connection `id` right after keeping Redis busy for 300 ms, so that whatever the
+/// cache sends on it meanwhile is in flight when it dies: a reset found by the next request, not
+/// by the driver reading an EOF first (a kill of an idle connection usually is, and then the
+/// next request reconnects anyway).
+async fn kill_after_busy(server: &RedisServer, id: u64) -> tokio::task::JoinHandle<()> {
+    let mut killer = raw(server).await;
+    let kill = tokio::spawn(async move {
+        redis::pipe()
+            .cmd("EVAL")
+            .arg(BUSY_SCRIPT)
+            .arg(0)
+            .arg(300_000)
+            .ignore()
+            .cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .ignore()
+            .query_async::<()>(&mut killer)
+            .await
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await; // the script is running
+    kill
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_tracking_connection_is_replaced_without_a_503() {
+    let server = RedisServer::start_local().unwrap();
+    // Room for the 300 ms stall within one operation.
+    let config = SessionConfig::builder()
+        .key_prefix(unique_prefix())
+        .operation_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let store = cached(&server, config, Duration::from_secs(1)).await;
+    let mut admin = raw(&server).await;
+    for round in 0..3 {
+        let user = format!("grace-{round}");
+        let (idle_kill, _) = store.create(NewSession::new(user.as_str())).await.unwrap();
+        let (busy_kill, _) = store.create(NewSession::new(user.as_str())).await.unwrap();
+        // The tracking connection is up (a load of another session opened it).
+        let (warm, _) = store.create(NewSession::new("heidi")).await.unwrap();
+        assert!(store.load(&warm).await.unwrap().is_some());
+
+        // An idle connection killed, then a miss.
+        let id = cache_client_id(&mut admin).await;
+        let () = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        match store.load(&idle_kill).await {
+            Ok(Some(s)) => assert_eq!(s.user_id(), user),
+            other => panic!("round {round}: a miss after a kill answered {other:?}"),
+        }
+
+        // A miss whose read is in flight when its connection is reset.
+        let flushes = store.cache_stats().unwrap().flushes;
+        let kill = kill_after_busy(&server, cache_client_id(&mut admin).await).await;
+        match store.load(&busy_kill).await {
+            Ok(Some(s)) => assert_eq!(s.user_id(), user),
+            other => panic!("round {round}: a miss after a reset answered {other:?}"),
+        }
+        kill.await.unwrap();
+        assert!(
+            store.cache_stats().unwrap().flushes > flushes,
+            "round {round}: the cache was not emptied when its connection was replaced"
+        );
+
+        // A logout while the tracking connection is reset: it succeeds and the session is
+        // gone. (The write's barrier finds the connection dead, or already given up: either
+        // way the cache was emptied.)
+        assert!(store.load(&busy_kill).await.unwrap().is_some()); // fills the cache
+        assert!(store.load(&busy_kill).await.unwrap().is_some()); // from memory
+        let kill = kill_after_busy(&server, cache_client_id(&mut admin).await).await;
+        assert!(
+            store.delete(&busy_kill).await.unwrap(),
+            "round {round}: logout"
+        );
+        kill.await.unwrap();
+        assert!(
+            store.load(&busy_kill).await.unwrap().is_none(),
+            "round {round}"
+        );
+        assert!(store.delete(&idle_kill).await.unwrap(), "round {round}");
+        assert!(
+            store.load(&idle_kill).await.unwrap().is_none(),
+            "round {round}"
+        );
+    }
 }

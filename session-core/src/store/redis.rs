@@ -54,7 +54,7 @@ use async_trait::async_trait;
 use redis::RedisResult;
 
 pub use self::cache::{CacheConfig, CacheStats};
-use self::cache::{Lookup, SessionCache};
+use self::cache::{Lookup, Read, SessionCache};
 use self::conn::Pools;
 pub use self::conn::{Connection, RedisTarget};
 use self::keys::{member_key, KeyLayout};
@@ -352,7 +352,7 @@ impl RedisStore {
         let touch_every = duration_ms(self.config.touch_interval());
         let ticket = match cache.lookup(&key, now, idle, touch_every) {
             Lookup::Hit { record, touch } => {
-                if touch && !self.touch(cache, &session_key, idle).await? {
+                if touch && !cache.touch(&self.target, &session_key, idle).await? {
                     cache.forget(&key);
                     return Ok(None);
                 }
@@ -360,32 +360,13 @@ impl RedisStore {
             }
             Lookup::Miss { ticket } => ticket,
         };
-        let read = cache
-            .on_tracking(&self.target, |mut c| {
-                let session_key = &session_key;
-                async move {
-                    // Two reads, so Redis tracks the key for this connection.
-                    let read = redis::pipe()
-                        .cmd("GET")
-                        .arg(session_key)
-                        .cmd("PTTL")
-                        .arg(session_key)
-                        .query_async::<(Option<Vec<u8>>, i64)>(&mut c)
-                        .await;
-                    match read {
-                        Ok(found) => Ok(Some(found)),
-                        Err(e) if is_wrong_type(&e) => Ok(None),
-                        Err(e) => Err(e),
-                    }
-                }
-            })
-            .await?;
-        let Some((bytes, pttl)) = read else {
-            log_unreadable(key, &"a value of another type");
-            return Ok(None);
-        };
-        let Some(bytes) = bytes else {
-            return Ok(None);
+        let (bytes, pttl) = match cache.read(&self.target, &session_key).await? {
+            Read::Found { bytes, pttl } => (bytes, pttl),
+            Read::Missing => return Ok(None),
+            Read::OtherType => {
+                log_unreadable(key, &"a value of another type");
+                return Ok(None);
+            }
         };
         let Some(mut record) = decode_logged(key, &bytes) else {
             return Ok(None);
@@ -398,7 +379,7 @@ impl RedisStore {
         }
         let mut expires_ms = now + left;
         if idle.saturating_sub(left) >= touch_every {
-            if !self.touch(cache, &session_key, idle).await? {
+            if !cache.touch(&self.target, &session_key, idle).await? {
                 return Ok(None);
             }
             expires_ms = now + idle;
@@ -407,21 +388,6 @@ impl RedisStore {
         let record = Arc::new(record);
         cache.fill(key, ticket, Arc::clone(&record), expires_ms, bytes.len());
         Ok(Some(Session { key, record }))
-    }
-
-    /// Slides the idle expiry (`PEXPIRE`) on the cache's tracking connection, whose own writes
-    /// do not invalidate its own copies (`NOLOOP`). False when the key is gone.
-    async fn touch(&self, cache: &SessionCache, session_key: &[u8], idle: u64) -> Result<bool> {
-        let slid: i64 = cache
-            .on_tracking(&self.target, |mut c| async move {
-                redis::cmd("PEXPIRE")
-                    .arg(session_key)
-                    .arg(idle)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(slid == 1)
     }
 
     /// The user's index entries, oldest first.

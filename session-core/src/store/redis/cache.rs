@@ -3,21 +3,32 @@
 //!
 //! Redis tracks which keys a client has read (`CLIENT TRACKING`, RESP3) and pushes an
 //! invalidation to that client when any client changes or deletes one of them. The cache keeps
-//! one dedicated **tracking connection** per store:
+//! one dedicated **tracking connection** per store, in `OPTIN` mode: Redis tracks only the keys
+//! of a command right after `CLIENT CACHING YES`, so only sessions that exist cost Redis memory.
 //!
-//! - a miss reads the session with `GET` + `PTTL` (both reads, so Redis tracks the key) on the
-//!   tracking connection, decodes the record and keeps it with the key's expiry;
+//! - a miss first asks, untracked, whether the key exists (`TYPE`). A made-up token ends there:
+//!   no session, nothing cached and nothing in Redis's tracking table (which would otherwise
+//!   grow by one key, about 140 bytes, per request with a random token, and keep it after the
+//!   connection is gone). For a key that exists, `CLIENT CACHING YES` + `GET` + `PTTL` (one
+//!   pipeline, one write: no other caller's command can come between the opt-in and the `GET`)
+//!   reads it tracked; the record is decoded and kept with the key's expiry;
 //! - a hit answers from memory: no round trip. It also slides the idle expiry at most once per
-//!   touch interval (`PEXPIRE`, on the tracking connection, which has `NOLOOP` so its own touch
-//!   does not invalidate its own copy; every other server's copy is invalidated once and
-//!   refilled by its next request);
+//!   touch interval (`CLIENT CACHING YES` + `MULTI` `PEXPIRE` `PTTL` `EXEC` on the tracking
+//!   connection: `NOLOOP` spares its own copy the invalidation, but Redis forgets that the
+//!   connection tracks a key it changed, so the `PTTL` in the same transaction, opted in, makes
+//!   Redis track it again; every other server's copy is invalidated once and refilled by its
+//!   next request);
 //! - every change to the key by anybody else (logout, revocation, role change, data, eviction,
 //!   expiry, `FLUSHALL`) arrives as an invalidation push, handled on the connection's reader
 //!   task before any later reply, and drops the entry;
 //! - a **heartbeat** (`PING` on the tracking connection) proves that invalidations still arrive:
 //!   entries are trusted only while the last heartbeat answered within the staleness bound. A
 //!   lost, silent or restarted connection therefore empties the cache, and until Redis answers
-//!   again every request goes to Redis, which fails closed (503) exactly as without a cache.
+//!   again every request goes to Redis, which fails closed (503) exactly as without a cache;
+//! - a command that finds its connection reset or closed (before the reader noticed) is tried
+//!   once more on a new connection (the cache was emptied when the old one was given up), so a
+//!   reset alone does not answer 503 while Redis is up. Timeouts, refused connections and error
+//!   replies are not retried.
 //!
 //! A fill races its own invalidation: the reply can reach the caller after the push that
 //! invalidates it was handled. Each shard counts the invalidations it has seen; a fill is kept
@@ -40,6 +51,9 @@ use crate::record::{duration_ms, now_ms, Record};
 use crate::token::{SessionKey, SESSION_KEY_BYTES};
 
 const SHARDS: usize = 16;
+
+/// The tracking connection's name in `CLIENT LIST`.
+const CLIENT_NAME: &str = "session-core-cache";
 
 /// Settings of the client-side session cache ([`RedisStore::with_cache`](crate::RedisStore::with_cache)).
 ///
@@ -148,6 +162,23 @@ pub(crate) enum Lookup {
     Hit { record: Arc<Record>, touch: bool },
     /// Ask Redis; `ticket` makes the fill safe against a racing invalidation.
     Miss { ticket: Ticket },
+}
+
+/// What a miss found in Redis ([`SessionCache::read`]).
+pub(crate) enum Read {
+    /// No such key; nothing was tracked.
+    Missing,
+    /// A key of another type than a record's (a string); nothing was tracked.
+    OtherType,
+    /// The stored bytes and the key's `PTTL` (ms), read tracked.
+    Found { bytes: Vec<u8>, pttl: i64 },
+}
+
+/// A failed try on the tracking connection.
+struct Failed {
+    /// The connection was reset or closed under the command: worth one more try.
+    reset: bool,
+    error: Error,
 }
 
 /// Taken before a read that may fill the cache.
@@ -331,27 +362,111 @@ impl SessionCache {
         self.inner.invalidate(key);
     }
 
-    /// Runs `f` on the tracking connection (connecting it if needed) within the operation
-    /// timeout. A failure empties the cache and drops the connection.
-    pub(crate) async fn on_tracking<T, F, Fut>(&self, target: &str, f: F) -> Result<T>
+    /// Runs `f` on the tracking connection: see [`Inner::on_tracking`] (`f` may run twice).
+    async fn on_tracking<T, F, Fut>(&self, target: &str, f: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
         self.inner.on_tracking(target, f).await
     }
 
+    /// Reads `session_key` for a miss, making Redis track it only if it exists.
+    ///
+    /// Two round trips for a session that exists (once per session and server, and again after
+    /// each invalidation), one for a key that does not.
+    pub(crate) async fn read(&self, target: &str, session_key: &[u8]) -> Result<Read> {
+        self.on_tracking(target, |mut c| async move {
+            // Untracked: the connection is OPTIN and this command is not opted in.
+            let kind: String = redis::cmd("TYPE")
+                .arg(session_key)
+                .query_async(&mut c)
+                .await?;
+            match kind.as_str() {
+                "none" => return Ok(Read::Missing),
+                "string" => {}
+                _ => return Ok(Read::OtherType),
+            }
+            // `CLIENT CACHING YES` opts in the next command of this connection, the `GET`
+            // (tracking the key once is enough; the `PTTL` is not opted in). A pipeline is one
+            // write on the multiplexed connection, so no other caller's command comes between.
+            // A change between the `GET` and the fill is caught by the caller's ticket.
+            let (bytes, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+                .cmd("CLIENT")
+                .arg("CACHING")
+                .arg("YES")
+                .ignore()
+                .cmd("GET")
+                .arg(session_key)
+                .cmd("PTTL")
+                .arg(session_key)
+                .query_async(&mut c)
+                .await?;
+            Ok(match bytes {
+                Some(bytes) => Read::Found { bytes, pttl },
+                // Ended between the two reads (the key stays in the tracking table until it is
+                // written again: one entry, for a key that existed).
+                None => Read::Missing,
+            })
+        })
+        .await
+    }
+
+    /// Slides the idle expiry of `session_key` to `idle` ms; false when the key is gone.
+    ///
+    /// Our own write ends our tracking of the key: Redis drops a key from its tracking table
+    /// when it invalidates it, and `NOLOOP` only spares us the push. A bare `PEXPIRE` therefore
+    /// left the cached copy untracked, and a later demotion (or, until the next slide, a
+    /// logout) made through another server never reached it. So the slide and a read that
+    /// tracks the key again (`PTTL`) run as one transaction: no change by another client can
+    /// fall between them. `CLIENT CACHING YES` before `MULTI` opts in the whole transaction
+    /// (Redis keeps the opt-in until `EXEC`). The pipeline is one write on the connection, so no
+    /// other caller's command lands between the opt-in and `EXEC`. Only keys this cache holds
+    /// (so keys that existed) are slid.
+    pub(crate) async fn touch(&self, target: &str, session_key: &[u8], idle: u64) -> Result<bool> {
+        let ((slid, _left),): ((i64, i64),) = self
+            .on_tracking(target, |mut c| async move {
+                redis::pipe()
+                    .cmd("CLIENT")
+                    .arg("CACHING")
+                    .arg("YES")
+                    .ignore()
+                    .cmd("MULTI")
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(session_key)
+                    .arg(idle)
+                    .ignore()
+                    .cmd("PTTL")
+                    .arg(session_key)
+                    .ignore()
+                    .cmd("EXEC")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(slid == 1)
+    }
+
     /// Waits until every invalidation for writes that completed before this call has been
-    /// handled: a `PING` on the tracking connection is answered after them.
+    /// handled: a `PING` on the tracking connection is answered after them. If that cannot be
+    /// shown, the cache is emptied instead, which serves the caller as well: a reset
+    /// connection is replaced (emptying the cache) and pinged again; any other failure empties
+    /// it here and is returned for the record.
     pub(crate) async fn barrier(&self, target: &str) -> Result<()> {
         if self.inner.conn_if_any().is_none() {
             // No tracking connection: nothing is cached.
             return Ok(());
         }
-        self.on_tracking(target, |mut c| async move {
-            redis::cmd("PING").query_async::<()>(&mut c).await
-        })
-        .await
+        let pinged = self
+            .on_tracking(target, |mut c| async move {
+                redis::cmd("PING").query_async::<()>(&mut c).await
+            })
+            .await;
+        if pinged.is_err() {
+            self.inner.flush();
+        }
+        pinged
     }
 }
 
@@ -364,9 +479,38 @@ impl Inner {
             .map(|(g, c)| (*g, c.clone()))
     }
 
+    /// Runs `f` on the tracking connection (connecting it if needed), each try within the
+    /// operation timeout. A failure gives the connection up and empties the cache.
+    ///
+    /// A command that failed because its connection was reset or closed under it (a killed
+    /// client, a reset from a proxy or firewall, a restarted Redis, noticed by the next request
+    /// before the reader saw the end of the stream) is tried once more, on a fresh connection:
+    /// Redis may well be up, and answering 503 there failed requests (a logout among them)
+    /// that Redis could serve. A timeout, a refused connection or an error reply is not retried,
+    /// and a failed second try is the answer: fail closed. `f` may therefore run twice; every
+    /// command the cache sends may (reads, `PING`, a slide to the same expiry).
     async fn on_tracking<T, F, Fut>(self: &Arc<Self>, target: &str, f: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        match self.try_on_tracking(target, &f).await {
+            Err(Failed { reset: true, .. }) => self
+                .try_on_tracking(target, &f)
+                .await
+                .map_err(|failed| failed.error),
+            done => done.map_err(|failed| failed.error),
+        }
+    }
+
+    /// One try of [`Inner::on_tracking`].
+    async fn try_on_tracking<T, F, Fut>(
+        self: &Arc<Self>,
+        target: &str,
+        f: &F,
+    ) -> std::result::Result<T, Failed>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
         let limit = self.operation_timeout;
@@ -383,17 +527,26 @@ impl Inner {
                 if e.code().is_none() || e.is_unrecoverable_error() {
                     self.lost(generation);
                 }
-                Err(unavailable(&e, target))
+                Err(Failed {
+                    // A connection we had, gone (not a connect that failed: then Redis is
+                    // unreachable, and trying again at once would not change that).
+                    reset: generation.is_some() && e.is_connection_dropped(),
+                    error: unavailable(&e, target),
+                })
             }
             Err(_) => {
                 self.lost(None);
-                Err(Error::timed_out(limit))
+                Err(Failed {
+                    reset: false,
+                    error: Error::timed_out(limit),
+                })
             }
         }
     }
 
     /// Opens the tracking connection: RESP3, invalidation pushes handled on its reader task,
-    /// `CLIENT TRACKING ON NOLOOP`.
+    /// `CLIENT TRACKING ON OPTIN NOLOOP` (see the module docs: only keys read right after
+    /// `CLIENT CACHING YES` are tracked).
     async fn connect(
         self: &Arc<Self>,
     ) -> std::result::Result<(u64, MultiplexedConnection), (Option<u64>, RedisError)> {
@@ -432,10 +585,18 @@ impl Inner {
                 )
             })?
             .map_err(|e| (None, e))?;
-        redis::cmd("CLIENT")
+        redis::pipe()
+            // Named, so that operators (and tests) find it in `CLIENT LIST`.
+            .cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(CLIENT_NAME)
+            .ignore()
+            .cmd("CLIENT")
             .arg("TRACKING")
             .arg("ON")
+            .arg("OPTIN")
             .arg("NOLOOP")
+            .ignore()
             .query_async::<()>(&mut conn)
             .await
             .map_err(|e| (None, e))?;
