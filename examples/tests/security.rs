@@ -98,10 +98,10 @@ async fn password_checks_beyond_login_queue_max_get_503_busy_at_once() {
             "/login",
             json!({"username": "admin", "password": "admin-password"}),
         ),
-        // A name that cannot be an account still costs a (dummy) hash: it counts.
+        // A name that could be an account costs a (dummy) hash: it counts.
         (
             "/login",
-            json!({"username": "no such user!", "password": "x"}),
+            json!({"username": "nobody-here", "password": "some-password"}),
         ),
         (
             "/register",
@@ -123,6 +123,16 @@ async fn password_checks_beyond_login_queue_max_get_503_busy_at_once() {
             "{path}: the busy answer took {took:?}: it waited in the queue"
         );
     }
+    // A name that cannot be an account costs no place and no hash: refused at once even now.
+    let started = Instant::now();
+    c.post(
+        "/login",
+        None,
+        json!({"username": "no such user!", "password": "x"}),
+    )
+    .await
+    .assert_error(401, "invalid_credentials");
+    assert!(started.elapsed() < Duration::from_millis(500));
     redis.resume();
     let blocked = blocker.await.unwrap();
     assert!(blocked.is_err(), "the wrong password logged in");
@@ -131,6 +141,79 @@ async fn password_checks_beyond_login_queue_max_get_503_busy_at_once() {
     c.register("newcomer", "new-password")
         .await
         .assert_status(201);
+}
+
+/// Logins from `clients` addresses (127.0.1.x), `per_client` connections each, looping
+/// `POST /login` for a name that could be an account (a dummy hash each) until `stop`; returns
+/// how many answers were 503 `busy`.
+async fn flood(server: &Server, clients: u8, per_client: usize, stop: Instant) -> usize {
+    let tasks: Vec<_> = (0..clients)
+        .flat_map(|i| {
+            let c = server.client_from(std::net::IpAddr::from([127, 0, 1, i + 1]));
+            (0..per_client).map(move |_| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let mut busy = 0;
+                    while Instant::now() < stop {
+                        let body = json!({"username": "nobody-here", "password": "guess-12345"});
+                        if c.post("/login", None, body).await.code() == "busy" {
+                            busy += 1;
+                        }
+                    }
+                    busy
+                })
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for t in tasks {
+        busy += t.await.expect("flood task");
+    }
+    busy
+}
+
+/// Security round 3, medium finding: 100 connections from one client flooding `POST /login`
+/// kept the password queue full, so every real login got 503. One client now holds at most
+/// `LOGIN_QUEUE_PER_CLIENT` places (default an eighth of `LOGIN_QUEUE_MAX`): a real user's
+/// logins from another address succeed during such a flood. The same flood from 100 addresses
+/// still gets 503 `busy` (the queue stays bounded).
+#[tokio::test]
+async fn one_client_flooding_logins_leaves_places_for_everyone_else() {
+    let redis = redis();
+    let server = ServerBuilder::redis(redis.url())
+        .env("LOGIN_MAX_FAILURES", 1_000_000)
+        .start()
+        .await;
+    let user = server.client_from(std::net::IpAddr::from([127, 0, 0, 1]));
+    let stop = Instant::now() + Duration::from_secs(4);
+    let flooder = {
+        let server_flood = flood(&server, 1, 100, stop);
+        let user_logins = async {
+            // Let the flood fill its share first.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut ok = 0;
+            for _ in 0..20 {
+                if user.login(ALICE.0, ALICE.1).await.is_ok() {
+                    ok += 1;
+                }
+            }
+            ok
+        };
+        tokio::join!(server_flood, user_logins)
+    };
+    let (busy, ok) = flooder;
+    eprintln!(
+        "one client's flood: {ok} of 20 real logins succeeded; {busy} flood answers were busy"
+    );
+    assert!(busy > 0, "the flood never hit its share: it tested nothing");
+    assert!(
+        ok >= 18,
+        "only {ok} of 20 logins succeeded during one client's flood"
+    );
+
+    // 100 addresses, one connection each: the queue (64 places) fills and answers 503.
+    let busy = flood(&server, 100, 1, Instant::now() + Duration::from_secs(2)).await;
+    assert!(busy > 0, "a flood from 100 addresses never got 503 busy");
 }
 
 // ---------- slow request heads are cut off (finding 5) ----------

@@ -229,12 +229,16 @@ fn free_port() -> u16 {
 }
 
 fn http_client() -> reqwest::Client {
+    http_client_builder()
+        .build()
+        .expect("build the HTTP client")
+}
+
+fn http_client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("build the HTTP client")
 }
 
 /// A running `demo-server`; SIGKILLed when dropped.
@@ -278,6 +282,19 @@ impl Server {
     pub fn fresh_client(&self) -> Client {
         Client {
             http: http_client(),
+            base: self.origin(),
+            cookie_name: self.cookie_name.clone(),
+        }
+    }
+
+    /// A client with a connection pool of its own whose connections come from `local`, a
+    /// loopback address (any of 127.0.0.0/8): to the server, another client.
+    pub fn client_from(&self, local: std::net::IpAddr) -> Client {
+        Client {
+            http: http_client_builder()
+                .local_address(local)
+                .build()
+                .expect("build the HTTP client"),
             base: self.origin(),
             cookie_name: self.cookie_name.clone(),
         }
