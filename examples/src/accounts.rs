@@ -9,7 +9,7 @@ use session_core::redis;
 use session_core::{Error, RedisStore};
 
 /// The role that may manage others; at least one account keeps it (see
-/// [`AccountStore::admin_count`]).
+/// [`AccountStore::release_admin`]).
 pub const ADMIN: &str = "ADMIN";
 
 /// One account.
@@ -32,8 +32,11 @@ pub trait AccountStore: Send + Sync {
     async fn create(&self, account: &Account) -> Result<bool, Error>;
     /// Replaces the roles of `username`; false when there is no such account.
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, Error>;
-    /// How many accounts hold [`ADMIN`].
-    async fn admin_count(&self) -> Result<usize, Error>;
+    /// Before [`ADMIN`] is taken from `username`: takes the account out of the admins unless
+    /// it is the last one, in one atomic step, so that two admins demoting themselves at once
+    /// cannot both succeed. True when the account is no admin now (or was none); false when
+    /// it is the last admin (nothing changes).
+    async fn release_admin(&self, username: &str) -> Result<bool, Error>;
     /// Replaces the password hash of `username`; false when there is no such account.
     async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool, Error>;
 }
@@ -71,12 +74,19 @@ impl AccountStore for MemoryAccounts {
             .is_some())
     }
 
-    async fn admin_count(&self) -> Result<usize, Error> {
-        Ok(self
-            .map()
-            .values()
-            .filter(|a| a.roles.iter().any(|r| r == ADMIN))
-            .count())
+    async fn release_admin(&self, username: &str) -> Result<bool, Error> {
+        let mut map = self.map();
+        let is_admin = |a: &Account| a.roles.iter().any(|r| r == ADMIN);
+        let admins = map.values().filter(|a| is_admin(a)).count();
+        let Some(account) = map.get_mut(username).filter(|a| is_admin(a)) else {
+            return Ok(true);
+        };
+        if admins <= 1 {
+            return Ok(false);
+        }
+        // Under the same lock as the count: the next caller counts one admin fewer.
+        account.roles.retain(|r| r != ADMIN);
+        Ok(true)
     }
 
     async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool, Error> {
@@ -100,6 +110,7 @@ pub struct RedisAccounts {
     create: redis::Script,
     set_roles: redis::Script,
     set_hash: redis::Script,
+    release_admin: redis::Script,
 }
 
 impl RedisAccounts {
@@ -117,6 +128,12 @@ impl RedisAccounts {
             set_roles: redis::Script::new(
                 "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
                  redis.call('HSET', KEYS[1], 'roles', ARGV[1]) return 1",
+            ),
+            // The last-admin rule in one step on the set of admins (one key: one slot).
+            release_admin: redis::Script::new(
+                "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 1 end \
+                 if redis.call('SCARD', KEYS[1]) <= 1 then return 0 end \
+                 redis.call('SREM', KEYS[1], ARGV[1]) return 1",
             ),
             set_hash: redis::Script::new(
                 "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
@@ -215,13 +232,16 @@ impl AccountStore for RedisAccounts {
         Ok(updated == 1)
     }
 
-    async fn admin_count(&self) -> Result<usize, Error> {
+    async fn release_admin(&self, username: &str) -> Result<bool, Error> {
         let key = &self.admins;
-        self.store
-            .on_connection(
-                |mut c| async move { redis::cmd("SCARD").arg(key).query_async(&mut c).await },
-            )
-            .await
+        let script = &self.release_admin;
+        let released: i64 = self
+            .store
+            .on_connection(|mut c| async move {
+                script.key(key).arg(username).invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(released == 1)
     }
 
     async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool, Error> {

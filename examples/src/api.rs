@@ -416,16 +416,16 @@ pub async fn set_roles(
     if state.accounts.get(&username).await?.is_none() {
         return Err(ApiError::not_found("no such user"));
     }
-    // The last admin cannot remove their own ADMIN: nobody could give it back. (Two last
-    // admins demoting themselves at the same instant can both pass this check; the demo
-    // accepts that.)
-    if username == admin.user_id()
-        && !roles.iter().any(|r| r == ADMIN)
-        && state.accounts.admin_count().await? <= 1
-    {
-        return Err(ApiError::conflict(
-            "you are the last admin: give ADMIN to another account first",
-        ));
+    // The last admin keeps ADMIN: nobody could give it back. Checked and taken in one atomic
+    // step of the account store, so two admins demoting themselves at once cannot both pass.
+    // A failure after it leaves the account counted as no admin while it still is one: the
+    // rule then refuses more, never less, until the admin's retry writes the roles again.
+    if !roles.iter().any(|r| r == ADMIN) && !state.accounts.release_admin(&username).await? {
+        return Err(ApiError::conflict(if username == admin.user_id() {
+            "you are the last admin: give ADMIN to another account first"
+        } else {
+            "that account is the last admin: give ADMIN to another account first"
+        }));
     }
     // Two stores, two writes, no transaction across them. The sessions are changed first:
     // `set_user_authz` rewrites every live session of the user and records the new roles for

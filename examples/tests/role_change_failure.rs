@@ -36,8 +36,8 @@ impl AccountStore for RolesUpdateFails {
             detail: "test: the account store failed".to_owned(),
         })
     }
-    async fn admin_count(&self) -> Result<usize, Error> {
-        self.0.admin_count().await
+    async fn release_admin(&self, username: &str) -> Result<bool, Error> {
+        self.0.release_admin(username).await
     }
     async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool, Error> {
         self.0.set_password_hash(username, hash).await

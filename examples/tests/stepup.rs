@@ -293,6 +293,63 @@ async fn the_last_admin_cannot_remove_their_own_admin_role() {
     .assert_error(409, "conflict");
 }
 
+/// Security round 3: two admins demoting themselves at the same moment left no admin in 9 of
+/// 10 rounds. The rule is now one atomic step: in every round exactly one of them succeeds.
+#[tokio::test]
+async fn two_admins_demoting_themselves_at_once_leave_one_admin() {
+    let redis = redis();
+    let server = server(&redis, 300).await;
+    let c = server.client();
+    let admin = c.login_ok("admin", "admin-password").await;
+    let admin_roles = json!({"roles": ["USER", "ADMIN"]});
+    c.put(
+        "/admin/users/alice/roles",
+        Some(&admin),
+        admin_roles.clone(),
+    )
+    .await
+    .assert_status(204);
+    for round in 0..10 {
+        let (a, b) = (
+            c.login_ok("admin", "admin-password").await,
+            c.login_ok(ALICE.0, ALICE.1).await,
+        );
+        let demote = |cookie: Cookie, user: &'static str| {
+            let c = c.clone();
+            async move {
+                c.put(
+                    &format!("/admin/users/{user}/roles"),
+                    Some(&cookie),
+                    json!({"roles": ["USER"]}),
+                )
+                .await
+                .status
+            }
+        };
+        let (sa, sb) = tokio::join!(demote(a.clone(), "admin"), demote(b.clone(), "alice"));
+        let mut statuses = [sa, sb];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [204, 409],
+            "round {round}: both or neither demoted"
+        );
+        // The one still an admin gives ADMIN back to the other.
+        let (keeper, other) = if sa == 409 {
+            (a, "alice")
+        } else {
+            (b, "admin")
+        };
+        c.put(
+            &format!("/admin/users/{other}/roles"),
+            Some(&keeper),
+            admin_roles.clone(),
+        )
+        .await
+        .assert_status(204);
+    }
+}
+
 /// The race of the third security round: clients loop `POST /login` with the old password
 /// while the victim changes it. Every login that answered 200 (before or after the change) must
 /// name no session once `PUT /password` has answered: the change ends the sessions that exist
