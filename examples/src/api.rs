@@ -4,7 +4,7 @@
 //! guards (`#[login_required]`, `#[has_role("ADMIN")]`) sit on those thin handlers.
 
 use std::net::IpAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -130,9 +130,19 @@ pub async fn check_password(
     event: &str,
 ) -> Result<Account, ApiError> {
     if plausible {
-        if let Attempt::Locked { retry_after } =
-            state.store.begin_login(username, &state.throttle).await?
-        {
+        let mut attempt = state.store.begin_login(username, &state.throttle).await?;
+        // A short wait means the limit is taken by attempts still being checked, not by
+        // failures: wait for them (at most a second) rather than refuse the rightful user.
+        for _ in 0..20 {
+            match attempt {
+                Attempt::Locked { retry_after } if retry_after <= Duration::from_secs(1) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    attempt = state.store.begin_login(username, &state.throttle).await?;
+                }
+                _ => break,
+            }
+        }
+        if let Attempt::Locked { retry_after } = attempt {
             tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), during = event, "password check refused: username locked");
             return Err(ApiError::too_many_attempts(retry_after_secs(retry_after)));
         }

@@ -8,7 +8,10 @@
 //!
 //! Each attempt is counted when it *begins* ([`LoginThrottle::begin_login`]), before the
 //! password is checked, so an attacker sending many guesses at once gets no more than
-//! `max_failures` of them checked per window.
+//! `max_failures` of them checked per window. While `max_failures` attempts are still being
+//! checked (and fewer have failed), one more is asked to wait a moment ([`Attempt::Locked`]
+//! with a `retry_after` of at most a second), not locked out: a right password among those
+//! in flight clears the count, so parallel logins of the rightful user do not lock them out.
 //!
 //! # The trade-off: lockout as a weapon
 //! Locking a *username* stops guessing one account's password, but anyone who knows a username
@@ -51,6 +54,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
+
+/// How long [`LoginThrottle::begin_login`] asks a client to wait, at most, when the limit is
+/// reached by attempts that are still being checked rather than by failures: such a wait is
+/// short, because a right password among them clears the count.
+pub(crate) const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
 
 /// How many failures lock a username, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

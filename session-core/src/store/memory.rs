@@ -20,7 +20,7 @@ use crate::record::{
     SessionData, SessionInfo,
 };
 use crate::store::SessionStore;
-use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
+use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig, IN_FLIGHT_WAIT};
 use crate::token::{SessionHandle, SessionKey, Token};
 
 /// How many creates between full sweeps of ended sessions that nobody asked for again.
@@ -46,8 +46,8 @@ const SWEEP_EVERY: usize = 1024;
 pub struct MemoryStore {
     config: SessionConfig,
     inner: Mutex<Inner>,
-    /// Failed logins per username: (count, end of window or lock in ms).
-    failures: Mutex<HashMap<String, (u32, u64)>>,
+    /// Login attempts per username (or address).
+    failures: Mutex<HashMap<String, Attempts>>,
 }
 
 /// [`SessionKey`]s hash themselves from 8 uniformly random bytes, so the map needs no
@@ -83,6 +83,16 @@ struct Inner {
     /// Each user's login epoch ([`LoginEpoch`]) and until when it is kept (the same window).
     epochs: HashMap<String, (u64, u64)>,
     creates_since_sweep: usize,
+}
+
+/// Login attempts of one username or address within the window (see `throttle_check.lua`).
+#[derive(Debug, Default)]
+struct Attempts {
+    /// Begun and not released (in flight, or failed).
+    begun: u32,
+    failed: u32,
+    /// End of the window, or of the lock (ms).
+    until: u64,
 }
 
 #[derive(Debug)]
@@ -123,7 +133,7 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn failures(&self) -> MutexGuard<'_, HashMap<String, (u32, u64)>> {
+    fn failures(&self) -> MutexGuard<'_, HashMap<String, Attempts>> {
         self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -456,18 +466,26 @@ impl LoginThrottle for MemoryStore {
         let now = now_ms();
         let mut failures = self.failures();
         if failures.len() > 10_000 {
-            failures.retain(|_, (_, until)| *until > now);
+            failures.retain(|_, a| a.until > now);
         }
-        let entry = failures.entry(username.to_owned()).or_insert((0, 0));
-        if entry.1 <= now {
-            *entry = (0, now + duration_ms(config.window()));
+        let entry = failures.entry(username.to_owned()).or_default();
+        if entry.until <= now {
+            *entry = Attempts {
+                until: now + duration_ms(config.window()),
+                ..Attempts::default()
+            };
         }
-        if entry.0 >= config.max_failures() {
+        let left = Duration::from_millis(entry.until - now);
+        if entry.failed >= config.max_failures() {
+            return Ok(Attempt::Locked { retry_after: left });
+        }
+        if entry.begun >= config.max_failures() {
+            // The limit is taken by attempts still being checked: a short wait, no lock.
             return Ok(Attempt::Locked {
-                retry_after: Duration::from_millis(entry.1 - now),
+                retry_after: left.min(IN_FLIGHT_WAIT),
             });
         }
-        entry.0 += 1;
+        entry.begun += 1;
         Ok(Attempt::Allowed)
     }
 
@@ -476,8 +494,12 @@ impl LoginThrottle for MemoryStore {
         let now = now_ms();
         let mut failures = self.failures();
         match failures.get_mut(username) {
-            Some(entry) if entry.1 > now && entry.0 >= config.max_failures() => {
-                entry.1 = now + duration_ms(config.window());
+            Some(entry) if entry.until > now => {
+                entry.failed += 1;
+                if entry.failed < config.max_failures() {
+                    return Ok(Attempt::Allowed);
+                }
+                entry.until = now + duration_ms(config.window());
                 Ok(Attempt::Locked {
                     retry_after: config.window(),
                 })
@@ -494,7 +516,7 @@ impl LoginThrottle for MemoryStore {
     async fn release_attempt(&self, subject: &str) -> Result<()> {
         check_user_id(subject)?;
         if let Some(entry) = self.failures().get_mut(subject) {
-            entry.0 = entry.0.saturating_sub(1);
+            entry.begun = entry.begun.saturating_sub(1);
         }
         Ok(())
     }

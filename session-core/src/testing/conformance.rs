@@ -1231,6 +1231,7 @@ where
     throttle_locks_after_max_failures_even_for_the_right_password(make(config()).await).await;
     throttle_window_ends_and_success_clears_the_count(make(config()).await).await;
     throttle_counts_parallel_attempts_before_the_password_is_checked(make(config()).await).await;
+    parallel_attempts_of_the_rightful_user_wait_a_moment_not_a_lockout(make(config()).await).await;
     address_counting_stops_password_spraying_across_usernames(make(config()).await).await;
 }
 
@@ -1404,4 +1405,38 @@ pub async fn throttle_counts_parallel_attempts_before_the_password_is_checked(
         .filter(|o| *o == Attempt::Allowed)
         .count();
     assert_eq!(allowed, 3, "more guesses than the limit were let through");
+}
+
+/// The limit reached by attempts still being checked (no failure yet) asks one more attempt to
+/// wait a moment (at most a second), not a whole window; a success among them clears the
+/// count, and the next attempt goes through. Failures, not attempts, lock.
+pub async fn parallel_attempts_of_the_rightful_user_wait_a_moment_not_a_lockout(
+    store: impl crate::throttle::LoginThrottle,
+) {
+    use crate::throttle::{Attempt, ThrottleConfig};
+    let limits = ThrottleConfig::new(3, Duration::from_secs(600));
+    for _ in 0..3 {
+        assert_eq!(
+            store.begin_login("fay", &limits).await.expect("begin"),
+            Attempt::Allowed
+        );
+    }
+    // One of the three fails: still no lock (one failure of three allowed).
+    assert_eq!(
+        store.record_failure("fay", &limits).await.expect("failure"),
+        Attempt::Allowed
+    );
+    match store.begin_login("fay", &limits).await.expect("begin") {
+        Attempt::Locked { retry_after } => assert!(
+            retry_after <= Duration::from_secs(1),
+            "attempts in flight locked the user out for {retry_after:?}"
+        ),
+        Attempt::Allowed => panic!("a fourth attempt was checked while three were in flight"),
+    }
+    // A right password among those in flight: the count is cleared, the next one proceeds.
+    store.clear_failures("fay").await.expect("clear");
+    assert_eq!(
+        store.begin_login("fay", &limits).await.expect("begin"),
+        Attempt::Allowed
+    );
 }

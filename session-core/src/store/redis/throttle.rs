@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::record::{check_user_id, duration_ms};
-use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
+use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig, IN_FLIGHT_WAIT};
 use crate::RedisStore;
 
 #[async_trait]
@@ -57,6 +57,7 @@ impl RedisStore {
                     .key(&key)
                     .arg(config.max_failures())
                     .arg(window)
+                    .arg(duration_ms(IN_FLIGHT_WAIT))
                     .invoke_async(&mut c)
                     .await
             })
