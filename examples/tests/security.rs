@@ -42,20 +42,20 @@ async fn client_text_cannot_forge_or_flood_log_lines() {
 
     let escaped = server
         .wait_for_line(mark, Duration::from_secs(3), |l| {
-            l.contains(r"y\nFAKE PATH x")
+            l.contains(r#"user="y\nFAKE PATH x""#)
         })
         .await;
     assert!(
         escaped.is_some(),
-        "the revocation's path parameter is not in the log, escaped:\n{}",
+        "the revocation's path parameter is not in the log, quoted and escaped:\n{}",
         server.logs_since(mark)
     );
     // Let the other lines land too.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = server.logs_since(mark);
     assert!(
-        logs.contains(r"x\nFAKE LINE user=admin"),
-        "the failed login's username is not in the log, escaped:\n{logs}"
+        logs.contains(r#"user="x\nFAKE LINE user=admin""#),
+        "the failed login's username is not in the log, quoted and escaped:\n{logs}"
     );
     for line in logs.lines() {
         assert!(

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::record::SessionData;
+use crate::record::{data_value, SessionData};
 use crate::store::SessionStore;
 use crate::token::Token;
 
@@ -67,13 +67,17 @@ impl DataChanges {
     /// Sets `key` to `value` (replacing an earlier change of the same key in this set).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when `value` cannot be represented as JSON.
+    /// [`Error::InvalidInput`] when `value` cannot be represented as JSON or nests deeper than
+    /// session data may ([`MAX_DATA_DEPTH`](crate::record::MAX_DATA_DEPTH)). This is the
+    /// check for every store: Redis merges the value's bytes without parsing them.
     pub fn set<T: Serialize + ?Sized>(
         &mut self,
         key: impl Into<String>,
         value: &T,
     ) -> Result<&mut Self> {
-        self.writes.insert(key.into(), Some(to_json(value)?));
+        let key = key.into();
+        let value = data_value(&key, value)?;
+        self.writes.insert(key, Some(value));
         Ok(self)
     }
 
@@ -297,5 +301,96 @@ mod tests {
             Err(Error::InvalidInput(_))
         ));
         assert_eq!(data, before);
+    }
+
+    /// `levels` arrays nested in each other around `1`.
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(Value::from(1), |inner, _| Value::Array(vec![inner]))
+    }
+
+    #[test]
+    fn set_refuses_values_nested_deeper_than_the_data_may_hold() {
+        use crate::record::MAX_DATA_DEPTH;
+        let mut changes = DataChanges::new();
+        changes.set("ok", &nested(MAX_DATA_DEPTH - 1)).unwrap();
+        let err = changes.set("deep", &nested(MAX_DATA_DEPTH)).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput(m) if m.contains(&MAX_DATA_DEPTH.to_string())),
+            "{err}"
+        );
+        // The refused change is not in the set; the earlier one still is.
+        let keys: Vec<&str> = changes.writes().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["ok"]);
+    }
+
+    /// Through the store: a too-deep value is refused before anything is written (the Redis
+    /// store merges the value's bytes in Lua without parsing them, so the check must be
+    /// here), and the session keeps its data and stays loadable.
+    async fn a_too_deep_update_is_refused_and_the_session_keeps_its_data(store: &dyn SessionStore) {
+        use crate::record::{NewSession, MAX_DATA_DEPTH};
+        let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
+        let mut cart = DataChanges::new();
+        cart.set("cart", &["apple"]).unwrap();
+        assert!(store.update_data(&token, &cart).await.unwrap().is_applied());
+
+        let known = SessionData::new();
+        // 128 levels with the data's object: what serde_json cannot read back (it stops at
+        // 127); stored, it would end the session.
+        let err = update_value(store, &token, "deeper", &known, |_: Option<Value>| {
+            nested(127)
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+        // One level past the limit.
+        let err = update_value(store, &token, "deep", &known, |_: Option<Value>| {
+            nested(MAX_DATA_DEPTH)
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput(m) if m.contains(&MAX_DATA_DEPTH.to_string())),
+            "{err:?}"
+        );
+
+        let session = store
+            .load(&token)
+            .await
+            .expect("the session still loads")
+            .expect("the session is still live");
+        assert_eq!(
+            session.data().get::<Vec<String>>("cart").unwrap(),
+            Some(vec!["apple".to_owned()])
+        );
+        assert_eq!(session.data().get::<Value>("deep").unwrap(), None);
+        assert_eq!(session.data().get::<Value>("deeper").unwrap(), None);
+        // The deepest value allowed is stored and read back.
+        let (_, data) = update_value(store, &token, "deep", &known, |_: Option<Value>| {
+            nested(MAX_DATA_DEPTH - 1)
+        })
+        .await
+        .unwrap();
+        assert_eq!(data.value("deep"), Some(&nested(MAX_DATA_DEPTH - 1)));
+        let session = store.load(&token).await.unwrap().unwrap();
+        assert_eq!(
+            session.data().value("deep"),
+            Some(&nested(MAX_DATA_DEPTH - 1))
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_store_refuses_too_deep_data_and_keeps_the_session() {
+        let store = crate::MemoryStore::new(crate::SessionConfig::default());
+        a_too_deep_update_is_refused_and_the_session_keeps_its_data(&store).await;
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_store_refuses_too_deep_data_and_keeps_the_session() {
+        let server = redis_harness::RedisServer::start_local().expect("a redis-server of our own");
+        let store = crate::RedisStore::connect(server.url(), crate::SessionConfig::default())
+            .await
+            .expect("connect");
+        a_too_deep_update_is_refused_and_the_session_keeps_its_data(&store).await;
     }
 }

@@ -71,8 +71,18 @@ pub const MAX_LABEL_CHARS: usize = 256;
 /// Longest user id, in bytes.
 pub const MAX_USER_ID_LEN: usize = 255;
 /// Largest encoded application data, in bytes. Sessions are read on every request; keep bulky
-/// state elsewhere and put its id in the session.
+/// state elsewhere and put its id in the session. See also [`MAX_DATA_DEPTH`].
 pub const MAX_DATA_LEN: usize = 64 * 1024;
+/// Deepest nesting of arrays and objects in the application data, its own top-level object
+/// counting as one level: a value stored under a key may nest 63 levels (`[[1]]` is 2).
+///
+/// Why: serde_json reads no JSON nested deeper than 127 levels, so deeper data could be written
+/// but never loaded again, and a session whose record cannot be loaded has ended. Deeper
+/// values are refused when they are set ([`SessionData::insert`],
+/// [`DataChanges::set`](crate::DataChanges::set)) and when data is encoded, with
+/// [`Error::InvalidInput`]; the margin below 127 leaves room for a reader that wraps the data
+/// in something of its own.
+pub const MAX_DATA_DEPTH: usize = 64;
 /// Largest encoded roles-and-permissions block, in bytes.
 const MAX_AUTHZ_LEN: usize = u16::MAX as usize;
 /// Largest value the 6-byte timestamps hold.
@@ -135,15 +145,15 @@ impl SessionData {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] when `value` cannot be represented as JSON (a map with non-string
-    /// keys, say).
+    /// keys, say) or nests deeper than the data may ([`MAX_DATA_DEPTH`]).
     pub fn insert<T: Serialize + ?Sized>(
         &mut self,
         key: impl Into<String>,
         value: &T,
     ) -> Result<()> {
-        let value = serde_json::to_value(value)
-            .map_err(|e| Error::InvalidInput(format!("session data value: {e}")))?;
-        self.0.insert(key.into(), value);
+        let key = key.into();
+        let value = data_value(&key, value)?;
+        self.0.insert(key, value);
         Ok(())
     }
 
@@ -200,6 +210,11 @@ impl SessionData {
         if self.0.is_empty() {
             return Ok(Vec::new());
         }
+        // Values get here checked (`insert`, `DataChanges::set`); this keeps the rule for
+        // whatever other way data is ever built.
+        for (key, value) in &self.0 {
+            check_depth(key, value)?;
+        }
         let bytes = serde_json::to_vec(&self.0)
             .map_err(|e| Error::InvalidInput(format!("session data: {e}")))?;
         if bytes.len() > MAX_DATA_LEN {
@@ -220,6 +235,46 @@ impl SessionData {
             .map(Self)
             .map_err(|e| Error::Corrupt(format!("application data: {e}")))
     }
+}
+
+/// `value` as JSON to store under `key` of the application data: refused if it cannot be
+/// represented as JSON or nests deeper than [`MAX_DATA_DEPTH`] allows.
+pub(crate) fn data_value<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<serde_json::Value> {
+    let value = serde_json::to_value(value)
+        .map_err(|e| Error::InvalidInput(format!("session data value: {e}")))?;
+    check_depth(key, &value)?;
+    Ok(value)
+}
+
+/// Refuses `value` (stored under `key`) if the data holding it would nest deeper than
+/// [`MAX_DATA_DEPTH`]: the data's object is one level, so `value` may have one less.
+fn check_depth(key: &str, value: &serde_json::Value) -> Result<()> {
+    let limit = MAX_DATA_DEPTH - 1;
+    if nesting_exceeds(value, limit) {
+        return Err(Error::InvalidInput(format!(
+            "session data {key:?} nests arrays and objects more than {limit} levels deep; the \
+             data may nest at most {MAX_DATA_DEPTH} levels (its own object counts as one), as \
+             deeper JSON could not be read back. Store a flatter value"
+        )));
+    }
+    Ok(())
+}
+
+/// True when arrays and objects nest in `value` more than `limit` levels deep (a scalar: 0,
+/// `[]`: 1, `[{}]`: 2). Walks with a stack of its own (no recursion to overflow on a deep
+/// value) and stops at the first level past `limit`.
+fn nesting_exceeds(value: &serde_json::Value, limit: usize) -> bool {
+    use serde_json::Value;
+    let mut stack = vec![(value, 1)];
+    while let Some((value, level)) = stack.pop() {
+        match value {
+            Value::Array(_) | Value::Object(_) if level > limit => return true,
+            Value::Array(items) => stack.extend(items.iter().map(|v| (v, level + 1))),
+            Value::Object(members) => stack.extend(members.values().map(|v| (v, level + 1))),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// What to create a session for: the user, their roles and permissions, and initial data.
@@ -936,6 +991,59 @@ mod props;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `levels` arrays nested in each other around `1`.
+    fn nested(levels: usize) -> serde_json::Value {
+        (0..levels).fold(serde_json::Value::from(1), |inner, _| {
+            serde_json::Value::Array(vec![inner])
+        })
+    }
+
+    #[test]
+    fn data_deeper_than_max_data_depth_is_refused_and_the_deepest_allowed_reads_back() {
+        let mut data = SessionData::new();
+        data.insert("deep", &nested(MAX_DATA_DEPTH - 1)).unwrap();
+        let bytes = data.encode().unwrap();
+        assert_eq!(SessionData::decode(&bytes).unwrap(), data);
+
+        let err = data.insert("deeper", &nested(MAX_DATA_DEPTH)).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput(m) if m.contains(&MAX_DATA_DEPTH.to_string())),
+            "{err}"
+        );
+        assert_eq!(data.value("deeper"), None);
+        // Objects count like arrays.
+        let object = (0..MAX_DATA_DEPTH).fold(
+            serde_json::Value::from(1),
+            |inner, _| serde_json::json!({ "k": inner }),
+        );
+        assert!(matches!(
+            data.insert("object", &object),
+            Err(Error::InvalidInput(_))
+        ));
+        // Data built around `insert` is refused when encoded.
+        let mut raw = SessionData::new();
+        raw.insert_json("deep".to_owned(), nested(MAX_DATA_DEPTH));
+        assert!(matches!(raw.encode(), Err(Error::InvalidInput(_))));
+    }
+
+    /// What the limit keeps away from: serde_json writes any depth but reads at most 127
+    /// levels, so data of 128 levels (an object holding 127) would end its session.
+    #[test]
+    fn max_data_depth_is_below_what_serde_json_reads() {
+        let data = |levels_inside: usize| {
+            format!(
+                "{{\"k\":{}}}",
+                serde_json::to_string(&nested(levels_inside)).unwrap()
+            )
+        };
+        assert!(SessionData::decode(data(126).as_bytes()).is_ok());
+        assert!(matches!(
+            SessionData::decode(data(127).as_bytes()),
+            Err(Error::Corrupt(_))
+        ));
+        const { assert!(MAX_DATA_DEPTH < 127) };
+    }
 
     /// The named offsets (which the Redis scripts receive as constants) are where the encoding
     /// puts each field.

@@ -126,4 +126,50 @@ proptest! {
             prop_assert_eq!(back.user_id, record.user_id);
         }
     }
+
+    /// Whatever the shape (arrays and objects mixed, up to past what serde_json reads), a value
+    /// is accepted exactly when the data holding it nests at most `MAX_DATA_DEPTH` levels, and
+    /// accepted data reads back: nothing written is unreadable.
+    #[test]
+    fn data_is_accepted_up_to_max_data_depth_and_what_is_accepted_reads_back(
+        spine in proptest::collection::vec(any::<bool>(), 0..=130),
+        leaf in json(),
+    ) {
+        let value = spine.iter().fold(leaf, |inner, &array| {
+            if array {
+                Value::Array(vec![inner])
+            } else {
+                Value::Object([("k".to_owned(), inner)].into_iter().collect())
+            }
+        });
+        // The data's own object is one level more than the value.
+        let data_depth = 1 + depth(&value);
+        let fits = data_depth <= MAX_DATA_DEPTH;
+        let mut data = SessionData::new();
+        let inserted = data.insert("v", &value);
+        prop_assert_eq!(inserted.is_ok(), fits, "{:?}", inserted);
+        prop_assert_eq!(crate::DataChanges::new().set("v", &value).is_ok(), fits);
+        let mut raw = SessionData::new();
+        raw.insert_json("v".to_owned(), value);
+        match raw.encode() {
+            Ok(bytes) => {
+                prop_assert!(fits);
+                prop_assert_eq!(SessionData::decode(&bytes).unwrap(), raw);
+            }
+            Err(e) => {
+                prop_assert!(!fits);
+                prop_assert!(matches!(e, Error::InvalidInput(_)));
+            }
+        }
+    }
+}
+
+/// How deep arrays and objects nest in `value` (a scalar: 0): the plain recursive definition,
+/// to check the store's own walk against.
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(members) => 1 + members.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }

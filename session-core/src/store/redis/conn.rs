@@ -375,14 +375,66 @@ fn redis_error(e: &RedisError, target: &str) -> Error {
     Error::unavailable(kind, format!("Redis at {target}: {e}"))
 }
 
-/// The URL without its password, for messages.
+/// The URL without its secrets, for messages (the startup line, every 503's warning).
+///
+/// A password can sit in the userinfo (`redis://user:pw@host`) or in the query: `?pass=` is how
+/// redis-rs reads one from a `redis+unix://` or `unix:` URL, and `?password=` is what other
+/// clients read and what people write. A password written without percent-encoding (a raw `/`,
+/// `?`, `#`, `@` or `&`) makes the URL mean something other than what was meant, and the message
+/// about such a URL must not show it either; so the rules do not parse the URL as redis-rs
+/// does, they hide every part that might hold a secret:
+///
+/// - the userinfo: everything between `://` and the **last** `@` (a username too; an `@` in a
+///   query value hides the host as well);
+/// - in the query (from the first `?`): the value of `password` and `pass` (any case), and the
+///   whole of every parameter other than those and the ones redis-rs reads that hold no secret
+///   (`db`, `user`, `protocol`): an unknown name may be a secret, or the tail of a password with
+///   a raw `&`; after the query, any fragment but `#insecure`.
+///
+/// Each hidden run shows as `***`.
 pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}***{}", &url[..scheme_end + 3], &url[at..])
+    let mut hidden = vec![false; url.len()];
+    if let Some(start) = url.find("://").map(|i| i + 3) {
+        if let Some(at) = url.rfind('@').filter(|&at| at >= start) {
+            hidden[start..at].fill(true);
         }
-        _ => url.to_owned(),
     }
+    if let Some(query) = url.find('?').map(|i| i + 1) {
+        let end = url[query..].find('#').map_or(url.len(), |i| query + i);
+        let mut at = query;
+        for param in url[query..end].split('&') {
+            let param_end = at + param.len();
+            let (name, value) = param.split_once('=').unwrap_or((param, ""));
+            if is_password_name(name) {
+                hidden[param_end - value.len()..param_end].fill(true);
+            } else if !["db", "user", "protocol"].contains(&name) {
+                hidden[at..param_end].fill(true);
+            }
+            at = param_end + 1;
+        }
+        if end < url.len() && url.get(end + 1..) != Some("insecure") {
+            hidden[end + 1..].fill(true);
+        }
+    }
+    let mut out = String::with_capacity(url.len());
+    let mut in_hidden = false;
+    for (i, c) in url.char_indices() {
+        if hidden[i] {
+            if !in_hidden {
+                out.push_str("***");
+            }
+            in_hidden = true;
+        } else {
+            in_hidden = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A query parameter that holds a password (`pass`: what redis-rs reads).
+fn is_password_name(name: &str) -> bool {
+    name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("pass")
 }
 
 #[cfg(test)]
@@ -391,15 +443,107 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted_from_messages() {
-        assert_eq!(
-            redact("redis://:hunter2@db:6379/0"),
-            "redis://***@db:6379/0"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        for (url, shown) in [
+            ("redis://:hunter2@db:6379/0", "redis://***@db:6379/0"),
+            ("redis://app:hunter2@db:6379", "redis://***@db:6379"),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            (
+                "redis://db:6379/?password=hunter2",
+                "redis://db:6379/?password=***",
+            ),
+            ("redis://db:6379/?pass=hunter2", "redis://db:6379/?pass=***"),
+            (
+                "redis://db/?PassWord=hunter2&protocol=resp3",
+                "redis://db/?PassWord=***&protocol=resp3",
+            ),
+            (
+                "redis+unix:///run/redis.sock?db=1&user=app&pass=hunter2",
+                "redis+unix:///run/redis.sock?db=1&user=app&pass=***",
+            ),
+            (
+                "unix:/run/redis.sock?pass=hunter2",
+                "unix:/run/redis.sock?pass=***",
+            ),
+            (
+                "rediss://:hunter2@db:6380/#insecure",
+                "rediss://***@db:6380/#insecure",
+            ),
+            (
+                "rediss://db:6380/?password=hunter2#insecure",
+                "rediss://db:6380/?password=***#insecure",
+            ),
+            (
+                "redis+sentinel://s1:26379,s2:26379/main?password=hunter2",
+                "redis+sentinel://s1:26379,s2:26379/main?password=***",
+            ),
+            // Names we do not know may be secrets: hidden whole (an encoded `pass` too).
+            ("redis://db/?pa%73s=hunter2", "redis://db/?***"),
+            ("redis://db/?db=2&token=hunter2&", "redis://db/?db=2&***&"),
+            ("redis://db/?pass=", "redis://db/?pass="),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+        }
         let s = RedisTarget::Sentinel {
             sentinels: vec!["redis://:pw@s1:26379".into()],
             service: "main".into(),
         };
         assert!(!s.describe().contains("pw"));
+        let c = RedisTarget::Cluster(vec!["redis://n1:7000/?password=pw".into()]);
+        assert!(!c.describe().contains("pw"));
+    }
+
+    #[test]
+    fn no_part_of_a_password_survives_wherever_it_is_written() {
+        // Raw `/ ? # @ & =` in a password change what the URL means; the message must hide
+        // the password all the same.
+        let templates = [
+            "redis://:{pw}@db:6379/0",
+            "redis://app:{pw}@db:6379/0?protocol=resp3",
+            "redis://db:6379/?password={pw}",
+            "redis://db:6379/?db=1&PASS={pw}&protocol=3",
+            "rediss://db:6379/?pass={pw}#insecure",
+            "redis+unix:///run/redis.sock?user=a@b&pass={pw}",
+            "redis://:{pw}@db/?pass={pw}#insecure",
+        ];
+        for pw in [
+            "hun-ter", "hun/ter", "hun?ter", "hun#ter", "hun@ter", "hun&ter", "hun=ter", "hun%ter",
+        ] {
+            for template in templates {
+                let url = template.replace("{pw}", pw);
+                let shown = redact(&url);
+                assert!(
+                    !shown.contains("hun") && !shown.contains("ter"),
+                    "{url} shows as {shown}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_startup_line_and_a_503_do_not_show_a_query_password() {
+        let config = SessionConfig::builder()
+            .operation_timeout(Duration::from_millis(500))
+            .build()
+            .expect("config");
+        // Port 1: nothing listens, so the call fails at once with a connection error.
+        let store =
+            crate::RedisStore::new("redis://127.0.0.1:1/?password=hunter2", config).expect("store");
+        // What the demo logs at start (`redis = ?store`).
+        let debug = format!("{store:?}");
+        assert!(
+            debug.contains("password=***") && !debug.contains("hunter2"),
+            "{debug}"
+        );
+        let token = crate::Token::generate(std::time::SystemTime::now() + Duration::from_secs(60))
+            .expect("token");
+        let err = crate::SessionStore::load(&store, &token)
+            .await
+            .expect_err("nothing listens on port 1");
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("127.0.0.1:1") && !message.contains("hunter2"),
+            "{message}"
+        );
     }
 }
