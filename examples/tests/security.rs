@@ -1,7 +1,7 @@
 //! The HTTP-layer findings of the security review (issue 12), end to end on the real binary:
 //! forged log lines, the password-check queue, slow request heads, whole-origin CSRF checks,
-//! caching of session answers, and duplicate session cookies; and the HTTP probe's slow and
-//! oversized request bodies.
+//! caching of session answers, and duplicate session cookies; and the HTTP probe's: slow and
+//! oversized request bodies, and what the HTTP parser refuses before the app.
 
 mod support;
 
@@ -653,4 +653,44 @@ async fn demo_web_answers_slow_and_oversized_forms_with_408_and_413_pages() {
         );
     }
     server.client().get("/", None).await.assert_status(200);
+}
+
+// ---------- what the HTTP parser refuses (the HTTP probe, finding 2) ----------
+
+/// These never reach the app: hyper (axum) and actix-web's parser answer them with an empty
+/// body (SECURITY.md, "Answers from the HTTP parser"). Pinned: a 4xx, never a 5xx or a hang.
+#[tokio::test]
+async fn requests_the_http_parser_refuses_keep_their_4xx_status() {
+    let server = ServerBuilder::memory().start().await;
+    let port = server.port();
+    let head = "GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+    let many: String = (0..200).map(|i| format!("X-Header-{i}: {i}\r\n")).collect();
+    let cases: [(&str, Vec<u8>, u16); 3] = [
+        (
+            "a NUL in the Cookie header",
+            [head.as_bytes(), b"Cookie: session=AAAA\0AAAA\r\n\r\n"].concat(),
+            400,
+        ),
+        (
+            "a control byte in the Cookie header",
+            [head.as_bytes(), b"Cookie: session=AAAA\x01AAAA\r\n\r\n"].concat(),
+            400,
+        ),
+        (
+            "200 header fields",
+            format!("{head}{many}\r\n").into_bytes(),
+            431,
+        ),
+    ];
+    for (what, request, status) in cases {
+        let res = raw_request(port, &request)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(res.status, status, "{what}: {}", res.head);
+    }
+    server
+        .client()
+        .get("/health", None)
+        .await
+        .assert_status(200);
 }
