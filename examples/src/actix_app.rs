@@ -2,18 +2,24 @@
 //! their inputs, call [`crate::api`] (shared with the axum binary) and write the answer;
 //! sessions, guards, cookies and CSRF come from `session_core::actix`.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Data, Path};
 use actix_web::{
-    App, FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer, ResponseError,
+    App, FromRequest, HttpMessage as _, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer,
+    ResponseError,
 };
+use futures_util::future::{ready, LocalBoxFuture};
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -25,7 +31,8 @@ use session_core::{log_safe, SessionStore};
 use tracing::Instrument as _;
 
 use crate::api::{self, Credentials, PasswordBody, ReauthBody, RolesBody};
-use crate::errors::{json_object, payload_too_large, ApiError};
+use crate::errors::{json_object, payload_too_large, request_timeout, ApiError};
+use crate::serve::ReadTimeouts;
 use crate::{AppState, BODY_LIMIT};
 
 fn status(code: axum::http::StatusCode) -> StatusCode {
@@ -64,14 +71,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .map(|v| v.as_bytes().to_vec());
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
+        let over_limit = declared_over_limit(req.headers());
         let mut payload = payload.take();
         Box::pin(async move {
-            if declared.is_some_and(|n| n > BODY_LIMIT) {
+            if over_limit {
                 return Err(payload_too_large());
             }
             let mut body = web::BytesMut::new();
@@ -85,6 +88,128 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             }
             json_object(content_type.as_deref(), &body).map(Self)
         })
+    }
+}
+
+/// True when `Content-Length` declares more than [`BODY_LIMIT`] bytes.
+fn declared_over_limit(headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > BODY_LIMIT as u64)
+}
+
+/// The body limits, as the axum apps' [`crate::limits`]: 413 at once for a declared length
+/// over [`BODY_LIMIT`], whatever the route (the body is not read), and 408 for a request whose
+/// body has not arrived whole `timeout` after its head, whatever the handler made of the failed
+/// read. actix-web's own timeouts cover the request head (`client_request_timeout`) and idle
+/// connections only.
+///
+/// The request's payload is kept alive until its answer is written ([`HoldPayload`]): actix-web
+/// *drains* a chunked body whose reader is gone, to keep the connection, for as long as the
+/// client trickles it; while the reader is alive, it closes the connection after the answer
+/// instead (with `client_disconnect_timeout` to linger).
+fn body_limits<S, B>(
+    mut req: ServiceRequest,
+    srv: &S,
+    timeout: Duration,
+) -> LocalBoxFuture<'static, Result<ServiceResponse<HoldPayload<EitherBody<B>>>, actix_web::Error>>
+where
+    S: actix_web::dev::Service<
+        ServiceRequest,
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    let hold = |payload| move |_: &mut _, body| HoldPayload { body, payload };
+    if declared_over_limit(req.headers()) {
+        let refused = payload_too_large().error_response();
+        let res = req.into_response(refused).map_into_right_body();
+        return Box::pin(ready(Ok(res.map_body(hold(None)))));
+    }
+    let payload = req.take_payload();
+    if matches!(payload, Payload::None) {
+        let fut = srv.call(req);
+        return Box::pin(async move { Ok(fut.await?.map_into_left_body().map_body(hold(None))) });
+    }
+    let payload = Rc::new(RefCell::new(payload));
+    let passed = Rc::new(Cell::new(false));
+    let read: Pin<Box<dyn futures_util::Stream<Item = _>>> = Box::pin(DeadlinePayload {
+        inner: payload.clone(),
+        deadline: tokio::time::Instant::now() + timeout,
+        sleep: None,
+        passed: passed.clone(),
+    });
+    req.set_payload(Payload::from(read));
+    let fut = srv.call(req);
+    Box::pin(async move {
+        let res = fut.await?;
+        let res = if passed.get() {
+            let (req, _) = res.into_parts();
+            ServiceResponse::new(req, request_timeout().error_response()).map_into_right_body()
+        } else {
+            res.map_into_left_body()
+        };
+        Ok(res.map_body(hold(Some(payload))))
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// An answer's body that holds its request's payload until the body is written (see
+    /// [`body_limits`]).
+    struct HoldPayload<B> {
+        #[pin]
+        body: B,
+        payload: Option<Rc<RefCell<Payload>>>,
+    }
+}
+
+impl<B: MessageBody> MessageBody for HoldPayload<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<web::Bytes, Self::Error>>> {
+        self.project().body.poll_next(cx)
+    }
+}
+
+/// The payload as the handler reads it: fails with `TimedOut` when asked for data it does not
+/// have after its deadline. Data that is there is always given, however late the reader comes.
+struct DeadlinePayload {
+    inner: Rc<RefCell<Payload>>,
+    deadline: tokio::time::Instant,
+    /// Made at the first wait: a body read at once needs no timer.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    passed: Rc<Cell<bool>>,
+}
+
+impl futures_util::Stream for DeadlinePayload {
+    type Item = Result<web::Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Poll::Ready(item) = this.inner.borrow_mut().poll_next_unpin(cx) {
+            return Poll::Ready(item);
+        }
+        let deadline = this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        ready!(sleep.as_mut().poll(cx));
+        this.passed.set(true);
+        Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the request body did not arrive in time",
+        )))))
     }
 }
 
@@ -250,11 +375,13 @@ fn resource(path: &str) -> actix_web::Resource {
 }
 
 /// The routes, with the session middleware (outermost: its caching headers go on every
-/// answer, a CSRF refusal included), the CSRF check (before routing) and request logging.
+/// answer, a CSRF refusal included), the CSRF check (before routing), the body limits
+/// ([`body_limits`], with `body_timeout`) and request logging.
 pub fn app(
     state: Data<AppState>,
     sessions: SessionMiddleware,
     csrf: Csrf,
+    body_timeout: Duration,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         ServiceRequest,
@@ -289,6 +416,7 @@ pub fn app(
                 .route(web::delete().to(revoke_user_sessions)),
         )
         .default_service(web::to(not_found))
+        .wrap_fn(move |req, srv| body_limits(req, srv, body_timeout))
         .wrap(csrf)
         .wrap(sessions)
         .wrap_fn(|req, srv| {
@@ -318,7 +446,9 @@ pub fn app(
 
 /// Serves the app on `listener` until `shutdown` completes, then stops accepting and finishes
 /// the requests in flight. A connection that has not sent a complete request head
-/// `header_timeout` after it was accepted, or after the previous answer on it, is closed.
+/// `timeouts.head` after it was accepted, or after the previous answer on it, is closed; a
+/// request whose body has not arrived `timeouts.body` after its head is answered 408
+/// ([`body_limits`]).
 ///
 /// # Errors
 /// When the server cannot start on the listener.
@@ -327,20 +457,27 @@ pub async fn serve(
     state: AppState,
     cookie: CookieConfig,
     csrf: CsrfPolicy,
-    header_timeout: Duration,
+    timeouts: ReadTimeouts,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
     let store: std::sync::Arc<dyn SessionStore> = state.store.clone();
     let sessions = SessionMiddleware::new(store).with_cookie(cookie);
     let state = Data::new(state);
-    let server =
-        HttpServer::new(move || app(state.clone(), sessions.clone(), Csrf::new(csrf.clone())))
-            .client_request_timeout(header_timeout)
-            .keep_alive(actix_web::http::KeepAlive::Timeout(header_timeout))
-            .disable_signals()
-            .shutdown_timeout(10)
-            .listen(listener)?
-            .run();
+    let server = HttpServer::new(move || {
+        app(
+            state.clone(),
+            sessions.clone(),
+            Csrf::new(csrf.clone()),
+            timeouts.body,
+        )
+    })
+    // The head only: actix-web has no deadline for the body (that is `body_limits`'s).
+    .client_request_timeout(timeouts.head)
+    .keep_alive(actix_web::http::KeepAlive::Timeout(timeouts.head))
+    .disable_signals()
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown.await;

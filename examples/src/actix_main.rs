@@ -28,7 +28,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         prepared.state,
         prepared.cookie,
         prepared.csrf,
-        settings.header_timeout,
+        settings.read_timeouts(),
         shutdown_signal(),
     )
     .await

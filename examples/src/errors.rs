@@ -256,6 +256,21 @@ pub fn payload_too_large() -> ApiError {
     }
 }
 
+/// 408 `request_timeout`, saying `Connection: close`: the request body did not arrive within
+/// `HTTP_BODY_TIMEOUT_SECS` of its head (the contract has no code for it: version 2's slow
+/// clients are only cut off; this one tells them why).
+pub fn request_timeout() -> ApiError {
+    ApiError {
+        // The rest of the body is never read: this connection cannot carry another request.
+        close: true,
+        ..ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+}
+
 /// The last line of defence: an error answer that is not yet our JSON (axum's 404 and 405, a
 /// path rejection, a layer's plain-text error) becomes one, keeping its status.
 pub async fn json_errors(res: Response) -> Response {

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod actix_app;
 pub mod api;
 pub mod errors;
+pub mod limits;
 pub mod password_queue;
 pub mod routes;
 pub mod serve;
@@ -65,7 +66,9 @@ pub struct AppState {
 }
 
 /// The HTTP service: routes, sessions, JSON errors, CSRF defence (before routing, with `csrf`'s
-/// policy) and request logging.
+/// policy), the body limits ([`limits::enforce`]: 413 for a declared length over
+/// [`BODY_LIMIT`], 408 for a body past the deadline [`serve::serve`] gives it) and request
+/// logging.
 pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpService {
     use routes::*;
     let store: Arc<dyn SessionStore> = state.store.clone();
@@ -91,6 +94,10 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            json_body_refusal as limits::Refuse,
+            limits::enforce,
+        ))
         .layer(axum::middleware::map_response(errors::json_errors))
         .layer(
             TraceLayer::new_for_http()
@@ -103,6 +110,15 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
     // Outermost, so that every answer, a CSRF refusal included, gets the session layer's
     // caching headers (no-store for a request with a session cookie, Vary: Cookie).
     BoxCloneService::new(SessionLayer::new(store).with_cookie(cookie).layer(service))
+}
+
+/// The JSON app's answers to [`limits::enforce`]'s refusals.
+fn json_body_refusal(refusal: limits::BodyRefusal) -> Response {
+    use axum::response::IntoResponse as _;
+    match refusal {
+        limits::BodyRefusal::TooLarge => errors::payload_too_large().into_response(),
+        limits::BodyRefusal::TimedOut => errors::request_timeout().into_response(),
+    }
 }
 
 /// The request log's span: as tower-http's default, with the client's text escaped and bounded.

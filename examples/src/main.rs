@@ -29,7 +29,7 @@ async fn run(settings: Settings) -> Result<(), String> {
             prepared.cookie,
             CsrfLayer::from_policy(prepared.csrf),
         ),
-        settings.header_timeout,
+        settings.read_timeouts(),
         shutdown_signal(),
     )
     .await

@@ -6,6 +6,8 @@ use std::time::Duration;
 use session_core::axum::CsrfLayer;
 use session_core::RedisTarget;
 
+use crate::serve::ReadTimeouts;
+
 /// Everything the demo can be told at start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -30,6 +32,9 @@ pub struct Settings {
     /// `HTTP_HEADER_TIMEOUT_SECS`: a connection that has not sent a complete request head this
     /// long after connecting (or after its previous answer) is closed.
     pub header_timeout: Duration,
+    /// `HTTP_BODY_TIMEOUT_SECS`: a request whose body has not arrived whole this long after
+    /// its head is answered 408 and its connection closed.
+    pub body_timeout: Duration,
     /// `LOGIN_QUEUE_MAX`: password checks allowed to wait at once.
     pub login_queue_max: usize,
     /// `LOGIN_QUEUE_PER_CLIENT`: of those, how many one client (an IPv4 address, an IPv6 /64)
@@ -49,6 +54,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// `HTTP_HEADER_TIMEOUT_SECS` and `HTTP_BODY_TIMEOUT_SECS`, for the server loop.
+    pub fn read_timeouts(&self) -> ReadTimeouts {
+        ReadTimeouts {
+            head: self.header_timeout,
+            body: self.body_timeout,
+        }
+    }
+
     /// Reads the settings from the process environment.
     ///
     /// # Errors
@@ -165,6 +178,7 @@ impl Settings {
                 .map_err(|_| "LOGIN_MAX_FAILURES is too large".to_owned())?,
             lockout: secs("LOGIN_LOCKOUT_SECS", 900)?,
             header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", 30)?,
+            body_timeout: secs("HTTP_BODY_TIMEOUT_SECS", 30)?,
             login_queue_max,
             login_queue_per_client: usize::try_from(number(
                 "LOGIN_QUEUE_PER_CLIENT",
@@ -203,6 +217,7 @@ mod tests {
         assert_eq!(s.login_max_failures, 5);
         assert_eq!(s.lockout, Duration::from_secs(900));
         assert_eq!(s.header_timeout, Duration::from_secs(30));
+        assert_eq!(s.body_timeout, Duration::from_secs(30));
         assert_eq!(s.login_queue_max, 64);
         assert_eq!(s.login_queue_per_client, 8);
         assert_eq!(s.step_up, Duration::from_secs(300));
@@ -223,6 +238,8 @@ mod tests {
             ("LOGIN_QUEUE_MAX", "0"),
             ("STEP_UP_SECS", "0"),
             ("HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("HTTP_BODY_TIMEOUT_SECS", "0"),
+            ("HTTP_BODY_TIMEOUT_SECS", "soon"),
             ("ALLOWED_ORIGINS", "app.example"),
             ("ALLOWED_ORIGINS", "https://app.example/path"),
             (

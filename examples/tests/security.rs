@@ -1,6 +1,7 @@
 //! The HTTP-layer findings of the security review (issue 12), end to end on the real binary:
 //! forged log lines, the password-check queue, slow request heads, whole-origin CSRF checks,
-//! caching of session answers, and duplicate session cookies.
+//! caching of session answers, and duplicate session cookies; and the HTTP probe's: slow and
+//! oversized request bodies, and what the HTTP parser refuses before the app.
 
 mod support;
 
@@ -486,4 +487,293 @@ async fn two_session_cookies_count_as_none_whichever_is_live() {
     .await
     .assert_status(200);
     c.get("/me", Some(&alice)).await.assert_status(200);
+}
+
+// ---------- slow and oversized request bodies (the HTTP probe, finding 1) ----------
+
+/// A request written by hand: `head` and `first` at once, then `drip` every 300 ms until the
+/// server closes the connection. Returns the answer, whether the connection was closed within
+/// `bound`, and how long after the head it closed (or `bound`).
+async fn slow_request(
+    port: u16,
+    head: &str,
+    first: &[u8],
+    drip: Option<&'static [u8]>,
+    bound: Duration,
+) -> (Vec<u8>, bool, Duration) {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut read, mut write) = stream.into_split();
+    write.write_all(head.as_bytes()).await.unwrap();
+    write.write_all(first).await.unwrap();
+    let sent = Instant::now();
+    let dripping = tokio::spawn(async move {
+        let Some(drip) = drip else {
+            // Keep the write half open: the client is silent, not gone.
+            return std::future::pending::<()>().await;
+        };
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if write.write_all(drip).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout_at((sent + bound).into(), async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match read.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    dripping.abort();
+    (answer, closed, sent.elapsed())
+}
+
+/// The status of a raw answer (0 if there is none).
+fn status_of(answer: &[u8]) -> u16 {
+    String::from_utf8_lossy(answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The JSON body of a raw answer (`Null` if none).
+fn json_of(answer: &[u8]) -> Value {
+    answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .and_then(|at| serde_json::from_slice(&answer[at + 4..]).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The head of a raw answer, lower-cased.
+fn head_of(answer: &[u8]) -> String {
+    let text = String::from_utf8_lossy(answer).to_ascii_lowercase();
+    text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
+}
+
+const JSON_LOGIN: &str =
+    "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
+
+#[tokio::test]
+async fn slow_request_bodies_get_408_after_http_body_timeout_secs() {
+    let server = ServerBuilder::memory()
+        .env("HTTP_BODY_TIMEOUT_SECS", 1)
+        .start()
+        .await;
+    let port = server.port();
+    let bound = Duration::from_secs(1 + 3);
+    let declared = format!("{JSON_LOGIN}Content-Length: 100\r\n\r\n");
+    let chunked = format!("{JSON_LOGIN}Transfer-Encoding: chunked\r\n\r\n");
+    // Both at once. The trickle sends a byte every 300 ms, well within any timeout between
+    // reads: only a deadline for the whole body ends it.
+    let (short, trickled) = tokio::join!(
+        slow_request(port, &declared, b"{", None, bound),
+        slow_request(port, &chunked, b"1\r\n{\r\n", Some(b"1\r\n \r\n"), bound),
+    );
+    for (what, (answer, closed, took)) in [
+        ("100 bytes declared, 1 sent", short),
+        ("a chunked body, 1 byte every 300 ms", trickled),
+    ] {
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            closed,
+            "{what}: still open {bound:?} after its head (HTTP_BODY_TIMEOUT_SECS=1): {text:?}"
+        );
+        assert_eq!(status_of(&answer), 408, "{what}: {text:?}");
+        assert_eq!(
+            json_of(&answer)["error"],
+            "request_timeout",
+            "{what}: {text:?}"
+        );
+        assert!(
+            head_of(&answer).contains("connection: close"),
+            "{what}: a 408 that leaves the connection open: {text:?}"
+        );
+        assert!(
+            took >= Duration::from_millis(800),
+            "{what}: answered after only {took:?}"
+        );
+    }
+    // A route that does not read its body does not wait for it either.
+    let (answer, closed, took) = slow_request(
+        port,
+        "POST /logout HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"1\r\n{\r\n",
+        Some(b"1\r\n \r\n"),
+        bound,
+    )
+    .await;
+    assert!(
+        closed,
+        "POST /logout with a trickled body: still open after {took:?}"
+    );
+    assert_eq!(
+        status_of(&answer),
+        401,
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // A body that is slow but whole within the deadline is read, and ordinary requests are
+    // served.
+    let body = br#"{"username":"alice","password":"alice-password"}"#;
+    let head = format!(
+        "{JSON_LOGIN}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stream.write_all(&body[10..]).await.unwrap();
+    let (answer, closed) = read_until_closed(&mut stream, Instant::now() + bound).await;
+    assert!(closed);
+    assert_eq!(
+        status_of(&answer),
+        200,
+        "a login body sent in two parts 400 ms apart: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    let c = server.client();
+    let alice = c.login_ok(ALICE.0, ALICE.1).await;
+    c.get("/me", Some(&alice)).await.assert_status(200);
+    c.post_empty("/logout", Some(&alice))
+        .await
+        .assert_status(204);
+}
+
+#[tokio::test]
+async fn a_body_declared_over_16_kib_gets_413_at_once() {
+    // The body deadline is far away: a 413 that waited for the body would take 30 s.
+    let server = ServerBuilder::memory()
+        .env("HTTP_BODY_TIMEOUT_SECS", 30)
+        .start()
+        .await;
+    let port = server.port();
+    let bound = Duration::from_secs(3);
+    for (what, head) in [
+        (
+            "POST /login, 999999999 bytes",
+            format!("{JSON_LOGIN}Content-Length: 999999999\r\n\r\n"),
+        ),
+        (
+            "POST /login, one byte over",
+            format!("{JSON_LOGIN}Content-Length: {}\r\n\r\n", 16 * 1024 + 1),
+        ),
+        (
+            "GET /me, a route that reads no body",
+            "GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 999999999\r\n\r\n".to_owned(),
+        ),
+    ] {
+        let (answer, closed, took) = slow_request(port, &head, b"{", None, bound).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert_eq!(status_of(&answer), 413, "{what}: {text:?}");
+        assert_eq!(
+            json_of(&answer)["error"],
+            "payload_too_large",
+            "{what}: {text:?}"
+        );
+        assert!(
+            closed,
+            "{what}: still open {took:?} after the head: {text:?}"
+        );
+    }
+    server
+        .client()
+        .get("/health", None)
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
+async fn demo_web_answers_slow_and_oversized_forms_with_408_and_413_pages() {
+    let server = ServerBuilder::memory()
+        .bin(Bin::Web)
+        .env("HTTP_BODY_TIMEOUT_SECS", 1)
+        .start()
+        .await;
+    let port = server.port();
+    let bound = Duration::from_secs(1 + 3);
+    let form = |path: &str, length: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n{length}\r\n\r\n"
+        )
+    };
+    let (login, cart, huge) = (
+        form("/login", "Content-Length: 100"),
+        form("/cart", "Transfer-Encoding: chunked"),
+        form("/login", "Content-Length: 999999999"),
+    );
+    let (short, trickled, oversized) = tokio::join!(
+        slow_request(port, &login, b"u", None, bound),
+        slow_request(port, &cart, b"1\r\ni\r\n", Some(b"1\r\nt\r\n"), bound),
+        slow_request(port, &huge, b"u", None, bound),
+    );
+    for (what, (answer, closed, took), status) in [
+        ("a login form, 100 bytes declared, 1 sent", short, 408),
+        ("a cart form trickled", trickled, 408),
+        // 413, not 408: refused before the deadline, without waiting for the body.
+        ("a login form of 999999999 bytes", oversized, 413),
+    ] {
+        let text = String::from_utf8_lossy(&answer);
+        assert!(closed, "{what}: still open after {took:?}: {text:?}");
+        assert_eq!(status_of(&answer), status, "{what}: {text:?}");
+        assert!(
+            head_of(&answer).contains("content-type: text/html"),
+            "{what}: not a page: {text:?}"
+        );
+    }
+    server.client().get("/", None).await.assert_status(200);
+}
+
+// ---------- what the HTTP parser refuses (the HTTP probe, finding 2) ----------
+
+/// These never reach the app: hyper (axum) and actix-web's parser answer them with an empty
+/// body (SECURITY.md, "Answers from the HTTP parser"). Pinned: a 4xx, never a 5xx or a hang.
+#[tokio::test]
+async fn requests_the_http_parser_refuses_keep_their_4xx_status() {
+    let server = ServerBuilder::memory().start().await;
+    let port = server.port();
+    let head = "GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+    let many: String = (0..200).map(|i| format!("X-Header-{i}: {i}\r\n")).collect();
+    let cases: [(&str, Vec<u8>, u16); 3] = [
+        (
+            "a NUL in the Cookie header",
+            [head.as_bytes(), b"Cookie: session=AAAA\0AAAA\r\n\r\n"].concat(),
+            400,
+        ),
+        (
+            "a control byte in the Cookie header",
+            [head.as_bytes(), b"Cookie: session=AAAA\x01AAAA\r\n\r\n"].concat(),
+            400,
+        ),
+        (
+            "200 header fields",
+            format!("{head}{many}\r\n").into_bytes(),
+            431,
+        ),
+    ];
+    for (what, request, status) in cases {
+        let res = raw_request(port, &request)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(res.status, status, "{what}: {}", res.head);
+    }
+    server
+        .client()
+        .get("/health", None)
+        .await
+        .assert_status(200);
 }

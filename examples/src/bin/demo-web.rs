@@ -31,7 +31,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     serve(
         listener,
         web::app(state, cookie, csrf),
-        settings.header_timeout,
+        settings.read_timeouts(),
         shutdown_signal(),
     )
     .await

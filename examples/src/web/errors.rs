@@ -59,6 +59,10 @@ pub enum WebError {
     Forbidden(String),
     /// 404.
     NotFound,
+    /// 408, closing the connection: the form did not arrive within `HTTP_BODY_TIMEOUT_SECS`.
+    TimedOut,
+    /// 413, closing the connection: the form is declared larger than the body limit.
+    TooLarge,
     /// 503: the session store (or account store) is unavailable; try again.
     Unavailable,
     /// 500: logged; no details go to the browser.
@@ -75,6 +79,23 @@ impl WebError {
             body,
         }
         .into_response()
+    }
+}
+
+impl WebError {
+    /// `res` saying `Connection: close`: the rest of the request body is never read.
+    fn closing(mut res: Response) -> Response {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        res
+    }
+
+    /// The web app's answers to [`crate::limits::enforce`]'s refusals.
+    pub fn body_refusal(refusal: crate::limits::BodyRefusal) -> Response {
+        match refusal {
+            crate::limits::BodyRefusal::TooLarge => WebError::TooLarge.into_response(),
+            crate::limits::BodyRefusal::TimedOut => WebError::TimedOut.into_response(),
+        }
     }
 }
 
@@ -101,6 +122,20 @@ impl IntoResponse for WebError {
                 "Not found",
                 "<p>There is no such page.</p><p><a href=\"/\">Home</a></p>".to_owned(),
             ),
+            WebError::TimedOut => Self::closing(Self::page(
+                StatusCode::REQUEST_TIMEOUT,
+                "Request timeout",
+                "<p class=\"error\">The form did not arrive in time; please send it again.</p>"
+                    .to_owned(),
+            )),
+            WebError::TooLarge => Self::closing(Self::page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                format!(
+                    "<p class=\"error\">Forms are limited to {} bytes.</p>",
+                    crate::BODY_LIMIT
+                ),
+            )),
             WebError::Unavailable => {
                 let mut res = Self::page(
                     StatusCode::SERVICE_UNAVAILABLE,

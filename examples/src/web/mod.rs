@@ -26,10 +26,10 @@ use tower::Layer as _;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::{request_span, routes, AppState, HttpService, BODY_LIMIT};
+use crate::{limits, request_span, routes, AppState, HttpService, BODY_LIMIT};
 
-/// The HTML app: pages, sessions (with HTML rejections), CSRF defence before routing, and
-/// request logging.
+/// The HTML app: pages, sessions (with HTML rejections), CSRF defence before routing, the
+/// body limits ([`limits::enforce`], answered with pages) and request logging.
 pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpService {
     use pages::*;
     let store: Arc<dyn SessionStore> = state.store.clone();
@@ -48,6 +48,10 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            errors::WebError::body_refusal as limits::Refuse,
+            limits::enforce,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)

@@ -15,13 +15,15 @@ pub use reqwest::header::HeaderMap;
 pub use reqwest::Method;
 pub use serde_json::{json, Value};
 
-/// The two demo binaries, built by cargo for this test target.
+/// The demo binaries, built by cargo for this test target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bin {
     /// `demo-server` (axum).
     Axum,
     /// `demo-actix` (actix-web).
     Actix,
+    /// `demo-web` (axum, HTML pages): only for the tests that name it, never [`Bin::under_test`].
+    Web,
 }
 
 impl Bin {
@@ -34,10 +36,10 @@ impl Bin {
         }
     }
 
-    /// The other binary (for tests that run one server of each).
+    /// The JSON binary on the other framework (for tests that run one server of each).
     pub fn other(self) -> Self {
         match self {
-            Bin::Axum => Bin::Actix,
+            Bin::Axum | Bin::Web => Bin::Actix,
             Bin::Actix => Bin::Axum,
         }
     }
@@ -47,6 +49,7 @@ impl Bin {
         match self {
             Bin::Axum => env!("CARGO_BIN_EXE_demo-server"),
             Bin::Actix => env!("CARGO_BIN_EXE_demo-actix"),
+            Bin::Web => env!("CARGO_BIN_EXE_demo-web"),
         }
     }
 }
@@ -67,6 +70,7 @@ const CONTROLLED_ENV: &[&str] = &[
     "LOGIN_QUEUE_MAX",
     "ALLOWED_ORIGINS",
     "HTTP_HEADER_TIMEOUT_SECS",
+    "HTTP_BODY_TIMEOUT_SECS",
     "STEP_UP_SECS",
     "RUST_LOG",
 ];
