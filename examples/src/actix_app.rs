@@ -376,7 +376,7 @@ fn resource(path: &str) -> actix_web::Resource {
 
 /// The routes, with the session middleware (outermost: its caching headers go on every
 /// answer, a CSRF refusal included), the CSRF check (before routing), the body limits
-/// ([`body_limits`], with `body_timeout`) and request logging.
+/// (`body_limits`, with `body_timeout`) and request logging.
 pub fn app(
     state: Data<AppState>,
     sessions: SessionMiddleware,
@@ -448,7 +448,7 @@ pub fn app(
 /// the requests in flight. A connection that has not sent a complete request head
 /// `timeouts.head` after it was accepted, or after the previous answer on it, is closed; a
 /// request whose body has not arrived `timeouts.body` after its head is answered 408
-/// ([`body_limits`]).
+/// (`body_limits`).
 ///
 /// # Errors
 /// When the server cannot start on the listener.

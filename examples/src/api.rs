@@ -43,6 +43,14 @@ pub struct PasswordBody {
     new_password: String,
 }
 
+/// The one spelling of a username: names are ASCII and compared without case, so `Alice`,
+/// `ALICE` and `alice` are one account (and one lockout counter, one login epoch, one session
+/// owner), spelled `alice`.
+pub fn canonical_username(username: &str) -> String {
+    username.to_ascii_lowercase()
+}
+
+/// 3-64 characters of `A-Z`, `a-z`, `0-9`, `_`, `.`, `-` (any case: see [`canonical_username`]).
 pub fn valid_username(username: &str) -> bool {
     (3..=64).contains(&username.len())
         && username
@@ -98,11 +106,12 @@ pub async fn register(
         return Err(ApiError::bad_request("password must be 8-128 characters"));
     }
     let _slot = state.password_queue.enter(client)?;
-    if state.accounts.get(&body.username).await?.is_some() {
+    let username = canonical_username(&body.username);
+    if state.accounts.get(&username).await?.is_some() {
         return Err(ApiError::conflict("that username is taken"));
     }
     let account = Account {
-        username: body.username,
+        username,
         password_hash: state.passwords.hash(&body.password).await?,
         roles: vec!["USER".to_owned()],
     };
@@ -202,6 +211,7 @@ pub async fn check_login(
         tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), during = event, "implausible name or password");
         return Err(ApiError::invalid_credentials());
     }
+    let username = &canonical_username(username);
     let _slot = state.password_queue.enter(client)?;
     // The epoch before the password hash: a password change (or a sign-out everywhere) that
     // lands while this login checks the old password refuses the session it would create.
@@ -415,6 +425,7 @@ pub async fn set_roles(
     username: String,
     body: RolesBody,
 ) -> Result<(), ApiError> {
+    let username = canonical_username(&username);
     if body.roles.len() > 32 || !body.roles.iter().all(|r| valid_role(r)) {
         return Err(ApiError::bad_request(
             "roles: at most 32, each 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-', ':'",
@@ -468,6 +479,7 @@ pub async fn revoke_user_sessions(
     if username.is_empty() || username.len() > 255 {
         return Err(ApiError::bad_request("no such username"));
     }
+    let username = canonical_username(&username);
     let ended = state.store.delete_user_sessions(&username).await?;
     tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&username), ended, by = %log_safe(admin.user_id()), "all sessions of a user ended by an admin");
     Ok(())

@@ -73,9 +73,45 @@ async fn register_refuses_a_taken_username_with_409() {
     c.register("admin", "whatever-password")
         .await
         .assert_error(409, "conflict");
+    // Names differ by more than case: `Admin` and `ALICE` are the same accounts (security round
+    // 3), so they cannot be registered by someone else.
+    for taken in ["Admin", "ALICE", "Bob"] {
+        c.register(taken, "whatever-password")
+            .await
+            .assert_error(409, "conflict");
+    }
     // The original password still works: the 409 changed nothing.
     c.login_ok("bob", "bob-password").await;
     c.login_ok(ALICE.0, ALICE.1).await;
+}
+
+#[tokio::test]
+async fn a_username_in_any_case_is_one_account_with_one_lockout() {
+    let redis = redis();
+    let server = ServerBuilder::redis(redis.url())
+        .env("LOGIN_MAX_FAILURES", 3)
+        .start()
+        .await;
+    let c = server.client();
+    let res = c.register("CaseUser", "case-password").await;
+    res.assert_status(201);
+    assert_eq!(res.body["username"], "caseuser");
+    let cookie = c.login_ok("CASEUSER", "case-password").await;
+    assert_eq!(
+        c.get("/me", Some(&cookie)).await.body["username"],
+        "caseuser"
+    );
+    // Failures under other spellings count for the one account: no extra guesses by case.
+    for spelling in ["Caseuser", "cASEUSER", "CaSeUsEr"] {
+        c.login(spelling, "wrong-password")
+            .await
+            .unwrap_err()
+            .assert_error(401, "invalid_credentials");
+    }
+    c.login("caseuser", "case-password")
+        .await
+        .unwrap_err()
+        .assert_error(429, "too_many_attempts");
 }
 
 #[tokio::test]
