@@ -369,7 +369,7 @@ impl NewSession {
     /// The login's epoch ([`SessionStore::login_epoch`](crate::SessionStore::login_epoch),
     /// read before the credentials were checked): the store then creates the session only if
     /// none of the user's sessions were ended since
-    /// ([`Error::LoginSuperseded`](crate::Error::LoginSuperseded) otherwise). See
+    /// ([`Error::LoginSuperseded`] otherwise). See
     /// [`LoginEpoch`] for why every login should carry one.
     #[must_use]
     pub fn with_login_epoch(mut self, epoch: LoginEpoch) -> Self {

@@ -118,7 +118,7 @@ where
     .await;
 }
 
-/// A login that read the user's [`LoginEpoch`] before the user's sessions were ended (a
+/// A login that read the user's [`LoginEpoch`](crate::LoginEpoch) before the user's sessions were ended (a
 /// password change ends the others: `delete_other_user_sessions`; "sign out everywhere":
 /// `delete_user_sessions`) gets [`Error::LoginSuperseded`] and stores nothing; a login that
 /// read it afterwards, a login of another user, and a login without an epoch are not affected.
