@@ -3,7 +3,9 @@
 //! cache), not only by the two stores that ship with it.
 //!
 //! The store is deliberately plain: one mutex over a map of sessions and maps of per-user role
-//! changes and login epochs, every rule of the trait kept by hand.
+//! changes and login epochs, every rule of the trait kept by hand. It reads "now" from its
+//! configuration's clock (`SessionConfig::clock`), so the suite runs it on a manual clock,
+//! without sleeping.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -42,6 +44,11 @@ impl LockedMapStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Now, by the configuration's clock (the suite moves a manual one instead of sleeping).
+    fn now(&self) -> SystemTime {
+        self.config.clock().now()
+    }
+
     /// Live: before its deadline and used within the idle timeout.
     fn live(&self, session: &Session, now: SystemTime) -> bool {
         now < session.expires_at() && now < session.last_seen_at() + self.config.idle_timeout()
@@ -78,7 +85,7 @@ impl LockedMapStore {
         token: &Token,
         change: impl FnOnce(&mut session_core::SessionParts),
     ) -> Result<Session> {
-        let now = SystemTime::now();
+        let now = self.now();
         let mut state = self.state();
         let current = self.live_session(&state, token, now)?;
         let (key, mut parts) = current.into_parts();
@@ -94,7 +101,7 @@ impl LockedMapStore {
         token: &Token,
         change: impl FnOnce(&mut session_core::SessionParts),
     ) -> Result<(Token, Session)> {
-        let now = SystemTime::now();
+        let now = self.now();
         let mut state = self.state();
         let current = self.live_session(&state, token, now)?;
         let new_token = Token::generate(current.expires_at())?;
@@ -131,7 +138,7 @@ impl SessionStore for LockedMapStore {
     }
 
     async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
-        let now = SystemTime::now();
+        let now = self.now();
         let token = Token::generate(now + self.config.absolute_timeout())?;
         let epoch = new.login_epoch().map(LoginEpoch::value);
         let mut session = new.start(token.key(), now, token.deadline())?;
@@ -172,7 +179,7 @@ impl SessionStore for LockedMapStore {
     }
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
-        let now = SystemTime::now();
+        let now = self.now();
         let mut state = self.state();
         let Some(current) = state.sessions.get(&token.key()).cloned() else {
             return Ok(None);
@@ -194,7 +201,7 @@ impl SessionStore for LockedMapStore {
     }
 
     async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
-        let now = SystemTime::now();
+        let now = self.now();
         // Under the store's lock: no other write of this session comes in between.
         let mut state = self.state();
         let current = self.live_session(&state, token, now)?;
@@ -212,19 +219,19 @@ impl SessionStore for LockedMapStore {
     }
 
     async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
-        let now = SystemTime::now();
+        let now = self.now();
         self.move_to_new_token(token, |parts| parts.auth_time = now)
     }
 
     async fn delete(&self, token: &Token) -> Result<bool> {
-        let now = SystemTime::now();
+        let now = self.now();
         let gone = self.state().sessions.remove(&token.key());
         Ok(gone.is_some_and(|s| self.live(&s, now)))
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         named(user_id)?;
-        let now = SystemTime::now();
+        let now = self.now();
         let mut state = self.state();
         Ok(self
             .user_sessions(&mut state, user_id, now)
@@ -235,7 +242,7 @@ impl SessionStore for LockedMapStore {
 
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
         named(user_id)?;
-        let now = SystemTime::now();
+        let now = self.now();
         let mut state = self.state();
         let found = self
             .user_sessions(&mut state, user_id, now)
@@ -246,7 +253,7 @@ impl SessionStore for LockedMapStore {
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
         named(user_id)?;
-        let now = SystemTime::now();
+        let now = self.now();
         let mut state = self.state();
         state
             .epochs
@@ -259,8 +266,8 @@ impl SessionStore for LockedMapStore {
     }
 
     async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
-        NewSession::new(user_id).start(keep.key(), SystemTime::now(), keep.deadline())?;
-        let now = SystemTime::now();
+        let now = self.now();
+        NewSession::new(user_id).start(keep.key(), now, keep.deadline())?;
         let mut state = self.state();
         state
             .epochs
@@ -283,7 +290,7 @@ impl SessionStore for LockedMapStore {
         permissions: &[String],
     ) -> Result<usize> {
         named(user_id)?;
-        let now = SystemTime::now();
+        let now = self.now();
         let mut state = self.state();
         let mine = self.user_sessions(&mut state, user_id, now);
         let mut changed = Vec::with_capacity(mine.len());

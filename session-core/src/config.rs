@@ -1,7 +1,9 @@
-//! [`SessionConfig`]: timeouts, limits and Redis settings, with defaults and a builder.
+//! [`SessionConfig`]: timeouts, limits, Redis settings and the clock, with defaults and a
+//! builder.
 
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 
 /// How sessions live and where they are kept. Build one with [`SessionConfig::builder`], or take
@@ -16,6 +18,7 @@ use crate::error::{Error, Result};
 /// | operation timeout | 1 second |
 /// | Redis pool size | 8 connections |
 /// | last-seen granularity | 1% of the idle timeout, between 1 s and 60 s |
+/// | clock | the system clock ([`Clock::system`]) |
 ///
 /// ```
 /// use std::time::Duration;
@@ -41,6 +44,7 @@ pub struct SessionConfig {
     max_in_flight: usize,
     touch_interval: Option<Duration>,
     role_change_window: Duration,
+    clock: Clock,
 }
 
 /// Longest timeout the record format holds (100 years); anything longer
@@ -59,6 +63,7 @@ impl Default for SessionConfig {
             max_in_flight: 4096,
             touch_interval: None,
             role_change_window: Duration::from_secs(10 * 60),
+            clock: Clock::system(),
         }
     }
 }
@@ -137,6 +142,13 @@ impl SessionConfig {
     pub fn role_change_window(&self) -> Duration {
         self.role_change_window
     }
+
+    /// Where the store and the request core read "now" (default: the system clock). Every time
+    /// rule reads it: expiry, auth time and the freshness guards, last seen, the throttle and
+    /// role-change windows; except where Redis keeps time itself (key TTLs, see [`Clock`]).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
 }
 
 /// Builder for [`SessionConfig`]; every setting starts at its default.
@@ -208,6 +220,29 @@ impl SessionConfigBuilder {
     /// creating the session can bring back a role removed meanwhile.
     pub fn role_change_window(mut self, window: Duration) -> Self {
         self.config.role_change_window = window;
+        self
+    }
+
+    /// The clock the store and the request core read "now" from (default: [`Clock::system`]).
+    /// Tests pass a [`ManualClock`](crate::ManualClock) and move it, instead of sleeping past
+    /// timeouts:
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use session_core::{ManualClock, SessionConfig};
+    ///
+    /// let clock = ManualClock::new(SystemTime::now());
+    /// let config = SessionConfig::builder().clock(clock.clone()).build()?;
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(config.clock().now(), clock.now());
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    ///
+    /// **Security:** a manual clock stands still in production: sessions would not reach their
+    /// timeouts (in [`MemoryStore`](crate::MemoryStore)) and a login would stay fresh for ever.
+    /// Use one only in tests.
+    pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.config.clock = clock.into();
         self
     }
 

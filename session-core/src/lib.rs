@@ -68,6 +68,7 @@ pub mod actix;
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod changes;
+mod clock;
 pub mod config;
 mod epoch;
 pub mod error;
@@ -97,6 +98,7 @@ pub use ::redis;
 /// `async-trait` to your own dependencies: `#[session_core::async_trait]`.
 pub use async_trait::async_trait;
 pub use changes::{update_value, DataChanges, DataUpdate};
+pub use clock::{Clock, ManualClock};
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use epoch::LoginEpoch;
 pub use error::{Error, Result, UnavailableKind};

@@ -88,7 +88,10 @@ const MAX_AUTHZ_LEN: usize = u16::MAX as usize;
 /// Largest value the 6-byte timestamps hold.
 const MAX_MS: u64 = (1 << 48) - 1;
 
-/// Milliseconds since the Unix epoch, by this machine's clock.
+/// Milliseconds since the Unix epoch, by this machine's clock. Only for time that is about the
+/// network, not about sessions (the Redis cache's heartbeat trust): every session rule reads
+/// [`SessionConfig::clock`](crate::SessionConfig::clock).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn now_ms() -> u64 {
     system_time_ms(SystemTime::now())
 }

@@ -43,9 +43,11 @@ use crate::token::{SessionHandle, Token};
 /// (checking what every store checks), and [`Session::into_parts`] /
 /// [`Session::from_parts`](crate::Session::from_parts) take a session apart and put it back
 /// together to change it (roles, data, last seen, auth time); [`Session::info`] is its entry in
-/// a listing. Run the conformance suite against it (`session_core::testing::conformance::run`,
-/// feature `test-suite`); `examples/tests/external_store.rs` is a complete small store that
-/// passes it.
+/// a listing. Read "now" from the configuration's clock
+/// ([`SessionConfig::clock`]), not from `SystemTime::now()`: tests move a
+/// [`ManualClock`](crate::ManualClock) instead of sleeping, and so does the suite. Run the
+/// conformance suite against it (`session_core::testing::conformance::run`, feature
+/// `test-suite`); `examples/tests/external_store.rs` is a complete small store that passes it.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// The configuration the store was built with.

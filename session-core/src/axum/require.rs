@@ -59,3 +59,79 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt as _;
+
+    use crate::axum::SessionLayer;
+    use crate::web::{FreshLogin, Guard, Require};
+    use crate::{ManualClock, MemoryStore, NewSession, SessionConfig, SessionStore, Token};
+
+    async fn guarded(_: Guard<FreshLogin<300>>) -> &'static str {
+        "ok"
+    }
+
+    async fn answer(app: &Router, path: &str, token: &Token) -> (StatusCode, String) {
+        let req = Request::builder()
+            .uri(path)
+            .header(
+                header::COOKIE,
+                format!("__Host-session={}", token.as_cookie_value()),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// `#[fresh_login]` (a `Guard<FreshLogin<_>>`) and `Require::fresh` judge freshness by the
+    /// store's clock: exactly `max_age` after the password it is still fresh, a millisecond
+    /// later it is not, and re-authentication makes it fresh again.
+    #[tokio::test]
+    async fn freshness_guards_read_the_stores_clock() {
+        let clock = ManualClock::new(SystemTime::now());
+        let config = SessionConfig::builder()
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let store = Arc::new(MemoryStore::new(config));
+        let app = Router::new()
+            .route("/guard", get(guarded))
+            .merge(
+                Router::new()
+                    .route("/layer", get(|| async { "ok" }))
+                    .route_layer(Require::fresh(Duration::from_secs(300))),
+            )
+            .layer(SessionLayer::new(
+                Arc::clone(&store) as Arc<dyn SessionStore>
+            ));
+        let (token, _) = store.create(NewSession::new("fay")).await.unwrap();
+
+        clock.advance(Duration::from_secs(300));
+        for path in ["/guard", "/layer"] {
+            assert_eq!(answer(&app, path, &token).await.0, StatusCode::OK, "{path}");
+        }
+        clock.advance(Duration::from_millis(1));
+        for path in ["/guard", "/layer"] {
+            let (status, body) = answer(&app, path, &token).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+            assert!(body.contains("reauthentication_required"), "{path}: {body}");
+        }
+        let (token, _) = store.reauthenticate(&token).await.unwrap();
+        for path in ["/guard", "/layer"] {
+            assert_eq!(answer(&app, path, &token).await.0, StatusCode::OK, "{path}");
+        }
+    }
+}

@@ -3,6 +3,10 @@
 //! For tests and for running without Redis. Sessions vanish when the process ends and are not
 //! shared between processes, which is exactly what a real deployment must not have: use
 //! [`RedisStore`](crate::RedisStore) there.
+//!
+//! Every time rule here (expiry, last seen, auth time, the throttle, role-change and epoch
+//! windows) reads the configuration's [`Clock`](crate::Clock), so a test that moves a
+//! [`ManualClock`](crate::ManualClock) checks them all without waiting.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -16,8 +20,8 @@ use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::record::{
-    check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
-    SessionData, SessionInfo,
+    check_user_id, duration_ms, normalized, Authz, NewSession, Record, Session, SessionData,
+    SessionInfo,
 };
 use crate::store::SessionStore;
 use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig, IN_FLIGHT_WAIT};
@@ -127,6 +131,11 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// Now (ms), by the configuration's clock: every rule of this store reads time here.
+    fn now(&self) -> u64 {
+        self.config.clock().now_ms()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than losing every session, so keep serving.
@@ -228,7 +237,7 @@ impl SessionStore for MemoryStore {
     async fn create(&self, mut new: NewSession) -> Result<(Token, Session)> {
         new.check_owner()?;
         let epoch = new.login_epoch.take();
-        let now = now_ms();
+        let now = self.now();
         let mut record = Record::created(new, now, duration_ms(self.config.absolute_timeout()));
         // Same size limits as at rest in Redis.
         record.encode()?;
@@ -275,7 +284,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
-        let now = now_ms();
+        let now = self.now();
         let key = token.key();
         let idle = duration_ms(self.config.idle_timeout());
         let touch = duration_ms(self.config.touch_interval());
@@ -300,7 +309,7 @@ impl SessionStore for MemoryStore {
         data.encode()?;
         let mut inner = self.lock();
         let entry = inner
-            .live_entry(&token.key(), now_ms())
+            .live_entry(&token.key(), self.now())
             .ok_or(Error::NotFound)?;
         Arc::make_mut(&mut entry.record).data = data.clone();
         Ok(())
@@ -309,7 +318,7 @@ impl SessionStore for MemoryStore {
     async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
         let mut inner = self.lock();
         let entry = inner
-            .live_entry(&token.key(), now_ms())
+            .live_entry(&token.key(), self.now())
             .ok_or(Error::NotFound)?;
         // Under the store's lock: no other write of this session can come in between.
         let mut data = entry.record.data.clone();
@@ -321,7 +330,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn rotate(&self, token: &Token) -> Result<Token> {
-        let now = now_ms();
+        let now = self.now();
         let old = token.key();
         // The same session, so the same deadline (the old token carries it).
         let new_token = Token::generate_until(token.deadline_ms())?;
@@ -339,7 +348,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
-        let now = now_ms();
+        let now = self.now();
         let old = token.key();
         // The same session, so the same deadline (the old token carries it).
         let new_token = Token::generate_until(token.deadline_ms())?;
@@ -362,7 +371,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, token: &Token) -> Result<bool> {
-        let now = now_ms();
+        let now = self.now();
         let mut inner = self.lock();
         Ok(inner
             .remove_session(&token.key())
@@ -370,7 +379,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
-        let now = now_ms();
+        let now = self.now();
         let mut inner = self.lock();
         let live = inner.prune_user(user_id, now);
         Ok(live
@@ -388,7 +397,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
-        let now = now_ms();
+        let now = self.now();
         let mut inner = self.lock();
         let live = inner.prune_user(user_id, now);
         match live.into_iter().find(|k| k.handle() == *handle) {
@@ -399,12 +408,12 @@ impl SessionStore for MemoryStore {
 
     async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
         check_user_id(user_id)?;
-        let value = self.lock().epoch(user_id, now_ms());
+        let value = self.lock().epoch(user_id, self.now());
         Ok(LoginEpoch::new(user_id, value))
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
-        let now = now_ms();
+        let now = self.now();
         let mut inner = self.lock();
         inner.new_epoch(user_id, now, &self.config);
         let live = inner.prune_user(user_id, now);
@@ -417,7 +426,7 @@ impl SessionStore for MemoryStore {
 
     async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
         check_user_id(user_id)?;
-        let now = now_ms();
+        let now = self.now();
         let keep = keep.key();
         let mut inner = self.lock();
         inner.new_epoch(user_id, now, &self.config);
@@ -443,7 +452,7 @@ impl SessionStore for MemoryStore {
             permissions: normalized(permissions.iter().cloned()),
         };
         authz.encode_block()?;
-        let now = now_ms();
+        let now = self.now();
         let mut inner = self.lock();
         let until = now + duration_ms(self.config.role_change_window());
         inner
@@ -463,7 +472,7 @@ impl SessionStore for MemoryStore {
 impl LoginThrottle for MemoryStore {
     async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
         check_user_id(username)?;
-        let now = now_ms();
+        let now = self.now();
         let mut failures = self.failures();
         if failures.len() > 10_000 {
             failures.retain(|_, a| a.until > now);
@@ -491,7 +500,7 @@ impl LoginThrottle for MemoryStore {
 
     async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
         check_user_id(username)?;
-        let now = now_ms();
+        let now = self.now();
         let mut failures = self.failures();
         match failures.get_mut(username) {
             Some(entry) if entry.until > now => {
@@ -519,5 +528,146 @@ impl LoginThrottle for MemoryStore {
             entry.begun = entry.begun.saturating_sub(1);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The time rules on a manual clock: exact, and without waiting.
+
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::ManualClock;
+
+    fn store(clock: &ManualClock) -> MemoryStore {
+        MemoryStore::new(
+            SessionConfig::builder()
+                .idle_timeout(Duration::from_secs(30 * 60))
+                .absolute_timeout(Duration::from_secs(8 * 3600))
+                .role_change_window(Duration::from_secs(10 * 60))
+                .clock(clock.clone())
+                .build()
+                .unwrap(),
+        )
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_session_ends_exactly_at_its_idle_timeout_and_its_deadline() {
+        block_on(async {
+            let clock = ManualClock::new(SystemTime::now());
+            let store = store(&clock);
+            let (token, created) = store.create(NewSession::new("ann")).await.unwrap();
+            assert_eq!(created.created_at(), clock.now());
+            assert_eq!(
+                created.expires_at(),
+                clock.now() + Duration::from_secs(8 * 3600)
+            );
+            // Used every 29 minutes: live until the deadline, not a millisecond longer.
+            let step = Duration::from_secs(29 * 60);
+            let mut used = Duration::ZERO;
+            while used + step < Duration::from_secs(8 * 3600) {
+                clock.advance(step);
+                used += step;
+                let session = store.load(&token).await.unwrap().expect("used in time");
+                assert_eq!(session.last_seen_at(), clock.now());
+            }
+            clock.advance(Duration::from_secs(8 * 3600) - used - Duration::from_millis(1));
+            assert!(store.load(&token).await.unwrap().is_some());
+            clock.advance(Duration::from_millis(1));
+            assert!(
+                store.load(&token).await.unwrap().is_none(),
+                "past the deadline"
+            );
+
+            let (token, _) = store.create(NewSession::new("ann")).await.unwrap();
+            clock.advance(Duration::from_secs(30 * 60) - Duration::from_millis(1));
+            assert!(store.load(&token).await.unwrap().is_some());
+            clock.advance(Duration::from_secs(30 * 60));
+            assert!(store.load(&token).await.unwrap().is_none(), "idle too long");
+            assert!(store.list_user_sessions("ann").await.unwrap().is_empty());
+        });
+    }
+
+    #[test]
+    fn reauthentication_sets_the_auth_time_to_the_clocks_now() {
+        block_on(async {
+            let clock = ManualClock::new(SystemTime::now());
+            let store = store(&clock);
+            let (token, created) = store.create(NewSession::new("bo")).await.unwrap();
+            assert_eq!(created.auth_time(), clock.now());
+            clock.advance(Duration::from_secs(600));
+            let (_, session) = store.reauthenticate(&token).await.unwrap();
+            assert_eq!(session.auth_time(), clock.now());
+            assert_eq!(session.created_at(), created.created_at());
+        });
+    }
+
+    #[test]
+    fn role_changes_and_epochs_apply_to_new_logins_for_their_window_only() {
+        block_on(async {
+            let clock = ManualClock::new(SystemTime::now());
+            let store = store(&clock);
+            let admin = || NewSession::new("cy").with_roles(["ADMIN"]);
+            store
+                .set_user_authz("cy", &["USER".to_owned()], &[])
+                .await
+                .unwrap();
+            let epoch = store.login_epoch("cy").await.unwrap();
+            store.delete_user_sessions("cy").await.unwrap();
+            let changed = store.login_epoch("cy").await.unwrap();
+            assert_ne!(changed, epoch);
+
+            clock.advance(Duration::from_secs(10 * 60) - Duration::from_millis(1));
+            let (_, late) = store.create(admin()).await.unwrap();
+            assert_eq!(
+                late.roles(),
+                ["USER"],
+                "the role change applies in its window"
+            );
+            assert!(matches!(
+                store.create(admin().with_login_epoch(epoch.clone())).await,
+                Err(Error::LoginSuperseded)
+            ));
+
+            clock.advance(Duration::from_millis(1));
+            let (_, later) = store.create(admin()).await.unwrap();
+            assert_eq!(later.roles(), ["ADMIN"], "the window is over");
+            assert_eq!(store.login_epoch("cy").await.unwrap().value(), 0);
+        });
+    }
+
+    #[test]
+    fn a_throttle_lock_lasts_exactly_one_window_from_the_last_failure() {
+        block_on(async {
+            let clock = ManualClock::new(SystemTime::now());
+            let store = store(&clock);
+            let window = Duration::from_secs(900);
+            let limits = ThrottleConfig::new(2, window);
+            for _ in 0..2 {
+                store.begin_login("di", &limits).await.unwrap();
+                clock.advance(Duration::from_secs(60));
+                store.record_failure("di", &limits).await.unwrap();
+            }
+            clock.advance(window - Duration::from_millis(1));
+            assert_eq!(
+                store.begin_login("di", &limits).await.unwrap(),
+                Attempt::Locked {
+                    retry_after: Duration::from_millis(1)
+                }
+            );
+            clock.advance(Duration::from_millis(1));
+            assert_eq!(
+                store.begin_login("di", &limits).await.unwrap(),
+                Attempt::Allowed
+            );
+        });
     }
 }

@@ -64,9 +64,8 @@ use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result, UnavailableKind};
 use crate::record::{
-    check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
-    SessionData, SessionInfo, AUTHZ_LEN_BYTES, FORMAT_VERSION, LABEL_LEN_BYTES, MAX_DATA_LEN,
-    USER_LEN_OFFSET,
+    check_user_id, duration_ms, normalized, Authz, NewSession, Record, Session, SessionData,
+    SessionInfo, AUTHZ_LEN_BYTES, FORMAT_VERSION, LABEL_LEN_BYTES, MAX_DATA_LEN, USER_LEN_OFFSET,
 };
 use crate::store::SessionStore;
 use crate::token::{SessionHandle, SessionKey, Token};
@@ -339,6 +338,11 @@ impl RedisStore {
             .await
     }
 
+    /// Now (ms), by the configuration's clock ([`SessionConfig::clock`]).
+    fn now_ms(&self) -> u64 {
+        self.config.clock().now_ms()
+    }
+
     /// `load` with the client-side cache, while the absolute deadline is more than an idle
     /// timeout away (so sliding the expiry by `idle` cannot pass it).
     async fn load_cached(
@@ -425,7 +429,7 @@ impl SessionStore for RedisStore {
     async fn create(&self, mut new: NewSession) -> Result<(Token, Session)> {
         new.check_owner()?;
         let epoch = new.login_epoch.take();
-        let now = now_ms();
+        let now = self.now_ms();
         let absolute = duration_ms(self.config.absolute_timeout());
         let mut record = Record::created(new, now, absolute);
         let parts = record.encode_parts()?;
@@ -502,7 +506,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
-        let now = now_ms();
+        let now = self.now_ms();
         // The token carries the absolute deadline: past it, nothing to ask Redis.
         let Some(remaining) = token.deadline_ms().checked_sub(now).filter(|r| *r > 0) else {
             return Ok(None);
@@ -632,7 +636,7 @@ impl SessionStore for RedisStore {
             Strategy::Split => self.split_list(user_id).await?,
         };
         let idle = duration_ms(self.config.idle_timeout());
-        Ok(listed_sessions(entries, user_id, now_ms(), idle))
+        Ok(listed_sessions(entries, user_id, self.now_ms(), idle))
     }
 
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {

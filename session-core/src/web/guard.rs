@@ -3,6 +3,7 @@
 //! actix-web's `FromRequest` (feature `actix`), so the macros need no framework argument.
 
 use std::marker::PhantomData;
+use std::time::SystemTime;
 
 use crate::record::Session;
 use crate::web::context::RequestSession;
@@ -23,8 +24,8 @@ impl<R> std::fmt::Debug for Guard<R> {
 }
 
 impl<R: Requirement> Guard<R> {
-    fn check(session: &Session) -> Result<(), Rejection> {
-        if R::check(session) {
+    fn check(session: &Session, now: SystemTime) -> Result<(), Rejection> {
+        if R::check(session, now) {
             Ok(())
         } else {
             Err(R::refusal())
@@ -41,8 +42,9 @@ impl<R: Requirement> Guard<R> {
     /// by an earlier extractor); `None` when a store call is needed.
     #[cfg_attr(not(feature = "actix"), allow(dead_code))]
     pub(crate) fn now(ctx: &RequestSession) -> Option<Result<Self, Rejection>> {
+        let now = || ctx.store().config().clock().now();
         match ctx.session_now()? {
-            Ok(Some(session)) if R::check(&session) => Some(Ok(Guard(PhantomData))),
+            Ok(Some(session)) if R::check(&session, now()) => Some(Ok(Guard(PhantomData))),
             // A refusal goes through `enforce`, which audit-logs it.
             Ok(Some(_)) => None,
             Ok(None) => Some(Err(Rejection::Unauthenticated)),

@@ -13,6 +13,11 @@
 //! 403 without the role or permission, 401 `reauthentication_required` when a freshness
 //! requirement (`#[fresh_login(max_age = "5m")]`, [`Require::fresh`]) is not met, and 503 when
 //! the store is unavailable.
+//!
+//! "Now", for freshness, is the store's clock
+//! ([`SessionConfig::clock`](crate::SessionConfig::clock)), read once per check and handed to
+//! [`Requirement::check`]: a test moves a [`ManualClock`](crate::ManualClock) past `max_age`
+//! instead of sleeping.
 
 use std::marker::PhantomData;
 use std::time::{Duration, SystemTime};
@@ -24,8 +29,9 @@ use crate::web::rejection::Rejection;
 
 /// A requirement a [`Guard`](crate::web::Guard) enforces on the request's session.
 pub trait Requirement: Send + Sync + 'static {
-    /// True when `session` meets the requirement.
-    fn check(session: &Session) -> bool;
+    /// True when `session` meets the requirement at `now` (by the store's
+    /// [`Clock`](crate::Clock); only requirements on time, such as [`FreshLogin`], look at it).
+    fn check(session: &Session, now: SystemTime) -> bool;
 
     /// What is required, for the 403 message and the audit log (for example `role ADMIN`).
     fn describe() -> String;
@@ -39,16 +45,17 @@ pub trait Requirement: Send + Sync + 'static {
     }
 }
 
-/// Loads the request's session (once) and applies `check`; a refusal is audit-logged.
+/// Loads the request's session (once) and applies `check` at now, by the store's clock; a
+/// refusal is audit-logged.
 pub(crate) async fn enforce(
     ctx: &RequestSession,
-    check: impl FnOnce(&Session) -> Result<(), Rejection>,
+    check: impl FnOnce(&Session, SystemTime) -> Result<(), Rejection>,
     describe: impl FnOnce() -> String,
 ) -> Result<(), Rejection> {
     let Some(session) = ctx.session().await? else {
         return Err(Rejection::Unauthenticated);
     };
-    let Err(refusal) = check(&session) else {
+    let Err(refusal) = check(&session, ctx.store().config().clock().now()) else {
         return Ok(());
     };
     let requirement = describe();
@@ -63,11 +70,10 @@ pub(crate) async fn enforce(
     Err(refusal)
 }
 
-/// True when the session's password was entered at most `max_age` ago (an auth time in the
-/// future, from clock skew between app servers, counts as now).
-pub(crate) fn fresh(session: &Session, max_age: Duration) -> bool {
-    SystemTime::now()
-        .duration_since(session.auth_time())
+/// True when the session's password was entered at most `max_age` before `now` (an auth time
+/// in the future, from clock skew between app servers, counts as now).
+pub(crate) fn fresh(session: &Session, max_age: Duration, now: SystemTime) -> bool {
+    now.duration_since(session.auth_time())
         .map_or(true, |age| age <= max_age)
 }
 
@@ -79,8 +85,8 @@ pub(crate) fn fresh(session: &Session, max_age: Duration) -> bool {
 pub struct FreshLogin<const SECS: u64>;
 
 impl<const SECS: u64> Requirement for FreshLogin<SECS> {
-    fn check(session: &Session) -> bool {
-        fresh(session, Duration::from_secs(SECS))
+    fn check(session: &Session, now: SystemTime) -> bool {
+        fresh(session, Duration::from_secs(SECS), now)
     }
     fn describe() -> String {
         describe(Kind::Fresh(Duration::from_secs(SECS)))
@@ -97,7 +103,7 @@ impl<const SECS: u64> Requirement for FreshLogin<SECS> {
 pub struct Login;
 
 impl Requirement for Login {
-    fn check(_: &Session) -> bool {
+    fn check(_: &Session, _: SystemTime) -> bool {
         true
     }
     fn describe() -> String {
@@ -119,7 +125,7 @@ pub struct AnyPermission<L>(PhantomData<fn() -> L>);
 pub struct AllPermissions<L>(PhantomData<fn() -> L>);
 
 impl<L: TypeStrList> Requirement for AnyRole<L> {
-    fn check(session: &Session) -> bool {
+    fn check(session: &Session, _: SystemTime) -> bool {
         L::any_in(session.roles())
     }
     fn describe() -> String {
@@ -128,7 +134,7 @@ impl<L: TypeStrList> Requirement for AnyRole<L> {
 }
 
 impl<L: TypeStrList> Requirement for AllRoles<L> {
-    fn check(session: &Session) -> bool {
+    fn check(session: &Session, _: SystemTime) -> bool {
         L::all_in(session.roles())
     }
     fn describe() -> String {
@@ -137,7 +143,7 @@ impl<L: TypeStrList> Requirement for AllRoles<L> {
 }
 
 impl<L: TypeStrList> Requirement for AnyPermission<L> {
-    fn check(session: &Session) -> bool {
+    fn check(session: &Session, _: SystemTime) -> bool {
         L::any_in(session.permissions())
     }
     fn describe() -> String {
@@ -146,7 +152,7 @@ impl<L: TypeStrList> Requirement for AnyPermission<L> {
 }
 
 impl<L: TypeStrList> Requirement for AllPermissions<L> {
-    fn check(session: &Session) -> bool {
+    fn check(session: &Session, _: SystemTime) -> bool {
         L::all_in(session.permissions())
     }
     fn describe() -> String {
@@ -350,11 +356,11 @@ impl Require {
         }
     }
 
-    fn met_by(&self, session: &Session) -> bool {
+    fn met_by(&self, session: &Session, now: SystemTime) -> bool {
         let contains = |have: &[String], want: &String| have.contains(want);
         match &self.kind {
             Kind::Login => true,
-            Kind::Fresh(max_age) => fresh(session, *max_age),
+            Kind::Fresh(max_age) => fresh(session, *max_age, now),
             Kind::AnyRole(w) => w.iter().any(|r| contains(session.roles(), r)),
             Kind::AllRoles(w) => w.iter().all(|r| contains(session.roles(), r)),
             Kind::AnyPermission(w) => w.iter().any(|p| contains(session.permissions(), p)),
@@ -376,16 +382,25 @@ impl Require {
     /// or the refusal of [`Require::check`].
     #[cfg(feature = "axum")]
     pub(crate) async fn enforce(&self, ctx: &RequestSession) -> Result<(), Rejection> {
-        enforce(ctx, |s| self.check(s), || self.describe()).await
+        enforce(ctx, |s, now| self.check_at(s, now), || self.describe()).await
     }
 
     /// Checks `session` against the requirement.
+    ///
+    /// [`Require::fresh`] is judged here by the system clock (a session alone does not know
+    /// its store's clock); as a route layer, by the store's
+    /// [`SessionConfig::clock`](crate::SessionConfig::clock).
     ///
     /// # Errors
     /// [`Rejection::Forbidden`] naming the requirement when it is not met;
     /// [`Rejection::ReauthenticationRequired`] for [`Require::fresh`].
     pub fn check(&self, session: &Session) -> Result<(), Rejection> {
-        if self.met_by(session) {
+        self.check_at(session, SystemTime::now())
+    }
+
+    /// [`Require::check`] at `now`.
+    fn check_at(&self, session: &Session, now: SystemTime) -> Result<(), Rejection> {
+        if self.met_by(session, now) {
             return Ok(());
         }
         Err(match &self.kind {

@@ -289,12 +289,13 @@ impl SessionCache {
     }
 
     /// Looks `key` up. `idle` and `touch_every` (ms) decide whether a hit should slide the
-    /// expiry now.
+    /// expiry now. `now` is the store's clock; the trust in the entries is the heartbeat's, in
+    /// real time.
     pub(crate) fn lookup(&self, key: &SessionKey, now: u64, idle: u64, touch_every: u64) -> Lookup {
         let inner = &self.inner;
         let shard_no = shard_of(key);
         let mut shard = lock(&inner.shards[shard_no]);
-        if now < inner.trusted_until_ms.load(Ordering::Acquire) {
+        if now_ms() < inner.trusted_until_ms.load(Ordering::Acquire) {
             if let Some(entry) = shard.entries.get_mut(key) {
                 if now < entry.expires_ms && now < entry.record.deadline_ms {
                     // The key's expiry was last slid `idle - left` ago (by any server).

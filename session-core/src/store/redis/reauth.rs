@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::record::{check_user_id, now_ms, Session};
+use crate::record::{check_user_id, Session};
 use crate::store::redis::{decode_logged, Strategy};
 use crate::token::Token;
 use crate::RedisStore;
@@ -23,7 +23,7 @@ impl RedisStore {
         // The same session, so the same deadline (the old token carries it).
         let new_token = Token::generate_until(token.deadline_ms())?;
         let new = new_token.key();
-        let now = now_ms();
+        let now = self.now_ms();
         let bytes = match self.strategy() {
             Strategy::Atomic => self.atomic_rotate(old, new, now, auth_time).await?,
             Strategy::Split => self.split_rotate(old, new, now, auth_time).await?,
@@ -34,7 +34,7 @@ impl RedisStore {
     /// [`SessionStore::reauthenticate`](crate::SessionStore::reauthenticate): the session moved
     /// to a new token with the auth time set to now, atomically.
     pub(super) async fn reauthenticate_session(&self, token: &Token) -> Result<(Token, Session)> {
-        let (new_token, bytes) = self.move_session(token, Some(now_ms())).await?;
+        let (new_token, bytes) = self.move_session(token, Some(self.now_ms())).await?;
         let new = new_token.key();
         let record = decode_logged(new, &bytes).ok_or(Error::NotFound)?;
         Ok((

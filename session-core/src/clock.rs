@@ -1,0 +1,205 @@
+//! [`Clock`]: where the stores and the request core read "now", so that time is an input:
+//! the system clock in production, a [`ManualClock`] that a test moves by hand.
+//!
+//! Every time rule of the crate (idle and absolute expiry, the auth time and freshness guards,
+//! last seen, the order of a user's sessions, the throttle windows, the role-change and
+//! login-epoch windows of [`MemoryStore`](crate::MemoryStore)) reads the clock of its store's
+//! [`SessionConfig`](crate::SessionConfig). A test that moves a manual clock checks those rules
+//! exactly and at once, instead of sleeping past them.
+//!
+//! **What a manual clock does not move:** time that a server keeps by itself.
+//! [`RedisStore`](crate::RedisStore) takes "now" from the clock (deadlines, auth time, last
+//! seen, creation order), but Redis expires keys on its own timer: a session's idle expiry and
+//! the throttle, role-change and epoch windows are key TTLs there, which pass in real time
+//! whatever the clock says. Nor does it move timeouts of I/O (`operation_timeout`) or the
+//! cache's heartbeat, which are about the network, not about sessions.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::record::{duration_ms, system_time_ms, to_system_time};
+
+/// The source of "now" for a store and the request core: [`Clock::system`] (the default), or a
+/// [`ManualClock`] for tests. Cheap to clone; set it with
+/// [`SessionConfigBuilder::clock`](crate::SessionConfigBuilder::clock).
+///
+/// ```
+/// use std::time::SystemTime;
+/// use session_core::{Clock, SessionConfig};
+///
+/// assert_eq!(SessionConfig::default().clock(), &Clock::system());
+/// let before = SystemTime::now();
+/// assert!(Clock::system().now() >= before);
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Clock(Source);
+
+#[derive(Clone, Default)]
+enum Source {
+    #[default]
+    System,
+    Manual(ManualClock),
+}
+
+impl PartialEq for Source {
+    /// Two manual clocks are equal when they are handles of the same clock.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Source::System, Source::System) => true,
+            (Source::Manual(a), Source::Manual(b)) => Arc::ptr_eq(&a.0, &b.0),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Source {}
+
+impl Clock {
+    /// This machine's clock (`SystemTime::now()`).
+    pub fn system() -> Self {
+        Self(Source::System)
+    }
+
+    /// Now, by this clock.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use session_core::{Clock, ManualClock};
+    ///
+    /// let manual = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    /// let clock = Clock::from(manual.clone());
+    /// manual.advance(Duration::from_secs(5));
+    /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(1_700_000_005));
+    /// ```
+    pub fn now(&self) -> SystemTime {
+        match &self.0 {
+            Source::System => SystemTime::now(),
+            Source::Manual(manual) => manual.now(),
+        }
+    }
+
+    /// Now in ms since the Unix epoch, as the records hold it.
+    pub(crate) fn now_ms(&self) -> u64 {
+        match &self.0 {
+            Source::System => system_time_ms(SystemTime::now()),
+            Source::Manual(manual) => manual.0.load(Ordering::Acquire),
+        }
+    }
+
+    /// The manual clock behind this one, if it is one (for the conformance suite, which moves
+    /// a manual clock and sleeps on the system clock).
+    #[cfg_attr(not(feature = "test-suite"), allow(dead_code))]
+    pub(crate) fn as_manual(&self) -> Option<&ManualClock> {
+        match &self.0 {
+            Source::System => None,
+            Source::Manual(manual) => Some(manual),
+        }
+    }
+}
+
+impl From<ManualClock> for Clock {
+    fn from(manual: ManualClock) -> Self {
+        Self(Source::Manual(manual))
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Source::System => f.write_str("Clock::System"),
+            Source::Manual(manual) => manual.fmt(f),
+        }
+    }
+}
+
+/// A clock that stands still until a test moves it, to the millisecond (the resolution of the
+/// records). Clones are handles of the same clock: keep one, hand another to the
+/// [`SessionConfig`](crate::SessionConfig), and [`advance`](ManualClock::advance) the first.
+///
+/// **For tests only.** In production time would stand still: sessions would never reach their
+/// idle or absolute timeout (in [`MemoryStore`](crate::MemoryStore)) and a login would stay
+/// fresh for ever.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use session_core::{ManualClock, MemoryStore, NewSession, SessionConfig, SessionStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let clock = ManualClock::new(SystemTime::now());
+/// let config = SessionConfig::builder()
+///     .idle_timeout(Duration::from_secs(30 * 60))
+///     .clock(clock.clone())
+///     .build()?;
+/// let store = MemoryStore::new(config);
+/// let (token, _) = store.create(NewSession::new("alice")).await?;
+///
+/// clock.advance(Duration::from_secs(29 * 60));
+/// assert!(store.load(&token).await?.is_some(), "used within the idle timeout");
+/// clock.advance(Duration::from_secs(30 * 60));
+/// assert!(store.load(&token).await?.is_none(), "unused for 30 minutes: ended");
+/// # Ok::<(), session_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A clock that reads `start` (to the millisecond) until it is moved.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use session_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new(UNIX_EPOCH + Duration::from_micros(1_500));
+    /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_millis(1));
+    /// ```
+    pub fn new(start: SystemTime) -> Self {
+        Self(Arc::new(AtomicU64::new(system_time_ms(start))))
+    }
+
+    /// Now, by this clock.
+    pub fn now(&self) -> SystemTime {
+        to_system_time(self.0.load(Ordering::Acquire))
+    }
+
+    /// Moves the clock forward by `by` (whole milliseconds; it never goes back).
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use session_core::ManualClock;
+    ///
+    /// let clock = ManualClock::new(UNIX_EPOCH);
+    /// clock.advance(Duration::from_millis(1500));
+    /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_millis(1500));
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(duration_ms(by), Ordering::AcqRel);
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ManualClock({} ms)", self.0.load(Ordering::Acquire))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_advanced_and_its_clones_move_with_it() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let manual = ManualClock::new(start);
+        let clock = Clock::from(manual.clone());
+        assert_eq!(clock.now(), start);
+        assert_eq!(clock.now_ms(), 1_700_000_000_123);
+        manual.advance(Duration::from_secs(90));
+        assert_eq!(clock.now(), start + Duration::from_secs(90));
+        assert_eq!(clock, Clock::from(manual.clone()));
+        assert_ne!(clock, Clock::from(ManualClock::new(start)));
+        assert_ne!(clock, Clock::system());
+    }
+}
