@@ -40,6 +40,7 @@
 mod atomic;
 mod cache;
 mod conn;
+mod failure;
 mod keys;
 mod reauth;
 mod scripts;
@@ -56,6 +57,7 @@ use redis::RedisResult;
 pub use self::cache::{CacheConfig, CacheStats};
 use self::cache::{Lookup, Read, SessionCache};
 use self::conn::Pools;
+pub(super) use self::failure::is_wrong_type;
 pub use self::conn::{Connection, RedisTarget};
 use self::keys::{member_key, KeyLayout};
 use self::scripts::Scripts;
@@ -888,10 +890,6 @@ fn last_seen_from_ttl(record: &Record, pttl: i64, idle: u64, now: u64) -> u64 {
     from_ttl.max(record.last_seen_ms).min(now)
 }
 
-/// Redis refused a command because the key holds another type: foreign data, not a session.
-pub(super) fn is_wrong_type(e: &redis::RedisError) -> bool {
-    e.code() == Some("WRONGTYPE")
-}
 
 /// The record, or `None` (logged) for bytes that are not one.
 fn decode_logged(key: SessionKey, bytes: &[u8]) -> Option<Record> {
