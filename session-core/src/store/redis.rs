@@ -57,8 +57,8 @@ use redis::RedisResult;
 pub use self::cache::{CacheConfig, CacheStats};
 use self::cache::{Lookup, Read, SessionCache};
 use self::conn::Pools;
-pub(super) use self::failure::is_wrong_type;
 pub use self::conn::{Connection, RedisTarget};
+pub(super) use self::failure::is_wrong_type;
 use self::keys::{member_key, KeyLayout};
 use self::scripts::Scripts;
 use crate::changes::{DataChanges, DataUpdate};
@@ -67,8 +67,7 @@ use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result, UnavailableKind};
 use crate::record::{
     check_user_id, duration_ms, normalized, now_ms, Authz, NewSession, Record, Session,
-    SessionData, SessionInfo, AUTHZ_LEN_BYTES, FORMAT_VERSION, LABEL_LEN_BYTES, MAX_DATA_LEN,
-    USER_LEN_OFFSET,
+    SessionData, SessionInfo, MAX_DATA_LEN,
 };
 use crate::store::SessionStore;
 use crate::token::{SessionHandle, SessionKey, Token};
@@ -601,11 +600,6 @@ impl SessionStore for RedisStore {
         let reply: Vec<redis::Value> = self
             .write(|mut c| async move {
                 let mut call = script.key(&session_key);
-                call.arg(FORMAT_VERSION)
-                    .arg(USER_LEN_OFFSET)
-                    .arg(LABEL_LEN_BYTES)
-                    .arg(AUTHZ_LEN_BYTES)
-                    .arg(MAX_DATA_LEN);
                 for arg in &args {
                     call.arg(arg.as_slice());
                 }
@@ -712,10 +706,8 @@ pub(super) enum Strategy {
     Split,
 }
 
-/// Script outcomes: 1 done, 0 no session, -1 bytes that are not a record of ours.
-/// The arguments of `update_data.lua` after the record layout: the number of expectations,
-/// the expectations and the changes, keys and values in their serde_json encoding (`""`: absent,
-/// or remove).
+/// The arguments of `update_data.lua`: the number of expectations, the expectations and the
+/// changes, keys and values in their serde_json encoding (`""`: absent, or remove).
 fn update_data_args(changes: &DataChanges) -> Result<Vec<Vec<u8>>> {
     let expectations: Vec<_> = changes.expectations().collect();
     let mut args = Vec::with_capacity(1 + 2 * expectations.len());
@@ -889,7 +881,6 @@ fn last_seen_from_ttl(record: &Record, pttl: i64, idle: u64, now: u64) -> u64 {
         .map_or(0, |left| (now + left).saturating_sub(idle));
     from_ttl.max(record.last_seen_ms).min(now)
 }
-
 
 /// The record, or `None` (logged) for bytes that are not one.
 fn decode_logged(key: SessionKey, bytes: &[u8]) -> Option<Record> {
