@@ -33,7 +33,24 @@ pub enum RedisTarget {
     },
 }
 
+/// The kind of deployment a [`RedisTarget`] names: it decides the engine and what the write
+/// path can offer (`writes.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Topology {
+    Single,
+    Cluster,
+    Sentinel,
+}
+
 impl RedisTarget {
+    pub(crate) fn topology(&self) -> Topology {
+        match self {
+            RedisTarget::Single(_) => Topology::Single,
+            RedisTarget::Cluster(_) => Topology::Cluster,
+            RedisTarget::Sentinel { .. } => Topology::Sentinel,
+        }
+    }
+
     /// The target for messages: URLs without passwords.
     pub(crate) fn describe(&self) -> String {
         match self {
@@ -98,14 +115,14 @@ impl ConnectionLike for Connection {
 }
 
 /// The shared connections of the chosen topology; deadpool-redis's managers create them.
-pub(crate) enum Pools {
+pub(super) enum Pools {
     Single(Shared<deadpool_redis::Manager>),
     Cluster(Shared<deadpool_redis::cluster::Manager>),
     Sentinel(Shared<deadpool_redis::sentinel::Manager>),
 }
 
 impl Pools {
-    pub(crate) fn new(target: &RedisTarget, config: &SessionConfig) -> Result<Self> {
+    pub(super) fn new(target: &RedisTarget, config: &SessionConfig) -> Result<Self> {
         let what = target.describe();
         let bad = |e: RedisError| Error::Config(format!("Redis target {what}: {e}"));
         let (size, limit) = (config.pool_size(), config.max_in_flight());
@@ -149,13 +166,10 @@ impl Pools {
         })
     }
 
-    pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self, Pools::Cluster(_))
-    }
-
-    /// Runs `f` on a shared connection within `limit`; see
-    /// [`RedisStore::on_connection`](crate::RedisStore::on_connection).
-    pub(crate) async fn run<T, F, Fut>(&self, limit: Duration, target: &str, f: F) -> Result<T>
+    /// Runs `f` on a shared connection within `limit`. Called by `writes.rs` alone, whose
+    /// `Link` owns the pools and decides what each call owes (reads, writes, the
+    /// application's own keys).
+    pub(super) async fn run<T, F, Fut>(&self, limit: Duration, target: &str, f: F) -> Result<T>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,

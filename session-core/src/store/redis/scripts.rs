@@ -1,4 +1,6 @@
-//! The Lua scripts, loaded once (EVALSHA; the body is sent again only after `NOSCRIPT`).
+//! How the Lua scripts are built: each is loaded once (`EVALSHA`; the body is sent again only
+//! after `NOSCRIPT`), and each owner (an engine, the one-key operations, the throttle) holds
+//! its own.
 //!
 //! The record layout has one source, `record.rs`: every script starts with the layout table
 //! generated from its constants ([`layout_prelude`]: each field's position and width), and the
@@ -38,60 +40,17 @@ pub(crate) fn layout_prelude() -> String {
 /// The helpers that read a record, for the scripts that take one apart.
 const RECORD_HELPERS: &str = include_str!("record.lua");
 
-macro_rules! scripts {
-    (plain: [$($plain:ident),* $(,)?], reading_records: [$($reader:ident),* $(,)?] $(,)?) => {
-        pub(crate) struct Scripts {
-            $(pub(crate) $plain: Script,)*
-            $(pub(crate) $reader: Script,)*
-        }
-
-        impl Scripts {
-            pub(crate) fn new() -> Self {
-                let prelude = layout_prelude();
-                Self {
-                    $($plain: Script::new(&format!(
-                        "{prelude}{}",
-                        include_str!(concat!(stringify!($plain), ".lua"))
-                    )),)*
-                    $($reader: Script::new(&format!(
-                        "{prelude}{RECORD_HELPERS}{}",
-                        include_str!(concat!(stringify!($reader), ".lua"))
-                    )),)*
-                }
-            }
-        }
-    };
+/// A script with the layout table: enough for one that reads the fixed header (the hot path
+/// builds no helper closures).
+pub(crate) fn plain(body: &str) -> Script {
+    Script::new(&format!("{}{body}", layout_prelude()))
 }
 
-scripts!(
-    // The hot path reads the header with the constants alone (no helper closures to build).
-    plain: [
-        // One key each: every topology.
-        load,
-        throttle_check,
-        throttle_fail,
-        throttle_release,
-        compare_delete,
-        index_add,
-        mark_and_list,
-        // Session keys and the user's index together: single server and Sentinel only.
-        evict,
-        create,
-        list,
-        delete_members,
-        delete_others,
-    ],
-    reading_records: [
-        // One key each: every topology.
-        save_data,
-        splice_authz,
-        update_data,
-        // Session keys and the user's index together: single server and Sentinel only.
-        rotate,
-        delete,
-        set_authz,
-    ],
-);
+/// A script with the layout table and `record.lua`'s helpers, for one that finds the user id,
+/// the label or the roles block.
+pub(crate) fn reading_records(body: &str) -> Script {
+    Script::new(&format!("{}{RECORD_HELPERS}{body}", layout_prelude()))
+}
 
 #[cfg(test)]
 mod tests {
