@@ -45,21 +45,31 @@ use crate::token::{SessionHandle, SessionKey};
 
 /// Record format version written in the first byte.
 pub(crate) const FORMAT_VERSION: u8 = 2;
-/// Offset of the absolute deadline (6 bytes). The offsets here are the record layout's one
-/// source: the Redis scripts get them as Lua constants (`store/redis/scripts.rs`).
+/// Offset of the format version (one byte). The offsets and widths here are the record
+/// layout's one source: the Redis scripts get them as Lua constants
+/// (`store/redis/scripts.rs`).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
+pub(crate) const VERSION_OFFSET: usize = 0;
+/// Width of each of the four times (ms since the epoch, big-endian).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
+pub(crate) const TIME_BYTES: usize = 6;
+/// Offset of the absolute deadline.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const DEADLINE_OFFSET: usize = 1;
-/// Offset of "last seen" (6 bytes).
+/// Offset of "last seen".
 #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const LAST_SEEN_OFFSET: usize = 7;
-/// Offset of the creation time (6 bytes).
+/// Offset of the creation time.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const CREATED_OFFSET: usize = 13;
-/// Offset of the auth time (6 bytes).
+/// Offset of the auth time.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const AUTH_TIME_OFFSET: usize = 19;
-/// Offset of the user id's length byte.
+/// Offset of the user id's length field, which ends the fixed header.
 pub(crate) const USER_LEN_OFFSET: usize = 25;
+/// Width of the user id's length field.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
+pub(crate) const USER_LEN_BYTES: usize = 1;
 /// Width of the label's length field (big-endian), right after the user id.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const LABEL_LEN_BYTES: usize = 2;
@@ -1048,25 +1058,44 @@ mod tests {
         const { assert!(MAX_DATA_DEPTH < 127) };
     }
 
-    /// The named offsets (which the Redis scripts receive as constants) are where the encoding
-    /// puts each field.
+    /// The named offsets and widths (which the Redis scripts receive as constants) are where
+    /// and how wide the encoding puts each field.
     #[test]
     fn the_layout_constants_name_where_each_field_is() {
-        let r = sample();
+        let mut r = sample();
+        r.label = "Firefox".into();
         let bytes = r.encode().unwrap();
-        let u48 = |at: usize| {
-            let mut full = [0u8; 8];
-            full[2..].copy_from_slice(&bytes[at..at + 6]);
-            u64::from_be_bytes(full)
+        // A big-endian number of `width` bytes at `at`.
+        let uint = |at: usize, width: usize| {
+            bytes[at..at + width]
+                .iter()
+                .fold(0u64, |n, b| (n << 8) | u64::from(*b))
         };
-        assert_eq!(bytes[0], FORMAT_VERSION);
-        assert_eq!(u48(DEADLINE_OFFSET), r.deadline_ms);
-        assert_eq!(u48(LAST_SEEN_OFFSET), r.last_seen_ms);
-        assert_eq!(u48(CREATED_OFFSET), r.created_ms);
-        assert_eq!(u48(AUTH_TIME_OFFSET), r.auth_time_ms);
-        assert_eq!(usize::from(bytes[USER_LEN_OFFSET]), r.user_id.len());
-        let user = &bytes[USER_LEN_OFFSET + 1..USER_LEN_OFFSET + 1 + r.user_id.len()];
-        assert_eq!(user, r.user_id.as_bytes());
+        assert_eq!(uint(VERSION_OFFSET, 1), u64::from(FORMAT_VERSION));
+        assert_eq!(DEADLINE_OFFSET, VERSION_OFFSET + 1);
+        for (at, ms) in [
+            (DEADLINE_OFFSET, r.deadline_ms),
+            (LAST_SEEN_OFFSET, r.last_seen_ms),
+            (CREATED_OFFSET, r.created_ms),
+            (AUTH_TIME_OFFSET, r.auth_time_ms),
+        ] {
+            assert_eq!(uint(at, TIME_BYTES), ms, "{at}");
+        }
+        assert_eq!(LAST_SEEN_OFFSET, DEADLINE_OFFSET + TIME_BYTES);
+        assert_eq!(CREATED_OFFSET, LAST_SEEN_OFFSET + TIME_BYTES);
+        assert_eq!(AUTH_TIME_OFFSET, CREATED_OFFSET + TIME_BYTES);
+        assert_eq!(USER_LEN_OFFSET, AUTH_TIME_OFFSET + TIME_BYTES);
+        let user_len = uint(USER_LEN_OFFSET, USER_LEN_BYTES) as usize;
+        assert_eq!(user_len, r.user_id.len());
+        let user_at = USER_LEN_OFFSET + USER_LEN_BYTES;
+        assert_eq!(&bytes[user_at..user_at + user_len], r.user_id.as_bytes());
+        let label_len_at = user_at + user_len;
+        let label_len = uint(label_len_at, LABEL_LEN_BYTES) as usize;
+        assert_eq!(label_len, r.label.len());
+        let authz_len_at = label_len_at + LABEL_LEN_BYTES + label_len;
+        let authz_len = uint(authz_len_at, AUTHZ_LEN_BYTES) as usize;
+        let data_at = authz_len_at + AUTHZ_LEN_BYTES + authz_len;
+        assert_eq!(&bytes[data_at..], r.data.encode().unwrap().as_slice());
     }
 
     fn sample() -> Record {

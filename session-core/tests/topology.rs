@@ -42,7 +42,7 @@ async fn redis_cluster_passes_the_conformance_suite() {
             let store = RedisStore::connect_to(target, config)
                 .await
                 .expect("connect");
-            assert!(store.is_cluster());
+            assert!(format!("{store:?}").contains(r#"engine: "cluster""#));
             store
         }
     };
@@ -101,6 +101,49 @@ async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster(
     })
     .await;
     common::assert_each_is(&commands, 30, "getex");
+}
+
+/// A value of another type under an indexed session key is foreign data on a cluster too, not
+/// an outage: listing skips (and un-indexes) it, rotation refuses it as not a session, delete
+/// ends it. The Cluster engine reads a record with its TTL in a pipeline or `MULTI`, where
+/// redis-rs reports Redis's `WRONGTYPE` without a code of its own.
+#[tokio::test]
+async fn a_value_of_another_type_under_a_session_key_is_no_session_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
+    let config = config();
+    let store = RedisStore::connect_to(RedisTarget::Cluster(cluster.urls()), config.clone())
+        .await
+        .unwrap();
+    let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
+    let (kept, _) = store.create(NewSession::new("alice")).await.unwrap();
+    let key = session_key(&config, &token);
+    store
+        .on_connection(|mut c| async move {
+            session_core::redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(&key)
+                .ignore()
+                .cmd("HSET")
+                .arg(&key)
+                .arg("f")
+                .arg("v")
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+        .unwrap();
+    assert!(store.load(&token).await.unwrap().is_none());
+    let listed = store.list_user_sessions("alice").await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].handle, kept.key().handle());
+    assert!(
+        matches!(store.rotate(&token).await, Err(Error::Corrupt(_))),
+        "rotation of a hash"
+    );
+    assert!(store.delete(&token).await.unwrap());
+    assert!(store.load(&kept).await.unwrap().is_some());
 }
 
 /// Loads every session; each must be either its own user's session or "unavailable" — never

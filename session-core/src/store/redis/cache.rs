@@ -46,6 +46,7 @@ use redis::{
     RedisError, RedisResult, Value,
 };
 
+use super::failure::{timed_out, unavailable, Failure};
 use crate::error::{Error, Result};
 use crate::record::{duration_ms, now_ms, Record};
 use crate::token::{SessionKey, SESSION_KEY_BYTES};
@@ -481,7 +482,9 @@ impl Inner {
     }
 
     /// Runs `f` on the tracking connection (connecting it if needed), each try within the
-    /// operation timeout. A failure gives the connection up and empties the cache.
+    /// operation timeout. A failure that leaves the connection unfit for more calls (the one
+    /// classification of `failure.rs`, as for the shared connections) gives it up and empties
+    /// the cache.
     ///
     /// A command that failed because its connection was reset or closed under it (a killed
     /// client, a reset from a proxy or firewall, a restarted Redis, noticed by the next request
@@ -525,21 +528,22 @@ impl Inner {
         match tokio::time::timeout(limit, run).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err((generation, e))) => {
-                if e.code().is_none() || e.is_unrecoverable_error() {
+                let failure = Failure::of(&e);
+                if failure.replace {
                     self.lost(generation);
                 }
                 Err(Failed {
                     // A connection we had, gone (not a connect that failed: then Redis is
                     // unreachable, and trying again at once would not change that).
-                    reset: generation.is_some() && e.is_connection_dropped(),
-                    error: unavailable(&e, target),
+                    reset: generation.is_some() && failure.reset,
+                    error: unavailable(&e, &format!("{target} (session cache)")),
                 })
             }
             Err(_) => {
                 self.lost(None);
                 Err(Failed {
                     reset: false,
-                    error: Error::timed_out(limit),
+                    error: timed_out(limit, &format!("{target} (session cache)")),
                 })
             }
         }
@@ -703,17 +707,6 @@ fn shard_of(key: &SessionKey) -> usize {
 
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn unavailable(e: &RedisError, target: &str) -> Error {
-    let kind = if e.is_timeout() {
-        crate::error::UnavailableKind::TimedOut
-    } else if e.code().is_some() {
-        crate::error::UnavailableKind::Server
-    } else {
-        crate::error::UnavailableKind::Connection
-    };
-    Error::unavailable(kind, format!("Redis at {target} (session cache): {e}"))
 }
 
 /// Starts the driver: a current-thread runtime on a thread of its own, running until the

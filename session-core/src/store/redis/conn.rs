@@ -1,5 +1,5 @@
-//! Connections: the three topologies, the few shared (pipelined) connections that every call
-//! uses, and the mapping of Redis errors to [`Error::Unavailable`].
+//! Connections: the three topologies and the few shared (pipelined) connections that every
+//! call uses (what a failure means for a call and its connection: `failure.rs`).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,6 +11,7 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
+use super::failure::{timed_out, unavailable, Failure};
 use crate::config::SessionConfig;
 use crate::error::{Error, Result, UnavailableKind};
 
@@ -32,7 +33,24 @@ pub enum RedisTarget {
     },
 }
 
+/// The kind of deployment a [`RedisTarget`] names: it decides the engine and what the write
+/// path can offer (`writes.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Topology {
+    Single,
+    Cluster,
+    Sentinel,
+}
+
 impl RedisTarget {
+    pub(crate) fn topology(&self) -> Topology {
+        match self {
+            RedisTarget::Single(_) => Topology::Single,
+            RedisTarget::Cluster(_) => Topology::Cluster,
+            RedisTarget::Sentinel { .. } => Topology::Sentinel,
+        }
+    }
+
     /// The target for messages: URLs without passwords.
     pub(crate) fn describe(&self) -> String {
         match self {
@@ -97,14 +115,14 @@ impl ConnectionLike for Connection {
 }
 
 /// The shared connections of the chosen topology; deadpool-redis's managers create them.
-pub(crate) enum Pools {
+pub(super) enum Pools {
     Single(Shared<deadpool_redis::Manager>),
     Cluster(Shared<deadpool_redis::cluster::Manager>),
     Sentinel(Shared<deadpool_redis::sentinel::Manager>),
 }
 
 impl Pools {
-    pub(crate) fn new(target: &RedisTarget, config: &SessionConfig) -> Result<Self> {
+    pub(super) fn new(target: &RedisTarget, config: &SessionConfig) -> Result<Self> {
         let what = target.describe();
         let bad = |e: RedisError| Error::Config(format!("Redis target {what}: {e}"));
         let (size, limit) = (config.pool_size(), config.max_in_flight());
@@ -148,13 +166,10 @@ impl Pools {
         })
     }
 
-    pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self, Pools::Cluster(_))
-    }
-
-    /// Runs `f` on a shared connection within `limit`; see
-    /// [`RedisStore::on_connection`](crate::RedisStore::on_connection).
-    pub(crate) async fn run<T, F, Fut>(&self, limit: Duration, target: &str, f: F) -> Result<T>
+    /// Runs `f` on a shared connection within `limit`. Called by `writes.rs` alone, whose
+    /// `Link` owns the pools and decides what each call owes (reads, writes, the
+    /// application's own keys).
+    pub(super) async fn run<T, F, Fut>(&self, limit: Duration, target: &str, f: F) -> Result<T>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -255,10 +270,10 @@ where
         match tokio::time::timeout(budget, f(wrap(conn))).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                if breaks_connection(&e) {
+                if Failure::of(&e).replace {
                     slot.discard(generation);
                 }
-                Err(redis_error(&e, target))
+                Err(unavailable(&e, target))
             }
             Err(_) => {
                 slot.discard(generation);
@@ -300,7 +315,7 @@ where
                 .manager
                 .create()
                 .await
-                .map_err(|e| redis_error(&e, target))?;
+                .map_err(|e| unavailable(&e, target))?;
             let generation = slot.generation.fetch_add(1, Ordering::Relaxed) + 1;
             *slot.live.write().unwrap_or_else(|e| e.into_inner()) =
                 Some((generation, conn.clone()));
@@ -328,51 +343,6 @@ impl<C: Clone> Slot<C> {
             *live = None;
         }
     }
-}
-
-/// Whether an error means the connection should not carry more calls: it is broken, timed out,
-/// or talks to a server that no longer holds the data (a demoted primary, a moved slot).
-fn breaks_connection(e: &RedisError) -> bool {
-    e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || e.is_unrecoverable_error()
-        || matches!(
-            e.code(),
-            Some(
-                "READONLY"
-                    | "MASTERDOWN"
-                    | "LOADING"
-                    | "CLUSTERDOWN"
-                    | "MOVED"
-                    | "ASK"
-                    | "TRYAGAIN"
-            )
-        )
-}
-
-fn timed_out(limit: Duration, target: &str) -> Error {
-    match Error::timed_out(limit) {
-        Error::Unavailable { kind, detail } => Error::Unavailable {
-            kind,
-            detail: format!("Redis at {target}: {detail}"),
-        },
-        other => other,
-    }
-}
-
-fn redis_error(e: &RedisError, target: &str) -> Error {
-    let kind = if e.is_timeout() {
-        UnavailableKind::TimedOut
-    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
-        UnavailableKind::Connection
-    } else {
-        // Includes READONLY (a demoted primary), CLUSTERDOWN, MOVED after a failover: the
-        // connection is dropped and the next one goes where the topology now points.
-        UnavailableKind::Server
-    };
-    Error::unavailable(kind, format!("Redis at {target}: {e}"))
 }
 
 /// The URL without its secrets, for messages (the startup line, every 503's warning).

@@ -4,7 +4,7 @@ use redis::cluster_routing::Slot;
 
 use crate::token::{SessionKey, SESSION_KEY_BYTES};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct KeyLayout {
     pub(crate) session_prefix: Vec<u8>,
     pub(crate) index_prefix: Vec<u8>,

@@ -10,15 +10,16 @@ if not is_record(v) then return -1 end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return 0 end
 if ARGV[5] ~= '' then
-  v = string.sub(v, 1, AUTH_TIME - 1) .. struct.pack('>I6', tonumber(ARGV[5])) .. string.sub(v, AUTH_TIME + 6)
+  v = string.sub(v, 1, AUTH_TIME - 1) .. struct.pack('>I' .. AUTH_TIME_W, tonumber(ARGV[5]))
+    .. string.sub(v, AUTH_TIME + AUTH_TIME_W)
 end
 redis.call('SET', KEYS[2], v, 'PX', ttl)
 redis.call('DEL', KEYS[1])
 if user_of(v) == '' then return v end                      -- anonymous: in no index
 local idx = ARGV[1] .. user_of(v)
-local score = redis.call('ZSCORE', idx, ARGV[2]) or struct.unpack('>I6', v, CREATED)
+local score = redis.call('ZSCORE', idx, ARGV[2]) or uint(v, CREATED, CREATED_W)
 redis.call('ZREM', idx, ARGV[2])
 redis.call('ZADD', idx, score, ARGV[3])
-local remaining = struct.unpack('>I6', v, DEADLINE) - tonumber(ARGV[4])
+local remaining = uint(v, DEADLINE, DEADLINE_W) - tonumber(ARGV[4])
 if redis.call('PTTL', idx) < remaining then redis.call('PEXPIRE', idx, remaining) end
 return v

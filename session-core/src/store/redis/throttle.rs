@@ -1,30 +1,54 @@
 //! [`LoginThrottle`] on Redis: one counter key per username (one slot: every topology).
+//!
+//! The counters are not sessions: like the application's own keys they go over
+//! [`RedisStore::on_connection`], without the write path's replica acknowledgements (a count
+//! lost in a failover gives a guesser a few more tries, as before the failover began) and
+//! without its cache barrier (no counter is cached).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use redis::Script;
 
+use super::scripts::plain;
 use crate::error::Result;
 use crate::record::{check_user_id, duration_ms};
 use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig, IN_FLIGHT_WAIT};
 use crate::RedisStore;
 
+/// The throttle's scripts.
+pub(super) struct Scripts {
+    check: Script,
+    fail: Script,
+    release: Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        Self {
+            check: plain(include_str!("throttle_check.lua")),
+            fail: plain(include_str!("throttle_fail.lua")),
+            release: plain(include_str!("throttle_release.lua")),
+        }
+    }
+}
+
 #[async_trait]
 impl LoginThrottle for RedisStore {
     async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
-        self.throttle_script(&self.scripts.throttle_check, username, config)
+        self.throttle_script(&self.throttle.check, username, config)
             .await
     }
 
     async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
-        self.throttle_script(&self.scripts.throttle_fail, username, config)
+        self.throttle_script(&self.throttle.fail, username, config)
             .await
     }
 
     async fn release_attempt(&self, subject: &str) -> Result<()> {
         check_user_id(subject)?;
         let key = self.keys.throttle(subject);
-        let script = &self.scripts.throttle_release;
+        let script = &self.throttle.release;
         self.on_connection(|mut c| async move { script.key(&key).invoke_async::<()>(&mut c).await })
             .await
     }
@@ -44,7 +68,7 @@ impl RedisStore {
     /// "remaining lock in ms, or -1".
     async fn throttle_script(
         &self,
-        script: &redis::Script,
+        script: &Script,
         username: &str,
         config: &ThrottleConfig,
     ) -> Result<Attempt> {

@@ -4,30 +4,17 @@
 -- integers into floats and empty arrays into objects), and Rust compares keys and values by
 -- their serde_json encoding too.
 -- KEYS[1] session key.
--- ARGV[1] record format version; ARGV[2] 0-based offset of the user id's length byte;
--- ARGV[3] width of the label's length field; ARGV[4] width of the roles block's length field
--- (record.rs owns these); ARGV[5] the largest data allowed, in bytes;
--- ARGV[6] E, the number of expectations; then E pairs (key as JSON, value as JSON or '' for
+-- ARGV[1] E, the number of expectations; then E pairs (key as JSON, value as JSON or '' for
 -- "absent"); then pairs of changes (key as JSON, value as JSON or '' for "remove").
+-- The record's layout and the largest data allowed (MAX_DATA) come from the prelude.
 -- Returns {0}: no session; {-1}: not a record of ours or unreadable data; {1, data}: applied;
 -- {2, data}: an expectation failed, nothing changed; {3, size}: the result would be too large.
 local v = redis.pcall('GET', KEYS[1])
 if not v then return {0} end
-if type(v) ~= 'string' then return {-1} end
-
-local version = tonumber(ARGV[1])
-local user_len_at = tonumber(ARGV[2]) + 1
-local label_w = tonumber(ARGV[3])
-local authz_w = tonumber(ARGV[4])
-local max_len = tonumber(ARGV[5])
-
-if #v < user_len_at or string.byte(v, 1) ~= version then return {-1} end
-local label_at = user_len_at + 1 + string.byte(v, user_len_at)
-if #v < label_at + label_w - 1 then return {-1} end
-local authz_at = label_at + label_w + struct.unpack('>I' .. label_w, v, label_at)
-if #v < authz_at + authz_w - 1 then return {-1} end
-local data_at = authz_at + authz_w + struct.unpack('>I' .. authz_w, v, authz_at)
-if #v < data_at - 1 then return {-1} end
+if not is_record(v) then return {-1} end
+local before_roles, roles_len = authz_span(v)
+if not before_roles then return {-1} end
+local data_at = before_roles + roles_len + 1
 local head = string.sub(v, 1, data_at - 1)
 local d = string.sub(v, data_at)
 
@@ -130,19 +117,19 @@ if #d > 0 then
   end
 end
 
-local e = tonumber(ARGV[6])
+local e, first = tonumber(ARGV[1]), 2      -- the pairs start at ARGV[first]
 local function current(key)
   local m = at[key]
   if not m or not ks[m] then return '' end
   return string.sub(d, vs[m], ve[m])
 end
-for x = 0, e - 1 do
-  if current(ARGV[7 + 2 * x]) ~= ARGV[8 + 2 * x] then return {2, d} end
+for x = first, first + e * 2 - 1, 2 do
+  if current(ARGV[x]) ~= ARGV[x + 1] then return {2, d} end
 end
 
 -- new[m]: the new value of member m ('' = removed); appended members after n.
 local new, extra, extra_n = {}, {}, 0
-for x = 7 + 2 * e, #ARGV - 1, 2 do
+for x = first + e * 2, #ARGV - 1, 2 do
   local key, value = ARGV[x], ARGV[x + 1]
   local m = at[key]
   if m and ks[m] then
@@ -189,6 +176,6 @@ for x = 1, extra_n do
 end
 local merged = ''
 if p > 0 then merged = '{' .. table.concat(parts, ',') .. '}' end
-if #merged > max_len then return {3, #merged} end
+if #merged > MAX_DATA then return {3, #merged} end
 redis.call('SET', KEYS[1], head .. merged, 'KEEPTTL')
 return {1, merged}

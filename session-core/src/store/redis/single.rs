@@ -1,37 +1,87 @@
-//! Operations that touch a session and its user's index together, on one server or Sentinel's
-//! primary: each is one atomic script or `MULTI` (one round trip). Redis Cluster runs the same
-//! operations as ordered single-slot steps (`split.rs`); `redis.rs` chooses
-//! ([`Strategy`](super::Strategy)).
+//! The engine for one server or Sentinel's primary: every key lies in one place, so each
+//! operation that touches a session and its user's index together is one atomic script or
+//! `MULTI` (one round trip). Redis Cluster runs the same operations as ordered single-slot
+//! steps (`cluster.rs`).
 
+use async_trait::async_trait;
+use redis::Script;
+
+use super::engine::{epoch_arg, Created, Engine, Login};
+use super::keys::KeyLayout;
+use super::replies::{listed_entries, outcome_to_result, ListedEntry};
+use super::scripts::{plain, reading_records};
+use super::writes::{Link, ReadScript};
+use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
-use crate::record::{duration_ms, EncodedParts, Record};
-use crate::store::redis::{epoch_arg, listed_entries, outcome_to_result, ListedEntry};
+use crate::record::duration_ms;
 use crate::token::SessionKey;
-use crate::RedisStore;
 
-impl RedisStore {
-    /// Create on one server (or Sentinel's primary). One round trip in the common case:
-    /// `create.lua` checks the login's epoch (no session for a login that began before the
-    /// user's sessions were ended), takes the roles of a role change made while the login was
-    /// in flight (atomically with `set_authz.lua`, so a later change is never undone), writes
-    /// the session, indexes it (the index lives as long as the newest session can) and counts
-    /// the index. Past the per-user limit (or every 32nd login without one) a second script
-    /// prunes the index and evicts the oldest sessions.
-    pub(super) async fn atomic_create(
-        &self,
-        key: SessionKey,
-        parts: EncodedParts,
-        ttl: u64,
-        record: &Record,
-        absolute: u64,
-        epoch: Option<&LoginEpoch>,
-    ) -> Result<(usize, Option<Vec<u8>>)> {
+/// One script (or `MULTI`) per operation.
+pub(super) struct Single {
+    keys: KeyLayout,
+    config: SessionConfig,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    create: Script,
+    evict: Script,
+    delete: Script,
+    /// Prunes index entries whose session ended: nothing that must survive a failover (the
+    /// next listing prunes them again), nothing a cache holds.
+    list: ReadScript,
+    delete_members: Script,
+    delete_others: Script,
+    set_authz: Script,
+    rotate: Script,
+}
+
+impl Single {
+    pub(super) fn new(keys: KeyLayout, config: SessionConfig) -> Self {
+        Self {
+            keys,
+            config,
+            scripts: Scripts {
+                create: plain(include_str!("create.lua")),
+                evict: plain(include_str!("evict.lua")),
+                delete: reading_records(include_str!("delete.lua")),
+                list: ReadScript::new(plain(include_str!("list.lua"))),
+                delete_members: plain(include_str!("delete_members.lua")),
+                delete_others: plain(include_str!("delete_others.lua")),
+                set_authz: reading_records(include_str!("set_authz.lua")),
+                rotate: reading_records(include_str!("rotate.lua")),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for Single {
+    fn name(&self) -> &'static str {
+        "single"
+    }
+
+    /// One round trip in the common case: `create.lua` checks the login's epoch (no session
+    /// for a login that began before the user's sessions were ended), takes the roles of a
+    /// role change made while the login was in flight (atomically with `set_authz.lua`, so a
+    /// later change is never undone), writes the session, indexes it (the index lives as long
+    /// as the newest session can) and counts the index. Past the per-user limit (or every 32nd
+    /// login without one) a second script prunes the index and evicts the oldest sessions.
+    async fn create(&self, io: &Link, login: Login<'_>) -> Result<Created> {
+        let Login {
+            key,
+            parts,
+            ttl_ms: ttl,
+            record,
+            index_ttl_ms: absolute,
+            epoch,
+        } = login;
         let session_key = self.keys.session(&key);
         let index = self.keys.index(&record.user_id);
         let member = key.as_bytes().as_slice();
         let script = &self.scripts.create;
-        let created: Option<(usize, Option<Vec<u8>>)> = self
+        let created: Option<(usize, Option<Vec<u8>>)> = io
             .write(|mut c| {
                 let (session_key, index, parts) = (&session_key, &index, &parts);
                 async move {
@@ -66,7 +116,7 @@ impl RedisStore {
         if evict {
             let script = &self.scripts.evict;
             let prefix = &self.keys.session_prefix;
-            let n: i64 = self
+            let n: i64 = io
                 .write(|mut c| {
                     let index = &index;
                     async move {
@@ -82,15 +132,18 @@ impl RedisStore {
                 .await?;
             evicted = usize::try_from(n).unwrap_or(0);
         }
-        Ok((evicted, applied))
+        Ok(Created {
+            evicted,
+            role_change: applied,
+        })
     }
 
-    /// Ends one session and un-indexes it (`delete.lua`).
-    pub(super) async fn atomic_delete(&self, key: SessionKey) -> Result<bool> {
+    /// `delete.lua`.
+    async fn delete(&self, io: &Link, key: SessionKey) -> Result<bool> {
         let session_key = self.keys.session(&key);
         let script = &self.scripts.delete;
         let index_prefix = &self.keys.index_prefix;
-        let deleted: i64 = self
+        let deleted: i64 = io
             .write(|mut c| async move {
                 script
                     .key(&session_key)
@@ -103,13 +156,13 @@ impl RedisStore {
         Ok(deleted == 1)
     }
 
-    /// The user's live records with their TTLs, pruning dead members (`list.lua`).
-    pub(super) async fn atomic_list(&self, user_id: &str) -> Result<Vec<ListedEntry>> {
+    /// `list.lua`.
+    async fn list(&self, io: &Link, user_id: &str) -> Result<Vec<ListedEntry>> {
         let index = self.keys.index(user_id);
         let script = &self.scripts.list;
         let session_prefix = &self.keys.session_prefix;
-        let flat: Vec<redis::Value> = self
-            .on_connection(|mut c| async move {
+        let flat: Vec<redis::Value> = io
+            .read(|mut c| async move {
                 script
                     .key(&index)
                     .arg(session_prefix.as_slice())
@@ -120,10 +173,10 @@ impl RedisStore {
         Ok(listed_entries(flat))
     }
 
-    /// Ends the user's session `only` (when given) or all of them, and un-indexes them
-    /// (`delete_members.lua`); returns how many were live.
-    pub(super) async fn atomic_delete_members(
+    /// `delete_members.lua`.
+    async fn delete_members(
         &self,
+        io: &Link,
         user_id: &str,
         only: Option<SessionKey>,
     ) -> Result<usize> {
@@ -132,7 +185,7 @@ impl RedisStore {
         let window = duration_ms(self.config.role_change_window());
         let script = &self.scripts.delete_members;
         let session_prefix = &self.keys.session_prefix;
-        let deleted: i64 = self
+        let deleted: i64 = io
             .write(|mut c| async move {
                 let mut call = script.key(&index);
                 call.key(&epoch).arg(session_prefix.as_slice());
@@ -146,15 +199,14 @@ impl RedisStore {
         Ok(usize::try_from(deleted).unwrap_or(0))
     }
 
-    /// Records the roles block for logins in flight and splices it into every live session of
-    /// the user, in one script (`set_authz.lua`); returns how many sessions changed.
-    pub(super) async fn atomic_set_authz(&self, user_id: &str, block: &[u8]) -> Result<usize> {
+    /// `set_authz.lua`.
+    async fn set_authz(&self, io: &Link, user_id: &str, block: &[u8]) -> Result<usize> {
         let index = self.keys.index(user_id);
         let role_change = self.keys.role_change(user_id);
         let window = duration_ms(self.config.role_change_window());
         let script = &self.scripts.set_authz;
         let session_prefix = &self.keys.session_prefix;
-        let changed: i64 = self
+        let changed: i64 = io
             .write(|mut c| async move {
                 script
                     .key(&index)
@@ -169,11 +221,10 @@ impl RedisStore {
         Ok(usize::try_from(changed).unwrap_or(0))
     }
 
-    /// Moves the session under `old` to `new` with its TTL, re-indexes it keeping its score,
-    /// and sets the auth time when given, in one script (`rotate.lua`); returns the record as
-    /// moved.
-    pub(super) async fn atomic_rotate(
+    /// `rotate.lua`: the index keeps the session's score.
+    async fn rotate(
         &self,
+        io: &Link,
         old: SessionKey,
         new: SessionKey,
         now: u64,
@@ -183,7 +234,7 @@ impl RedisStore {
         let script = &self.scripts.rotate;
         let index_prefix = &self.keys.index_prefix;
         let auth_time = auth_time.map(|t| t.to_string()).unwrap_or_default();
-        let outcome: redis::Value = self
+        let outcome: redis::Value = io
             .write(|mut c| async move {
                 script
                     .key(&old_key)
@@ -208,19 +259,14 @@ impl RedisStore {
         }
     }
 
-    /// Ends every session of the user but `keep` and un-indexes them (`delete_others.lua`);
-    /// returns how many were live.
-    pub(super) async fn atomic_delete_others(
-        &self,
-        user_id: &str,
-        keep: SessionKey,
-    ) -> Result<usize> {
+    /// `delete_others.lua`.
+    async fn delete_others(&self, io: &Link, user_id: &str, keep: SessionKey) -> Result<usize> {
         let index = self.keys.index(user_id);
         let epoch = self.keys.epoch(user_id);
         let window = duration_ms(self.config.role_change_window());
         let script = &self.scripts.delete_others;
         let session_prefix = &self.keys.session_prefix;
-        let deleted: i64 = self
+        let deleted: i64 = io
             .write(|mut c| async move {
                 script
                     .key(&index)

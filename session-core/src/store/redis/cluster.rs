@@ -1,4 +1,4 @@
-//! The cross-slot operations for Redis Cluster, as sequences of single-slot steps.
+//! The engine for Redis Cluster: the cross-slot operations as sequences of single-slot steps.
 //!
 //! On a cluster a script may only touch keys of one hash slot, and a session key and its user's
 //! index live in different slots (the session key is named by the token's hash alone, so that
@@ -16,16 +16,39 @@
 //!   early leaves an index entry without a key, which every index read prunes.
 //!
 //! Index entries whose key is gone are pruned whenever the index is read.
+//!
+//! Every step that changes something is a [`Link::write`], as on one server (on a cluster it
+//! adds nothing today: replica acknowledgements and the cache are not offered there).
 
+use async_trait::async_trait;
 use futures_util::future::join_all;
+use redis::Script;
 
+use super::engine::{epoch_arg, Created, Engine, Login};
+use super::failure::is_wrong_type;
+use super::keys::{member_key, KeyLayout};
+use super::replies::ListedEntry;
+use super::scripts::{plain, reading_records};
+use super::writes::Link;
+use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result, UnavailableKind};
-use crate::record::{duration_ms, with_auth_time, EncodedParts, Record, FORMAT_VERSION};
-use crate::store::redis::keys::member_key;
-use crate::store::redis::{epoch_arg, is_wrong_type, ListedEntry};
+use crate::record::{duration_ms, with_auth_time, Record, FORMAT_VERSION};
 use crate::token::SessionKey;
-use crate::RedisStore;
+
+/// Ordered single-slot steps per operation.
+pub(super) struct Cluster {
+    keys: KeyLayout,
+    config: SessionConfig,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    index_add: Script,
+    mark_and_list: Script,
+    splice_authz: Script,
+    compare_delete: Script,
+}
 
 /// How often rotation copies a concurrently changed record before giving up.
 const ROTATE_ATTEMPTS: usize = 5;
@@ -35,9 +58,22 @@ type IndexedMembers = (Vec<Vec<u8>>, Option<Vec<u8>>);
 /// How many role changes during one login a cluster create applies before giving up.
 const ROLE_CHANGE_ATTEMPTS: usize = 5;
 
-impl RedisStore {
-    async fn zrange(&self, index: &[u8]) -> Result<Vec<Vec<u8>>> {
-        self.on_connection(|mut c| async move {
+impl Cluster {
+    pub(super) fn new(keys: KeyLayout, config: SessionConfig) -> Self {
+        Self {
+            keys,
+            config,
+            scripts: Scripts {
+                index_add: plain(include_str!("index_add.lua")),
+                mark_and_list: plain(include_str!("mark_and_list.lua")),
+                splice_authz: reading_records(include_str!("splice_authz.lua")),
+                compare_delete: plain(include_str!("compare_delete.lua")),
+            },
+        }
+    }
+
+    async fn zrange(&self, io: &Link, index: &[u8]) -> Result<Vec<Vec<u8>>> {
+        io.read(|mut c| async move {
             redis::cmd("ZRANGE")
                 .arg(index)
                 .arg(0)
@@ -48,11 +84,11 @@ impl RedisStore {
         .await
     }
 
-    async fn zrem(&self, index: &[u8], members: &[Vec<u8>]) -> Result<()> {
+    async fn zrem(&self, io: &Link, index: &[u8], members: &[Vec<u8>]) -> Result<()> {
         if members.is_empty() {
             return Ok(());
         }
-        self.on_connection(|mut c| async move {
+        io.write(|mut c| async move {
             redis::cmd("ZREM")
                 .arg(index)
                 .arg(members)
@@ -62,8 +98,8 @@ impl RedisStore {
         .await
     }
 
-    async fn set_px(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<()> {
-        self.on_connection(|mut c| async move {
+    async fn set_px(&self, io: &Link, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<()> {
+        io.write(|mut c| async move {
             redis::cmd("SET")
                 .arg(key)
                 .arg(value)
@@ -81,6 +117,7 @@ impl RedisStore {
     /// indexed, when the login's epoch is no longer the user's.
     async fn index_add(
         &self,
+        io: &Link,
         user_id: &str,
         member: &[u8],
         created_ms: u64,
@@ -92,7 +129,7 @@ impl RedisStore {
         let role_change = self.keys.role_change(user_id);
         let epoch_key = self.keys.epoch(user_id);
         let epoch = epoch_arg(epoch);
-        self.on_connection(|mut c| async move {
+        io.write(|mut c| async move {
             script
                 .key(&index)
                 .key(&role_change)
@@ -107,84 +144,18 @@ impl RedisStore {
         .await
     }
 
-    async fn del(&self, key: &[u8]) -> Result<bool> {
-        let n: i64 = self
-            .on_connection(
-                |mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await },
-            )
+    async fn del(&self, io: &Link, key: &[u8]) -> Result<bool> {
+        let n: i64 = io
+            .write(|mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await })
             .await?;
         Ok(n > 0)
-    }
-
-    /// Create, cluster-safe. Returns how many old sessions were evicted, and the roles block
-    /// of a role change made while the login was in flight, which the session now carries.
-    ///
-    /// The session is written first, then indexed; the indexing step also checks the login's
-    /// epoch (a login that began before the user's sessions were ended indexes nothing, and
-    /// its session is deleted: see `new_epoch_and_members`) and reads the user's last role change
-    /// (same slot). A role change that the indexing step does not see comes
-    /// after it, so it finds the session in the index and rewrites it itself. One that it does
-    /// see is applied here, again until the role change read back is the one applied (a second
-    /// change may land in between). Until `create` returns nobody holds the token, so the
-    /// session is never loaded with the roles it was first written with.
-    pub(super) async fn split_create(
-        &self,
-        key: SessionKey,
-        parts: EncodedParts,
-        ttl_ms: u64,
-        record: &Record,
-        index_ttl_ms: u64,
-        epoch: Option<&LoginEpoch>,
-    ) -> Result<(usize, Option<Vec<u8>>)> {
-        let session_key = self.keys.session(&key);
-        let value = [parts.head.as_slice(), &parts.authz, &parts.data].concat();
-        self.set_px(&session_key, &value, ttl_ms).await?;
-        let member = key.as_bytes().to_vec();
-        let indexed = self
-            .index_add(
-                &record.user_id,
-                &member,
-                record.created_ms,
-                index_ttl_ms,
-                epoch,
-            )
-            .await?;
-        let Some((members, mut role_change)) = indexed else {
-            // The user's sessions were ended after the login began. Nobody holds the token;
-            // the unindexed key would also expire on its own.
-            self.del(&session_key).await?;
-            return Err(Error::LoginSuperseded);
-        };
-        let original = parts.authz;
-        let mut applied = original.clone();
-        for _ in 0..ROLE_CHANGE_ATTEMPTS {
-            match role_change {
-                Some(block) if block != applied => {
-                    self.splice_authz(&session_key, &block).await?;
-                    applied = block;
-                    role_change = self.get(&self.keys.role_change(&record.user_id)).await?;
-                }
-                _ => break,
-            }
-        }
-        if role_change.is_some_and(|block| block != applied) {
-            // Roles changed five times during one login: refuse it rather than guess.
-            self.del(&session_key).await?;
-            return Err(Error::unavailable(
-                UnavailableKind::Server,
-                "the user's roles kept changing during the login; try again",
-            ));
-        }
-        let evicted = self
-            .evict_over_limit(&record.user_id, &member, members)
-            .await?;
-        Ok((evicted, (applied != original).then_some(applied)))
     }
 
     /// Ends the oldest live sessions beyond the per-user limit (never `member`, the new one),
     /// pruning dead index entries on the way; returns how many were ended.
     async fn evict_over_limit(
         &self,
+        io: &Link,
         user_id: &str,
         member: &[u8],
         members: Vec<Vec<u8>>,
@@ -198,19 +169,19 @@ impl RedisStore {
         let index = self.keys.index(user_id);
         // Which of the others are still live (oldest first)?
         let others: Vec<Vec<u8>> = members.into_iter().filter(|m| m != member).collect();
-        let live = self.existing(&others).await?;
+        let live = self.existing(io, &others).await?;
         let (live, dead): (Vec<_>, Vec<_>) = others.into_iter().zip(live).partition(|(_, l)| *l);
         let dead: Vec<Vec<u8>> = dead.into_iter().map(|(m, _)| m).collect();
-        self.zrem(&index, &dead).await?;
+        self.zrem(io, &index, &dead).await?;
         let excess = (live.len() + 1).saturating_sub(limit);
         let mut evicted = Vec::new();
         for (m, _) in live.into_iter().take(excess) {
             if let Some(k) = member_key(&m) {
-                self.del(&self.keys.session(&k)).await?;
+                self.del(io, &self.keys.session(&k)).await?;
             }
             evicted.push(m);
         }
-        self.zrem(&index, &evicted).await?;
+        self.zrem(io, &index, &evicted).await?;
         Ok(evicted.len())
     }
 
@@ -220,13 +191,14 @@ impl RedisStore {
     /// indexing step ran before it is among the members returned.
     async fn mark_and_list(
         &self,
+        io: &Link,
         index: &[u8],
         marker: &[u8],
         value: &[u8],
     ) -> Result<Vec<Vec<u8>>> {
         let window = duration_ms(self.config.role_change_window());
         let script = &self.scripts.mark_and_list;
-        self.on_connection(|mut c| async move {
+        io.write(|mut c| async move {
             script
                 .key(index)
                 .key(marker)
@@ -240,23 +212,22 @@ impl RedisStore {
 
     /// Gives the user a new login epoch and returns the index's members (one step): a login
     /// that began before gets no session, and every session indexed before is returned.
-    async fn new_epoch_and_members(&self, user_id: &str) -> Result<Vec<Vec<u8>>> {
+    async fn new_epoch_and_members(&self, io: &Link, user_id: &str) -> Result<Vec<Vec<u8>>> {
         let value = LoginEpoch::next_value().to_string();
         let (index, epoch) = (self.keys.index(user_id), self.keys.epoch(user_id));
-        self.mark_and_list(&index, &epoch, value.as_bytes()).await
+        self.mark_and_list(io, &index, &epoch, value.as_bytes())
+            .await
     }
 
-    async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.on_connection(
-            |mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await },
-        )
-        .await
+    async fn get(&self, io: &Link, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        io.read(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await
     }
 
     /// `splice_authz.lua` on one session: 1 changed, 0 gone, -1 not a record of ours.
-    async fn splice_authz(&self, session_key: &[u8], block: &[u8]) -> Result<i64> {
+    async fn splice_authz(&self, io: &Link, session_key: &[u8], block: &[u8]) -> Result<i64> {
         let splice = &self.scripts.splice_authz;
-        self.on_connection(|mut c| async move {
+        io.write(|mut c| async move {
             splice
                 .key(session_key)
                 .arg(block)
@@ -267,26 +238,131 @@ impl RedisStore {
     }
 
     /// Whether each member's session key exists.
-    async fn existing(&self, members: &[Vec<u8>]) -> Result<Vec<bool>> {
+    async fn existing(&self, io: &Link, members: &[Vec<u8>]) -> Result<Vec<bool>> {
         let checks = members.iter().map(|m| async move {
             let Some(k) = member_key(m) else {
                 return Ok(false);
             };
             let key = self.keys.session(&k);
-            let n: i64 = self
-                .on_connection(|mut c| async move {
-                    redis::cmd("EXISTS").arg(&key).query_async(&mut c).await
-                })
+            let n: i64 = io
+                .read(
+                    |mut c| async move { redis::cmd("EXISTS").arg(&key).query_async(&mut c).await },
+                )
                 .await?;
             Ok(n > 0)
         });
         join_all(checks).await.into_iter().collect()
     }
 
+    /// Ends the given members' sessions (all of the user's when `members` is `None`: then the
+    /// user also gets a new epoch, in the step that reads the index), each in its own slot,
+    /// then un-indexes them. Returns how many were live.
+    async fn delete_listed(
+        &self,
+        io: &Link,
+        user_id: &str,
+        members: Option<Vec<Vec<u8>>>,
+    ) -> Result<usize> {
+        let index = self.keys.index(user_id);
+        let members = match members {
+            Some(m) => m,
+            None => self.new_epoch_and_members(io, user_id).await?,
+        };
+        let deletions = members.iter().map(|m| async move {
+            match member_key(m) {
+                Some(k) => self.del(io, &self.keys.session(&k)).await,
+                None => Ok(false),
+            }
+        });
+        let deleted = join_all(deletions)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<bool>>>()?;
+        // Only the members handled here: a session created meanwhile stays indexed.
+        self.zrem(io, &index, &members).await?;
+        Ok(deleted.into_iter().filter(|d| *d).count())
+    }
+}
+
+#[async_trait]
+impl Engine for Cluster {
+    fn name(&self) -> &'static str {
+        "cluster"
+    }
+
+    /// The session is written first, then indexed; the indexing step also checks the login's
+    /// epoch (a login that began before the user's sessions were ended indexes nothing, and
+    /// its session is deleted: see `new_epoch_and_members`) and reads the user's last role
+    /// change (same slot). A role change that the indexing step does not see comes after it,
+    /// so it finds the session in the index and rewrites it itself. One that it does see is
+    /// applied here, again until the role change read back is the one applied (a second
+    /// change may land in between). Until `create` returns nobody holds the token, so the
+    /// session is never loaded with the roles it was first written with.
+    async fn create(&self, io: &Link, login: Login<'_>) -> Result<Created> {
+        let Login {
+            key,
+            parts,
+            ttl_ms,
+            record,
+            index_ttl_ms,
+            epoch,
+        } = login;
+        let session_key = self.keys.session(&key);
+        let value = [parts.head.as_slice(), &parts.authz, &parts.data].concat();
+        self.set_px(io, &session_key, &value, ttl_ms).await?;
+        let member = key.as_bytes().to_vec();
+        let indexed = self
+            .index_add(
+                io,
+                &record.user_id,
+                &member,
+                record.created_ms,
+                index_ttl_ms,
+                epoch,
+            )
+            .await?;
+        let Some((members, mut role_change)) = indexed else {
+            // The user's sessions were ended after the login began. Nobody holds the token;
+            // the unindexed key would also expire on its own.
+            self.del(io, &session_key).await?;
+            return Err(Error::LoginSuperseded);
+        };
+        let original = parts.authz;
+        let mut applied = original.clone();
+        for _ in 0..ROLE_CHANGE_ATTEMPTS {
+            match role_change {
+                Some(block) if block != applied => {
+                    self.splice_authz(io, &session_key, &block).await?;
+                    applied = block;
+                    role_change = self
+                        .get(io, &self.keys.role_change(&record.user_id))
+                        .await?;
+                }
+                _ => break,
+            }
+        }
+        if role_change.is_some_and(|block| block != applied) {
+            // Roles changed five times during one login: refuse it rather than guess.
+            self.del(io, &session_key).await?;
+            return Err(Error::unavailable(
+                UnavailableKind::Server,
+                "the user's roles kept changing during the login; try again",
+            ));
+        }
+        let evicted = self
+            .evict_over_limit(io, &record.user_id, &member, members)
+            .await?;
+        Ok(Created {
+            evicted,
+            role_change: (applied != original).then_some(applied),
+        })
+    }
+
     /// Rotate, cluster-safe; with `auth_time`, also sets the record's auth time (a
     /// re-authentication). Returns the record as the new key holds it.
-    pub(super) async fn split_rotate(
+    async fn rotate(
         &self,
+        io: &Link,
         old: SessionKey,
         new: SessionKey,
         now: u64,
@@ -304,8 +380,8 @@ impl RedisStore {
         let old_key = self.keys.session(&old);
         let new_key = self.keys.session(&new);
         // GET and PTTL of one key in one MULTI: the value and the TTL it had.
-        let read: (Option<Vec<u8>>, i64) = self
-            .on_connection(|mut c| {
+        let read: (Option<Vec<u8>>, i64) = io
+            .read(|mut c| {
                 let old_key = &old_key;
                 async move {
                     let read = redis::pipe()
@@ -336,7 +412,7 @@ impl RedisStore {
         let record = Record::decode(&seen)?;
         let mut written = patch(&seen).ok_or_else(not_ours)?;
         let ttl_ms = u64::try_from(ttl).unwrap_or(1);
-        self.set_px(&new_key, &written, ttl_ms).await?;
+        self.set_px(io, &new_key, &written, ttl_ms).await?;
         // An anonymous session is in no index.
         let indexed = !record.is_anonymous();
         let index = self.keys.index(&record.user_id);
@@ -345,6 +421,7 @@ impl RedisStore {
         if indexed {
             // No epoch: a rotation is no login, and always indexes.
             self.index_add(
+                io,
                 &record.user_id,
                 &new_member,
                 record.created_ms,
@@ -355,8 +432,8 @@ impl RedisStore {
         }
         let cad = &self.scripts.compare_delete;
         for _ in 0..ROTATE_ATTEMPTS {
-            let outcome: redis::Value = self
-                .on_connection(|mut c| {
+            let outcome: redis::Value = io
+                .write(|mut c| {
                     let (old_key, seen) = (&old_key, &seen);
                     async move { cad.key(old_key).arg(seen).invoke_async(&mut c).await }
                 })
@@ -364,7 +441,7 @@ impl RedisStore {
             match outcome {
                 redis::Value::Int(1) => {
                     if indexed {
-                        self.zrem(&index, &[old.as_bytes().to_vec()]).await?;
+                        self.zrem(io, &index, &[old.as_bytes().to_vec()]).await?;
                     }
                     return Ok(written);
                 }
@@ -372,7 +449,7 @@ impl RedisStore {
                     // Changed meanwhile (roles, data, last seen): carry the change over.
                     written = patch(&changed).ok_or_else(not_ours)?;
                     seen = changed;
-                    self.on_connection(|mut c| {
+                    io.write(|mut c| {
                         let (new_key, written) = (&new_key, &written);
                         async move {
                             redis::cmd("SET")
@@ -387,9 +464,9 @@ impl RedisStore {
                 }
                 _ => {
                     // The old session ended meanwhile (logout, revocation): so does this one.
-                    self.del(&new_key).await?;
+                    self.del(io, &new_key).await?;
                     if indexed {
-                        self.zrem(&index, &[new_member.clone(), old.as_bytes().to_vec()])
+                        self.zrem(io, &index, &[new_member.clone(), old.as_bytes().to_vec()])
                             .await?;
                     }
                     return Err(Error::NotFound);
@@ -404,25 +481,21 @@ impl RedisStore {
 
     /// Ends every session of the user but `keep`: give the user a new epoch and read the index
     /// (one step), then end the others (each in its own slot) and un-index them.
-    pub(super) async fn split_delete_others(
-        &self,
-        user_id: &str,
-        keep: SessionKey,
-    ) -> Result<usize> {
+    async fn delete_others(&self, io: &Link, user_id: &str, keep: SessionKey) -> Result<usize> {
         let others: Vec<Vec<u8>> = self
-            .new_epoch_and_members(user_id)
+            .new_epoch_and_members(io, user_id)
             .await?
             .into_iter()
             .filter(|m| member_key(m) != Some(keep))
             .collect();
-        self.split_delete_members(user_id, Some(others)).await
+        self.delete_listed(io, user_id, Some(others)).await
     }
 
     /// Delete one session by token key, cluster-safe. True when there was one.
-    pub(super) async fn split_delete(&self, key: SessionKey) -> Result<bool> {
+    async fn delete(&self, io: &Link, key: SessionKey) -> Result<bool> {
         let session_key = self.keys.session(&key);
-        let value: Option<Vec<u8>> = self
-            .on_connection(|mut c| {
+        let value: Option<Vec<u8>> = io
+            .write(|mut c| {
                 let session_key = &session_key;
                 async move {
                     match redis::cmd("GETDEL")
@@ -448,6 +521,7 @@ impl RedisStore {
         };
         if let Some(record) = Record::decode(&value).ok().filter(|r| !r.is_anonymous()) {
             self.zrem(
+                io,
                 &self.keys.index(&record.user_id),
                 &[key.as_bytes().to_vec()],
             )
@@ -457,16 +531,16 @@ impl RedisStore {
     }
 
     /// The user's live records (member, value), pruning dead members, cluster-safe.
-    pub(super) async fn split_list(&self, user_id: &str) -> Result<Vec<ListedEntry>> {
+    async fn list(&self, io: &Link, user_id: &str) -> Result<Vec<ListedEntry>> {
         let index = self.keys.index(user_id);
-        let members = self.zrange(&index).await?;
+        let members = self.zrange(io, &index).await?;
         let reads = members.iter().map(|m| async move {
             let Some(k) = member_key(m) else {
                 return Ok(None);
             };
             let key = self.keys.session(&k);
-            let v: Option<(Vec<u8>, i64)> = self
-                .on_connection(|mut c| async move {
+            let v: Option<(Vec<u8>, i64)> = io
+                .read(|mut c| async move {
                     // GET and PTTL of one key: one slot, one round trip.
                     let read = redis::pipe()
                         .cmd("GET")
@@ -498,50 +572,34 @@ impl RedisStore {
                 None => dead.push(member),
             }
         }
-        self.zrem(&index, &dead).await?;
+        self.zrem(io, &index, &dead).await?;
         Ok(live)
     }
 
-    /// End the given members' sessions (all of the user's when `members` is `None`: then the
-    /// user also gets a new epoch), cluster-safe. Returns how many were live.
-    pub(super) async fn split_delete_members(
+    /// Reads the index first when ending all (with the new epoch), or ends the one given.
+    async fn delete_members(
         &self,
+        io: &Link,
         user_id: &str,
-        members: Option<Vec<Vec<u8>>>,
+        only: Option<SessionKey>,
     ) -> Result<usize> {
-        let index = self.keys.index(user_id);
-        let members = match members {
-            Some(m) => m,
-            None => self.new_epoch_and_members(user_id).await?,
-        };
-        let deletions = members.iter().map(|m| async move {
-            match member_key(m) {
-                Some(k) => self.del(&self.keys.session(&k)).await,
-                None => Ok(false),
-            }
-        });
-        let deleted = join_all(deletions)
-            .await
-            .into_iter()
-            .collect::<Result<Vec<bool>>>()?;
-        // Only the members handled here: a session created meanwhile stays indexed.
-        self.zrem(&index, &members).await?;
-        Ok(deleted.into_iter().filter(|d| *d).count())
+        let only = only.map(|key| vec![key.as_bytes().to_vec()]);
+        self.delete_listed(io, user_id, only).await
     }
 
     /// Replace roles and permissions on every live session of the user, cluster-safe: the
     /// role change is recorded in the index's slot first (so logins in flight apply it to the
-    /// sessions they create, see [`RedisStore::split_create`]), then every indexed session is
+    /// sessions they create, see [`Engine::create`]), then every indexed session is
     /// rewritten in its own slot.
-    pub(super) async fn split_set_authz(&self, user_id: &str, block: &[u8]) -> Result<usize> {
+    async fn set_authz(&self, io: &Link, user_id: &str, block: &[u8]) -> Result<usize> {
         let index = self.keys.index(user_id);
         let role_change = self.keys.role_change(user_id);
-        let members = self.mark_and_list(&index, &role_change, block).await?;
+        let members = self.mark_and_list(io, &index, &role_change, block).await?;
         let updates = members.iter().map(|m| async move {
             let Some(k) = member_key(m) else {
                 return Ok(0);
             };
-            self.splice_authz(&self.keys.session(&k), block).await
+            self.splice_authz(io, &self.keys.session(&k), block).await
         });
         let outcomes = join_all(updates)
             .await
@@ -553,7 +611,7 @@ impl RedisStore {
             .filter(|(_, o)| **o == 0)
             .map(|(m, _)| m.clone())
             .collect();
-        self.zrem(&index, &dead).await?;
+        self.zrem(io, &index, &dead).await?;
         Ok(outcomes.iter().filter(|o| **o == 1).count())
     }
 }
