@@ -1,18 +1,21 @@
-//! Model-based property test: `MemoryStore` (the model) and `RedisStore` (a redis-server of the
-//! test's own) run the same arbitrary sequences of operations and must agree on every
-//! observable result. Tokens are matched by position: the n-th token either store handed out
-//! stands for the same session in both.
+//! Model-based property test: `MemoryStore` (the model) and `RedisStore` run the same arbitrary
+//! sequences of operations and must agree on every observable result, on one redis-server of
+//! the test's own (the single-server engine) and on a Redis Cluster (the Cluster engine, whose
+//! cross-slot steps are the riskiest code). The operations include per-key data updates with
+//! expectations (`update_data.lua`), anonymous sessions and logins carrying a login epoch.
+//! Tokens are matched by position: the n-th token either store handed out stands for the same
+//! session in both. Both stores read one manual clock, moved on at each login, so no step waits.
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use redis_harness::RedisServer;
+use redis_harness::{RedisCluster, RedisServer};
 use session_core::testing::conformance::unique_prefix;
 use session_core::{
-    Error, MemoryStore, NewSession, RedisStore, Session, SessionConfig, SessionData, SessionStore,
-    Token,
+    DataChanges, DataUpdate, Error, LoginEpoch, ManualClock, MemoryStore, NewSession, RedisStore,
+    RedisTarget, Session, SessionConfig, SessionData, SessionStore, Token,
 };
 
 /// Few users and a small per-user limit, so sequences hit the same user's sessions, the
@@ -20,6 +23,8 @@ use session_core::{
 const USERS: [&str; 3] = ["ada", "bob", "cy"];
 const NAMES: [&str; 3] = ["A", "B", "C"];
 const MAX_PER_USER: usize = 3;
+/// The data keys the per-key updates touch.
+const KEYS: [&str; 3] = ["k0", "k1", "v"];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -27,6 +32,18 @@ enum Op {
         user: usize,
         roles: Vec<usize>,
         data: Option<u8>,
+        /// With the epoch this run last read for the user (if any).
+        with_epoch: bool,
+    },
+    CreateAnonymous(Option<u8>),
+    ReadEpoch(usize),
+    /// Sets (`Some`) or removes (`None`) one key, expecting it to hold `expect` first (when
+    /// given: `Some(None)` expects it absent).
+    UpdateData {
+        session: usize,
+        key: usize,
+        value: Option<u8>,
+        expect: Option<Option<u8>>,
     },
     Load(usize),
     SaveData(usize, u8),
@@ -52,8 +69,17 @@ fn op() -> impl Strategy<Value = Op> {
     let user = 0..USERS.len();
     let pick = any::<usize>();
     prop_oneof![
-        4 => (user.clone(), names(), proptest::option::of(any::<u8>()))
-            .prop_map(|(user, roles, data)| Op::Create { user, roles, data }),
+        4 => (user.clone(), names(), proptest::option::of(any::<u8>()), any::<bool>())
+            .prop_map(|(user, roles, data, with_epoch)| Op::Create { user, roles, data, with_epoch }),
+        1 => proptest::option::of(any::<u8>()).prop_map(Op::CreateAnonymous),
+        1 => user.clone().prop_map(Op::ReadEpoch),
+        3 => (
+            pick,
+            0..KEYS.len(),
+            proptest::option::of(0..4u8),
+            proptest::option::of(proptest::option::of(0..4u8)),
+        )
+            .prop_map(|(session, key, value, expect)| Op::UpdateData { session, key, value, expect }),
         3 => pick.prop_map(Op::Load),
         1 => (pick, any::<u8>()).prop_map(|(i, v)| Op::SaveData(i, v)),
         1 => pick.prop_map(Op::Rotate),
@@ -77,6 +103,8 @@ enum Seen {
     Count(usize),
     /// The positions of the listed sessions.
     Listed(BTreeSet<usize>),
+    /// `update_data`'s answer: applied or not, and the data as stored then.
+    Updated(bool, Vec<(String, serde_json::Value)>),
     Failed(&'static str),
 }
 
@@ -107,6 +135,7 @@ fn failed(e: &Error) -> Seen {
         Error::InvalidInput(_) => "invalid input",
         Error::Corrupt(_) => "corrupt",
         Error::Unavailable { .. } => "unavailable",
+        Error::LoginSuperseded => "superseded",
         _ => "other",
     })
 }
@@ -119,10 +148,11 @@ fn listed(names: &[usize]) -> Vec<String> {
     names.iter().map(|&i| NAMES[i].to_owned()).collect()
 }
 
-/// One store and the tokens it handed out, by position.
+/// One store, the tokens it handed out (by position) and the login epochs it last read.
 struct Run<S> {
     store: S,
     tokens: Vec<Token>,
+    epochs: HashMap<usize, LoginEpoch>,
 }
 
 impl<S: SessionStore> Run<S> {
@@ -133,12 +163,20 @@ impl<S: SessionStore> Run<S> {
     /// Applies `op`; `None` when the op needs a token and there is none yet (skipped by both).
     async fn apply(&mut self, op: &Op) -> Option<Seen> {
         Some(match op {
-            Op::Create { user, roles, data } => {
+            Op::Create {
+                user,
+                roles,
+                data,
+                with_epoch,
+            } => {
                 let mut new = NewSession::new(USERS[*user]).with_roles(listed(roles));
                 if let Some(v) = data {
                     let mut d = SessionData::new();
                     d.insert("v", v).ok()?;
                     new = new.with_data(d);
+                }
+                if let Some(epoch) = self.epochs.get(user).filter(|_| *with_epoch) {
+                    new = new.with_login_epoch(epoch.clone());
                 }
                 match self.store.create(new).await {
                     Ok((token, session)) => {
@@ -147,6 +185,54 @@ impl<S: SessionStore> Run<S> {
                     }
                     Err(e) => failed(&e),
                 }
+            }
+            Op::CreateAnonymous(data) => {
+                let mut d = SessionData::new();
+                if let Some(v) = data {
+                    d.insert("v", v).ok()?;
+                }
+                match self
+                    .store
+                    .create(NewSession::anonymous().with_data(d))
+                    .await
+                {
+                    Ok((token, session)) => {
+                        self.tokens.push(token);
+                        Seen::Session(Some(view(&session)))
+                    }
+                    Err(e) => failed(&e),
+                }
+            }
+            Op::ReadEpoch(u) => match self.store.login_epoch(USERS[*u]).await {
+                Ok(epoch) => {
+                    self.epochs.insert(*u, epoch);
+                    Seen::Done
+                }
+                Err(e) => failed(&e),
+            },
+            Op::UpdateData {
+                session,
+                key,
+                value,
+                expect,
+            } => {
+                let token = self.token(*session)?.clone();
+                let mut changes = DataChanges::new();
+                if let Some(expected) = expect {
+                    changes.expect(KEYS[*key], expected.as_ref()).ok()?;
+                }
+                match value {
+                    Some(v) => changes.set(KEYS[*key], v).ok()?,
+                    None => changes.remove(KEYS[*key]),
+                };
+                seen(self.store.update_data(&token, &changes).await, |update| {
+                    let (applied, data) = match update {
+                        DataUpdate::Applied(data) => (true, data),
+                        DataUpdate::Conflict(data) => (false, data),
+                    };
+                    let pairs = data.iter().map(|(k, v)| (k.to_owned(), v.clone()));
+                    Seen::Updated(applied, pairs.collect())
+                })
             }
             Op::Load(i) => {
                 let token = self.token(*i)?;
@@ -230,38 +316,39 @@ impl<S: SessionStore> Run<S> {
     }
 }
 
-fn config() -> SessionConfig {
+fn config(clock: &ManualClock) -> SessionConfig {
     SessionConfig::builder()
         .key_prefix(unique_prefix())
         .max_sessions_per_user(Some(MAX_PER_USER))
         .operation_timeout(Duration::from_secs(5))
+        .clock(clock.clone())
         .build()
         .expect("a valid configuration")
 }
 
-async fn agree(url: &str, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let config = config();
+async fn agree(target: RedisTarget, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    // Redis's key TTLs run on real time; the manual clock starts at now and moves far less than
+    // any timeout during a case, so the two never disagree about what has expired.
+    let clock = ManualClock::new(SystemTime::now());
+    let config = config(&clock);
     let mut model = Run {
         store: MemoryStore::new(config.clone()),
         tokens: Vec::new(),
+        epochs: HashMap::new(),
     };
-    let redis = RedisStore::connect(url, config)
+    let redis = RedisStore::connect_to(target, config)
         .await
         .map_err(|e| TestCaseError::fail(format!("connect: {e}")))?;
     let mut real = Run {
         store: redis,
         tokens: Vec::new(),
+        epochs: HashMap::new(),
     };
-    let mut last_create = Instant::now();
     for (step, op) in ops.iter().enumerate() {
         if matches!(op, Op::Create { .. }) {
             // Eviction ends a user's oldest sessions; Redis orders them by creation time in ms,
             // so two logins in one millisecond would have no defined order.
-            let since = last_create.elapsed();
-            if since < Duration::from_millis(2) {
-                tokio::time::sleep(Duration::from_millis(2) - since).await;
-            }
-            last_create = Instant::now();
+            clock.advance(Duration::from_millis(2));
         }
         let expected = model.apply(op).await;
         let got = real.apply(op).await;
@@ -282,22 +369,33 @@ async fn agree(url: &str, ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-#[test]
-fn memory_and_redis_stores_agree_on_any_sequence_of_operations() {
-    let server = RedisServer::start_local().expect("a redis-server of the test's own");
+/// Runs `cases` random sequences against the Redis store `target` makes.
+fn check(cases: u32, target: impl Fn() -> RedisTarget) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime");
     let mut runner = TestRunner::new(Config {
-        cases: 256,
+        cases,
         failure_persistence: None,
         ..Config::default()
     });
     let ops = proptest::collection::vec(op(), 1..30);
-    let result = runner.run(&ops, |ops| rt.block_on(agree(server.url(), ops)));
+    let result = runner.run(&ops, |ops| rt.block_on(agree(target(), ops)));
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+#[test]
+fn memory_and_redis_stores_agree_on_any_sequence_of_operations() {
+    let server = RedisServer::start_local().expect("a redis-server of the test's own");
+    check(256, || RedisTarget::Single(server.url().to_owned()));
+}
+
+#[test]
+fn memory_and_redis_cluster_stores_agree_on_any_sequence_of_operations() {
+    let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
+    check(96, || RedisTarget::Cluster(cluster.urls()));
 }
