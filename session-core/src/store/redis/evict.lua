@@ -6,6 +6,9 @@
 local idx, prefix, member = KEYS[1], ARGV[1], ARGV[3]
 local limit = tonumber(ARGV[2])
 local members = redis.call('ZRANGE', idx, 0, -1)
+-- Emptied since the login indexed its session (the user's sessions were all ended): nothing
+-- to do, and EXISTS takes at least one key.
+if #members == 0 then return 0 end
 local keys = {}
 for i, m in ipairs(members) do keys[i] = prefix .. m end
 local live = members
