@@ -44,7 +44,7 @@ use crate::token::{SessionHandle, Token};
 /// [`Session::from_parts`](crate::Session::from_parts) take a session apart and put it back
 /// together to change it (roles, data, last seen, auth time); [`Session::info`] is its entry in
 /// a listing. Run the conformance suite against it (`session_core::testing::conformance::run`,
-/// feature `test-suite`); `examples/tests/external_store.rs` is a complete small store that
+/// feature `test-suite`); `examples/tests/it/external_store.rs` is a complete small store that
 /// passes it.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {

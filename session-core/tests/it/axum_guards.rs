@@ -20,7 +20,7 @@ use session_core::prelude::*;
 use switchable::Switchable;
 use tower::ServiceExt as _;
 
-mod switchable;
+use crate::switchable;
 
 /// Counts how often each guarded handler's body ran.
 #[derive(Default)]
