@@ -47,7 +47,7 @@ use crate::token::{SessionHandle, Token};
 /// ([`SessionConfig::clock`]), not from `SystemTime::now()`: tests move a
 /// [`ManualClock`](crate::ManualClock) instead of sleeping, and so does the suite. Run the
 /// conformance suite against it (`session_core::testing::conformance::run`, feature
-/// `test-suite`); `examples/tests/external_store.rs` is a complete small store that passes it.
+/// `test-suite`); `examples/tests/it/external_store.rs` is a complete small store that passes it.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// The configuration the store was built with.

@@ -20,7 +20,7 @@
 //! what the measured times prove (a load that must find a session live is judged only if it
 //! came within the idle timeout of the previous use); a machine too busy for that makes the
 //! case try again, three times at most. A store that follows the clock
-//! ([`MemoryStore`](crate::MemoryStore), `examples/tests/external_store.rs`) runs the whole
+//! ([`MemoryStore`](crate::MemoryStore), `examples/tests/it/external_store.rs`) runs the whole
 //! suite without sleeping.
 //!
 //! The cases can also be called one by one, with a store on any clock: on the system clock

@@ -1,7 +1,7 @@
 //! Operations: a burst of concurrent traffic, the audit log, no tokens in the output, graceful
 //! shutdown, request logging, and the in-memory store.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

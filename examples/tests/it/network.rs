@@ -7,7 +7,7 @@
 
 #[path = "network/link.rs"]
 mod link;
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

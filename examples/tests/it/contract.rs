@@ -1,7 +1,7 @@
 //! The error contract (every error is JSON `{"error","message"}`), body limits, CSRF, and
 //! malformed cookies.
 
-mod support;
+use crate::support;
 
 use support::*;
 

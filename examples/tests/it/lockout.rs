@@ -1,6 +1,6 @@
 //! Login throttling: LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECS=3.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Redis killed, restarted and frozen under a running server: 503 `store_unavailable`, never
 //! 200, never a crash, never a dropped connection, and recovery without a restart of the server.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

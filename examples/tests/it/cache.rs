@@ -1,7 +1,7 @@
 //! The client-side session cache (on by default in the demo) seen over HTTP: two servers on
 //! one Redis, a session cached on A and ended or demoted through B, and a stopped Redis.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! What only the Redis store can show: round trips, what is at rest in Redis, foreign data under
 //! its keys, and outages (killed, hung, restarted).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

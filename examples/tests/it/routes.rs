@@ -1,6 +1,6 @@
 //! Every route of the demo server against a real Redis: the answers, the cookie, the guards.
 
-mod support;
+use crate::support;
 
 use support::*;
 

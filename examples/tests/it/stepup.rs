@@ -2,7 +2,7 @@
 //! password change, "end my other sessions", the `user_agent` of each listed session, and the
 //! last admin keeping ADMIN.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

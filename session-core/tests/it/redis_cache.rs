@@ -2,7 +2,7 @@
 //! cost no round trip, changes made through another store reach this one within milliseconds,
 //! and a silent, stopped, flushed or restarted Redis is never trusted from memory.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant, SystemTime};
 

@@ -1,7 +1,7 @@
 //! The Redis store on a Redis Cluster and behind Sentinel: the conformance suite, the one round
 //! trip per load, and failover (SIGKILL of a primary with sessions in flight).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::process::Command;

@@ -22,14 +22,8 @@ fn label_of<'a>(key: &'a CompositeKey, name: &str) -> Option<&'a str> {
         .map(|l| l.value())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_store_call_is_counted_by_operation_and_outcome() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    recorder
-        .install()
-        .expect("the only recorder of this test binary");
-
+/// A store call of each outcome through `Metered` (on Redis), and one refusal.
+async fn one_call_of_each_outcome() {
     let server = RedisServer::start().expect("a Redis server for the tests");
     let config = SessionConfig::builder()
         .key_prefix(unique_prefix())
@@ -55,6 +49,15 @@ async fn every_store_call_is_counted_by_operation_and_outcome() {
         Err(Error::NotFound)
     ));
     record_rejection("forbidden");
+}
+
+#[test]
+fn every_store_call_is_counted_by_operation_and_outcome() {
+    // A recorder of this test's own, local to its thread, not installed for the process: the
+    // guard tests running in parallel in this binary count their refusals too.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    with_recorder(&recorder, one_call_of_each_outcome());
 
     let mut counts = std::collections::BTreeMap::new();
     let mut durations = 0usize;

@@ -1,7 +1,7 @@
 //! Two demo servers on one Redis: sessions, accounts, roles and lockouts are shared, and the
 //! death of one server logs nobody out.
 
-mod support;
+use crate::support;
 
 use support::*;
 

@@ -3,7 +3,7 @@
 //! caching of session answers, and duplicate session cookies; and the HTTP probe's: slow and
 //! oversized request bodies, and what the HTTP parser refuses before the app.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

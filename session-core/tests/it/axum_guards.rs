@@ -1,6 +1,7 @@
 //! Router-level tests of the axum integration (tower's `oneshot`, no network): every guard
 //! attribute against every kind of caller, on the memory store and on real Redis.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,20 +21,22 @@ use session_core::prelude::*;
 use switchable::Switchable;
 use tower::ServiceExt as _;
 
-mod switchable;
+use crate::switchable;
 
-/// Counts how often each guarded handler's body ran.
-#[derive(Default)]
-struct Ran(AtomicUsize);
-
-static RAN: Ran = Ran(AtomicUsize::new(0));
+thread_local! {
+    /// Counts how often a guarded handler's body ran, per test: libtest runs each test on a
+    /// thread of its own, and `#[tokio::test]`'s current-thread runtime runs the handlers on
+    /// it. (A static counter also counted the bodies of the tests running in parallel, which
+    /// could make "the body did not run" fail, or "it ran" pass, for the wrong reason.)
+    static RAN: Cell<usize> = const { Cell::new(0) };
+}
 
 fn ran() -> usize {
-    RAN.0.load(Ordering::SeqCst)
+    RAN.with(Cell::get)
 }
 
 fn body_ran() -> &'static str {
-    RAN.0.fetch_add(1, Ordering::SeqCst);
+    RAN.with(|ran| ran.set(ran.get() + 1));
     "ok"
 }
 

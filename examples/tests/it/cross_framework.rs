@@ -2,7 +2,7 @@
 //! honoured by the other, and a logout on one ends it on both (same cookie, same keys, same
 //! accounts).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! Idle and absolute expiry with short settings, and eviction beyond the per-user limit.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -19,7 +19,7 @@ use session_core::actix::{
 use session_core::prelude::*;
 use switchable::Switchable;
 
-mod switchable;
+use crate::switchable;
 
 const COOKIE: &str = "sid";
 

@@ -2,7 +2,7 @@
 //! accounts, login, guards and logout work as on one server, and a Sentinel failover is
 //! survived without restarting the server.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
