@@ -18,6 +18,7 @@ use session_core::axum::{
     AuthSession, CookieConfig, CurrentUser, Rejection, Require, SessionLayer,
 };
 use session_core::prelude::*;
+use session_core::ManualClock;
 use switchable::Switchable;
 use tower::ServiceExt as _;
 
@@ -546,9 +547,18 @@ fn set_token(res: &Response<()>) -> Token {
     Token::parse(value).unwrap()
 }
 
+/// The default configuration on `clock`: time moves when the test says, not by sleeping.
+fn manual(clock: &ManualClock) -> SessionConfig {
+    SessionConfig::builder()
+        .clock(clock.clone())
+        .build()
+        .expect("a valid configuration")
+}
+
 #[tokio::test]
 async fn fresh_login_guards_refuse_a_stale_session_as_reauthentication_required() {
-    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(SessionConfig::default()));
+    let clock = ManualClock::new(SystemTime::now());
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(manual(&clock)));
     let app = fresh_app(Arc::clone(&store));
     let (token, _) = store.create(NewSession::new("fay")).await.unwrap();
     for path in ["/fresh", "/fresh_layer"] {
@@ -562,7 +572,7 @@ async fn fresh_login_guards_refuse_a_stale_session_as_reauthentication_required(
         .await;
         expect(&app, path, Some(&token), StatusCode::OK, "").await;
     }
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     for path in ["/fresh", "/fresh_layer"] {
         let before = ran();
         expect(
@@ -595,7 +605,8 @@ async fn fresh_login_guards_refuse_a_stale_session_as_reauthentication_required(
 
 #[tokio::test]
 async fn a_stale_session_goes_through_the_apps_rejection_handler() {
-    let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    let clock = ManualClock::new(SystemTime::now());
+    let store = Arc::new(MemoryStore::new(manual(&clock)));
     let app = Router::new().route("/fresh", get(fresh_only)).layer(
         SessionLayer::new(store.clone())
             .with_cookie(CookieConfig::default().secure(false).name("sid"))
@@ -608,7 +619,7 @@ async fn a_stale_session_goes_through_the_apps_rejection_handler() {
             }),
     );
     let (token, _) = store.create(NewSession::new("gil")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     let req = Request::builder()
         .uri("/fresh")
         .header(header::COOKIE, format!("sid={}", token.as_cookie_value()))
