@@ -24,7 +24,7 @@ use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use session_core::actix::{
-    AuthSession, CookieConfig, Csrf, CsrfPolicy, CurrentUser, EndSession, SessionMiddleware,
+    AuthSession, CookieConfig, Csrf, CsrfPolicy, CurrentUser, SessionMiddleware,
 };
 use session_core::prelude::*;
 use session_core::{log_safe, SessionStore};
@@ -301,8 +301,8 @@ async fn delete_other_sessions(
 }
 
 /// No guard, so that with the store down the answer (503) still clears the cookie.
-async fn logout(end: EndSession) -> Result<HttpResponse, ApiError> {
-    api::logout(end).await?;
+async fn logout(mut auth: AuthSession) -> Result<HttpResponse, ApiError> {
+    api::logout(&mut auth).await?;
     Ok(no_content())
 }
 
@@ -317,17 +317,13 @@ async fn admin(user: CurrentUser) -> HttpResponse {
 }
 
 #[login_required]
-async fn list_sessions(state: Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
-    Ok(json(api::list_sessions(&state, &user).await?))
+async fn list_sessions(auth: AuthSession) -> Result<HttpResponse, ApiError> {
+    Ok(json(api::list_sessions(&auth).await?))
 }
 
 #[login_required]
-async fn delete_session(
-    state: Data<AppState>,
-    mut auth: AuthSession,
-    id: Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    api::delete_session(&state, &mut auth, id.into_inner()).await?;
+async fn delete_session(mut auth: AuthSession, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    api::delete_session(&mut auth, id.into_inner()).await?;
     Ok(no_content())
 }
 

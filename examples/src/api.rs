@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use session_core::prelude::*;
 use session_core::throttle::{retry_after_secs, Attempt};
-use session_core::web::{AuthSession, CurrentUser, EndSession};
+use session_core::web::{AuthSession, CurrentUser};
 use session_core::{log_safe, LoginEpoch, SessionHandle};
 
 use crate::accounts::{Account, ADMIN};
@@ -259,9 +259,7 @@ pub async fn reauth(
     auth: &mut AuthSession,
     body: ReauthBody,
 ) -> Result<Value, ApiError> {
-    let Some(user) = auth.session().map(|s| s.user_id().to_owned()) else {
-        return Err(session_core::Error::NotFound.into());
-    };
+    let user = auth.current()?.user_id().to_owned();
     let _slot = state.password_queue.enter(client)?;
     let plausible = body.password.chars().count() <= 128;
     check_password(state, &user, &body.password, plausible, "reauth").await?;
@@ -336,8 +334,10 @@ pub async fn delete_other_sessions(
 ///
 /// # Errors
 /// 401 without a live session, 503.
-pub async fn logout(end: EndSession) -> Result<(), ApiError> {
-    end.end().await?;
+pub async fn logout(auth: &mut AuthSession) -> Result<(), ApiError> {
+    if !auth.logout().await? {
+        return Err(session_core::Error::NotFound.into());
+    }
     Ok(())
 }
 
@@ -355,9 +355,9 @@ pub fn admin(user: &CurrentUser) -> Value {
 ///
 /// # Errors
 /// 503.
-pub async fn list_sessions(state: &AppState, user: &CurrentUser) -> Result<Value, ApiError> {
-    let current = user.handle();
-    let sessions = state.store.list_user_sessions(user.user_id()).await?;
+pub async fn list_sessions(auth: &AuthSession) -> Result<Value, ApiError> {
+    let current = auth.current()?.handle();
+    let sessions = auth.sessions().await?;
     Ok(Value::Array(
         sessions
             .into_iter()
@@ -378,25 +378,10 @@ pub async fn list_sessions(state: &AppState, user: &CurrentUser) -> Result<Value
 ///
 /// # Errors
 /// 404 when it is not one of theirs, 503.
-pub async fn delete_session(
-    state: &AppState,
-    auth: &mut AuthSession,
-    id: String,
-) -> Result<(), ApiError> {
-    let session = auth.current()?.clone();
-    let handle = SessionHandle::new(id);
-    if handle == session.handle() {
-        auth.logout().await?;
-        return Ok(());
-    }
-    if !state
-        .store
-        .delete_user_session(session.user_id(), &handle)
-        .await?
-    {
+pub async fn delete_session(auth: &mut AuthSession, id: String) -> Result<(), ApiError> {
+    if !auth.end_session(&SessionHandle::new(id)).await? {
         return Err(ApiError::not_found("no such session among yours"));
     }
-    tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(session.user_id()), handle = %log_safe(handle.as_str()), by = %log_safe(session.user_id()), "session ended by its owner");
     Ok(())
 }
 
@@ -405,9 +390,7 @@ pub async fn delete_session(
 /// # Errors
 /// 503.
 pub async fn delete_all_sessions(state: &AppState, auth: &mut AuthSession) -> Result<(), ApiError> {
-    let Some(user) = auth.session().map(|s| s.user_id().to_owned()) else {
-        return Err(session_core::Error::NotFound.into());
-    };
+    let user = auth.current()?.user_id().to_owned();
     let ended = state.store.delete_user_sessions(&user).await?;
     tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&user), ended, by = %log_safe(&user), "all sessions ended by their owner");
     auth.logout().await?;

@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::Value;
 use session_core::prelude::*;
-use session_core::web::{AuthSession, CurrentUser, EndSession};
+use session_core::web::{AuthSession, CurrentUser};
 
 use crate::api::{self, Credentials, PasswordBody, ReauthBody, RolesBody};
 use crate::errors::{ApiError, ApiJson};
@@ -123,8 +123,8 @@ pub async fn delete_other_sessions(
 
 /// `POST /logout`: no guard, so that with the store down the answer (503) still clears the
 /// cookie; 401 without a live session all the same.
-pub async fn logout(end: EndSession) -> Result<StatusCode, ApiError> {
-    api::logout(end).await?;
+pub async fn logout(mut auth: AuthSession) -> Result<StatusCode, ApiError> {
+    api::logout(&mut auth).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -142,21 +142,17 @@ pub async fn admin(user: CurrentUser) -> Json<Value> {
 
 /// `GET /sessions`.
 #[login_required]
-pub async fn list_sessions(
-    State(state): State<AppState>,
-    user: CurrentUser,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(api::list_sessions(&state, &user).await?))
+pub async fn list_sessions(auth: AuthSession) -> Result<Json<Value>, ApiError> {
+    Ok(Json(api::list_sessions(&auth).await?))
 }
 
 /// `DELETE /sessions/{id}`.
 #[login_required]
 pub async fn delete_session(
-    State(state): State<AppState>,
     mut auth: AuthSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    api::delete_session(&state, &mut auth, id).await?;
+    api::delete_session(&mut auth, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -62,11 +62,6 @@ pub enum Error {
     /// The operating system's random number generator failed; no token can be issued safely.
     #[error("the OS random number generator failed: {0}")]
     Entropy(String),
-    /// A request was refused (a guard, a requirement check, the CSRF check): answer with the
-    /// rejection. Lets a handler that returns `Result<_, Error>` use `?` on a
-    /// [`Rejection`](crate::web::Rejection).
-    #[error("request refused: {0}")]
-    Rejected(crate::web::Rejection),
 }
 
 impl Error {

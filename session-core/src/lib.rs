@@ -125,7 +125,7 @@ pub use session_macros::{
 pub mod prelude {
     #[cfg(feature = "axum")]
     pub use crate::axum::SessionLayer;
-    pub use crate::web::{AuthSession, CurrentUser, Rejection, Require, Visitor};
+    pub use crate::web::{AuthSession, CurrentUser, Rejection, Require};
     #[cfg(feature = "redis")]
     pub use crate::RedisStore;
     #[cfg(feature = "macros")]

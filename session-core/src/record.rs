@@ -329,7 +329,7 @@ impl NewSession {
     /// limit; every guard treats it as "not logged in" (401). It expires like any session.
     ///
     /// The request core creates one lazily, on a visitor's first write
-    /// ([`Visitor`](crate::web::Visitor)), and ends it at login: a login always starts a new
+    /// ([`AuthSession`](crate::web::AuthSession)), and ends it at login: a login always starts a new
     /// session under a new token, carrying over only the data the application chooses.
     ///
     /// ```
@@ -984,18 +984,45 @@ pub struct SessionParts {
 }
 
 /// One entry of a user's session list: what is safe to show the user about a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// It serializes with its times in RFC 3339 (UTC, milliseconds), ready for a JSON answer:
+///
+/// ```
+/// # use std::time::{Duration, SystemTime};
+/// # use session_core::{SessionHandle, SessionInfo};
+/// let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_123);
+/// let info = SessionInfo {
+///     handle: SessionHandle::new("Ab12"),
+///     created_at: at,
+///     last_seen_at: at,
+///     expires_at: at,
+///     label: None,
+/// };
+/// let json = serde_json::to_value(&info)?;
+/// assert_eq!(json["created_at"], "2027-01-15T08:00:00.123Z");
+/// assert_eq!(json["handle"], "Ab12");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionInfo {
     /// The public handle (not the token).
     pub handle: SessionHandle,
     /// When it was created.
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: SystemTime,
     /// When it was last used (see [`Session::last_seen_at`]).
+    #[serde(serialize_with = "rfc3339")]
     pub last_seen_at: SystemTime,
     /// Its absolute deadline.
+    #[serde(serialize_with = "rfc3339")]
     pub expires_at: SystemTime,
     /// Its label ([`NewSession::with_label`]: the login's `User-Agent`, say), if any.
     pub label: Option<String>,
+}
+
+/// `time` as RFC 3339 text (UTC, milliseconds).
+fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&humantime::format_rfc3339_millis(*time))
 }
 
 #[cfg(test)]

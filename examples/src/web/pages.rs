@@ -13,9 +13,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
-use session_core::axum::{AuthSession, CurrentUser, Visitor};
+use session_core::axum::{AuthSession, CurrentUser};
 use session_core::prelude::*;
-use session_core::{log_safe, Session, SessionHandle};
+use session_core::{Session, SessionData, SessionHandle};
 
 use crate::accounts::ADMIN;
 use crate::api::check_login;
@@ -131,11 +131,11 @@ fn shop(cart: &[String]) -> String {
 }
 
 /// `GET /`: what the demo is, the way in, and the cart. Reading it creates no session.
-pub async fn home(mut visitor: Visitor) -> Response {
+pub async fn home(mut visitor: AuthSession) -> Result<Response, WebError> {
+    let login = visitor.session()?.cloned();
     let flash = shown_once(visitor.take(FLASH_KEY).await);
     let cart: Vec<String> = visitor.get(CART_KEY).ok().flatten().unwrap_or_default();
-    let login = visitor.session().filter(|s| !s.is_anonymous());
-    let intro = match login {
+    let intro = match &login {
         Some(s) => format!(
             "<p>You are signed in as <strong>{}</strong>.</p>\
              <p><a href=\"/account\">Your account</a> · <a href=\"/sessions\">Your sessions</a></p>",
@@ -148,14 +148,14 @@ pub async fn home(mut visitor: Visitor) -> Response {
                  <code>admin-password</code>.</p>"
             .to_owned(),
     };
-    Page {
+    Ok(Page {
         status: StatusCode::OK,
         title: "Home",
-        viewer: login.map_or(Viewer::Anonymous, viewer),
+        viewer: login.as_ref().map_or(Viewer::Anonymous, viewer),
         flash: flash.as_deref(),
         body: format!("{intro}{}", shop(&cart)),
     }
-    .into_response()
+    .into_response())
 }
 
 /// The form of `POST /cart`.
@@ -168,7 +168,7 @@ pub struct CartForm {
 /// key: two tabs adding at once both count), creating an anonymous session for a visitor who
 /// has none, and says so on the next page.
 pub async fn add_to_cart(
-    mut visitor: Visitor,
+    mut visitor: AuthSession,
     form: Result<Form<CartForm>, FormRejection>,
 ) -> Result<Redirect, WebError> {
     let item = match form {
@@ -243,8 +243,10 @@ pub async fn login_page(
 ) -> Response {
     let query = query.map(|Query(q)| q).unwrap_or_default();
     let next = query.next.as_deref().and_then(safe_next);
-    if auth.is_logged_in() {
-        return Redirect::to(next.unwrap_or(DEFAULT_LANDING)).into_response();
+    match auth.session() {
+        Ok(Some(_)) => return Redirect::to(next.unwrap_or(DEFAULT_LANDING)).into_response(),
+        Ok(None) => {}
+        Err(e) => return WebError::from(e).into_response(),
     }
     let flash = query
         .logged_out
@@ -284,10 +286,10 @@ pub async fn login_submit(
             Err(e) => return Ok(refuse(e)),
         };
     // The visitor's cart (kept in an anonymous session) comes along; nothing else of it does.
-    let mut data = auth
-        .anonymous()
-        .map(|s| s.data().only(&[CART_KEY]))
-        .unwrap_or_default();
+    let mut data = SessionData::new();
+    if let Some(cart) = auth.get::<Vec<String>>(CART_KEY)? {
+        data.insert(CART_KEY, &cart)?;
+    }
     data.insert(
         FLASH_KEY,
         &format!("Welcome, {}. You are signed in.", account.username),
@@ -316,8 +318,8 @@ pub async fn logout(mut auth: AuthSession) -> Result<Redirect, WebError> {
 
 /// `GET /account`: any logged-in user.
 #[login_required]
-pub async fn account(mut user: CurrentUser) -> Response {
-    let flash = shown_once(user.take(FLASH_KEY).await);
+pub async fn account(user: CurrentUser, mut auth: AuthSession) -> Response {
+    let flash = shown_once(auth.take(FLASH_KEY).await);
     let roles = user
         .roles()
         .iter()
@@ -347,8 +349,8 @@ pub async fn account(mut user: CurrentUser) -> Response {
 
 /// `GET /admin`: users with the `ADMIN` role only (others get the 403 page).
 #[has_role("ADMIN")]
-pub async fn admin(mut user: CurrentUser) -> Response {
-    let flash = shown_once(user.take(FLASH_KEY).await);
+pub async fn admin(user: CurrentUser, mut auth: AuthSession) -> Response {
+    let flash = shown_once(auth.take(FLASH_KEY).await);
     Page {
         status: StatusCode::OK,
         title: "Admin",
@@ -368,12 +370,12 @@ pub async fn admin(mut user: CurrentUser) -> Response {
 /// `GET /sessions`: the user's live sessions, each with a button that ends it, and one that
 /// ends all the others.
 #[login_required]
-pub async fn sessions(State(state): State<AppState>, mut user: CurrentUser) -> Response {
-    let listed = match state.store.list_user_sessions(user.user_id()).await {
+pub async fn sessions(user: CurrentUser, mut auth: AuthSession) -> Response {
+    let listed = match auth.sessions().await {
         Ok(listed) => listed,
         Err(e) => return WebError::from(e).into_response(),
     };
-    let flash = shown_once(user.take(FLASH_KEY).await);
+    let flash = shown_once(auth.take(FLASH_KEY).await);
     let current = user.handle();
     let rows: String = listed
         .iter()
@@ -424,24 +426,16 @@ pub async fn sessions(State(state): State<AppState>, mut user: CurrentUser) -> R
 /// `POST /sessions/{id}/end`: ends one of the user's sessions; ending this one logs out.
 #[login_required]
 pub async fn end_session(
-    State(state): State<AppState>,
     mut auth: AuthSession,
     Path(id): Path<String>,
 ) -> Result<Redirect, WebError> {
-    let session = auth.session().cloned().ok_or(WebError::LoggedOut)?;
+    let session = auth.session()?.cloned().ok_or(WebError::LoggedOut)?;
     let handle = SessionHandle::new(id);
     if handle == session.handle() {
         auth.logout().await?;
         return Ok(Redirect::to("/login?logged_out=1"));
     }
-    let ended = handle.as_str().len() <= 64
-        && state
-            .store
-            .delete_user_session(session.user_id(), &handle)
-            .await?;
-    if ended {
-        tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(session.user_id()), handle = %log_safe(handle.as_str()), by = %log_safe(session.user_id()), "session ended by its owner");
-    }
+    let ended = handle.as_str().len() <= 64 && auth.end_session(&handle).await?;
     set_flash(
         &mut auth,
         if ended {

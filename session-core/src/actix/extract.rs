@@ -13,9 +13,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseErr
 
 use crate::error::Error;
 use crate::web::Authenticated;
-use crate::web::{
-    AuthSession, CurrentUser, EndSession, Guard, Rejection, RequestSession, Requirement, Visitor,
-};
+use crate::web::{AuthSession, CurrentUser, Guard, Rejection, RequestSession, Requirement};
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -38,7 +36,7 @@ impl FromRequest for AuthSession {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let ctx = context(req);
-        Box::pin(async move { Ok(AuthSession::from_context(ctx?).await?) })
+        Box::pin(async move { Ok(AuthSession::from_context(ctx?).await) })
     }
 }
 
@@ -59,29 +57,6 @@ impl<U: Clone + Send + Sync + 'static> FromRequest for Authenticated<U> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let ctx = context(req);
         Box::pin(async move { Ok(Authenticated::from_context(ctx?).await?) })
-    }
-}
-
-impl FromRequest for Visitor {
-    type Error = actix_web::Error;
-    type Future = LocalBoxFuture<Result<Self, actix_web::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let ctx = context(req);
-        Box::pin(async move { Ok(Visitor::from_context(ctx?).await?) })
-    }
-}
-
-impl FromRequest for EndSession {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Self, actix_web::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            context(req)
-                .map(EndSession::from_context)
-                .map_err(Into::into),
-        )
     }
 }
 

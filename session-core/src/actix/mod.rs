@@ -49,6 +49,6 @@ pub use self::csrf::{Csrf, CsrfService};
 pub use self::extract::GuardFuture;
 pub use self::middleware::{SessionMiddleware, SessionService};
 pub use crate::web::{
-    AuthSession, Authenticated, CookieConfig, CsrfPolicy, CurrentUser, EndSession, Guard,
-    Rejection, Require, Requirement, SameSite, UserLoader, Visitor,
+    AuthSession, Authenticated, CookieConfig, CsrfPolicy, CurrentUser, Guard, Rejection, Require,
+    Requirement, SameSite, UserLoader,
 };

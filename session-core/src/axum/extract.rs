@@ -9,9 +9,7 @@ use http::{header, HeaderValue};
 
 use crate::error::Error;
 use crate::web::Authenticated;
-use crate::web::{
-    AuthSession, CurrentUser, EndSession, Guard, Rejection, RequestSession, Requirement, Visitor,
-};
+use crate::web::{AuthSession, CurrentUser, Guard, Rejection, RequestSession, Requirement};
 
 /// Marks a response made from a [`Rejection`], so that the [`SessionLayer`](super::SessionLayer)
 /// can hand it to the app's rejection handler, whichever path produced it.
@@ -37,9 +35,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthSession {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let ctx = context(parts).map_err(IntoResponse::into_response)?;
-        AuthSession::from_context(ctx)
-            .await
-            .map_err(IntoResponse::into_response)
+        Ok(AuthSession::from_context(ctx).await)
     }
 }
 
@@ -61,27 +57,6 @@ impl<S: Send + Sync, U: Clone + Send + Sync + 'static> FromRequestParts<S> for A
         let ctx = context(parts).map_err(IntoResponse::into_response)?;
         Authenticated::from_context(ctx)
             .await
-            .map_err(IntoResponse::into_response)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Visitor {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        let ctx = context(parts).map_err(IntoResponse::into_response)?;
-        Visitor::from_context(ctx)
-            .await
-            .map_err(IntoResponse::into_response)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for EndSession {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        context(parts)
-            .map(EndSession::from_context)
             .map_err(IntoResponse::into_response)
     }
 }

@@ -63,6 +63,6 @@ pub use self::csrf::{CsrfLayer, CsrfService};
 pub use self::layer::{SessionLayer, SessionService};
 pub use self::require::RequireService;
 pub use crate::web::{
-    AuthSession, Authenticated, CookieConfig, CurrentUser, EndSession, Guard, Rejection, Require,
-    Requirement, SameSite, UserLoader, Visitor,
+    AuthSession, Authenticated, CookieConfig, CurrentUser, Guard, Rejection, Require, Requirement,
+    SameSite, UserLoader,
 };

@@ -3,14 +3,15 @@
 //! first extractor or guard that needs it), and the cookie change the response must carry.
 //!
 //! The session loaded may be anonymous ([`NewSession::anonymous`](crate::NewSession::anonymous)):
-//! [`RequestSession::session`] (what guards and login extractors see) never returns one; only
-//! [`RequestSession::visitor_session`] (the `Visitor` extractor) does.
+//! [`RequestSession::session`] (what guards and `CurrentUser` see) never returns one; only
+//! [`RequestSession::any_session`] (the `AuthSession` handle) does.
 
 use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::OnceCell;
 
+use crate::error::UnavailableKind;
 use crate::record::Session;
 use crate::store::SessionStore;
 use crate::token::{SessionKey, Token};
@@ -80,7 +81,7 @@ enum Loaded {
     /// A login or anonymous session. A `Session` is cheap to clone (its record is shared).
     Session(Session),
     None,
-    Unavailable,
+    Unavailable(UnavailableKind),
 }
 
 enum CookieChange {
@@ -169,14 +170,23 @@ impl RequestSession {
         login_only(self.loaded().await)
     }
 
-    /// The request's session, login or anonymous, loaded from the store on the first call only.
-    pub(crate) async fn visitor_session(&self) -> Result<Option<Session>, Rejection> {
-        self.loaded().await
+    /// The request's session, login or anonymous, loaded from the store on the first call
+    /// only; `Err` with what went wrong when the store could not be reached.
+    pub(crate) async fn any_session(&self) -> Result<Option<Session>, UnavailableKind> {
+        match self.load().await {
+            Loaded::Session(s) => Ok(Some(s)),
+            Loaded::None => Ok(None),
+            Loaded::Unavailable(kind) => Err(kind),
+        }
     }
 
     async fn loaded(&self) -> Result<Option<Session>, Rejection> {
+        outcome(self.load().await)
+    }
+
+    async fn load(&self) -> Loaded {
         if let Some(now) = self.loaded_now() {
-            return outcome(now);
+            return now;
         }
         let loaded = self
             .0
@@ -190,14 +200,17 @@ impl RequestSession {
                     Ok(None) => Loaded::None,
                     Err(e) => {
                         tracing::warn!(error = %e, "session store unavailable; request denied");
-                        Loaded::Unavailable
+                        Loaded::Unavailable(match e {
+                            crate::Error::Unavailable { kind, .. } => kind,
+                            _ => UnavailableKind::Server,
+                        })
                     }
                 }
             })
             .await
             .clone();
         // A login or logout may have happened while this call waited.
-        outcome(self.loaded_now().unwrap_or(loaded))
+        self.loaded_now().unwrap_or(loaded)
     }
 
     /// Records a new session for this request and the cookie that carries it.
@@ -245,7 +258,7 @@ fn outcome(loaded: Loaded) -> Result<Option<Session>, Rejection> {
     match loaded {
         Loaded::Session(s) => Ok(Some(s)),
         Loaded::None => Ok(None),
-        Loaded::Unavailable => Err(Rejection::StoreUnavailable),
+        Loaded::Unavailable(_) => Err(Rejection::StoreUnavailable),
     }
 }
 

@@ -132,13 +132,11 @@ impl fmt::Display for Rejection {
 impl std::error::Error for Rejection {}
 
 /// The one mapping of [`Error`] to HTTP: an unavailable store is 503 `store_unavailable`, a
-/// missing or unreadable session 401 `unauthenticated`, bad input 400 `bad_request`, a
-/// [`Error::Rejected`] its rejection, anything else 500 `internal` (logged, with no details
-/// sent to the client).
+/// missing or unreadable session 401 `unauthenticated`, bad input 400 `bad_request`, anything
+/// else 500 `internal` (logged, with no details sent to the client).
 impl From<&Error> for Rejection {
     fn from(error: &Error) -> Self {
         match error {
-            Error::Rejected(rejection) => rejection.clone(),
             Error::Unavailable { .. } => {
                 tracing::warn!(error = %error, "session store unavailable; request denied");
                 Rejection::StoreUnavailable
@@ -160,13 +158,6 @@ impl From<&Error> for Rejection {
 impl From<Error> for Rejection {
     fn from(error: Error) -> Self {
         Rejection::from(&error)
-    }
-}
-
-/// So `?` combines both in a handler that returns `Result<_, Error>`.
-impl From<Rejection> for Error {
-    fn from(rejection: Rejection) -> Self {
-        Error::Rejected(rejection)
     }
 }
 
@@ -245,13 +236,6 @@ mod tests {
                 "conflict",
             ),
             (Error::Internal("x".into()), 500, "internal"),
-            (
-                Error::Rejected(Rejection::Forbidden {
-                    requirement: "role X".into(),
-                }),
-                403,
-                "forbidden",
-            ),
         ];
         for (error, status, code) in cases {
             let r = Rejection::from(error);
@@ -260,11 +244,10 @@ mod tests {
     }
 
     #[test]
-    fn a_rejection_survives_the_round_trip_through_error() {
+    fn a_rejection_answers_with_its_code_and_retry_hint() {
         let r = Rejection::ReauthenticationRequired {
             max_age: std::time::Duration::from_secs(300),
         };
-        assert_eq!(Rejection::from(Error::from(r.clone())), r);
         let body: serde_json::Value = serde_json::from_str(&r.json_body()).unwrap();
         assert_eq!(body["error"], "reauthentication_required");
         assert_eq!(Rejection::StoreUnavailable.retry_after_secs(), Some(1));

@@ -13,8 +13,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse, ResponseError};
 use serde_json::Value;
 use session_core::actix::{
-    AuthSession, CookieConfig, Csrf, CsrfPolicy, CurrentUser, EndSession, Rejection, Require,
-    SessionMiddleware,
+    AuthSession, CookieConfig, Csrf, CsrfPolicy, CurrentUser, Rejection, Require, SessionMiddleware,
 };
 use session_core::prelude::*;
 use switchable::Switchable;
@@ -33,7 +32,7 @@ fn middleware(store: Arc<Switchable>) -> SessionMiddleware {
 
 #[login_required]
 async fn me(user: CurrentUser, auth: AuthSession) -> HttpResponse {
-    assert!(auth.is_logged_in());
+    assert!(auth.session().is_ok_and(|s| s.is_some()));
     HttpResponse::Ok().body(user.user_id().to_owned())
 }
 
@@ -48,8 +47,10 @@ async fn login(mut auth: AuthSession) -> Result<HttpResponse, Error> {
     Ok(HttpResponse::Ok().finish())
 }
 
-async fn logout(end: EndSession) -> Result<HttpResponse, Error> {
-    end.end().await?;
+async fn logout(mut auth: AuthSession) -> Result<HttpResponse, Error> {
+    if !auth.logout().await? {
+        return Err(Error::NotFound);
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use redis::AsyncCommands as _;
 use redis_harness::RedisServer;
-use session_core::axum::{AuthSession, CurrentUser, SessionLayer, Visitor};
+use session_core::axum::{AuthSession, CurrentUser, SessionLayer};
 use session_core::prelude::*;
 use session_core::testing::conformance::unique_prefix;
 use tower::ServiceExt as _;
@@ -19,11 +19,11 @@ use tower::ServiceExt as _;
 const COOKIE: &str = "__Host-session";
 const WRITERS: usize = 50;
 
-async fn cart(visitor: Visitor) -> Result<Json<Vec<String>>, Error> {
+async fn cart(visitor: AuthSession) -> Result<Json<Vec<String>>, Error> {
     Ok(Json(visitor.get("cart")?.unwrap_or_default()))
 }
 
-async fn add(mut visitor: Visitor) -> Result<Json<usize>, Error> {
+async fn add(mut visitor: AuthSession) -> Result<Json<usize>, Error> {
     // The window in which a whole-data save would lose other requests' items.
     tokio::task::yield_now().await;
     let cart = visitor
@@ -36,20 +36,20 @@ async fn add(mut visitor: Visitor) -> Result<Json<usize>, Error> {
     Ok(Json(cart.len()))
 }
 
-async fn set_flash(mut visitor: Visitor) -> Result<StatusCode, Error> {
+async fn set_flash(mut visitor: AuthSession) -> Result<StatusCode, Error> {
     visitor.insert("flash", "saved").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn take_flash(mut visitor: Visitor) -> Result<Json<Option<String>>, Error> {
+async fn take_flash(mut visitor: AuthSession) -> Result<Json<Option<String>>, Error> {
     Ok(Json(visitor.take("flash").await?))
 }
 
 async fn login(mut auth: AuthSession) -> Result<StatusCode, Error> {
-    let carried = auth
-        .anonymous()
-        .map(|s| s.data().only(&["cart"]))
-        .unwrap_or_default();
+    let mut carried = SessionData::new();
+    if let Some(cart) = auth.get::<Vec<String>>("cart")? {
+        carried.insert("cart", &cart)?;
+    }
     auth.login(
         NewSession::new("alice")
             .with_roles(["USER"])
@@ -61,8 +61,13 @@ async fn login(mut auth: AuthSession) -> Result<StatusCode, Error> {
 
 async fn whoami(auth: AuthSession) -> String {
     match auth.session() {
-        Some(s) => s.user_id().to_owned(),
-        None => format!("nobody (anonymous: {})", auth.anonymous().is_some()),
+        Ok(Some(s)) => s.user_id().to_owned(),
+        Ok(None) => format!(
+            "nobody (anonymous: {})",
+            auth.get::<serde_json::Value>("cart")
+                .is_ok_and(|c| c.is_some())
+        ),
+        Err(e) => format!("error: {e}"),
     }
 }
 
@@ -224,7 +229,7 @@ async fn anonymous_life(store: Arc<dyn SessionStore>) {
         "nobody (anonymous: false)"
     );
 
-    // A logged-in user's Visitor writes go to the login session (no new cookie).
+    // A logged-in user's AuthSession writes go to the login session (no new cookie).
     let add = send(&app, "POST", "/cart", Some(&user)).await;
     assert_eq!((add.body.as_str(), add.set_cookie), ("52", None));
 }
@@ -278,10 +283,10 @@ async fn anonymous_sessions_on_redis_with_the_cache() {
 mod actix {
     use actix_web::http::StatusCode;
     use actix_web::{test, web, App, HttpResponse};
-    use session_core::actix::{AuthSession, CurrentUser, SessionMiddleware, Visitor};
+    use session_core::actix::{AuthSession, CurrentUser, SessionMiddleware};
     use session_core::prelude::*;
 
-    async fn add(mut visitor: Visitor) -> Result<HttpResponse, Error> {
+    async fn add(mut visitor: AuthSession) -> Result<HttpResponse, Error> {
         let n = visitor
             .update("n", |n: Option<u32>| n.unwrap_or(0) + 1)
             .await?;
@@ -289,10 +294,10 @@ mod actix {
     }
 
     async fn login(mut auth: AuthSession) -> Result<HttpResponse, Error> {
-        let carried = auth
-            .anonymous()
-            .map(|s| s.data().only(&["n"]))
-            .unwrap_or_default();
+        let mut carried = SessionData::new();
+        if let Some(n) = auth.get::<u32>("n")? {
+            carried.insert("n", &n)?;
+        }
         auth.login(NewSession::new("bob").with_data(carried))
             .await?;
         Ok(HttpResponse::NoContent().finish())

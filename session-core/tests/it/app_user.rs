@@ -11,9 +11,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
-use session_core::axum::{
-    AuthSession, Authenticated, CurrentUser, SessionLayer, UserLoader, Visitor,
-};
+use session_core::axum::{AuthSession, Authenticated, CurrentUser, SessionLayer, UserLoader};
 use session_core::prelude::*;
 use session_core::{Session, UnavailableKind};
 use tower::ServiceExt as _;
@@ -62,7 +60,7 @@ async fn login(mut auth: AuthSession, body: String) -> Result<StatusCode, Error>
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn remember(mut visitor: Visitor) -> Result<StatusCode, Error> {
+async fn remember(mut visitor: AuthSession) -> Result<StatusCode, Error> {
     visitor.insert("seen", &true).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -26,18 +26,22 @@ async fn add_item(Path(i): Path<usize>, mut auth: AuthSession) -> Result<StatusC
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn drop_item(Path(i): Path<usize>, mut user: CurrentUser) -> Result<StatusCode, Error> {
+async fn drop_item(
+    Path(i): Path<usize>,
+    _: CurrentUser,
+    mut user: AuthSession,
+) -> Result<StatusCode, Error> {
     user.remove(&format!("item-{i}")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn count(mut user: CurrentUser) -> Result<Json<u64>, Error> {
+async fn count(_: CurrentUser, mut user: AuthSession) -> Result<Json<u64>, Error> {
     tokio::task::yield_now().await;
     let n = user
         .update("count", |n: Option<u64>| n.unwrap_or(0) + 1)
         .await?;
     // The request's session carries the stored data afterwards.
-    assert_eq!(user.data().get::<u64>("count")?, Some(n));
+    assert_eq!(user.get::<u64>("count")?, Some(n));
     Ok(Json(n))
 }
 

@@ -97,8 +97,8 @@ async fn logout(mut auth: AuthSession) -> Result<StatusCode, Error> {
 }
 
 #[login_required]
-async fn visit(mut user: CurrentUser) -> Result<Json<Value>, Error> {
-    let visits = user.data().get::<u32>("visits")?.unwrap_or(0) + 1;
+async fn visit(mut user: AuthSession) -> Result<Json<Value>, Error> {
+    let visits = user.get::<u32>("visits")?.unwrap_or(0) + 1;
     user.insert("visits", &visits).await?;
     Ok(Json(serde_json::json!({ "visits": visits })))
 }

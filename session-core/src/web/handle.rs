@@ -1,0 +1,505 @@
+//! The request's session handle, [`AuthSession`], and its logged-in view, [`CurrentUser`]. One
+//! type each for every framework: axum extracts them with `FromRequestParts` (feature `axum`),
+//! actix-web with `FromRequest` (feature `actix`).
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::changes::{update_value, DataChanges, DataUpdate};
+use crate::error::{Error, Result, UnavailableKind};
+use crate::logging::log_safe;
+use crate::record::{NewSession, Session, SessionData, SessionInfo};
+use crate::token::SessionHandle;
+use crate::web::context::RequestSession;
+use crate::web::rejection::Rejection;
+
+/// How often [`AuthSession::take`] tries when other requests keep changing the key meanwhile.
+const TAKE_ATTEMPTS: u32 = 8;
+
+/// The request's session: the one handle a handler needs, on axum and actix-web alike.
+///
+/// A request has **no session**, an **anonymous** one (data kept before login: a cart, a flash
+/// message), or a **login**. The handle reads and writes the session's data whichever it is,
+/// and logs in, logs out, rotates and re-authenticates.
+///
+/// - **Reads are fallible**: [`session`](Self::session), [`current`](Self::current) and
+///   [`get`](Self::get) return [`Error::Unavailable`] (503 with `?`) when the store could not
+///   be reached to load the session. Extracting the handle itself never fails on that, so that
+///   [`logout`](Self::logout) can still tell the browser to drop its cookie while the store is
+///   down.
+/// - **An anonymous session is created on the first write**, never for a read: a visitor who
+///   only reads costs no session and no cookie. It is never a login: guards,
+///   [`CurrentUser`] and [`session`](Self::session) treat it as "not logged in".
+/// - **Writes are per key** ([`insert`](Self::insert), [`update`](Self::update),
+///   [`remove`](Self::remove), [`take`](Self::take)): concurrent requests of the same session
+///   that write other keys keep theirs.
+/// - Under a guard (`#[login_required]`, `#[has_role(..)]`, ...) the session the guard checked
+///   is reused: no second store call.
+///
+/// ```
+/// use session_core::prelude::*;
+///
+/// async fn login(mut auth: AuthSession) -> Result<String, Error> {
+///     // ... check the password first ...
+///     let session = auth.login(NewSession::new("alice").with_roles(["USER"])).await?;
+///     Ok(session.user_id().to_owned())
+/// }
+///
+/// async fn add_to_cart(mut auth: AuthSession) -> Result<String, Error> {
+///     // Works before login too: the first write starts an anonymous session.
+///     let cart = auth
+///         .update("cart", |cart: Option<Vec<String>>| {
+///             let mut cart = cart.unwrap_or_default();
+///             cart.push("apple".to_owned());
+///             cart
+///         })
+///         .await?;
+///     Ok(format!("{} items", cart.len()))
+/// }
+///
+/// #[login_required]
+/// async fn rotate_if_admin(mut auth: AuthSession) -> Result<(), Error> {
+///     if auth.current()?.has_role("ADMIN") {
+///         auth.rotate().await?;
+///     }
+///     Ok(())
+/// }
+///
+/// async fn logout(mut auth: AuthSession) -> Result<(), Error> {
+///     auth.logout().await?; // with the store down: 503, and the cookie is cleared all the same
+///     Ok(())
+/// }
+/// ```
+pub struct AuthSession {
+    ctx: RequestSession,
+    /// The request's session (login or anonymous) as this handle knows it; `Err` when the
+    /// store could not be reached to load it.
+    known: std::result::Result<Option<Session>, UnavailableKind>,
+}
+
+impl std::fmt::Debug for AuthSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSession")
+            .field("session", &self.known)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthSession {
+    /// The handle over the request's state. Never refused: a store outage is remembered and
+    /// reported by the reads.
+    pub(crate) async fn from_context(ctx: RequestSession) -> Self {
+        let known = ctx.any_session().await;
+        Self { ctx, known }
+    }
+
+    /// The session, login or anonymous; [`Error::Unavailable`] when it could not be loaded.
+    fn known(&self) -> Result<Option<&Session>> {
+        match &self.known {
+            Ok(session) => Ok(session.as_ref()),
+            Err(kind) => Err(Error::unavailable(
+                *kind,
+                "the session store could not be reached to load the request's session",
+            )),
+        }
+    }
+
+    /// The live login session, if the request has one (`Ok(None)` for no session and for an
+    /// anonymous one).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the store could not be reached to load it.
+    pub fn session(&self) -> Result<Option<&Session>> {
+        Ok(self.known()?.filter(|s| !s.is_anonymous()))
+    }
+
+    /// The live login session, for a handler under a guard, which knows the request has one:
+    /// no `Option` to unwrap, and `?` answers 401 if there is none after all.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] (401) without a login session; [`Error::Unavailable`] (503).
+    pub fn current(&self) -> Result<&Session> {
+        self.session()?.ok_or(Error::NotFound)
+    }
+
+    /// Reads `key` from the session's data, login or anonymous; `Ok(None)` when it is absent
+    /// or there is no session.
+    ///
+    /// Before [`login`](Self::login), this reads the visitor's anonymous session: take what to
+    /// carry over into the new session's data, since nothing else is carried over.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the stored value is not a `T`; [`Error::Unavailable`].
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.known()? {
+            Some(session) => session.data().get(key),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `value` under `key` (only this key is written); without a session, this starts
+    /// an anonymous one, whose cookie the response sets.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the session ended meanwhile; [`Error::InvalidInput`] for a value
+    /// that is not JSON-representable or too large; [`Error::Unavailable`].
+    pub async fn insert<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
+        if self.known()?.is_none() {
+            let mut data = SessionData::new();
+            data.insert(key, value)?;
+            return self.start_anonymous(data).await;
+        }
+        let mut changes = DataChanges::new();
+        changes.set(key, value)?;
+        self.apply(&changes).await.map(drop)
+    }
+
+    /// Atomic read-modify-write of one key: `f` gets the value as stored (`None`: absent) and
+    /// returns the new one, which is stored only if nobody changed the key meanwhile; else `f`
+    /// runs again with the newer value. Without a session, `f` gets `None` and its value
+    /// starts an anonymous session. Returns the value stored.
+    ///
+    /// # Errors
+    /// [`Error::Contended`] when other writers changed the key during every try;
+    /// [`Error::InvalidInput`] when the stored value is not a `T`; as [`insert`](Self::insert).
+    pub async fn update<T, F>(&mut self, key: &str, mut f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T,
+    {
+        let Some(session) = self.known()?.cloned() else {
+            let value = f(None);
+            let mut data = SessionData::new();
+            data.insert(key, &value)?;
+            self.start_anonymous(data).await?;
+            return Ok(value);
+        };
+        let token = self.ctx.token().ok_or(Error::NotFound)?;
+        let store = self.ctx.store().clone();
+        let (value, data) = update_value(store.as_ref(), &token, key, session.data(), f).await?;
+        self.keep_data(session, data);
+        Ok(value)
+    }
+
+    /// Removes `key`; without a session, or when the key is absent, nothing is written.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the session ended meanwhile; [`Error::Unavailable`].
+    pub async fn remove(&mut self, key: &str) -> Result<()> {
+        if self.known()?.is_none_or(|s| s.data().value(key).is_none()) {
+            return Ok(());
+        }
+        let mut changes = DataChanges::new();
+        changes.remove(key);
+        self.apply(&changes).await.map(drop)
+    }
+
+    /// Reads and removes `key` in one atomic step (a flash message: shown once, even when two
+    /// requests race for it). `Ok(None)`, and no write, when it is absent or there is no
+    /// session.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the stored value is not a `T`; [`Error::Contended`] when
+    /// other requests changed the key during every try; [`Error::NotFound`] when the session
+    /// ended meanwhile; [`Error::Unavailable`].
+    pub async fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>> {
+        let Some(mut session) = self.known()?.cloned() else {
+            return Ok(None);
+        };
+        let token = self.ctx.token().ok_or(Error::NotFound)?;
+        let mut current = session.data().value(key).cloned();
+        for _ in 0..TAKE_ATTEMPTS {
+            let Some(value) = current else {
+                return Ok(None);
+            };
+            let mut changes = DataChanges::new();
+            changes.expect_json(key, Some(value.clone())).remove(key);
+            match self.ctx.store().update_data(&token, &changes).await? {
+                DataUpdate::Applied(data) => {
+                    self.keep_data(session, data);
+                    let value = T::deserialize(value)
+                        .map_err(|e| Error::InvalidInput(format!("session data {key:?}: {e}")))?;
+                    return Ok(Some(value));
+                }
+                DataUpdate::Conflict(data) => {
+                    current = data.value(key).cloned();
+                    session = self.keep_data(session, data);
+                }
+            }
+        }
+        Err(Error::Contended {
+            key: key.to_owned(),
+            attempts: TAKE_ATTEMPTS,
+        })
+    }
+
+    /// Logs a user in: ends the request's current session, if any (whoever it belonged to, an
+    /// anonymous one too), and starts a new one with a new token, which the response's cookie
+    /// carries. Every login rotates, so a token planted before login (session fixation) is
+    /// worthless after it.
+    ///
+    /// Nothing of an anonymous session is carried over unless the application says so: read
+    /// the keys to keep with [`get`](Self::get) first.
+    ///
+    /// ```
+    /// use session_core::prelude::*;
+    ///
+    /// async fn login(mut auth: AuthSession) -> Result<(), Error> {
+    ///     // ... check the password first ...
+    ///     let mut data = SessionData::new();
+    ///     if let Some(cart) = auth.get::<Vec<String>>("cart")? {
+    ///         data.insert("cart", &cart)?;
+    ///     }
+    ///     auth.login(NewSession::new("alice").with_data(data)).await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// Call it only after checking the user's credentials.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the store cannot be reached (nothing changed);
+    /// [`Error::InvalidInput`] for an unusable user id; [`Error::LoginSuperseded`] when the
+    /// user's sessions were ended after `new`'s [`LoginEpoch`](crate::LoginEpoch) was read.
+    pub async fn login(&mut self, new: NewSession) -> Result<Session> {
+        if let Some(old) = self.ctx.token() {
+            self.ctx.store().delete(&old).await?;
+        }
+        let (token, session) = self.ctx.store().create(new).await?;
+        tracing::info!(
+            target: "session_audit",
+            event = "login",
+            user = %log_safe(session.user_id()),
+            session = %session.key().log_tag(),
+            "session started"
+        );
+        Ok(self.started(token, session))
+    }
+
+    /// Logs out: deletes the session from the store and tells the browser to drop the cookie.
+    /// Returns whether a login session ended (`false` without one; an anonymous session ends
+    /// too). A handler that must answer 401 without a login can turn `false` into
+    /// [`Error::NotFound`].
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the store cannot be reached: the session stays in the store
+    /// (until it expires or is revoked), but the response still tells the browser to drop the
+    /// cookie, so the device that asked to log out holds no token any more.
+    pub async fn logout(&mut self) -> Result<bool> {
+        let Some(token) = self.ctx.token() else {
+            return Ok(false);
+        };
+        let existed = match self.ctx.store().delete(&token).await {
+            Ok(existed) => existed,
+            Err(e) => {
+                self.ctx.expire_cookie();
+                return Err(e);
+            }
+        };
+        // Known unless the load failed and the store came back for the delete.
+        let login = match &self.known {
+            Ok(session) => session.as_ref().filter(|s| !s.is_anonymous()).cloned(),
+            Err(_) => None,
+        };
+        if let Some(session) = &login {
+            tracing::info!(
+                target: "session_audit",
+                event = "logout",
+                user = %log_safe(session.user_id()),
+                session = %session.key().log_tag(),
+                "session ended"
+            );
+        }
+        let was_login = login.is_some() || (self.known.is_err() && existed);
+        self.ctx.ended();
+        self.known = Ok(None);
+        Ok(existed && was_login)
+    }
+
+    /// Gives the login session a new token (the old one stops working at once); use it when
+    /// the user's privileges change.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] without a login session; [`Error::Unavailable`].
+    pub async fn rotate(&mut self) -> Result<()> {
+        let session = self.current()?.clone();
+        let token = self.ctx.token().ok_or(Error::NotFound)?;
+        let new_token = self.ctx.store().rotate(&token).await?;
+        let rotated = Session {
+            key: new_token.key(),
+            ..session
+        };
+        self.started(new_token, rotated);
+        Ok(())
+    }
+
+    /// Re-authentication (step-up, ASVS 7.5): the user has just entered their password again.
+    /// Gives the session a new token, which the response's cookie carries (the old one stops
+    /// working at once), and makes it fresh: [`Session::auth_time`] is now, so freshness
+    /// guards (`#[fresh_login]`, [`Require::fresh`](crate::web::Require::fresh)) pass.
+    ///
+    /// Call it only after checking the password.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] without a login session; [`Error::Unavailable`].
+    pub async fn reauthenticate(&mut self) -> Result<Session> {
+        self.current()?;
+        let token = self.ctx.token().ok_or(Error::NotFound)?;
+        let (new_token, session) = self.ctx.store().reauthenticate(&token).await?;
+        tracing::info!(
+            target: "session_audit",
+            event = "reauthentication",
+            user = %log_safe(session.user_id()),
+            session = %session.key().log_tag(),
+            "password entered again; new token"
+        );
+        Ok(self.started(new_token, session))
+    }
+
+    /// The logged-in user's live sessions (this one included), oldest first: what a "your
+    /// devices" page lists. Each entry serializes to JSON with RFC 3339 times.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] without a login session; [`Error::Unavailable`].
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>> {
+        let user = self.current()?.user_id();
+        self.ctx.store().list_user_sessions(user).await
+    }
+
+    /// Ends one of the logged-in user's sessions by its public handle (from
+    /// [`sessions`](Self::sessions)); another user's handle ends nothing. Returns whether a
+    /// session ended. Ending this request's own session is a [`logout`](Self::logout).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] without a login session; [`Error::Unavailable`].
+    pub async fn end_session(&mut self, handle: &SessionHandle) -> Result<bool> {
+        let session = self.current()?;
+        let (own, user) = (session.handle() == *handle, session.user_id().to_owned());
+        if own {
+            return self.logout().await;
+        }
+        let ended = self.ctx.store().delete_user_session(&user, handle).await?;
+        if ended {
+            tracing::info!(
+                target: "session_audit",
+                event = "revocation",
+                user = %log_safe(&user),
+                handle = %log_safe(handle.as_str()),
+                "session ended by its owner"
+            );
+        }
+        Ok(ended)
+    }
+
+    /// Ends every other session of the logged-in user (after a password change, or "log out
+    /// my other devices"); this one stays. Returns how many ended.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] without a login session; [`Error::Unavailable`].
+    pub async fn end_other_sessions(&mut self) -> Result<usize> {
+        let session = self.current()?;
+        let token = self.ctx.token().ok_or(Error::NotFound)?;
+        let ended = self
+            .ctx
+            .store()
+            .delete_other_user_sessions(session.user_id(), &token)
+            .await?;
+        tracing::info!(
+            target: "session_audit",
+            event = "revocation",
+            user = %log_safe(session.user_id()),
+            ended,
+            session = %session.key().log_tag(),
+            "the user's other sessions ended"
+        );
+        Ok(ended)
+    }
+
+    /// Starts an anonymous session with `data`; the response sets its cookie.
+    async fn start_anonymous(&mut self, data: SessionData) -> Result<()> {
+        let (token, session) = self
+            .ctx
+            .store()
+            .create(NewSession::anonymous().with_data(data))
+            .await?;
+        tracing::debug!(session = %session.key().log_tag(), "anonymous session started");
+        self.started(token, session);
+        Ok(())
+    }
+
+    /// A new token for the request: the response's cookie carries it.
+    fn started(&mut self, token: crate::token::Token, session: Session) -> Session {
+        let session = self.ctx.started(token, session);
+        self.known = Ok(Some(session.clone()));
+        session
+    }
+
+    /// Applies per-key `changes` to the request's session in the store.
+    async fn apply(&mut self, changes: &DataChanges) -> Result<Session> {
+        let session = self.known()?.cloned().ok_or(Error::NotFound)?;
+        let token = self.ctx.token().ok_or(Error::NotFound)?;
+        let data = self
+            .ctx
+            .store()
+            .update_data(&token, changes)
+            .await?
+            .into_data();
+        Ok(self.keep_data(session, data))
+    }
+
+    /// `session` with `data`, kept as the request's session (for later extractors too).
+    fn keep_data(&mut self, mut session: Session, data: SessionData) -> Session {
+        Arc::make_mut(&mut session.record).data = data;
+        self.ctx.replace_session(session.clone());
+        self.known = Ok(Some(session.clone()));
+        session
+    }
+}
+
+/// Who is logged in: the request's login session, read-only. Requests without one are refused
+/// with 401 before the handler runs (503 when the store is unavailable).
+///
+/// It dereferences to [`Session`] (user id, roles, permissions, data). To change the session
+/// (data, logout, rotation), take an [`AuthSession`] as well: both share the one lookup.
+///
+/// ```
+/// use session_core::prelude::*;
+///
+/// async fn me(user: CurrentUser) -> String {
+///     format!("{} ({})", user.user_id(), user.roles().join(", "))
+/// }
+/// ```
+pub struct CurrentUser(Session);
+
+impl std::fmt::Debug for CurrentUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CurrentUser").field(&self.0).finish()
+    }
+}
+
+impl Deref for CurrentUser {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        &self.0
+    }
+}
+
+impl CurrentUser {
+    /// The view over the request's state: 401 without a login session, 503 when the store
+    /// is unavailable.
+    pub(crate) async fn from_context(ctx: RequestSession) -> Result<Self, Rejection> {
+        match ctx.session().await? {
+            Some(session) => Ok(Self(session)),
+            None => Err(Rejection::Unauthenticated),
+        }
+    }
+
+    /// The session, owned.
+    pub fn into_session(self) -> Session {
+        self.0
+    }
+}
