@@ -121,18 +121,24 @@ pub use session_macros::{
     has_permission, has_role, login_required,
 };
 
-/// The names most applications need: `use session_core::prelude::*;`.
+/// The names most applications need: `use session_core::prelude::*;`. Each is documented at
+/// its own path (the prelude's re-exports are not inlined, as std's prelude's are not).
 pub mod prelude {
     #[cfg(feature = "axum")]
+    #[doc(no_inline)]
     pub use crate::axum::SessionLayer;
+    #[doc(no_inline)]
     pub use crate::web::{AuthSession, CurrentUser, Rejection, Require, Visitor};
     #[cfg(feature = "redis")]
+    #[doc(no_inline)]
     pub use crate::RedisStore;
     #[cfg(feature = "macros")]
+    #[doc(no_inline)]
     pub use crate::{
         fresh_login, has_all_permissions, has_all_roles, has_any_permission, has_any_role,
         has_permission, has_role, login_required,
     };
+    #[doc(no_inline)]
     pub use crate::{
         Error, MemoryStore, NewSession, Session, SessionConfig, SessionData, SessionStore, Token,
     };
