@@ -91,9 +91,6 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __fuzz;
 
-/// The `redis` crate this crate was built with, for [`RedisStore::on_connection`].
-#[cfg(feature = "redis")]
-pub use ::redis;
 /// The attribute for implementing [`web::UserLoader`] (and [`SessionStore`]) without adding
 /// `async-trait` to your own dependencies: `#[session_core::async_trait]`.
 pub use async_trait::async_trait;
@@ -109,9 +106,7 @@ pub use record::{
 };
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use store::redis::{
-    CacheConfig, CacheStats, Connection as RedisConnection, RedisStore, RedisTarget,
-};
+pub use store::redis::{CacheConfig, CacheStats, RedisStore, RedisTarget};
 pub use store::SessionStore;
 pub use token::{MalformedToken, SessionHandle, SessionKey, Token, SESSION_KEY_BYTES};
 
