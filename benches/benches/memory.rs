@@ -16,11 +16,12 @@
 use std::time::Duration;
 
 use redis_harness::RedisServer;
+use session_benches::BenchStore;
 use session_benches::{
     baseline_key, create_sessions, dbsize, group, index_key, memory_usage, progress, quick,
     session_key, set_many, start_redis, strlen, used_memory, user_id, Row,
 };
-use session_core::{NewSession, RedisStore, SessionConfig, SessionStore};
+use session_core::{NewSession, SessionConfig, SessionStore};
 
 const BENCH: &str = "memory";
 /// Bytes per session with its index entry: at 1 session per user, and at 10.
@@ -49,12 +50,12 @@ struct Growth {
 }
 
 /// Waits for Redis to settle (incremental rehashing, client buffers) and reads `used_memory`.
-async fn settled_used_memory(store: &RedisStore) -> u64 {
+async fn settled_used_memory(store: &BenchStore) -> u64 {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     used_memory(store).await
 }
 
-async fn start() -> (RedisServer, &'static RedisStore) {
+async fn start() -> (RedisServer, &'static BenchStore) {
     let (server, store) = start_redis(SessionConfig::default()).await;
     // Load the create script (and its cache entry) before "before".
     store

@@ -14,11 +14,12 @@
 
 use std::time::Duration;
 
+use session_benches::BenchStore;
 use session_benches::{
     alternate, at_most, create_sessions, dbsize, drive, drive_measured, fmt_ops, fmt_us, group,
     progress, quick, session_key, start_redis, used_memory, user_id, Row, Spread,
 };
-use session_core::{redis, RedisStore, SessionConfig, SessionStore, Token};
+use session_core::{SessionConfig, SessionStore, Token};
 
 const BENCH: &str = "scale";
 const CONCURRENCY: usize = 8;
@@ -58,7 +59,7 @@ async fn filled(
     label: &str,
 ) -> (
     redis_harness::RedisServer,
-    &'static RedisStore,
+    &'static BenchStore,
     &'static [Token],
 ) {
     let (server, store) = start_redis(SessionConfig::default()).await;
@@ -75,7 +76,7 @@ async fn filled(
 }
 
 fn getter(
-    store: &'static RedisStore,
+    store: &'static BenchStore,
     tokens: &'static [Token],
 ) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
        + Clone
@@ -84,19 +85,14 @@ fn getter(
     move |seed| {
         Box::pin(async move {
             let key = session_key(store, &tokens[(seed % tokens.len() as u64) as usize]);
-            let v: Option<Vec<u8>> = store
-                .on_connection(|mut c| async move {
-                    redis::cmd("GET").arg(&key).query_async(&mut c).await
-                })
-                .await
-                .expect("GET");
+            let v: Option<Vec<u8>> = store.raw(redis::cmd("GET").arg(&key)).await.expect("GET");
             assert!(v.is_some(), "session missing");
         })
     }
 }
 
 fn loader(
-    store: &'static RedisStore,
+    store: &'static BenchStore,
     tokens: &'static [Token],
 ) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
        + Clone

@@ -25,13 +25,12 @@
 
 use std::time::Duration;
 
+use redis::aio::MultiplexedConnection;
 use session_benches::{
     alternate, at_least, at_most, baseline_key, create_sessions, drive, drive_measured, fmt_ops,
     fmt_us, progress, quick, session_key, set_many, start_redis, strlen, user_id, Alternation, Row,
     Sample, Spread,
 };
-use session_core::redis;
-use session_core::redis::aio::MultiplexedConnection;
 use session_core::{NewSession, SessionConfig, SessionStore, Token};
 
 const BENCH: &str = "store_ops";

@@ -14,8 +14,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use redis::aio::MultiplexedConnection;
 use redis_harness::RedisServer;
-use session_core::redis;
 use session_core::{NewSession, RedisStore, SessionConfig, SessionStore, Token, SESSION_KEY_BYTES};
 
 /// True when `cargo bench` started this binary (it passes `--bench`).
@@ -381,32 +381,59 @@ pub fn group(n: u64) -> String {
     out
 }
 
-/// A redis-server of the bench's own and a [`RedisStore`] on it. The store is leaked so that
+/// A [`RedisStore`] and a raw connection of the bench's own to the same redis-server, for
+/// what the store does not offer (`INFO`, `CONFIG RESETSTAT`, `MEMORY USAGE`, baseline `SET`s).
+/// Derefs to the store.
+pub struct BenchStore {
+    store: RedisStore,
+    raw: MultiplexedConnection,
+}
+
+impl std::ops::Deref for BenchStore {
+    type Target = RedisStore;
+
+    fn deref(&self) -> &RedisStore {
+        &self.store
+    }
+}
+
+impl BenchStore {
+    /// Runs `cmd` on the raw connection.
+    pub async fn raw<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        cmd.query_async(&mut self.raw.clone()).await
+    }
+}
+
+/// A redis-server of the bench's own and a [`BenchStore`] on it. The store is leaked so that
 /// bench tasks can hold `&'static` references to it (no `Arc` traffic in the measured loop).
-pub async fn start_redis(config: SessionConfig) -> (RedisServer, &'static RedisStore) {
+pub async fn start_redis(config: SessionConfig) -> (RedisServer, &'static BenchStore) {
     let server = RedisServer::start_local().unwrap_or_else(|e| panic!("{e}"));
     let store = RedisStore::connect(server.url(), config)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the bench's redis-server: {e}"));
-    let store: &'static RedisStore = Box::leak(Box::new(store));
+    let raw = redis::Client::open(server.url())
+        .expect("redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw connection to the bench's redis-server");
+    let store: &'static BenchStore = Box::leak(Box::new(BenchStore { store, raw }));
     // Open every pooled connection and load the Lua scripts now, so that neither shows up in
     // the first measurement.
     warm_pool(store).await;
     (server, store)
 }
 
-/// Runs enough concurrent PINGs to open every pooled connection.
+/// Runs enough concurrent store reads (of a user with no sessions) to open every pooled
+/// connection.
 pub async fn warm_pool(store: &'static RedisStore) {
     let n = store.config().pool_size() * 4;
     let pings: Vec<_> = (0..n)
         .map(|_| {
             tokio::spawn(async move {
-                let _: String = store
-                    .on_connection(
-                        |mut c| async move { redis::cmd("PING").query_async(&mut c).await },
-                    )
+                store
+                    .list_user_sessions("warm-up")
                     .await
-                    .expect("PING");
+                    .expect("warm-up read");
             })
         })
         .collect();
@@ -451,7 +478,7 @@ pub struct Sample {
 /// [`drive`], bracketed by `CONFIG RESETSTAT` and `INFO commandstats` on `store`'s server, to
 /// also get Redis's CPU time per call of `command` (lower case: `get`, `set`, `evalsha`).
 pub async fn drive_measured<F, Fut>(
-    store: &'static RedisStore,
+    store: &'static BenchStore,
     command: &'static str,
     concurrency: usize,
     duration: Duration,
@@ -462,24 +489,14 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let () = store
-        .on_connection(|mut c| async move {
-            redis::cmd("CONFIG")
-                .arg("RESETSTAT")
-                .query_async(&mut c)
-                .await
-        })
+        .raw(redis::cmd("CONFIG").arg("RESETSTAT"))
         .await
         .expect("CONFIG RESETSTAT");
     let cpu_before = process_cpu();
     let run = drive(concurrency, duration, op).await;
     let client_us = (process_cpu() - cpu_before).as_secs_f64() * 1e6 / run.ops.max(1) as f64;
     let stats: String = store
-        .on_connection(|mut c| async move {
-            redis::cmd("INFO")
-                .arg("commandstats")
-                .query_async(&mut c)
-                .await
-        })
+        .raw(redis::cmd("INFO").arg("commandstats"))
         .await
         .expect("INFO commandstats");
     let prefix = format!("cmdstat_{command}:");
@@ -513,11 +530,9 @@ pub fn process_cpu() -> Duration {
 }
 
 /// `used_memory` from `INFO memory`.
-pub async fn used_memory(store: &RedisStore) -> u64 {
+pub async fn used_memory(store: &BenchStore) -> u64 {
     let info: String = store
-        .on_connection(
-            |mut c| async move { redis::cmd("INFO").arg("memory").query_async(&mut c).await },
-        )
+        .raw(redis::cmd("INFO").arg("memory"))
         .await
         .expect("INFO memory");
     info.lines()
@@ -527,40 +542,31 @@ pub async fn used_memory(store: &RedisStore) -> u64 {
 }
 
 /// `MEMORY USAGE key SAMPLES 0` (exact for aggregates).
-pub async fn memory_usage(store: &RedisStore, key: &[u8]) -> u64 {
-    let key = key.to_vec();
+pub async fn memory_usage(store: &BenchStore, key: &[u8]) -> u64 {
     let n: Option<u64> = store
-        .on_connection(|mut c| async move {
+        .raw(
             redis::cmd("MEMORY")
                 .arg("USAGE")
-                .arg(&key)
+                .arg(key)
                 .arg("SAMPLES")
-                .arg(0)
-                .query_async(&mut c)
-                .await
-        })
+                .arg(0),
+        )
         .await
         .expect("MEMORY USAGE");
     n.expect("MEMORY USAGE of an existing key")
 }
 
 /// `STRLEN key`.
-pub async fn strlen(store: &RedisStore, key: &[u8]) -> usize {
-    let key = key.to_vec();
+pub async fn strlen(store: &BenchStore, key: &[u8]) -> usize {
     store
-        .on_connection(
-            |mut c| async move { redis::cmd("STRLEN").arg(&key).query_async(&mut c).await },
-        )
+        .raw(redis::cmd("STRLEN").arg(key))
         .await
         .expect("STRLEN")
 }
 
 /// `DBSIZE`.
-pub async fn dbsize(store: &RedisStore) -> u64 {
-    store
-        .on_connection(|mut c| async move { redis::cmd("DBSIZE").query_async(&mut c).await })
-        .await
-        .expect("DBSIZE")
+pub async fn dbsize(store: &BenchStore) -> u64 {
+    store.raw(&redis::cmd("DBSIZE")).await.expect("DBSIZE")
 }
 
 /// Creates sessions number `range` through the store (`create`, so each is indexed under its
@@ -620,7 +626,7 @@ pub async fn create_sessions(
 /// Runs `SET key value EX ttl` for every `(key, value)` with `concurrency` calls in flight
 /// (for baseline data sets).
 pub async fn set_many(
-    store: &'static RedisStore,
+    store: &'static BenchStore,
     keys: &'static [Vec<u8>],
     value: &'static [u8],
     ttl_secs: u64,
@@ -634,15 +640,13 @@ pub async fn set_many(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(key) = keys.get(i) else { break };
                     let () = store
-                        .on_connection(|mut c| async move {
+                        .raw(
                             redis::cmd("SET")
                                 .arg(key)
                                 .arg(value)
                                 .arg("EX")
-                                .arg(ttl_secs)
-                                .query_async(&mut c)
-                                .await
-                        })
+                                .arg(ttl_secs),
+                        )
                         .await
                         .expect("SET");
                 }

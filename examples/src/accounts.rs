@@ -1,12 +1,17 @@
 //! The demo's user accounts (username, Argon2id hash, roles), kept in the same backend as the
-//! sessions: Redis hashes next to the session keys, or memory.
+//! sessions: in the same Redis (through a client of the demo's own, under a prefix of its own,
+//! never the session store's connections or keys), or in memory.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use session_core::redis;
-use session_core::{Error, RedisStore};
+use deadpool_redis::{cluster, sentinel, Runtime};
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use session_core::{Error, RedisTarget, UnavailableKind};
 
 /// The role that may manage others; at least one account keeps it (see
 /// [`AccountStore::release_admin`]).
@@ -101,10 +106,11 @@ impl AccountStore for MemoryAccounts {
 /// Accounts in Redis: one hash per account at `{prefix}:acct:{username}` with fields `hash`
 /// and `roles` (a JSON array), and the set `{prefix}:admins` of the usernames holding
 /// [`ADMIN`] (kept by `create` and `set_roles`; separate commands, so that it works on a Redis
-/// Cluster too, where it lies in another slot than the accounts), on the session store's own
-/// connection pool.
+/// Cluster too, where it lies in another slot than the accounts), over connections of their
+/// own to the same [`RedisTarget`] as the session store.
 pub struct RedisAccounts {
-    store: Arc<RedisStore>,
+    pool: Pool,
+    timeout: Duration,
     prefix: String,
     admins: String,
     create: redis::Script,
@@ -114,10 +120,15 @@ pub struct RedisAccounts {
 }
 
 impl RedisAccounts {
-    /// Accounts under `{prefix}:acct:`.
-    pub fn new(store: Arc<RedisStore>, prefix: &str) -> Self {
-        Self {
-            store,
+    /// Accounts under `{prefix}:acct:` in the Redis that `target` names (connected on first
+    /// use), each call given at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a target the client cannot use (a malformed URL, no nodes).
+    pub fn connect(target: &RedisTarget, prefix: &str, timeout: Duration) -> Result<Self, Error> {
+        Ok(Self {
+            pool: Pool::new(target)?,
+            timeout,
             prefix: format!("{prefix}:acct:"),
             admins: format!("{prefix}:admins"),
             // Atomic "create unless taken": HSETNX on the hash field decides.
@@ -139,7 +150,30 @@ impl RedisAccounts {
                 "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
                  redis.call('HSET', KEYS[1], 'hash', ARGV[1]) return 1",
             ),
-        }
+        })
+    }
+
+    /// Runs `f` on a connection within the timeout; a Redis that cannot be reached is
+    /// [`Error::Unavailable`] (503), like the session store's.
+    async fn run<T, F, Fut>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let call = async {
+            let conn = self.pool.get().await?;
+            f(conn)
+                .await
+                .map_err(|e| unavailable(UnavailableKind::Server, e))
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(unavailable(
+                    UnavailableKind::TimedOut,
+                    format!("no answer within {:?}", self.timeout),
+                ))
+            })
     }
 
     fn key(&self, username: &str) -> String {
@@ -150,15 +184,14 @@ impl RedisAccounts {
     async fn note_admin(&self, username: &str, roles: &[String]) -> Result<(), Error> {
         let admin = roles.iter().any(|r| r == ADMIN);
         let key = &self.admins;
-        self.store
-            .on_connection(|mut c| async move {
-                redis::cmd(if admin { "SADD" } else { "SREM" })
-                    .arg(key)
-                    .arg(username)
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
+        self.run(|mut c| async move {
+            redis::cmd(if admin { "SADD" } else { "SREM" })
+                .arg(key)
+                .arg(username)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
     }
 }
 
@@ -171,8 +204,7 @@ impl AccountStore for RedisAccounts {
     async fn get(&self, username: &str) -> Result<Option<Account>, Error> {
         let key = self.key(username);
         let (hash, roles): (Option<String>, Option<String>) = self
-            .store
-            .on_connection(|mut c| async move {
+            .run(|mut c| async move {
                 redis::cmd("HMGET")
                     .arg(&key)
                     .arg("hash")
@@ -200,8 +232,7 @@ impl AccountStore for RedisAccounts {
         let hash = account.password_hash.clone();
         let script = &self.create;
         let created: i64 = self
-            .store
-            .on_connection(|mut c| async move {
+            .run(|mut c| async move {
                 script
                     .key(&key)
                     .arg(&hash)
@@ -221,10 +252,9 @@ impl AccountStore for RedisAccounts {
         let roles_text = roles_json(roles);
         let script = &self.set_roles;
         let updated: i64 = self
-            .store
-            .on_connection(|mut c| async move {
-                script.key(&key).arg(&roles_text).invoke_async(&mut c).await
-            })
+            .run(
+                |mut c| async move { script.key(&key).arg(&roles_text).invoke_async(&mut c).await },
+            )
             .await?;
         if updated == 1 {
             self.note_admin(username, roles).await?;
@@ -236,10 +266,7 @@ impl AccountStore for RedisAccounts {
         let key = &self.admins;
         let script = &self.release_admin;
         let released: i64 = self
-            .store
-            .on_connection(|mut c| async move {
-                script.key(key).arg(username).invoke_async(&mut c).await
-            })
+            .run(|mut c| async move { script.key(key).arg(username).invoke_async(&mut c).await })
             .await?;
         Ok(released == 1)
     }
@@ -248,11 +275,97 @@ impl AccountStore for RedisAccounts {
         let key = self.key(username);
         let script = &self.set_hash;
         let updated: i64 = self
-            .store
-            .on_connection(
-                |mut c| async move { script.key(&key).arg(hash).invoke_async(&mut c).await },
-            )
+            .run(|mut c| async move { script.key(&key).arg(hash).invoke_async(&mut c).await })
             .await?;
         Ok(updated == 1)
+    }
+}
+
+fn unavailable(kind: UnavailableKind, detail: impl std::fmt::Display) -> Error {
+    Error::Unavailable {
+        kind,
+        detail: format!("accounts: {detail}"),
+    }
+}
+
+/// The accounts' connection pools, one kind per topology (deadpool-redis's).
+enum Pool {
+    Single(deadpool_redis::Pool),
+    Cluster(cluster::Pool),
+    Sentinel(sentinel::Pool),
+}
+
+impl Pool {
+    fn new(target: &RedisTarget) -> Result<Self, Error> {
+        let bad = |e: &dyn std::fmt::Display| Error::Config(format!("accounts' Redis: {e}"));
+        let runtime = Some(Runtime::Tokio1);
+        Ok(match target {
+            RedisTarget::Single(url) => Pool::Single(
+                deadpool_redis::Config::from_url(url.as_str())
+                    .create_pool(runtime)
+                    .map_err(|e| bad(&e))?,
+            ),
+            RedisTarget::Cluster(nodes) => Pool::Cluster(
+                cluster::Config::from_urls(nodes.clone())
+                    .create_pool(runtime)
+                    .map_err(|e| bad(&e))?,
+            ),
+            RedisTarget::Sentinel { sentinels, service } => Pool::Sentinel(
+                sentinel::Config::from_urls(
+                    sentinels.clone(),
+                    service.clone(),
+                    sentinel::SentinelServerType::Master,
+                )
+                .create_pool(runtime)
+                .map_err(|e| bad(&e))?,
+            ),
+        })
+    }
+
+    async fn get(&self) -> Result<Conn, Error> {
+        let failed = |e: &dyn std::fmt::Display| unavailable(UnavailableKind::Connection, e);
+        Ok(match self {
+            Pool::Single(p) => Conn::Single(p.get().await.map_err(|e| failed(&e))?),
+            Pool::Cluster(p) => Conn::Cluster(p.get().await.map_err(|e| failed(&e))?),
+            Pool::Sentinel(p) => Conn::Sentinel(p.get().await.map_err(|e| failed(&e))?),
+        })
+    }
+}
+
+/// A pooled connection of any topology, for any `redis` command.
+enum Conn {
+    Single(deadpool_redis::Connection),
+    Cluster(cluster::Connection),
+    Sentinel(sentinel::Connection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
+        }
     }
 }

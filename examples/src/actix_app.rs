@@ -24,7 +24,7 @@ use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use session_core::actix::{
-    AuthSession, CookieConfig, Csrf, CsrfPolicy, CurrentUser, SessionMiddleware,
+    AuthSession, CookieConfig, CsrfPolicy, CurrentUser, SessionMiddleware,
 };
 use session_core::prelude::*;
 use session_core::{log_safe, SessionStore};
@@ -370,13 +370,12 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
-/// The routes, with the session middleware (outermost: its caching headers go on every
-/// answer, a CSRF refusal included), the CSRF check (before routing), the body limits
+/// The routes, with the session middleware (outermost: its CSRF check runs before routing, and
+/// its caching headers go on every answer, a CSRF refusal included), the body limits
 /// (`body_limits`, with `body_timeout`) and request logging.
 pub fn app(
     state: Data<AppState>,
     sessions: SessionMiddleware,
-    csrf: Csrf,
     body_timeout: Duration,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
@@ -413,7 +412,6 @@ pub fn app(
         )
         .default_service(web::to(not_found))
         .wrap_fn(move |req, srv| body_limits(req, srv, body_timeout))
-        .wrap(csrf)
         .wrap(sessions)
         .wrap_fn(|req, srv| {
             use actix_web::dev::Service as _;
@@ -457,23 +455,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
     let store: std::sync::Arc<dyn SessionStore> = state.store.clone();
-    let sessions = SessionMiddleware::new(store).with_cookie(cookie);
+    let sessions = SessionMiddleware::new(store)
+        .with_cookie(cookie)
+        .with_csrf(csrf);
     let state = Data::new(state);
-    let server = HttpServer::new(move || {
-        app(
-            state.clone(),
-            sessions.clone(),
-            Csrf::new(csrf.clone()),
-            timeouts.body,
-        )
-    })
-    // The head only: actix-web has no deadline for the body (that is `body_limits`'s).
-    .client_request_timeout(timeouts.head)
-    .keep_alive(actix_web::http::KeepAlive::Timeout(timeouts.head))
-    .disable_signals()
-    .shutdown_timeout(10)
-    .listen(listener)?
-    .run();
+    let server = HttpServer::new(move || app(state.clone(), sessions.clone(), timeouts.body))
+        // The head only: actix-web has no deadline for the body (that is `body_limits`'s).
+        .client_request_timeout(timeouts.head)
+        .keep_alive(actix_web::http::KeepAlive::Timeout(timeouts.head))
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown.await;

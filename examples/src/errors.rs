@@ -1,7 +1,7 @@
 //! The demo's error answers: every one is `{"error": CODE, "message": TEXT}` with
 //! `Content-Type: application/json`, whatever produced it. [`ApiError`] is the same value for
 //! both demo binaries; this module also holds its axum side (the actix side is in
-//! [`crate::actix_app`]).
+//! `crate::actix_app`).
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};

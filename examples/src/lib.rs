@@ -1,11 +1,12 @@
 //! The demo server of `session-core`: login with Redis sessions, end to end.
 //!
 //! Two binaries, one contract: `demo-server` (axum; [`app`] builds its whole HTTP service) and
-//! `demo-actix` (actix-web; [`actix_app`]). What each route does is written once, in [`api`];
-//! [`setup`] builds the store, accounts, cookie and CSRF policy for both, and for `demo-web`,
-//! the HTML app ([`web::app`]). See the README for a curl session and the web app.
+//! `demo-actix` (actix-web; `actix_app`, feature `actix`). What each route does is written once,
+//! in [`api`]; [`setup`] builds the store, accounts, cookie and CSRF policy for both, and for
+//! `demo-web`, the HTML app ([`web::app`]). See the README for a curl session and the web app.
 
 pub mod accounts;
+#[cfg(feature = "actix")]
 pub mod actix_app;
 pub mod api;
 pub mod errors;
@@ -31,9 +32,10 @@ use tracing::Level;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
-use session_core::axum::{CookieConfig, CsrfLayer, SessionLayer};
+use session_core::axum::{CookieConfig, SessionLayer};
 use session_core::password::Passwords;
 use session_core::throttle::{LoginThrottle, ThrottleConfig};
+use session_core::web::CsrfPolicy;
 use session_core::{log_safe, SessionStore};
 
 use crate::accounts::{Account, AccountStore};
@@ -65,11 +67,11 @@ pub struct AppState {
     pub metrics: Option<setup::Metrics>,
 }
 
-/// The HTTP service: routes, sessions, JSON errors, CSRF defence (before routing, with `csrf`'s
-/// policy), the body limits ([`limits::enforce`]: 413 for a declared length over
+/// The HTTP service: routes, sessions with their CSRF defence (the session layer's, with the
+/// `csrf` policy, before routing), the body limits ([`limits::enforce`]: 413 for a declared length over
 /// [`BODY_LIMIT`], 408 for a body past the deadline [`serve::serve`] gives it) and request
 /// logging.
-pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpService {
+pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpService {
     use routes::*;
     let store: Arc<dyn SessionStore> = state.store.clone();
     let router = Router::new()
@@ -104,12 +106,11 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
                 .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         );
-    // Around the router, not inside it: the CSRF check runs before routing, so a cross-site
-    // write to any path, existing or not, is refused (and audit-logged by the layer).
-    let service = csrf.layer(router.into_service());
-    // Outermost, so that every answer, a CSRF refusal included, gets the session layer's
-    // caching headers (no-store for a request with a session cookie, Vary: Cookie).
-    BoxCloneService::new(SessionLayer::new(store).with_cookie(cookie).layer(service))
+    // Around the router, not inside it: the session layer's CSRF check runs before routing, so
+    // a cross-site write to any path, existing or not, is refused (and audit-logged), and every
+    // answer gets its caching headers (no-store for a request with a session cookie, Vary: Cookie).
+    let sessions = SessionLayer::new(store).with_cookie(cookie).with_csrf(csrf);
+    BoxCloneService::new(sessions.layer(router.into_service()))
 }
 
 /// The JSON app's answers to [`limits::enforce`]'s refusals.

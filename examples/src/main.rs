@@ -4,7 +4,6 @@ use demo::app;
 use demo::serve::serve;
 use demo::settings::Settings;
 use demo::setup::{finish, prepare, shutdown_signal, start};
-use session_core::axum::CsrfLayer;
 
 #[tokio::main]
 async fn main() {
@@ -24,11 +23,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     );
     serve(
         listener,
-        app(
-            prepared.state,
-            prepared.cookie,
-            CsrfLayer::from_policy(prepared.csrf),
-        ),
+        app(prepared.state, prepared.cookie, prepared.csrf),
         settings.read_timeouts(),
         shutdown_signal(),
     )

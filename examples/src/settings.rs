@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use session_core::axum::CsrfLayer;
+use session_core::web::CsrfPolicy;
 use session_core::RedisTarget;
 
 use crate::serve::ReadTimeouts;
@@ -160,7 +160,7 @@ impl Settings {
                     .map(str::to_owned)
                     .collect();
                 // Checked now, so a typo stops the server at start rather than refusing writes.
-                CsrfLayer::new()
+                CsrfPolicy::new()
                     .with_allowed_origins(&origins)
                     .map_err(|e| format!("ALLOWED_ORIGINS={v:?}: {e}"))?;
                 Some(origins)

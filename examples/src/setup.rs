@@ -1,12 +1,16 @@
 //! What the demo binaries (`demo-server`, `demo-actix`, `demo-web`) do before serving: the store, the accounts, the seed, the cookie
-//! and the CSRF policy from the settings; the Prometheus recorder behind `GET /metrics`; and
-//! the shutdown signal.
+//! and the CSRF policy from the settings; the Prometheus recorder behind `GET /metrics` (feature
+//! `prometheus`; without it, `/metrics` is 404); and the shutdown signal.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+#[cfg(feature = "prometheus")]
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::http::uri::Scheme;
+use http::uri::Scheme;
+#[cfg(feature = "prometheus")]
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+#[cfg(feature = "prometheus")]
 use session_core::metrics::{record_cache_stats, Metered};
 use session_core::password::Passwords;
 use session_core::throttle::ThrottleConfig;
@@ -16,10 +20,25 @@ use session_core::{CacheConfig, MemoryStore, RedisStore, SessionConfig};
 use crate::accounts::{MemoryAccounts, RedisAccounts};
 use crate::password_queue::PasswordQueue;
 use crate::settings::Settings;
-use crate::{seed, AppState};
+use crate::{seed, AppState, Backend};
 
-/// The Redis key prefix of both binaries: a session made by one works on the other.
+/// The sessions' Redis key prefix, the same in every binary: a session made by one works on the
+/// other.
 pub const KEY_PREFIX: &str = "demo";
+
+/// The accounts' Redis key prefix: the application's own data, apart from the sessions' (as
+/// SECURITY.md's ACL recipe has it: the session store's Redis user gets `~demo:*`, the rest of
+/// the app another user with `~demo-app:*`).
+pub const ACCOUNTS_PREFIX: &str = "demo-app";
+
+/// `store`, with every call counted (`session_store_operations_total`, ...) when the demo is
+/// built with `prometheus` (whether or not a recorder is installed; without one, next to no
+/// cost).
+fn counted<S: Backend + 'static>(store: Arc<S>) -> Arc<dyn Backend> {
+    #[cfg(feature = "prometheus")]
+    let store = Arc::new(Metered::from_arc(store));
+    store
+}
 
 /// What a demo binary serves.
 pub struct Prepared {
@@ -46,11 +65,11 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
         .map_err(|e| e.to_string())?;
     let passwords = Passwords::default();
     let throttle = ThrottleConfig::new(settings.login_max_failures, settings.lockout);
-    // Every store call is counted (`session_store_operations_total`, ...), whether or not a
-    // recorder is installed (without one, next to no cost).
     let state = match settings.redis.clone() {
         Some(target) => {
-            let mut store = RedisStore::from_target(target, config).map_err(|e| e.to_string())?;
+            let timeout = config.operation_timeout();
+            let mut store =
+                RedisStore::from_target(target.clone(), config).map_err(|e| e.to_string())?;
             if settings.session_cache {
                 store = store
                     .with_cache(CacheConfig::default())
@@ -58,10 +77,13 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
             }
             let store = Arc::new(store);
             tracing::info!(redis = ?store, "sessions and accounts are kept in Redis");
+            // The accounts' own client, on the same target, under their own prefix.
+            let accounts = RedisAccounts::connect(&target, ACCOUNTS_PREFIX, timeout)
+                .map_err(|e| format!("accounts: {e}"))?;
             AppState {
-                accounts: Arc::new(RedisAccounts::new(Arc::clone(&store), KEY_PREFIX)),
+                accounts: Arc::new(accounts),
                 metrics: Metrics::installed(Some(Arc::clone(&store))),
-                store: Arc::new(Metered::from_arc(store)),
+                store: counted(store),
                 passwords,
                 throttle,
                 password_queue: PasswordQueue::new(
@@ -79,7 +101,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
                  in Redis."
             );
             AppState {
-                store: Arc::new(Metered::new(MemoryStore::new(config))),
+                store: counted(Arc::new(MemoryStore::new(config))),
                 metrics: Metrics::installed(None),
                 accounts: Arc::new(MemoryAccounts::default()),
                 passwords,
@@ -152,15 +174,24 @@ pub fn finish(name: &str, outcome: Result<(), String>) {
 }
 
 /// How often the recorder's histograms are drained (see [`install_metrics`]).
+#[cfg(feature = "prometheus")]
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// The process's Prometheus recorder, once [`install_metrics`] has installed it.
+#[cfg(feature = "prometheus")]
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs a Prometheus recorder as the process's global `metrics` recorder (once: later
 /// calls do nothing). The binaries call it at start; the app builders do not, so tests that
 /// build apps in their own process install nothing (and their apps have no `/metrics`).
+/// Without the `prometheus` feature it installs nothing.
 pub fn install_metrics() {
+    #[cfg(feature = "prometheus")]
+    install_prometheus();
+}
+
+#[cfg(feature = "prometheus")]
+fn install_prometheus() {
     if PROMETHEUS.get().is_some() {
         return;
     }
@@ -189,27 +220,41 @@ pub fn install_metrics() {
 /// cache counters are published before each scrape.
 #[derive(Clone)]
 pub struct Metrics {
+    #[cfg(feature = "prometheus")]
     handle: PrometheusHandle,
+    #[cfg(feature = "prometheus")]
     cache: Option<Arc<RedisStore>>,
 }
 
 impl Metrics {
     /// The endpoint's state if [`install_metrics`] has installed the recorder, else `None`
-    /// (no `/metrics`). `redis`: the store, for its cache counters (when the cache is on).
+    /// (no `/metrics`; always `None` without the `prometheus` feature). `redis`: the store,
+    /// for its cache counters (when the cache is on).
     pub fn installed(redis: Option<Arc<RedisStore>>) -> Option<Self> {
-        PROMETHEUS.get().map(|handle| Self {
+        #[cfg(feature = "prometheus")]
+        return PROMETHEUS.get().map(|handle| Self {
             handle: handle.clone(),
             cache: redis,
-        })
+        });
+        #[cfg(not(feature = "prometheus"))]
+        {
+            let _ = redis;
+            None
+        }
     }
 
     /// Everything recorded so far, in the Prometheus text format (0.0.4), the session cache's
     /// counters (`session_cache_*`) brought up to date first.
     pub fn render(&self) -> String {
-        if let Some(stats) = self.cache.as_ref().and_then(|s| s.cache_stats()) {
-            record_cache_stats(&stats);
+        #[cfg(feature = "prometheus")]
+        {
+            if let Some(stats) = self.cache.as_ref().and_then(|s| s.cache_stats()) {
+                record_cache_stats(&stats);
+            }
+            self.handle.render()
         }
-        self.handle.render()
+        #[cfg(not(feature = "prometheus"))]
+        String::new()
     }
 }
 

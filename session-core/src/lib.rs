@@ -91,9 +91,6 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __fuzz;
 
-/// The `redis` crate this crate was built with, for [`RedisStore::on_connection`].
-#[cfg(feature = "redis")]
-pub use ::redis;
 /// The attribute for implementing [`web::UserLoader`] (and [`SessionStore`]) without adding
 /// `async-trait` to your own dependencies: `#[session_core::async_trait]`.
 pub use async_trait::async_trait;
@@ -109,9 +106,7 @@ pub use record::{
 };
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use store::redis::{
-    CacheConfig, CacheStats, Connection as RedisConnection, RedisStore, RedisTarget,
-};
+pub use store::redis::{CacheConfig, CacheStats, RedisStore, RedisTarget};
 pub use store::SessionStore;
 pub use token::{MalformedToken, SessionHandle, SessionKey, Token, SESSION_KEY_BYTES};
 
@@ -121,18 +116,24 @@ pub use session_macros::{
     has_permission, has_role, login_required,
 };
 
-/// The names most applications need: `use session_core::prelude::*;`.
+/// The names most applications need: `use session_core::prelude::*;`. Each is documented at
+/// its own path (the prelude's re-exports are not inlined, as std's prelude's are not).
 pub mod prelude {
     #[cfg(feature = "axum")]
+    #[doc(no_inline)]
     pub use crate::axum::SessionLayer;
+    #[doc(no_inline)]
     pub use crate::web::{AuthSession, CurrentUser, Rejection, Require};
     #[cfg(feature = "redis")]
+    #[doc(no_inline)]
     pub use crate::RedisStore;
     #[cfg(feature = "macros")]
+    #[doc(no_inline)]
     pub use crate::{
         fresh_login, has_all_permissions, has_all_roles, has_any_permission, has_any_role,
         has_permission, has_role, login_required,
     };
+    #[doc(no_inline)]
     pub use crate::{
         Error, MemoryStore, NewSession, Session, SessionConfig, SessionData, SessionStore, Token,
     };

@@ -5,7 +5,6 @@ use demo::serve::serve;
 use demo::settings::Settings;
 use demo::setup::{finish, prepare, shutdown_signal, start};
 use demo::web;
-use session_core::axum::CsrfLayer;
 
 #[tokio::main]
 async fn main() {
@@ -15,11 +14,7 @@ async fn main() {
 
 async fn run(settings: Settings) -> Result<(), String> {
     let prepared = prepare(&settings).await?;
-    let (state, cookie, csrf) = (
-        prepared.state,
-        prepared.cookie,
-        CsrfLayer::from_policy(prepared.csrf),
-    );
+    let (state, cookie, csrf) = (prepared.state, prepared.cookie, prepared.csrf);
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;

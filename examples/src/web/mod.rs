@@ -19,7 +19,8 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use session_core::axum::{CookieConfig, CsrfLayer, SessionLayer};
+use session_core::axum::{CookieConfig, SessionLayer};
+use session_core::web::CsrfPolicy;
 use session_core::SessionStore;
 use tower::util::BoxCloneService;
 use tower::Layer as _;
@@ -28,9 +29,10 @@ use tracing::Level;
 
 use crate::{limits, request_span, routes, AppState, HttpService, BODY_LIMIT};
 
-/// The HTML app: pages, sessions (with HTML rejections), CSRF defence before routing, the
+/// The HTML app: pages, sessions (with HTML rejections, a CSRF refusal's among them) and their
+/// CSRF defence (with the `csrf` policy, before routing), the
 /// body limits ([`limits::enforce`], answered with pages) and request logging.
-pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpService {
+pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpService {
     use pages::*;
     let store: Arc<dyn SessionStore> = state.store.clone();
     let router = Router::new()
@@ -57,12 +59,12 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfLayer) -> HttpServic
                 .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         );
-    // As in the JSON app: the CSRF check before routing, the session layer outermost.
-    let service = csrf.layer(router.into_service());
+    // As in the JSON app: the session layer (and its CSRF check) around the router.
     BoxCloneService::new(
         SessionLayer::new(store)
             .with_cookie(cookie)
+            .with_csrf(csrf)
             .with_rejection(errors::html_rejection)
-            .layer(service),
+            .layer(router.into_service()),
     )
 }

@@ -1,8 +1,8 @@
 //! The web app's pages and form handlers: login and logout, an account page for any logged-in
 //! user, an admin page, and "your sessions" with the forms that end them.
 //!
-//! Every form posts to this site; the [`CsrfLayer`](session_core::axum::CsrfLayer) around the
-//! app refuses a post whose `Origin` is another site's (a browser always sends `Origin` with a
+//! Every form posts to this site; the session layer's CSRF check around the app
+//! refuses a post whose `Origin` is another site's (a browser always sends `Origin` with a
 //! form post), so the forms need no token of their own.
 
 use std::time::SystemTime;

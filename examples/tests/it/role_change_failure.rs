@@ -11,9 +11,10 @@ use axum::http::{header, Request, StatusCode};
 use demo::accounts::{Account, AccountStore, MemoryAccounts};
 use demo::password_queue::PasswordQueue;
 use demo::{app, AppState};
-use session_core::axum::{CookieConfig, CsrfLayer};
+use session_core::axum::CookieConfig;
 use session_core::password::Passwords;
 use session_core::throttle::ThrottleConfig;
+use session_core::web::CsrfPolicy;
 use session_core::{
     Error, MemoryStore, NewSession, SessionConfig, SessionStore, Token, UnavailableKind,
 };
@@ -84,7 +85,7 @@ async fn a_failed_account_update_leaves_no_session_with_the_removed_role() {
     let service = app(
         state,
         CookieConfig::default().secure(false).name("sid"),
-        CsrfLayer::new(),
+        CsrfPolicy::new(),
     );
     let admin_roles = ["USER", "ADMIN"];
     let (admin, _) = store

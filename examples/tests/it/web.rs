@@ -6,7 +6,8 @@ use axum::http::{header, HeaderMap, Request, StatusCode};
 use demo::settings::Settings;
 use demo::setup::prepare;
 use demo::{web, HttpService};
-use session_core::axum::{CookieConfig, CsrfLayer};
+use session_core::axum::CookieConfig;
+use session_core::web::CsrfPolicy;
 use tower::ServiceExt as _;
 
 const HOST: &str = "app.localhost:3000";
@@ -41,7 +42,7 @@ async fn app() -> HttpService {
     let settings = Settings::from_lookup(|_| None).expect("default settings");
     // The in-memory store; `prepare` seeds the demo accounts.
     let state = prepare(&settings).await.expect("in-memory state").state;
-    web::app(state, CookieConfig::default(), CsrfLayer::new())
+    web::app(state, CookieConfig::default(), CsrfPolicy::new())
 }
 
 async fn send(app: &HttpService, req: Request<Body>) -> Answer {

@@ -1,5 +1,5 @@
-//! [`SessionMiddleware`]: the actix-web analogue of the axum `SessionLayer`. Reads the session
-//! cookie, puts the request's session state in the request's extensions, loads the session
+//! [`SessionMiddleware`]: the actix-web analogue of the axum `SessionLayer`. Refuses
+//! cross-site writes (its [`CsrfPolicy`]) before anything else runs, reads the session cookie, puts the request's session state in the request's extensions, loads the session
 //! (once, and only when the request carries a well-formed session cookie) before the handler's
 //! extractors run, writes
 //! `Set-Cookie` after login, rotation and logout, keeps session answers out of caches, and
@@ -12,12 +12,16 @@ use std::sync::Arc;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
+use actix_web::http::header::{
+    HeaderMap, HeaderValue, CACHE_CONTROL, COOKIE, HOST, ORIGIN, SET_COOKIE, VARY,
+};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 
 use crate::error::Error;
 use crate::store::SessionStore;
-use crate::web::{CookieConfig, Rejection, RequestSession, Shared, UserLoader, Users};
+use crate::web::{
+    CookieConfig, CsrfPolicy, CsrfRequest, Rejection, RequestSession, Shared, UserLoader, Users,
+};
 
 /// Turns a [`Rejection`] into the response sent to the client.
 type RejectionHandler = Arc<dyn Fn(Rejection, &HttpRequest) -> HttpResponse + Send + Sync>;
@@ -31,6 +35,12 @@ type RejectionHandler = Arc<dyn Fn(Rejection, &HttpRequest) -> HttpResponse + Se
 /// actix-session does): actix-web polls a handler's extractors together, and this is what lets
 /// a guard decide before a body extractor of the same handler looks at the body. A request
 /// without such a cookie costs no store call.
+///
+/// CSRF: the middleware refuses cross-site `POST`, `PUT`, `PATCH` and `DELETE` requests (403
+/// `cross_site_request`) before the app sees them, by its [`CsrfPolicy`]: by default
+/// [`CsrfPolicy::new`], for a site served over https at `https://{Host}`; see
+/// [`with_csrf`](Self::with_csrf) for another one. A refusal goes through the
+/// [rejection handler](Self::with_rejection) like every other.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -47,6 +57,8 @@ type RejectionHandler = Arc<dyn Fn(Rejection, &HttpRequest) -> HttpResponse + Se
 pub struct SessionMiddleware {
     shared: Arc<Shared>,
     rejection: Option<RejectionHandler>,
+    /// `None`: turned off with [`SessionMiddleware::without_csrf`].
+    csrf: Option<Arc<CsrfPolicy>>,
 }
 
 impl std::fmt::Debug for SessionMiddleware {
@@ -54,18 +66,54 @@ impl std::fmt::Debug for SessionMiddleware {
         f.debug_struct("SessionMiddleware")
             .field("backend", &self.shared.store.backend_name())
             .field("cookie", &self.shared.cookie)
+            .field("csrf", &self.csrf)
             .finish_non_exhaustive()
     }
 }
 
 impl SessionMiddleware {
-    /// A middleware over `store` with the default (secure, `__Host-`) cookie and JSON
-    /// rejections.
+    /// A middleware over `store` with the default (secure, `__Host-`) cookie, the default
+    /// [`CsrfPolicy`] and JSON rejections.
     pub fn new(store: Arc<dyn SessionStore>) -> Self {
         Self {
             shared: Shared::new(store, CookieConfig::default()),
             rejection: None,
+            csrf: Some(Arc::new(CsrfPolicy::new())),
         }
+    }
+
+    /// Sets the rules by which cross-site writes are refused (default: [`CsrfPolicy::new`],
+    /// a site served over https at `https://{Host}`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::actix::SessionMiddleware;
+    /// use session_core::web::CsrfPolicy;
+    /// use session_core::{MemoryStore, SessionConfig};
+    ///
+    /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    /// let policy = CsrfPolicy::new().with_allowed_origins(["https://app.example"])?;
+    /// let middleware = SessionMiddleware::new(store).with_csrf(policy);
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_csrf(self, policy: CsrfPolicy) -> Self {
+        Self {
+            csrf: Some(Arc::new(policy)),
+            ..self
+        }
+    }
+
+    /// Turns the CSRF check off.
+    ///
+    /// **Security:** without it, any site a logged-in user visits can make their browser send
+    /// writes with their session cookie (the cookie's `SameSite=Lax` stops cross-site `POST`s
+    /// from other *sites*, but not from other origins of the same site, nor from browsers that
+    /// ignore it). Turn it off only when every state-changing route checks a CSRF token of its
+    /// own, or no browser ever holds the cookie.
+    #[must_use]
+    pub fn without_csrf(self) -> Self {
+        Self { csrf: None, ..self }
     }
 
     /// Sets the cookie's name and attributes.
@@ -90,8 +138,8 @@ impl SessionMiddleware {
 
     /// Replaces the JSON rejection with your own response, for example a redirect to the login
     /// page for HTML apps. It answers every [`Rejection`] of a request under the middleware:
-    /// the guards', the extractors', the CSRF middleware's (when inside this one) and a
-    /// handler's `Err(Rejection)` or `Err(session_core::Error)`.
+    /// the CSRF check's, the guards', the extractors', and a handler's `Err(Rejection)` or
+    /// `Err(session_core::Error)`.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -142,15 +190,18 @@ where
             inner: Rc::new(service),
             shared: Arc::clone(&self.shared),
             rejection: self.rejection.clone(),
+            csrf: self.csrf.clone(),
         }))
     }
 }
 
-/// The service [`SessionMiddleware`] wraps around an app.
+/// The service [`SessionMiddleware`] wraps around an app (not nameable: its module is private,
+/// as nothing but the middleware makes one).
 pub struct SessionService<S> {
     inner: Rc<S>,
     shared: Arc<Shared>,
     rejection: Option<RejectionHandler>,
+    csrf: Option<Arc<CsrfPolicy>>,
 }
 
 impl<S> std::fmt::Debug for SessionService<S> {
@@ -171,6 +222,22 @@ where
     forward_ready!(inner);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
+        if let Some(Err(rejection)) = self.csrf.as_deref().map(|policy| csrf_check(policy, &req)) {
+            let mut res = match &self.rejection {
+                Some(handler) => {
+                    crate::web::count_rejection(&rejection);
+                    let answer =
+                        crate::web::in_rejection_handler(|| handler(rejection, req.request()));
+                    req.into_response(answer)
+                }
+                None => req.error_response(rejection),
+            };
+            // Before any session is read: nothing of a session in it, but never worth caching.
+            let headers = res.headers_mut();
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            add_vary_cookie(headers);
+            return Box::pin(std::future::ready(Ok(res.map_into_right_body())));
+        }
         let token = self
             .shared
             .cookie
@@ -208,6 +275,19 @@ fn custom<B>(res: &ServiceResponse<B>, handler: &RejectionHandler) -> Option<Htt
     }))
 }
 
+/// The CSRF policy's verdict on `req`.
+fn csrf_check(policy: &CsrfPolicy, req: &ServiceRequest) -> Result<(), Rejection> {
+    let headers = req.headers();
+    policy.check(CsrfRequest {
+        method: req.method().as_str(),
+        origins: headers.get_all(ORIGIN).map(|v| v.as_bytes()),
+        sec_fetch_site: headers.get("sec-fetch-site").map(|v| v.as_bytes()),
+        host: headers.get(HOST).map(|v| v.as_bytes()),
+        uri_authority: req.uri().authority().map(|a| a.as_str()),
+        path: req.path(),
+    })
+}
+
 /// The cookie change and the caching headers.
 fn finish(ctx: &RequestSession, headers: &mut HeaderMap) {
     let cookie_change = ctx.take_cookie_header();
@@ -224,6 +304,11 @@ fn finish(ctx: &RequestSession, headers: &mut HeaderMap) {
             }
         }
     }
+    add_vary_cookie(headers);
+}
+
+/// Adds `Cookie` to the answer's `Vary`, unless it is already there (or `Vary: *`).
+fn add_vary_cookie(headers: &mut HeaderMap) {
     let present = headers
         .get_all(VARY)
         .filter_map(|v| v.to_str().ok())

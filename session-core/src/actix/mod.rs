@@ -40,14 +40,12 @@
 //! call is made without one. Without macros,
 //! [`Require::check`] inside a handler (`Rejection` is an actix `ResponseError`, so `?` works).
 
-mod csrf;
 mod extract;
 mod middleware;
 
-pub use self::csrf::{Csrf, CsrfService};
 #[doc(hidden)]
 pub use self::extract::GuardFuture;
-pub use self::middleware::{SessionMiddleware, SessionService};
+pub use self::middleware::SessionMiddleware;
 pub use crate::web::{
     AuthSession, Authenticated, CookieConfig, CsrfPolicy, CurrentUser, Guard, Rejection, Require,
     Requirement, SameSite, UserLoader,

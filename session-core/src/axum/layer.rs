@@ -1,6 +1,7 @@
-//! [`SessionLayer`]: makes the store reachable from handlers, reads the session cookie, loads the
-//! session at most once per request (lazily, on the first extractor that needs it), writes
-//! `Set-Cookie` after login, rotation and logout, and keeps session answers out of caches.
+//! [`SessionLayer`]: makes the store reachable from handlers, refuses cross-site writes (its
+//! [`CsrfPolicy`]) before anything else runs, reads the session cookie, loads the session at
+//! most once per request (lazily, on the first extractor that needs it), writes `Set-Cookie`
+//! after login, rotation and logout, and keeps session answers out of caches.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,15 +9,17 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use axum::body::Body;
-use axum::response::Response;
-use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
+use axum::response::{IntoResponse, Response};
+use http::header::{CACHE_CONTROL, COOKIE, HOST, ORIGIN, SET_COOKIE, VARY};
 use http::request::Parts;
 use http::{HeaderValue, Request};
 use tower::{Layer, Service};
 
 use crate::axum::extract::Rejected;
 use crate::store::SessionStore;
-use crate::web::{CookieConfig, Rejection, RequestSession, Shared, UserLoader, Users};
+use crate::web::{
+    CookieConfig, CsrfPolicy, CsrfRequest, Rejection, RequestSession, Shared, UserLoader, Users,
+};
 
 /// Turns a [`Rejection`] into the response sent to the client.
 type RejectionHandler = Arc<dyn Fn(Rejection, &Parts) -> Response + Send + Sync>;
@@ -28,6 +31,12 @@ type RejectionHandler = Arc<dyn Fn(Rejection, &Parts) -> Response + Send + Sync>
 /// session cookie (live or not: the layer does not load the session just to decide) and on
 /// every answer that sets or clears the cookie, so no shared or browser cache keeps a page
 /// meant for one session. An answer's own `Cache-Control` is replaced in those cases.
+///
+/// CSRF: the layer refuses cross-site `POST`, `PUT`, `PATCH` and `DELETE` requests (403
+/// `cross_site_request`) before routing, by its [`CsrfPolicy`]: by default
+/// [`CsrfPolicy::new`], for a site served over https at `https://{Host}`; see
+/// [`with_csrf`](Self::with_csrf) for another one. A refusal goes through the
+/// [rejection handler](Self::with_rejection) like every other.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -45,6 +54,8 @@ pub struct SessionLayer {
     shared: Arc<Shared>,
     /// `None`: the default JSON answers (no work on the way out).
     rejection: Option<RejectionHandler>,
+    /// `None`: turned off with [`SessionLayer::without_csrf`].
+    csrf: Option<Arc<CsrfPolicy>>,
 }
 
 impl std::fmt::Debug for SessionLayer {
@@ -52,17 +63,58 @@ impl std::fmt::Debug for SessionLayer {
         f.debug_struct("SessionLayer")
             .field("backend", &self.shared.store.backend_name())
             .field("cookie", &self.shared.cookie)
+            .field("csrf", &self.csrf)
             .finish_non_exhaustive()
     }
 }
 
 impl SessionLayer {
-    /// A layer over `store` with the default (secure) cookie and JSON rejections.
+    /// A layer over `store` with the default (secure) cookie, the default [`CsrfPolicy`] and
+    /// JSON rejections.
     pub fn new(store: Arc<dyn SessionStore>) -> Self {
         Self {
             shared: Shared::new(store, CookieConfig::default()),
             rejection: None,
+            csrf: Some(Arc::new(CsrfPolicy::new())),
         }
+    }
+
+    /// Sets the rules by which cross-site writes are refused (default: [`CsrfPolicy::new`],
+    /// a site served over https at `https://{Host}`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use axum::http::uri::Scheme;
+    /// use session_core::axum::SessionLayer;
+    /// use session_core::web::CsrfPolicy;
+    /// use session_core::{MemoryStore, SessionConfig};
+    ///
+    /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    /// // Behind a proxy: exactly the origins the site is served at.
+    /// let policy = CsrfPolicy::new().with_allowed_origins(["https://app.example"])?;
+    /// let layer = SessionLayer::new(store.clone()).with_csrf(policy);
+    /// // Local development over plain http (with `CookieConfig::secure(false)`).
+    /// let local = SessionLayer::new(store).with_csrf(CsrfPolicy::new().with_site_scheme(Scheme::HTTP));
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_csrf(self, policy: CsrfPolicy) -> Self {
+        Self {
+            csrf: Some(Arc::new(policy)),
+            ..self
+        }
+    }
+
+    /// Turns the CSRF check off.
+    ///
+    /// **Security:** without it, any site a logged-in user visits can make their browser send
+    /// writes with their session cookie (the cookie's `SameSite=Lax` stops cross-site `POST`s
+    /// from other *sites*, but not from other origins of the same site, nor from browsers that
+    /// ignore it). Turn it off only when every state-changing route checks a CSRF token of its
+    /// own, or no browser ever holds the cookie.
+    #[must_use]
+    pub fn without_csrf(self) -> Self {
+        Self { csrf: None, ..self }
     }
 
     /// Sets the cookie's name and attributes.
@@ -87,8 +139,8 @@ impl SessionLayer {
 
     /// Replaces the JSON rejection with your own response, for example a redirect to the login
     /// page for HTML apps. It answers every [`Rejection`] of a request under the layer: the
-    /// guards', the extractors', a [`Require`](crate::web::Require) route layer's or check's,
-    /// the CSRF layer's (when inside this layer) and a handler's `Err(session_core::Error)`.
+    /// CSRF check's, the guards', the extractors', a [`Require`](crate::web::Require) route
+    /// layer's or check's, and a handler's `Err(session_core::Error)`.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -127,16 +179,19 @@ impl<S> Layer<S> for SessionLayer {
             inner,
             shared: Arc::clone(&self.shared),
             rejection: self.rejection.clone(),
+            csrf: self.csrf.clone(),
         }
     }
 }
 
-/// The service [`SessionLayer`] wraps around a router.
+/// The service [`SessionLayer`] wraps around a router (not nameable: its module is private, as
+/// nothing but the layer makes one).
 #[derive(Clone)]
 pub struct SessionService<S> {
     inner: S,
     shared: Arc<Shared>,
     rejection: Option<RejectionHandler>,
+    csrf: Option<Arc<CsrfPolicy>>,
 }
 
 impl<S> std::fmt::Debug for SessionService<S> {
@@ -161,6 +216,22 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if let Some(Err(rejection)) = self.csrf.as_deref().map(|policy| csrf_check(policy, &req)) {
+            let mut res = match &self.rejection {
+                Some(handler) => {
+                    crate::web::count_rejection(&rejection);
+                    let parts = head(&req);
+                    crate::web::in_rejection_handler(|| handler(rejection, &parts))
+                }
+                None => rejection.into_response(),
+            };
+            // Before any session is read: nothing of a session in it, but never worth caching.
+            let headers = res.headers_mut();
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            add_vary_cookie(headers);
+            // Converted inside the future: `R` need not be `Send`, the axum response is.
+            return Box::pin(async move { Ok(res.map(R::from)) });
+        }
         let token = self
             .shared
             .cookie
@@ -203,6 +274,19 @@ where
             Ok(res)
         })
     }
+}
+
+/// The CSRF policy's verdict on `req`.
+fn csrf_check<B>(policy: &CsrfPolicy, req: &Request<B>) -> Result<(), Rejection> {
+    let headers = req.headers();
+    policy.check(CsrfRequest {
+        method: req.method().as_str(),
+        origins: headers.get_all(ORIGIN).iter().map(|v| v.as_bytes()),
+        sec_fetch_site: headers.get("sec-fetch-site").map(|v| v.as_bytes()),
+        host: headers.get(HOST).map(|v| v.as_bytes()),
+        uri_authority: req.uri().authority().map(|a| a.as_str()),
+        path: req.uri().path(),
+    })
 }
 
 /// Adds `Cookie` to the answer's `Vary`, unless it is already there (or `Vary: *`).

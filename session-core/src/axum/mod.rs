@@ -54,13 +54,11 @@
 //! `#[axum::debug_handler]` goes **below** the guard attribute (`#[login_required]` first,
 //! then `#[axum::debug_handler]`), so that it sees the guard argument the attribute adds.
 
-mod csrf;
 mod extract;
 mod layer;
 mod require;
 
-pub use self::csrf::{CsrfLayer, CsrfService};
-pub use self::layer::{SessionLayer, SessionService};
+pub use self::layer::SessionLayer;
 pub use self::require::RequireService;
 pub use crate::web::{
     AuthSession, Authenticated, CookieConfig, CurrentUser, Guard, Rejection, Require, Requirement,

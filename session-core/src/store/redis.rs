@@ -32,8 +32,10 @@
 //! Every change to a session, an index or a user's markers goes through one write path
 //! (`writes.rs`), which applies [`RedisStore::with_replica_acks`] and the cache's barrier
 //! after it; reads (and the changes that may be lost: an expiry slid, an index pruned) go
-//! through a connection that refuses anything else. The throttle's counters, like the
-//! application's own keys, use [`RedisStore::on_connection`].
+//! through a connection that refuses anything else. The throttle's counters use a raw shared
+//! connection of their own (`RedisStore::on_counters`). The store hands no connection to the
+//! application: an application's own keys go over a Redis client of its own, under another
+//! prefix and, with ACLs, another Redis user (SECURITY.md).
 //!
 //! # Connections
 //! Every call shares one of a few long-lived multiplexed connections
@@ -65,14 +67,15 @@ use async_trait::async_trait;
 use redis::RedisResult;
 
 pub use self::cache::{CacheConfig, CacheStats};
-pub use self::conn::{Connection, RedisTarget};
+use self::conn::Connection;
+pub use self::conn::RedisTarget;
 use self::engine::{Engine, Login};
 use self::keys::{member_key, KeyLayout};
 use self::one_key::OneKey;
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::replies::fuzz;
 use self::replies::{decode_logged, listed_sessions};
-use self::writes::{AppKeys, Feature, Link};
+use self::writes::{CounterKeys, Feature, Link};
 use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
@@ -104,8 +107,8 @@ pub struct RedisStore {
     config: SessionConfig,
     /// The only way the session operations reach Redis.
     link: Link,
-    /// The raw connections, for [`RedisStore::on_connection`] and the throttle alone.
-    app: AppKeys,
+    /// The raw connections, for the throttle's counters alone.
+    app: CounterKeys,
     keys: KeyLayout,
     one_key: OneKey,
     /// Chosen by topology, once.
@@ -249,29 +252,14 @@ impl RedisStore {
     }
 
     /// Runs `f` on one of the store's shared connections, with the store's operation timeout
-    /// and error mapping; for an application's own keys in the same Redis (accounts, say). The
-    /// connection is shared with every other call (a multiplexed connection pipelines them), so
-    /// `f` must not change its state (`SELECT`, `MULTI` without `EXEC`, subscriptions). A
-    /// connection whose call failed with a connection error or timed out is replaced.
-    ///
-    /// ```no_run
-    /// # async fn demo(store: &session_core::RedisStore) -> Result<(), session_core::Error> {
-    /// use session_core::redis;
-    ///
-    /// let pong: String = store
-    ///     .on_connection(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Unavailable`] when no connection could be had, the call failed or it timed out.
-    pub async fn on_connection<T, F, Fut>(&self, f: F) -> Result<T>
+    /// and error mapping: for the throttle's counters (`throttle.rs`). A connection whose call
+    /// failed with a connection error or timed out is replaced.
+    async fn on_counters<T, F, Fut>(&self, f: F) -> Result<T>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        self.link.on_connection(&self.app, f).await
+        self.link.on_counters(&self.app, f).await
     }
 
     /// Now (ms), by the configuration's clock ([`SessionConfig::clock`]).

@@ -23,8 +23,8 @@
 //! ([`MemoryStore`](crate::MemoryStore), `examples/tests/it/external_store.rs`) runs the whole
 //! suite without sleeping.
 //!
-//! The cases can also be called one by one, with a store on any clock: on the system clock
-//! they sleep where the suite moves the clock.
+//! The cases are private: [`run`] and [`run_throttle`] run every one of them, in a fixed order,
+//! and a failing case panics with its name.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -122,7 +122,7 @@ where
 /// password change ends the others: `delete_other_user_sessions`; "sign out everywhere":
 /// `delete_user_sessions`) gets [`Error::LoginSuperseded`] and stores nothing; a login that
 /// read it afterwards, a login of another user, and a login without an epoch are not affected.
-pub async fn logins_begun_before_the_sessions_were_ended_get_no_session(store: impl SessionStore) {
+async fn logins_begun_before_the_sessions_were_ended_get_no_session(store: impl SessionStore) {
     let (kept, _) = store
         .create(NewSession::new("alice"))
         .await
@@ -199,7 +199,7 @@ pub async fn logins_begun_before_the_sessions_were_ended_get_no_session(store: i
 /// Logins (epoch read, a pause, create) race account changes that end the user's sessions:
 /// once a change has returned, no session made by a login that read the epoch before it is
 /// alive, however the steps interleave.
-pub async fn logins_racing_account_changes_never_outlive_them<S: SessionStore>(store: S) {
+async fn logins_racing_account_changes_never_outlive_them<S: SessionStore>(store: S) {
     let store = Arc::new(store);
     for round in 0..10 {
         let logins = (0..8).map(|i| {
@@ -238,7 +238,7 @@ pub async fn logins_racing_account_changes_never_outlive_them<S: SessionStore>(s
 }
 
 /// A key prefix no other case or run uses.
-pub fn unique_prefix() -> String {
+fn unique_prefix() -> String {
     format!("conformance-{:016x}", rand::rng().random::<u64>())
 }
 
@@ -332,7 +332,7 @@ where
 
 /// A session reads back with the user, sorted roles and permissions, data and times it was
 /// created with.
-pub async fn created_session_loads_with_its_contents(store: impl SessionStore) {
+async fn created_session_loads_with_its_contents(store: impl SessionStore) {
     let mut data = SessionData::new();
     data.insert("theme", "dark").unwrap();
     let (token, created) = store
@@ -371,7 +371,7 @@ pub async fn created_session_loads_with_its_contents(store: impl SessionStore) {
 }
 
 /// Tokens that were never issued, or whose session was deleted, load as `None`.
-pub async fn unknown_and_deleted_tokens_give_none(store: impl SessionStore) {
+async fn unknown_and_deleted_tokens_give_none(store: impl SessionStore) {
     let now = store.config().clock().now();
     let stranger = Token::generate(now + Duration::from_secs(3600)).unwrap();
     assert!(store.load(&stranger).await.expect("load").is_none());
@@ -387,7 +387,7 @@ pub async fn unknown_and_deleted_tokens_give_none(store: impl SessionStore) {
 }
 
 /// Saving data replaces it and keeps user and roles; saving to an ended session is `NotFound`.
-pub async fn save_data_replaces_data_and_keeps_roles(store: impl SessionStore) {
+async fn save_data_replaces_data_and_keeps_roles(store: impl SessionStore) {
     let (token, _) = store
         .create(NewSession::new("carol").with_roles(["USER"]))
         .await
@@ -413,7 +413,7 @@ pub async fn save_data_replaces_data_and_keeps_roles(store: impl SessionStore) {
 /// `update_data` sets and removes only the keys it names, keeps the roles, applies nothing when
 /// an expectation fails (and answers with the data as stored), refuses oversized results
 /// without changing anything, and is `NotFound` for an ended session.
-pub async fn update_data_merges_per_key_and_checks_expectations(store: impl SessionStore) {
+async fn update_data_merges_per_key_and_checks_expectations(store: impl SessionStore) {
     let case = "update_data_merges_per_key_and_checks_expectations";
     let mut data = SessionData::new();
     data.insert("theme", "dark").unwrap();
@@ -532,7 +532,7 @@ pub async fn update_data_merges_per_key_and_checks_expectations(store: impl Sess
 /// Values that a JSON merge could mangle (big integers, empty arrays and objects, brackets,
 /// quotes and escapes inside strings, non-ASCII keys) read back exactly after per-key updates
 /// around them, and compare equal to themselves as expectations.
-pub async fn update_data_keeps_every_json_value_exactly(store: impl SessionStore) {
+async fn update_data_keeps_every_json_value_exactly(store: impl SessionStore) {
     let case = "update_data_keeps_every_json_value_exactly";
     let values = serde_json::json!({
         "big": u64::MAX,
@@ -600,7 +600,7 @@ pub async fn update_data_keeps_every_json_value_exactly(store: impl SessionStore
 
 /// 50 writers of one session at once, each setting a key of its own: all 50 keys are there
 /// afterwards (a load-change-save of the whole data would keep only some).
-pub async fn concurrent_writers_of_different_keys_lose_nothing<S: SessionStore>(store: S) {
+async fn concurrent_writers_of_different_keys_lose_nothing<S: SessionStore>(store: S) {
     let case = "concurrent_writers_of_different_keys_lose_nothing";
     const WRITERS: usize = 50;
     let store = Arc::new(store);
@@ -635,7 +635,7 @@ pub async fn concurrent_writers_of_different_keys_lose_nothing<S: SessionStore>(
 
 /// 50 concurrent increments of one counter through [`update_value`] count to exactly 50, and
 /// each increment saw a different value.
-pub async fn concurrent_increments_of_one_key_all_count<S: SessionStore>(store: S) {
+async fn concurrent_increments_of_one_key_all_count<S: SessionStore>(store: S) {
     let case = "concurrent_increments_of_one_key_all_count";
     const WRITERS: u64 = 50;
     let store = Arc::new(store);
@@ -679,7 +679,7 @@ pub async fn concurrent_increments_of_one_key_all_count<S: SessionStore>(store: 
 }
 
 /// Rotation issues a new token for the same session; the old token is dead at once.
-pub async fn rotate_kills_the_old_token_and_keeps_the_session(store: impl SessionStore) {
+async fn rotate_kills_the_old_token_and_keeps_the_session(store: impl SessionStore) {
     let mut data = SessionData::new();
     data.insert("k", "v").unwrap();
     let (old, before) = store
@@ -706,7 +706,7 @@ pub async fn rotate_kills_the_old_token_and_keeps_the_session(store: impl Sessio
 
 /// `create` sets the auth time to now; `reauthenticate` issues a new token (the old one dead
 /// at once) and sets the auth time to now again.
-pub async fn reauthenticate_rotates_and_refreshes_auth_time(store: impl SessionStore) {
+async fn reauthenticate_rotates_and_refreshes_auth_time(store: impl SessionStore) {
     let name = "reauthenticate_rotates_and_refreshes_auth_time";
     let clock = store.config().clock().clone();
     // Times are kept to the millisecond.
@@ -751,7 +751,7 @@ pub async fn reauthenticate_rotates_and_refreshes_auth_time(store: impl SessionS
 
 /// Re-authentication keeps the user, roles, permissions, label, data, created time and
 /// deadline, and the session stays indexed once (under its new handle).
-pub async fn reauthenticate_keeps_every_field_and_the_index(store: impl SessionStore) {
+async fn reauthenticate_keeps_every_field_and_the_index(store: impl SessionStore) {
     let name = "reauthenticate_keeps_every_field_and_the_index";
     let mut data = SessionData::new();
     data.insert("cart", &[1, 2, 3]).unwrap();
@@ -786,7 +786,7 @@ pub async fn reauthenticate_keeps_every_field_and_the_index(store: impl SessionS
 
 /// `delete_other_user_sessions` ends every session of the user but the one kept, and no
 /// other user's.
-pub async fn other_sessions_of_a_user_are_deleted_and_this_one_kept(store: impl SessionStore) {
+async fn other_sessions_of_a_user_are_deleted_and_this_one_kept(store: impl SessionStore) {
     let name = "other_sessions_of_a_user_are_deleted_and_this_one_kept";
     let mut tokens = Vec::new();
     for _ in 0..3 {
@@ -830,7 +830,7 @@ pub async fn other_sessions_of_a_user_are_deleted_and_this_one_kept(store: impl 
 }
 
 /// A session's label is kept (cut to 256 characters), loaded and listed; none is `None`.
-pub async fn label_is_kept_bounded_and_listed(store: impl SessionStore) {
+async fn label_is_kept_bounded_and_listed(store: impl SessionStore) {
     let name = "label_is_kept_bounded_and_listed";
     let long = format!("Mozilla/5.0 é{}", "x".repeat(400));
     let (t1, created) = store
@@ -863,7 +863,7 @@ pub async fn label_is_kept_bounded_and_listed(store: impl SessionStore) {
 }
 
 /// A user's sessions are listed oldest first, each with a handle that is not its token.
-pub async fn user_sessions_are_listed_oldest_first_with_handles(store: impl SessionStore) {
+async fn user_sessions_are_listed_oldest_first_with_handles(store: impl SessionStore) {
     let clock = store.config().clock();
     let mut made = Vec::new();
     for _ in 0..3 {
@@ -883,7 +883,7 @@ pub async fn user_sessions_are_listed_oldest_first_with_handles(store: impl Sess
 }
 
 /// A session can be ended by its handle, but only through its own user.
-pub async fn sessions_are_deleted_by_handle_only_for_their_owner(store: impl SessionStore) {
+async fn sessions_are_deleted_by_handle_only_for_their_owner(store: impl SessionStore) {
     let (a1, s1) = store.create(NewSession::new("gina")).await.unwrap();
     let (a2, _) = store.create(NewSession::new("gina")).await.unwrap();
     let (h1, _) = store.create(NewSession::new("hank")).await.unwrap();
@@ -912,7 +912,7 @@ pub async fn sessions_are_deleted_by_handle_only_for_their_owner(store: impl Ses
 }
 
 /// Ending all of a user's sessions ends exactly those.
-pub async fn all_sessions_of_a_user_are_deleted(store: impl SessionStore) {
+async fn all_sessions_of_a_user_are_deleted(store: impl SessionStore) {
     let mut tokens = Vec::new();
     for _ in 0..3 {
         tokens.push(store.create(NewSession::new("ivan")).await.unwrap().0);
@@ -928,7 +928,7 @@ pub async fn all_sessions_of_a_user_are_deleted(store: impl SessionStore) {
 }
 
 /// Setting a user's roles changes every live session of theirs at once, and no other user's.
-pub async fn role_removed_for_user_is_not_honoured_by_any_session(store: impl SessionStore) {
+async fn role_removed_for_user_is_not_honoured_by_any_session(store: impl SessionStore) {
     let admin = || NewSession::new("kate").with_roles(["ADMIN", "USER"]);
     let (t1, _) = store.create(admin()).await.unwrap();
     let (t2, _) = store.create(admin()).await.unwrap();
@@ -960,7 +960,7 @@ pub async fn role_removed_for_user_is_not_honoured_by_any_session(store: impl Se
 /// A login read the user's roles (with `ADMIN`), then an admin removed `ADMIN`
 /// (`set_user_authz` returned), then the login created its session with the roles it had read:
 /// the session must carry the new roles, both as returned by `create` and as loaded.
-pub async fn login_in_flight_during_a_role_change_gets_the_new_roles(store: impl SessionStore) {
+async fn login_in_flight_during_a_role_change_gets_the_new_roles(store: impl SessionStore) {
     let read_by_login = NewSession::new("quinn").with_roles(["ADMIN", "USER"]);
     let (existing, _) = store
         .create(NewSession::new("quinn").with_roles(["ADMIN", "USER"]))
@@ -990,7 +990,7 @@ pub async fn login_in_flight_during_a_role_change_gets_the_new_roles(store: impl
 
 /// Logins and role removals run at the same time, many times over (each round a new user,
 /// either side first, by chance): once both are done, no session has the removed role.
-pub async fn logins_racing_role_removals_never_keep_the_removed_role(store: impl SessionStore) {
+async fn logins_racing_role_removals_never_keep_the_removed_role(store: impl SessionStore) {
     let store = &store;
     for round in 0..60 {
         let user = format!("racer-{round}");
@@ -1024,7 +1024,7 @@ pub async fn logins_racing_role_removals_never_keep_the_removed_role(store: impl
 }
 
 /// Beyond the per-user limit (2 here), a new session evicts the oldest.
-pub async fn per_user_limit_evicts_the_oldest(store: impl SessionStore) {
+async fn per_user_limit_evicts_the_oldest(store: impl SessionStore) {
     let clock = store.config().clock();
     let mut tokens = Vec::new();
     for _ in 0..3 {
@@ -1046,7 +1046,7 @@ pub async fn per_user_limit_evicts_the_oldest(store: impl SessionStore) {
 /// An anonymous session (no user) keeps data like any session, per key and under concurrent
 /// increments, rotates and ends; it has no roles (one with roles is refused), appears in no
 /// user's list and does not count against a user's limit.
-pub async fn anonymous_sessions_keep_data_and_are_no_logins(store: impl SessionStore) {
+async fn anonymous_sessions_keep_data_and_are_no_logins(store: impl SessionStore) {
     let mut data = SessionData::new();
     data.insert("cart", &["apple"]).unwrap();
     let (token, session) = store
@@ -1165,7 +1165,7 @@ pub async fn anonymous_sessions_keep_data_and_are_no_logins(store: impl SessionS
 }
 
 /// Unusable user ids and oversized data are refused with `InvalidInput`.
-pub async fn invalid_input_is_refused(store: impl SessionStore) {
+async fn invalid_input_is_refused(store: impl SessionStore) {
     assert!(matches!(
         store.create(NewSession::new("")).await,
         Err(Error::InvalidInput(_))
@@ -1189,7 +1189,7 @@ pub async fn invalid_input_is_refused(store: impl SessionStore) {
 }
 
 /// With a tiny touch interval, a later load moves "last seen" forward.
-pub async fn last_seen_advances_after_the_touch_interval(store: impl SessionStore) {
+async fn last_seen_advances_after_the_touch_interval(store: impl SessionStore) {
     let (token, created) = store.create(NewSession::new("paul")).await.unwrap();
     assert_eq!(created.last_seen_at(), created.created_at());
     pass(store.config().clock(), Duration::from_millis(30)).await;
@@ -1225,7 +1225,7 @@ pub async fn last_seen_advances_after_the_touch_interval(store: impl SessionStor
 /// On the system clock a load that must find the session live is checked only if it came
 /// within the idle timeout of the previous use (measured); on a machine too busy for that the
 /// case tries again, three times at most.
-pub async fn idle_timeout_slides_and_ends_an_unused_session(store: impl SessionStore) {
+async fn idle_timeout_slides_and_ends_an_unused_session(store: impl SessionStore) {
     let name = "idle_timeout_slides_and_ends_an_unused_session";
     for attempt in 1..=3 {
         match idle_expiry_attempt(&store, &format!("quinn-{attempt}")).await {
@@ -1292,7 +1292,7 @@ async fn idle_expiry_attempt(store: &impl SessionStore, user: &str) -> Result<()
 
 /// Absolute timeout ([`run`]: 900 ms, idle 600 ms): a session used every sixth of it is live
 /// until its deadline, and from the deadline on it is neither loaded nor listed.
-pub async fn absolute_timeout_ends_an_active_session(store: impl SessionStore) {
+async fn absolute_timeout_ends_an_active_session(store: impl SessionStore) {
     let name = "absolute_timeout_ends_an_active_session";
     let clock = store.config().clock().clone();
     let step = store.config().absolute_timeout() / 6;
@@ -1316,7 +1316,7 @@ pub async fn absolute_timeout_ends_an_active_session(store: impl SessionStore) {
 }
 
 /// Hundreds of tasks create, load, change and delete sessions at once; each sees its own.
-pub async fn concurrent_sessions_are_not_lost_or_mixed(store: impl SessionStore) {
+async fn concurrent_sessions_are_not_lost_or_mixed(store: impl SessionStore) {
     let store = Arc::new(store);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..300u32 {
@@ -1401,7 +1401,7 @@ where
 /// reaches a username's limit, but reaches the address's; other addresses and the usernames
 /// themselves are unaffected; a successful login released from the count does not count, and
 /// does not wipe the failures either.
-pub async fn address_counting_stops_password_spraying_across_usernames(store: impl LoginThrottle) {
+async fn address_counting_stops_password_spraying_across_usernames(store: impl LoginThrottle) {
     let name = "address_counting_stops_password_spraying_across_usernames";
     let per_user = ThrottleConfig::new(3, Duration::from_secs(60));
     let per_address = ThrottleConfig::new(4, Duration::from_secs(60));
@@ -1472,9 +1472,7 @@ pub async fn address_counting_stops_password_spraying_across_usernames(store: im
 }
 
 /// Three failures (the limit) lock the username; other usernames are unaffected.
-pub async fn throttle_locks_after_max_failures_even_for_the_right_password(
-    store: impl LoginThrottle,
-) {
+async fn throttle_locks_after_max_failures_even_for_the_right_password(store: impl LoginThrottle) {
     let limits = ThrottleConfig::new(3, Duration::from_secs(60));
     for i in 1..=3 {
         assert_eq!(
@@ -1506,7 +1504,7 @@ pub async fn throttle_locks_after_max_failures_even_for_the_right_password(
 /// a success forgets them. `clock` is the one the store was built with. On the system clock
 /// the lock is checked only if it was made and checked within the window (measured); a machine
 /// too busy for that makes the case try again, three times at most.
-pub async fn throttle_window_ends_and_success_clears_the_count(
+async fn throttle_window_ends_and_success_clears_the_count(
     store: impl LoginThrottle,
     clock: &Clock,
 ) {
@@ -1573,7 +1571,7 @@ pub async fn throttle_window_ends_and_success_clears_the_count(
 }
 
 /// Twenty attempts begun at once before any password check: only the limit (3) proceed.
-pub async fn throttle_counts_parallel_attempts_before_the_password_is_checked(
+async fn throttle_counts_parallel_attempts_before_the_password_is_checked(
     store: impl LoginThrottle,
 ) {
     let limits = ThrottleConfig::new(3, Duration::from_secs(60));
@@ -1592,7 +1590,7 @@ pub async fn throttle_counts_parallel_attempts_before_the_password_is_checked(
 /// The limit reached by attempts still being checked (no failure yet) asks one more attempt to
 /// wait a moment (at most a second), not a whole window; a success among them clears the
 /// count, and the next attempt goes through. Failures, not attempts, lock.
-pub async fn parallel_attempts_of_the_rightful_user_wait_a_moment_not_a_lockout(
+async fn parallel_attempts_of_the_rightful_user_wait_a_moment_not_a_lockout(
     store: impl LoginThrottle,
 ) {
     let limits = ThrottleConfig::new(3, Duration::from_secs(600));

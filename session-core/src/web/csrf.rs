@@ -1,5 +1,6 @@
 //! [`CsrfPolicy`]: which state-changing requests count as cross-site, the attack cookie
-//! sessions invite. The axum `CsrfLayer` and the actix-web `Csrf` middleware both apply it.
+//! sessions invite. The axum `SessionLayer` and the actix-web `SessionMiddleware` apply it
+//! (`with_csrf`; on by default) before anything else of a request runs.
 //!
 //! A browser attaches the session cookie to requests that another site makes it send. The
 //! policy refuses `POST`, `PUT`, `PATCH` and `DELETE` requests that a browser marks as coming

@@ -13,7 +13,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse, ResponseError};
 use serde_json::Value;
 use session_core::actix::{
-    AuthSession, CookieConfig, Csrf, CsrfPolicy, CurrentUser, Rejection, Require, SessionMiddleware,
+    AuthSession, CookieConfig, CurrentUser, Rejection, Require, SessionMiddleware,
 };
 use session_core::prelude::*;
 use switchable::Switchable;
@@ -247,7 +247,6 @@ fn the_rejection_handler_answers_guards_errors_checks_and_csrf() {
                 .route("/err", web::get().to(fails_with_question_mark))
                 .route("/check", web::get().to(checks_a_role))
                 .route("/login", web::post().to(login))
-                .wrap(Csrf::new(CsrfPolicy::new()))
                 .wrap(sessions),
         )
         .await;

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::common::unique_prefix;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::routing::{get, post};
@@ -13,7 +14,6 @@ use redis::AsyncCommands as _;
 use redis_harness::RedisServer;
 use session_core::axum::{AuthSession, CurrentUser, SessionLayer};
 use session_core::prelude::*;
-use session_core::testing::conformance::unique_prefix;
 use tower::ServiceExt as _;
 
 const COOKIE: &str = "__Host-session";

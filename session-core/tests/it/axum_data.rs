@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::common::unique_prefix;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{header, Request, StatusCode};
@@ -12,7 +13,6 @@ use axum::{Json, Router};
 use redis_harness::RedisServer;
 use session_core::axum::{AuthSession, CurrentUser, SessionLayer};
 use session_core::prelude::*;
-use session_core::testing::conformance::unique_prefix;
 use tower::ServiceExt as _;
 
 const COOKIE: &str = "__Host-session";

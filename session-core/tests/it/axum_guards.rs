@@ -285,7 +285,7 @@ async fn every_guard_on_the_memory_store() {
 async fn every_guard_on_redis_and_with_redis_down() {
     let mut server = RedisServer::start_local().unwrap();
     let config = SessionConfig::builder()
-        .key_prefix(session_core::testing::conformance::unique_prefix())
+        .key_prefix(crate::common::unique_prefix())
         .operation_timeout(std::time::Duration::from_millis(300))
         .build()
         .unwrap();
@@ -476,7 +476,7 @@ async fn logout_deletes_the_session_and_expires_the_cookie() {
 async fn role_removed_is_refused_on_next_request() {
     let server = RedisServer::start().unwrap();
     let config = SessionConfig::builder()
-        .key_prefix(session_core::testing::conformance::unique_prefix())
+        .key_prefix(crate::common::unique_prefix())
         .build()
         .unwrap();
     let store = Arc::new(RedisStore::connect(server.url(), config).await.unwrap());

@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::common::unique_prefix;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::{CompositeKey, MetricKind};
 use redis_harness::RedisServer;
 use session_core::metrics::{
     record_rejection, Metered, OPERATIONS_TOTAL, OPERATION_SECONDS, REJECTIONS_TOTAL,
 };
-use session_core::testing::conformance::unique_prefix;
 use session_core::{Error, NewSession, RedisStore, SessionConfig, SessionStore, Token};
 
 fn label_of<'a>(key: &'a CompositeKey, name: &str) -> Option<&'a str> {
@@ -136,7 +136,7 @@ mod axum_app {
     use axum::response::{IntoResponse, Redirect, Response};
     use axum::routing::{get, post};
     use axum::Router;
-    use session_core::axum::{AuthSession, CsrfLayer, CurrentUser, Rejection, SessionLayer};
+    use session_core::axum::{AuthSession, CurrentUser, Rejection, SessionLayer};
     use session_core::prelude::*;
     use session_core::MemoryStore;
     use tower::ServiceExt as _;
@@ -157,7 +157,7 @@ mod axum_app {
         "admin"
     }
 
-    /// The quick start's app (CSRF inside the session layer), `custom`: with a rejection
+    /// The quick start's app (the session layer's default CSRF check), `custom`: with a rejection
     /// handler that redirects the 401 and answers the rest with the default JSON.
     pub(super) fn app(custom: bool) -> Router {
         let store = Arc::new(MemoryStore::new(SessionConfig::default()));
@@ -172,7 +172,6 @@ mod axum_app {
             .route("/login", post(login))
             .route("/me", get(me))
             .route("/admin", get(admin))
-            .layer(CsrfLayer::new())
             .layer(sessions)
     }
 
@@ -273,9 +272,7 @@ mod actix_app {
     use actix_web::http::{header, StatusCode};
     use actix_web::test::{call_service, init_service, TestRequest};
     use actix_web::{web, App, HttpResponse, ResponseError};
-    use session_core::actix::{
-        AuthSession, Csrf, CsrfPolicy, CurrentUser, Rejection, SessionMiddleware,
-    };
+    use session_core::actix::{AuthSession, CurrentUser, Rejection, SessionMiddleware};
     use session_core::prelude::*;
     use session_core::MemoryStore;
 
@@ -331,7 +328,6 @@ mod actix_app {
                 .route("/login", web::post().to(login))
                 .route("/me", web::get().to(me))
                 .route("/admin", web::get().to(admin))
-                .wrap(Csrf::new(CsrfPolicy::new()))
                 .wrap(sessions),
         )
         .await;

@@ -11,8 +11,8 @@
 //!   access to the application's data does not mint sessions), nor list session keys or watch
 //!   them change.
 
+use crate::common::conformance;
 use redis_harness::RedisServer;
-use session_core::testing::conformance;
 use session_core::{CacheConfig, RedisStore};
 
 /// The documented rule for the sessions user (single server, cache off), with `conformance-*`

@@ -6,8 +6,8 @@ use crate::common;
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::common::unique_prefix;
 use redis_harness::RedisServer;
-use session_core::testing::conformance::unique_prefix;
 use session_core::{
     CacheConfig, Error, NewSession, RedisStore, SessionConfig, SessionStore, Token,
 };

@@ -5,11 +5,11 @@ use crate::common;
 
 use std::time::Duration;
 
+use crate::common::unique_prefix;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use redis::AsyncCommands;
 use redis_harness::RedisServer;
-use session_core::testing::conformance::unique_prefix;
 use session_core::{
     Error, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token, UnavailableKind,
 };

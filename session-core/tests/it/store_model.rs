@@ -9,10 +9,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
+use crate::common::unique_prefix;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis_harness::{RedisCluster, RedisServer};
-use session_core::testing::conformance::unique_prefix;
 use session_core::{
     DataChanges, DataUpdate, Error, LoginEpoch, ManualClock, MemoryStore, NewSession, RedisStore,
     RedisTarget, Session, SessionConfig, SessionData, SessionStore, Token,

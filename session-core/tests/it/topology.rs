@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::conformance;
 use redis_harness::cluster::NodeRole;
 use redis_harness::{RedisCluster, RedisSentinelGroup};
-use session_core::testing::conformance;
 use session_core::{
     Error, NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore, Token,
 };
@@ -117,21 +117,19 @@ async fn a_value_of_another_type_under_a_session_key_is_no_session_on_a_cluster(
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
     let (kept, _) = store.create(NewSession::new("alice")).await.unwrap();
     let key = session_key(&config, &token);
-    store
-        .on_connection(|mut c| async move {
-            session_core::redis::pipe()
-                .atomic()
-                .cmd("DEL")
-                .arg(&key)
-                .ignore()
-                .cmd("HSET")
-                .arg(&key)
-                .arg("f")
-                .arg("v")
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-        })
+    let client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
+    let mut c = client.get_async_connection().await.unwrap();
+    redis::pipe()
+        .atomic()
+        .cmd("DEL")
+        .arg(&key)
+        .ignore()
+        .cmd("HSET")
+        .arg(&key)
+        .arg("f")
+        .arg("v")
+        .ignore()
+        .query_async::<()>(&mut c)
         .await
         .unwrap();
     assert!(store.load(&token).await.unwrap().is_none());

@@ -894,7 +894,6 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 
 /// Every key in the Redis at `url` (raw bytes: session keys hold binary hashes).
 pub async fn redis_keys(url: &str) -> BTreeSet<Vec<u8>> {
-    use session_core::redis;
     let client = redis::Client::open(url).expect("redis url");
     let mut con = client
         .get_multiplexed_async_connection()

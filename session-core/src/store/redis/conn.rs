@@ -75,11 +75,11 @@ impl RedisTarget {
     }
 }
 
-/// A handle to one of the store's shared connections: a plain multiplexed connection (single server, or the
-/// current primary behind Sentinel) or a cluster connection. Use it with any `redis` command:
-/// it implements [`redis::aio::ConnectionLike`].
+/// A handle to one of the store's shared connections: a plain multiplexed connection (single
+/// server, or the current primary behind Sentinel) or a cluster connection, for any `redis`
+/// command (it implements [`redis::aio::ConnectionLike`]).
 #[derive(Clone)]
-pub enum Connection {
+pub(crate) enum Connection {
     /// One server.
     Single(MultiplexedConnection),
     /// A Redis Cluster.

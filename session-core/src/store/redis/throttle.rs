@@ -1,7 +1,7 @@
 //! [`LoginThrottle`] on Redis: one counter key per username (one slot: every topology).
 //!
-//! The counters are not sessions: like the application's own keys they go over
-//! [`RedisStore::on_connection`], without the write path's replica acknowledgements (a count
+//! The counters are not sessions: they go over a raw shared connection
+//! (`RedisStore::on_counters`), without the write path's replica acknowledgements (a count
 //! lost in a failover gives a guesser a few more tries, as before the failover began) and
 //! without its cache barrier (no counter is cached).
 
@@ -49,14 +49,14 @@ impl LoginThrottle for RedisStore {
         check_user_id(subject)?;
         let key = self.keys.throttle(subject);
         let script = &self.throttle.release;
-        self.on_connection(|mut c| async move { script.key(&key).invoke_async::<()>(&mut c).await })
+        self.on_counters(|mut c| async move { script.key(&key).invoke_async::<()>(&mut c).await })
             .await
     }
 
     async fn clear_failures(&self, username: &str) -> Result<()> {
         check_user_id(username)?;
         let key = self.keys.throttle(username);
-        self.on_connection(|mut c| async move {
+        self.on_counters(|mut c| async move {
             redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
         })
         .await
@@ -76,7 +76,7 @@ impl RedisStore {
         let key = self.keys.throttle(username);
         let window = duration_ms(config.window());
         let ttl: i64 = self
-            .on_connection(|mut c| async move {
+            .on_counters(|mut c| async move {
                 script
                     .key(&key)
                     .arg(config.max_failures())

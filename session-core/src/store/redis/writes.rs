@@ -11,9 +11,8 @@
 //!   entries). A write sent there is a bug, and fails the first test that reaches it.
 //!
 //! Neither engine nor the one-key operations hold anything else that reaches Redis. The raw
-//! connection for the application's own keys
-//! ([`RedisStore::on_connection`](crate::RedisStore::on_connection)) needs an [`AppKeys`],
-//! which only the store holds.
+//! connection for the login throttle's counters (`RedisStore::on_counters`) needs a
+//! [`CounterKeys`], which only the store holds.
 //!
 //! What a topology offers on this path is decided here once ([`Link::offers`]): replica
 //! acknowledgements everywhere but on Redis Cluster, the client-side cache on a single server
@@ -53,9 +52,9 @@ struct Acks {
     timeout_ms: u64,
 }
 
-/// The right to a raw connection for the application's own keys (and the throttle's
-/// counters, which are not sessions): made once, with the [`Link`], and kept by the store.
-pub(super) struct AppKeys(());
+/// The right to a raw connection for the throttle's counters (which are not sessions): made
+/// once, with the [`Link`], and kept by the store.
+pub(super) struct CounterKeys(());
 
 /// What the write path can add, on some topologies only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +103,7 @@ impl From<Unsupported> for Error {
 
 impl Link {
     /// The link to `target`, and the right to its raw connections. No I/O.
-    pub(super) fn new(target: RedisTarget, config: &SessionConfig) -> Result<(Self, AppKeys)> {
+    pub(super) fn new(target: RedisTarget, config: &SessionConfig) -> Result<(Self, CounterKeys)> {
         let link = Self {
             pools: Pools::new(&target, config)?,
             described: target.describe(),
@@ -113,7 +112,7 @@ impl Link {
             acks: None,
             cache: None,
         };
-        Ok((link, AppKeys(())))
+        Ok((link, CounterKeys(())))
     }
 
     /// Where the link goes, without secrets.
@@ -239,9 +238,8 @@ impl Link {
         Ok(out)
     }
 
-    /// A raw shared connection, for the application's own keys: see
-    /// [`RedisStore::on_connection`](crate::RedisStore::on_connection).
-    pub(super) async fn on_connection<T, F, Fut>(&self, _: &AppKeys, f: F) -> Result<T>
+    /// A raw shared connection, for the login throttle's counters (`RedisStore::on_counters`).
+    pub(super) async fn on_counters<T, F, Fut>(&self, _: &CounterKeys, f: F) -> Result<T>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,

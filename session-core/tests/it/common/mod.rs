@@ -60,3 +60,18 @@ pub fn assert_each_is(commands: &[String], count: usize, name: &str) {
         "expected only {name}: {commands:#?}"
     );
 }
+
+/// A key prefix no other test or run uses, so tests share a Redis server without seeing each
+/// other's keys. The same form as the conformance suite's own (`conformance-…`): `redis_acl`
+/// grants its sessions user exactly `~conformance-*`.
+pub fn unique_prefix() -> String {
+    use rand::Rng as _;
+    format!("conformance-{:016x}", rand::rng().random::<u64>())
+}
+
+/// The conformance suite and [`unique_prefix`], for the modules that name both through
+/// `conformance::`.
+pub mod conformance {
+    pub use super::unique_prefix;
+    pub use session_core::testing::conformance::{run, run_throttle};
+}
