@@ -12,8 +12,8 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::Error;
-use crate::web::Authenticated;
 use crate::web::{AuthSession, CurrentUser, Guard, Rejection, RequestSession, Requirement};
+use crate::web::{Authenticated, UserLoader};
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -50,13 +50,27 @@ impl FromRequest for CurrentUser {
     }
 }
 
-impl<U: Clone + Send + Sync + 'static> FromRequest for Authenticated<U> {
+/// The loader comes from the app's data (`App::app_data(web::Data::new(loader))`), looked up
+/// at run time as actix-web does for every `Data`: without it, 500 and an error log.
+impl<L: UserLoader> FromRequest for Authenticated<L> {
     type Error = actix_web::Error;
     type Future = LocalBoxFuture<Result<Self, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let ctx = context(req);
-        Box::pin(async move { Ok(Authenticated::from_context(ctx?).await?) })
+        let loader = req.app_data::<actix_web::web::Data<L>>().cloned();
+        Box::pin(async move {
+            let ctx = ctx?;
+            let Some(loader) = loader else {
+                tracing::error!(
+                    loader = std::any::type_name::<L>(),
+                    "Authenticated<L> without the loader in the app's data: add \
+                     App::app_data(web::Data::new(loader))"
+                );
+                return Err(Rejection::Internal.into());
+            };
+            Ok(Authenticated::load(ctx, loader.get_ref()).await?)
+        })
     }
 }
 

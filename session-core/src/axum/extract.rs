@@ -2,14 +2,14 @@
 //! [`AuthSession`], [`CurrentUser`] and [`Guard`], and `IntoResponse` for [`Rejection`] and
 //! [`Error`].
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{header, HeaderValue};
 
 use crate::error::Error;
-use crate::web::Authenticated;
 use crate::web::{AuthSession, CurrentUser, Guard, Rejection, RequestSession, Requirement};
+use crate::web::{Authenticated, UserLoader};
 
 /// Marks a response made from a [`Rejection`], so that the [`SessionLayer`](super::SessionLayer)
 /// can hand it to the app's rejection handler, whichever path produced it.
@@ -50,12 +50,19 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     }
 }
 
-impl<S: Send + Sync, U: Clone + Send + Sync + 'static> FromRequestParts<S> for Authenticated<U> {
+/// The loader comes from the router's state: a handler asking for `Authenticated<L>` is a
+/// handler of a router only if its state provides an `L` (`FromRef`), checked at compile time.
+impl<S, L> FromRequestParts<S> for Authenticated<L>
+where
+    S: Send + Sync,
+    L: UserLoader + FromRef<S>,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let ctx = context(parts).map_err(IntoResponse::into_response)?;
-        Authenticated::from_context(ctx)
+        let loader = L::from_ref(state);
+        Authenticated::load(ctx, &loader)
             .await
             .map_err(IntoResponse::into_response)
     }

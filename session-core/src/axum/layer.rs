@@ -17,9 +17,7 @@ use tower::{Layer, Service};
 
 use crate::axum::extract::Rejected;
 use crate::store::SessionStore;
-use crate::web::{
-    CookieConfig, CsrfPolicy, CsrfRequest, Rejection, RequestSession, Shared, UserLoader, Users,
-};
+use crate::web::{CookieConfig, CsrfPolicy, CsrfRequest, Rejection, RequestSession, Shared};
 
 /// Turns a [`Rejection`] into the response sent to the client.
 type RejectionHandler = Arc<dyn Fn(Rejection, &Parts) -> Response + Send + Sync>;
@@ -122,17 +120,6 @@ impl SessionLayer {
     pub fn with_cookie(self, cookie: CookieConfig) -> Self {
         Self {
             shared: self.shared.with_cookie(cookie),
-            ..self
-        }
-    }
-
-    /// Registers the application's [`UserLoader`], which the
-    /// [`Authenticated<U>`](crate::web::Authenticated) extractor uses to hand handlers the
-    /// application's user (loaded at most once per request).
-    #[must_use]
-    pub fn with_user_loader<L: UserLoader>(self, loader: L) -> Self {
-        Self {
-            shared: self.shared.with_users(Users::new(loader)),
             ..self
         }
     }

@@ -17,38 +17,23 @@ use crate::store::SessionStore;
 use crate::token::{SessionKey, Token};
 use crate::web::cookie::CookieConfig;
 use crate::web::rejection::Rejection;
-use crate::web::users::Users;
 
-/// What every request of one app shares: the store, the cookie's settings and the
-/// application's user loader, if it registered one.
+/// What every request of one app shares: the store and the cookie's settings.
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) cookie: CookieConfig,
-    pub(crate) users: Option<Users>,
 }
 
 impl Shared {
     pub(crate) fn new(store: Arc<dyn SessionStore>, cookie: CookieConfig) -> Arc<Self> {
-        Arc::new(Self {
-            store,
-            cookie,
-            users: None,
-        })
+        Arc::new(Self { store, cookie })
     }
 
     /// The same with another cookie.
     pub(crate) fn with_cookie(&self, cookie: CookieConfig) -> Arc<Self> {
         Arc::new(Self {
             cookie,
-            ..self.clone()
-        })
-    }
-
-    /// The same with a user loader.
-    pub(crate) fn with_users(&self, users: Users) -> Arc<Self> {
-        Arc::new(Self {
-            users: Some(users),
             ..self.clone()
         })
     }
@@ -116,11 +101,6 @@ impl RequestSession {
 
     pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {
         &self.0.shared.store
-    }
-
-    /// The application's user loader, when one was registered.
-    pub(crate) fn users(&self) -> Option<&Users> {
-        self.0.shared.users.as_ref()
     }
 
     /// The application's user already loaded for the session under `key`, if it is a `U`.

@@ -8,7 +8,7 @@
 //! | `cookie` | [`CookieConfig`]: the cookie's name and attributes; reading the token from `Cookie` headers (one cookie of the name or none), writing `Set-Cookie` |
 //! | `context` | the per-request state: store, token, the session loaded at most once, the pending cookie change |
 //! | `handle` | [`AuthSession`], the request's one session handle (state, data, login, logout, rotation, the user's sessions), and [`CurrentUser`], its read-only logged-in view |
-//! | `users` | [`UserLoader`] (the application loads its user for a session) and [`Authenticated<U>`], the extractor of that user |
+//! | `users` | [`UserLoader`] (the application loads its user for a session) and [`Authenticated<L>`], the extractor of that user |
 //! | `guard` | [`Guard<R>`], the extractor the attribute macros insert |
 //! | `requirement` | [`Requirement`], the policies, [`Require`] (requirements as values), freshness |
 //! | `rejection` | [`Rejection`] (status, code, message, JSON body) and the one mapping of [`Error`](crate::Error) to HTTP |
@@ -36,5 +36,4 @@ pub use self::handle::{AuthSession, CurrentUser};
 pub use self::rejection::Rejection;
 pub(crate) use self::rejection::{count as count_rejection, in_rejection_handler};
 pub use self::requirement::{FreshLogin, Login, Require, Requirement};
-pub(crate) use self::users::Users;
 pub use self::users::{Authenticated, UserLoader};

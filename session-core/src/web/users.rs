@@ -1,9 +1,11 @@
 //! The application's own user type in one extractor: [`UserLoader`] (the small trait the
 //! application implements, loading its user for a login session from its own storage) and
-//! [`Authenticated<U>`] (the extractor, loading it at most once per request).
-
-use std::any::Any;
-use std::sync::Arc;
+//! [`Authenticated<L>`] (the extractor of `L`'s user, loading it at most once per request).
+//!
+//! The loader is found by type, where each framework keeps application state: axum's router
+//! state (`L: FromRef<S>`, so a handler asking for a user whose loader the router's state does
+//! not provide **does not compile**), actix-web's `app_data` (`web::Data<L>`, looked up at run
+//! time, as actix-web does for every `Data`).
 
 use async_trait::async_trait;
 
@@ -14,12 +16,16 @@ use crate::web::context::RequestSession;
 use crate::web::rejection::Rejection;
 
 /// Loads the application's user for a login session, from the application's own storage (a
-/// database, a directory, ...). Register it once with the session layer
-/// (`SessionLayer::with_user_loader` on axum, `SessionMiddleware::with_user_loader` on
-/// actix-web); the [`Authenticated<U>`] extractor then hands handlers the user.
+/// database, a directory, ...); the [`Authenticated<L>`] extractor then hands handlers the
+/// user.
 ///
 /// The session is what the library knows ([`CurrentUser`](crate::web::CurrentUser): user id,
 /// roles, data); the user is what the application knows (name, email, plan, ...).
+///
+/// Give it to the framework as application state: on axum, the router's state or a part of it
+/// (`Router::with_state(loader)`, or a field of a state struct with `FromRef`); on actix-web,
+/// `App::app_data(web::Data::new(loader))`. It is cloned per request on axum: keep it cheap to
+/// clone (a pool handle, an `Arc`).
 ///
 /// ```
 /// use session_core::async_trait;
@@ -32,6 +38,7 @@ use crate::web::rejection::Rejection;
 ///     display_name: String,
 /// }
 ///
+/// #[derive(Clone)]
 /// struct Accounts; // your database pool, say
 ///
 /// #[async_trait]
@@ -61,80 +68,65 @@ pub trait UserLoader: Send + Sync + 'static {
     async fn load_user(&self, session: &Session) -> Result<Option<Self::User>, Error>;
 }
 
-/// A registered [`UserLoader`], its user type erased (the layer holds one for any `U`).
-#[derive(Clone)]
-pub(crate) struct Users(Arc<dyn Any + Send + Sync>);
-
-impl Users {
-    pub(crate) fn new<L: UserLoader>(loader: L) -> Self {
-        let loader: Arc<dyn UserLoader<User = L::User>> = Arc::new(loader);
-        Self(Arc::new(loader))
-    }
-
-    /// The loader, when it loads `U`s.
-    fn loader<U: 'static>(&self) -> Option<&Arc<dyn UserLoader<User = U>>> {
-        self.0.downcast_ref()
-    }
-}
-
-/// The logged-in user as the application knows them: the `U` its [`UserLoader`] loads for the
-/// request's login session, at most once per request (guards, other extractors and later
-/// extractions of `Authenticated<U>` reuse the session and the user). Requests without a login
-/// session are refused with 401 before the handler runs, as with
-/// [`CurrentUser`](crate::web::CurrentUser) (which a handler can take as well, for the session).
+/// The logged-in user as the application knows them: the user `L` loads for the request's
+/// login session, at most once per request (guards, other extractors and later extractions of
+/// `Authenticated<L>` reuse the session and the user). Requests without a login session are
+/// refused with 401 before the handler runs, as with [`CurrentUser`](crate::web::CurrentUser)
+/// (which a handler can take as well, for the session).
 ///
 /// ```
-/// # use async_trait::async_trait;
+/// # use session_core::async_trait;
 /// # use session_core::web::UserLoader;
 /// # use session_core::{Error, Session};
 /// # #[derive(Clone)] struct Account { display_name: String }
-/// # struct Accounts;
+/// # #[derive(Clone)] struct Accounts;
 /// # #[async_trait] impl UserLoader for Accounts { type User = Account;
 /// #     async fn load_user(&self, _: &Session) -> Result<Option<Account>, Error> { Ok(None) } }
 /// use session_core::prelude::*;
 /// use session_core::web::Authenticated;
 ///
 /// #[has_role("ADMIN")]
-/// async fn hello(Authenticated(account): Authenticated<Account>) -> String {
+/// async fn hello(Authenticated(account): Authenticated<Accounts>) -> String {
 ///     format!("hello, {}", account.display_name)
 /// }
 ///
 /// # fn app(store: std::sync::Arc<dyn session_core::SessionStore>) -> axum::Router {
 /// axum::Router::new()
 ///     .route("/hello", axum::routing::get(hello))
-///     .layer(SessionLayer::new(store).with_user_loader(Accounts))
+///     .layer(SessionLayer::new(store))
+///     .with_state(Accounts) // without it, `hello` is no handler of this router: a compile error
 /// # }
 /// ```
 ///
 /// Refusals: 401 without a login session or when the loader finds no user; 503 when the store
-/// or the loader's storage is unavailable; 500 when no loader of `U`s is registered (logged:
-/// a programming error).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authenticated<U>(pub U);
+/// or the loader's storage is unavailable; on actix-web, 500 (logged) when no `web::Data<L>` is
+/// registered.
+pub struct Authenticated<L: UserLoader>(pub L::User);
 
-impl<U> std::ops::Deref for Authenticated<U> {
-    type Target = U;
+impl<L: UserLoader> std::fmt::Debug for Authenticated<L>
+where
+    L::User: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Authenticated").field(&self.0).finish()
+    }
+}
 
-    fn deref(&self) -> &U {
+impl<L: UserLoader> std::ops::Deref for Authenticated<L> {
+    type Target = L::User;
+
+    fn deref(&self) -> &L::User {
         &self.0
     }
 }
 
-impl<U: Clone + Send + Sync + 'static> Authenticated<U> {
-    /// The extractor over the request's state.
-    pub(crate) async fn from_context(ctx: RequestSession) -> Result<Self, Rejection> {
+impl<L: UserLoader> Authenticated<L> {
+    /// The extractor over the request's state, with the application's loader.
+    pub(crate) async fn load(ctx: RequestSession, loader: &L) -> Result<Self, Rejection> {
         let session = ctx.session().await?.ok_or(Rejection::Unauthenticated)?;
-        if let Some(user) = ctx.cached_user::<U>(session.key()) {
+        if let Some(user) = ctx.cached_user::<L::User>(session.key()) {
             return Ok(Self(user));
         }
-        let Some(loader) = ctx.users().and_then(Users::loader::<U>) else {
-            tracing::error!(
-                user_type = std::any::type_name::<U>(),
-                "Authenticated<U> without a UserLoader of that type: register one with \
-                 with_user_loader on the session layer or middleware"
-            );
-            return Err(Rejection::MissingLayer);
-        };
         match loader.load_user(&session).await {
             Ok(Some(user)) => {
                 ctx.cache_user(session.key(), user.clone());
