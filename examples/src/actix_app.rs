@@ -23,8 +23,9 @@ use futures_util::future::{ready, LocalBoxFuture};
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use session_core::actix::{AuthSession, CookieConfig, CsrfPolicy, CurrentUser, SessionMiddleware};
+use session_core::actix::SessionMiddleware;
 use session_core::prelude::*;
+use session_core::web::{AuthSession, CookieConfig, CsrfPolicy, CurrentUser};
 use session_core::{log_safe, SessionStore};
 use tracing::Instrument as _;
 

@@ -32,9 +32,10 @@ use tracing::Level;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
-use session_core::axum::{CookieConfig, SessionLayer};
+use session_core::axum::SessionLayer;
 use session_core::password::Passwords;
 use session_core::throttle::{LoginThrottle, ThrottleConfig};
+use session_core::web::CookieConfig;
 use session_core::web::CsrfPolicy;
 use session_core::{log_safe, SessionStore};
 

@@ -7,7 +7,7 @@ use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use session_core::__fuzz::token_from_cookie_headers;
-use session_core::axum::CookieConfig;
+use session_core::web::CookieConfig;
 use session_core::Token;
 
 fuzz_target!(|data: &[u8]| {

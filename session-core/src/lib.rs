@@ -119,6 +119,9 @@ pub use session_macros::{
 /// The names most applications need: `use session_core::prelude::*;`. Each is documented at
 /// its own path (the prelude's re-exports are not inlined, as std's prelude's are not).
 pub mod prelude {
+    #[cfg(feature = "actix")]
+    #[doc(no_inline)]
+    pub use crate::actix::SessionMiddleware;
     #[cfg(feature = "axum")]
     #[doc(no_inline)]
     pub use crate::axum::SessionLayer;

@@ -865,7 +865,7 @@ impl Session {
     /// When the user last entered their password in this session: at login
     /// ([`SessionStore::create`](crate::SessionStore::create)) or at the last
     /// [`SessionStore::reauthenticate`](crate::SessionStore::reauthenticate). Guards for
-    /// sensitive operations ([`Require::fresh`](crate::axum::Require::fresh),
+    /// sensitive operations ([`Require::fresh`](crate::web::Require::fresh),
     /// `#[fresh_login(max_age = "5m")]`) compare it with the clock.
     pub fn auth_time(&self) -> SystemTime {
         to_system_time(self.record.auth_time_ms)

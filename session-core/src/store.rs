@@ -164,7 +164,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// session as now stored. Everything else (user, roles, label, data, deadline) stays.
     ///
     /// Call it only after checking the password. Guards for recent authentication
-    /// ([`Require::fresh`](crate::axum::Require::fresh)) then pass for their `max_age`.
+    /// ([`Require::fresh`](crate::web::Require::fresh)) then pass for their `max_age`.
     ///
     /// ```
     /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};

@@ -91,7 +91,7 @@ fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
 /// found.
 ///
 /// ```rust,ignore
-/// use session_core::axum::CurrentUser;
+/// use session_core::web::CurrentUser;
 /// use session_core::prelude::*;
 ///
 /// #[login_required]

@@ -4,7 +4,7 @@
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use session_core::axum::Rejection;
+use session_core::web::Rejection;
 
 use crate::errors::ApiError;
 use crate::web::html::{escape, Page, Viewer};

@@ -13,8 +13,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
-use session_core::axum::{AuthSession, CurrentUser};
 use session_core::prelude::*;
+use session_core::web::{AuthSession, CurrentUser};
 use session_core::{Session, SessionData, SessionHandle};
 
 use crate::accounts::ADMIN;

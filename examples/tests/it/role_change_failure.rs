@@ -11,9 +11,9 @@ use axum::http::{header, Request, StatusCode};
 use demo::accounts::{Account, AccountStore, MemoryAccounts};
 use demo::password_queue::PasswordQueue;
 use demo::{app, AppState};
-use session_core::axum::CookieConfig;
 use session_core::password::Passwords;
 use session_core::throttle::ThrottleConfig;
+use session_core::web::CookieConfig;
 use session_core::web::CsrfPolicy;
 use session_core::{
     Error, MemoryStore, NewSession, SessionConfig, SessionStore, Token, UnavailableKind,

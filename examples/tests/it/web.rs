@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, Request, StatusCode};
 use demo::settings::Settings;
 use demo::setup::prepare;
 use demo::{web, HttpService};
-use session_core::axum::CookieConfig;
+use session_core::web::CookieConfig;
 use session_core::web::CsrfPolicy;
 use tower::ServiceExt as _;
 

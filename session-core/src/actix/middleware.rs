@@ -131,7 +131,8 @@ impl SessionMiddleware {
     /// ```
     /// use std::sync::Arc;
     /// use actix_web::{http::header::LOCATION, HttpResponse, ResponseError};
-    /// use session_core::actix::{Rejection, SessionMiddleware};
+    /// use session_core::actix::SessionMiddleware;
+    /// use session_core::web::Rejection;
     /// use session_core::{MemoryStore, SessionConfig};
     ///
     /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));

@@ -4,7 +4,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use actix_web::{web, App, HttpResponse};
-//! use session_core::actix::{AuthSession, CurrentUser, SessionMiddleware};
+//! use session_core::actix::SessionMiddleware;
+//! use session_core::web::{AuthSession, CurrentUser};
 //! use session_core::prelude::*;
 //!
 //! #[login_required]
@@ -38,7 +39,7 @@
 //! and guards ask: the middleware loads it before the extractors run when the request carries
 //! a well-formed session cookie (actix polls a handler's extractors together), and no store
 //! call is made without one. Without macros,
-//! [`Require::check`] inside a handler (`Rejection` is an actix `ResponseError`, so `?` works).
+//! [`Require::check`](crate::web::Require::check) inside a handler (`Rejection` is an actix `ResponseError`, so `?` works).
 
 mod extract;
 mod middleware;
@@ -46,7 +47,3 @@ mod middleware;
 #[doc(hidden)]
 pub use self::extract::GuardFuture;
 pub use self::middleware::SessionMiddleware;
-pub use crate::web::{
-    AuthSession, Authenticated, CookieConfig, CsrfPolicy, CurrentUser, Guard, Rejection, Require,
-    Requirement, SameSite, UserLoader,
-};

@@ -39,7 +39,8 @@ type RejectionHandler = Arc<dyn Fn(Rejection, &Parts) -> Response + Send + Sync>
 /// ```
 /// use std::sync::Arc;
 /// use axum::{routing::get, Router};
-/// use session_core::axum::{CookieConfig, SessionLayer};
+/// use session_core::axum::SessionLayer;
+/// use session_core::web::CookieConfig;
 /// use session_core::{MemoryStore, SessionConfig};
 ///
 /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
@@ -132,7 +133,8 @@ impl SessionLayer {
     /// ```
     /// use std::sync::Arc;
     /// use axum::response::{IntoResponse, Redirect};
-    /// use session_core::axum::{Rejection, SessionLayer};
+    /// use session_core::axum::SessionLayer;
+    /// use session_core::web::Rejection;
     /// use session_core::{MemoryStore, SessionConfig};
     ///
     /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));

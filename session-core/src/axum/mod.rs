@@ -4,7 +4,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use axum::{routing::{get, post}, Json, Router};
-//! use session_core::axum::{AuthSession, CurrentUser, SessionLayer};
+//! use session_core::axum::SessionLayer;
+//! use session_core::web::{AuthSession, CurrentUser};
 //! use session_core::prelude::*;
 //!
 //! #[login_required]
@@ -31,11 +32,11 @@
 //!     .layer(SessionLayer::new(store));
 //! ```
 //!
-//! Without macros, the same checks are route layers or calls ([`Require`]):
+//! Without macros, the same checks are route layers or calls ([`Require`](crate::web::Require)):
 //!
 //! ```
 //! use axum::{routing::get, Router};
-//! use session_core::axum::Require;
+//! use session_core::web::Require;
 //!
 //! let admin: Router = Router::new()
 //!     .route("/admin", get(|| async { "welcome, admin" }))
@@ -60,7 +61,3 @@ mod require;
 
 pub use self::layer::SessionLayer;
 pub use self::require::RequireService;
-pub use crate::web::{
-    AuthSession, Authenticated, CookieConfig, CurrentUser, Guard, Rejection, Require, Requirement,
-    SameSite, UserLoader,
-};

@@ -12,10 +12,9 @@ use actix_web::test::{call_service, init_service, read_body, TestRequest};
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse, ResponseError};
 use serde_json::Value;
-use session_core::actix::{
-    AuthSession, CookieConfig, CurrentUser, Rejection, Require, SessionMiddleware,
-};
+use session_core::actix::SessionMiddleware;
 use session_core::prelude::*;
+use session_core::web::{AuthSession, CookieConfig, CurrentUser, Rejection, Require};
 use switchable::Switchable;
 
 use crate::switchable;

@@ -12,8 +12,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use redis::AsyncCommands as _;
 use redis_harness::RedisServer;
-use session_core::axum::{AuthSession, CurrentUser, SessionLayer};
+use session_core::axum::SessionLayer;
 use session_core::prelude::*;
+use session_core::web::{AuthSession, CurrentUser};
 use tower::ServiceExt as _;
 
 const COOKIE: &str = "__Host-session";
@@ -283,8 +284,9 @@ async fn anonymous_sessions_on_redis_with_the_cache() {
 mod actix {
     use actix_web::http::StatusCode;
     use actix_web::{test, web, App, HttpResponse};
-    use session_core::actix::{AuthSession, CurrentUser, SessionMiddleware};
+    use session_core::actix::SessionMiddleware;
     use session_core::prelude::*;
+    use session_core::web::{AuthSession, CurrentUser};
 
     async fn add(mut visitor: AuthSession) -> Result<HttpResponse, Error> {
         let n = visitor

@@ -12,8 +12,9 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
-use session_core::axum::{AuthSession, Authenticated, CurrentUser, SessionLayer, UserLoader};
+use session_core::axum::SessionLayer;
 use session_core::prelude::*;
+use session_core::web::{AuthSession, Authenticated, CurrentUser, UserLoader};
 use session_core::{Session, UnavailableKind};
 use tower::ServiceExt as _;
 
@@ -162,8 +163,9 @@ mod actix {
     use actix_web::http::StatusCode;
     use actix_web::test::{call_service, init_service, read_body, TestRequest};
     use actix_web::{web, App, HttpResponse};
-    use session_core::actix::{AuthSession, Authenticated, SessionMiddleware};
+    use session_core::actix::SessionMiddleware;
     use session_core::prelude::*;
+    use session_core::web::{AuthSession, Authenticated};
 
     use super::Accounts;
 

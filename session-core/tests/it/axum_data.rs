@@ -11,8 +11,9 @@ use axum::http::{header, Request, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use redis_harness::RedisServer;
-use session_core::axum::{AuthSession, CurrentUser, SessionLayer};
+use session_core::axum::SessionLayer;
 use session_core::prelude::*;
+use session_core::web::{AuthSession, CurrentUser};
 use tower::ServiceExt as _;
 
 const COOKIE: &str = "__Host-session";

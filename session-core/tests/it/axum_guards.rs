@@ -14,10 +14,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use redis_harness::RedisServer;
 use serde_json::Value;
-use session_core::axum::{
-    AuthSession, CookieConfig, CurrentUser, Rejection, Require, SessionLayer,
-};
+use session_core::axum::SessionLayer;
 use session_core::prelude::*;
+use session_core::web::{AuthSession, CookieConfig, CurrentUser, Rejection, Require};
 use session_core::ManualClock;
 use switchable::Switchable;
 use tower::ServiceExt as _;

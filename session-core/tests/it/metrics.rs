@@ -136,8 +136,9 @@ mod axum_app {
     use axum::response::{IntoResponse, Redirect, Response};
     use axum::routing::{get, post};
     use axum::Router;
-    use session_core::axum::{AuthSession, CurrentUser, Rejection, SessionLayer};
+    use session_core::axum::SessionLayer;
     use session_core::prelude::*;
+    use session_core::web::{AuthSession, CurrentUser, Rejection};
     use session_core::MemoryStore;
     use tower::ServiceExt as _;
 
@@ -272,8 +273,9 @@ mod actix_app {
     use actix_web::http::{header, StatusCode};
     use actix_web::test::{call_service, init_service, TestRequest};
     use actix_web::{web, App, HttpResponse, ResponseError};
-    use session_core::actix::{AuthSession, CurrentUser, Rejection, SessionMiddleware};
+    use session_core::actix::SessionMiddleware;
     use session_core::prelude::*;
+    use session_core::web::{AuthSession, CurrentUser, Rejection};
     use session_core::MemoryStore;
 
     async fn login(mut auth: AuthSession) -> Result<HttpResponse, Error> {

@@ -1,7 +1,7 @@
 // `#[axum::debug_handler]` goes below the guard attribute: the guard's argument is then in
 // place when debug_handler checks the handler.
 use axum::routing::get;
-use session_core::axum::CurrentUser;
+use session_core::web::CurrentUser;
 use session_core::{has_role, login_required};
 
 #[login_required]

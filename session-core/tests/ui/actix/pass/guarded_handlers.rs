@@ -3,7 +3,7 @@
 use actix_web::web::{self, Json, Path};
 use actix_web::{App, HttpResponse};
 use serde::Deserialize;
-use session_core::actix::{AuthSession, CurrentUser};
+use session_core::web::{AuthSession, CurrentUser};
 use session_core::{fresh_login, has_any_role, has_permission, has_role, login_required};
 
 #[derive(Deserialize)]
