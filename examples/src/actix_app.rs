@@ -24,9 +24,10 @@ use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use session_core::actix::SessionMiddleware;
+use session_core::logging::log_safe;
 use session_core::prelude::*;
 use session_core::web::{AuthSession, CookieConfig, CsrfPolicy, CurrentUser};
-use session_core::{log_safe, SessionStore};
+use session_core::SessionStore;
 use tracing::Instrument as _;
 
 use crate::api::{self, Credentials, PasswordBody, ReauthBody, RolesBody};

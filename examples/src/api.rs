@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+use session_core::logging::log_safe;
 use session_core::prelude::*;
 use session_core::throttle::{retry_after_secs, Attempt};
 use session_core::web::{AuthSession, CurrentUser};
-use session_core::{log_safe, LoginEpoch, SessionHandle};
+use session_core::{LoginEpoch, SessionHandle};
 
 use crate::accounts::{Account, ADMIN};
 use crate::errors::ApiError;

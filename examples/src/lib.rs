@@ -33,11 +33,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use session_core::axum::SessionLayer;
+use session_core::logging::log_safe;
 use session_core::password::Passwords;
 use session_core::throttle::{LoginThrottle, ThrottleConfig};
 use session_core::web::CookieConfig;
 use session_core::web::CsrfPolicy;
-use session_core::{log_safe, SessionStore};
+use session_core::SessionStore;
 
 use crate::accounts::{Account, AccountStore};
 use crate::password_queue::PasswordQueue;

@@ -72,7 +72,7 @@ mod clock;
 pub mod config;
 mod epoch;
 pub mod error;
-mod logging;
+pub mod logging;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(feature = "password")]
@@ -99,7 +99,6 @@ pub use clock::{Clock, ManualClock};
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use epoch::LoginEpoch;
 pub use error::{Error, Result, UnavailableKind};
-pub use logging::{log_safe, LogSafe, LOG_SAFE_MAX_CHARS};
 pub use record::{
     NewSession, Session, SessionData, SessionInfo, SessionParts, MAX_DATA_LEN, MAX_LABEL_CHARS,
     MAX_USER_ID_LEN,
@@ -145,11 +144,11 @@ pub mod prelude {
 /// What the attribute macros expand to. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::web::guard::Guard;
     pub use crate::web::requirement::{
-        AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, LCons, LNil, Nil, TypeStr,
-        TypeStrList,
+        AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, FreshLogin, LCons, LNil, Login, Nil,
+        Requirement, TypeStr, TypeStrList,
     };
-    pub use crate::web::{FreshLogin, Guard, Login};
 }
 
 /// The README's examples, compiled as doctests so they stay true.

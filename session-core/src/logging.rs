@@ -31,7 +31,7 @@ pub const LOG_SAFE_MAX_CHARS: usize = 128;
 /// field that holds client text:
 ///
 /// ```
-/// use session_core::log_safe;
+/// use session_core::logging::log_safe;
 ///
 /// let username = "x\nFAKE LINE \u{1b}[31m";
 /// assert_eq!(log_safe(username).to_string(), r#""x\nFAKE LINE \u{1b}[31m""#);
@@ -50,13 +50,13 @@ pub const LOG_SAFE_MAX_CHARS: usize = 128;
 /// assert!(shown.ends_with("…[20000 bytes]\""));
 /// assert_eq!(log_safe("alice").to_string(), r#""alice""#);
 /// ```
-pub fn log_safe(text: &str) -> LogSafe<'_> {
+pub fn log_safe(text: &str) -> impl fmt::Display + fmt::Debug + Copy + '_ {
     LogSafe(text)
 }
 
 /// Client text that displays escaped and bounded; made by [`log_safe`].
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct LogSafe<'a>(&'a str);
+struct LogSafe<'a>(&'a str);
 
 impl fmt::Display for LogSafe<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

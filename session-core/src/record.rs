@@ -427,7 +427,7 @@ impl NewSession {
     /// characters; an empty label is none.
     ///
     /// The label is client text: escape it where you display it (JSON encoding does), and
-    /// log it through [`log_safe`](crate::log_safe).
+    /// log it through [`log_safe`](crate::logging::log_safe).
     ///
     /// ```
     /// use session_core::NewSession;

@@ -72,7 +72,8 @@ mod tests {
     use tower::ServiceExt as _;
 
     use crate::axum::SessionLayer;
-    use crate::web::{FreshLogin, Guard, Require};
+    use crate::web::requirement::FreshLogin;
+    use crate::web::{Guard, Require};
     use crate::{ManualClock, MemoryStore, NewSession, SessionConfig, SessionStore, Token};
 
     async fn guarded(_: Guard<FreshLogin<300>>) -> &'static str {

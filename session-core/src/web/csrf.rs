@@ -39,7 +39,7 @@ use crate::web::rejection::Rejection;
 /// The request facts the policy looks at, handed over as bytes by each adapter (the frameworks
 /// use different `http` crate versions).
 #[derive(Debug, Clone, Copy)]
-pub struct CsrfRequest<'a, O> {
+pub(crate) struct CsrfRequest<'a, O> {
     /// The method, e.g. `POST`.
     pub method: &'a str,
     /// The values of every `Origin` header.
@@ -140,7 +140,7 @@ impl CsrfPolicy {
     ///
     /// # Errors
     /// The refusal, naming the reason.
-    pub fn check<'a, O>(&self, req: CsrfRequest<'a, O>) -> Result<(), Rejection>
+    pub(crate) fn check<'a, O>(&self, req: CsrfRequest<'a, O>) -> Result<(), Rejection>
     where
         O: Iterator<Item = &'a [u8]>,
     {

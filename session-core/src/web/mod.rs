@@ -9,7 +9,7 @@
 //! | `context` | the per-request state: store, token, the session loaded at most once, the pending cookie change |
 //! | `handle` | [`AuthSession`], the request's one session handle (state, data, login, logout, rotation, the user's sessions), and [`CurrentUser`], its read-only logged-in view |
 //! | `users` | [`UserLoader`] (the application loads its user for a session) and [`Authenticated<L>`], the extractor of that user |
-//! | `guard` | [`Guard<R>`], the extractor the attribute macros insert |
+//! | `guard` | `Guard<R>`, the extractor the attribute macros insert (reached only through `__private`) |
 //! | `requirement` | [`Requirement`], the policies, [`Require`] (requirements as values), freshness |
 //! | `rejection` | [`Rejection`] (status, code, message, JSON body) and the one mapping of [`Error`](crate::Error) to HTTP |
 //! | `csrf` | [`CsrfPolicy`]: the whole-origin rules for state-changing requests |
@@ -22,7 +22,7 @@
 mod context;
 mod cookie;
 mod csrf;
-mod guard;
+pub(crate) mod guard;
 mod handle;
 mod rejection;
 pub(crate) mod requirement;
@@ -30,10 +30,12 @@ mod users;
 
 pub(crate) use self::context::{RequestSession, Shared};
 pub use self::cookie::{CookieConfig, SameSite};
-pub use self::csrf::{CsrfPolicy, CsrfRequest};
-pub use self::guard::Guard;
+pub use self::csrf::CsrfPolicy;
+pub(crate) use self::csrf::CsrfRequest;
+pub(crate) use self::guard::Guard;
 pub use self::handle::{AuthSession, CurrentUser};
 pub use self::rejection::Rejection;
 pub(crate) use self::rejection::{count as count_rejection, in_rejection_handler};
-pub use self::requirement::{FreshLogin, Login, Require, Requirement};
+pub use self::requirement::Require;
+pub(crate) use self::requirement::Requirement;
 pub use self::users::{Authenticated, UserLoader};
