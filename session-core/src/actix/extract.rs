@@ -23,10 +23,10 @@ fn context(req: &HttpRequest) -> Result<RequestSession, Rejection> {
         .get::<RequestSession>()
         .cloned()
         .ok_or_else(|| {
-            tracing::error!(
-                "a session extractor ran without session_core::actix::SessionMiddleware on the app"
-            );
-            Rejection::MissingLayer
+            Rejection::missing_layer(
+                "a session extractor or guard ran without session_core::actix::SessionMiddleware: \
+                 add `.wrap(SessionMiddleware::new(store))` to the App",
+            )
         })
 }
 

@@ -23,10 +23,11 @@ pub(crate) fn context(parts: &Parts) -> Result<RequestSession, Rejection> {
         .get::<RequestSession>()
         .cloned()
         .ok_or_else(|| {
-            tracing::error!(
-                "a session extractor ran without session_core::axum::SessionLayer on the router"
-            );
-            Rejection::MissingLayer
+            Rejection::missing_layer(
+                "a session extractor or guard ran without session_core::axum::SessionLayer: add \
+                 `.layer(SessionLayer::new(store))` to the router (after its routes, so that it \
+                 wraps them)",
+            )
         })
 }
 

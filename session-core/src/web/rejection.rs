@@ -131,6 +131,18 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
+impl Rejection {
+    /// [`Rejection::MissingLayer`], said loudly: an error log line, and once per process a line
+    /// on stderr, which an app without a log subscriber (a quick start) sees too.
+    #[cfg_attr(not(any(feature = "axum", feature = "actix")), allow(dead_code))]
+    pub(crate) fn missing_layer(what_to_do: &'static str) -> Self {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        tracing::error!("{what_to_do}");
+        SAID.call_once(|| eprintln!("session_core: answering 500: {what_to_do}"));
+        Rejection::MissingLayer
+    }
+}
+
 /// The one mapping of [`Error`] to HTTP: an unavailable store is 503 `store_unavailable`, a
 /// missing or unreadable session 401 `unauthenticated`, bad input 400 `bad_request`, anything
 /// else 500 `internal` (logged, with no details sent to the client).
