@@ -4,6 +4,7 @@
 
 use crate::error::Result;
 use crate::record::{Record, SessionInfo};
+#[cfg(feature = "throttle")]
 use crate::throttle::Attempt;
 use crate::token::{SessionKey, Token};
 
@@ -54,7 +55,7 @@ pub fn list_reply(flat: Vec<redis::Value>, user_id: &str, now: u64, idle: u64) -
 }
 
 /// A throttle script's reply ("remaining lock in ms, or -1") as the Redis throttle reads it.
-#[cfg(feature = "redis")]
+#[cfg(all(feature = "redis", feature = "throttle"))]
 pub fn throttle_reply(ttl_ms: i64) -> Attempt {
     crate::store::redis::fuzz::throttle_reply(ttl_ms)
 }

@@ -55,6 +55,10 @@
 //! - `redis` (default): [`RedisStore`].
 //! - `axum` (default): the axum integration (layer, extractors, guards).
 //! - `actix`: the actix-web 4 integration (middleware, the same extractors and guards).
+//! - `throttle` (default): `session_core::throttle`: login throttling kept in the store (per
+//!   username and per client address), on both stores; without it, nothing of it is compiled
+//!   (nor the Redis store's throttle scripts).
+//! - `password`: `session_core::password`: Argon2id password hashing.
 //! - `macros` (default): `#[login_required]`, `#[has_role(..)]`, `#[fresh_login(max_age = "5m")]`
 //!   and friends.
 //! - `metrics`: [`metrics`]: metrics through the `metrics` facade and tracing spans for store
@@ -79,6 +83,7 @@ pub mod metrics;
 pub mod password;
 pub mod record;
 pub mod store;
+#[cfg(feature = "throttle")]
 pub mod throttle;
 pub mod token;
 pub mod web;

@@ -3,7 +3,7 @@
 //! the exporter (Prometheus, StatsD, ...). Without an installed recorder they cost next to
 //! nothing.
 //!
-//! Wrap any store in [`Metered`]; it is itself a [`SessionStore`] (and a [`LoginThrottle`] when
+//! Wrap any store in [`Metered`]; it is itself a [`SessionStore`] (and a `LoginThrottle` when
 //! the inner store is one), so it goes wherever the store went:
 //!
 //! ```
@@ -24,6 +24,7 @@
 //!
 //! Each store call also runs in a `tracing` span `session_store` (level DEBUG) with the `op`.
 
+#[cfg(feature = "throttle")]
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -38,6 +39,7 @@ use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
 use crate::store::SessionStore;
+#[cfg(feature = "throttle")]
 use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
 use crate::token::{SessionHandle, Token};
 
@@ -70,6 +72,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Metered<S> {
 
 /// A store operation: the `op` label.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "throttle"), allow(dead_code))]
 enum Op {
     Ping,
     Create,
@@ -124,6 +127,7 @@ enum Outcome {
     Ok,
     None,
     Conflict,
+    #[cfg_attr(not(feature = "throttle"), allow(dead_code))]
     Locked,
     NotFound,
     InvalidInput,
@@ -354,6 +358,7 @@ impl<S: SessionStore> SessionStore for Metered<S> {
     }
 }
 
+#[cfg(feature = "throttle")]
 fn attempt(a: &Attempt) -> Outcome {
     match a {
         Attempt::Allowed => Outcome::Ok,
@@ -361,6 +366,7 @@ fn attempt(a: &Attempt) -> Outcome {
     }
 }
 
+#[cfg(feature = "throttle")]
 #[async_trait]
 impl<S: LoginThrottle> LoginThrottle for Metered<S> {
     async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
+#[cfg(feature = "throttle")]
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,6 +25,7 @@ use crate::record::{
     SessionInfo,
 };
 use crate::store::SessionStore;
+#[cfg(feature = "throttle")]
 use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig, IN_FLIGHT_WAIT};
 use crate::token::{SessionHandle, SessionKey, Token};
 
@@ -51,6 +53,7 @@ pub struct MemoryStore {
     config: SessionConfig,
     inner: Mutex<Inner>,
     /// Login attempts per username (or address).
+    #[cfg(feature = "throttle")]
     failures: Mutex<HashMap<String, Attempts>>,
 }
 
@@ -90,6 +93,7 @@ struct Inner {
 }
 
 /// Login attempts of one username or address within the window (see `throttle_check.lua`).
+#[cfg(feature = "throttle")]
 #[derive(Debug, Default)]
 struct Attempts {
     /// Begun and not released (in flight, or failed).
@@ -117,6 +121,7 @@ impl MemoryStore {
         Self {
             config,
             inner: Mutex::new(Inner::default()),
+            #[cfg(feature = "throttle")]
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -142,6 +147,7 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    #[cfg(feature = "throttle")]
     fn failures(&self) -> MutexGuard<'_, HashMap<String, Attempts>> {
         self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -468,6 +474,7 @@ impl SessionStore for MemoryStore {
     }
 }
 
+#[cfg(feature = "throttle")]
 #[async_trait]
 impl LoginThrottle for MemoryStore {
     async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
@@ -535,7 +542,7 @@ impl LoginThrottle for MemoryStore {
 mod tests {
     //! The time rules on a manual clock: exact, and without waiting.
 
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     use super::*;
     use crate::ManualClock;
@@ -644,6 +651,7 @@ mod tests {
         });
     }
 
+    #[cfg(feature = "throttle")]
     #[test]
     fn a_throttle_lock_lasts_exactly_one_window_from_the_last_failure() {
         block_on(async {

@@ -8,7 +8,7 @@
 //! |---|---|---|---|
 //! | `{prefix}:s:{sha256(token)[..16]}` (16 raw bytes) | string | the record ([`crate::record`] encoding) | the smaller of the idle timeout and the time left until the absolute deadline |
 //! | `{prefix}:u:{user id}` | sorted set | member: the 16-byte key hash of each session; score: its creation time (ms) | the absolute timeout, renewed at each login |
-//! | `{prefix}:t:{username}` | string | failed logins ([`LoginThrottle`](crate::throttle::LoginThrottle)) | the throttle window |
+//! | `{prefix}:t:{username}` | string | failed logins (`LoginThrottle`, feature `throttle`) | the throttle window |
 //!
 //! # Round trips
 //! [`SessionStore::load`] knows the absolute deadline from the token ([`Token::deadline`])
@@ -56,18 +56,16 @@ mod one_key;
 mod replies;
 mod scripts;
 mod single;
+#[cfg(feature = "throttle")]
 mod throttle;
 mod writes;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::RedisResult;
 
 pub use self::cache::{CacheConfig, CacheStats};
-use self::conn::Connection;
 pub use self::conn::RedisTarget;
 use self::engine::{Engine, Login};
 use self::keys::{member_key, KeyLayout};
@@ -75,7 +73,9 @@ use self::one_key::OneKey;
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::replies::fuzz;
 use self::replies::{decode_logged, listed_sessions};
-use self::writes::{CounterKeys, Feature, Link};
+#[cfg(feature = "throttle")]
+use self::writes::CounterKeys;
+use self::writes::{Feature, Link};
 use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
@@ -108,11 +108,13 @@ pub struct RedisStore {
     /// The only way the session operations reach Redis.
     link: Link,
     /// The raw connections, for the throttle's counters alone.
+    #[cfg(feature = "throttle")]
     app: CounterKeys,
     keys: KeyLayout,
     one_key: OneKey,
     /// Chosen by topology, once.
     engine: Box<dyn Engine>,
+    #[cfg(feature = "throttle")]
     throttle: throttle::Scripts,
 }
 
@@ -155,14 +157,17 @@ impl RedisStore {
     pub fn from_target(target: RedisTarget, config: SessionConfig) -> Result<Self> {
         let keys = KeyLayout::new(config.key_prefix());
         let engine = engine::for_topology(target.topology(), &keys, &config);
+        #[cfg_attr(not(feature = "throttle"), allow(unused_variables))]
         let (link, app) = Link::new(target, &config)?;
         Ok(Self {
             one_key: OneKey::new(keys.clone(), config.clone()),
             engine,
             link,
+            #[cfg(feature = "throttle")]
             app,
             keys,
             config,
+            #[cfg(feature = "throttle")]
             throttle: throttle::Scripts::new(),
         })
     }
@@ -249,17 +254,6 @@ impl RedisStore {
     /// The cache's counters, when [`RedisStore::with_cache`] is on.
     pub fn cache_stats(&self) -> Option<CacheStats> {
         self.link.cache().map(|cache| cache.stats())
-    }
-
-    /// Runs `f` on one of the store's shared connections, with the store's operation timeout
-    /// and error mapping: for the throttle's counters (`throttle.rs`). A connection whose call
-    /// failed with a connection error or timed out is replaced.
-    async fn on_counters<T, F, Fut>(&self, f: F) -> Result<T>
-    where
-        F: FnOnce(Connection) -> Fut,
-        Fut: Future<Output = RedisResult<T>>,
-    {
-        self.link.on_counters(&self.app, f).await
     }
 
     /// Now (ms), by the configuration's clock ([`SessionConfig::clock`]).

@@ -23,8 +23,8 @@
 //! ([`MemoryStore`](crate::MemoryStore), `examples/tests/it/external_store.rs`) runs the whole
 //! suite without sleeping.
 //!
-//! The cases are private: [`run`] and [`run_throttle`] run every one of them, in a fixed order,
-//! and a failing case panics with its name.
+//! The cases are private: [`run`] and `run_throttle` (feature `throttle`) run every one of
+//! them, in a fixed order, and a failing case panics with its name.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng as _;
 
+#[cfg(feature = "throttle")]
 use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
 use crate::{
     update_value, Clock, DataChanges, DataUpdate, Error, ManualClock, NewSession, SessionConfig,
@@ -41,6 +42,7 @@ use crate::{
 /// Idle timeout of the idle-expiry case: short, because on a store that keeps its own time
 /// (Redis) the case waits 1.12 of it in real time.
 const IDLE_CASE_TIMEOUT: Duration = Duration::from_millis(250);
+#[cfg(feature = "throttle")]
 /// Window of the throttle-window case (waited out in real time on such a store).
 const THROTTLE_CASE_WINDOW: Duration = Duration::from_millis(120);
 
@@ -293,6 +295,7 @@ where
 
 /// The clock for the throttle-window case: manual when `make`'s stores end a lock as their
 /// clock moves past the window, else the system clock (the window is a timer of their own).
+#[cfg(feature = "throttle")]
 async fn throttle_window_clock<S, F, Fut>(make: &F) -> Clock
 where
     S: LoginThrottle,
@@ -1371,6 +1374,7 @@ async fn concurrent_sessions_are_not_lost_or_mixed(store: impl SessionStore) {
 ///
 /// # Panics
 /// On the first case that fails, naming it.
+#[cfg(feature = "throttle")]
 pub async fn run_throttle<S, F, Fut>(make: F)
 where
     S: LoginThrottle,
@@ -1401,6 +1405,7 @@ where
 /// reaches a username's limit, but reaches the address's; other addresses and the usernames
 /// themselves are unaffected; a successful login released from the count does not count, and
 /// does not wipe the failures either.
+#[cfg(feature = "throttle")]
 async fn address_counting_stops_password_spraying_across_usernames(store: impl LoginThrottle) {
     let name = "address_counting_stops_password_spraying_across_usernames";
     let per_user = ThrottleConfig::new(3, Duration::from_secs(60));
@@ -1472,6 +1477,7 @@ async fn address_counting_stops_password_spraying_across_usernames(store: impl L
 }
 
 /// Three failures (the limit) lock the username; other usernames are unaffected.
+#[cfg(feature = "throttle")]
 async fn throttle_locks_after_max_failures_even_for_the_right_password(store: impl LoginThrottle) {
     let limits = ThrottleConfig::new(3, Duration::from_secs(60));
     for i in 1..=3 {
@@ -1504,6 +1510,7 @@ async fn throttle_locks_after_max_failures_even_for_the_right_password(store: im
 /// a success forgets them. `clock` is the one the store was built with. On the system clock
 /// the lock is checked only if it was made and checked within the window (measured); a machine
 /// too busy for that makes the case try again, three times at most.
+#[cfg(feature = "throttle")]
 async fn throttle_window_ends_and_success_clears_the_count(
     store: impl LoginThrottle,
     clock: &Clock,
@@ -1571,6 +1578,7 @@ async fn throttle_window_ends_and_success_clears_the_count(
 }
 
 /// Twenty attempts begun at once before any password check: only the limit (3) proceed.
+#[cfg(feature = "throttle")]
 async fn throttle_counts_parallel_attempts_before_the_password_is_checked(
     store: impl LoginThrottle,
 ) {
@@ -1590,6 +1598,7 @@ async fn throttle_counts_parallel_attempts_before_the_password_is_checked(
 /// The limit reached by attempts still being checked (no failure yet) asks one more attempt to
 /// wait a moment (at most a second), not a whole window; a success among them clears the
 /// count, and the next attempt goes through. Failures, not attempts, lock.
+#[cfg(feature = "throttle")]
 async fn parallel_attempts_of_the_rightful_user_wait_a_moment_not_a_lockout(
     store: impl LoginThrottle,
 ) {

@@ -8,6 +8,7 @@ use crate::token::{SessionKey, SESSION_KEY_BYTES};
 pub(crate) struct KeyLayout {
     pub(crate) session_prefix: Vec<u8>,
     pub(crate) index_prefix: Vec<u8>,
+    #[cfg(feature = "throttle")]
     throttle_prefix: Vec<u8>,
     role_change_prefix: Vec<u8>,
     epoch_prefix: Vec<u8>,
@@ -18,6 +19,7 @@ impl KeyLayout {
         Self {
             session_prefix: format!("{prefix}:s:").into_bytes(),
             index_prefix: format!("{prefix}:u:").into_bytes(),
+            #[cfg(feature = "throttle")]
             throttle_prefix: format!("{prefix}:t:").into_bytes(),
             role_change_prefix: format!("{prefix}:r:").into_bytes(),
             epoch_prefix: format!("{prefix}:e:").into_bytes(),
@@ -44,6 +46,7 @@ impl KeyLayout {
         same_slot(&self.epoch_prefix, &self.index(user_id))
     }
 
+    #[cfg(feature = "throttle")]
     pub(crate) fn throttle(&self, username: &str) -> Vec<u8> {
         [self.throttle_prefix.as_slice(), username.as_bytes()].concat()
     }

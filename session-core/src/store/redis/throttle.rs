@@ -5,16 +5,31 @@
 //! lost in a failover gives a guesser a few more tries, as before the failover began) and
 //! without its cache barrier (no counter is cached).
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::Script;
+use redis::{RedisResult, Script};
 
+use super::conn::Connection;
 use super::scripts::plain;
 use crate::error::Result;
 use crate::record::{check_user_id, duration_ms};
 use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig, IN_FLIGHT_WAIT};
 use crate::RedisStore;
+
+impl RedisStore {
+    /// Runs `f` on one of the store's shared connections, with the store's operation timeout
+    /// and error mapping, for the counters. A connection whose call failed with a connection
+    /// error or timed out is replaced.
+    async fn on_counters<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        self.link.on_counters(&self.app, f).await
+    }
+}
 
 /// The throttle's scripts.
 pub(super) struct Scripts {

@@ -239,6 +239,7 @@ impl Link {
     }
 
     /// A raw shared connection, for the login throttle's counters (`RedisStore::on_counters`).
+    #[cfg(feature = "throttle")]
     pub(super) async fn on_counters<T, F, Fut>(&self, _: &CounterKeys, f: F) -> Result<T>
     where
         F: FnOnce(Connection) -> Fut,
