@@ -16,7 +16,7 @@
 //! The suite finds out which kind of store it has (a session unused while the clock moves past
 //! the idle timeout, a lock while it moves past the window: still there?) and, for a store
 //! that keeps its own time, runs those two cases on the system clock, where they wait in real
-//! time: 0.28 s for idle expiry, 0.14 s for the throttle window. Their timing asserts check only
+//! time: 56 ms for idle expiry, 35 ms for the throttle window. Their timing asserts check only
 //! what the measured times prove (a load that must find a session live is judged only if it
 //! came within the idle timeout of the previous use); a machine too busy for that makes the
 //! case try again, three times at most. A store that follows the clock
@@ -40,11 +40,13 @@ use crate::{
 };
 
 /// Idle timeout of the idle-expiry case: short, because on a store that keeps its own time
-/// (Redis) the case waits 1.12 of it in real time.
-const IDLE_CASE_TIMEOUT: Duration = Duration::from_millis(250);
+/// (Redis) the case waits 1.12 of it in real time (and the suite runs on several such stores).
+/// Each load that must find the session live has 0.86 of it, 43 ms, to spare; a machine
+/// busier than that makes the case try again.
+const IDLE_CASE_TIMEOUT: Duration = Duration::from_millis(50);
 #[cfg(feature = "throttle")]
-/// Window of the throttle-window case (waited out in real time on such a store).
-const THROTTLE_CASE_WINDOW: Duration = Duration::from_millis(120);
+/// Window of the throttle-window case (waited out in real time on such a store, plus 5 ms).
+const THROTTLE_CASE_WINDOW: Duration = Duration::from_millis(30);
 
 /// Runs every case of the suite against stores made by `make`, on manual clocks (the
 /// idle-expiry case on the system clock for a store that keeps idle expiry by a timer of its
@@ -999,10 +1001,10 @@ async fn logins_racing_role_removals_never_keep_the_removed_role(store: impl Ses
         let user = format!("racer-{round}");
         let (login_delay, change_delay) = {
             let mut rng = rand::rng();
-            (rng.random_range(0..1500u64), rng.random_range(0..1500u64))
+            (rng.random_range(0..200u64), rng.random_range(0..200u64))
         };
         let login = async {
-            tokio::time::sleep(Duration::from_micros(login_delay)).await;
+            jitter(login_delay).await;
             store
                 .create(NewSession::new(user.as_str()).with_roles(["ADMIN", "USER"]))
                 .await
@@ -1010,7 +1012,7 @@ async fn logins_racing_role_removals_never_keep_the_removed_role(store: impl Ses
                 .0
         };
         let change = async {
-            tokio::time::sleep(Duration::from_micros(change_delay)).await;
+            jitter(change_delay).await;
             store
                 .set_user_authz(&user, &["USER".to_owned()], &[])
                 .await
@@ -1023,6 +1025,17 @@ async fn logins_racing_role_removals_never_keep_the_removed_role(store: impl Ses
             "round {round}: the login kept the removed role (login after {login_delay} us, \
              role change after {change_delay} us)"
         );
+    }
+}
+
+/// Waits `micros` µs, yielding to the other side of the race meanwhile: a start offset about
+/// as long as a round trip to a local Redis, so that either call may come first or both
+/// overlap. Not a timer: tokio's timer counts whole milliseconds, so a "µs" sleep took 1–2 ms,
+/// which made the two sides start together or one after the other, and the case wait.
+async fn jitter(micros: u64) {
+    let until = Instant::now() + Duration::from_micros(micros);
+    while Instant::now() < until {
+        tokio::task::yield_now().await;
     }
 }
 
@@ -1220,7 +1233,7 @@ async fn last_seen_advances_after_the_touch_interval(store: impl SessionStore) {
     );
 }
 
-/// Idle timeout ([`run`]: 250 ms, a limit of 2 sessions per user): a session loaded every 0.56
+/// Idle timeout ([`run`]: 50 ms, a limit of 2 sessions per user): a session loaded every 0.14
 /// of it outlives it (each load slides it); one unused for 1.12 of it has ended. The ended
 /// session is not returned, leaves its user's index and does not count against the limit: a
 /// new login evicts no live session for it.
@@ -1255,13 +1268,13 @@ async fn idle_expiry_attempt(store: &impl SessionStore, user: &str) -> Result<()
     let name = "idle_timeout_slides_and_ends_an_unused_session";
     let clock = store.config().clock().clone();
     let idle = store.config().idle_timeout();
-    // Two steps of 0.56 of the idle timeout: the one unused ends 0.12 of it before the checks,
-    // and each load of the used one has 0.44 of it to spare.
-    let step = idle * 14 / 25;
+    // Eight steps of 0.14 of the idle timeout: the one unused ends 0.12 of it before the
+    // checks, and each load of the used one has 0.86 of it to spare.
+    let step = idle * 7 / 50;
     let mut last_use = Instant::now();
     let (used, _) = store.create(NewSession::new(user)).await.unwrap();
     let (unused, _) = store.create(NewSession::new(user)).await.unwrap();
-    for _ in 0..2 {
+    for _ in 0..8 {
         pass(&clock, step).await;
         let this_use = Instant::now();
         if store.load(&used).await.unwrap().is_none() {
@@ -1506,7 +1519,7 @@ async fn throttle_locks_after_max_failures_even_for_the_right_password(store: im
     );
 }
 
-/// Failures expire with the window (120 ms, the lock a whole window from the last failure);
+/// Failures expire with the window (30 ms, the lock a whole window from the last failure);
 /// a success forgets them. `clock` is the one the store was built with. On the system clock
 /// the lock is checked only if it was made and checked within the window (measured); a machine
 /// too busy for that makes the case try again, three times at most.
@@ -1543,8 +1556,9 @@ async fn throttle_window_ends_and_success_clears_the_count(
                 }
             }
         }
-        // 20 ms past the window from the last failure, the lock is gone.
-        pass(clock, THROTTLE_CASE_WINDOW + Duration::from_millis(20)).await;
+        // 5 ms past the window from the last failure, the lock is gone (Redis set its TTL before
+        // the failure returned).
+        pass(clock, THROTTLE_CASE_WINDOW + Duration::from_millis(5)).await;
         assert_eq!(
             store.begin_login(&user, &short).await.unwrap(),
             Attempt::Allowed,

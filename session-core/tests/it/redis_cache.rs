@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::common::unique_prefix;
 use redis_harness::RedisServer;
 use session_core::{
-    CacheConfig, Error, NewSession, RedisStore, SessionConfig, SessionStore, Token,
+    CacheConfig, Error, ManualClock, NewSession, RedisStore, SessionConfig, SessionStore, Token,
 };
 
 fn config() -> SessionConfig {
@@ -143,23 +143,29 @@ async fn changes_made_through_another_store_end_the_cached_copy_within_milliseco
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_redis_is_not_trusted_past_the_staleness_bound() {
     let server = RedisServer::start_local().unwrap();
-    let bound = Duration::from_millis(400);
+    // A short bound (a heartbeat every 15 ms) keeps the waits short.
+    let bound = Duration::from_millis(60);
     let store = cached(&server, config(), bound).await;
     let (token, _) = store.create(NewSession::new("bob")).await.unwrap();
     assert!(store.load(&token).await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(300)).await; // heartbeats running
+    tokio::time::sleep(bound / 2).await; // two heartbeats answered
     assert!(store.load(&token).await.unwrap().is_some());
     server.pause();
     let paused = Instant::now();
+    // Watched for four bounds and at least two loads that found no trust, a load every 5 ms:
+    // hits until the trust ends, then loads that go to the stopped Redis (and mostly wait out
+    // the operation timeout). A hit counts from before its call: it was served then or later.
     let mut last_hit = None;
-    while paused.elapsed() < Duration::from_millis(1500) {
+    let mut refused = 0;
+    while paused.elapsed() < bound * 4 || refused < 2 {
+        let asked = paused.elapsed();
         match store.load(&token).await {
-            Ok(Some(_)) => last_hit = Some(paused.elapsed()),
+            Ok(Some(_)) => last_hit = Some(asked),
             Ok(None) => panic!("a stopped Redis is not 'no session'"),
-            Err(Error::Unavailable { .. }) => {}
+            Err(Error::Unavailable { .. }) => refused += 1,
             Err(other) => panic!("unexpected {other:?}"),
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.resume();
     if let Some(t) = last_hit {
@@ -168,15 +174,15 @@ async fn a_stopped_redis_is_not_trusted_past_the_staleness_bound() {
             "served from memory {t:?} after Redis stopped (bound {bound:?})"
         );
     }
-    // Back: the store answers again without a restart (first from Redis, then from memory).
-    let back = Instant::now();
-    loop {
-        if let Ok(Some(_)) = store.load(&token).await {
-            break;
+    // Back: the store answers again without a restart (first from Redis, then from memory);
+    // polled every 5 ms, for 5 s at most.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !matches!(store.load(&token).await, Ok(Some(_))) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert!(back.elapsed() < Duration::from_secs(5), "no recovery");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
+    .expect("no recovery");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,24 +210,37 @@ async fn flushall_and_a_restart_empty_the_cache() {
     let (token, _) = store.create(NewSession::new("carol")).await.unwrap();
     assert!(store.load(&token).await.unwrap().is_some());
     assert!(store.load(&token).await.unwrap().is_some());
-    server.restart().unwrap(); // keeps nothing: the session is gone
-    for _ in 0..20 {
-        match store.load(&token).await {
-            Ok(Some(_)) => panic!("a session that no longer exists was served from memory"),
-            Ok(None) | Err(Error::Unavailable { .. }) => {}
-            Err(other) => panic!("unexpected {other:?}"),
+    let flushes = store.cache_stats().unwrap().flushes;
+    // A restart keeps nothing: the session is gone. Until the cache has been emptied (it learns
+    // of the restart from its dropped tracking connection, or from a heartbeat), no load may
+    // come from memory; polled every 2 ms, and the cache must be emptied within 5 s.
+    server.restart().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match store.load(&token).await {
+                Ok(Some(_)) => panic!("a session that no longer exists was served from memory"),
+                Ok(None) | Err(Error::Unavailable { .. }) => {}
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+            if store.cache_stats().unwrap().flushes > flushes {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
+    .expect("the cache was not emptied after the restart");
     assert!(store.load(&token).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_this_server_slid_is_still_invalidated() {
     let server = RedisServer::start_local().unwrap();
-    // Slides fall due every 20 ms of use.
+    // Slides fall due every 20 ms of use, by the stores' clock (moved by hand, not slept).
+    let clock = ManualClock::new(SystemTime::now());
     let config = SessionConfig::builder()
         .key_prefix(unique_prefix())
+        .clock(clock.clone())
         .operation_timeout(Duration::from_millis(300))
         .touch_interval(Duration::from_millis(20))
         .build()
@@ -236,7 +255,7 @@ async fn a_session_this_server_slid_is_still_invalidated() {
             .unwrap();
         assert!(a.load(&token).await.unwrap().is_some());
         // A hit after the touch interval slides the expiry (PEXPIRE on the tracking connection).
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        clock.advance(Duration::from_millis(30));
         let before = a.cache_stats().unwrap().hits;
         assert!(a.load(&token).await.unwrap().is_some());
         assert_eq!(
@@ -318,9 +337,13 @@ async fn cache_client_id(admin: &mut redis::aio::MultiplexedConnection) -> u64 {
 /// Kills the connection `id` right after keeping Redis busy for 300 ms, so that whatever the
 /// cache sends on it meanwhile is in flight when it dies: a reset found by the next request, not
 /// by the driver reading an EOF first (a kill of an idle connection usually is, and then the
-/// next request reconnects anyway).
+/// next request reconnects anyway). Returns once the script runs: when a `PING` of the test's
+/// own goes unanswered for 15 ms (Redis runs one command at a time; idle, it answers in well
+/// under a millisecond).
 async fn kill_after_busy(server: &RedisServer, id: u64) -> tokio::task::JoinHandle<()> {
+    const PROBE: Duration = Duration::from_millis(15);
     let mut killer = raw(server).await;
+    let mut probe = raw(server).await;
     let kill = tokio::spawn(async move {
         redis::pipe()
             .cmd("EVAL")
@@ -337,7 +360,11 @@ async fn kill_after_busy(server: &RedisServer, id: u64) -> tokio::task::JoinHand
             .await
             .unwrap();
     });
-    tokio::time::sleep(Duration::from_millis(100)).await; // the script is running
+    let ping = redis::cmd("PING");
+    while matches!(
+        tokio::time::timeout(PROBE, ping.query_async::<String>(&mut probe)).await,
+        Ok(Ok(_))
+    ) {}
     kill
 }
 

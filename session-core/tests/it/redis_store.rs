@@ -11,7 +11,8 @@ use base64::Engine as _;
 use redis::AsyncCommands;
 use redis_harness::RedisServer;
 use session_core::{
-    Error, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token, UnavailableKind,
+    Error, ManualClock, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token,
+    UnavailableKind,
 };
 
 fn config() -> SessionConfig {
@@ -49,8 +50,11 @@ fn session_key(config: &SessionConfig, token: &Token) -> Vec<u8> {
 #[tokio::test]
 async fn load_and_touch_is_one_round_trip() {
     let server = RedisServer::start_local().unwrap();
+    // The store's clock moves between loads (as real requests come apart), without a sleep.
+    let clock = ManualClock::new(std::time::SystemTime::now());
     let config = SessionConfig::builder()
         .key_prefix(unique_prefix())
+        .clock(clock.clone())
         .build()
         .unwrap();
     let store = RedisStore::connect(server.url(), config).await.unwrap();
@@ -62,7 +66,7 @@ async fn load_and_touch_is_one_round_trip() {
 
     let commands = common::monitored(server.port(), async {
         for _ in 0..50 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            clock.advance(Duration::from_millis(2));
             assert!(store.load(&token).await.unwrap().is_some());
         }
     })
@@ -236,8 +240,12 @@ async fn lost_script_cache_is_reloaded_transparently() {
 #[tokio::test]
 async fn the_expiry_never_outlives_the_absolute_deadline() {
     let server = RedisServer::start_local().unwrap();
+    // The store's "now" is a manual clock, so the test can put a load just before the deadline
+    // (Redis's TTLs still pass in real time).
+    let clock = ManualClock::new(std::time::SystemTime::now());
     let config = SessionConfig::builder()
         .key_prefix(unique_prefix())
+        .clock(clock.clone())
         .idle_timeout(Duration::from_secs(60))
         .absolute_timeout(Duration::from_millis(1500))
         .build()
@@ -264,11 +272,32 @@ async fn the_expiry_never_outlives_the_absolute_deadline() {
     let ttl: i64 = conn.pttl(&key).await.unwrap();
     assert!(ttl > 0 && ttl <= 1500, "TTL {ttl} ms after loads");
 
-    // Past the deadline Redis has dropped the key itself, and the token alone tells the store
-    // so: no command at all.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    let exists: bool = conn.exists(&key).await.unwrap();
-    assert!(!exists, "the key outlived the absolute deadline");
+    // 30 ms before the deadline (by the store's clock), a load slides the expiry only up to it:
+    // Redis's TTL is what is left, at most 30 ms.
+    clock.advance(Duration::from_millis(1470));
+    assert!(store.load(&token).await.unwrap().is_some());
+    let ttl: i64 = conn.pttl(&key).await.unwrap();
+    assert!(
+        ttl > 0 && ttl <= 30,
+        "TTL {ttl} ms 30 ms before the deadline"
+    );
+
+    // Redis drops the key itself once that TTL passes (polled: a normal run waits about 30 ms;
+    // the 5 s limit is for a busy machine, not for the store).
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let exists: bool = conn.exists(&key).await.unwrap();
+            if !exists {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the key outlived the absolute deadline");
+
+    // Past the deadline the token alone tells the store so: no command at all.
+    clock.advance(Duration::from_millis(30));
     let commands = common::monitored(server.port(), async {
         assert!(store.load(&token).await.unwrap().is_none());
     })
@@ -393,7 +422,12 @@ async fn calls_beyond_the_in_flight_bound_fail_at_once_as_exhausted() {
         let token = token.clone();
         tasks.spawn(async move { store.load(&token).await });
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // On this single-threaded runtime the three tasks run when the test yields: each counts
+    // itself in flight before its first wait (on the hung connection). Were one not yet in
+    // flight, the call below would take its place and time out, and the test would fail.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
     let started = std::time::Instant::now();
     match store.load(&token).await {
         Err(Error::Unavailable {
@@ -402,8 +436,10 @@ async fn calls_beyond_the_in_flight_bound_fail_at_once_as_exhausted() {
         }) => {}
         other => panic!("a call beyond the bound must be refused as exhausted, got {other:?}"),
     }
+    // "At once": well under the 400 ms a call waiting for the hung connection would take
+    // (generous for a busy CI machine; the kind above already says it did not wait).
     assert!(
-        started.elapsed() < Duration::from_millis(100),
+        started.elapsed() < Duration::from_millis(250),
         "refused at once, not after waiting ({:?})",
         started.elapsed()
     );
@@ -431,8 +467,11 @@ async fn calls_beyond_the_in_flight_bound_fail_at_once_as_exhausted() {
 #[tokio::test]
 async fn scripts_and_rust_read_every_field_of_the_record_alike() {
     let server = RedisServer::start().unwrap();
+    // Time passes by the store's clock (the records' times), not by sleeping.
+    let clock = ManualClock::new(std::time::SystemTime::now());
     let config = SessionConfig::builder()
         .key_prefix(unique_prefix())
+        .clock(clock.clone())
         .idle_timeout(Duration::from_secs(120))
         .absolute_timeout(Duration::from_secs(60))
         .touch_interval(Duration::from_millis(1))
@@ -464,7 +503,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
         assert_eq!(s.expires_at(), created.expires_at(), "{step}");
         assert!(s.last_seen_at() >= created.created_at(), "{step}");
     };
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    clock.advance(Duration::from_millis(5));
     let loaded = store.load(&token).await.unwrap().expect("load.lua");
     same(&loaded, &["ADMIN", "USER"], &["orders:read"], "load.lua");
     assert_eq!(loaded.auth_time(), created.auth_time(), "load.lua");
@@ -474,7 +513,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
         .set_user_authz("zoë", &["USER".to_owned()], &["x".to_owned()])
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    clock.advance(Duration::from_millis(5));
     let loaded = store
         .load(&token)
         .await
@@ -515,7 +554,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
     assert_eq!(loaded.auth_time(), created.auth_time(), "rotate.lua");
 
     // reauth.lua writes the auth time and nothing else.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    clock.advance(Duration::from_millis(20));
     let (fresh, returned) = store.reauthenticate(&rotated).await.unwrap();
     let loaded = store.load(&fresh).await.unwrap().expect("after reauth.lua");
     same(&loaded, &["USER"], &["x"], "reauth.lua");

@@ -13,7 +13,7 @@ use crate::common::conformance;
 use redis_harness::cluster::NodeRole;
 use redis_harness::{RedisCluster, RedisSentinelGroup};
 use session_core::{
-    Error, NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore, Token,
+    Error, ManualClock, NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore, Token,
 };
 
 fn config() -> SessionConfig {
@@ -72,8 +72,11 @@ async fn sentinel_primary_passes_the_conformance_suite() {
 #[tokio::test]
 async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
+    // The store's clock moves between loads (as real requests come apart), without a sleep.
+    let clock = ManualClock::new(std::time::SystemTime::now());
     let config = SessionConfig::builder()
         .key_prefix(conformance::unique_prefix())
+        .clock(clock.clone())
         .build()
         .unwrap();
     let store = RedisStore::connect_to(RedisTarget::Cluster(cluster.urls()), config.clone())
@@ -95,7 +98,7 @@ async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster(
         .expect("the session key's primary");
     let commands = common::monitored(node, async {
         for _ in 0..30 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            clock.advance(Duration::from_millis(2));
             assert!(store.load(&token).await.unwrap().is_some());
         }
     })
@@ -165,47 +168,55 @@ async fn check_fail_closed(store: &RedisStore, sessions: &[(Token, String)]) -> 
 }
 
 /// After a promotion: every session written (and replicated) before the kill loads again
-/// through the same store object, and new sessions can be written — no restart.
+/// through the same store object, and new sessions can be written — no restart. Both are
+/// polled every 10 ms (a normal run waits only as long as the store takes to find the new
+/// primary) with limits of 10 s and 5 s, for a busy machine.
 async fn recovers_after_failover(store: &RedisStore, sessions: &[(Token, String)]) {
-    let mut recovered = false;
-    for _ in 0..50 {
-        let (ok, _) = check_fail_closed(store, sessions).await;
-        if ok == sessions.len() {
-            recovered = true;
-            break;
+    let recovered = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (ok, _) = check_fail_closed(store, sessions).await;
+            if ok == sessions.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     assert!(
-        recovered,
+        recovered.is_ok(),
         "replicated sessions did not all come back after the failover"
     );
     // A login touches two slots (the session's and the user index's); the shared cluster
     // connections may still route the index's slot to the dead primary for a moment after the
     // sessions load again (each answers 503 then, never a wrong session), so allow a few tries.
-    let mut token = None;
-    for _ in 0..25 {
-        match store.create(NewSession::new("after")).await {
-            Ok((t, _)) => {
-                token = Some(t);
-                break;
+    let token = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match store.create(NewSession::new("after")).await {
+                Ok((t, _)) => break t,
+                Err(Error::Unavailable { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                Err(other) => panic!("a login after the failover: {other:?}"),
             }
-            Err(Error::Unavailable { .. }) => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(other) => panic!("a login after the failover: {other:?}"),
         }
-    }
-    let token = token.expect("new logins work again within 5 s of the recovery");
+    })
+    .await
+    .expect("new logins work again within 5 s of the recovery");
     assert!(store.load(&token).await.unwrap().is_some());
 }
 
 /// Creates and loads sessions in the background until stopped; counts outcomes and makes sure
-/// every answer is a correct session or "unavailable".
-fn traffic(
+/// every answer is a correct session or "unavailable". Returns once the first session has made
+/// its round trip (the traffic is in flight), with the task that ends when `stop` is set.
+/// Between round trips it waits 10 ms, in the background: pacing, not waiting for the test.
+async fn traffic(
     store: Arc<RedisStore>,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<(usize, usize)> {
-    tokio::spawn(async move {
-        let ok = AtomicUsize::new(0);
+    let ok = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&ok);
+    let task = tokio::spawn(async move {
+        let ok = counted;
         let unavailable = AtomicUsize::new(0);
         let mut i = 0u32;
         while !stop.load(Ordering::SeqCst) {
@@ -232,8 +243,16 @@ fn traffic(
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        (ok.into_inner(), unavailable.into_inner())
+        (ok.load(Ordering::SeqCst), unavailable.into_inner())
+    });
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while ok.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     })
+    .await
+    .expect("the background traffic makes a round trip within 5 s");
+    task
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,8 +290,7 @@ async fn cluster_failover_keeps_replicated_sessions_and_fails_closed() {
     assert!(!on_victim.is_empty());
 
     let stop = Arc::new(AtomicBool::new(false));
-    let background = traffic(Arc::clone(&store), Arc::clone(&stop));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let background = traffic(Arc::clone(&store), Arc::clone(&stop)).await;
     cluster.kill_node(victim).unwrap();
     // During the switch: correct sessions or "unavailable", never a wrong answer.
     let (_, unavailable) = check_fail_closed(&store, &sessions).await;
@@ -313,8 +331,7 @@ async fn sentinel_failover_keeps_replicated_sessions_and_fails_closed() {
         .expect("replica caught up");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let background = traffic(Arc::clone(&store), Arc::clone(&stop));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let background = traffic(Arc::clone(&store), Arc::clone(&stop)).await;
     let old = group.kill_primary().unwrap();
     let (_, unavailable) = check_fail_closed(&store, &sessions).await;
     assert!(
