@@ -1,7 +1,7 @@
 //! What each route of the demo does, once for both binaries: the framework-neutral part of
 //! every handler. The axum handlers ([`crate::routes`]) and the actix-web handlers
-//! ([`crate::actix_app`]) only extract their inputs, call these, and write the answer; the
-//! guards (`#[login_required]`, `#[has_role("ADMIN")]`) sit on those thin handlers.
+//! (`crate::actix_app`, feature `actix`) only extract their inputs, call these, and write the
+//! answer; the guards (`#[login_required]`, `#[has_role("ADMIN")]`) sit on those thin handlers.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};

@@ -271,6 +271,30 @@ mod tests {
         );
     }
 
+    /// The settings are `Debug` (and may be logged): no Redis password shows, whichever
+    /// variable holds it.
+    #[test]
+    fn debug_of_the_settings_hides_redis_passwords() {
+        for env in [
+            &[("REDIS_URL", "redis://:hunter2@db:6379/0")][..],
+            &[("REDIS_URL", "redis://db:6379/?password=hunter2")],
+            &[(
+                "REDIS_CLUSTER_NODES",
+                ":hunter2@n1:7000,redis://app:hunter2@n2:7000",
+            )],
+            &[
+                ("REDIS_SENTINELS", ":hunter2@s1:26379"),
+                ("REDIS_SENTINEL_SERVICE", "sessions"),
+            ],
+        ] {
+            let shown = format!("{:?}", parse(env).unwrap());
+            assert!(
+                !shown.contains("hunter2") && shown.contains("***"),
+                "{shown}"
+            );
+        }
+    }
+
     #[test]
     fn redis_topologies_from_the_environment() {
         let single = parse(&[("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap();

@@ -118,7 +118,7 @@ impl SessionConfig {
 
     /// How far "last seen" may lag behind the truth: a load rewrites the record's last-seen time
     /// only when it moved by more than this ([`MemoryStore`](crate::MemoryStore), and
-    /// [`RedisStore`](crate::RedisStore) in a session's last idle period; before that Redis
+    /// `RedisStore` in a session's last idle period; before that Redis
     /// keeps "last seen" exactly, as the key's expiry).
     pub fn touch_interval(&self) -> Duration {
         self.touch_interval.unwrap_or_else(|| {

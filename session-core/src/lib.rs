@@ -52,7 +52,10 @@
 //!   a session: callers deny access (503).
 //!
 //! # Features
-//! - `redis` (default): [`RedisStore`].
+// Each link below resolves only with its feature on: without it, a plain name (so that docs
+// built with some features only still build).
+#![cfg_attr(feature = "redis", doc = "- `redis` (default): [`RedisStore`].")]
+#![cfg_attr(not(feature = "redis"), doc = "- `redis` (default): `RedisStore`.")]
 //! - `axum` (default): the axum integration (layer, extractors, guards).
 //! - `actix`: the actix-web 4 integration (middleware, the same extractors and guards).
 //! - `throttle` (default): `session_core::throttle`: login throttling kept in the store (per
@@ -61,9 +64,24 @@
 //! - `password`: `session_core::password`: Argon2id password hashing.
 //! - `macros` (default): `#[login_required]`, `#[has_role(..)]`, `#[fresh_login(max_age = "5m")]`
 //!   and friends.
-//! - `metrics`: [`metrics`]: metrics through the `metrics` facade and tracing spans for store
-//!   calls ([`metrics::Metered`]).
-//! - `test-suite`: [`testing`]: the conformance suite every store must pass.
+#![cfg_attr(
+    feature = "metrics",
+    doc = "- `metrics`: [`metrics`]: metrics through the `metrics` facade and tracing spans for \
+           store calls ([`metrics::Metered`])."
+)]
+#![cfg_attr(
+    not(feature = "metrics"),
+    doc = "- `metrics`: `session_core::metrics`: metrics through the `metrics` facade and \
+           tracing spans for store calls (`Metered`)."
+)]
+#![cfg_attr(
+    feature = "test-suite",
+    doc = "- `test-suite`: [`testing`]: the conformance suite every store must pass."
+)]
+#![cfg_attr(
+    not(feature = "test-suite"),
+    doc = "- `test-suite`: `session_core::testing`: the conformance suite every store must pass."
+)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

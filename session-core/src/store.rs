@@ -14,7 +14,14 @@ use crate::error::Result;
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
 use crate::token::{SessionHandle, Token};
 
-/// A place to keep sessions: [`RedisStore`](crate::RedisStore) in production,
+#[cfg_attr(
+    feature = "redis",
+    doc = "A place to keep sessions: [`RedisStore`](crate::RedisStore) in production,"
+)]
+#[cfg_attr(
+    not(feature = "redis"),
+    doc = "A place to keep sessions: `RedisStore` (feature `redis`) in production,"
+)]
 /// [`MemoryStore`](crate::MemoryStore) for tests and Redis-less development.
 ///
 /// Every implementation keeps the same rules, and the public conformance suite

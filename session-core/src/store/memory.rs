@@ -2,7 +2,7 @@
 //!
 //! For tests and for running without Redis. Sessions vanish when the process ends and are not
 //! shared between processes, which is exactly what a real deployment must not have: use
-//! [`RedisStore`](crate::RedisStore) there.
+//! `RedisStore` (feature `redis`) there.
 //!
 //! Every time rule here (expiry, last seen, auth time, the throttle, role-change and epoch
 //! windows) reads the configuration's [`Clock`](crate::Clock), so a test that moves a

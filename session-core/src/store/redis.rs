@@ -212,6 +212,19 @@ impl RedisStore {
     /// revocation or role change made anywhere still reaches every server (Redis pushes an
     /// invalidation; see `ARCHITECTURE.md`, "Client-side caching").
     ///
+    /// Round trips of a load (the tracking connection's; ARCHITECTURE.md, "Client-side
+    /// caching"):
+    /// - a **hit** (the session is cached and the cache trusted): none; at most once per
+    ///   [`SessionConfig::touch_interval`], one to slide the idle expiry (`CLIENT CACHING YES` +
+    ///   `MULTI` `PEXPIRE` `PTTL` `EXEC`, one pipeline);
+    /// - a **miss** for a session that exists: **two**, where a load without the cache costs one:
+    ///   `TYPE` (untracked, so a made-up token is never tracked), then `CLIENT CACHING YES` +
+    ///   `GET` + `PTTL` as one pipeline; a third (the slide above) when the expiry is due to be
+    ///   slid. A session misses on its first load on each app server, and again after each change
+    ///   to it and after the cache dropped it (full, or emptied: see below);
+    /// - a miss for a key that does not exist (a made-up or ended token): one, the `TYPE`;
+    /// - in a session's last idle period the cache is not used: one, as without it.
+    ///
     /// What changes with it:
     /// - a session revoked on **another** app server is refused here within the invalidation's
     ///   latency (measured: well under a millisecond on a quiet loopback; `benches/RESULTS.md`),

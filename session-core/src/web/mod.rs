@@ -1,7 +1,7 @@
 //! The framework-neutral request core: everything a request needs from sessions, whichever web
-//! framework serves it. The adapters ([`axum`](crate::axum), feature `axum`;
-//! [`actix`](crate::actix), feature `actix`) only move bytes between their request and
-//! response types and this core.
+//! framework serves it. The adapters (`session_core::axum`, feature `axum`;
+//! `session_core::actix`, feature `actix`) only move bytes between their request and response
+//! types and this core.
 //!
 //! | module | its one job |
 //! |---|---|

@@ -16,7 +16,10 @@ use crate::config::SessionConfig;
 use crate::error::{Error, Result, UnavailableKind};
 
 /// Where a [`RedisStore`](crate::RedisStore) keeps its sessions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output hides the secrets in every URL it holds (passwords, as `***`), so a
+/// target, or a settings struct that derives `Debug` over one, may be logged.
+#[derive(Clone, PartialEq, Eq)]
 pub enum RedisTarget {
     /// One Redis server: `redis://[:password@]host:port[/db]`.
     Single(String),
@@ -31,6 +34,24 @@ pub enum RedisTarget {
         /// The name the sentinels monitor the primary under (`sentinel monitor <name> ...`).
         service: String,
     },
+}
+
+/// Like the derived `Debug`, with every URL passed through `redact` (below).
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |urls: &[String]| urls.iter().map(|u| redact(u)).collect::<Vec<_>>();
+        match self {
+            RedisTarget::Single(url) => f.debug_tuple("Single").field(&redact(url)).finish(),
+            RedisTarget::Cluster(nodes) => {
+                f.debug_tuple("Cluster").field(&redacted(nodes)).finish()
+            }
+            RedisTarget::Sentinel { sentinels, service } => f
+                .debug_struct("Sentinel")
+                .field("sentinels", &redacted(sentinels))
+                .field("service", service)
+                .finish(),
+        }
+    }
 }
 
 /// The kind of deployment a [`RedisTarget`] names: it decides the engine and what the write
@@ -460,6 +481,72 @@ mod tests {
         assert!(!s.describe().contains("pw"));
         let c = RedisTarget::Cluster(vec!["redis://n1:7000/?password=pw".into()]);
         assert!(!c.describe().contains("pw"));
+    }
+
+    #[test]
+    fn debug_of_every_target_hides_its_passwords() {
+        let targets = [
+            RedisTarget::Single("redis://:hunter2@db:6379/0".into()),
+            RedisTarget::Single("redis://app:hunter2@db:6379".into()),
+            RedisTarget::Single("redis://db:6379/?password=hunter2".into()),
+            RedisTarget::Single("redis+unix:///run/redis.sock?pass=hunter2".into()),
+            RedisTarget::Cluster(vec![
+                "redis://:hunter2@n1:7000".into(),
+                "redis://n2:7000/?password=hunter2".into(),
+            ]),
+            RedisTarget::Sentinel {
+                sentinels: vec![
+                    "redis://:hunter2@s1:26379".into(),
+                    "redis://app:hunter2@s2:26379".into(),
+                ],
+                service: "main".into(),
+            },
+        ];
+        for target in &targets {
+            for shown in [format!("{target:?}"), format!("{target:#?}")] {
+                assert!(
+                    !shown.contains("hunter2") && shown.contains("***"),
+                    "{shown}"
+                );
+            }
+        }
+        // What stays: the variant, the hosts, the service name.
+        assert_eq!(
+            format!("{:?}", targets[0]),
+            r#"Single("redis://***@db:6379/0")"#
+        );
+        assert_eq!(
+            format!("{:?}", targets[4]),
+            r#"Cluster(["redis://***@n1:7000", "redis://n2:7000/?password=***"])"#
+        );
+        assert_eq!(
+            format!("{:?}", targets[5]),
+            r#"Sentinel { sentinels: ["redis://***@s1:26379", "redis://***@s2:26379"], service: "main" }"#
+        );
+    }
+
+    /// A target Redis refuses to parse (here: a bad database number) is named in the error
+    /// without its password, for each topology.
+    #[test]
+    fn a_config_error_does_not_show_the_password() {
+        for target in [
+            RedisTarget::Single("redis://:hunter2@db:6379/nodb".into()),
+            RedisTarget::Cluster(vec!["redis://:hunter2@n1:7000/nodb".into()]),
+            RedisTarget::Sentinel {
+                sentinels: vec!["redis://:hunter2@s1:26379/nodb".into()],
+                service: "main".into(),
+            },
+        ] {
+            let err = crate::RedisStore::from_target(target.clone(), SessionConfig::default())
+                .expect_err("a bad database number");
+            assert!(matches!(err, Error::Config(_)), "{target:?}: {err:?}");
+            for shown in [err.to_string(), format!("{err:?}")] {
+                assert!(
+                    !shown.contains("hunter2") && shown.contains("***"),
+                    "{shown}"
+                );
+            }
+        }
     }
 
     #[test]
