@@ -136,6 +136,12 @@ impl CsrfPolicy {
         self
     }
 
+    /// True for the methods the policy checks (state-changing ones); a read passes without a
+    /// look at its headers.
+    pub(crate) fn guards(method: &str) -> bool {
+        matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
+    }
+
     /// `Err(`[`Rejection::CrossSite`]`)` (audit-logged) when the request is a cross-site write.
     ///
     /// # Errors
@@ -221,7 +227,7 @@ impl CsrfPolicy {
     where
         O: Iterator<Item = &'a [u8]>,
     {
-        if !matches!(req.method, "POST" | "PUT" | "PATCH" | "DELETE") {
+        if !Self::guards(req.method) {
             return None;
         }
         let mut origins = req.origins;
