@@ -111,18 +111,15 @@ impl DataChanges {
         self
     }
 
-    /// True when nothing would change.
-    pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
-    }
-
     /// The changes, by key: `Some(value)` sets, `None` removes.
-    pub fn writes(&self) -> impl Iterator<Item = (&str, Option<&Value>)> {
+    #[cfg(feature = "redis")]
+    pub(crate) fn writes(&self) -> impl Iterator<Item = (&str, Option<&Value>)> {
         self.writes.iter().map(|(k, v)| (k.as_str(), v.as_ref()))
     }
 
     /// The conditions, by key: `Some(value)`: must hold it; `None`: must be absent.
-    pub fn expectations(&self) -> impl Iterator<Item = (&str, Option<&Value>)> {
+    #[cfg(feature = "redis")]
+    pub(crate) fn expectations(&self) -> impl Iterator<Item = (&str, Option<&Value>)> {
         self.expected.iter().map(|(k, v)| (k.as_str(), v.as_ref()))
     }
 
@@ -134,7 +131,7 @@ impl DataChanges {
     /// # Errors
     /// [`Error::InvalidInput`] when the result would be larger than
     /// [`MAX_DATA_LEN`](crate::record::MAX_DATA_LEN) encoded (then `data` is unchanged).
-    pub fn apply_to(&self, data: &mut SessionData) -> Result<bool> {
+    pub(crate) fn apply_to(&self, data: &mut SessionData) -> Result<bool> {
         let holds = self
             .expected
             .iter()
@@ -319,7 +316,7 @@ mod tests {
             "{err}"
         );
         // The refused change is not in the set; the earlier one still is.
-        let keys: Vec<&str> = changes.writes().map(|(k, _)| k).collect();
+        let keys: Vec<&str> = changes.writes.keys().map(String::as_str).collect();
         assert_eq!(keys, ["ok"]);
     }
 

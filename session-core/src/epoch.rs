@@ -54,7 +54,7 @@ pub struct LoginEpoch {
 
 impl LoginEpoch {
     /// The epoch `value` of `user_id`, as a store read it (0: none recorded).
-    pub fn new(user_id: impl Into<String>, value: u64) -> Self {
+    pub(crate) fn new(user_id: impl Into<String>, value: u64) -> Self {
         Self {
             user_id: user_id.into(),
             value,
@@ -63,17 +63,17 @@ impl LoginEpoch {
 
     /// A new epoch value for a store to record when it ends a user's sessions: random and
     /// never 0, so it differs from every value a login can hold with overwhelming probability.
-    pub fn next_value() -> u64 {
+    pub(crate) fn next_value() -> u64 {
         rand::rng().random_range(1..=u64::MAX)
     }
 
     /// The user it was read for.
-    pub fn user_id(&self) -> &str {
+    pub(crate) fn user_id(&self) -> &str {
         &self.user_id
     }
 
     /// The value read.
-    pub fn value(&self) -> u64 {
+    pub(crate) fn value(&self) -> u64 {
         self.value
     }
 }

@@ -297,8 +297,8 @@ fn nesting_exceeds(value: &serde_json::Value, limit: usize) -> bool {
 ///
 /// let new = NewSession::new("alice")
 ///     .with_roles(["USER", "ADMIN"])
-///     .with_permissions(["orders:read"]);
-/// assert_eq!(new.user_id(), "alice");
+///     .with_permissions(["orders:read"])
+///     .with_label("Firefox on Linux");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSession {
@@ -353,11 +353,6 @@ impl NewSession {
         }
     }
 
-    /// True for [`NewSession::anonymous`].
-    pub fn is_anonymous(&self) -> bool {
-        self.anonymous
-    }
-
     /// Checks the owner before a store creates the session: a usable user id, or an anonymous
     /// session without roles and permissions.
     pub(crate) fn check_owner(&self) -> Result<()> {
@@ -385,12 +380,6 @@ impl NewSession {
     pub fn with_login_epoch(mut self, epoch: LoginEpoch) -> Self {
         self.login_epoch = Some(epoch);
         self
-    }
-
-    /// The epoch given with [`NewSession::with_login_epoch`], for a store to check atomically
-    /// with the write.
-    pub fn login_epoch(&self) -> Option<&LoginEpoch> {
-        self.login_epoch.as_ref()
     }
 
     /// Sets the roles (duplicates are dropped).
@@ -430,84 +419,20 @@ impl NewSession {
     /// log it through [`log_safe`](crate::logging::log_safe).
     ///
     /// ```
-    /// use session_core::NewSession;
+    /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
     ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(SessionConfig::default());
     /// let new = NewSession::new("alice").with_label("x".repeat(300));
-    /// assert_eq!(new.label().map(|l| l.chars().count()), Some(256));
+    /// let (_, session) = store.create(new).await?;
+    /// assert_eq!(session.label().map(|l| l.chars().count()), Some(256));
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
     /// ```
     #[must_use]
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
         self.label = bounded_label(label.into());
         self
-    }
-
-    /// The user the session will belong to (empty for an anonymous session).
-    pub fn user_id(&self) -> &str {
-        &self.user_id
-    }
-
-    /// The label, if one was set.
-    pub fn label(&self) -> Option<&str> {
-        (!self.label.is_empty()).then_some(self.label.as_str())
-    }
-
-    /// The roles, sorted, without duplicates.
-    pub fn roles(&self) -> &[String] {
-        &self.authz.roles
-    }
-
-    /// The permissions, sorted, without duplicates.
-    pub fn permissions(&self) -> &[String] {
-        &self.authz.permissions
-    }
-
-    /// The initial application data.
-    pub fn data(&self) -> &SessionData {
-        &self.data
-    }
-
-    /// The session this becomes when a store creates it under `key` at `now`, ending at
-    /// `deadline` (the token's [`Token::deadline`](crate::Token::deadline)): created, last seen
-    /// and authenticated now. For stores written outside this crate; checks what every store
-    /// checks at creation.
-    ///
-    /// ```
-    /// use std::time::{Duration, SystemTime};
-    /// use session_core::{NewSession, Token};
-    ///
-    /// let now = SystemTime::now();
-    /// let token = Token::generate(now + Duration::from_secs(3600))?;
-    /// let session = NewSession::new("alice")
-    ///     .with_roles(["USER"])
-    ///     .start(token.key(), now, token.deadline())?;
-    /// assert_eq!(session.user_id(), "alice");
-    /// assert_eq!(session.key(), token.key());
-    /// assert_eq!(session.expires_at(), token.deadline());
-    /// # Ok::<(), session_core::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for an empty or over-long user id ([`MAX_USER_ID_LEN`]),
-    /// oversized data ([`MAX_DATA_LEN`]) or oversized roles and permissions, or an anonymous
-    /// session with roles or permissions.
-    pub fn start(self, key: SessionKey, now: SystemTime, deadline: SystemTime) -> Result<Session> {
-        self.check_owner()?;
-        let now_ms = system_time_ms(now);
-        let record = Record {
-            deadline_ms: system_time_ms(deadline),
-            last_seen_ms: now_ms,
-            created_ms: now_ms,
-            auth_time_ms: now_ms,
-            user_id: self.user_id,
-            label: self.label,
-            authz: self.authz,
-            data: self.data,
-        };
-        record.check()?;
-        Ok(Session {
-            key,
-            record: Arc::new(record),
-        })
     }
 }
 
@@ -650,15 +575,6 @@ impl Record {
             authz: new.authz,
             data: new.data,
         }
-    }
-
-    /// Checks what every store refuses: an unusable user id, oversized data or authorization.
-    /// An empty user id is an anonymous session, which has no roles and no permissions.
-    pub(crate) fn check(&self) -> Result<()> {
-        self.check_owner()?;
-        self.authz.encode_block()?;
-        self.data.encode()?;
-        Ok(())
     }
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
@@ -886,69 +802,44 @@ impl Session {
         self.key.handle()
     }
 
-    /// A session from its parts, for stores written outside this crate (which keep sessions in
-    /// their own form and hand them out as `Session`s). Roles and permissions are sorted and
-    /// de-duplicated and the label cut to [`MAX_LABEL_CHARS`], as [`NewSession`] does.
+    /// The session's record as bytes (everything but its key), for a [`Storage`](crate::Storage)
+    /// that keeps sessions outside this process (a database, another cache); read it back with
+    /// [`Session::from_bytes`]. The same format as a Redis record, at most a few hundred
+    /// bytes plus the data.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
-    /// use session_core::{NewSession, Session, Token};
+    /// use session_core::{MemoryStore, NewSession, Session, SessionConfig, SessionStore};
     ///
-    /// let now = SystemTime::now();
-    /// let token = Token::generate(now + Duration::from_secs(3600))?;
-    /// let session = NewSession::new("alice").start(token.key(), now, token.deadline())?;
-    /// // A store changing the roles of a session it keeps:
-    /// let (key, mut parts) = session.into_parts();
-    /// parts.roles = vec!["ADMIN".to_owned()];
-    /// let changed = Session::from_parts(key, parts)?;
-    /// assert!(changed.has_role("ADMIN"));
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(SessionConfig::default());
+    /// let (_, session) = store.create(NewSession::new("alice").with_roles(["USER"])).await?;
+    /// let bytes = session.to_bytes()?;
+    /// assert_eq!(Session::from_bytes(session.key(), &bytes)?, session);
     /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for what [`NewSession::start`] refuses.
-    pub fn from_parts(key: SessionKey, parts: SessionParts) -> Result<Self> {
-        let record = Record {
-            deadline_ms: system_time_ms(parts.expires_at),
-            last_seen_ms: system_time_ms(parts.last_seen_at),
-            created_ms: system_time_ms(parts.created_at),
-            auth_time_ms: system_time_ms(parts.auth_time),
-            user_id: parts.user_id,
-            label: bounded_label(parts.label.unwrap_or_default()),
-            authz: Authz {
-                roles: normalized(parts.roles),
-                permissions: normalized(parts.permissions),
-            },
-            data: parts.data,
-        };
-        record.check()?;
+    /// [`Error::InvalidInput`] only for a session no store would hold (never for one a store
+    /// handed out).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.record.encode()
+    }
+
+    /// The session `key` files, from the bytes [`Session::to_bytes`] wrote.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for bytes it did not write (cut short, another format): treat the
+    /// session as absent and say so in a log, never as a login.
+    pub fn from_bytes(key: SessionKey, bytes: &[u8]) -> Result<Self> {
         Ok(Self {
             key,
-            record: Arc::new(record),
+            record: Arc::new(Record::decode(bytes)?),
         })
     }
 
-    /// The session's key and everything else it holds, to change and put back together with
-    /// [`Session::from_parts`].
-    pub fn into_parts(self) -> (SessionKey, SessionParts) {
-        let record = Arc::unwrap_or_clone(self.record);
-        let label = (!record.label.is_empty()).then_some(record.label);
-        let parts = SessionParts {
-            user_id: record.user_id,
-            roles: record.authz.roles,
-            permissions: record.authz.permissions,
-            data: record.data,
-            created_at: to_system_time(record.created_ms),
-            last_seen_at: to_system_time(record.last_seen_ms),
-            expires_at: to_system_time(record.deadline_ms),
-            auth_time: to_system_time(record.auth_time_ms),
-            label,
-        };
-        (self.key, parts)
-    }
-
     /// What a listing shows of this session ([`SessionStore::list_user_sessions`](crate::SessionStore::list_user_sessions)).
-    pub fn info(&self) -> SessionInfo {
+    pub(crate) fn info(&self) -> SessionInfo {
         SessionInfo {
             handle: self.handle(),
             created_at: self.created_at(),
@@ -957,30 +848,6 @@ impl Session {
             label: self.label().map(str::to_owned),
         }
     }
-}
-
-/// Everything a [`Session`] holds but its key: what [`Session::into_parts`] returns and
-/// [`Session::from_parts`] takes. Times are kept to the millisecond.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionParts {
-    /// The user the session belongs to (1–255 bytes).
-    pub user_id: String,
-    /// The user's roles.
-    pub roles: Vec<String>,
-    /// The user's permissions.
-    pub permissions: Vec<String>,
-    /// The application data.
-    pub data: SessionData,
-    /// When the session was created.
-    pub created_at: SystemTime,
-    /// When it was last used.
-    pub last_seen_at: SystemTime,
-    /// Its absolute deadline.
-    pub expires_at: SystemTime,
-    /// When the user last entered the password in it.
-    pub auth_time: SystemTime,
-    /// Its label, if any.
-    pub label: Option<String>,
 }
 
 /// One entry of a user's session list: what is safe to show the user about a session.
@@ -1168,11 +1035,8 @@ mod tests {
             r
         );
         let long = NewSession::new("alice").with_label("é".repeat(MAX_LABEL_CHARS + 10));
-        assert_eq!(
-            long.label().map(|l| l.chars().count()),
-            Some(MAX_LABEL_CHARS)
-        );
-        assert_eq!(NewSession::new("alice").with_label("").label(), None);
+        assert_eq!(long.label.chars().count(), MAX_LABEL_CHARS);
+        assert!(NewSession::new("alice").with_label("").label.is_empty());
     }
 
     #[test]

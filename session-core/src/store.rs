@@ -4,6 +4,10 @@
 pub mod redis;
 
 pub mod memory;
+mod rules;
+pub(crate) mod storage;
+
+pub(crate) use rules::is_live;
 
 use async_trait::async_trait;
 
@@ -44,17 +48,12 @@ use crate::token::{SessionHandle, Token};
 ///   [`Error::Unavailable`](crate::Error::Unavailable), never "no session" and never a session.
 ///
 /// # Implementing a store
-/// Other crates can implement the trait with the public API: [`Token::generate`] makes a
-/// token (its [`Token::key`] is what to file the session under, its [`Token::deadline`] the
-/// absolute deadline), [`NewSession::start`] turns what `create` receives into a [`Session`]
-/// (checking what every store checks), and [`Session::into_parts`] /
-/// [`Session::from_parts`](crate::Session::from_parts) take a session apart and put it back
-/// together to change it (roles, data, last seen, auth time); [`Session::info`] is its entry in
-/// a listing. Read "now" from the configuration's clock
-/// ([`SessionConfig::clock`]), not from `SystemTime::now()`: tests move a
-/// [`ManualClock`](crate::ManualClock) instead of sleeping, and so does the suite. Run the
-/// conformance suite against it (`session_core::testing::conformance::run`, feature
-/// `test-suite`); `examples/tests/it/external_store.rs` is a complete small store that passes it.
+/// Implement [`Storage`](crate::Storage) instead: a handful of primitives (hand out a
+/// session or a user's sessions, write back what changed, atomically). Every `Storage` is a
+/// `SessionStore`, with the rules above written once in session-core. The Redis store is the
+/// one store that implements this trait itself: it keeps the same rules in its scripts, so that
+/// every operation is one round trip. Run the conformance suite against a store
+/// (`session_core::testing::conformance::run`, feature `test-suite`).
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// The configuration the store was built with.
@@ -143,11 +142,6 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Ok::<(), session_core::Error>(())
     /// # }).unwrap();
     /// ```
-    ///
-    /// An implementation must apply the whole of `changes` atomically with respect to every
-    /// other write of the session's data: [`DataChanges::apply_to`] does the merge for a store
-    /// that can hold the session exclusively meanwhile. There is no default: a load followed
-    /// by a save would lose updates.
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) when the session has ended;
@@ -256,4 +250,63 @@ pub trait SessionStore: Send + Sync + 'static {
         roles: &[String],
         permissions: &[String],
     ) -> Result<usize>;
+}
+
+/// A shared store is a store: `Arc<RedisStore>`, `Arc<dyn SessionStore>` and the like can be
+/// handed wherever a store is taken.
+#[async_trait]
+impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
+    fn config(&self) -> &SessionConfig {
+        (**self).config()
+    }
+    fn backend_name(&self) -> &'static str {
+        (**self).backend_name()
+    }
+    async fn ping(&self) -> Result<()> {
+        (**self).ping().await
+    }
+    async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
+        (**self).create(new).await
+    }
+    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
+        (**self).login_epoch(user_id).await
+    }
+    async fn load(&self, token: &Token) -> Result<Option<Session>> {
+        (**self).load(token).await
+    }
+    async fn save_data(&self, token: &Token, data: &SessionData) -> Result<()> {
+        (**self).save_data(token, data).await
+    }
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
+        (**self).update_data(token, changes).await
+    }
+    async fn rotate(&self, token: &Token) -> Result<Token> {
+        (**self).rotate(token).await
+    }
+    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
+        (**self).reauthenticate(token).await
+    }
+    async fn delete(&self, token: &Token) -> Result<bool> {
+        (**self).delete(token).await
+    }
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
+        (**self).list_user_sessions(user_id).await
+    }
+    async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
+        (**self).delete_user_session(user_id, handle).await
+    }
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
+        (**self).delete_user_sessions(user_id).await
+    }
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
+        (**self).delete_other_user_sessions(user_id, keep).await
+    }
+    async fn set_user_authz(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        permissions: &[String],
+    ) -> Result<usize> {
+        (**self).set_user_authz(user_id, roles, permissions).await
+    }
 }

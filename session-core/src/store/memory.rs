@@ -14,25 +14,26 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[cfg(feature = "throttle")]
 use std::time::Duration;
 
+#[cfg(feature = "throttle")]
 use async_trait::async_trait;
 
-use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
-use crate::epoch::LoginEpoch;
-use crate::error::{Error, Result};
-use crate::record::{
-    check_user_id, duration_ms, normalized, Authz, NewSession, Record, Session, SessionData,
-    SessionInfo,
-};
-use crate::store::SessionStore;
+use crate::error::Result;
+#[cfg(feature = "throttle")]
+use crate::record::{check_user_id, duration_ms};
+use crate::record::{Record, Session};
+use crate::store::is_live;
+use crate::store::rules::Marks;
+use crate::store::storage::Storage;
 #[cfg(feature = "throttle")]
 use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig, IN_FLIGHT_WAIT};
-use crate::token::{SessionHandle, SessionKey, Token};
+use crate::token::SessionKey;
 
-/// How many creates between full sweeps of ended sessions that nobody asked for again.
+/// How many writes between full sweeps of ended sessions that nobody asked for again.
 const SWEEP_EVERY: usize = 1024;
 
-/// Sessions in memory. Cheap to create; share it behind an `Arc`.
+/// Sessions in memory. Cheap to create; share it behind an `Arc`. A [`Storage`]: the rules
+/// of every store are session-core's, this type only keeps what they write.
 ///
 /// ```
 /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
@@ -81,15 +82,12 @@ impl Hasher for KeyHasher {
 
 #[derive(Debug, Default)]
 struct Inner {
-    sessions: HashMap<SessionKey, Entry, BuildHasherDefault<KeyHasher>>,
-    /// Each user's session keys in creation order (oldest first).
+    sessions: HashMap<SessionKey, Arc<Record>, BuildHasherDefault<KeyHasher>>,
+    /// Each user's session keys.
     users: HashMap<String, Vec<SessionKey>>,
-    /// The last role change of each user, applied to the user's new sessions until the
-    /// deadline ([`SessionConfig::role_change_window`]).
-    role_changes: HashMap<String, (Authz, u64)>,
-    /// Each user's login epoch ([`LoginEpoch`]) and until when it is kept (the same window).
-    epochs: HashMap<String, (u64, u64)>,
-    creates_since_sweep: usize,
+    /// Each user's opaque value ([`Storage::user`]).
+    values: HashMap<String, Vec<u8>>,
+    writes_since_sweep: usize,
 }
 
 /// Login attempts of one username or address within the window (see `throttle_check.lua`).
@@ -101,18 +99,6 @@ struct Attempts {
     failed: u32,
     /// End of the window, or of the lock (ms).
     until: u64,
-}
-
-#[derive(Debug)]
-struct Entry {
-    record: Arc<Record>,
-    idle_deadline_ms: u64,
-}
-
-impl Entry {
-    fn live(&self, now: u64) -> bool {
-        now < self.record.deadline_ms && now < self.idle_deadline_ms
-    }
 }
 
 impl MemoryStore {
@@ -136,7 +122,8 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    /// Now (ms), by the configuration's clock: every rule of this store reads time here.
+    /// Now (ms), by the configuration's clock.
+    #[cfg(feature = "throttle")]
     fn now(&self) -> u64 {
         self.config.clock().now_ms()
     }
@@ -151,83 +138,69 @@ impl MemoryStore {
     fn failures(&self) -> MutexGuard<'_, HashMap<String, Attempts>> {
         self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-impl Inner {
-    /// Drops the user's ended sessions (and their index entries); returns their live keys.
-    fn prune_user(&mut self, user_id: &str, now: u64) -> Vec<SessionKey> {
-        let Some(keys) = self.users.get_mut(user_id) else {
-            return Vec::new();
-        };
-        let sessions = &mut self.sessions;
-        keys.retain(|k| match sessions.get(k) {
-            Some(e) if e.live(now) => true,
-            Some(_) => {
-                sessions.remove(k);
-                false
-            }
-            None => false,
-        });
-        let live = keys.clone();
-        if live.is_empty() {
-            self.users.remove(user_id);
+    /// Counts a write, and every [`SWEEP_EVERY`] writes drops what has ended.
+    fn count_write(&self, inner: &mut Inner) {
+        inner.writes_since_sweep += 1;
+        if inner.writes_since_sweep < SWEEP_EVERY {
+            return;
         }
-        live
-    }
-
-    fn remove_session(&mut self, key: &SessionKey) -> Option<Entry> {
-        let entry = self.sessions.remove(key)?;
-        if let Some(keys) = self.users.get_mut(&entry.record.user_id) {
-            keys.retain(|k| k != key);
-            if keys.is_empty() {
-                self.users.remove(&entry.record.user_id);
-            }
-        }
-        Some(entry)
-    }
-
-    /// The live entry under `key`, removing it when it has ended.
-    fn live_entry(&mut self, key: &SessionKey, now: u64) -> Option<&mut Entry> {
-        if !self.sessions.get(key)?.live(now) {
-            self.remove_session(key);
-            return None;
-        }
-        self.sessions.get_mut(key)
-    }
-
-    /// The user's login epoch at `now` (0: none recorded, or its window has passed).
-    fn epoch(&self, user_id: &str, now: u64) -> u64 {
-        match self.epochs.get(user_id) {
-            Some((value, until)) if now < *until => *value,
-            _ => 0,
-        }
-    }
-
-    /// Gives the user a new login epoch: logins that began before now get no session.
-    fn new_epoch(&mut self, user_id: &str, now: u64, config: &SessionConfig) {
-        if user_id.is_empty() {
-            return; // anonymous sessions have no user, so no epoch
-        }
-        let until = now + duration_ms(config.role_change_window());
-        self.epochs
-            .insert(user_id.to_owned(), (LoginEpoch::next_value(), until));
-    }
-
-    fn sweep(&mut self, now: u64) {
-        self.sessions.retain(|_, e| e.live(now));
-        self.role_changes.retain(|_, (_, until)| now < *until);
-        self.epochs.retain(|_, (_, until)| now < *until);
-        let sessions = &self.sessions;
-        self.users.retain(|_, keys| {
+        let now = self.config.clock().now_ms();
+        inner.sessions.retain(|_, r| is_live(r, now, &self.config));
+        inner
+            .values
+            .retain(|_, v| Marks::decode(v, now).map_or(true, |m| m != Marks::default()));
+        let sessions = &inner.sessions;
+        inner.users.retain(|_, keys| {
             keys.retain(|k| sessions.contains_key(k));
             !keys.is_empty()
         });
-        self.creates_since_sweep = 0;
+        inner.writes_since_sweep = 0;
     }
 }
 
-#[async_trait]
-impl SessionStore for MemoryStore {
+impl Inner {
+    fn session(&self, key: &SessionKey) -> Option<Session> {
+        self.sessions.get(key).map(|record| Session {
+            key: *key,
+            record: Arc::clone(record),
+        })
+    }
+
+    fn remove(&mut self, key: &SessionKey) {
+        let Some(record) = self.sessions.remove(key) else {
+            return;
+        };
+        if let Some(keys) = self.users.get_mut(&record.user_id) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.users.remove(&record.user_id);
+            }
+        }
+    }
+
+    /// Writes back what a change left of the sessions under `handed_out` (see [`Storage`]).
+    fn write_back(&mut self, handed_out: &[SessionKey], list: Vec<Session>) {
+        for gone in handed_out
+            .iter()
+            .filter(|k| !list.iter().any(|s| s.key == **k))
+        {
+            self.remove(gone);
+        }
+        for session in list {
+            let is_new = self.sessions.insert(session.key, session.record).is_none();
+            let user_id = &self.sessions[&session.key].user_id;
+            if is_new && !user_id.is_empty() {
+                self.users
+                    .entry(user_id.clone())
+                    .or_default()
+                    .push(session.key);
+            }
+        }
+    }
+}
+
+impl Storage for MemoryStore {
     fn config(&self) -> &SessionConfig {
         &self.config
     }
@@ -236,241 +209,37 @@ impl SessionStore for MemoryStore {
         "memory"
     }
 
-    async fn ping(&self) -> Result<()> {
+    async fn session(
+        &self,
+        key: &SessionKey,
+        change: &mut (dyn FnMut(&mut Vec<Session>) -> Result<()> + Send),
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let mut list: Vec<Session> = inner.session(key).into_iter().collect();
+        change(&mut list)?;
+        inner.write_back(&[*key], list);
+        self.count_write(&mut inner);
         Ok(())
     }
 
-    async fn create(&self, mut new: NewSession) -> Result<(Token, Session)> {
-        new.check_owner()?;
-        let epoch = new.login_epoch.take();
-        let now = self.now();
-        let mut record = Record::created(new, now, duration_ms(self.config.absolute_timeout()));
-        // Same size limits as at rest in Redis.
-        record.encode()?;
-        let token = Token::generate_until(record.deadline_ms)?;
-        let key = token.key();
-
-        let mut inner = self.lock();
-        inner.creates_since_sweep += 1;
-        if inner.creates_since_sweep >= SWEEP_EVERY {
-            inner.sweep(now);
-        }
-        // An anonymous session has no user: no role change to pick up, no index, no limit.
-        if !record.is_anonymous() {
-            // The user's sessions were ended after this login began: no session.
-            if epoch.is_some_and(|e| e.value() != inner.epoch(&record.user_id, now)) {
-                return Err(Error::LoginSuperseded);
-            }
-            // A role change made while this login was in flight wins over the roles it read.
-            if let Some((authz, until)) = inner.role_changes.get(&record.user_id) {
-                if now < *until {
-                    record.authz = authz.clone();
-                }
-            }
-            let mut live = inner.prune_user(&record.user_id, now);
-            live.push(key);
-            if let Some(limit) = self.config.max_sessions_per_user() {
-                let excess = live.len().saturating_sub(limit);
-                for old in live.drain(..excess) {
-                    inner.sessions.remove(&old);
-                }
-            }
-            inner.users.insert(record.user_id.clone(), live);
-        }
-        let record = Arc::new(record);
-        inner.sessions.insert(
-            key,
-            Entry {
-                record: Arc::clone(&record),
-                idle_deadline_ms: now + duration_ms(self.config.idle_timeout()),
-            },
-        );
-        let session = Session { key, record };
-        Ok((token, session))
-    }
-
-    async fn load(&self, token: &Token) -> Result<Option<Session>> {
-        let now = self.now();
-        let key = token.key();
-        let idle = duration_ms(self.config.idle_timeout());
-        let touch = duration_ms(self.config.touch_interval());
-        if token.deadline_ms() <= now {
-            return Ok(None);
-        }
-        let mut inner = self.lock();
-        let Some(entry) = inner.live_entry(&key, now) else {
-            return Ok(None);
-        };
-        entry.idle_deadline_ms = now + idle;
-        if now.saturating_sub(entry.record.last_seen_ms) >= touch {
-            Arc::make_mut(&mut entry.record).last_seen_ms = now;
-        }
-        Ok(Some(Session {
-            key,
-            record: Arc::clone(&entry.record),
-        }))
-    }
-
-    async fn save_data(&self, token: &Token, data: &SessionData) -> Result<()> {
-        data.encode()?;
-        let mut inner = self.lock();
-        let entry = inner
-            .live_entry(&token.key(), self.now())
-            .ok_or(Error::NotFound)?;
-        Arc::make_mut(&mut entry.record).data = data.clone();
-        Ok(())
-    }
-
-    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
-        let mut inner = self.lock();
-        let entry = inner
-            .live_entry(&token.key(), self.now())
-            .ok_or(Error::NotFound)?;
-        // Under the store's lock: no other write of this session can come in between.
-        let mut data = entry.record.data.clone();
-        if !changes.apply_to(&mut data)? {
-            return Ok(DataUpdate::Conflict(data));
-        }
-        Arc::make_mut(&mut entry.record).data = data.clone();
-        Ok(DataUpdate::Applied(data))
-    }
-
-    async fn rotate(&self, token: &Token) -> Result<Token> {
-        let now = self.now();
-        let old = token.key();
-        // The same session, so the same deadline (the old token carries it).
-        let new_token = Token::generate_until(token.deadline_ms())?;
-        let new = new_token.key();
-        let mut inner = self.lock();
-        inner.live_entry(&old, now).ok_or(Error::NotFound)?;
-        let entry = inner.sessions.remove(&old).ok_or(Error::NotFound)?;
-        if let Some(keys) = inner.users.get_mut(&entry.record.user_id) {
-            for k in keys.iter_mut().filter(|k| **k == old) {
-                *k = new;
-            }
-        }
-        inner.sessions.insert(new, entry);
-        Ok(new_token)
-    }
-
-    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
-        let now = self.now();
-        let old = token.key();
-        // The same session, so the same deadline (the old token carries it).
-        let new_token = Token::generate_until(token.deadline_ms())?;
-        let new = new_token.key();
-        let mut inner = self.lock();
-        inner.live_entry(&old, now).ok_or(Error::NotFound)?;
-        let mut entry = inner.sessions.remove(&old).ok_or(Error::NotFound)?;
-        Arc::make_mut(&mut entry.record).auth_time_ms = now;
-        if let Some(keys) = inner.users.get_mut(&entry.record.user_id) {
-            for k in keys.iter_mut().filter(|k| **k == old) {
-                *k = new;
-            }
-        }
-        let session = Session {
-            key: new,
-            record: Arc::clone(&entry.record),
-        };
-        inner.sessions.insert(new, entry);
-        Ok((new_token, session))
-    }
-
-    async fn delete(&self, token: &Token) -> Result<bool> {
-        let now = self.now();
-        let mut inner = self.lock();
-        Ok(inner
-            .remove_session(&token.key())
-            .is_some_and(|e| e.live(now)))
-    }
-
-    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
-        let now = self.now();
-        let mut inner = self.lock();
-        let live = inner.prune_user(user_id, now);
-        Ok(live
-            .into_iter()
-            .filter_map(|key| {
-                inner.sessions.get(&key).map(|e| {
-                    Session {
-                        key,
-                        record: Arc::clone(&e.record),
-                    }
-                    .info()
-                })
-            })
-            .collect())
-    }
-
-    async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
-        let now = self.now();
-        let mut inner = self.lock();
-        let live = inner.prune_user(user_id, now);
-        match live.into_iter().find(|k| k.handle() == *handle) {
-            Some(key) => Ok(inner.remove_session(&key).is_some()),
-            None => Ok(false),
-        }
-    }
-
-    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
-        check_user_id(user_id)?;
-        let value = self.lock().epoch(user_id, self.now());
-        Ok(LoginEpoch::new(user_id, value))
-    }
-
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
-        let now = self.now();
-        let mut inner = self.lock();
-        inner.new_epoch(user_id, now, &self.config);
-        let live = inner.prune_user(user_id, now);
-        for key in &live {
-            inner.sessions.remove(key);
-        }
-        inner.users.remove(user_id);
-        Ok(live.len())
-    }
-
-    async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
-        check_user_id(user_id)?;
-        let now = self.now();
-        let keep = keep.key();
-        let mut inner = self.lock();
-        inner.new_epoch(user_id, now, &self.config);
-        let live = inner.prune_user(user_id, now);
-        let mut ended = 0;
-        for key in live.iter().filter(|k| **k != keep) {
-            if inner.remove_session(key).is_some() {
-                ended += 1;
-            }
-        }
-        Ok(ended)
-    }
-
-    async fn set_user_authz(
+    async fn user(
         &self,
         user_id: &str,
-        roles: &[String],
-        permissions: &[String],
-    ) -> Result<usize> {
-        check_user_id(user_id)?;
-        let authz = Authz {
-            roles: normalized(roles.iter().cloned()),
-            permissions: normalized(permissions.iter().cloned()),
-        };
-        authz.encode_block()?;
-        let now = self.now();
+        change: &mut (dyn FnMut(&mut Vec<Session>, &mut Vec<u8>) -> Result<()> + Send),
+    ) -> Result<()> {
         let mut inner = self.lock();
-        let until = now + duration_ms(self.config.role_change_window());
-        inner
-            .role_changes
-            .insert(user_id.to_owned(), (authz.clone(), until));
-        let live = inner.prune_user(user_id, now);
-        for key in &live {
-            if let Some(e) = inner.sessions.get_mut(key) {
-                Arc::make_mut(&mut e.record).authz = authz.clone();
-            }
+        let handed_out = inner.users.get(user_id).cloned().unwrap_or_default();
+        let mut list: Vec<Session> = handed_out.iter().filter_map(|k| inner.session(k)).collect();
+        let mut value = inner.values.get(user_id).cloned().unwrap_or_default();
+        change(&mut list, &mut value)?;
+        inner.write_back(&handed_out, list);
+        if value.is_empty() {
+            inner.values.remove(user_id);
+        } else {
+            inner.values.insert(user_id.to_owned(), value);
         }
-        Ok(live.len())
+        self.count_write(&mut inner);
+        Ok(())
     }
 }
 
@@ -545,7 +314,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::ManualClock;
+    use crate::{Error, ManualClock, NewSession, SessionStore};
 
     fn store(clock: &ManualClock) -> MemoryStore {
         MemoryStore::new(

@@ -9,7 +9,8 @@
 //! Every config the suite hands out carries a [`ManualClock`] of its own (started at the
 //! system's now), and a case lets time pass by moving it: auth times, last seen, the order of
 //! a user's sessions, the absolute deadline are checked exactly and without waiting. A store
-//! must therefore read "now" from [`SessionConfig::clock`].
+//! must therefore read "now" from the configuration's clock (every [`Storage`](crate::Storage)
+//! does: its rules are session-core's).
 //!
 //! Two rules may be kept by a server's own timer instead: a session's **idle expiry** and the
 //! **throttle window** are key TTLs in Redis, which pass in real time whatever the clock says.

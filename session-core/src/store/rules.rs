@@ -1,0 +1,391 @@
+//! The rules of a session store, written once over [`Storage`]'s primitives: every `Storage`
+//! is a [`SessionStore`]. The Redis store keeps the same rules in its scripts (one round trip
+//! per operation, which a generic transaction cannot give); the conformance suite holds both
+//! to them.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::changes::{DataChanges, DataUpdate};
+use crate::config::SessionConfig;
+use crate::epoch::LoginEpoch;
+use crate::error::{Error, Result};
+use crate::record::{
+    check_user_id, duration_ms, normalized, Authz, NewSession, Record, Session, SessionData,
+    SessionInfo,
+};
+use crate::store::storage::Storage;
+use crate::store::SessionStore;
+use crate::token::{SessionHandle, SessionKey, Token};
+
+/// Live at `now` (ms): before its deadline, and used within the idle timeout.
+pub(crate) fn is_live(record: &Record, now: u64, config: &SessionConfig) -> bool {
+    now < record.deadline_ms
+        && now
+            < record
+                .last_seen_ms
+                .saturating_add(duration_ms(config.idle_timeout()))
+}
+
+/// Keeps the live sessions, oldest first (by creation, then key: one order for every backend).
+fn live_oldest_first(sessions: &mut Vec<Session>, now: u64, config: &SessionConfig) {
+    sessions.retain(|s| is_live(&s.record, now, config));
+    sessions.sort_by(|a, b| {
+        (a.record.created_ms, a.key.as_bytes()).cmp(&(b.record.created_ms, b.key.as_bytes()))
+    });
+}
+
+/// What the rules keep per user besides the sessions, each with the time (ms) it stops
+/// applying: the login epoch ([`LoginEpoch`]) and the roles of the last role change.
+/// Encoded as the user's opaque value of [`Storage::user`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Marks {
+    epoch: Option<(u64, u64)>,
+    roles: Option<(Authz, u64)>,
+}
+
+/// Bytes of the fixed part: epoch value, epoch end, roles end (0: none).
+const MARKS_HEAD: usize = 24;
+
+impl Marks {
+    /// The marks in `bytes` that still apply at `now` (empty bytes: none).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for bytes this code did not write: a store holding them is refused
+    /// rather than read as "no role change".
+    pub(crate) fn decode(bytes: &[u8], now: u64) -> Result<Self> {
+        if bytes.is_empty() {
+            return Ok(Self::default());
+        }
+        let corrupt = || Error::Corrupt("a user's stored marks".into());
+        let word = |i: usize| -> Result<u64> {
+            let b = bytes.get(i * 8..i * 8 + 8).ok_or_else(corrupt)?;
+            Ok(u64::from_be_bytes(b.try_into().map_err(|_| corrupt())?))
+        };
+        let (epoch, epoch_until, roles_until) = (word(0)?, word(1)?, word(2)?);
+        let block = &bytes[MARKS_HEAD..];
+        let roles = if roles_until > now {
+            Some((Authz::decode_block(block)?, roles_until))
+        } else {
+            None
+        };
+        Ok(Self {
+            epoch: (epoch_until > now).then_some((epoch, epoch_until)),
+            roles,
+        })
+    }
+
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        if *self == Self::default() {
+            return Ok(Vec::new());
+        }
+        let (epoch, epoch_until) = self.epoch.unwrap_or((0, 0));
+        let mut bytes = Vec::with_capacity(MARKS_HEAD + 16);
+        bytes.extend_from_slice(&epoch.to_be_bytes());
+        bytes.extend_from_slice(&epoch_until.to_be_bytes());
+        match &self.roles {
+            Some((authz, until)) => {
+                bytes.extend_from_slice(&until.to_be_bytes());
+                bytes.extend_from_slice(&authz.encode_block()?);
+            }
+            None => bytes.extend_from_slice(&0u64.to_be_bytes()),
+        }
+        Ok(bytes)
+    }
+
+    /// The epoch a login reads (0: none recorded, or its window has passed).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.map_or(0, |(value, _)| value)
+    }
+
+    /// A new epoch until `until`: logins that began before now get no session.
+    fn new_epoch(&mut self, until: u64) {
+        self.epoch = Some((LoginEpoch::next_value(), until));
+    }
+}
+
+/// Runs `change` on the user's live sessions (oldest first) and marks, through the backend.
+async fn with_user<S: Storage, T: Send>(
+    storage: &S,
+    user_id: &str,
+    mut change: impl FnMut(&mut Vec<Session>, &mut Marks, u64) -> Result<T> + Send,
+) -> Result<T> {
+    check_user_id(user_id)?;
+    let config = Storage::config(storage);
+    let mut out = None;
+    storage
+        .user(user_id, &mut |sessions, value| {
+            let now = config.clock().now_ms();
+            let mut marks = Marks::decode(value, now)?;
+            live_oldest_first(sessions, now, config);
+            out = Some(change(sessions, &mut marks, now)?);
+            *value = marks.encode()?;
+            Ok(())
+        })
+        .await?;
+    out.ok_or_else(|| Error::Corrupt("the storage did not run the change".into()))
+}
+
+/// Runs `change` on the live session of `key` (`NotFound` when there is none, and nothing is
+/// written), through the backend.
+async fn with_live_session<S: Storage, T: Send>(
+    storage: &S,
+    key: &SessionKey,
+    mut change: impl FnMut(&mut Session, u64) -> Result<T> + Send,
+) -> Result<T> {
+    let config = Storage::config(storage);
+    let mut out = None;
+    storage
+        .session(key, &mut |list| {
+            let now = config.clock().now_ms();
+            list.retain(|s| s.key == *key && is_live(&s.record, now, config));
+            let session = list.first_mut().ok_or(Error::NotFound)?;
+            out = Some(change(session, now)?);
+            Ok(())
+        })
+        .await?;
+    out.ok_or(Error::NotFound)
+}
+
+/// Moves the session of `token` under a new token (same deadline), applying `change` on the
+/// way; the old token stops working at once.
+async fn move_to_new_token<S: Storage>(
+    storage: &S,
+    token: &Token,
+    change: impl Fn(&mut Record, u64) + Send + Sync,
+) -> Result<(Token, Session)> {
+    // The same session, so the same deadline (the old token carries it).
+    let new_token = Token::generate_until(token.deadline_ms())?;
+    let new_key = new_token.key();
+    let session = with_live_session(storage, &token.key(), |session, now| {
+        change(Arc::make_mut(&mut session.record), now);
+        session.key = new_key;
+        Ok(session.clone())
+    })
+    .await?;
+    Ok((new_token, session))
+}
+
+#[async_trait]
+impl<S: Storage> SessionStore for S {
+    fn config(&self) -> &SessionConfig {
+        Storage::config(self)
+    }
+
+    fn backend_name(&self) -> &'static str {
+        Storage::backend_name(self)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Storage::ping(self).await
+    }
+
+    async fn create(&self, mut new: NewSession) -> Result<(Token, Session)> {
+        new.check_owner()?;
+        let epoch = new.login_epoch.take();
+        let config = Storage::config(self);
+        let now = config.clock().now_ms();
+        let record = Record::created(new, now, duration_ms(config.absolute_timeout()));
+        // Same size limits as at rest in Redis.
+        record.encode()?;
+        let token = Token::generate_until(record.deadline_ms)?;
+        let key = token.key();
+        let created = Session {
+            key,
+            record: Arc::new(record),
+        };
+        // An anonymous session has no user: no role change to pick up, no index, no limit.
+        if created.is_anonymous() {
+            self.session(&key, &mut |list| {
+                list.clear();
+                list.push(created.clone());
+                Ok(())
+            })
+            .await?;
+            return Ok((token, created));
+        }
+        let user_id = created.user_id().to_owned();
+        let session = with_user(self, &user_id, |sessions, marks, _| {
+            // The user's sessions were ended after this login began: no session.
+            if epoch.as_ref().is_some_and(|e| e.value() != marks.epoch()) {
+                return Err(Error::LoginSuperseded);
+            }
+            let mut session = created.clone();
+            // A role change made while this login was in flight wins over the roles it read.
+            if let Some((authz, _)) = &marks.roles {
+                Arc::make_mut(&mut session.record).authz = authz.clone();
+            }
+            sessions.push(session.clone());
+            if let Some(limit) = config.max_sessions_per_user() {
+                // Oldest first, and the new one (last) is never among the evicted.
+                let excess = sessions.len().saturating_sub(limit.max(1));
+                sessions.drain(..excess);
+            }
+            Ok(session)
+        })
+        .await?;
+        Ok((token, session))
+    }
+
+    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
+        let value = with_user(self, user_id, |_, marks, _| Ok(marks.epoch())).await?;
+        Ok(LoginEpoch::new(user_id, value))
+    }
+
+    async fn load(&self, token: &Token) -> Result<Option<Session>> {
+        let config = Storage::config(self);
+        if token.deadline_ms() <= config.clock().now_ms() {
+            return Ok(None);
+        }
+        let loaded = with_live_session(self, &token.key(), |session, now| {
+            Arc::make_mut(&mut session.record).last_seen_ms = now;
+            Ok(session.clone())
+        })
+        .await;
+        match loaded {
+            Ok(session) => Ok(Some(session)),
+            Err(Error::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn save_data(&self, token: &Token, data: &SessionData) -> Result<()> {
+        data.encode()?;
+        with_live_session(self, &token.key(), |session, _| {
+            Arc::make_mut(&mut session.record).data = data.clone();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
+        with_live_session(self, &token.key(), |session, _| {
+            let mut data = session.record.data.clone();
+            if !changes.apply_to(&mut data)? {
+                return Ok(DataUpdate::Conflict(data));
+            }
+            Arc::make_mut(&mut session.record).data = data.clone();
+            Ok(DataUpdate::Applied(data))
+        })
+        .await
+    }
+
+    async fn rotate(&self, token: &Token) -> Result<Token> {
+        let (new_token, _) = move_to_new_token(self, token, |_, _| {}).await?;
+        Ok(new_token)
+    }
+
+    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
+        move_to_new_token(self, token, |record, now| record.auth_time_ms = now).await
+    }
+
+    async fn delete(&self, token: &Token) -> Result<bool> {
+        let config = Storage::config(self);
+        let key = token.key();
+        let mut was_live = false;
+        self.session(&key, &mut |list| {
+            let now = config.clock().now_ms();
+            was_live = list
+                .iter()
+                .any(|s| s.key == key && is_live(&s.record, now, config));
+            list.clear();
+            Ok(())
+        })
+        .await?;
+        Ok(was_live)
+    }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
+        with_user(self, user_id, |sessions, _, _| {
+            Ok(sessions.iter().map(Session::info).collect())
+        })
+        .await
+    }
+
+    async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
+        with_user(self, user_id, |sessions, _, _| {
+            let before = sessions.len();
+            sessions.retain(|s| s.handle() != *handle);
+            Ok(sessions.len() < before)
+        })
+        .await
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
+        let window = duration_ms(Storage::config(self).role_change_window());
+        with_user(self, user_id, |sessions, marks, now| {
+            marks.new_epoch(now + window);
+            let ended = sessions.len();
+            sessions.clear();
+            Ok(ended)
+        })
+        .await
+    }
+
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
+        let window = duration_ms(Storage::config(self).role_change_window());
+        let keep = keep.key();
+        with_user(self, user_id, |sessions, marks, now| {
+            marks.new_epoch(now + window);
+            let before = sessions.len();
+            sessions.retain(|s| s.key == keep);
+            Ok(before - sessions.len())
+        })
+        .await
+    }
+
+    async fn set_user_authz(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        permissions: &[String],
+    ) -> Result<usize> {
+        let authz = Authz {
+            roles: normalized(roles.iter().cloned()),
+            permissions: normalized(permissions.iter().cloned()),
+        };
+        // Checked before anything is written: oversized lists change nothing.
+        authz.encode_block()?;
+        let window = duration_ms(Storage::config(self).role_change_window());
+        with_user(self, user_id, |sessions, marks, now| {
+            marks.roles = Some((authz.clone(), now + window));
+            for session in sessions.iter_mut() {
+                Arc::make_mut(&mut session.record).authz = authz.clone();
+            }
+            Ok(sessions.len())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_round_trip_and_lapse_at_their_ends() {
+        let authz = Authz {
+            roles: vec!["USER".into()],
+            permissions: vec!["orders:read".into()],
+        };
+        let marks = Marks {
+            epoch: Some((7, 1_000)),
+            roles: Some((authz.clone(), 2_000)),
+        };
+        let bytes = marks.encode().unwrap();
+        assert_eq!(Marks::decode(&bytes, 999).unwrap(), marks);
+        let later = Marks::decode(&bytes, 1_000).unwrap();
+        assert_eq!(later.epoch(), 0, "the epoch lapsed at its end");
+        assert_eq!(later.roles, Some((authz, 2_000)));
+        assert_eq!(Marks::decode(&bytes, 2_000).unwrap(), Marks::default());
+        assert!(Marks::default().encode().unwrap().is_empty());
+    }
+
+    #[test]
+    fn foreign_marks_are_corrupt_not_a_panic() {
+        for bytes in [&b"x"[..], &[0u8; 23][..], &[0xff; 40][..]] {
+            assert!(matches!(Marks::decode(bytes, 0), Err(Error::Corrupt(_))));
+        }
+    }
+}
