@@ -184,31 +184,6 @@ impl SessionData {
         self.0.remove(key).is_some()
     }
 
-    /// A copy holding only `keys` (those of them that are set): what a login carries over
-    /// from a visitor's anonymous session, say.
-    ///
-    /// ```
-    /// use session_core::SessionData;
-    ///
-    /// let mut data = SessionData::new();
-    /// data.insert("cart", &["apple"])?;
-    /// data.insert("flash", "hello")?;
-    /// let carried = data.only(&["cart", "theme"]);
-    /// assert_eq!(carried.get::<Vec<String>>("cart")?, Some(vec!["apple".to_owned()]));
-    /// assert_eq!(carried.get::<String>("flash")?, None);
-    /// # Ok::<(), session_core::Error>(())
-    /// ```
-    #[must_use]
-    pub fn only(&self, keys: &[&str]) -> Self {
-        Self(
-            self.0
-                .iter()
-                .filter(|(k, _)| keys.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        )
-    }
-
     /// True when no key is set.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
