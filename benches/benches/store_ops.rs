@@ -72,8 +72,7 @@ async fn run() -> Vec<Row> {
     let (server, store) = start_redis(SessionConfig::default()).await;
     let config = store.config();
     progress(format!(
-        "{BENCH}: redis-server started; pool {} connections, limit {:?} sessions/user",
-        config.pool_size(),
+        "{BENCH}: redis-server started; the default pool (2 connections), limit {:?} sessions/user",
         config.max_sessions_per_user()
     ));
 

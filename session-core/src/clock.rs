@@ -11,7 +11,7 @@
 //! [`RedisStore`](crate::RedisStore) takes "now" from the clock (deadlines, auth time, last
 //! seen, creation order), but Redis expires keys on its own timer: a session's idle expiry and
 //! the throttle, role-change and epoch windows are key TTLs there, which pass in real time
-//! whatever the clock says. Nor does it move timeouts of I/O (`operation_timeout`) or the
+//! whatever the clock says. Nor does it move timeouts of I/O (`RedisStore::with_operation_timeout`) or the
 //! cache's heartbeat, which are about the network, not about sessions.
 
 use std::fmt;

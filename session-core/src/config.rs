@@ -1,5 +1,6 @@
-//! [`SessionConfig`]: timeouts, limits, Redis settings and the clock, with defaults and a
-//! builder.
+//! [`SessionConfig`]: timeouts, limits and the clock that every store and the request core
+//! share, with defaults and a builder. (What only Redis needs, its connections, is set on
+//! [`RedisStore`](crate::RedisStore).)
 
 use std::time::Duration;
 
@@ -15,8 +16,6 @@ use crate::error::{Error, Result};
 /// | idle timeout (sliding) | 30 minutes |
 /// | absolute timeout | 12 hours |
 /// | sessions per user | 10 (the oldest is evicted) |
-/// | operation timeout | 1 second |
-/// | Redis pool size | 8 connections |
 /// | last-seen granularity | 1% of the idle timeout, between 1 s and 60 s |
 /// | clock | the system clock ([`Clock::system`]) |
 ///
@@ -39,9 +38,6 @@ pub struct SessionConfig {
     idle_timeout: Duration,
     absolute_timeout: Duration,
     max_sessions_per_user: Option<usize>,
-    operation_timeout: Duration,
-    pool_size: usize,
-    max_in_flight: usize,
     touch_interval: Option<Duration>,
     role_change_window: Duration,
     clock: Clock,
@@ -49,7 +45,7 @@ pub struct SessionConfig {
 
 /// Longest timeout the record format holds (100 years); anything longer
 /// is certainly a unit mistake.
-const MAX_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl Default for SessionConfig {
     fn default() -> Self {
@@ -58,9 +54,6 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 3600),
             max_sessions_per_user: Some(10),
-            operation_timeout: Duration::from_secs(1),
-            pool_size: 2,
-            max_in_flight: 4096,
             touch_interval: None,
             role_change_window: Duration::from_secs(10 * 60),
             clock: Clock::system(),
@@ -95,25 +88,6 @@ impl SessionConfig {
     /// limit.
     pub fn max_sessions_per_user(&self) -> Option<usize> {
         self.max_sessions_per_user
-    }
-
-    /// The longest any single store call may take before it fails as
-    /// [`Error::Unavailable`].
-    pub fn operation_timeout(&self) -> Duration {
-        self.operation_timeout
-    }
-
-    /// Number of Redis connections the store keeps open and shares among all calls (each one
-    /// pipelines the commands of every call that uses it; see `RedisStore`'s "Connections").
-    pub fn pool_size(&self) -> usize {
-        self.pool_size
-    }
-
-    /// Most store calls in flight at once; one more fails at once with
-    /// [`UnavailableKind::PoolExhausted`](crate::UnavailableKind::PoolExhausted) (503) rather
-    /// than queueing behind a Redis that cannot keep up.
-    pub fn max_in_flight(&self) -> usize {
-        self.max_in_flight
     }
 
     /// How far "last seen" may lag behind the truth: a load rewrites the record's last-seen time
@@ -186,26 +160,6 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Timeout of each store call (default 1 s).
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.config.operation_timeout = timeout;
-        self
-    }
-
-    /// Number of shared Redis connections (default 2). Every call pipelines on one of them, so
-    /// more rarely help; measure before raising it.
-    pub fn pool_size(mut self, size: usize) -> Self {
-        self.config.pool_size = size;
-        self
-    }
-
-    /// Most store calls in flight at once (default 4096); see
-    /// [`SessionConfig::max_in_flight`].
-    pub fn max_in_flight(mut self, limit: usize) -> Self {
-        self.config.max_in_flight = limit;
-        self
-    }
-
     /// Granularity of the "last seen" time where it is written into the record, and how often
     /// a cached session's idle expiry is slid (default: 1% of the idle timeout, at most 60 s).
     pub fn touch_interval(mut self, interval: Duration) -> Self {
@@ -264,7 +218,6 @@ impl SessionConfigBuilder {
         for (name, value) in [
             ("idle_timeout", c.idle_timeout),
             ("absolute_timeout", c.absolute_timeout),
-            ("operation_timeout", c.operation_timeout),
             ("role_change_window", c.role_change_window),
         ] {
             if value < Duration::from_millis(1) || value > MAX_TIMEOUT {
@@ -277,12 +230,6 @@ impl SessionConfigBuilder {
             return Err(Error::Config(
                 "max_sessions_per_user must be at least 1 (use None for no limit)".to_owned(),
             ));
-        }
-        if c.pool_size == 0 {
-            return Err(Error::Config("pool_size must be at least 1".to_owned()));
-        }
-        if c.max_in_flight == 0 {
-            return Err(Error::Config("max_in_flight must be at least 1".to_owned()));
         }
         Ok(c)
     }
@@ -316,7 +263,5 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("max_sessions_per_user"));
-        let err = SessionConfig::builder().pool_size(0).build().unwrap_err();
-        assert!(err.to_string().contains("pool_size"));
     }
 }

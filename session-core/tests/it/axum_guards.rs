@@ -285,11 +285,14 @@ async fn every_guard_on_redis_and_with_redis_down() {
     let mut server = RedisServer::start_local().unwrap();
     let config = SessionConfig::builder()
         .key_prefix(crate::common::unique_prefix())
-        .operation_timeout(std::time::Duration::from_millis(300))
         .build()
         .unwrap();
-    let store: Arc<dyn SessionStore> =
-        Arc::new(RedisStore::connect(server.url(), config).await.unwrap());
+    let store = RedisStore::connect(server.url(), config)
+        .await
+        .unwrap()
+        .with_operation_timeout(std::time::Duration::from_millis(300))
+        .unwrap();
+    let store: Arc<dyn SessionStore> = Arc::new(store);
     guard_matrix(Arc::clone(&store)).await;
 
     let (_, with) = users(&*store).await;

@@ -18,7 +18,6 @@ use session_core::{
 fn config() -> SessionConfig {
     SessionConfig::builder()
         .key_prefix(unique_prefix())
-        .operation_timeout(Duration::from_millis(500))
         .build()
         .unwrap()
 }
@@ -29,6 +28,8 @@ async fn started() -> (RedisServer, SessionConfig, RedisStore) {
     let config = config();
     let store = RedisStore::connect(server.url(), config.clone())
         .await
+        .unwrap()
+        .with_operation_timeout(Duration::from_millis(500))
         .unwrap();
     (server, config, store)
 }
@@ -404,14 +405,16 @@ async fn writes_fail_closed_when_replicas_do_not_acknowledge() {
 #[tokio::test]
 async fn calls_beyond_the_in_flight_bound_fail_at_once_as_exhausted() {
     let server = RedisServer::start_local().unwrap();
-    let config = SessionConfig::builder()
-        .key_prefix(unique_prefix())
-        .pool_size(1)
-        .max_in_flight(3)
-        .operation_timeout(Duration::from_millis(400))
-        .build()
+    let store = RedisStore::connect(server.url(), config())
+        .await
+        .unwrap()
+        .with_pool_size(1)
+        .unwrap()
+        .with_max_in_flight(3)
+        .unwrap()
+        .with_operation_timeout(Duration::from_millis(400))
         .unwrap();
-    let store = std::sync::Arc::new(RedisStore::connect(server.url(), config).await.unwrap());
+    let store = std::sync::Arc::new(store);
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
     // A hung Redis: three loads wait on the shared connection until they time out; the ones
     // beyond the bound of three in flight are refused at once instead of queueing.

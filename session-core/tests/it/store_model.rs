@@ -320,7 +320,6 @@ fn config(clock: &ManualClock) -> SessionConfig {
     SessionConfig::builder()
         .key_prefix(unique_prefix())
         .max_sessions_per_user(Some(MAX_PER_USER))
-        .operation_timeout(Duration::from_secs(5))
         .clock(clock.clone())
         .build()
         .expect("a valid configuration")
@@ -336,8 +335,9 @@ async fn agree(target: RedisTarget, ops: Vec<Op>) -> Result<(), TestCaseError> {
         tokens: Vec::new(),
         epochs: HashMap::new(),
     };
-    let redis = RedisStore::connect_to(target, config)
+    let redis = RedisStore::connect(target, config)
         .await
+        .and_then(|store| store.with_operation_timeout(Duration::from_secs(5)))
         .map_err(|e| TestCaseError::fail(format!("connect: {e}")))?;
     let mut real = Run {
         store: redis,

@@ -19,7 +19,6 @@ use session_core::{
 fn config() -> SessionConfig {
     SessionConfig::builder()
         .key_prefix(conformance::unique_prefix())
-        .operation_timeout(Duration::from_millis(500))
         .build()
         .unwrap()
 }
@@ -39,9 +38,7 @@ async fn redis_cluster_passes_the_conformance_suite() {
     let make = |config| {
         let target = RedisTarget::Cluster(nodes.clone());
         async move {
-            let store = RedisStore::connect_to(target, config)
-                .await
-                .expect("connect");
+            let store = RedisStore::connect(target, config).await.expect("connect");
             assert!(format!("{store:?}").contains(r#"engine: "cluster""#));
             store
         }
@@ -59,11 +56,7 @@ async fn sentinel_primary_passes_the_conformance_suite() {
     };
     let make = |config| {
         let target = target.clone();
-        async move {
-            RedisStore::connect_to(target, config)
-                .await
-                .expect("connect")
-        }
+        async move { RedisStore::connect(target, config).await.expect("connect") }
     };
     conformance::run(make).await;
     conformance::run_throttle(make).await;
@@ -79,8 +72,10 @@ async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster(
         .clock(clock.clone())
         .build()
         .unwrap();
-    let store = RedisStore::connect_to(RedisTarget::Cluster(cluster.urls()), config.clone())
+    let store = RedisStore::connect(RedisTarget::Cluster(cluster.urls()), config.clone())
         .await
+        .unwrap()
+        .with_operation_timeout(Duration::from_millis(500))
         .unwrap();
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
     // Rotation on a cluster swaps the index entry in its own steps: exactly one member remains.
@@ -114,8 +109,10 @@ async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster(
 async fn a_value_of_another_type_under_a_session_key_is_no_session_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
     let config = config();
-    let store = RedisStore::connect_to(RedisTarget::Cluster(cluster.urls()), config.clone())
+    let store = RedisStore::connect(RedisTarget::Cluster(cluster.urls()), config.clone())
         .await
+        .unwrap()
+        .with_operation_timeout(Duration::from_millis(500))
         .unwrap();
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
     let (kept, _) = store.create(NewSession::new("alice")).await.unwrap();
@@ -260,8 +257,10 @@ async fn cluster_failover_keeps_replicated_sessions_and_fails_closed() {
     let mut cluster = RedisCluster::start(3, 1).expect("a local Redis Cluster with replicas");
     let config = config();
     let store = Arc::new(
-        RedisStore::connect_to(RedisTarget::Cluster(cluster.urls()), config.clone())
+        RedisStore::connect(RedisTarget::Cluster(cluster.urls()), config.clone())
             .await
+            .unwrap()
+            .with_operation_timeout(Duration::from_millis(500))
             .unwrap(),
     );
     let mut sessions = Vec::new();
@@ -316,7 +315,12 @@ async fn sentinel_failover_keeps_replicated_sessions_and_fails_closed() {
         sentinels: group.sentinel_urls(),
         service: group.service().to_owned(),
     };
-    let store = Arc::new(RedisStore::connect_to(target, config()).await.unwrap());
+    let store = RedisStore::connect(target, config())
+        .await
+        .unwrap()
+        .with_operation_timeout(Duration::from_millis(500))
+        .unwrap();
+    let store = Arc::new(store);
     let mut sessions = Vec::new();
     for i in 0..30 {
         let user = format!("user-{i}");
