@@ -284,7 +284,7 @@ impl RedisStore {
     /// Round trips of a load (the tracking connection's; ARCHITECTURE.md, "Client-side
     /// caching"):
     /// - a **hit** (the session is cached and the cache trusted): none; at most once per
-    ///   [`SessionConfig::touch_interval`], one to slide the idle expiry (`CLIENT CACHING YES` +
+    ///   [`SessionConfigBuilder::touch_interval`](crate::SessionConfigBuilder::touch_interval), one to slide the idle expiry (`CLIENT CACHING YES` +
     ///   `MULTI` `PEXPIRE` `PTTL` `EXEC`, one pipeline);
     /// - a **miss** for a session that exists: **two**, where a load without the cache costs one:
     ///   `TYPE` (untracked, so a made-up token is never tracked), then `CLIENT CACHING YES` +
@@ -299,7 +299,7 @@ impl RedisStore {
     ///   latency (measured: well under a millisecond on a quiet loopback; `benches/RESULTS.md`),
     ///   not atomically; this store's own writes wait for their invalidations before they
     ///   return, so it reads its own writes;
-    /// - the idle expiry is slid at most once per [`SessionConfig::touch_interval`]: a session
+    /// - the idle expiry is slid at most once per [`SessionConfigBuilder::touch_interval`](crate::SessionConfigBuilder::touch_interval): a session
     ///   ends between `idle − touch_interval` and `idle` after its last request, never later;
     /// - if the connection that receives invalidations is lost or silent for longer than
     ///   [`CacheConfig::with_staleness_bound`], the cache is emptied and every request asks Redis

@@ -15,7 +15,7 @@
 //! the store is unavailable.
 //!
 //! "Now", for freshness, is the store's clock
-//! ([`SessionConfig::clock`](crate::SessionConfig::clock)), read once per check and handed to
+//! ([`SessionConfigBuilder::clock`](crate::SessionConfigBuilder::clock)), read once per check and handed to
 //! [`Requirement::check`]: a test moves a [`ManualClock`](crate::ManualClock) past `max_age`
 //! instead of sleeping.
 
@@ -389,7 +389,7 @@ impl Require {
     ///
     /// [`Require::fresh`] is judged here by the system clock (a session alone does not know
     /// its store's clock); as a route layer, by the store's
-    /// [`SessionConfig::clock`](crate::SessionConfig::clock).
+    /// [`SessionConfigBuilder::clock`](crate::SessionConfigBuilder::clock).
     ///
     /// # Errors
     /// [`Rejection::Forbidden`] naming the requirement when it is not met;
