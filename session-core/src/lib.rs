@@ -130,7 +130,7 @@ pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use store::redis::{CacheConfig, CacheStats, RedisStore, RedisTarget};
 pub use store::SessionStore;
-pub use token::{MalformedToken, SessionHandle, SessionKey, Token, SESSION_KEY_BYTES};
+pub use token::{SessionHandle, SessionKey, Token, SESSION_KEY_BYTES};
 
 #[cfg(feature = "macros")]
 pub use session_macros::{

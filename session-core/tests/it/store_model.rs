@@ -15,7 +15,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis_harness::{RedisCluster, RedisServer};
 use session_core::{
     DataChanges, DataUpdate, Error, LoginEpoch, ManualClock, MemoryStore, NewSession, RedisStore,
-    RedisTarget, Session, SessionConfig, SessionData, SessionStore, Token,
+    RedisTarget, Session, SessionConfig, SessionData, SessionHandle, SessionStore, Token,
 };
 
 /// Few users and a small per-user limit, so sequences hit the same user's sessions, the
@@ -148,16 +148,18 @@ fn listed(names: &[usize]) -> Vec<String> {
     names.iter().map(|&i| NAMES[i].to_owned()).collect()
 }
 
-/// One store, the tokens it handed out (by position) and the login epochs it last read.
+/// One store, the tokens it handed out (by position) with their sessions' public handles
+/// (`None`: a rotated session gone before it could be loaded), and the login epochs it last
+/// read.
 struct Run<S> {
     store: S,
-    tokens: Vec<Token>,
+    tokens: Vec<(Token, Option<SessionHandle>)>,
     epochs: HashMap<usize, LoginEpoch>,
 }
 
 impl<S: SessionStore> Run<S> {
     fn token(&self, pick: usize) -> Option<&Token> {
-        (!self.tokens.is_empty()).then(|| &self.tokens[pick % self.tokens.len()])
+        (!self.tokens.is_empty()).then(|| &self.tokens[pick % self.tokens.len()].0)
     }
 
     /// Applies `op`; `None` when the op needs a token and there is none yet (skipped by both).
@@ -180,7 +182,7 @@ impl<S: SessionStore> Run<S> {
                 }
                 match self.store.create(new).await {
                     Ok((token, session)) => {
-                        self.tokens.push(token);
+                        self.tokens.push((token, Some(session.handle())));
                         Seen::Session(Some(view(&session)))
                     }
                     Err(e) => failed(&e),
@@ -197,7 +199,7 @@ impl<S: SessionStore> Run<S> {
                     .await
                 {
                     Ok((token, session)) => {
-                        self.tokens.push(token);
+                        self.tokens.push((token, Some(session.handle())));
                         Seen::Session(Some(view(&session)))
                     }
                     Err(e) => failed(&e),
@@ -250,7 +252,9 @@ impl<S: SessionStore> Run<S> {
                 let token = self.token(*i)?.clone();
                 match self.store.rotate(&token).await {
                     Ok(new) => {
-                        self.tokens.push(new);
+                        // The new token's handle, from its session (a load: both runs do it).
+                        let loaded = self.store.load(&new).await.ok().flatten();
+                        self.tokens.push((new, loaded.map(|s| s.handle())));
                         Seen::Done
                     }
                     Err(e) => failed(&e),
@@ -260,7 +264,7 @@ impl<S: SessionStore> Run<S> {
                 let token = self.token(*i)?.clone();
                 match self.store.reauthenticate(&token).await {
                     Ok((new, session)) => {
-                        self.tokens.push(new);
+                        self.tokens.push((new, Some(session.handle())));
                         Seen::Session(Some(view(&session)))
                     }
                     Err(e) => failed(&e),
@@ -278,7 +282,7 @@ impl<S: SessionStore> Run<S> {
                         self.tokens
                             .iter()
                             .enumerate()
-                            .filter(|(_, t)| handles.contains(&t.key().handle()))
+                            .filter(|(_, (_, h))| h.as_ref().is_some_and(|h| handles.contains(h)))
                             .map(|(n, _)| n)
                             .collect(),
                     )
@@ -296,7 +300,11 @@ impl<S: SessionStore> Run<S> {
                 seen(changed, Seen::Count)
             }
             Op::DeleteUserSession(u, i) => {
-                let handle = self.token(*i)?.key().handle();
+                self.token(*i)?;
+                let handle = self.tokens[*i % self.tokens.len()]
+                    .1
+                    .clone()
+                    .unwrap_or_else(|| SessionHandle::new("gone"));
                 let deleted = self.store.delete_user_session(USERS[*u], &handle).await;
                 seen(deleted, Seen::Bool)
             }

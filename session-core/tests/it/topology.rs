@@ -115,7 +115,7 @@ async fn a_value_of_another_type_under_a_session_key_is_no_session_on_a_cluster(
         .with_operation_timeout(Duration::from_millis(500))
         .unwrap();
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
-    let (kept, _) = store.create(NewSession::new("alice")).await.unwrap();
+    let (kept, kept_session) = store.create(NewSession::new("alice")).await.unwrap();
     let key = session_key(&prefix, &token);
     let client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
     let mut c = client.get_async_connection().await.unwrap();
@@ -135,7 +135,7 @@ async fn a_value_of_another_type_under_a_session_key_is_no_session_on_a_cluster(
     assert!(store.load(&token).await.unwrap().is_none());
     let listed = store.list_user_sessions("alice").await.unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!(listed[0].handle, kept.key().handle());
+    assert_eq!(listed[0].handle, kept_session.handle());
     assert!(
         matches!(store.rotate(&token).await, Err(Error::Corrupt(_))),
         "rotation of a hash"
