@@ -198,18 +198,18 @@ impl SessionConfigBuilder {
 
     /// The clock the store and the request core read "now" from (default: [`Clock::system`]).
     /// Every time rule reads it: expiry, auth time and the freshness guards, last seen, the
-    /// throttle and role-change windows; except where Redis keeps time itself (key TTLs, see
-    /// [`Clock`]).
-    /// Tests pass a [`ManualClock`](crate::ManualClock) and move it, instead of sleeping past
-    /// timeouts:
+    /// throttle and role-change windows; except where Redis keeps time itself (key TTLs, which
+    /// pass in real time).
+    ///
+    /// Tests pass a [`Clock::manual`] and move it, instead of sleeping past timeouts:
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
-    /// use session_core::{ManualClock, SessionConfig};
+    /// use session_core::{Clock, SessionConfig};
     ///
-    /// let clock = ManualClock::new(SystemTime::now());
+    /// let clock = Clock::manual(SystemTime::now());
     /// let config = SessionConfig::builder().clock(clock.clone()).build()?;
-    /// clock.advance(Duration::from_secs(60));
+    /// clock.advance(Duration::from_secs(60))?;
     /// # Ok::<(), session_core::Error>(())
     /// ```
     ///

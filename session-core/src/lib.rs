@@ -118,7 +118,9 @@ pub mod __fuzz;
 /// `async-trait` to your own dependencies: `#[session_core::async_trait]`.
 pub use async_trait::async_trait;
 pub use changes::{update_value, DataChanges, DataUpdate};
-pub use clock::{Clock, ManualClock};
+pub use clock::Clock;
+#[doc(hidden)]
+pub use clock::ManualClock;
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use epoch::LoginEpoch;
 pub use error::{Error, Result, UnavailableKind};

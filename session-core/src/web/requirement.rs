@@ -16,7 +16,7 @@
 //!
 //! "Now", for freshness, is the store's clock
 //! ([`SessionConfigBuilder::clock`](crate::SessionConfigBuilder::clock)), read once per check and handed to
-//! [`Requirement::check`]: a test moves a [`ManualClock`](crate::ManualClock) past `max_age`
+//! [`Requirement::check`]: a test moves a [`Clock::manual`](crate::Clock::manual) past `max_age`
 //! instead of sleeping.
 
 use std::marker::PhantomData;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::common::unique_prefix;
 use redis_harness::RedisServer;
 use session_core::{
-    CacheConfig, Error, ManualClock, NewSession, RedisStore, SessionConfig, SessionStore, Token,
+    CacheConfig, Clock, Error, NewSession, RedisStore, SessionConfig, SessionStore, Token,
 };
 
 fn config() -> SessionConfig {
@@ -244,7 +244,7 @@ async fn flushall_and_a_restart_empty_the_cache() {
 async fn a_session_this_server_slid_is_still_invalidated() {
     let server = RedisServer::start_local().unwrap();
     // Slides fall due every 20 ms of use, by the stores' clock (moved by hand, not slept).
-    let clock = ManualClock::new(SystemTime::now());
+    let clock = Clock::manual(SystemTime::now());
     let config = SessionConfig::builder()
         .key_prefix(unique_prefix())
         .clock(clock.clone())
@@ -261,7 +261,7 @@ async fn a_session_this_server_slid_is_still_invalidated() {
             .unwrap();
         assert!(a.load(&token).await.unwrap().is_some());
         // A hit after the touch interval slides the expiry (PEXPIRE on the tracking connection).
-        clock.advance(Duration::from_millis(30));
+        clock.advance(Duration::from_millis(30)).unwrap();
         let before = a.cache_stats().unwrap().hits;
         assert!(a.load(&token).await.unwrap().is_some());
         assert_eq!(

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use redis::AsyncCommands;
 use redis_harness::RedisServer;
 use session_core::{
-    Error, ManualClock, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token,
+    Clock, Error, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token,
     UnavailableKind,
 };
 
@@ -54,7 +54,7 @@ fn session_key(prefix: &str, token: &Token) -> Vec<u8> {
 async fn load_and_touch_is_one_round_trip() {
     let server = RedisServer::start_local().unwrap();
     // The store's clock moves between loads (as real requests come apart), without a sleep.
-    let clock = ManualClock::new(std::time::SystemTime::now());
+    let clock = Clock::manual(std::time::SystemTime::now());
     let prefix = unique_prefix();
     let config = SessionConfig::builder()
         .key_prefix(prefix.as_str())
@@ -70,7 +70,7 @@ async fn load_and_touch_is_one_round_trip() {
 
     let commands = common::monitored(server.port(), async {
         for _ in 0..50 {
-            clock.advance(Duration::from_millis(2));
+            clock.advance(Duration::from_millis(2)).unwrap();
             assert!(store.load(&token).await.unwrap().is_some());
         }
     })
@@ -243,7 +243,7 @@ async fn the_expiry_never_outlives_the_absolute_deadline() {
     let server = RedisServer::start_local().unwrap();
     // The store's "now" is a manual clock, so the test can put a load just before the deadline
     // (Redis's TTLs still pass in real time).
-    let clock = ManualClock::new(std::time::SystemTime::now());
+    let clock = Clock::manual(std::time::SystemTime::now());
     let prefix = unique_prefix();
     let config = SessionConfig::builder()
         .key_prefix(prefix.as_str())
@@ -276,7 +276,7 @@ async fn the_expiry_never_outlives_the_absolute_deadline() {
 
     // 30 ms before the deadline (by the store's clock), a load slides the expiry only up to it:
     // Redis's TTL is what is left, at most 30 ms.
-    clock.advance(Duration::from_millis(1470));
+    clock.advance(Duration::from_millis(1470)).unwrap();
     assert!(store.load(&token).await.unwrap().is_some());
     let ttl: i64 = conn.pttl(&key).await.unwrap();
     assert!(
@@ -299,7 +299,7 @@ async fn the_expiry_never_outlives_the_absolute_deadline() {
     .expect("the key outlived the absolute deadline");
 
     // Past the deadline the token alone tells the store so: no command at all.
-    clock.advance(Duration::from_millis(30));
+    clock.advance(Duration::from_millis(30)).unwrap();
     let commands = common::monitored(server.port(), async {
         assert!(store.load(&token).await.unwrap().is_none());
     })
@@ -472,7 +472,7 @@ async fn calls_beyond_the_in_flight_bound_fail_at_once_as_exhausted() {
 async fn scripts_and_rust_read_every_field_of_the_record_alike() {
     let server = RedisServer::start().unwrap();
     // Time passes by the store's clock (the records' times), not by sleeping.
-    let clock = ManualClock::new(std::time::SystemTime::now());
+    let clock = Clock::manual(std::time::SystemTime::now());
     let prefix = unique_prefix();
     let config = SessionConfig::builder()
         .key_prefix(prefix.as_str())
@@ -508,7 +508,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
         assert_eq!(s.expires_at(), created.expires_at(), "{step}");
         assert!(s.last_seen_at() >= created.created_at(), "{step}");
     };
-    clock.advance(Duration::from_millis(5));
+    clock.advance(Duration::from_millis(5)).unwrap();
     let loaded = store.load(&token).await.unwrap().expect("load.lua");
     same(&loaded, &["ADMIN", "USER"], &["orders:read"], "load.lua");
     assert_eq!(loaded.auth_time(), created.auth_time(), "load.lua");
@@ -518,7 +518,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
         .set_user_authz("zoë", &["USER".to_owned()], &["x".to_owned()])
         .await
         .unwrap();
-    clock.advance(Duration::from_millis(5));
+    clock.advance(Duration::from_millis(5)).unwrap();
     let loaded = store
         .load(&token)
         .await
@@ -559,7 +559,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
     assert_eq!(loaded.auth_time(), created.auth_time(), "rotate.lua");
 
     // reauth.lua writes the auth time and nothing else.
-    clock.advance(Duration::from_millis(20));
+    clock.advance(Duration::from_millis(20)).unwrap();
     let (fresh, returned) = store.reauthenticate(&rotated).await.unwrap();
     let loaded = store.load(&fresh).await.unwrap().expect("after reauth.lua");
     same(&loaded, &["USER"], &["x"], "reauth.lua");

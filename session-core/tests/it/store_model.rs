@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis_harness::{RedisCluster, RedisServer};
 use session_core::{
-    DataChanges, DataUpdate, Error, LoginEpoch, ManualClock, MemoryStore, NewSession, RedisStore,
+    Clock, DataChanges, DataUpdate, Error, LoginEpoch, MemoryStore, NewSession, RedisStore,
     RedisTarget, Session, SessionConfig, SessionData, SessionHandle, SessionStore, Token,
 };
 
@@ -324,7 +324,7 @@ impl<S: SessionStore> Run<S> {
     }
 }
 
-fn config(clock: &ManualClock) -> SessionConfig {
+fn config(clock: &Clock) -> SessionConfig {
     SessionConfig::builder()
         .key_prefix(unique_prefix())
         .max_sessions_per_user(Some(MAX_PER_USER))
@@ -336,7 +336,7 @@ fn config(clock: &ManualClock) -> SessionConfig {
 async fn agree(target: RedisTarget, ops: Vec<Op>) -> Result<(), TestCaseError> {
     // Redis's key TTLs run on real time; the manual clock starts at now and moves far less than
     // any timeout during a case, so the two never disagree about what has expired.
-    let clock = ManualClock::new(SystemTime::now());
+    let clock = Clock::manual(SystemTime::now());
     let config = config(&clock);
     let mut model = Run {
         store: MemoryStore::new(config.clone()),
@@ -356,7 +356,7 @@ async fn agree(target: RedisTarget, ops: Vec<Op>) -> Result<(), TestCaseError> {
         if matches!(op, Op::Create { .. }) {
             // Eviction ends a user's oldest sessions; Redis orders them by creation time in ms,
             // so two logins in one millisecond would have no defined order.
-            clock.advance(Duration::from_millis(2));
+            clock.advance(Duration::from_millis(2)).unwrap();
         }
         let expected = model.apply(op).await;
         let got = real.apply(op).await;

@@ -13,7 +13,7 @@ use crate::common::conformance;
 use redis_harness::cluster::NodeRole;
 use redis_harness::{RedisCluster, RedisSentinelGroup};
 use session_core::{
-    Error, ManualClock, NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore, Token,
+    Clock, Error, NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore, Token,
 };
 
 fn config() -> SessionConfig {
@@ -64,7 +64,7 @@ async fn sentinel_primary_passes_the_conformance_suite() {
 async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
     // The store's clock moves between loads (as real requests come apart), without a sleep.
-    let clock = ManualClock::new(std::time::SystemTime::now());
+    let clock = Clock::manual(std::time::SystemTime::now());
     let prefix = conformance::unique_prefix();
     let config = SessionConfig::builder()
         .key_prefix(prefix.as_str())
@@ -92,7 +92,7 @@ async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster(
         .expect("the session key's primary");
     let commands = common::monitored(node, async {
         for _ in 0..30 {
-            clock.advance(Duration::from_millis(2));
+            clock.advance(Duration::from_millis(2)).unwrap();
             assert!(store.load(&token).await.unwrap().is_some());
         }
     })
