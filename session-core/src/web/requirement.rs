@@ -369,7 +369,8 @@ impl Require {
     }
 
     /// What is required, for messages and the audit log (for example `role ADMIN`).
-    pub fn describe(&self) -> String {
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))] // the route layer's audit log
+    pub(crate) fn describe(&self) -> String {
         describe(self.kind.clone())
     }
 
