@@ -15,7 +15,7 @@ use std::time::Duration;
 use session_benches::{
     alternate, drive_measured, fmt_ops, progress, quick, start_redis, Row, Sample, Spread,
 };
-use session_core::{DataChanges, NewSession, SessionConfig, SessionData, SessionStore, Token};
+use session_core::{DataChanges, NewSession, SessionData, SessionStore, Token};
 
 const BENCH: &str = "data_write";
 const SESSIONS: usize = 1000;
@@ -40,7 +40,7 @@ async fn run() -> Vec<Row> {
     } else {
         (6, Duration::from_secs(1))
     };
-    let (_server, store) = start_redis(SessionConfig::default()).await;
+    let (_server, store) = start_redis().await;
     let mut rows = Vec::new();
     for (shape, keys, value_len) in [
         ("3 keys, 60 B", 3, 8),

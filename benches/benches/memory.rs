@@ -21,7 +21,7 @@ use session_benches::{
     baseline_key, create_sessions, dbsize, group, index_key, memory_usage, progress, quick,
     session_key, set_many, start_redis, strlen, used_memory, user_id, Row,
 };
-use session_core::{NewSession, SessionConfig, SessionStore};
+use session_core::{NewSession, SessionStore};
 
 const BENCH: &str = "memory";
 /// Bytes per session with its index entry: at 1 session per user, and at 10.
@@ -56,7 +56,7 @@ async fn settled_used_memory(store: &BenchStore) -> u64 {
 }
 
 async fn start() -> (RedisServer, &'static BenchStore) {
-    let (server, store) = start_redis(SessionConfig::default()).await;
+    let (server, store) = start_redis().await;
     // Load the create script (and its cache entry) before "before".
     store
         .create(NewSession::new("warmup").with_roles(["USER"]))
@@ -87,10 +87,10 @@ async fn sessions(per_user: usize) -> Growth {
         large as u64 + users,
         "unexpected key count (evictions?)"
     );
-    let key = session_key(store, &tokens[0]);
+    let key = session_key(&tokens[0]);
     let record_len = strlen(store, &key).await;
     let sample = memory_usage(store, &key).await;
-    let index_usage = memory_usage(store, &index_key(store, &user_id(0))).await;
+    let index_usage = memory_usage(store, &index_key(&user_id(0))).await;
     progress(format!(
         "{label}: used_memory before {} / after {} sessions {} / after {} {}; {} keys",
         group(before),
@@ -115,7 +115,7 @@ async fn raw_strings(record_len: usize) -> Growth {
     let (_server, store) = start().await;
     let value: &'static [u8] = vec![b'v'; record_len].leak();
     let keys: &'static [Vec<u8>] = (0..large as u64)
-        .map(|i| baseline_key(store, i))
+        .map(baseline_key)
         .collect::<Vec<_>>()
         .leak();
     let before = settled_used_memory(store).await;

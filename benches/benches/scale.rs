@@ -19,7 +19,7 @@ use session_benches::{
     alternate, at_most, create_sessions, dbsize, drive, drive_measured, fmt_ops, fmt_us, group,
     progress, quick, session_key, start_redis, used_memory, user_id, Row, Spread,
 };
-use session_core::{SessionConfig, SessionStore, Token};
+use session_core::{SessionStore, Token};
 
 const BENCH: &str = "scale";
 const CONCURRENCY: usize = 8;
@@ -62,7 +62,7 @@ async fn filled(
     &'static BenchStore,
     &'static [Token],
 ) {
-    let (server, store) = start_redis(SessionConfig::default()).await;
+    let (server, store) = start_redis().await;
     let tokens = create_sessions(store, 0..n, 64, |i| user_id(i / PER_USER), label)
         .await
         .leak();
@@ -84,7 +84,7 @@ fn getter(
        + 'static {
     move |seed| {
         Box::pin(async move {
-            let key = session_key(store, &tokens[(seed % tokens.len() as u64) as usize]);
+            let key = session_key(&tokens[(seed % tokens.len() as u64) as usize]);
             let v: Option<Vec<u8>> = store.raw(redis::cmd("GET").arg(&key)).await.expect("GET");
             assert!(v.is_some(), "session missing");
         })

@@ -29,9 +29,9 @@ use redis::aio::MultiplexedConnection;
 use session_benches::{
     alternate, at_least, at_most, baseline_key, create_sessions, drive, drive_measured, fmt_ops,
     fmt_us, progress, quick, session_key, set_many, start_redis, strlen, user_id, Alternation, Row,
-    Sample, Spread,
+    Sample, Spread, IDLE, MAX_PER_USER,
 };
-use session_core::{NewSession, SessionConfig, SessionStore, Token};
+use session_core::{NewSession, SessionStore, Token};
 
 const BENCH: &str = "store_ops";
 const LEVELS: [usize; 3] = [1, 8, 32];
@@ -69,12 +69,10 @@ fn plan() -> Plan {
 
 async fn run() -> Vec<Row> {
     let plan = plan();
-    let (server, store) = start_redis(SessionConfig::default()).await;
-    let config = store.config();
+    let (server, store) = start_redis().await;
     progress(format!(
-        "{BENCH}: redis-server started; pool {} connections, limit {:?} sessions/user",
-        config.pool_size(),
-        config.max_sessions_per_user()
+        "{BENCH}: redis-server started; the default pool (2 connections), limit {MAX_PER_USER} \
+         sessions/user"
     ));
 
     // Data set: 10 sessions for each of 1000 users (the per-user limit, so later creates evict).
@@ -82,14 +80,14 @@ async fn run() -> Vec<Row> {
         create_sessions(store, 0..KEYS, 32, |i| user_id(i % USERS), "load data set")
             .await
             .leak();
-    let record_len = strlen(store, &session_key(store, &tokens[0])).await;
+    let record_len = strlen(store, &session_key(&tokens[0])).await;
     progress(format!("{BENCH}: a session record is {record_len} bytes"));
 
     // Baseline data set: as many keys of the same length, values of the same length, same TTL
     // kind (sessions carry an expiry too).
     let value: &'static [u8] = vec![b'v'; record_len].leak();
     let keys: &'static [Vec<u8>] = (0..KEYS as u64)
-        .map(|i| baseline_key(store, i))
+        .map(baseline_key)
         .collect::<Vec<_>>()
         .leak();
     set_many(store, keys, value, 1800, 32).await;
@@ -102,7 +100,7 @@ async fn run() -> Vec<Row> {
             .await
             .expect("raw connection for the baseline"),
     ));
-    let idle_ms = u64::try_from(config.idle_timeout().as_millis()).unwrap_or(u64::MAX);
+    let idle_ms = u64::try_from(IDLE.as_millis()).unwrap_or(u64::MAX);
 
     let mut rows = Vec::new();
     for &level in &LEVELS {
@@ -163,7 +161,7 @@ async fn run() -> Vec<Row> {
                 "{BENCH}: {subject} vs raw SET PX, concurrency {level}"
             ));
             let set = move |seed: u64| async move {
-                let key = baseline_key(store, seed);
+                let key = baseline_key(seed);
                 let mut c = raw.clone();
                 let () = redis::cmd("SET")
                     .arg(&key)

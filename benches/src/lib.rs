@@ -404,10 +404,27 @@ impl BenchStore {
     }
 }
 
-/// A redis-server of the bench's own and a [`BenchStore`] on it. The store is leaked so that
-/// bench tasks can hold `&'static` references to it (no `Arc` traffic in the measured loop).
-pub async fn start_redis(config: SessionConfig) -> (RedisServer, &'static BenchStore) {
+/// The benches' key prefix (the store's keys are read back raw: [`session_key`]): the default,
+/// so that measured key sizes are a default deployment's.
+pub const KEY_PREFIX: &str = "session";
+
+/// The benches' idle timeout.
+pub const IDLE: Duration = Duration::from_secs(30 * 60);
+
+/// The benches' limit of sessions per user.
+pub const MAX_PER_USER: usize = 10;
+
+/// A redis-server of the bench's own and a [`BenchStore`] on it, configured with
+/// [`KEY_PREFIX`], [`IDLE`] and [`MAX_PER_USER`]. The store is leaked so that bench tasks can
+/// hold `&'static` references to it (no `Arc` traffic in the measured loop).
+pub async fn start_redis() -> (RedisServer, &'static BenchStore) {
     let server = RedisServer::start_local().unwrap_or_else(|e| panic!("{e}"));
+    let config = SessionConfig::builder()
+        .key_prefix(KEY_PREFIX)
+        .idle_timeout(IDLE)
+        .max_sessions_per_user(Some(MAX_PER_USER))
+        .build()
+        .unwrap_or_else(|e| panic!("the benches' configuration: {e}"));
     let store = RedisStore::connect(server.url(), config)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the bench's redis-server: {e}"));
@@ -423,10 +440,14 @@ pub async fn start_redis(config: SessionConfig) -> (RedisServer, &'static BenchS
     (server, store)
 }
 
+/// Concurrent reads that open every pooled connection: calls take the shared connections in
+/// turn, so any number above the pool size (2 by default; the benches do not change it) will do.
+const WARM_UP_CALLS: usize = 64;
+
 /// Runs enough concurrent store reads (of a user with no sessions) to open every pooled
 /// connection.
 pub async fn warm_pool(store: &'static RedisStore) {
-    let n = store.config().pool_size() * 4;
+    let n = WARM_UP_CALLS;
     let pings: Vec<_> = (0..n)
         .map(|_| {
             tokio::spawn(async move {
@@ -443,20 +464,20 @@ pub async fn warm_pool(store: &'static RedisStore) {
 }
 
 /// The Redis key of a session (`{prefix}:s:{sha256(token)}`; see the store's key layout).
-pub fn session_key(store: &RedisStore, token: &Token) -> Vec<u8> {
-    let mut k = format!("{}:s:", store.config().key_prefix()).into_bytes();
+pub fn session_key(token: &Token) -> Vec<u8> {
+    let mut k = format!("{KEY_PREFIX}:s:").into_bytes();
     k.extend_from_slice(token.key().as_bytes());
     k
 }
 
 /// The Redis key of a user's index (`{prefix}:u:{user id}`).
-pub fn index_key(store: &RedisStore, user_id: &str) -> Vec<u8> {
-    format!("{}:u:{user_id}", store.config().key_prefix()).into_bytes()
+pub fn index_key(user_id: &str) -> Vec<u8> {
+    format!("{KEY_PREFIX}:u:{user_id}").into_bytes()
 }
 
 /// A baseline key of the same length as a session key: `{prefix}:b:` and 16 bytes.
-pub fn baseline_key(store: &RedisStore, seed: u64) -> Vec<u8> {
-    let mut k = format!("{}:b:", store.config().key_prefix()).into_bytes();
+pub fn baseline_key(seed: u64) -> Vec<u8> {
+    let mut k = format!("{KEY_PREFIX}:b:").into_bytes();
     k.extend_from_slice(&key_bytes(seed));
     k
 }

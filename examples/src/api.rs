@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use session_core::logging::log_safe;
 use session_core::prelude::*;
-use session_core::throttle::{retry_after_secs, Attempt};
+use session_core::throttle::Attempt;
 use session_core::web::{AuthSession, CurrentUser};
 use session_core::{LoginEpoch, SessionHandle};
 
@@ -152,9 +152,9 @@ pub async fn check_password(
                 _ => break,
             }
         }
-        if let Attempt::Locked { retry_after } = attempt {
+        if let Some(secs) = attempt.retry_after_secs() {
             tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), during = event, "password check refused: username locked");
-            return Err(ApiError::too_many_attempts(retry_after_secs(retry_after)));
+            return Err(ApiError::too_many_attempts(secs));
         }
     }
     let account = if plausible {
@@ -170,16 +170,17 @@ pub async fn check_password(
     let Some(account) = account.filter(|_| ok) else {
         tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), during = event, "failed password check");
         if plausible {
-            if let Attempt::Locked { retry_after } = state
+            if let Some(secs) = state
                 .store
                 .record_failure(username, &state.throttle)
                 .await?
+                .retry_after_secs()
             {
                 tracing::warn!(
                     target: "session_audit",
                     event = "lockout",
                     user = %log_safe(username),
-                    secs = retry_after_secs(retry_after),
+                    secs,
                     "username locked after repeated failed password checks"
                 );
             }

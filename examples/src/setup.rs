@@ -31,6 +31,9 @@ pub const KEY_PREFIX: &str = "demo";
 /// the app another user with `~demo-app:*`).
 pub const ACCOUNTS_PREFIX: &str = "demo-app";
 
+/// The longest one Redis call may take, for the session store and the accounts alike.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// `store`, with every call counted (`session_store_operations_total`, ...) when the demo is
 /// built with `prometheus` (whether or not a recorder is installed; without one, next to no
 /// cost).
@@ -67,9 +70,9 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
     let throttle = ThrottleConfig::new(settings.login_max_failures, settings.lockout);
     let state = match settings.redis.clone() {
         Some(target) => {
-            let timeout = config.operation_timeout();
-            let mut store =
-                RedisStore::from_target(target.clone(), config).map_err(|e| e.to_string())?;
+            let mut store = RedisStore::new(target.clone(), config)
+                .and_then(|store| store.with_operation_timeout(REDIS_TIMEOUT))
+                .map_err(|e| e.to_string())?;
             if settings.session_cache {
                 store = store
                     .with_cache(CacheConfig::default())
@@ -78,7 +81,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
             let store = Arc::new(store);
             tracing::info!(redis = ?store, "sessions and accounts are kept in Redis");
             // The accounts' own client, on the same target, under their own prefix.
-            let accounts = RedisAccounts::connect(&target, ACCOUNTS_PREFIX, timeout)
+            let accounts = RedisAccounts::connect(&target, ACCOUNTS_PREFIX, REDIS_TIMEOUT)
                 .map_err(|e| format!("accounts: {e}"))?;
             AppState {
                 accounts: Arc::new(accounts),

@@ -65,3 +65,13 @@ pub fn throttle_reply(ttl_ms: i64) -> Attempt {
 pub fn write_outcome(outcome: i64, key: SessionKey) -> Result<()> {
     crate::store::redis::fuzz::outcome(outcome, key)
 }
+
+/// `Token::parse`'s byte form (what the cookie scan calls): the token, if `bytes` are one.
+pub fn token_parse_bytes(bytes: &[u8]) -> Option<Token> {
+    Token::parse_bytes(bytes).ok()
+}
+
+/// The key a token's session is filed under.
+pub fn session_key(token: &Token) -> SessionKey {
+    token.key()
+}

@@ -84,7 +84,7 @@ impl Error {
             UnavailableKind::TimedOut,
             format!(
                 "no answer within {limit:?}; is Redis running and reachable? \
-                 (raise SessionConfig::operation_timeout if it is merely slow)"
+                 (raise RedisStore::with_operation_timeout if it is merely slow)"
             ),
         )
     }
@@ -98,7 +98,7 @@ pub enum UnavailableKind {
     Connection,
     /// The store did not answer within the operation timeout.
     TimedOut,
-    /// More store calls were in flight than `SessionConfig::max_in_flight` allows: Redis is
+    /// More store calls were in flight than `RedisStore::with_max_in_flight` allows: Redis is
     /// overloaded or too slow to answer. The call was refused at once instead of queueing.
     PoolExhausted,
     /// A write was not acknowledged by the required number of replicas in time

@@ -118,7 +118,9 @@ pub mod __fuzz;
 /// `async-trait` to your own dependencies: `#[session_core::async_trait]`.
 pub use async_trait::async_trait;
 pub use changes::{update_value, DataChanges, DataUpdate};
-pub use clock::{Clock, ManualClock};
+pub use clock::Clock;
+#[doc(hidden)]
+pub use clock::ManualClock;
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use epoch::LoginEpoch;
 pub use error::{Error, Result, UnavailableKind};
@@ -130,7 +132,7 @@ pub use store::memory::MemoryStore;
 pub use store::redis::{CacheConfig, CacheStats, RedisStore, RedisTarget};
 pub use store::storage::Storage;
 pub use store::SessionStore;
-pub use token::{MalformedToken, SessionHandle, SessionKey, Token, SESSION_KEY_BYTES};
+pub use token::{SessionHandle, SessionKey, Token, SESSION_KEY_BYTES};
 
 #[cfg(feature = "macros")]
 pub use session_macros::{

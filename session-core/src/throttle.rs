@@ -101,9 +101,31 @@ pub enum Attempt {
     Allowed,
     /// Refuse without checking the password; answer 429 with `Retry-After`.
     Locked {
-        /// When the lock ends (rounded up to whole seconds for `Retry-After`).
+        /// When the lock ends (rounded up to whole seconds by [`Attempt::retry_after_secs`]).
         retry_after: Duration,
     },
+}
+
+impl Attempt {
+    /// The `Retry-After` seconds to answer a locked attempt with: [`Attempt::Locked`]'s wait
+    /// rounded up to whole seconds, never 0 while locked; `None` for an allowed one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_core::throttle::Attempt;
+    ///
+    /// let locked = Attempt::Locked { retry_after: Duration::from_millis(200) };
+    /// assert_eq!(locked.retry_after_secs(), Some(1));
+    /// assert_eq!(Attempt::Allowed.retry_after_secs(), None);
+    /// ```
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Attempt::Allowed => None,
+            Attempt::Locked { retry_after } => Some(
+                u64::try_from(retry_after.as_millis().div_ceil(1000).max(1)).unwrap_or(u64::MAX),
+            ),
+        }
+    }
 }
 
 /// Failed-login counting per username, kept where the sessions are.
@@ -148,7 +170,8 @@ pub trait LoginThrottle: Send + Sync {
     }
 
     /// [`LoginThrottle::begin_login`] for a client address instead of a username, counted
-    /// apart from every username (see [`address_subject`]). Call it next to the per-username
+    /// apart from every username (the subject is `"\u{1}ip:"` and the address, an IPv6 address
+    /// cut to its /64, which one host usually holds whole). Call it next to the per-username
     /// check, with a `config` of its own.
     ///
     /// ```
@@ -205,17 +228,7 @@ pub trait LoginThrottle: Send + Sync {
 /// The throttle subject of a client address: `"\u{1}ip:"` and the address, IPv6 cut to its
 /// /64. The control character keeps it apart from every username an application accepts
 /// (usernames with control characters should be refused anyway).
-///
-/// ```
-/// use session_core::throttle::address_subject;
-///
-/// assert_eq!(address_subject("203.0.113.7".parse().unwrap()), "\u{1}ip:203.0.113.7");
-/// assert_eq!(
-///     address_subject("2001:db8:1:2:aaaa::1".parse().unwrap()),
-///     address_subject("2001:db8:1:2:bbbb::9".parse().unwrap())
-/// );
-/// ```
-pub fn address_subject(address: IpAddr) -> String {
+pub(crate) fn address_subject(address: IpAddr) -> String {
     let shown = match address {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -229,7 +242,30 @@ pub fn address_subject(address: IpAddr) -> String {
     format!("\u{1}ip:{shown}")
 }
 
-/// `Retry-After` seconds for a lock: never 0 while locked.
-pub fn retry_after_secs(retry_after: Duration) -> u64 {
-    retry_after.as_millis().div_ceil(1000).max(1) as u64
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_its_own_subject_and_an_ipv6_host_is_its_64() {
+        let subject = |a: &str| address_subject(a.parse().expect("an address"));
+        assert_eq!(subject("203.0.113.7"), "\u{1}ip:203.0.113.7");
+        assert_eq!(subject("::ffff:203.0.113.7"), subject("203.0.113.7"));
+        assert_eq!(
+            subject("2001:db8:1:2:aaaa::1"),
+            subject("2001:db8:1:2:bbbb::9")
+        );
+        assert_ne!(subject("2001:db8:1:2::1"), subject("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_and_never_zero_while_locked() {
+        let locked = |ms| Attempt::Locked {
+            retry_after: Duration::from_millis(ms),
+        };
+        assert_eq!(locked(0).retry_after_secs(), Some(1));
+        assert_eq!(locked(1000).retry_after_secs(), Some(1));
+        assert_eq!(locked(1001).retry_after_secs(), Some(2));
+        assert_eq!(Attempt::Allowed.retry_after_secs(), None);
+    }
 }

@@ -43,15 +43,17 @@ const DEADLINE_BYTES: usize = 6;
 /// redacted, so a token cannot end up in a log line by accident.
 ///
 /// ```
-/// use std::time::{Duration, SystemTime};
-/// use session_core::Token;
+/// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore, Token};
 ///
-/// let token = Token::generate(SystemTime::now() + Duration::from_secs(3600))?;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = MemoryStore::new(SessionConfig::default());
+/// let (token, _) = store.create(NewSession::new("alice")).await?;
 /// let text = token.as_cookie_value();
 /// assert_eq!(text.len(), 51);
 /// assert_eq!(Token::parse(&text)?, token);
 /// assert_eq!(format!("{token:?}"), "Token(<redacted>)");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok::<(), session_core::Error>(())
+/// # }).unwrap();
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token([u8; TOKEN_BYTES]);
@@ -64,6 +66,8 @@ impl Token {
     /// # Errors
     /// [`Error::Entropy`] if the OS generator fails (it practically never does; the error exists
     /// so that a broken machine denies logins instead of issuing guessable tokens).
+    // TODO(store contract): pub(crate) once the external store in examples/tests no longer
+    // makes tokens (the crate will, above the storage).
     pub fn generate(deadline: SystemTime) -> Result<Self, Error> {
         Self::generate_until(system_time_ms(deadline))
     }
@@ -78,22 +82,34 @@ impl Token {
         Ok(Self(bytes))
     }
 
-    /// Parses a token presented by a client.
+    /// Parses a token presented by a client (the session layers do this with the cookie; call
+    /// it for a token that arrives another way).
     ///
-    /// Checks the length and the alphabet before anything else, so a malformed cookie is refused
+    /// Checks the length and the alphabet before anything else, so a malformed token is refused
     /// without any store access.
     ///
-    /// # Errors
-    /// [`MalformedToken`] if `text` is not exactly 51 characters of canonical base64url.
-    pub fn parse(text: &str) -> Result<Self, MalformedToken> {
-        Self::parse_bytes(text.as_bytes())
-    }
-
-    /// Like [`Token::parse`], for raw bytes (a cookie header need not be UTF-8).
+    /// ```
+    /// use session_core::{Error, Token};
+    ///
+    /// let err = Token::parse("not-a-token").unwrap_err();
+    /// assert!(matches!(err, Error::InvalidInput(_)));
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid argument: session token must be 51 characters, got 11"
+    /// );
+    /// ```
     ///
     /// # Errors
-    /// [`MalformedToken`] if `bytes` are not exactly 51 characters of canonical base64url.
-    pub fn parse_bytes(bytes: &[u8]) -> Result<Self, MalformedToken> {
+    /// [`Error::InvalidInput`] if `text` is not exactly 51 characters of canonical base64url
+    /// (the message says which: length or alphabet). As a rejection it is a 400; treat the
+    /// client as having no session instead if that is what the route wants.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        Self::parse_bytes(text.as_bytes()).map_err(|why| Error::InvalidInput(why.to_string()))
+    }
+
+    /// Like [`Token::parse`], for raw bytes (a cookie header need not be UTF-8), with the
+    /// reason as a plain value (no allocation for a hostile client's garbage).
+    pub(crate) fn parse_bytes(bytes: &[u8]) -> Result<Self, MalformedToken> {
         if bytes.len() != TOKEN_LEN {
             return Err(MalformedToken::Length(bytes.len()));
         }
@@ -118,6 +134,8 @@ impl Token {
 
     /// The key the store files this token's session under: the first 128 bits of the SHA-256
     /// of the token's bytes.
+    // TODO(store contract): pub(crate) once the external store in examples/tests is handed
+    // keys rather than tokens.
     pub fn key(&self) -> SessionKey {
         let digest = Sha256::digest(self.0);
         let mut key = [0u8; SESSION_KEY_BYTES];
@@ -126,6 +144,8 @@ impl Token {
     }
 
     /// The latest moment the session can be live (its absolute deadline, as issued).
+    // TODO(store contract): pub(crate) once the external store in examples/tests no longer
+    // makes tokens.
     pub fn deadline(&self) -> SystemTime {
         to_system_time(self.deadline_ms())
     }
@@ -143,9 +163,10 @@ impl fmt::Debug for Token {
     }
 }
 
-/// Why a presented token was refused before any store access.
+/// Why a presented token was refused before any store access ([`Token::parse`] gives it as
+/// [`Error::InvalidInput`]'s message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MalformedToken {
+pub(crate) enum MalformedToken {
     /// Not 51 characters long.
     #[error("session token must be {TOKEN_LEN} characters, got {0}")]
     Length(usize),
@@ -188,7 +209,7 @@ impl SessionKey {
     }
 
     /// The public handle of the session filed under this key.
-    pub fn handle(&self) -> SessionHandle {
+    pub(crate) fn handle(&self) -> SessionHandle {
         let mut h = Sha256::new();
         h.update(b"session-core/handle\0");
         h.update(self.0);
@@ -197,7 +218,7 @@ impl SessionKey {
     }
 
     /// A short, non-reversible tag for log lines (8 hex digits of a hash of the key).
-    pub fn log_tag(&self) -> String {
+    pub(crate) fn log_tag(&self) -> String {
         let digest = Sha256::digest(self.0);
         digest[..4].iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -266,15 +287,21 @@ mod tests {
     #[test]
     fn malformed_tokens_are_refused() {
         let good = token().as_cookie_value();
-        assert_eq!(Token::parse(""), Err(MalformedToken::Length(0)));
-        assert_eq!(Token::parse(&good[..50]), Err(MalformedToken::Length(50)));
+        let parse = |text: &str| Token::parse_bytes(text.as_bytes());
+        assert_eq!(parse(""), Err(MalformedToken::Length(0)));
+        assert_eq!(parse(&good[..50]), Err(MalformedToken::Length(50)));
         // The length a token had before it carried its deadline.
-        assert_eq!(Token::parse(&good[..43]), Err(MalformedToken::Length(43)));
+        assert_eq!(parse(&good[..43]), Err(MalformedToken::Length(43)));
         assert!(Token::parse(&format!("{good}A")).is_err());
         let plus = format!("+{}", &good[1..]);
-        assert_eq!(Token::parse(&plus), Err(MalformedToken::Alphabet));
+        assert_eq!(parse(&plus), Err(MalformedToken::Alphabet));
         let nul = format!("\0{}", &good[1..]);
-        assert_eq!(Token::parse(&nul), Err(MalformedToken::Alphabet));
+        assert_eq!(parse(&nul), Err(MalformedToken::Alphabet));
+        // What a caller of `parse` sees: the crate's error, saying what is wrong.
+        match Token::parse(&plus) {
+            Err(Error::InvalidInput(why)) => assert!(why.contains("base64url"), "{why}"),
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
         assert!(Token::parse_bytes(&[0xff; TOKEN_LEN]).is_err());
         assert!(Token::parse(&"x".repeat(8192)).is_err());
     }
@@ -285,7 +312,10 @@ mod tests {
         let good = Token([0u8; TOKEN_BYTES]).as_cookie_value();
         assert!(good.ends_with('A'));
         let bad = format!("{}B", &good[..50]);
-        assert_eq!(Token::parse(&bad), Err(MalformedToken::Alphabet));
+        assert_eq!(
+            Token::parse_bytes(bad.as_bytes()),
+            Err(MalformedToken::Alphabet)
+        );
     }
 
     #[test]

@@ -39,10 +39,11 @@
 //!
 //! # Connections
 //! Every call shares one of a few long-lived multiplexed connections
-//! ([`SessionConfig::pool_size`], default 2): concurrent commands pipeline on them instead of
+//! ([`RedisStore::with_pool_size`], default 2): concurrent commands pipeline on them instead of
 //! each call holding a connection for its round trip. A connection whose call failed with a
-//! connection error or timed out is replaced by the next call; at most
-//! [`SessionConfig::max_in_flight`] calls are in flight at once.
+//! connection error or timed out ([`RedisStore::with_operation_timeout`], default 1 s) is
+//! replaced by the next call; at most [`RedisStore::with_max_in_flight`] calls are in flight at
+//! once.
 //!
 //! Requires Redis 6.2 or newer (tested with 7.0).
 
@@ -66,6 +67,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::cache::{CacheConfig, CacheStats};
+use self::conn::ConnectionSettings;
 pub use self::conn::RedisTarget;
 use self::engine::{Engine, Login};
 use self::keys::{member_key, KeyLayout};
@@ -124,41 +126,42 @@ impl std::fmt::Debug for RedisStore {
             .field("target", &self.link.target())
             .field("engine", &self.engine.name())
             .field("config", &self.config)
+            .field("connections", self.link.settings())
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
-    /// A store for the single Redis server at `url` (`redis://[:password@]host:port[/db]`).
-    /// No I/O happens until the first call.
-    ///
-    /// # Errors
-    /// [`Error::Config`] when the URL cannot be parsed.
-    pub fn new(url: &str, config: SessionConfig) -> Result<Self> {
-        Self::from_target(RedisTarget::Single(url.to_owned()), config)
-    }
-
-    /// A store for any topology: one server, a Redis Cluster or a Sentinel-managed primary.
-    /// No I/O happens until the first call.
+    /// A store for `target`: one server (a URL, `redis://[:password@]host:port[/db]`), a Redis
+    /// Cluster or a Sentinel-managed primary ([`RedisTarget`]). No I/O happens until the first
+    /// call; [`RedisStore::connect`] also checks that Redis answers.
     ///
     /// ```no_run
     /// use session_core::{RedisStore, RedisTarget, SessionConfig};
     ///
+    /// let single = RedisStore::new("redis://127.0.0.1:6379", SessionConfig::default())?;
     /// let cluster = RedisTarget::Cluster(vec![
     ///     "redis://10.0.0.1:7000".into(),
     ///     "redis://10.0.0.2:7000".into(),
     /// ]);
-    /// let store = RedisStore::from_target(cluster, SessionConfig::default())?;
+    /// let clustered = RedisStore::new(cluster, SessionConfig::default())?;
     /// # Ok::<(), session_core::Error>(())
     /// ```
     ///
+    /// The connections start with a 1 s operation timeout, 2 shared connections and at most
+    /// 4096 calls in flight: [`with_operation_timeout`](RedisStore::with_operation_timeout),
+    /// [`with_pool_size`](RedisStore::with_pool_size) and
+    /// [`with_max_in_flight`](RedisStore::with_max_in_flight) change them.
+    ///
     /// # Errors
-    /// [`Error::Config`] when a URL cannot be parsed or a list is empty.
-    pub fn from_target(target: RedisTarget, config: SessionConfig) -> Result<Self> {
+    /// [`Error::Config`] when a URL cannot be parsed or a list is empty (the message names the
+    /// target, without its password).
+    pub fn new(target: impl Into<RedisTarget>, config: SessionConfig) -> Result<Self> {
+        let target = target.into();
         let keys = KeyLayout::new(config.key_prefix());
         let engine = engine::for_topology(target.topology(), &keys, &config);
         #[cfg_attr(not(feature = "throttle"), allow(unused_variables))]
-        let (link, app) = Link::new(target, &config)?;
+        let (link, app) = Link::new(target)?;
         Ok(Self {
             one_key: OneKey::new(keys.clone(), config.clone()),
             engine,
@@ -172,22 +175,88 @@ impl RedisStore {
         })
     }
 
-    /// Like [`RedisStore::new`], then checks that Redis answers.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for a bad URL; [`Error::Unavailable`] when Redis does not answer.
-    pub async fn connect(url: &str, config: SessionConfig) -> Result<Self> {
-        Self::connect_to(RedisTarget::Single(url.to_owned()), config).await
-    }
-
-    /// Like [`RedisStore::from_target`], then checks that Redis answers.
+    /// Like [`RedisStore::new`], then checks that Redis answers (within the default 1 s
+    /// operation timeout). To check with other connection settings, chain them on
+    /// [`RedisStore::new`] and call [`SessionStore::ping`].
     ///
     /// # Errors
     /// [`Error::Config`] for a bad target; [`Error::Unavailable`] when Redis does not answer.
-    pub async fn connect_to(target: RedisTarget, config: SessionConfig) -> Result<Self> {
-        let store = Self::from_target(target, config)?;
+    pub async fn connect(target: impl Into<RedisTarget>, config: SessionConfig) -> Result<Self> {
+        let store = Self::new(target, config)?;
         store.ping().await?;
         Ok(store)
+    }
+
+    /// The longest any single store call may take, connecting and a script's reload included
+    /// (default 1 s); a call that takes longer fails with [`Error::Unavailable`]
+    /// ([`UnavailableKind::TimedOut`](crate::UnavailableKind::TimedOut), 503) and its
+    /// connection is replaced.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_core::{RedisStore, SessionConfig};
+    ///
+    /// let store = RedisStore::new("redis://127.0.0.1:6379", SessionConfig::default())?
+    ///     .with_operation_timeout(Duration::from_millis(300))?;
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `timeout` is not between 1 ms and 100 years, or not above the
+    /// timeout of [`with_replica_acks`](RedisStore::with_replica_acks).
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Result<Self> {
+        let settings = ConnectionSettings {
+            operation_timeout: timeout,
+            ..*self.link.settings()
+        };
+        self.link.set_settings(settings)?;
+        Ok(self)
+    }
+
+    /// How many Redis connections the store keeps open and shares among all calls (default
+    /// 2). Each one pipelines the commands of every call that uses it (ARCHITECTURE.md,
+    /// "Connections"), so more rarely help; measure before raising it.
+    ///
+    /// ```
+    /// use session_core::{RedisStore, SessionConfig};
+    ///
+    /// let store = RedisStore::new("redis://127.0.0.1:6379", SessionConfig::default())?
+    ///     .with_pool_size(4)?;
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] for `size == 0`.
+    pub fn with_pool_size(mut self, size: usize) -> Result<Self> {
+        let settings = ConnectionSettings {
+            pool_size: size,
+            ..*self.link.settings()
+        };
+        self.link.set_settings(settings)?;
+        Ok(self)
+    }
+
+    /// Most store calls in flight at once (default 4096); one more fails at once with
+    /// [`UnavailableKind::PoolExhausted`](crate::UnavailableKind::PoolExhausted) (503) rather
+    /// than queueing behind a Redis that cannot keep up.
+    ///
+    /// ```
+    /// use session_core::{RedisStore, SessionConfig};
+    ///
+    /// let store = RedisStore::new("redis://127.0.0.1:6379", SessionConfig::default())?
+    ///     .with_max_in_flight(1024)?;
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] for `limit == 0`.
+    pub fn with_max_in_flight(mut self, limit: usize) -> Result<Self> {
+        let settings = ConnectionSettings {
+            max_in_flight: limit,
+            ..*self.link.settings()
+        };
+        self.link.set_settings(settings)?;
+        Ok(self)
     }
 
     /// Makes every write that matters (create, rotate, logout, revocation, role changes, data)
@@ -215,7 +284,7 @@ impl RedisStore {
     /// Round trips of a load (the tracking connection's; ARCHITECTURE.md, "Client-side
     /// caching"):
     /// - a **hit** (the session is cached and the cache trusted): none; at most once per
-    ///   [`SessionConfig::touch_interval`], one to slide the idle expiry (`CLIENT CACHING YES` +
+    ///   [`SessionConfigBuilder::touch_interval`](crate::SessionConfigBuilder::touch_interval), one to slide the idle expiry (`CLIENT CACHING YES` +
     ///   `MULTI` `PEXPIRE` `PTTL` `EXEC`, one pipeline);
     /// - a **miss** for a session that exists: **two**, where a load without the cache costs one:
     ///   `TYPE` (untracked, so a made-up token is never tracked), then `CLIENT CACHING YES` +
@@ -230,10 +299,10 @@ impl RedisStore {
     ///   latency (measured: well under a millisecond on a quiet loopback; `benches/RESULTS.md`),
     ///   not atomically; this store's own writes wait for their invalidations before they
     ///   return, so it reads its own writes;
-    /// - the idle expiry is slid at most once per [`SessionConfig::touch_interval`]: a session
+    /// - the idle expiry is slid at most once per [`SessionConfigBuilder::touch_interval`](crate::SessionConfigBuilder::touch_interval): a session
     ///   ends between `idle − touch_interval` and `idle` after its last request, never later;
     /// - if the connection that receives invalidations is lost or silent for longer than
-    ///   [`CacheConfig::staleness_bound`], the cache is emptied and every request asks Redis
+    ///   [`CacheConfig::with_staleness_bound`], the cache is emptied and every request asks Redis
     ///   again (503 while Redis does not answer).
     ///
     /// One Redis server only (Sentinel and Cluster keep working without the cache, and a

@@ -98,7 +98,7 @@ impl CookieConfig {
     ///
     /// A plain byte scan of `name=value; ...` (it runs on every request, so no allocation and
     /// no general-purpose cookie parser).
-    pub fn token_from<'a>(
+    pub(crate) fn token_from<'a>(
         &self,
         cookie_lines: impl IntoIterator<Item = &'a [u8]>,
     ) -> Option<Token> {
@@ -119,7 +119,7 @@ impl CookieConfig {
     }
 
     /// The `Set-Cookie` value carrying `token`, living as long as the session can.
-    pub fn set(&self, token: &Token, max_age: Duration) -> String {
+    pub(crate) fn set(&self, token: &Token, max_age: Duration) -> String {
         let secs = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
         let cookie = self
             .base(token.as_cookie_value())
@@ -129,7 +129,7 @@ impl CookieConfig {
     }
 
     /// The `Set-Cookie` value that makes the browser drop the cookie.
-    pub fn expire(&self) -> String {
+    pub(crate) fn expire(&self) -> String {
         let cookie = self
             .base(String::new())
             .max_age(cookie::time::Duration::ZERO)

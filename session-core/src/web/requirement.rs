@@ -15,8 +15,8 @@
 //! the store is unavailable.
 //!
 //! "Now", for freshness, is the store's clock
-//! ([`SessionConfig::clock`](crate::SessionConfig::clock)), read once per check and handed to
-//! [`Requirement::check`]: a test moves a [`ManualClock`](crate::ManualClock) past `max_age`
+//! ([`SessionConfigBuilder::clock`](crate::SessionConfigBuilder::clock)), read once per check and handed to
+//! [`Requirement::check`]: a test moves a [`Clock::manual`](crate::Clock::manual) past `max_age`
 //! instead of sleeping.
 
 use std::marker::PhantomData;
@@ -369,7 +369,8 @@ impl Require {
     }
 
     /// What is required, for messages and the audit log (for example `role ADMIN`).
-    pub fn describe(&self) -> String {
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))] // the route layer's audit log
+    pub(crate) fn describe(&self) -> String {
         describe(self.kind.clone())
     }
 
@@ -389,7 +390,7 @@ impl Require {
     ///
     /// [`Require::fresh`] is judged here by the system clock (a session alone does not know
     /// its store's clock); as a route layer, by the store's
-    /// [`SessionConfig::clock`](crate::SessionConfig::clock).
+    /// [`SessionConfigBuilder::clock`](crate::SessionConfigBuilder::clock).
     ///
     /// # Errors
     /// [`Rejection::Forbidden`] naming the requirement when it is not met;

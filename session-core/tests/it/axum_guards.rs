@@ -17,7 +17,7 @@ use serde_json::Value;
 use session_core::axum::SessionLayer;
 use session_core::prelude::*;
 use session_core::web::{AuthSession, CookieConfig, CurrentUser, Rejection, Require};
-use session_core::ManualClock;
+use session_core::Clock;
 use switchable::Switchable;
 use tower::ServiceExt as _;
 
@@ -285,11 +285,14 @@ async fn every_guard_on_redis_and_with_redis_down() {
     let mut server = RedisServer::start_local().unwrap();
     let config = SessionConfig::builder()
         .key_prefix(crate::common::unique_prefix())
-        .operation_timeout(std::time::Duration::from_millis(300))
         .build()
         .unwrap();
-    let store: Arc<dyn SessionStore> =
-        Arc::new(RedisStore::connect(server.url(), config).await.unwrap());
+    let store = RedisStore::connect(server.url(), config)
+        .await
+        .unwrap()
+        .with_operation_timeout(std::time::Duration::from_millis(300))
+        .unwrap();
+    let store: Arc<dyn SessionStore> = Arc::new(store);
     guard_matrix(Arc::clone(&store)).await;
 
     let (_, with) = users(&*store).await;
@@ -547,7 +550,7 @@ fn set_token(res: &Response<()>) -> Token {
 }
 
 /// The default configuration on `clock`: time moves when the test says, not by sleeping.
-fn manual(clock: &ManualClock) -> SessionConfig {
+fn manual(clock: &Clock) -> SessionConfig {
     SessionConfig::builder()
         .clock(clock.clone())
         .build()
@@ -556,7 +559,7 @@ fn manual(clock: &ManualClock) -> SessionConfig {
 
 #[tokio::test]
 async fn fresh_login_guards_refuse_a_stale_session_as_reauthentication_required() {
-    let clock = ManualClock::new(SystemTime::now());
+    let clock = Clock::manual(SystemTime::now());
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(manual(&clock)));
     let app = fresh_app(Arc::clone(&store));
     let (token, _) = store.create(NewSession::new("fay")).await.unwrap();
@@ -571,7 +574,7 @@ async fn fresh_login_guards_refuse_a_stale_session_as_reauthentication_required(
         .await;
         expect(&app, path, Some(&token), StatusCode::OK, "").await;
     }
-    clock.advance(Duration::from_millis(2100));
+    clock.advance(Duration::from_millis(2100)).unwrap();
     for path in ["/fresh", "/fresh_layer"] {
         let before = ran();
         expect(
@@ -604,7 +607,7 @@ async fn fresh_login_guards_refuse_a_stale_session_as_reauthentication_required(
 
 #[tokio::test]
 async fn a_stale_session_goes_through_the_apps_rejection_handler() {
-    let clock = ManualClock::new(SystemTime::now());
+    let clock = Clock::manual(SystemTime::now());
     let store = Arc::new(MemoryStore::new(manual(&clock)));
     let app = Router::new().route("/fresh", get(fresh_only)).layer(
         SessionLayer::new(store.clone())
@@ -618,7 +621,7 @@ async fn a_stale_session_goes_through_the_apps_rejection_handler() {
             }),
     );
     let (token, _) = store.create(NewSession::new("gil")).await.unwrap();
-    clock.advance(Duration::from_millis(2100));
+    clock.advance(Duration::from_millis(2100)).unwrap();
     let req = Request::builder()
         .uri("/fresh")
         .header(header::COOKIE, format!("sid={}", token.as_cookie_value()))

@@ -9,21 +9,28 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::common::unique_prefix;
 use redis_harness::RedisServer;
 use session_core::{
-    CacheConfig, Error, ManualClock, NewSession, RedisStore, SessionConfig, SessionStore, Token,
+    CacheConfig, Clock, Error, NewSession, RedisStore, SessionConfig, SessionStore, Token,
 };
 
 fn config() -> SessionConfig {
     SessionConfig::builder()
         .key_prefix(unique_prefix())
-        .operation_timeout(Duration::from_millis(300))
         .build()
         .unwrap()
 }
 
-async fn cached(server: &RedisServer, config: SessionConfig, bound: Duration) -> RedisStore {
+/// A store without the cache, whose calls give up after 300 ms.
+async fn plain(server: &RedisServer, config: SessionConfig) -> RedisStore {
     RedisStore::connect(server.url(), config)
         .await
         .unwrap()
+        .with_operation_timeout(Duration::from_millis(300))
+        .unwrap()
+}
+
+async fn cached(server: &RedisServer, config: SessionConfig, bound: Duration) -> RedisStore {
+    plain(server, config)
+        .await
         .with_cache(CacheConfig::default().with_staleness_bound(bound))
         .unwrap()
 }
@@ -114,7 +121,7 @@ async fn changes_made_through_another_store_end_the_cached_copy_within_milliseco
     let server = RedisServer::start_local().unwrap();
     let config = config();
     let a = cached(&server, config.clone(), Duration::from_secs(1)).await;
-    let b = RedisStore::connect(server.url(), config).await.unwrap();
+    let b = plain(&server, config).await;
     let mut windows = Vec::new();
     for round in 0..60 {
         let user = format!("user-{round}");
@@ -237,16 +244,15 @@ async fn flushall_and_a_restart_empty_the_cache() {
 async fn a_session_this_server_slid_is_still_invalidated() {
     let server = RedisServer::start_local().unwrap();
     // Slides fall due every 20 ms of use, by the stores' clock (moved by hand, not slept).
-    let clock = ManualClock::new(SystemTime::now());
+    let clock = Clock::manual(SystemTime::now());
     let config = SessionConfig::builder()
         .key_prefix(unique_prefix())
         .clock(clock.clone())
-        .operation_timeout(Duration::from_millis(300))
         .touch_interval(Duration::from_millis(20))
         .build()
         .unwrap();
     let a = cached(&server, config.clone(), Duration::from_secs(1)).await;
-    let b = RedisStore::connect(server.url(), config).await.unwrap();
+    let b = plain(&server, config).await;
     for round in 0..3 {
         let user = format!("frank-{round}");
         let (token, _) = b
@@ -255,7 +261,7 @@ async fn a_session_this_server_slid_is_still_invalidated() {
             .unwrap();
         assert!(a.load(&token).await.unwrap().is_some());
         // A hit after the touch interval slides the expiry (PEXPIRE on the tracking connection).
-        clock.advance(Duration::from_millis(30));
+        clock.advance(Duration::from_millis(30)).unwrap();
         let before = a.cache_stats().unwrap().hits;
         assert!(a.load(&token).await.unwrap().is_some());
         assert_eq!(
@@ -277,7 +283,7 @@ async fn made_up_tokens_leave_no_entries_in_redis_tracking_table() {
     let server = RedisServer::start_local().unwrap();
     let config = config();
     let a = cached(&server, config.clone(), Duration::from_secs(1)).await;
-    let b = RedisStore::connect(server.url(), config).await.unwrap();
+    let b = plain(&server, config).await;
     let mut conn = raw(&server).await;
     let (token, _) = b
         .create(NewSession::new("erin").with_roles(["ADMIN"]))
@@ -372,12 +378,13 @@ async fn kill_after_busy(server: &RedisServer, id: u64) -> tokio::task::JoinHand
 async fn a_reset_tracking_connection_is_replaced_without_a_503() {
     let server = RedisServer::start_local().unwrap();
     // Room for the 300 ms stall within one operation.
-    let config = SessionConfig::builder()
-        .key_prefix(unique_prefix())
-        .operation_timeout(Duration::from_secs(2))
-        .build()
+    let store = RedisStore::connect(server.url(), config())
+        .await
+        .unwrap()
+        .with_operation_timeout(Duration::from_secs(2))
+        .unwrap()
+        .with_cache(CacheConfig::default())
         .unwrap();
-    let store = cached(&server, config, Duration::from_secs(1)).await;
     let mut admin = raw(&server).await;
     for round in 0..3 {
         let user = format!("grace-{round}");

@@ -11,26 +11,29 @@ use base64::Engine as _;
 use redis::AsyncCommands;
 use redis_harness::RedisServer;
 use session_core::{
-    Error, ManualClock, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token,
+    Clock, Error, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token,
     UnavailableKind,
 };
 
 fn config() -> SessionConfig {
-    SessionConfig::builder()
-        .key_prefix(unique_prefix())
-        .operation_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap()
+    with_prefix(&unique_prefix())
+}
+
+/// The default configuration with `prefix`: a test that reads the store's keys knows it.
+fn with_prefix(prefix: &str) -> SessionConfig {
+    SessionConfig::builder().key_prefix(prefix).build().unwrap()
 }
 
 /// A server (own or `REDIS_URL`), a fresh configuration and a store connected to it.
-async fn started() -> (RedisServer, SessionConfig, RedisStore) {
+async fn started() -> (RedisServer, String, RedisStore) {
     let server = RedisServer::start().unwrap();
-    let config = config();
-    let store = RedisStore::connect(server.url(), config.clone())
+    let prefix = unique_prefix();
+    let store = RedisStore::connect(server.url(), with_prefix(&prefix))
         .await
+        .unwrap()
+        .with_operation_timeout(Duration::from_millis(500))
         .unwrap();
-    (server, config, store)
+    (server, prefix, store)
 }
 
 async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
@@ -41,8 +44,8 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-fn session_key(config: &SessionConfig, token: &Token) -> Vec<u8> {
-    let mut k = format!("{}:s:", config.key_prefix()).into_bytes();
+fn session_key(prefix: &str, token: &Token) -> Vec<u8> {
+    let mut k = format!("{prefix}:s:").into_bytes();
     k.extend_from_slice(token.key().as_bytes());
     k
 }
@@ -51,9 +54,10 @@ fn session_key(config: &SessionConfig, token: &Token) -> Vec<u8> {
 async fn load_and_touch_is_one_round_trip() {
     let server = RedisServer::start_local().unwrap();
     // The store's clock moves between loads (as real requests come apart), without a sleep.
-    let clock = ManualClock::new(std::time::SystemTime::now());
+    let clock = Clock::manual(std::time::SystemTime::now());
+    let prefix = unique_prefix();
     let config = SessionConfig::builder()
-        .key_prefix(unique_prefix())
+        .key_prefix(prefix.as_str())
         .clock(clock.clone())
         .build()
         .unwrap();
@@ -66,7 +70,7 @@ async fn load_and_touch_is_one_round_trip() {
 
     let commands = common::monitored(server.port(), async {
         for _ in 0..50 {
-            clock.advance(Duration::from_millis(2));
+            clock.advance(Duration::from_millis(2)).unwrap();
             assert!(store.load(&token).await.unwrap().is_some());
         }
     })
@@ -76,7 +80,7 @@ async fn load_and_touch_is_one_round_trip() {
 
 #[tokio::test]
 async fn no_key_or_value_in_redis_holds_the_token() {
-    let (server, config, store) = started().await;
+    let (server, prefix, store) = started().await;
     let mut tokens = Vec::new();
     for user in ["alice", "bob"] {
         let mut data = SessionData::new();
@@ -92,10 +96,7 @@ async fn no_key_or_value_in_redis_holds_the_token() {
     tokens.push(rotated);
 
     let mut conn = raw(&server).await;
-    let keys: Vec<Vec<u8>> = conn
-        .keys(format!("{}:*", config.key_prefix()))
-        .await
-        .unwrap();
+    let keys: Vec<Vec<u8>> = conn.keys(format!("{prefix}:*")).await.unwrap();
     assert_eq!(keys.len(), 4, "2 sessions + 2 user indexes");
     let mut at_rest: Vec<Vec<u8>> = keys.clone();
     for key in &keys {
@@ -127,17 +128,17 @@ async fn no_key_or_value_in_redis_holds_the_token() {
             );
         }
         // Keys are SHA-256 of the token instead.
-        assert!(keys.contains(&session_key(&config, token)) || token == &tokens[0]);
+        assert!(keys.contains(&session_key(&prefix, token)) || token == &tokens[0]);
     }
 }
 
 #[tokio::test]
 async fn foreign_or_corrupt_values_under_a_session_key_are_no_session() {
-    let (server, config, store) = started().await;
+    let (server, prefix, store) = started().await;
     let mut conn = raw(&server).await;
 
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
-    let key = session_key(&config, &token);
+    let key = session_key(&prefix, &token);
     let good: Vec<u8> = conn.get(&key).await.unwrap();
     let truncated = good[..good.len() - 3].to_vec();
     let mut wrong_version = good.clone();
@@ -178,17 +179,17 @@ async fn foreign_or_corrupt_values_under_a_session_key_are_no_session() {
 
 #[tokio::test]
 async fn user_index_has_a_ttl_and_disappears_with_the_last_session() {
-    let (server, config, store) = started().await;
+    let (server, prefix, store) = started().await;
     let mut conn = raw(&server).await;
-    let index = format!("{}:u:alice", config.key_prefix());
+    let index = format!("{prefix}:u:alice");
 
     let (t1, _) = store.create(NewSession::new("alice")).await.unwrap();
     let (t2, _) = store.create(NewSession::new("alice")).await.unwrap();
     let ttl: i64 = conn.pttl(&index).await.unwrap();
-    let absolute = config.absolute_timeout().as_millis() as i64;
+    let absolute = 12 * 3600 * 1000; // the default absolute timeout, ms
     assert!(ttl > 0 && ttl <= absolute, "index TTL {ttl}");
-    let session_ttl: i64 = conn.pttl(session_key(&config, &t1)).await.unwrap();
-    assert!(session_ttl > 0 && session_ttl <= config.idle_timeout().as_millis() as i64);
+    let session_ttl: i64 = conn.pttl(session_key(&prefix, &t1)).await.unwrap();
+    assert!(session_ttl > 0 && session_ttl <= 30 * 60 * 1000); // the default idle timeout
 
     // Rotation swaps the index entry (the old member must not linger until a prune).
     let t1 = store.rotate(&t1).await.unwrap();
@@ -242,9 +243,10 @@ async fn the_expiry_never_outlives_the_absolute_deadline() {
     let server = RedisServer::start_local().unwrap();
     // The store's "now" is a manual clock, so the test can put a load just before the deadline
     // (Redis's TTLs still pass in real time).
-    let clock = ManualClock::new(std::time::SystemTime::now());
+    let clock = Clock::manual(std::time::SystemTime::now());
+    let prefix = unique_prefix();
     let config = SessionConfig::builder()
-        .key_prefix(unique_prefix())
+        .key_prefix(prefix.as_str())
         .clock(clock.clone())
         .idle_timeout(Duration::from_secs(60))
         .absolute_timeout(Duration::from_millis(1500))
@@ -254,7 +256,7 @@ async fn the_expiry_never_outlives_the_absolute_deadline() {
         .await
         .unwrap();
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
-    let key = session_key(&config, &token);
+    let key = session_key(&prefix, &token);
     let mut conn = raw(&server).await;
     let ttl: i64 = conn.pttl(&key).await.unwrap();
     assert!(ttl > 0 && ttl <= 1500, "TTL {ttl} ms at creation");
@@ -274,7 +276,7 @@ async fn the_expiry_never_outlives_the_absolute_deadline() {
 
     // 30 ms before the deadline (by the store's clock), a load slides the expiry only up to it:
     // Redis's TTL is what is left, at most 30 ms.
-    clock.advance(Duration::from_millis(1470));
+    clock.advance(Duration::from_millis(1470)).unwrap();
     assert!(store.load(&token).await.unwrap().is_some());
     let ttl: i64 = conn.pttl(&key).await.unwrap();
     assert!(
@@ -297,7 +299,7 @@ async fn the_expiry_never_outlives_the_absolute_deadline() {
     .expect("the key outlived the absolute deadline");
 
     // Past the deadline the token alone tells the store so: no command at all.
-    clock.advance(Duration::from_millis(30));
+    clock.advance(Duration::from_millis(30)).unwrap();
     let commands = common::monitored(server.port(), async {
         assert!(store.load(&token).await.unwrap().is_none());
     })
@@ -404,14 +406,16 @@ async fn writes_fail_closed_when_replicas_do_not_acknowledge() {
 #[tokio::test]
 async fn calls_beyond_the_in_flight_bound_fail_at_once_as_exhausted() {
     let server = RedisServer::start_local().unwrap();
-    let config = SessionConfig::builder()
-        .key_prefix(unique_prefix())
-        .pool_size(1)
-        .max_in_flight(3)
-        .operation_timeout(Duration::from_millis(400))
-        .build()
+    let store = RedisStore::connect(server.url(), config())
+        .await
+        .unwrap()
+        .with_pool_size(1)
+        .unwrap()
+        .with_max_in_flight(3)
+        .unwrap()
+        .with_operation_timeout(Duration::from_millis(400))
         .unwrap();
-    let store = std::sync::Arc::new(RedisStore::connect(server.url(), config).await.unwrap());
+    let store = std::sync::Arc::new(store);
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
     // A hung Redis: three loads wait on the shared connection until they time out; the ones
     // beyond the bound of three in flight are refused at once instead of queueing.
@@ -468,9 +472,10 @@ async fn calls_beyond_the_in_flight_bound_fail_at_once_as_exhausted() {
 async fn scripts_and_rust_read_every_field_of_the_record_alike() {
     let server = RedisServer::start().unwrap();
     // Time passes by the store's clock (the records' times), not by sleeping.
-    let clock = ManualClock::new(std::time::SystemTime::now());
+    let clock = Clock::manual(std::time::SystemTime::now());
+    let prefix = unique_prefix();
     let config = SessionConfig::builder()
-        .key_prefix(unique_prefix())
+        .key_prefix(prefix.as_str())
         .clock(clock.clone())
         .idle_timeout(Duration::from_secs(120))
         .absolute_timeout(Duration::from_secs(60))
@@ -503,7 +508,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
         assert_eq!(s.expires_at(), created.expires_at(), "{step}");
         assert!(s.last_seen_at() >= created.created_at(), "{step}");
     };
-    clock.advance(Duration::from_millis(5));
+    clock.advance(Duration::from_millis(5)).unwrap();
     let loaded = store.load(&token).await.unwrap().expect("load.lua");
     same(&loaded, &["ADMIN", "USER"], &["orders:read"], "load.lua");
     assert_eq!(loaded.auth_time(), created.auth_time(), "load.lua");
@@ -513,7 +518,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
         .set_user_authz("zoë", &["USER".to_owned()], &["x".to_owned()])
         .await
         .unwrap();
-    clock.advance(Duration::from_millis(5));
+    clock.advance(Duration::from_millis(5)).unwrap();
     let loaded = store
         .load(&token)
         .await
@@ -554,7 +559,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
     assert_eq!(loaded.auth_time(), created.auth_time(), "rotate.lua");
 
     // reauth.lua writes the auth time and nothing else.
-    clock.advance(Duration::from_millis(20));
+    clock.advance(Duration::from_millis(20)).unwrap();
     let (fresh, returned) = store.reauthenticate(&rotated).await.unwrap();
     let loaded = store.load(&fresh).await.unwrap().expect("after reauth.lua");
     same(&loaded, &["USER"], &["x"], "reauth.lua");
@@ -570,7 +575,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
     // delete.lua reads the user id to un-index the session.
     assert!(store.delete(&fresh).await.unwrap());
     let mut conn = raw(&server).await;
-    let index = format!("{}:u:zoë", config.key_prefix());
+    let index = format!("{prefix}:u:zoë");
     let members: i64 = conn.zcard(&index).await.unwrap();
     assert_eq!(members, 0, "delete.lua left the session indexed");
 }
@@ -580,7 +585,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
 /// JSON object there make the call `Corrupt` and stay untouched.
 #[tokio::test]
 async fn update_data_reads_any_json_object_and_leaves_foreign_data_alone() {
-    let (server, config, store) = started().await;
+    let (server, prefix, store) = started().await;
     let mut data = SessionData::new();
     data.insert("a", &[1, 2]).unwrap();
     data.insert("b", "x y").unwrap();
@@ -590,7 +595,7 @@ async fn update_data_reads_any_json_object_and_leaves_foreign_data_alone() {
         .create(NewSession::new("ivan").with_data(data.clone()))
         .await
         .unwrap();
-    let key = session_key(&config, &token);
+    let key = session_key(&prefix, &token);
     let mut conn = raw(&server).await;
     let stored: Vec<u8> = conn.get(&key).await.unwrap();
     let compact = serde_json::to_vec(&serde_json::json!({
@@ -650,7 +655,7 @@ async fn update_data_reads_any_json_object_and_leaves_foreign_data_alone() {
 /// creation, writes, rotation, re-authentication or deletion, and its record says "no user".
 #[tokio::test]
 async fn anonymous_session_is_one_key_and_touches_no_index() {
-    let (server, config, store) = started().await;
+    let (server, prefix, store) = started().await;
     let mut conn = raw(&server).await;
     let keys = |mut conn: redis::aio::MultiplexedConnection, prefix: String| async move {
         let mut all: Vec<Vec<u8>> = conn.keys(format!("{prefix}:*")).await.unwrap();
@@ -662,8 +667,8 @@ async fn anonymous_session_is_one_key_and_touches_no_index() {
         .await
         .unwrap();
     assert_eq!(
-        keys(conn.clone(), config.key_prefix().to_owned()).await,
-        vec![session_key(&config, &token)]
+        keys(conn.clone(), prefix.clone()).await,
+        vec![session_key(&prefix, &token)]
     );
     let mut changes = session_core::DataChanges::new();
     changes.set("cart", &["apple"]).unwrap();
@@ -676,14 +681,12 @@ async fn anonymous_session_is_one_key_and_touches_no_index() {
     let (reauthed, session) = store.reauthenticate(&rotated).await.unwrap();
     assert!(session.is_anonymous());
     assert_eq!(
-        keys(conn.clone(), config.key_prefix().to_owned()).await,
-        vec![session_key(&config, &reauthed)],
+        keys(conn.clone(), prefix.clone()).await,
+        vec![session_key(&prefix, &reauthed)],
         "an index or a stale key appeared"
     );
-    let ttl: i64 = conn.pttl(session_key(&config, &reauthed)).await.unwrap();
+    let ttl: i64 = conn.pttl(session_key(&prefix, &reauthed)).await.unwrap();
     assert!(ttl > 0 && ttl <= 30 * 60 * 1000, "TTL {ttl}");
     assert!(store.delete(&reauthed).await.unwrap());
-    assert!(keys(conn.clone(), config.key_prefix().to_owned())
-        .await
-        .is_empty());
+    assert!(keys(conn.clone(), prefix.clone()).await.is_empty());
 }

@@ -14,8 +14,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis_harness::{RedisCluster, RedisServer};
 use session_core::{
-    DataChanges, DataUpdate, Error, LoginEpoch, ManualClock, MemoryStore, NewSession, RedisStore,
-    RedisTarget, Session, SessionConfig, SessionData, SessionStore, Token,
+    Clock, DataChanges, DataUpdate, Error, LoginEpoch, MemoryStore, NewSession, RedisStore,
+    RedisTarget, Session, SessionConfig, SessionData, SessionHandle, SessionStore, Token,
 };
 
 /// Few users and a small per-user limit, so sequences hit the same user's sessions, the
@@ -148,16 +148,18 @@ fn listed(names: &[usize]) -> Vec<String> {
     names.iter().map(|&i| NAMES[i].to_owned()).collect()
 }
 
-/// One store, the tokens it handed out (by position) and the login epochs it last read.
+/// One store, the tokens it handed out (by position) with their sessions' public handles
+/// (`None`: a rotated session gone before it could be loaded), and the login epochs it last
+/// read.
 struct Run<S> {
     store: S,
-    tokens: Vec<Token>,
+    tokens: Vec<(Token, Option<SessionHandle>)>,
     epochs: HashMap<usize, LoginEpoch>,
 }
 
 impl<S: SessionStore> Run<S> {
     fn token(&self, pick: usize) -> Option<&Token> {
-        (!self.tokens.is_empty()).then(|| &self.tokens[pick % self.tokens.len()])
+        (!self.tokens.is_empty()).then(|| &self.tokens[pick % self.tokens.len()].0)
     }
 
     /// Applies `op`; `None` when the op needs a token and there is none yet (skipped by both).
@@ -180,7 +182,7 @@ impl<S: SessionStore> Run<S> {
                 }
                 match self.store.create(new).await {
                     Ok((token, session)) => {
-                        self.tokens.push(token);
+                        self.tokens.push((token, Some(session.handle())));
                         Seen::Session(Some(view(&session)))
                     }
                     Err(e) => failed(&e),
@@ -197,7 +199,7 @@ impl<S: SessionStore> Run<S> {
                     .await
                 {
                     Ok((token, session)) => {
-                        self.tokens.push(token);
+                        self.tokens.push((token, Some(session.handle())));
                         Seen::Session(Some(view(&session)))
                     }
                     Err(e) => failed(&e),
@@ -250,7 +252,9 @@ impl<S: SessionStore> Run<S> {
                 let token = self.token(*i)?.clone();
                 match self.store.rotate(&token).await {
                     Ok(new) => {
-                        self.tokens.push(new);
+                        // The new token's handle, from its session (a load: both runs do it).
+                        let loaded = self.store.load(&new).await.ok().flatten();
+                        self.tokens.push((new, loaded.map(|s| s.handle())));
                         Seen::Done
                     }
                     Err(e) => failed(&e),
@@ -260,7 +264,7 @@ impl<S: SessionStore> Run<S> {
                 let token = self.token(*i)?.clone();
                 match self.store.reauthenticate(&token).await {
                     Ok((new, session)) => {
-                        self.tokens.push(new);
+                        self.tokens.push((new, Some(session.handle())));
                         Seen::Session(Some(view(&session)))
                     }
                     Err(e) => failed(&e),
@@ -278,7 +282,7 @@ impl<S: SessionStore> Run<S> {
                         self.tokens
                             .iter()
                             .enumerate()
-                            .filter(|(_, t)| handles.contains(&t.key().handle()))
+                            .filter(|(_, (_, h))| h.as_ref().is_some_and(|h| handles.contains(h)))
                             .map(|(n, _)| n)
                             .collect(),
                     )
@@ -296,7 +300,11 @@ impl<S: SessionStore> Run<S> {
                 seen(changed, Seen::Count)
             }
             Op::DeleteUserSession(u, i) => {
-                let handle = self.token(*i)?.key().handle();
+                self.token(*i)?;
+                let handle = self.tokens[*i % self.tokens.len()]
+                    .1
+                    .clone()
+                    .unwrap_or_else(|| SessionHandle::new("gone"));
                 let deleted = self.store.delete_user_session(USERS[*u], &handle).await;
                 seen(deleted, Seen::Bool)
             }
@@ -316,11 +324,10 @@ impl<S: SessionStore> Run<S> {
     }
 }
 
-fn config(clock: &ManualClock) -> SessionConfig {
+fn config(clock: &Clock) -> SessionConfig {
     SessionConfig::builder()
         .key_prefix(unique_prefix())
         .max_sessions_per_user(Some(MAX_PER_USER))
-        .operation_timeout(Duration::from_secs(5))
         .clock(clock.clone())
         .build()
         .expect("a valid configuration")
@@ -329,15 +336,16 @@ fn config(clock: &ManualClock) -> SessionConfig {
 async fn agree(target: RedisTarget, ops: Vec<Op>) -> Result<(), TestCaseError> {
     // Redis's key TTLs run on real time; the manual clock starts at now and moves far less than
     // any timeout during a case, so the two never disagree about what has expired.
-    let clock = ManualClock::new(SystemTime::now());
+    let clock = Clock::manual(SystemTime::now());
     let config = config(&clock);
     let mut model = Run {
         store: MemoryStore::new(config.clone()),
         tokens: Vec::new(),
         epochs: HashMap::new(),
     };
-    let redis = RedisStore::connect_to(target, config)
+    let redis = RedisStore::connect(target, config)
         .await
+        .and_then(|store| store.with_operation_timeout(Duration::from_secs(5)))
         .map_err(|e| TestCaseError::fail(format!("connect: {e}")))?;
     let mut real = Run {
         store: redis,
@@ -348,7 +356,7 @@ async fn agree(target: RedisTarget, ops: Vec<Op>) -> Result<(), TestCaseError> {
         if matches!(op, Op::Create { .. }) {
             // Eviction ends a user's oldest sessions; Redis orders them by creation time in ms,
             // so two logins in one millisecond would have no defined order.
-            clock.advance(Duration::from_millis(2));
+            clock.advance(Duration::from_millis(2)).unwrap();
         }
         let expected = model.apply(op).await;
         let got = real.apply(op).await;

@@ -13,23 +13,20 @@ use crate::common::conformance;
 use redis_harness::cluster::NodeRole;
 use redis_harness::{RedisCluster, RedisSentinelGroup};
 use session_core::{
-    Error, ManualClock, NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore, Token,
+    Clock, Error, NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore, Token,
 };
 
 fn config() -> SessionConfig {
-    SessionConfig::builder()
-        .key_prefix(conformance::unique_prefix())
-        .operation_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap()
+    with_prefix(&conformance::unique_prefix())
 }
 
-fn session_key(config: &SessionConfig, token: &Token) -> Vec<u8> {
-    [
-        format!("{}:s:", config.key_prefix()).as_bytes(),
-        token.key().as_bytes(),
-    ]
-    .concat()
+/// The default configuration with `prefix`: a test that reads the store's keys knows it.
+fn with_prefix(prefix: &str) -> SessionConfig {
+    SessionConfig::builder().key_prefix(prefix).build().unwrap()
+}
+
+fn session_key(prefix: &str, token: &Token) -> Vec<u8> {
+    [format!("{prefix}:s:").as_bytes(), token.key().as_bytes()].concat()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,9 +36,7 @@ async fn redis_cluster_passes_the_conformance_suite() {
     let make = |config| {
         let target = RedisTarget::Cluster(nodes.clone());
         async move {
-            let store = RedisStore::connect_to(target, config)
-                .await
-                .expect("connect");
+            let store = RedisStore::connect(target, config).await.expect("connect");
             assert!(format!("{store:?}").contains(r#"engine: "cluster""#));
             store
         }
@@ -59,11 +54,7 @@ async fn sentinel_primary_passes_the_conformance_suite() {
     };
     let make = |config| {
         let target = target.clone();
-        async move {
-            RedisStore::connect_to(target, config)
-                .await
-                .expect("connect")
-        }
+        async move { RedisStore::connect(target, config).await.expect("connect") }
     };
     conformance::run(make).await;
     conformance::run_throttle(make).await;
@@ -73,19 +64,22 @@ async fn sentinel_primary_passes_the_conformance_suite() {
 async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
     // The store's clock moves between loads (as real requests come apart), without a sleep.
-    let clock = ManualClock::new(std::time::SystemTime::now());
+    let clock = Clock::manual(std::time::SystemTime::now());
+    let prefix = conformance::unique_prefix();
     let config = SessionConfig::builder()
-        .key_prefix(conformance::unique_prefix())
+        .key_prefix(prefix.as_str())
         .clock(clock.clone())
         .build()
         .unwrap();
-    let store = RedisStore::connect_to(RedisTarget::Cluster(cluster.urls()), config.clone())
+    let store = RedisStore::connect(RedisTarget::Cluster(cluster.urls()), config.clone())
         .await
+        .unwrap()
+        .with_operation_timeout(Duration::from_millis(500))
         .unwrap();
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
     // Rotation on a cluster swaps the index entry in its own steps: exactly one member remains.
     let token = store.rotate(&token).await.unwrap();
-    let index = format!("{}:u:alice", config.key_prefix());
+    let index = format!("{prefix}:u:alice");
     let index_node = cluster.primary_for_key(index.as_bytes()).unwrap();
     let members = Command::new("redis-cli")
         .args(["-p", &index_node.to_string(), "ZCARD", &index])
@@ -94,11 +88,11 @@ async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster(
     assert_eq!(String::from_utf8_lossy(&members.stdout).trim(), "1");
     store.load(&token).await.unwrap().unwrap();
     let node = cluster
-        .primary_for_key(&session_key(&config, &token))
+        .primary_for_key(&session_key(&prefix, &token))
         .expect("the session key's primary");
     let commands = common::monitored(node, async {
         for _ in 0..30 {
-            clock.advance(Duration::from_millis(2));
+            clock.advance(Duration::from_millis(2)).unwrap();
             assert!(store.load(&token).await.unwrap().is_some());
         }
     })
@@ -113,13 +107,16 @@ async fn load_is_one_round_trip_and_rotation_keeps_one_index_entry_on_a_cluster(
 #[tokio::test]
 async fn a_value_of_another_type_under_a_session_key_is_no_session_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
-    let config = config();
-    let store = RedisStore::connect_to(RedisTarget::Cluster(cluster.urls()), config.clone())
+    let prefix = conformance::unique_prefix();
+    let config = with_prefix(&prefix);
+    let store = RedisStore::connect(RedisTarget::Cluster(cluster.urls()), config.clone())
         .await
+        .unwrap()
+        .with_operation_timeout(Duration::from_millis(500))
         .unwrap();
     let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
-    let (kept, _) = store.create(NewSession::new("alice")).await.unwrap();
-    let key = session_key(&config, &token);
+    let (kept, kept_session) = store.create(NewSession::new("alice")).await.unwrap();
+    let key = session_key(&prefix, &token);
     let client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
     let mut c = client.get_async_connection().await.unwrap();
     redis::pipe()
@@ -138,7 +135,7 @@ async fn a_value_of_another_type_under_a_session_key_is_no_session_on_a_cluster(
     assert!(store.load(&token).await.unwrap().is_none());
     let listed = store.list_user_sessions("alice").await.unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!(listed[0].handle, kept.key().handle());
+    assert_eq!(listed[0].handle, kept_session.handle());
     assert!(
         matches!(store.rotate(&token).await, Err(Error::Corrupt(_))),
         "rotation of a hash"
@@ -258,10 +255,13 @@ async fn traffic(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_failover_keeps_replicated_sessions_and_fails_closed() {
     let mut cluster = RedisCluster::start(3, 1).expect("a local Redis Cluster with replicas");
-    let config = config();
+    let prefix = conformance::unique_prefix();
+    let config = with_prefix(&prefix);
     let store = Arc::new(
-        RedisStore::connect_to(RedisTarget::Cluster(cluster.urls()), config.clone())
+        RedisStore::connect(RedisTarget::Cluster(cluster.urls()), config.clone())
             .await
+            .unwrap()
+            .with_operation_timeout(Duration::from_millis(500))
             .unwrap(),
     );
     let mut sessions = Vec::new();
@@ -280,11 +280,11 @@ async fn cluster_failover_keeps_replicated_sessions_and_fails_closed() {
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let victim = cluster
-        .primary_for_key(&session_key(&config, &sessions[0].0))
+        .primary_for_key(&session_key(&prefix, &sessions[0].0))
         .unwrap();
     let on_victim: HashMap<_, _> = sessions
         .iter()
-        .filter(|(t, _)| cluster.primary_for_key(&session_key(&config, t)) == Some(victim))
+        .filter(|(t, _)| cluster.primary_for_key(&session_key(&prefix, t)) == Some(victim))
         .map(|(t, u)| (t.as_cookie_value(), u.clone()))
         .collect();
     assert!(!on_victim.is_empty());
@@ -316,7 +316,12 @@ async fn sentinel_failover_keeps_replicated_sessions_and_fails_closed() {
         sentinels: group.sentinel_urls(),
         service: group.service().to_owned(),
     };
-    let store = Arc::new(RedisStore::connect_to(target, config()).await.unwrap());
+    let store = RedisStore::connect(target, config())
+        .await
+        .unwrap()
+        .with_operation_timeout(Duration::from_millis(500))
+        .unwrap();
+    let store = Arc::new(store);
     let mut sessions = Vec::new();
     for i in 0..30 {
         let user = format!("user-{i}");

@@ -66,7 +66,7 @@ const CLIENT_NAME: &str = "session-core-cache";
 ///     .with_max_entries(50_000)
 ///     .with_max_bytes(32 << 20)
 ///     .with_staleness_bound(Duration::from_millis(500));
-/// assert_eq!(cache.max_entries(), 50_000);
+/// assert_ne!(cache, CacheConfig::default());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
@@ -86,38 +86,24 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
-    /// Most sessions kept (default 100 000); beyond it the least recently used go first.
-    pub fn max_entries(&self) -> usize {
-        self.max_entries
-    }
-
-    /// Most bytes of records kept, roughly (default 64 MiB).
-    pub fn max_bytes(&self) -> usize {
-        self.max_bytes
-    }
-
-    /// How long after the last answered heartbeat cached sessions are still trusted (default
-    /// 1 s). The heartbeat runs four times per bound. After a silent network or a stopped
-    /// Redis, cached sessions stop being served within this bound.
-    pub fn staleness_bound(&self) -> Duration {
-        self.staleness_bound
-    }
-
-    /// Sets [`CacheConfig::max_entries`] (at least 1).
+    /// Most sessions kept (default 100 000, at least 1); beyond it the least recently used go
+    /// first.
     #[must_use]
     pub fn with_max_entries(mut self, n: usize) -> Self {
         self.max_entries = n.max(1);
         self
     }
 
-    /// Sets [`CacheConfig::max_bytes`].
+    /// Most bytes of records kept, roughly (default 64 MiB).
     #[must_use]
     pub fn with_max_bytes(mut self, n: usize) -> Self {
         self.max_bytes = n;
         self
     }
 
-    /// Sets [`CacheConfig::staleness_bound`] (at least 20 ms).
+    /// How long after the last answered heartbeat cached sessions are still trusted (default
+    /// 1 s, at least 20 ms). The heartbeat runs four times per bound. After a silent network
+    /// or a stopped Redis, cached sessions stop being served within this bound.
     ///
     /// **Security:** a longer bound lets a server whose connection to Redis went silent keep
     /// serving sessions that were revoked meanwhile for that long.

@@ -12,10 +12,23 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
 use super::failure::{timed_out, unavailable, Failure};
-use crate::config::SessionConfig;
+use crate::config::MAX_TIMEOUT;
 use crate::error::{Error, Result, UnavailableKind};
 
 /// Where a [`RedisStore`](crate::RedisStore) keeps its sessions.
+///
+/// A URL string converts to [`RedisTarget::Single`], so
+/// [`RedisStore::new`](crate::RedisStore::new) takes either:
+///
+/// ```
+/// use session_core::RedisTarget;
+///
+/// let target = RedisTarget::from("redis://127.0.0.1:6379");
+/// assert_eq!(target, RedisTarget::Single("redis://127.0.0.1:6379".to_owned()));
+/// ```
+///
+/// The URLs are not parsed here: [`RedisStore::new`](crate::RedisStore::new) parses them, and
+/// answers [`Error::Config`] (naming the target, without its password) for one it cannot use.
 ///
 /// Its `Debug` output hides the secrets in every URL it holds (passwords, as `***`), so a
 /// target, or a settings struct that derives `Debug` over one, may be logged.
@@ -34,6 +47,27 @@ pub enum RedisTarget {
         /// The name the sentinels monitor the primary under (`sentinel monitor <name> ...`).
         service: String,
     },
+}
+
+/// One server, by its URL.
+impl From<&str> for RedisTarget {
+    fn from(url: &str) -> Self {
+        RedisTarget::Single(url.to_owned())
+    }
+}
+
+/// One server, by its URL.
+impl From<String> for RedisTarget {
+    fn from(url: String) -> Self {
+        RedisTarget::Single(url)
+    }
+}
+
+/// One server, by its URL.
+impl From<&String> for RedisTarget {
+    fn from(url: &String) -> Self {
+        RedisTarget::Single(url.clone())
+    }
 }
 
 /// Like the derived `Debug`, with every URL passed through `redact` (below).
@@ -135,6 +169,49 @@ impl ConnectionLike for Connection {
     }
 }
 
+/// How the store talks to Redis, whatever the topology: set with
+/// [`RedisStore::with_operation_timeout`](crate::RedisStore::with_operation_timeout),
+/// [`with_pool_size`](crate::RedisStore::with_pool_size) and
+/// [`with_max_in_flight`](crate::RedisStore::with_max_in_flight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ConnectionSettings {
+    /// The longest a call may take, connecting and a script's `NOSCRIPT` retry included.
+    pub(super) operation_timeout: Duration,
+    /// How many shared connections.
+    pub(super) pool_size: usize,
+    /// Most calls in flight at once.
+    pub(super) max_in_flight: usize,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        Self {
+            operation_timeout: Duration::from_secs(1),
+            pool_size: 2,
+            max_in_flight: 4096,
+        }
+    }
+}
+
+impl ConnectionSettings {
+    /// Checks that each setting is in range.
+    pub(super) fn check(&self) -> Result<()> {
+        let timeout = self.operation_timeout;
+        if timeout < Duration::from_millis(1) || timeout > MAX_TIMEOUT {
+            return Err(Error::Config(format!(
+                "operation_timeout must be between 1 ms and 100 years, got {timeout:?}"
+            )));
+        }
+        if self.pool_size == 0 {
+            return Err(Error::Config("pool_size must be at least 1".to_owned()));
+        }
+        if self.max_in_flight == 0 {
+            return Err(Error::Config("max_in_flight must be at least 1".to_owned()));
+        }
+        Ok(())
+    }
+}
+
 /// The shared connections of the chosen topology; deadpool-redis's managers create them.
 pub(super) enum Pools {
     Single(Shared<deadpool_redis::Manager>),
@@ -143,17 +220,18 @@ pub(super) enum Pools {
 }
 
 impl Pools {
-    pub(super) fn new(target: &RedisTarget, config: &SessionConfig) -> Result<Self> {
+    /// The connections to `target`. No I/O.
+    pub(super) fn new(target: &RedisTarget, settings: &ConnectionSettings) -> Result<Self> {
         let what = target.describe();
         let bad = |e: RedisError| Error::Config(format!("Redis target {what}: {e}"));
-        let (size, limit) = (config.pool_size(), config.max_in_flight());
+        let (size, limit) = (settings.pool_size, settings.max_in_flight);
         Ok(match target {
             RedisTarget::Single(url) => {
                 // No response timeout of the connection's own: every call runs under the
                 // store's operation timeout (one budget for the whole call, a script's
                 // NOSCRIPT retry included), and one timer per call is enough.
                 let connection = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(config.operation_timeout()))
+                    .set_connection_timeout(Some(settings.operation_timeout))
                     .set_response_timeout(None);
                 let manager = deadpool_redis::Manager::new_with_config(url.as_str(), connection)
                     .map_err(bad)?;
@@ -311,7 +389,7 @@ where
                 UnavailableKind::PoolExhausted,
                 format!(
                     "{} calls to Redis at {target} are already in flight; Redis is overloaded \
-                     or slow (raise SessionConfig::max_in_flight only if it is not)",
+                     or slow (raise RedisStore::with_max_in_flight only if it is not)",
                     self.max_in_flight
                 ),
             ));
@@ -537,7 +615,7 @@ mod tests {
                 service: "main".into(),
             },
         ] {
-            let err = crate::RedisStore::from_target(target.clone(), SessionConfig::default())
+            let err = crate::RedisStore::new(target.clone(), crate::SessionConfig::default())
                 .expect_err("a bad database number");
             assert!(matches!(err, Error::Config(_)), "{target:?}: {err:?}");
             for shown in [err.to_string(), format!("{err:?}")] {
@@ -547,6 +625,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn connection_settings_are_checked_whatever_their_order() {
+        let store = || {
+            crate::RedisStore::new("redis://127.0.0.1:1", crate::SessionConfig::default())
+                .expect("no I/O yet")
+        };
+        assert!(matches!(store().with_pool_size(0), Err(Error::Config(_))));
+        assert!(matches!(
+            store().with_max_in_flight(0),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            store().with_operation_timeout(Duration::ZERO),
+            Err(Error::Config(_))
+        ));
+        // The WAIT timeout must stay below the operation timeout, whichever is set first.
+        let half = Duration::from_millis(500);
+        let acked = store()
+            .with_replica_acks(1, half)
+            .expect("below the default 1 s");
+        assert!(matches!(
+            acked.with_operation_timeout(half),
+            Err(Error::Config(_))
+        ));
+        let short = store().with_operation_timeout(half).expect("in range");
+        assert!(matches!(
+            short.with_replica_acks(1, half),
+            Err(Error::Config(_))
+        ));
+        let tuned = store()
+            .with_pool_size(4)
+            .and_then(|s| s.with_max_in_flight(16))
+            .and_then(|s| s.with_operation_timeout(Duration::from_secs(3)))
+            .expect("in range");
+        let shown = format!("{tuned:?}");
+        assert!(
+            shown.contains("operation_timeout: 3s")
+                && shown.contains("pool_size: 4")
+                && shown.contains("max_in_flight: 16"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -578,13 +699,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_startup_line_and_a_503_do_not_show_a_query_password() {
-        let config = SessionConfig::builder()
-            .operation_timeout(Duration::from_millis(500))
-            .build()
-            .expect("config");
         // Port 1: nothing listens, so the call fails at once with a connection error.
-        let store =
-            crate::RedisStore::new("redis://127.0.0.1:1/?password=hunter2", config).expect("store");
+        let store = crate::RedisStore::new(
+            "redis://127.0.0.1:1/?password=hunter2",
+            crate::SessionConfig::default(),
+        )
+        .and_then(|store| store.with_operation_timeout(Duration::from_millis(500)))
+        .expect("store");
         // What the demo logs at start (`redis = ?store`).
         let debug = format!("{store:?}");
         assert!(

@@ -34,7 +34,7 @@ impl KeyLayout {
         [self.index_prefix.as_slice(), user_id.as_bytes()].concat()
     }
 
-    /// The user's last role change (see `SessionConfig::role_change_window`). Always in the
+    /// The user's last role change (see `SessionConfigBuilder::role_change_window`). Always in the
     /// hash slot of the user's index, so that one Redis Cluster script can read or write both.
     pub(crate) fn role_change(&self, user_id: &str) -> Vec<u8> {
         same_slot(&self.role_change_prefix, &self.index(user_id))

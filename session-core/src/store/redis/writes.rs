@@ -28,8 +28,7 @@ use redis::{
 };
 
 use super::cache::{CacheConfig, SessionCache};
-use super::conn::{Connection, Pools, RedisTarget, Topology};
-use crate::config::SessionConfig;
+use super::conn::{Connection, ConnectionSettings, Pools, RedisTarget, Topology};
 use crate::error::{Error, Result, UnavailableKind};
 use crate::record::duration_ms;
 
@@ -40,9 +39,11 @@ pub(super) struct Link {
     target: RedisTarget,
     /// `target` for messages (no secrets).
     described: String,
-    timeout: Duration,
+    settings: ConnectionSettings,
     acks: Option<Acks>,
     cache: Option<SessionCache>,
+    /// What the cache was made from, to make it again when the operation timeout changes.
+    cache_setup: Option<(CacheConfig, Vec<u8>)>,
 }
 
 /// `WAIT` after each write.
@@ -102,17 +103,49 @@ impl From<Unsupported> for Error {
 }
 
 impl Link {
-    /// The link to `target`, and the right to its raw connections. No I/O.
-    pub(super) fn new(target: RedisTarget, config: &SessionConfig) -> Result<(Self, CounterKeys)> {
+    /// The link to `target` with the default [`ConnectionSettings`], and the right to its raw
+    /// connections. No I/O.
+    pub(super) fn new(target: RedisTarget) -> Result<(Self, CounterKeys)> {
+        let settings = ConnectionSettings::default();
         let link = Self {
-            pools: Pools::new(&target, config)?,
+            pools: Pools::new(&target, &settings)?,
             described: target.describe(),
             target,
-            timeout: config.operation_timeout(),
+            settings,
             acks: None,
             cache: None,
+            cache_setup: None,
         };
         Ok((link, CounterKeys(())))
+    }
+
+    /// The connection settings in use.
+    pub(super) fn settings(&self) -> &ConnectionSettings {
+        &self.settings
+    }
+
+    /// Replaces the connection settings: new (unconnected) pools, and the cache made again
+    /// with the new operation timeout. No I/O.
+    pub(super) fn set_settings(&mut self, settings: ConnectionSettings) -> Result<()> {
+        settings.check()?;
+        if let Some(acks) = self.acks {
+            if u128::from(acks.timeout_ms) >= settings.operation_timeout.as_millis() {
+                return Err(Error::Config(format!(
+                    "the operation timeout ({:?}) must stay above the timeout of \
+                     with_replica_acks ({} ms)",
+                    settings.operation_timeout, acks.timeout_ms
+                )));
+            }
+        }
+        self.pools = Pools::new(&self.target, &settings)?;
+        let remake = settings.operation_timeout != self.settings.operation_timeout;
+        self.settings = settings;
+        if remake {
+            if let Some((config, prefix)) = self.cache_setup.take() {
+                self.set_cache(config, prefix)?;
+            }
+        }
+        Ok(())
     }
 
     /// Where the link goes, without secrets.
@@ -139,11 +172,11 @@ impl Link {
     /// Makes every write wait for `replicas` replicas, for at most `timeout`.
     pub(super) fn set_replica_acks(&mut self, replicas: usize, timeout: Duration) -> Result<()> {
         self.offers(Feature::ReplicaAcks)?;
-        if replicas == 0 || timeout >= self.timeout {
+        if replicas == 0 || timeout >= self.settings.operation_timeout {
             return Err(Error::Config(format!(
                 "with_replica_acks needs replicas >= 1 and a timeout below the operation \
                  timeout ({:?})",
-                self.timeout
+                self.settings.operation_timeout
             )));
         }
         self.acks = Some(Acks {
@@ -163,10 +196,11 @@ impl Link {
         };
         self.cache = Some(SessionCache::new(
             url,
-            config,
-            session_prefix,
-            self.timeout,
+            config.clone(),
+            session_prefix.clone(),
+            self.settings.operation_timeout,
         )?);
+        self.cache_setup = Some((config, session_prefix));
         Ok(())
     }
 
@@ -183,7 +217,9 @@ impl Link {
         Fut: Future<Output = RedisResult<T>>,
     {
         self.pools
-            .run(self.timeout, &self.described, |c| f(Reads(c)))
+            .run(self.settings.operation_timeout, &self.described, |c| {
+                f(Reads(c))
+            })
             .await
     }
 
@@ -198,27 +234,31 @@ impl Link {
         let acks = self.acks;
         let (out, acked) = self
             .pools
-            .run(self.timeout, &self.described, |conn| async move {
-                // A clone of a multiplexed connection is the same Redis client, which is what
-                // WAIT counts writes for.
-                let mut same = conn.clone();
-                let out = f(conn).await?;
-                let acked = match acks {
-                    None => None,
-                    Some(Acks {
-                        replicas,
-                        timeout_ms,
-                    }) => {
-                        let got: usize = redis::cmd("WAIT")
-                            .arg(replicas)
-                            .arg(timeout_ms)
-                            .query_async(&mut same)
-                            .await?;
-                        (got < replicas).then_some((got, replicas))
-                    }
-                };
-                Ok((out, acked))
-            })
+            .run(
+                self.settings.operation_timeout,
+                &self.described,
+                |conn| async move {
+                    // A clone of a multiplexed connection is the same Redis client, which is what
+                    // WAIT counts writes for.
+                    let mut same = conn.clone();
+                    let out = f(conn).await?;
+                    let acked = match acks {
+                        None => None,
+                        Some(Acks {
+                            replicas,
+                            timeout_ms,
+                        }) => {
+                            let got: usize = redis::cmd("WAIT")
+                                .arg(replicas)
+                                .arg(timeout_ms)
+                                .query_async(&mut same)
+                                .await?;
+                            (got < replicas).then_some((got, replicas))
+                        }
+                    };
+                    Ok((out, acked))
+                },
+            )
             .await?;
         if let Some(cache) = &self.cache {
             // Read our own writes: wait until Redis's invalidations for this write reached the
@@ -245,7 +285,9 @@ impl Link {
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        self.pools.run(self.timeout, &self.described, f).await
+        self.pools
+            .run(self.settings.operation_timeout, &self.described, f)
+            .await
     }
 }
 
@@ -363,9 +405,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_on_the_read_path_is_refused_before_it_is_sent() {
         let server = redis_harness::RedisServer::start_local().expect("a redis-server of our own");
-        let config = SessionConfig::default();
-        let (link, _) =
-            Link::new(RedisTarget::Single(server.url().to_owned()), &config).expect("link");
+        let (link, _) = Link::new(RedisTarget::from(server.url())).expect("link");
         let set = link
             .read(|mut c| async move {
                 redis::cmd("SET")
