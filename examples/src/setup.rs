@@ -39,7 +39,7 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// cost).
 fn counted<S: Backend + 'static>(store: Arc<S>) -> Arc<dyn Backend> {
     #[cfg(feature = "prometheus")]
-    let store = Arc::new(Metered::from_arc(store));
+    let store = Arc::new(Metered::new(store));
     store
 }
 

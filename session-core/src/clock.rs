@@ -174,14 +174,8 @@ impl fmt::Debug for Clock {
 
 /// What a [`Clock::manual`] holds: the time in ms, shared by its clones.
 ///
-/// Not part of the API (hidden): [`Clock::manual`] and [`Clock::advance`] are. It is nameable
-/// only until the conformance suite and the memory store's tests stop calling it by name, and
-/// `SessionStore`'s docs stop linking it.
-// TODO(store contract): pub(crate) once testing/conformance.rs, store/memory.rs's tests and
-// store.rs's docs use `Clock::manual` / `Clock::advance`.
-#[doc(hidden)]
 #[derive(Clone)]
-pub struct ManualClock(Arc<AtomicU64>);
+pub(crate) struct ManualClock(Arc<AtomicU64>);
 
 impl ManualClock {
     /// A clock that reads `start` (to the millisecond) until it is moved.

@@ -76,35 +76,27 @@ impl SessionConfig {
         &self.key_prefix
     }
 
-    // TODO(store contract): pub(crate) once the external store in examples/tests reads no
-    // setting (the store rules move inside the crate).
     /// A session unused for this long ends. Each load slides it.
-    pub fn idle_timeout(&self) -> Duration {
+    pub(crate) fn idle_timeout(&self) -> Duration {
         self.idle_timeout
     }
 
-    // TODO(store contract): pub(crate) once the external store in examples/tests reads no
-    // setting (the store rules move inside the crate).
     /// A session ends this long after it was created, however active it is.
-    pub fn absolute_timeout(&self) -> Duration {
+    pub(crate) fn absolute_timeout(&self) -> Duration {
         self.absolute_timeout
     }
 
-    // TODO(store contract): pub(crate) once the external store in examples/tests reads no
-    // setting (the store rules move inside the crate).
     /// How many live sessions one user may have; a further login evicts the oldest. `None`: no
     /// limit.
-    pub fn max_sessions_per_user(&self) -> Option<usize> {
+    pub(crate) fn max_sessions_per_user(&self) -> Option<usize> {
         self.max_sessions_per_user
     }
 
-    // TODO(store contract): pub(crate) once `Session::last_seen_at`'s docs (record.rs) link
-    // `SessionConfigBuilder::touch_interval` instead.
-    /// How far "last seen" may lag behind the truth: a load rewrites the record's last-seen time
-    /// only when it moved by more than this ([`MemoryStore`](crate::MemoryStore), and
-    /// `RedisStore` in a session's last idle period; before that Redis
-    /// keeps "last seen" exactly, as the key's expiry).
-    pub fn touch_interval(&self) -> Duration {
+    /// How far "last seen" may lag behind the truth on Redis: a load in a session's last idle
+    /// period rewrites the record's last-seen time only when it moved by more than this (before
+    /// that Redis keeps "last seen" exactly, as the key's expiry). Other stores keep it exactly.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the Redis store's touch
+    pub(crate) fn touch_interval(&self) -> Duration {
         self.touch_interval.unwrap_or_else(|| {
             (self.idle_timeout / 100).clamp(Duration::from_millis(1), Duration::from_secs(60))
         })
@@ -112,18 +104,14 @@ impl SessionConfig {
 }
 
 impl SessionConfig {
-    // TODO(store contract): pub(crate) once the external store in examples/tests reads no
-    // setting (the store rules move inside the crate).
     /// How long a role change also applies to the user's new sessions (see
     /// [`SessionConfigBuilder::role_change_window`]).
-    pub fn role_change_window(&self) -> Duration {
+    pub(crate) fn role_change_window(&self) -> Duration {
         self.role_change_window
     }
 
-    // TODO(store contract): pub(crate) once the external store in examples/tests reads no
-    // setting (the store rules move inside the crate).
     /// Where the store and the request core read "now" (see [`SessionConfigBuilder::clock`]).
-    pub fn clock(&self) -> &Clock {
+    pub(crate) fn clock(&self) -> &Clock {
         &self.clock
     }
 }

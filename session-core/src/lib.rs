@@ -120,7 +120,6 @@ pub use async_trait::async_trait;
 pub use changes::{update_value, DataChanges, DataUpdate};
 pub use clock::Clock;
 #[doc(hidden)]
-pub use clock::ManualClock;
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use epoch::LoginEpoch;
 pub use error::{Error, Result, UnavailableKind};

@@ -11,7 +11,7 @@
 //! use session_core::metrics::Metered;
 //! use session_core::{MemoryStore, SessionConfig, SessionStore};
 //!
-//! let store: Arc<dyn SessionStore> = Arc::new(Metered::new(MemoryStore::new(SessionConfig::default())));
+//! let store: Arc<dyn SessionStore> = Arc::new(Metered::new(Arc::new(MemoryStore::new(SessionConfig::default()))));
 //! ```
 //!
 //! | metric | kind | labels |
@@ -20,7 +20,7 @@
 //! | `session_store_operation_seconds` | histogram | `op` |
 //! | `session_cache_hits_total`, `session_cache_misses_total`, `session_cache_invalidations_total`, `session_cache_flushes_total` | counter | — ([`record_cache_stats`]) |
 //! | `session_cache_entries` | gauge | — |
-//! | `session_rejections_total` | counter | `reason` (`unauthenticated`, `forbidden`, `reauthentication_required`, `store_unavailable`, `csrf`, ...), recorded by the axum and actix-web adapters for every refusal they answer ([`record_rejection`]) |
+//! | `session_rejections_total` | counter | `reason` (`unauthenticated`, `forbidden`, `reauthentication_required`, `store_unavailable`, `csrf`, ...), recorded by the axum and actix-web adapters for every refusal they answer |
 //!
 //! Each store call also runs in a `tracing` span `session_store` (level DEBUG) with the `op`.
 
@@ -162,12 +162,7 @@ struct OpHandles {
 }
 
 impl<S> Metered<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S) -> Self {
-        Self::from_arc(Arc::new(inner))
-    }
-
-    /// Wraps a store the application also keeps a handle on, for example a `RedisStore` whose
+    /// Wraps `inner`, shared: the application may keep a handle on it too, for example a `RedisStore` whose
     /// [`cache_stats`](crate::RedisStore::cache_stats) it publishes before each scrape:
     ///
     /// ```
@@ -177,7 +172,7 @@ impl<S> Metered<S> {
     /// use session_core::{RedisStore, SessionConfig};
     ///
     /// let redis = Arc::new(RedisStore::new("redis://127.0.0.1:6379", SessionConfig::default())?);
-    /// let store = Metered::from_arc(Arc::clone(&redis));
+    /// let store = Metered::new(Arc::clone(&redis));
     /// // Before each scrape:
     /// if let Some(stats) = redis.cache_stats() {
     ///     session_core::metrics::record_cache_stats(&stats);
@@ -185,7 +180,7 @@ impl<S> Metered<S> {
     /// # }
     /// # Ok::<(), session_core::Error>(())
     /// ```
-    pub fn from_arc(inner: Arc<S>) -> Self {
+    pub fn new(inner: Arc<S>) -> Self {
         Self {
             inner,
             handles: Box::default(),
@@ -446,8 +441,7 @@ pub fn record_cache_stats(stats: &crate::CacheStats) {
 ///
 /// The axum and actix-web adapters call it for every [`Rejection`](crate::web::Rejection) they
 /// answer (guards, extractors, `Require`, the CSRF layers, handlers' `Err(Error)`), once per
-/// refused request, also when the app's rejection handler writes the answer; call it yourself
-/// only for refusals of your own.
-pub fn record_rejection(reason: &'static str) {
+/// refused request, also when the app's rejection handler writes the answer.
+pub(crate) fn record_rejection(reason: &'static str) {
     metrics::counter!(REJECTIONS_TOTAL, "reason" => reason).increment(1);
 }

@@ -742,7 +742,7 @@ impl Session {
     }
 
     /// When the session was last used: now, for a session just loaded; in a listing, to within
-    /// [`SessionConfig::touch_interval`](crate::SessionConfig::touch_interval) (`MemoryStore`)
+    /// [`SessionConfig::touch_interval`](crate::SessionConfigBuilder::touch_interval) (`MemoryStore`)
     /// or a round trip (`RedisStore`).
     pub fn last_seen_at(&self) -> SystemTime {
         to_system_time(self.record.last_seen_ms)

@@ -33,12 +33,12 @@ use crate::token::{SessionHandle, Token};
 ///
 /// - **Keys, not tokens.** A session is filed under its token's SHA-256 ([`Token::key`]); the
 ///   token itself is never stored.
-/// - **Expiry.** A session ends after [`SessionConfig::idle_timeout`] without a
+/// - **Expiry.** A session ends after [`SessionConfigBuilder::idle_timeout`](crate::SessionConfigBuilder::idle_timeout) without a
 ///   [`load`](SessionStore::load) (each load slides it) and at
-///   [`SessionConfig::absolute_timeout`] after creation whatever happens. An ended session is
+///   [`SessionConfigBuilder::absolute_timeout`](crate::SessionConfigBuilder::absolute_timeout) after creation whatever happens. An ended session is
 ///   never returned.
 /// - **Per-user index.** The store knows each user's sessions, so it can list them, end one or
-///   all, change their roles, and keep at most [`SessionConfig::max_sessions_per_user`] (a new
+///   all, change their roles, and keep at most [`SessionConfigBuilder::max_sessions_per_user`](crate::SessionConfigBuilder::max_sessions_per_user) (a new
 ///   session evicts the oldest). Ended sessions are pruned from the index.
 /// - **Anonymous sessions** ([`NewSession::anonymous`]) have no user: they are in no index,
 ///   count against no limit, have no roles, and load with
@@ -86,7 +86,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The user's session epoch, for a login to read **before** it checks the credentials and
     /// to hand to [`NewSession::with_login_epoch`]. [`delete_user_sessions`] and
     /// [`delete_other_user_sessions`] give the user a new epoch (kept for
-    /// [`SessionConfig::role_change_window`]), so a login in flight across such an account
+    /// [`SessionConfigBuilder::role_change_window`](crate::SessionConfigBuilder::role_change_window)), so a login in flight across such an account
     /// change gets no session. See [`LoginEpoch`].
     ///
     /// [`delete_user_sessions`]: SessionStore::delete_user_sessions

@@ -16,7 +16,7 @@ use rand::TryRngCore as _;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::record::{system_time_ms, to_system_time};
+use crate::record::system_time_ms;
 
 /// Bytes of entropy in a token.
 pub const TOKEN_SECRET_BYTES: usize = 32;
@@ -66,8 +66,6 @@ impl Token {
     /// # Errors
     /// [`Error::Entropy`] if the OS generator fails (it practically never does; the error exists
     /// so that a broken machine denies logins instead of issuing guessable tokens).
-    // TODO(store contract): pub(crate) once the external store in examples/tests no longer
-    // makes tokens (the crate will, above the storage).
     pub fn generate(deadline: SystemTime) -> Result<Self, Error> {
         Self::generate_until(system_time_ms(deadline))
     }
@@ -134,20 +132,11 @@ impl Token {
 
     /// The key the store files this token's session under: the first 128 bits of the SHA-256
     /// of the token's bytes.
-    // TODO(store contract): pub(crate) once the external store in examples/tests is handed
-    // keys rather than tokens.
     pub fn key(&self) -> SessionKey {
         let digest = Sha256::digest(self.0);
         let mut key = [0u8; SESSION_KEY_BYTES];
         key.copy_from_slice(&digest[..SESSION_KEY_BYTES]);
         SessionKey(key)
-    }
-
-    /// The latest moment the session can be live (its absolute deadline, as issued).
-    // TODO(store contract): pub(crate) once the external store in examples/tests no longer
-    // makes tokens.
-    pub fn deadline(&self) -> SystemTime {
-        to_system_time(self.deadline_ms())
     }
 
     pub(crate) fn deadline_ms(&self) -> u64 {
@@ -349,7 +338,7 @@ mod tests {
         moved.0[5] ^= 1;
         assert_ne!(moved.deadline_ms(), t.deadline_ms());
         assert_ne!(moved.key(), t.key());
-        let via_time = Token::generate(to_system_time(1_800_000_000_000)).unwrap();
+        let via_time = Token::generate(crate::record::to_system_time(1_800_000_000_000)).unwrap();
         assert_eq!(via_time.deadline_ms(), 1_800_000_000_000);
     }
 }

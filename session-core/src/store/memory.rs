@@ -6,7 +6,7 @@
 //!
 //! Every time rule here (expiry, last seen, auth time, the throttle, role-change and epoch
 //! windows) reads the configuration's [`Clock`](crate::Clock), so a test that moves a
-//! [`ManualClock`](crate::ManualClock) checks them all without waiting.
+//! [`Clock::manual`](crate::Clock::manual) checks them all without waiting.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -314,7 +314,8 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::{Error, ManualClock, NewSession, SessionStore};
+    use crate::clock::ManualClock;
+    use crate::{Error, NewSession, SessionStore};
 
     fn store(clock: &ManualClock) -> MemoryStore {
         MemoryStore::new(

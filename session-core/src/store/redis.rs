@@ -11,7 +11,7 @@
 //! | `{prefix}:t:{username}` | string | failed logins (`LoginThrottle`, feature `throttle`) | the throttle window |
 //!
 //! # Round trips
-//! [`SessionStore::load`] knows the absolute deadline from the token ([`Token::deadline`])
+//! [`SessionStore::load`] knows the absolute deadline from the token
 //! before it asks anything: past it, there is no session and no round trip. Otherwise it is one
 //! command: `GETEX key PX <idle>` (the record, and the idle expiry slid, for about what a `GET`
 //! costs Redis) while the deadline is more than an idle timeout away, and in the session's last

@@ -6,7 +6,7 @@
 //! panics with its name on failure.
 //!
 //! # Time
-//! Every config the suite hands out carries a [`ManualClock`] of its own (started at the
+//! Every config the suite hands out carries a manual clock ([`Clock::manual`]) of its own (started at the
 //! system's now), and a case lets time pass by moving it: auth times, last seen, the order of
 //! a user's sessions, the absolute deadline are checked exactly and without waiting. A store
 //! must therefore read "now" from the configuration's clock (every [`Storage`](crate::Storage)
@@ -33,10 +33,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng as _;
 
+use crate::clock::ManualClock;
 #[cfg(feature = "throttle")]
 use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
 use crate::{
-    update_value, Clock, DataChanges, DataUpdate, Error, ManualClock, NewSession, SessionConfig,
+    update_value, Clock, DataChanges, DataUpdate, Error, NewSession, SessionConfig,
     SessionConfigBuilder, SessionData, SessionHandle, SessionStore, Token,
 };
 

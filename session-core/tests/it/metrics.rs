@@ -27,11 +27,11 @@ async fn one_call_of_each_outcome() {
         .key_prefix(unique_prefix())
         .build()
         .expect("config");
-    let store = Arc::new(Metered::new(
+    let store = Arc::new(Metered::new(Arc::new(
         RedisStore::connect(server.url(), config)
             .await
             .expect("connect"),
-    ));
+    )));
     let (token, _) = store.create(NewSession::new("mia")).await.expect("create");
     assert!(store.load(&token).await.expect("load").is_some());
     let stranger =
