@@ -155,11 +155,10 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Granularity of the "last seen" time where it is written into the record (a load
-    /// rewrites it only when it moved by more than this: [`MemoryStore`](crate::MemoryStore),
-    /// and `RedisStore` in a session's last idle period; before that Redis keeps "last seen"
+    /// Granularity of the "last seen" time on Redis (a load in a session's last idle period
+    /// rewrites it only when it moved by more than this; before that Redis keeps "last seen"
     /// exactly, as the key's expiry), and how often a cached session's idle expiry is slid
-    /// (default: 1% of the idle timeout, between 1 ms and 60 s).
+    /// (default: 1% of the idle timeout, between 1 ms and 60 s). Other stores keep it exactly.
     pub fn touch_interval(mut self, interval: Duration) -> Self {
         self.config.touch_interval = Some(interval);
         self

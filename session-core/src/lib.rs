@@ -114,9 +114,6 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __fuzz;
 
-/// The attribute for implementing [`web::UserLoader`] (and [`SessionStore`]) without adding
-/// `async-trait` to your own dependencies: `#[session_core::async_trait]`.
-pub use async_trait::async_trait;
 pub use changes::{update_value, DataChanges, DataUpdate};
 pub use clock::Clock;
 #[doc(hidden)]

@@ -186,11 +186,6 @@ impl<S> Metered<S> {
             handles: Box::default(),
         }
     }
-
-    /// The wrapped store.
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
 }
 
 /// The `outcome` label of an error.

@@ -84,12 +84,12 @@ impl ThrottleConfig {
     }
 
     /// Failures that lock a username.
-    pub fn max_failures(&self) -> u32 {
+    pub(crate) fn max_failures(&self) -> u32 {
         self.max_failures
     }
 
     /// The counting window, and the length of a lock.
-    pub fn window(&self) -> Duration {
+    pub(crate) fn window(&self) -> Duration {
         self.window
     }
 }

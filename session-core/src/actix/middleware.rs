@@ -155,11 +155,6 @@ impl SessionMiddleware {
             ..self
         }
     }
-
-    /// The store this middleware serves.
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.shared.store
-    }
 }
 
 impl<S, B> Transform<S, ServiceRequest> for SessionMiddleware

@@ -153,11 +153,6 @@ impl SessionLayer {
             ..self
         }
     }
-
-    /// The store this layer serves.
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.shared.store
-    }
 }
 
 impl<S> Layer<S> for SessionLayer {

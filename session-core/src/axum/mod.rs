@@ -60,4 +60,3 @@ mod layer;
 mod require;
 
 pub use self::layer::SessionLayer;
-pub use self::require::RequireService;

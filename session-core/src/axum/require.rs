@@ -22,7 +22,8 @@ impl<S> Layer<S> for Require {
     }
 }
 
-/// The service of a [`Require`] route layer.
+/// The service of a [`Require`] route layer (not nameable outside the crate: a route's layer
+/// is never named).
 #[derive(Debug, Clone)]
 pub struct RequireService<S> {
     inner: S,

@@ -7,7 +7,7 @@
 //! not provide **does not compile**), actix-web's `app_data` (`web::Data<L>`, looked up at run
 //! time, as actix-web does for every `Data`).
 
-use async_trait::async_trait;
+use std::future::Future;
 
 use crate::error::Error;
 use crate::logging::log_safe;
@@ -28,7 +28,6 @@ use crate::web::rejection::Rejection;
 /// clone (a pool handle, an `Arc`).
 ///
 /// ```
-/// use session_core::async_trait;
 /// use session_core::web::UserLoader;
 /// use session_core::{Error, Session};
 ///
@@ -41,7 +40,6 @@ use crate::web::rejection::Rejection;
 /// #[derive(Clone)]
 /// struct Accounts; // your database pool, say
 ///
-/// #[async_trait]
 /// impl UserLoader for Accounts {
 ///     type User = Account;
 ///
@@ -54,7 +52,6 @@ use crate::web::rejection::Rejection;
 ///     }
 /// }
 /// ```
-#[async_trait]
 pub trait UserLoader: Send + Sync + 'static {
     /// The application's user type.
     type User: Clone + Send + Sync + 'static;
@@ -65,7 +62,11 @@ pub trait UserLoader: Send + Sync + 'static {
     /// # Errors
     /// Whatever [`Error`] fits: [`Error::Unavailable`] when the application's storage cannot
     /// be reached answers 503, like a store outage (fail closed).
-    async fn load_user(&self, session: &Session) -> Result<Option<Self::User>, Error>;
+    /// Implement it as an `async fn` (no attribute needed).
+    fn load_user(
+        &self,
+        session: &Session,
+    ) -> impl Future<Output = Result<Option<Self::User>, Error>> + Send;
 }
 
 /// The logged-in user as the application knows them: the user `L` loads for the request's
@@ -75,12 +76,11 @@ pub trait UserLoader: Send + Sync + 'static {
 /// (which a handler can take as well, for the session).
 ///
 /// ```
-/// # use session_core::async_trait;
 /// # use session_core::web::UserLoader;
 /// # use session_core::{Error, Session};
 /// # #[derive(Clone)] struct Account { display_name: String }
 /// # #[derive(Clone)] struct Accounts;
-/// # #[async_trait] impl UserLoader for Accounts { type User = Account;
+/// # impl UserLoader for Accounts { type User = Account;
 /// #     async fn load_user(&self, _: &Session) -> Result<Option<Account>, Error> { Ok(None) } }
 /// use session_core::prelude::*;
 /// use session_core::web::Authenticated;

@@ -7,7 +7,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::routing::{get, post};
@@ -32,7 +31,6 @@ struct Accounts {
     calls: Arc<AtomicUsize>,
 }
 
-#[async_trait]
 impl UserLoader for Accounts {
     type User = Account;
 

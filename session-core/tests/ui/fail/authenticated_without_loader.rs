@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use session_core::async_trait;
 use session_core::axum::SessionLayer;
 use session_core::web::{Authenticated, UserLoader};
 use session_core::{Error, MemoryStore, Session, SessionConfig};
@@ -17,7 +16,6 @@ struct Account {
 #[derive(Clone)]
 struct Accounts;
 
-#[async_trait]
 impl UserLoader for Accounts {
     type User = Account;
     async fn load_user(&self, session: &Session) -> Result<Option<Account>, Error> {

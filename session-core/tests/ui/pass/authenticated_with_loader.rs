@@ -3,7 +3,6 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use session_core::async_trait;
 use session_core::axum::SessionLayer;
 use session_core::web::{Authenticated, UserLoader};
 use session_core::{Error, MemoryStore, Session, SessionConfig};
@@ -16,7 +15,6 @@ struct Account {
 #[derive(Clone)]
 struct Accounts;
 
-#[async_trait]
 impl UserLoader for Accounts {
     type User = Account;
     async fn load_user(&self, session: &Session) -> Result<Option<Account>, Error> {
