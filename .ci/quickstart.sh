@@ -37,11 +37,15 @@ fail() {
   exit 1
 }
 
-# A TCP port nobody listens on now, on 127.0.0.1.
+# A TCP port nobody listens on now, on 127.0.0.1, below the kernel's range of ephemeral ports
+# (a port in that range can be the local end of some other connection, and a bind then fails
+# although nobody listens: that failed CI once).
 free_port() {
-  local port
+  local port low
+  low="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+  [ "$low" -gt 11000 ] 2>/dev/null || low=32768
   for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return
@@ -68,13 +72,19 @@ replace_once() {
   sed -i "s|$from|$to|" "$file"
 }
 
-REDIS_PORT="$(free_port)"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-  >"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-for _ in $(seq 1 50); do
+# Our redis-server, on another port if the one picked was taken meanwhile (three tries).
+for _ in 1 2 3; do
+  REDIS_PORT="$(free_port)"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    >"$WORK/redis.log" 2>&1 &
+  REDIS_PID=$!
+  for _ in $(seq 1 50); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    kill -0 "$REDIS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
   redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-  sleep 0.1
+  kill "$REDIS_PID" 2>/dev/null || true
 done
 redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || fail "redis-server on port $REDIS_PORT did not start: $(cat "$WORK/redis.log")"
 
