@@ -106,7 +106,11 @@ impl DataChanges {
 
     /// Like [`DataChanges::expect`], with the JSON value as read from
     /// [`SessionData::iter`] (`None`: absent).
-    pub fn expect_json(&mut self, key: impl Into<String>, current: Option<Value>) -> &mut Self {
+    pub(crate) fn expect_json(
+        &mut self,
+        key: impl Into<String>,
+        current: Option<Value>,
+    ) -> &mut Self {
         self.expected.insert(key.into(), current);
         self
     }

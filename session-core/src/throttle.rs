@@ -1,8 +1,8 @@
 //! [`LoginThrottle`]: failed-login counting kept in the store, so a lockout earned on one app
 //! server holds on all of them.
 //!
-//! The rule: after [`ThrottleConfig::max_failures`] failed logins for one username within
-//! [`ThrottleConfig::window`] (counted from the first attempt), the username is locked for a
+//! The rule: after `max_failures` failed logins for one username within `window`
+//! ([`ThrottleConfig::new`]; counted from the first attempt), the username is locked for a
 //! whole window from the last of them, even for the right password. A successful login clears
 //! the count.
 //!

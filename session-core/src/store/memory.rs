@@ -112,16 +112,6 @@ impl MemoryStore {
         }
     }
 
-    /// Number of sessions held, live or not yet swept (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.lock().sessions.len()
-    }
-
-    /// True when no session is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Now (ms), by the configuration's clock.
     #[cfg(feature = "throttle")]
     fn now(&self) -> u64 {

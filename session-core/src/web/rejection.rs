@@ -100,7 +100,7 @@ impl Rejection {
     }
 
     /// The default body: `{"error": CODE, "message": TEXT}`.
-    pub fn json_body(&self) -> String {
+    pub(crate) fn json_body(&self) -> String {
         serde_json::json!({ "error": self.code(), "message": self.to_string() }).to_string()
     }
 }
