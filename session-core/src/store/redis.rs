@@ -204,13 +204,8 @@ impl RedisStore {
     /// # Errors
     /// [`Error::Config`] when `timeout` is not between 1 ms and 100 years, or not above the
     /// timeout of [`with_replica_acks`](RedisStore::with_replica_acks).
-    pub fn with_operation_timeout(mut self, timeout: Duration) -> Result<Self> {
-        let settings = ConnectionSettings {
-            operation_timeout: timeout,
-            ..*self.link.settings()
-        };
-        self.link.set_settings(settings)?;
-        Ok(self)
+    pub fn with_operation_timeout(self, timeout: Duration) -> Result<Self> {
+        self.with_settings(|s| s.operation_timeout = timeout)
     }
 
     /// How many Redis connections the store keeps open and shares among all calls (default
@@ -227,13 +222,8 @@ impl RedisStore {
     ///
     /// # Errors
     /// [`Error::Config`] for `size == 0`.
-    pub fn with_pool_size(mut self, size: usize) -> Result<Self> {
-        let settings = ConnectionSettings {
-            pool_size: size,
-            ..*self.link.settings()
-        };
-        self.link.set_settings(settings)?;
-        Ok(self)
+    pub fn with_pool_size(self, size: usize) -> Result<Self> {
+        self.with_settings(|s| s.pool_size = size)
     }
 
     /// Most store calls in flight at once (default 4096); one more fails at once with
@@ -250,11 +240,14 @@ impl RedisStore {
     ///
     /// # Errors
     /// [`Error::Config`] for `limit == 0`.
-    pub fn with_max_in_flight(mut self, limit: usize) -> Result<Self> {
-        let settings = ConnectionSettings {
-            max_in_flight: limit,
-            ..*self.link.settings()
-        };
+    pub fn with_max_in_flight(self, limit: usize) -> Result<Self> {
+        self.with_settings(|s| s.max_in_flight = limit)
+    }
+
+    /// The connection settings changed by `change`, checked, and the unconnected pools rebuilt.
+    fn with_settings(mut self, change: impl FnOnce(&mut ConnectionSettings)) -> Result<Self> {
+        let mut settings = *self.link.settings();
+        change(&mut settings);
         self.link.set_settings(settings)?;
         Ok(self)
     }
