@@ -462,8 +462,9 @@ impl AuthSession {
 /// Who is logged in: the request's login session, read-only. Requests without one are refused
 /// with 401 before the handler runs (503 when the store is unavailable).
 ///
-/// It dereferences to [`Session`] (user id, roles, permissions, data). To change the session
-/// (data, logout, rotation), take an [`AuthSession`] as well: both share the one lookup.
+/// It dereferences to [`Session`] (user id, roles, permissions, data), and
+/// `let CurrentUser(session) = user;` takes the session out. To change the session (data,
+/// logout, rotation), take an [`AuthSession`] as well: both share the one lookup.
 ///
 /// ```
 /// use session_core::prelude::*;
@@ -472,7 +473,7 @@ impl AuthSession {
 ///     format!("{} ({})", user.user_id(), user.roles().join(", "))
 /// }
 /// ```
-pub struct CurrentUser(Session);
+pub struct CurrentUser(pub Session);
 
 impl std::fmt::Debug for CurrentUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -496,10 +497,5 @@ impl CurrentUser {
             Some(session) => Ok(Self(session)),
             None => Err(Rejection::Unauthenticated),
         }
-    }
-
-    /// The session, owned.
-    pub fn into_session(self) -> Session {
-        self.0
     }
 }
