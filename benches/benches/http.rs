@@ -14,7 +14,8 @@
 //! The server runs with `RUST_LOG=warn`: its per-request log lines (INFO) would otherwise be
 //! part of what is measured. It needs `wrk` (`apt-get install wrk`); `benches/run.sh` installs
 //! it. `DEMO_SERVER_BIN` may name a built `demo-server`; otherwise the bench builds it
-//! (`cargo build --release -p session-examples --bin demo-server`).
+//! (`cargo build --release -p session-examples --bin demo-server --features prometheus`: the
+//! store behind `Metered`, as the figures before the demos' features were split had it).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -321,6 +322,9 @@ fn demo_binary() -> PathBuf {
             "session-examples",
             "--bin",
             "demo-server",
+            // As users run it in production: store calls counted (`Metered`), `/metrics`.
+            "--features",
+            "prometheus",
         ])
         .current_dir(&root)
         .status()
