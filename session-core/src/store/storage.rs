@@ -24,6 +24,9 @@ use crate::token::SessionKey;
 ///    key is no longer in the list is deleted**. If `change` fails, nothing is written and
 ///    its error is returned.
 ///
+/// A backend never sees a token: sessions are filed under their [`SessionKey`] (the first 128
+/// bits of the token's SHA-256), so a copy of the backend's data cannot be replayed as cookies.
+///
 /// `change` may be called again when a backend retries a conflicting transaction; only what
 /// the last call left is written. Sessions with an empty [`user_id`](Session::user_id) are
 /// anonymous: they belong to no user, and need no entry in any user's set. A backend may
