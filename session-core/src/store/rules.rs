@@ -124,7 +124,7 @@ async fn with_user<S: Storage, T: Send>(
             Ok(())
         })
         .await?;
-    out.ok_or_else(|| Error::Corrupt("the storage did not run the change".into()))
+    out.ok_or_else(change_not_run)
 }
 
 /// Runs `change` on the live session of `key` (`NotFound` when there is none, and nothing is
@@ -145,7 +145,13 @@ async fn with_live_session<S: Storage, T: Send>(
             Ok(())
         })
         .await?;
-    out.ok_or(Error::NotFound)
+    out.ok_or_else(change_not_run)
+}
+
+/// A backend answered `Ok` without running the change it was given: a broken `Storage`, never
+/// "no session".
+fn change_not_run() -> Error {
+    Error::Internal("the storage answered without running the change it was given".into())
 }
 
 /// Moves the session of `token` under a new token (same deadline), applying `change` on the
@@ -239,7 +245,10 @@ impl<S: Storage> SessionStore for S {
             return Ok(None);
         }
         let loaded = with_live_session(self, &token.key(), |session, now| {
-            Arc::make_mut(&mut session.record).last_seen_ms = now;
+            // Loads within the same millisecond leave the record shared (no copy).
+            if session.record.last_seen_ms != now {
+                Arc::make_mut(&mut session.record).last_seen_ms = now;
+            }
             Ok(session.clone())
         })
         .await;
