@@ -30,7 +30,7 @@ use session_core::web::{AuthSession, CookieConfig, CsrfPolicy, CurrentUser};
 use session_core::SessionStore;
 use tracing::Instrument as _;
 
-use crate::api::{self, Credentials, PasswordBody, ReauthBody, RolesBody};
+use crate::api::{self, Credentials, LoginBody, PasswordBody, ReauthBody, RolesBody};
 use crate::errors::{json_object, payload_too_large, request_timeout, ApiError};
 use crate::serve::ReadTimeouts;
 use crate::{AppState, BODY_LIMIT};
@@ -261,7 +261,7 @@ async fn login(
     state: Data<AppState>,
     req: HttpRequest,
     mut auth: AuthSession,
-    ApiJson(body): ApiJson<Credentials>,
+    ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(json(
         api::login(&state, client_addr(&req), user_agent(&req), &mut auth, body).await?,

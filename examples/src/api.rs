@@ -25,6 +25,16 @@ pub struct Credentials {
     password: String,
 }
 
+/// `{"username", "password", "remember"?}` of `/login`: `remember` (default false) asks for a
+/// session that outlives the browser (`SESSION_REMEMBER_*_SECS`).
+#[derive(Debug, Deserialize)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    remember: bool,
+}
+
 /// `{"roles": [...]}` of `PUT /admin/users/{username}/roles`.
 #[derive(Debug, Deserialize)]
 pub struct RolesBody {
@@ -223,8 +233,8 @@ pub async fn check_login(
 }
 
 /// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
-/// password; every login starts a new session with a new token, labelled with the request's
-/// `User-Agent`. 503 `busy` when `LOGIN_QUEUE_MAX` password checks are waiting already, or
+/// password; every login starts a new session with a new token, with the request's
+/// `User-Agent` and network, the method `password`, remembered if the body asks. 503 `busy` when `LOGIN_QUEUE_MAX` password checks are waiting already, or
 /// this client holds `LOGIN_QUEUE_PER_CLIENT` of them.
 ///
 /// # Errors
@@ -235,18 +245,34 @@ pub async fn login(
     client: Option<IpAddr>,
     user_agent: Option<String>,
     auth: &mut AuthSession,
-    body: Credentials,
+    body: LoginBody,
 ) -> Result<Value, ApiError> {
     let (account, epoch) =
         check_login(state, client, &body.username, &body.password, "login").await?;
-    let mut new = NewSession::new(account.username.clone())
-        .with_roles(account.roles.clone())
-        .with_login_epoch(epoch);
-    if let Some(ua) = user_agent.filter(|ua| !ua.is_empty()) {
-        new = new.with_label(ua);
-    }
+    let new = new_login(account, epoch, client, user_agent).with_remember(body.remember);
     let session = auth.login(new).await?;
     Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
+}
+
+/// The session of a login with the password: the account's roles, the login's epoch, and
+/// what the device list shows (`User-Agent`, network, method).
+pub fn new_login(
+    account: Account,
+    epoch: LoginEpoch,
+    client: Option<IpAddr>,
+    user_agent: Option<String>,
+) -> NewSession {
+    let mut new = NewSession::new(account.username)
+        .with_roles(account.roles)
+        .with_login_epoch(epoch)
+        .with_method("password");
+    if let Some(ua) = user_agent {
+        new = new.with_user_agent(ua);
+    }
+    if let Some(ip) = client {
+        new = new.with_client_ip(ip);
+    }
+    new
 }
 
 /// `POST /reauth` (login required): the logged-in user enters the password again. A new token
@@ -358,7 +384,6 @@ pub fn admin(user: &CurrentUser) -> Value {
 /// # Errors
 /// 503.
 pub async fn list_sessions(auth: &AuthSession) -> Result<Value, ApiError> {
-    let current = auth.current()?.handle();
     let sessions = auth.sessions().await?;
     Ok(Value::Array(
         sessions
@@ -368,8 +393,13 @@ pub async fn list_sessions(auth: &AuthSession) -> Result<Value, ApiError> {
                     "id": s.handle,
                     "created_at": rfc3339(s.created_at),
                     "last_seen_at": rfc3339(s.last_seen_at),
-                    "current": s.handle == current,
-                    "user_agent": s.label,
+                    "current": s.current,
+                    "user_agent": s.user_agent,
+                    "browser": s.browser,
+                    "os": s.os,
+                    "network": s.network,
+                    "remembered": s.remembered,
+                    "new_device": s.new_device,
                 })
             })
             .collect(),

@@ -13,7 +13,7 @@ use serde_json::Value;
 use session_core::prelude::*;
 use session_core::web::{AuthSession, CurrentUser};
 
-use crate::api::{self, Credentials, PasswordBody, ReauthBody, RolesBody};
+use crate::api::{self, Credentials, LoginBody, PasswordBody, ReauthBody, RolesBody};
 use crate::errors::{ApiError, ApiJson};
 use crate::AppState;
 
@@ -82,7 +82,7 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     mut auth: AuthSession,
-    ApiJson(body): ApiJson<Credentials>,
+    ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
     let ua = user_agent(&headers);
     Ok(Json(api::login(&state, client, ua, &mut auth, body).await?))

@@ -21,6 +21,10 @@ pub struct Settings {
     pub idle: Duration,
     /// `SESSION_ABSOLUTE_SECS`.
     pub absolute: Duration,
+    /// `SESSION_REMEMBER_IDLE_SECS`: the idle timeout of a login that asked to be remembered.
+    pub remember_idle: Duration,
+    /// `SESSION_REMEMBER_ABSOLUTE_SECS`: the absolute lifetime of a remembered login.
+    pub remember_absolute: Duration,
     /// `SESSION_MAX_PER_USER`.
     pub max_per_user: usize,
     /// `COOKIE_SECURE`.
@@ -171,6 +175,8 @@ impl Settings {
             redis,
             idle: secs("SESSION_IDLE_SECS", 1800)?,
             absolute: secs("SESSION_ABSOLUTE_SECS", 43200)?,
+            remember_idle: secs("SESSION_REMEMBER_IDLE_SECS", 14 * 24 * 3600)?,
+            remember_absolute: secs("SESSION_REMEMBER_ABSOLUTE_SECS", 30 * 24 * 3600)?,
             max_per_user: usize::try_from(number("SESSION_MAX_PER_USER", 10)?)
                 .map_err(|_| "SESSION_MAX_PER_USER is too large".to_owned())?,
             cookie_secure,
@@ -212,6 +218,8 @@ mod tests {
         assert!(s.redis.is_none());
         assert_eq!(s.idle, Duration::from_secs(1800));
         assert_eq!(s.absolute, Duration::from_secs(43200));
+        assert_eq!(s.remember_idle, Duration::from_secs(1_209_600));
+        assert_eq!(s.remember_absolute, Duration::from_secs(2_592_000));
         assert_eq!(s.max_per_user, 10);
         assert!(s.cookie_secure);
         assert_eq!(s.login_max_failures, 5);

@@ -63,6 +63,8 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
         .key_prefix(KEY_PREFIX)
         .idle_timeout(settings.idle)
         .absolute_timeout(settings.absolute)
+        .remember_idle_timeout(settings.remember_idle)
+        .remember_absolute_timeout(settings.remember_absolute)
         .max_sessions_per_user(Some(settings.max_per_user))
         .build()
         .map_err(|e| e.to_string())?;

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 /// | key prefix | `"session"` |
 /// | idle timeout (sliding) | 30 minutes |
 /// | absolute timeout | 12 hours |
+/// | a remembered session's idle / absolute timeout | 14 days / 30 days |
 /// | sessions per user | 10 (the oldest is evicted) |
 /// | last-seen granularity | 1% of the idle timeout, between 1 s and 60 s |
 /// | clock | the system clock ([`Clock::system`]) |
@@ -38,6 +39,8 @@ pub struct SessionConfig {
     key_prefix: String,
     idle_timeout: Duration,
     absolute_timeout: Duration,
+    remember_idle_timeout: Duration,
+    remember_absolute_timeout: Duration,
     max_sessions_per_user: Option<usize>,
     touch_interval: Option<Duration>,
     role_change_window: Duration,
@@ -54,6 +57,8 @@ impl Default for SessionConfig {
             key_prefix: "session".to_owned(),
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 3600),
+            remember_idle_timeout: Duration::from_secs(14 * 24 * 3600),
+            remember_absolute_timeout: Duration::from_secs(30 * 24 * 3600),
             max_sessions_per_user: Some(10),
             touch_interval: None,
             role_change_window: Duration::from_secs(10 * 60),
@@ -76,14 +81,22 @@ impl SessionConfig {
         &self.key_prefix
     }
 
-    /// A session unused for this long ends. Each load slides it.
-    pub(crate) fn idle_timeout(&self) -> Duration {
-        self.idle_timeout
+    /// The idle timeout of a session, remembered ([`NewSession::with_remember`](crate::NewSession::with_remember)) or not, in ms.
+    pub(crate) fn idle_ms(&self, remembered: bool) -> u64 {
+        crate::record::duration_ms(if remembered {
+            self.remember_idle_timeout
+        } else {
+            self.idle_timeout
+        })
     }
 
-    /// A session ends this long after it was created, however active it is.
-    pub(crate) fn absolute_timeout(&self) -> Duration {
-        self.absolute_timeout
+    /// The absolute timeout of a session, remembered or not, in ms.
+    pub(crate) fn absolute_ms(&self, remembered: bool) -> u64 {
+        crate::record::duration_ms(if remembered {
+            self.remember_absolute_timeout
+        } else {
+            self.absolute_timeout
+        })
     }
 
     /// How many live sessions one user may have; a further login evicts the oldest. `None`: no
@@ -142,6 +155,21 @@ impl SessionConfigBuilder {
     /// at least 1 ms).
     pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
         self.config.absolute_timeout = timeout;
+        self
+    }
+
+    /// The idle timeout of a remembered session ("keep me signed in",
+    /// [`NewSession::with_remember`](crate::NewSession::with_remember); default 14 days, at
+    /// least 1 ms).
+    pub fn remember_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.remember_idle_timeout = timeout;
+        self
+    }
+
+    /// The absolute lifetime of a remembered session (default 30 days, at least 1 ms); its
+    /// cookie's `Max-Age` never reaches past it.
+    pub fn remember_absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.config.remember_absolute_timeout = timeout;
         self
     }
 
@@ -226,6 +254,8 @@ impl SessionConfigBuilder {
         for (name, value) in [
             ("idle_timeout", c.idle_timeout),
             ("absolute_timeout", c.absolute_timeout),
+            ("remember_idle_timeout", c.remember_idle_timeout),
+            ("remember_absolute_timeout", c.remember_absolute_timeout),
             ("role_change_window", c.role_change_window),
         ] {
             if value < Duration::from_millis(1) || value > MAX_TIMEOUT {

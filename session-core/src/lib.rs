@@ -92,6 +92,7 @@ pub mod axum;
 pub mod changes;
 mod clock;
 pub mod config;
+mod device;
 mod epoch;
 pub mod error;
 pub mod logging;
@@ -118,11 +119,10 @@ pub use changes::{update_value, DataChanges, DataUpdate};
 pub use clock::Clock;
 #[doc(hidden)]
 pub use config::{SessionConfig, SessionConfigBuilder};
+pub use device::{MAX_LABEL_CHARS, MAX_METHOD_LEN};
 pub use epoch::LoginEpoch;
 pub use error::{Error, Result, UnavailableKind};
-pub use record::{
-    NewSession, Session, SessionData, SessionInfo, MAX_DATA_LEN, MAX_LABEL_CHARS, MAX_USER_ID_LEN,
-};
+pub use record::{NewSession, Session, SessionData, SessionInfo, MAX_DATA_LEN, MAX_USER_ID_LEN};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use store::redis::{CacheConfig, CacheStats, RedisStore, RedisTarget};

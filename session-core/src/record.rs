@@ -7,23 +7,23 @@
 //!
 //! | offset | bytes | field |
 //! |---|---|---|
-//! | 0 | 1 | format version (`2`) |
+//! | 0 | 1 | format version (`3`) |
 //! | 1 | 6 | absolute deadline, ms since the Unix epoch, big-endian |
 //! | 7 | 6 | last seen, ms (as of the last write; `RedisStore` reads the live figure off the TTL) |
 //! | 13 | 6 | created, ms |
 //! | 19 | 6 | auth time, ms: when the user last entered the password in this session |
 //! | 25 | 1 | length `u` of the user id (1–255) |
 //! | 26 | u | user id, UTF-8 |
-//! | 26+u | 2 | length `l` of the label, big-endian (0: none) |
-//! | 28+u | l | label, UTF-8 (the login's `User-Agent`, say; at most 256 characters) |
+//! | 26+u | 2 | length `l` of the device block, big-endian (0: nothing known) |
+//! | 28+u | l | the device block (`device.rs`): remembered / new-device flags, the client's network, the authentication method, the login's `User-Agent` (at most 256 characters) |
 //! | 28+u+l | 2 | length `a` of the authorization block, big-endian |
 //! | 30+u+l | a | roles and permissions (postcard: two lists of strings) |
 //! | 30+u+l+a | rest | application data: empty, or a JSON object |
 //!
 //! Everything before the authorization block is the *head*: the Redis scripts find the block at
 //! `30 + u + l` (1-based: the length at `29 + u + l`). A session of user `alice` with role
-//! `USER`, no label and no data is 42 bytes. Version 1 records (without auth time and label)
-//! decode as corrupt, so they count as no session.
+//! `USER`, no device details and no data is 42 bytes. Records of versions 1 and 2 (before
+//! auth time, before the device block) decode as corrupt, so they count as no session.
 //!
 //! # What a session costs in Redis (measured, `benches/RESULTS.md`)
 //! - The session key (`{prefix}:s:` + 16 bytes) with a 39-byte record: **120 bytes** by
@@ -39,12 +39,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+#[cfg(test)]
+use crate::device::MAX_LABEL_CHARS;
+use crate::device::{bounded_label, Device, Network};
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::token::{SessionHandle, SessionKey};
 
 /// Record format version written in the first byte.
-pub(crate) const FORMAT_VERSION: u8 = 2;
+pub(crate) const FORMAT_VERSION: u8 = 3;
 /// Offset of the format version (one byte). The offsets and widths here are the record
 /// layout's one source: the Redis scripts get them as Lua constants
 /// (`store/redis/scripts.rs`).
@@ -70,14 +73,12 @@ pub(crate) const USER_LEN_OFFSET: usize = 25;
 /// Width of the user id's length field.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const USER_LEN_BYTES: usize = 1;
-/// Width of the label's length field (big-endian), right after the user id.
+/// Width of the device block's length field (big-endian), right after the user id.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
-pub(crate) const LABEL_LEN_BYTES: usize = 2;
-/// Width of the authorization block's length field (big-endian), right after the label.
+pub(crate) const DEVICE_LEN_BYTES: usize = 2;
+/// Width of the authorization block's length field (big-endian), right after the device block.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
 pub(crate) const AUTHZ_LEN_BYTES: usize = 2;
-/// Longest session label, in characters (longer ones are cut).
-pub const MAX_LABEL_CHARS: usize = 256;
 /// Longest user id, in bytes.
 pub const MAX_USER_ID_LEN: usize = 255;
 /// Largest encoded application data, in bytes. Sessions are read on every request; keep bulky
@@ -273,14 +274,14 @@ fn nesting_exceeds(value: &serde_json::Value, limit: usize) -> bool {
 /// let new = NewSession::new("alice")
 ///     .with_roles(["USER", "ADMIN"])
 ///     .with_permissions(["orders:read"])
-///     .with_label("Firefox on Linux");
+///     .with_user_agent("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSession {
     pub(crate) user_id: String,
     pub(crate) authz: Authz,
     pub(crate) data: SessionData,
-    pub(crate) label: String,
+    pub(crate) device: Device,
     pub(crate) anonymous: bool,
     pub(crate) login_epoch: Option<LoginEpoch>,
 }
@@ -292,7 +293,7 @@ impl NewSession {
             user_id: user_id.into(),
             authz: Authz::default(),
             data: SessionData::new(),
-            label: String::new(),
+            device: Device::default(),
             anonymous: false,
             login_epoch: None,
         }
@@ -336,6 +337,7 @@ impl NewSession {
         } else {
             check_user_id(&self.user_id)?;
         }
+        self.device.check()?;
         match &self.login_epoch {
             Some(epoch) if self.anonymous || epoch.user_id() != self.user_id => {
                 Err(Error::InvalidInput(
@@ -386,37 +388,76 @@ impl NewSession {
         self
     }
 
-    /// Sets a label the user can tell the session by in a list of their sessions ("your
-    /// devices"): typically the login request's `User-Agent`. Cut to [`MAX_LABEL_CHARS`]
-    /// characters; an empty label is none.
+    /// Sets the login's `User-Agent`, which a list of the user's sessions shows (with the
+    /// browser and operating system read from it: [`SessionInfo`]). Cut to
+    /// [`MAX_LABEL_CHARS`](crate::MAX_LABEL_CHARS) characters; an empty one is none.
     ///
-    /// The label is client text: escape it where you display it (JSON encoding does), and
-    /// log it through [`log_safe`](crate::logging::log_safe).
+    /// It is client text: escape it where you display it (JSON encoding does), and log it
+    /// through [`log_safe`](crate::logging::log_safe).
     ///
     /// ```
     /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let store = MemoryStore::new(SessionConfig::default());
-    /// let new = NewSession::new("alice").with_label("x".repeat(300));
+    /// let new = NewSession::new("alice").with_user_agent("x".repeat(300));
     /// let (_, session) = store.create(new).await?;
-    /// assert_eq!(session.label().map(|l| l.chars().count()), Some(256));
+    /// assert_eq!(session.user_agent().map(|l| l.chars().count()), Some(256));
     /// # Ok::<(), session_core::Error>(())
     /// # }).unwrap();
     /// ```
     #[must_use]
-    pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = bounded_label(label.into());
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.device.label = bounded_label(user_agent.into());
         self
     }
-}
 
-/// `label` cut to [`MAX_LABEL_CHARS`] characters.
-fn bounded_label(mut label: String) -> String {
-    if let Some((cut, _)) = label.char_indices().nth(MAX_LABEL_CHARS) {
-        label.truncate(cut);
+    /// Sets the client's address. The session keeps only its network (an IPv4 address's
+    /// /24, an IPv6 address's /48), never the whole address: a list of the user's sessions
+    /// shows it, to tell one place from another.
+    ///
+    /// Which address is the client's is the application's call (behind a proxy, only it
+    /// knows which forwarding header to trust).
+    #[must_use]
+    pub fn with_client_ip(mut self, ip: std::net::IpAddr) -> Self {
+        self.device.network = Some(Network::of(ip));
+        self
     }
-    label
+
+    /// Names how the user proved who they are for this login (`"password"`, `"passkey"`,
+    /// whatever the application calls its methods): at most
+    /// [`MAX_METHOD_LEN`](crate::MAX_METHOD_LEN) bytes of `[A-Za-z0-9._-]`, checked when the
+    /// session is created ([`Error::InvalidInput`] otherwise).
+    #[must_use]
+    pub fn with_method(mut self, method: impl Into<String>) -> Self {
+        self.device.method = method.into();
+        self
+    }
+
+    /// A login that asked to be remembered ("keep me signed in"): the session gets the
+    /// longer limits of
+    /// [`SessionConfigBuilder::remember_idle_timeout`](crate::SessionConfigBuilder::remember_idle_timeout)
+    /// and [`remember_absolute_timeout`](crate::SessionConfigBuilder::remember_absolute_timeout),
+    /// and its cookie a `Max-Age` (an ordinary login's cookie has none: it ends with the
+    /// browser). Rotation, logout, revocation, the per-user limit and role changes treat both
+    /// alike.
+    ///
+    /// ```
+    /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(SessionConfig::default());
+    /// let (_, session) = store.create(NewSession::new("alice").with_remember(true)).await?;
+    /// let lifetime = session.expires_at().duration_since(session.created_at())?;
+    /// assert_eq!(lifetime.as_secs(), 30 * 24 * 3600);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn with_remember(mut self, remember: bool) -> Self {
+        self.device.remembered = remember;
+        self
+    }
 }
 
 pub(crate) fn normalized<I, S>(items: I) -> Vec<String>
@@ -515,8 +556,7 @@ pub(crate) struct Record {
     /// When the user last entered the password in this session (ms).
     pub(crate) auth_time_ms: u64,
     pub(crate) user_id: String,
-    /// Empty: none.
-    pub(crate) label: String,
+    pub(crate) device: Device,
     pub(crate) authz: Authz,
     pub(crate) data: SessionData,
 }
@@ -546,7 +586,7 @@ impl Record {
             created_ms: now,
             auth_time_ms: now,
             user_id: new.user_id,
-            label: new.label,
+            device: new.device,
             authz: new.authz,
             data: new.data,
         }
@@ -571,8 +611,8 @@ impl Record {
         self.check_owner()?;
         let authz = self.authz.encode_block()?;
         let data = self.data.encode()?;
-        let label = bounded_label(self.label.clone());
-        let mut head = Vec::with_capacity(28 + self.user_id.len() + label.len());
+        let device = self.device.encode();
+        let mut head = Vec::with_capacity(28 + self.user_id.len() + device.len());
         head.push(FORMAT_VERSION);
         for ms in [
             self.deadline_ms,
@@ -585,9 +625,9 @@ impl Record {
         debug_assert_eq!(head.len(), USER_LEN_OFFSET);
         head.push(self.user_id.len() as u8);
         head.extend_from_slice(self.user_id.as_bytes());
-        // At most 256 characters of at most 4 bytes: fits the 2-byte length.
-        head.extend_from_slice(&(label.len() as u16).to_be_bytes());
-        head.extend_from_slice(label.as_bytes());
+        // At most 256 characters of at most 4 bytes, and a few more: fits the 2-byte length.
+        head.extend_from_slice(&(device.len() as u16).to_be_bytes());
+        head.extend_from_slice(&device);
         Ok(EncodedParts { head, authz, data })
     }
 
@@ -624,21 +664,16 @@ impl Record {
         let user_id = std::str::from_utf8(user)
             .map_err(|_| corrupt("user id is not UTF-8"))?
             .to_owned();
-        let label_at = user_start + user_len;
-        let label_len = bytes
-            .get(label_at..label_at + 2)
+        let device_at = user_start + user_len;
+        let device_len = bytes
+            .get(device_at..device_at + 2)
             .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-            .ok_or_else(|| corrupt("truncated label length"))?;
-        let label = bytes
-            .get(label_at + 2..label_at + 2 + label_len)
-            .ok_or_else(|| corrupt("truncated label"))?;
-        let label = std::str::from_utf8(label)
-            .map_err(|_| corrupt("label is not UTF-8"))?
-            .to_owned();
-        if label.chars().nth(MAX_LABEL_CHARS).is_some() {
-            return Err(corrupt("label longer than the encoder writes"));
-        }
-        let authz_at = label_at + 2 + label_len;
+            .ok_or_else(|| corrupt("truncated device length"))?;
+        let device = bytes
+            .get(device_at + 2..device_at + 2 + device_len)
+            .ok_or_else(|| corrupt("truncated device block"))?;
+        let device = Device::decode(device).ok_or_else(|| corrupt("device block"))?;
+        let authz_at = device_at + 2 + device_len;
         let authz_len = bytes
             .get(authz_at..authz_at + 2)
             .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
@@ -662,7 +697,7 @@ impl Record {
             created_ms,
             auth_time_ms,
             user_id,
-            label,
+            device,
             authz,
             data,
         })
@@ -762,9 +797,10 @@ impl Session {
         to_system_time(self.record.auth_time_ms)
     }
 
-    /// The label given at creation ([`NewSession::with_label`]), if any.
-    pub fn label(&self) -> Option<&str> {
-        (!self.record.label.is_empty()).then_some(self.record.label.as_str())
+    /// The login's `User-Agent` ([`NewSession::with_user_agent`]), if it had one.
+    pub fn user_agent(&self) -> Option<&str> {
+        let label = &self.record.device.label;
+        (!label.is_empty()).then_some(label.as_str())
     }
 
     /// The session's key in the store (the SHA-256 of its token).
@@ -815,41 +851,57 @@ impl Session {
 
     /// What a listing shows of this session ([`SessionStore::list_user_sessions`](crate::SessionStore::list_user_sessions)).
     pub(crate) fn info(&self) -> SessionInfo {
+        let device = &self.record.device;
+        let (browser, os) = device.browser_and_os();
         SessionInfo {
             handle: self.handle(),
             created_at: self.created_at(),
             last_seen_at: self.last_seen_at(),
             expires_at: self.expires_at(),
-            label: self.label().map(str::to_owned),
+            user_agent: self.user_agent().map(str::to_owned),
+            browser,
+            os,
+            network: device.network.map(|n| n.to_string()),
+            method: (!device.method.is_empty()).then(|| device.method.clone()),
+            remembered: device.remembered,
+            new_device: device.new_device,
+            current: false,
         }
     }
 }
 
-/// One entry of a user's session list: what is safe to show the user about a session.
+/// One entry of a user's session list: what a "your devices" page shows of a session, and
+/// nothing a client could use (no token, no key, no whole client address).
 ///
 /// It serializes with its times in RFC 3339 (UTC, milliseconds), ready for a JSON answer:
 ///
 /// ```
-/// # use std::time::{Duration, SystemTime};
-/// # use session_core::{SessionHandle, SessionInfo};
-/// let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_123);
-/// let info = SessionInfo {
-///     handle: SessionHandle::new("Ab12"),
-///     created_at: at,
-///     last_seen_at: at,
-///     expires_at: at,
-///     label: None,
-/// };
-/// let json = serde_json::to_value(&info)?;
-/// assert_eq!(json["created_at"], "2027-01-15T08:00:00.123Z");
-/// assert_eq!(json["handle"], "Ab12");
-/// # Ok::<(), serde_json::Error>(())
+/// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new(SessionConfig::default());
+/// let new = NewSession::new("alice")
+///     .with_user_agent("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0")
+///     .with_client_ip("203.0.113.7".parse()?)
+///     .with_method("password");
+/// store.create(new).await?;
+/// let listed = store.list_user_sessions("alice").await?;
+/// let json = serde_json::to_value(&listed[0])?;
+/// assert_eq!(json["browser"], "Firefox");
+/// assert_eq!(json["os"], "Linux");
+/// assert_eq!(json["network"], "203.0.113.0/24");
+/// assert_eq!(json["method"], "password");
+/// assert_eq!(json["remembered"], false);
+/// assert!(json["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct SessionInfo {
     /// The public handle (not the token).
     pub handle: SessionHandle,
-    /// When it was created.
+    /// When it was created (at login).
     #[serde(serialize_with = "rfc3339")]
     pub created_at: SystemTime,
     /// When it was last used (see [`Session::last_seen_at`]).
@@ -858,8 +910,35 @@ pub struct SessionInfo {
     /// Its absolute deadline.
     #[serde(serialize_with = "rfc3339")]
     pub expires_at: SystemTime,
-    /// Its label ([`NewSession::with_label`]: the login's `User-Agent`, say), if any.
-    pub label: Option<String>,
+    /// The login's `User-Agent` ([`NewSession::with_user_agent`]), if any.
+    pub user_agent: Option<String>,
+    /// The browser family read from the `User-Agent` (`Chrome`, `Firefox`, `Safari`, ...), if
+    /// recognised.
+    pub browser: Option<String>,
+    /// The operating system read from the `User-Agent` (`Windows 10`, `Linux`, `iOS`,
+    /// `Mac OSX`, ...), if recognised.
+    pub os: Option<String>,
+    /// The login's network ([`NewSession::with_client_ip`]): `203.0.113.0/24`,
+    /// `2001:db8:1::/48`; never the whole address.
+    pub network: Option<String>,
+    /// How the user authenticated ([`NewSession::with_method`]), if the application said.
+    pub method: Option<String>,
+    /// Whether the login asked to be remembered ([`NewSession::with_remember`]).
+    pub remembered: bool,
+    /// Whether the login came from a device the user's login history had not seen.
+    pub new_device: bool,
+    /// Whether this is the session of the request that asked
+    /// ([`AuthSession::sessions`](crate::web::AuthSession::sessions) sets it; a store's own
+    /// listing does not know).
+    pub current: bool,
+}
+
+/// Orders a listing as a "your devices" page shows it: the most recently used first (then the
+/// newest, then by handle, so every store gives one order).
+pub(crate) fn most_recent_first(listed: &mut [SessionInfo]) {
+    listed.sort_by(|a, b| {
+        (b.last_seen_at, b.created_at, &a.handle).cmp(&(a.last_seen_at, a.created_at, &b.handle))
+    });
 }
 
 /// `time` as RFC 3339 text (UTC, milliseconds).
@@ -932,7 +1011,7 @@ mod tests {
     #[test]
     fn the_layout_constants_name_where_each_field_is() {
         let mut r = sample();
-        r.label = "Firefox".into();
+        r.device.label = "Firefox".into();
         let bytes = r.encode().unwrap();
         // A big-endian number of `width` bytes at `at`.
         let uint = |at: usize, width: usize| {
@@ -958,10 +1037,10 @@ mod tests {
         assert_eq!(user_len, r.user_id.len());
         let user_at = USER_LEN_OFFSET + USER_LEN_BYTES;
         assert_eq!(&bytes[user_at..user_at + user_len], r.user_id.as_bytes());
-        let label_len_at = user_at + user_len;
-        let label_len = uint(label_len_at, LABEL_LEN_BYTES) as usize;
-        assert_eq!(label_len, r.label.len());
-        let authz_len_at = label_len_at + LABEL_LEN_BYTES + label_len;
+        let device_len_at = user_at + user_len;
+        let device_len = uint(device_len_at, DEVICE_LEN_BYTES) as usize;
+        assert_eq!(device_len, r.device.encode().len());
+        let authz_len_at = device_len_at + DEVICE_LEN_BYTES + device_len;
         let authz_len = uint(authz_len_at, AUTHZ_LEN_BYTES) as usize;
         let data_at = authz_len_at + AUTHZ_LEN_BYTES + authz_len;
         assert_eq!(&bytes[data_at..], r.data.encode().unwrap().as_slice());
@@ -974,7 +1053,7 @@ mod tests {
             created_ms: 1_700_000_000_000,
             auth_time_ms: 1_700_000_000_250,
             user_id: "alice".into(),
-            label: String::new(),
+            device: Device::default(),
             authz: Authz {
                 roles: vec!["USER".into()],
                 permissions: vec![],
@@ -992,9 +1071,15 @@ mod tests {
     }
 
     #[test]
-    fn auth_time_and_label_round_trip_and_the_label_is_bounded() {
+    fn auth_time_and_device_round_trip_and_the_label_is_bounded() {
         let mut r = sample();
-        r.label = "Mozilla/5.0 (X11; Linux x86_64) é".into();
+        r.device = Device {
+            label: "Mozilla/5.0 (X11; Linux x86_64) é".into(),
+            network: Some(Network::of("198.51.100.20".parse().unwrap())),
+            method: "password".into(),
+            remembered: true,
+            new_device: false,
+        };
         r.data.insert("k", "v").unwrap();
         let bytes = r.encode().unwrap();
         let back = Record::decode(&bytes).unwrap();
@@ -1009,16 +1094,22 @@ mod tests {
             },
             r
         );
-        let long = NewSession::new("alice").with_label("é".repeat(MAX_LABEL_CHARS + 10));
-        assert_eq!(long.label.chars().count(), MAX_LABEL_CHARS);
-        assert!(NewSession::new("alice").with_label("").label.is_empty());
+        let long = NewSession::new("alice").with_user_agent("é".repeat(MAX_LABEL_CHARS + 10));
+        assert_eq!(long.device.label.chars().count(), MAX_LABEL_CHARS);
+        assert!(NewSession::new("alice")
+            .with_user_agent("")
+            .device
+            .label
+            .is_empty());
     }
 
     #[test]
-    fn version_1_records_are_corrupt() {
+    fn records_of_earlier_versions_are_corrupt() {
         let mut bytes = sample().encode().unwrap();
-        bytes[0] = 1;
-        assert!(matches!(Record::decode(&bytes), Err(Error::Corrupt(_))));
+        for version in [1, 2] {
+            bytes[0] = version;
+            assert!(matches!(Record::decode(&bytes), Err(Error::Corrupt(_))));
+        }
     }
 
     #[test]
@@ -1071,12 +1162,13 @@ mod tests {
             Authz::decode_block(&padded_block),
             Err(Error::Corrupt(_))
         ));
-        // A label longer than the encoder keeps (the sample has none: its head ends in 0, 0).
-        let long = "é".repeat(MAX_LABEL_CHARS + 1);
+        // A label longer than the encoder keeps (the sample has no device block: its head ends
+        // in 0, 0).
+        let long = [&[0u8, 0, 0][..], "é".repeat(MAX_LABEL_CHARS + 1).as_bytes()].concat();
         let long_head = [
             &head[..head.len() - 2],
             &(long.len() as u16).to_be_bytes(),
-            long.as_bytes(),
+            &long,
         ]
         .concat();
         let labelled = [&long_head[..], &authz, &data].concat();

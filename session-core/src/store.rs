@@ -192,8 +192,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn delete(&self, token: &Token) -> Result<bool>;
 
-    /// The live sessions of `user_id`, oldest first. Ended sessions are pruned from the index
-    /// on the way.
+    /// The live sessions of `user_id`, the most recently used first (as a "your devices" page
+    /// lists them). Ended sessions are pruned from the index on the way.
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable).

@@ -29,12 +29,20 @@ pub const TOKEN_LEN: usize = 51;
 
 const DEADLINE_BYTES: usize = 6;
 
+/// The top bit of the deadline field: set for a remembered session
+/// ([`NewSession::with_remember`](crate::NewSession::with_remember)), so a store knows the
+/// session's idle timeout before any round trip. Deadlines stay below 2^47 ms (year 6429).
+const REMEMBERED_BIT: u8 = 0x80;
+
+/// Largest deadline a token carries (ms since the Unix epoch).
+const MAX_DEADLINE_MS: u64 = (1 << 47) - 1;
+
 /// The secret a client presents to name its session: 256 bits from the OS CSPRNG, after the
 /// session's absolute deadline.
 ///
 /// The deadline travels in the token so that a store knows, before any round trip, whether the
-/// session can still be live and how long its expiry may be slid (never past the deadline). It
-/// is not secret (the cookie's `Max-Age` says as much) and cannot be changed: the
+/// session can still be live and how long its expiry may be slid (never past the deadline);
+/// one bit of it says whether the session is remembered (its idle timeout). It is not secret (the cookie's `Max-Age` says as much) and cannot be changed: the
 /// [`SessionKey`] is the hash of all of the token's bytes, so an altered deadline names no
 /// session.
 ///
@@ -67,17 +75,28 @@ impl Token {
     /// [`Error::Entropy`] if the OS generator fails (it practically never does; the error exists
     /// so that a broken machine denies logins instead of issuing guessable tokens).
     pub fn generate(deadline: SystemTime) -> Result<Self, Error> {
-        Self::generate_until(system_time_ms(deadline))
+        Self::issue(system_time_ms(deadline), false)
     }
 
-    /// [`Token::generate`] with the deadline in ms since the Unix epoch (at most 2^48 − 1).
-    pub(crate) fn generate_until(deadline_ms: u64) -> Result<Self, Error> {
+    /// A new token for a session that ends at `deadline_ms` (ms since the Unix epoch), with
+    /// the remembered bit as given.
+    pub(crate) fn issue(deadline_ms: u64, remembered: bool) -> Result<Self, Error> {
         let mut bytes = [0u8; TOKEN_BYTES];
-        bytes[..DEADLINE_BYTES].copy_from_slice(&deadline_ms.to_be_bytes()[2..]);
+        bytes[..DEADLINE_BYTES]
+            .copy_from_slice(&deadline_ms.min(MAX_DEADLINE_MS).to_be_bytes()[2..]);
+        if remembered {
+            bytes[0] |= REMEMBERED_BIT;
+        }
         OsRng
             .try_fill_bytes(&mut bytes[DEADLINE_BYTES..])
             .map_err(|e| Error::Entropy(e.to_string()))?;
         Ok(Self(bytes))
+    }
+
+    /// A new token for the same session (rotation): the same deadline and remembered bit, a
+    /// new secret.
+    pub(crate) fn successor(&self) -> Result<Self, Error> {
+        Self::issue(self.deadline_ms(), self.remembered())
     }
 
     /// Parses a token presented by a client (the session layers do this with the cookie; call
@@ -142,7 +161,14 @@ impl Token {
     pub(crate) fn deadline_ms(&self) -> u64 {
         let mut be = [0u8; 8];
         be[8 - DEADLINE_BYTES..].copy_from_slice(&self.0[..DEADLINE_BYTES]);
+        be[8 - DEADLINE_BYTES] &= !REMEMBERED_BIT;
         u64::from_be_bytes(be)
+    }
+
+    /// Whether the session is remembered: it has the longer idle timeout, and its cookie a
+    /// `Max-Age`.
+    pub(crate) fn remembered(&self) -> bool {
+        self.0[0] & REMEMBERED_BIT != 0
     }
 }
 
@@ -260,7 +286,7 @@ mod tests {
     use super::*;
 
     fn token() -> Token {
-        Token::generate_until(1_800_000_000_000).unwrap()
+        Token::issue(1_800_000_000_000, false).unwrap()
     }
 
     #[test]

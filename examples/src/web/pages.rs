@@ -15,7 +15,7 @@ use axum::Form;
 use serde::Deserialize;
 use session_core::prelude::*;
 use session_core::web::{AuthSession, CurrentUser};
-use session_core::{Session, SessionData, SessionHandle};
+use session_core::{Session, SessionData, SessionHandle, SessionInfo};
 
 use crate::accounts::ADMIN;
 use crate::api::check_login;
@@ -58,6 +58,9 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     next: String,
+    /// The "Keep me signed in" box: sent (as `on`) only when ticked.
+    #[serde(default)]
+    remember: Option<String>,
 }
 
 fn viewer(session: &Session) -> Viewer<'_> {
@@ -84,6 +87,19 @@ async fn set_flash(auth: &mut AuthSession, text: &str) -> Result<(), WebError> {
 }
 
 /// `2026-11-30 02:08:05 UTC`.
+/// "Firefox on Linux, 203.0.113.0/24": what a device list shows of a session.
+fn device_name(s: &SessionInfo) -> String {
+    let what = match (&s.browser, &s.os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(x), None) | (None, Some(x)) => x.clone(),
+        (None, None) => "Unknown device".to_owned(),
+    };
+    match &s.network {
+        Some(net) => format!("{what}, {net}"),
+        None => what,
+    }
+}
+
 fn when(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t)
         .to_string()
@@ -228,6 +244,8 @@ fn login_form(
              <label for=\"password\">Password</label>\
              <input id=\"password\" name=\"password\" type=\"password\" \
              autocomplete=\"current-password\" required>\
+             <label class=\"check\"><input id=\"remember\" name=\"remember\" type=\"checkbox\"> \
+             Keep me signed in</label>\
              <div class=\"actions\"><button id=\"login\" type=\"submit\">Log in</button></div>\
              </form>",
             username = escape(username),
@@ -294,13 +312,9 @@ pub async fn login_submit(
         FLASH_KEY,
         &format!("Welcome, {}. You are signed in.", account.username),
     )?;
-    let mut new = NewSession::new(account.username.clone())
-        .with_roles(account.roles.clone())
+    let new = crate::api::new_login(account, epoch, client, user_agent(&headers))
         .with_data(data)
-        .with_login_epoch(epoch);
-    if let Some(ua) = user_agent(&headers) {
-        new = new.with_label(ua);
-    }
+        .with_remember(form.remember.is_some());
     match auth.login(new).await {
         // The password changed while this login checked it: as a wrong password.
         Err(e @ session_core::Error::LoginSuperseded) => return Ok(refuse(e.into())),
@@ -376,11 +390,10 @@ pub async fn sessions(user: CurrentUser, mut auth: AuthSession) -> Response {
         Err(e) => return WebError::from(e).into_response(),
     };
     let flash = shown_once(auth.take(FLASH_KEY).await);
-    let current = user.handle();
     let rows: String = listed
         .iter()
         .map(|s| {
-            let this = s.handle == current;
+            let this = s.current;
             let action = if this {
                 "<span class=\"badge\">this session</span>".to_owned()
             } else {
@@ -394,7 +407,7 @@ pub async fn sessions(user: CurrentUser, mut auth: AuthSession) -> Response {
                 "<tr class=\"session{current}\"><td class=\"device\">{device}</td>\
                  <td>{created}</td><td>{seen}</td><td>{action}</td></tr>",
                 current = if this { " current" } else { "" },
-                device = escape(s.label.as_deref().unwrap_or("unknown device")),
+                device = escape(&device_name(s)),
                 created = when(s.created_at),
                 seen = ago(s.last_seen_at),
             )

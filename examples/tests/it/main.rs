@@ -12,6 +12,7 @@ mod browser;
 mod cache;
 mod contract;
 mod cross_framework;
+mod devices;
 mod expiry;
 mod external_store;
 mod lockout;

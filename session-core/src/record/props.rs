@@ -44,7 +44,13 @@ fn record() -> impl Strategy<Value = Record> {
     (
         (ms.clone(), ms.clone(), ms.clone(), ms),
         user_id(),
-        text(300),
+        (
+            text(300),
+            proptest::option::of(any::<std::net::IpAddr>()),
+            "[A-Za-z0-9._-]{0,32}",
+            any::<bool>(),
+            any::<bool>(),
+        ),
         proptest::collection::vec(text(16), 0..6),
         proptest::collection::vec(text(16), 0..6),
         data(),
@@ -53,7 +59,7 @@ fn record() -> impl Strategy<Value = Record> {
             |(
                 (deadline_ms, last_seen_ms, created_ms, auth_time_ms),
                 user_id,
-                label,
+                (label, ip, method, remembered, new_device),
                 r,
                 p,
                 data,
@@ -64,7 +70,13 @@ fn record() -> impl Strategy<Value = Record> {
                     created_ms,
                     auth_time_ms,
                     user_id,
-                    label: bounded_label(label),
+                    device: Device {
+                        label: bounded_label(label),
+                        network: ip.map(Network::of),
+                        method,
+                        remembered,
+                        new_device,
+                    },
                     authz: Authz {
                         roles: normalized(r),
                         permissions: normalized(p),

@@ -83,8 +83,7 @@ use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::record::{
-    check_user_id, duration_ms, normalized, Authz, NewSession, Record, Session, SessionData,
-    SessionInfo,
+    check_user_id, normalized, Authz, NewSession, Record, Session, SessionData, SessionInfo,
 };
 use crate::store::SessionStore;
 use crate::token::{SessionHandle, Token};
@@ -345,7 +344,7 @@ impl RedisStore {
     ) -> Result<(Token, Vec<u8>)> {
         let old = token.key();
         // The same session, so the same deadline (the old token carries it).
-        let new_token = Token::generate_until(token.deadline_ms())?;
+        let new_token = token.successor()?;
         let new = new_token.key();
         let now = self.now_ms();
         let bytes = self
@@ -374,12 +373,13 @@ impl SessionStore for RedisStore {
         new.check_owner()?;
         let epoch = new.login_epoch.take();
         let now = self.now_ms();
-        let absolute = duration_ms(self.config.absolute_timeout());
+        let remembered = new.device.remembered;
+        let absolute = self.config.absolute_ms(remembered);
         let mut record = Record::created(new, now, absolute);
         let parts = record.encode_parts()?;
-        let token = Token::generate_until(record.deadline_ms)?;
+        let token = Token::issue(record.deadline_ms, remembered)?;
         let key = token.key();
-        let ttl = duration_ms(self.config.idle_timeout()).min(absolute);
+        let ttl = self.config.idle_ms(remembered).min(absolute);
         if record.is_anonymous() {
             self.one_key
                 .create_anonymous(&self.link, key, parts, ttl)
@@ -447,7 +447,7 @@ impl SessionStore for RedisStore {
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         check_user_id(user_id)?;
         let entries = self.engine.list(&self.link, user_id).await?;
-        let idle = duration_ms(self.config.idle_timeout());
+        let idle = |remembered| self.config.idle_ms(remembered);
         Ok(listed_sessions(entries, user_id, self.now_ms(), idle))
     }
 

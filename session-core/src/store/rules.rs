@@ -25,7 +25,7 @@ pub(crate) fn is_live(record: &Record, now: u64, config: &SessionConfig) -> bool
         && now
             < record
                 .last_seen_ms
-                .saturating_add(duration_ms(config.idle_timeout()))
+                .saturating_add(config.idle_ms(record.device.remembered))
 }
 
 /// Keeps the live sessions, oldest first (by creation, then key: one order for every backend).
@@ -162,7 +162,7 @@ async fn move_to_new_token<S: Storage>(
     change: impl Fn(&mut Record, u64) + Send + Sync,
 ) -> Result<(Token, Session)> {
     // The same session, so the same deadline (the old token carries it).
-    let new_token = Token::generate_until(token.deadline_ms())?;
+    let new_token = token.successor()?;
     let new_key = new_token.key();
     let session = with_live_session(storage, &token.key(), |session, now| {
         change(Arc::make_mut(&mut session.record), now);
@@ -192,10 +192,11 @@ impl<S: Storage> SessionStore for S {
         let epoch = new.login_epoch.take();
         let config = Storage::config(self);
         let now = config.clock().now_ms();
-        let record = Record::created(new, now, duration_ms(config.absolute_timeout()));
+        let absolute = config.absolute_ms(new.device.remembered);
+        let record = Record::created(new, now, absolute);
         // Same size limits as at rest in Redis.
         record.encode()?;
-        let token = Token::generate_until(record.deadline_ms)?;
+        let token = Token::issue(record.deadline_ms, record.device.remembered)?;
         let key = token.key();
         let created = Session {
             key,
@@ -306,10 +307,12 @@ impl<S: Storage> SessionStore for S {
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
-        with_user(self, user_id, |sessions, _, _| {
+        let mut listed: Vec<SessionInfo> = with_user(self, user_id, |sessions, _, _| {
             Ok(sessions.iter().map(Session::info).collect())
         })
-        .await
+        .await?;
+        crate::record::most_recent_first(&mut listed);
+        Ok(listed)
     }
 
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {

@@ -81,8 +81,13 @@ where
     reauthenticate_rotates_and_refreshes_auth_time(make(build(base())).await).await;
     reauthenticate_keeps_every_field_and_the_index(make(build(base())).await).await;
     other_sessions_of_a_user_are_deleted_and_this_one_kept(make(build(base())).await).await;
-    label_is_kept_bounded_and_listed(make(build(base())).await).await;
-    user_sessions_are_listed_oldest_first_with_handles(make(build(base())).await).await;
+    device_details_are_kept_and_listed(make(build(base())).await).await;
+    // Last use is known to within the touch interval (a cached load slides the expiry no
+    // more often): 1 ms here.
+    user_sessions_are_listed_most_recently_used_first_with_handles(
+        make(build(base().touch_interval(Duration::from_millis(1)))).await,
+    )
+    .await;
     sessions_are_deleted_by_handle_only_for_their_owner(make(build(base())).await).await;
     all_sessions_of_a_user_are_deleted(make(build(base())).await).await;
     role_removed_for_user_is_not_honoured_by_any_session(make(build(base())).await).await;
@@ -100,10 +105,22 @@ where
     idle_timeout_slides_and_ends_an_unused_session(
         make(build(
             base()
-                .clock(idle_clock)
+                .clock(idle_clock.clone())
                 .idle_timeout(IDLE_CASE_TIMEOUT)
                 .absolute_timeout(Duration::from_secs(60))
                 .max_sessions_per_user(Some(2)),
+        ))
+        .await,
+    )
+    .await;
+    remembered_sessions_keep_their_own_limits(
+        make(build(
+            base()
+                .clock(idle_clock.clone())
+                .idle_timeout(IDLE_CASE_TIMEOUT)
+                .absolute_timeout(Duration::from_secs(60))
+                .remember_idle_timeout(Duration::from_secs(60))
+                .remember_absolute_timeout(Duration::from_secs(120)),
         ))
         .await,
     )
@@ -287,7 +304,7 @@ where
         .create(NewSession::new("clock-probe"))
         .await
         .expect("create");
-    clock.advance(store.config().idle_timeout() + Duration::from_secs(1));
+    clock.advance(Duration::from_millis(store.config().idle_ms(false)) + Duration::from_secs(1));
     let follows = store.load(&token).await.expect("load").is_none();
     store.delete(&token).await.expect("delete");
     if follows {
@@ -374,7 +391,10 @@ async fn created_session_loads_with_its_contents(store: impl SessionStore) {
         .expires_at()
         .duration_since(loaded.created_at())
         .expect("deadline after creation");
-    assert_eq!(lifetime, store.config().absolute_timeout());
+    assert_eq!(
+        lifetime,
+        Duration::from_millis(store.config().absolute_ms(false))
+    );
 }
 
 /// Tokens that were never issued, or whose session was deleted, load as `None`.
@@ -767,7 +787,10 @@ async fn reauthenticate_keeps_every_field_and_the_index(store: impl SessionStore
             NewSession::new("sam")
                 .with_roles(["USER", "ADMIN"])
                 .with_permissions(["p"])
-                .with_label("Firefox/1")
+                .with_user_agent("Firefox/1")
+                .with_client_ip("192.0.2.1".parse().unwrap())
+                .with_method("password")
+                .with_remember(true)
                 .with_data(data.clone()),
         )
         .await
@@ -781,14 +804,18 @@ async fn reauthenticate_keeps_every_field_and_the_index(store: impl SessionStore
     assert_eq!(after.user_id(), "sam", "{name}");
     assert_eq!(after.roles(), ["USER"], "{name}: the role change is kept");
     assert!(after.permissions().is_empty(), "{name}");
-    assert_eq!(after.label(), Some("Firefox/1"), "{name}");
+    assert_eq!(after.user_agent(), Some("Firefox/1"), "{name}");
     assert_eq!(after.data(), &data, "{name}");
     assert_eq!(after.created_at(), before.created_at(), "{name}");
     assert_eq!(after.expires_at(), before.expires_at(), "{name}");
     let listed = store.list_user_sessions("sam").await.unwrap();
     assert_eq!(listed.len(), 1, "{name}: one index entry");
     assert_eq!(listed[0].handle, after.handle(), "{name}");
-    assert_eq!(listed[0].label.as_deref(), Some("Firefox/1"), "{name}");
+    let info = &listed[0];
+    assert_eq!(info.user_agent.as_deref(), Some("Firefox/1"), "{name}");
+    assert_eq!(info.network.as_deref(), Some("192.0.2.0/24"), "{name}");
+    assert_eq!(info.method.as_deref(), Some("password"), "{name}");
+    assert!(info.remembered, "{name}");
 }
 
 /// `delete_other_user_sessions` ends every session of the user but the one kept, and no
@@ -836,57 +863,167 @@ async fn other_sessions_of_a_user_are_deleted_and_this_one_kept(store: impl Sess
     assert!(store.load(&other_user).await.unwrap().is_some(), "{name}");
 }
 
-/// A session's label is kept (cut to 256 characters), loaded and listed; none is `None`.
-async fn label_is_kept_bounded_and_listed(store: impl SessionStore) {
-    let name = "label_is_kept_bounded_and_listed";
-    let long = format!("Mozilla/5.0 é{}", "x".repeat(400));
+/// What a login says of its device is kept, loaded and listed: the `User-Agent` (cut to 256
+/// characters) with the browser and system read from it, the network (never the whole
+/// address), the method, whether it is remembered. A login that says nothing lists nothing.
+async fn device_details_are_kept_and_listed(store: impl SessionStore) {
+    let name = "device_details_are_kept_and_listed";
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    let long = format!("{firefox} é{}", "x".repeat(400));
     let (t1, created) = store
-        .create(NewSession::new("vera").with_label(long.clone()))
+        .create(
+            NewSession::new("vera")
+                .with_user_agent(long.clone())
+                .with_client_ip("2001:db8:7:1::9".parse().unwrap())
+                .with_method("passkey")
+                .with_remember(true),
+        )
         .await
         .unwrap();
-    let expected: String = long.chars().take(crate::record::MAX_LABEL_CHARS).collect();
-    assert_eq!(created.label(), Some(expected.as_str()), "{name}");
+    let expected: String = long.chars().take(crate::MAX_LABEL_CHARS).collect();
+    assert_eq!(created.user_agent(), Some(expected.as_str()), "{name}");
     let loaded = store.load(&t1).await.unwrap().expect("live");
-    assert_eq!(loaded.label(), Some(expected.as_str()), "{name}");
+    assert_eq!(loaded.user_agent(), Some(expected.as_str()), "{name}");
     let (_, plain) = store.create(NewSession::new("vera")).await.unwrap();
-    assert_eq!(plain.label(), None, "{name}");
-    // Both may be created in the same millisecond (listings are ordered by creation time in
-    // ms, a tie in either order): find each by its handle, not its place.
+    assert_eq!(plain.user_agent(), None, "{name}");
     let listed = store.list_user_sessions("vera").await.unwrap();
     assert_eq!(listed.len(), 2, "{name}");
-    let label_of = |handle| {
+    let info_of = |handle| {
         listed
             .iter()
             .find(|s| s.handle == handle)
-            .map(|s| s.label.as_deref())
             .expect("listed")
+            .clone()
     };
+    let info = info_of(created.handle());
     assert_eq!(
-        label_of(created.handle()),
+        info.user_agent.as_deref(),
         Some(expected.as_str()),
         "{name}"
     );
-    assert_eq!(label_of(plain.handle()), None, "{name}");
+    assert_eq!(info.browser.as_deref(), Some("Firefox"), "{name}");
+    assert_eq!(info.os.as_deref(), Some("Linux"), "{name}");
+    assert_eq!(info.network.as_deref(), Some("2001:db8:7::/48"), "{name}");
+    assert_eq!(info.method.as_deref(), Some("passkey"), "{name}");
+    assert!(info.remembered && !info.current, "{name}");
+    let info = info_of(plain.handle());
+    assert_eq!(
+        (
+            info.user_agent,
+            info.browser,
+            info.os,
+            info.network,
+            info.method
+        ),
+        (None, None, None, None, None),
+        "{name}"
+    );
+    assert!(!info.remembered, "{name}");
+    // A method is a short name, checked before anything is stored.
+    for bad in ["pass word", "x".repeat(crate::MAX_METHOD_LEN + 1).as_str()] {
+        let refused = store.create(NewSession::new("vera").with_method(bad)).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput(_))),
+            "{name}: {bad:?}"
+        );
+    }
+    assert_eq!(
+        store.list_user_sessions("vera").await.unwrap().len(),
+        2,
+        "{name}"
+    );
 }
 
-/// A user's sessions are listed oldest first, each with a handle that is not its token.
-async fn user_sessions_are_listed_oldest_first_with_handles(store: impl SessionStore) {
-    let clock = store.config().clock();
+/// A user's sessions are listed the most recently used first (the newest first among those
+/// used at the same moment), each with a handle that is not its token.
+async fn user_sessions_are_listed_most_recently_used_first_with_handles(store: impl SessionStore) {
+    let name = "user_sessions_are_listed_most_recently_used_first_with_handles";
+    let clock = store.config().clock().clone();
+    // Both the store's clock and real time pass: a store that reads last use off a timer of
+    // its own (Redis key TTLs) sees the order too.
+    let wait = || async {
+        pass(&clock, Duration::from_millis(5)).await;
+        if clock.as_manual().is_some() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
     let mut made = Vec::new();
     for _ in 0..3 {
         made.push(store.create(NewSession::new("erin")).await.unwrap());
-        pass(clock, Duration::from_millis(5)).await;
+        wait().await;
     }
     store.create(NewSession::new("frank")).await.unwrap();
     let listed = store.list_user_sessions("erin").await.unwrap();
     let handles: Vec<_> = listed.iter().map(|i| i.handle.clone()).collect();
-    let expected: Vec<_> = made.iter().map(|(_, s)| s.handle()).collect();
-    assert_eq!(handles, expected, "oldest first, only erin's");
-    for ((token, _), info) in made.iter().zip(&listed) {
-        assert_ne!(info.handle.as_str(), token.as_cookie_value());
-        assert!(!token.as_cookie_value().contains(info.handle.as_str()));
+    let newest_first: Vec<_> = made.iter().rev().map(|(_, s)| s.handle()).collect();
+    assert_eq!(
+        handles, newest_first,
+        "{name}: unused, the newest first; only erin's"
+    );
+    for (token, _) in &made {
+        for info in &listed {
+            assert_ne!(info.handle.as_str(), token.as_cookie_value());
+            assert!(!token.as_cookie_value().contains(info.handle.as_str()));
+        }
     }
+    // Using the oldest moves it to the top.
+    assert!(store.load(&made[0].0).await.unwrap().is_some());
+    let listed = store.list_user_sessions("erin").await.unwrap();
+    assert_eq!(
+        listed[0].handle,
+        made[0].1.handle(),
+        "{name}: the one just used first"
+    );
     assert!(store.list_user_sessions("nobody").await.unwrap().is_empty());
+}
+
+/// A remembered login keeps its own limits: its deadline is the remembered absolute timeout
+/// from login, and used within its own idle timeout it outlives an ordinary session's; so does
+/// its rotated token. Runs on the idle-expiry clock (see the module docs).
+async fn remembered_sessions_keep_their_own_limits(store: impl SessionStore) {
+    let name = "remembered_sessions_keep_their_own_limits";
+    let config = store.config().clone();
+    let clock = config.clock().clone();
+    let lifetime = |s: &crate::Session| {
+        let ms = s
+            .expires_at()
+            .duration_since(s.created_at())
+            .unwrap()
+            .as_millis();
+        u64::try_from(ms).unwrap()
+    };
+    let (plain, p) = store.create(NewSession::new("remy")).await.unwrap();
+    let (kept, r) = store
+        .create(NewSession::new("remy").with_remember(true))
+        .await
+        .unwrap();
+    assert_eq!(
+        lifetime(&p),
+        config.absolute_ms(false),
+        "{name}: ordinary deadline"
+    );
+    assert_eq!(
+        lifetime(&r),
+        config.absolute_ms(true),
+        "{name}: remembered deadline"
+    );
+    let listed = store.list_user_sessions("remy").await.unwrap();
+    let remembered = |h| listed.iter().find(|i| i.handle == h).map(|i| i.remembered);
+    assert_eq!(remembered(p.handle()), Some(false), "{name}");
+    assert_eq!(remembered(r.handle()), Some(true), "{name}");
+    let kept = store.rotate(&kept).await.unwrap();
+    for round in 0..2 {
+        pass(&clock, IDLE_CASE_TIMEOUT * 2).await;
+        let live = store.load(&kept).await.unwrap();
+        assert!(
+            live.is_some_and(|s| s.expires_at() == r.expires_at()),
+            "{name}: a remembered session (rotated) idled out after an ordinary idle timeout, round {round}"
+        );
+    }
+    assert!(
+        store.load(&plain).await.unwrap().is_none(),
+        "{name}: an ordinary session outlived its idle timeout"
+    );
 }
 
 /// A session can be ended by its handle, but only through its own user.
@@ -1269,7 +1406,7 @@ fn in_time(clock: &Clock, since: Instant, limit: Duration) -> Result<(), Late> {
 async fn idle_expiry_attempt(store: &impl SessionStore, user: &str) -> Result<(), Late> {
     let name = "idle_timeout_slides_and_ends_an_unused_session";
     let clock = store.config().clock().clone();
-    let idle = store.config().idle_timeout();
+    let idle = Duration::from_millis(store.config().idle_ms(false));
     // Eight steps of 0.14 of the idle timeout: the one unused ends 0.12 of it before the
     // checks, and each load of the used one has 0.86 of it to spare.
     let step = idle * 7 / 50;
@@ -1313,7 +1450,7 @@ async fn idle_expiry_attempt(store: &impl SessionStore, user: &str) -> Result<()
 async fn absolute_timeout_ends_an_active_session(store: impl SessionStore) {
     let name = "absolute_timeout_ends_an_active_session";
     let clock = store.config().clock().clone();
-    let step = store.config().absolute_timeout() / 6;
+    let step = Duration::from_millis(store.config().absolute_ms(false)) / 6;
     let (token, _) = store.create(NewSession::new("rosa")).await.unwrap();
     for i in 1..6 {
         pass(&clock, step).await;

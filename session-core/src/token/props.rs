@@ -23,11 +23,15 @@ proptest! {
     }
 
     #[test]
-    fn generated_tokens_round_trip(deadline in 0u64..(1 << 48)) {
-        let token = Token::generate_until(deadline).unwrap();
+    fn generated_tokens_round_trip(deadline in 0u64..(1 << 47), remembered in any::<bool>()) {
+        let token = Token::issue(deadline, remembered).unwrap();
         prop_assert_eq!(token.deadline_ms(), deadline);
+        prop_assert_eq!(token.remembered(), remembered);
         let back = Token::parse(&token.as_cookie_value()).unwrap();
         prop_assert_eq!(back.key(), token.key());
+        let next = token.successor().unwrap();
+        prop_assert_eq!((next.deadline_ms(), next.remembered()), (deadline, remembered));
+        prop_assert_ne!(next.key(), token.key());
     }
 
     /// Every position, every byte value: 51 x 255 changed texts per token. (A sampled change

@@ -8,6 +8,7 @@
 
 use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
@@ -226,7 +227,13 @@ impl RequestSession {
         let cookie = &self.0.shared.cookie;
         Some(match change {
             CookieChange::Set(token) => {
-                cookie.set(&token, self.store().config().absolute_timeout())
+                // A remembered session's cookie lives until the session's deadline; any
+                // other ends with the browser.
+                let now = self.store().config().clock().now_ms();
+                let max_age = token
+                    .remembered()
+                    .then(|| Duration::from_millis(token.deadline_ms().saturating_sub(now)));
+                cookie.set(&token, max_age)
             }
             CookieChange::Expire => cookie.expire(),
         })

@@ -118,14 +118,16 @@ impl CookieConfig {
         Token::parse_bytes(value).ok()
     }
 
-    /// The `Set-Cookie` value carrying `token`, living as long as the session can.
-    pub(crate) fn set(&self, token: &Token, max_age: Duration) -> String {
-        let secs = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
-        let cookie = self
-            .base(token.as_cookie_value())
-            .max_age(cookie::time::Duration::seconds(secs))
-            .build();
-        cookie.to_string()
+    /// The `Set-Cookie` value carrying `token`: with `max_age` a persistent cookie, without
+    /// one a browser-session cookie (no `Max-Age`, no `Expires`).
+    pub(crate) fn set(&self, token: &Token, max_age: Option<Duration>) -> String {
+        let mut cookie = self.base(token.as_cookie_value());
+        if let Some(max_age) = max_age {
+            // At least a second: a `Max-Age` of 0 would delete the cookie at once.
+            let secs = i64::try_from(max_age.as_secs().max(1)).unwrap_or(i64::MAX);
+            cookie = cookie.max_age(cookie::time::Duration::seconds(secs));
+        }
+        cookie.build().to_string()
     }
 
     /// The `Set-Cookie` value that makes the browser drop the cookie.
@@ -161,7 +163,7 @@ mod tests {
     #[test]
     fn finds_the_token_among_other_cookies() {
         let config = CookieConfig::default();
-        let token = Token::generate_until(1_800_000_000_000).unwrap();
+        let token = Token::issue(1_800_000_000_000, false).unwrap();
         let line = format!("a=1; __Host-session={}; b=2", token.as_cookie_value());
         assert_eq!(config.token_from(headers(&[line.as_bytes()])), Some(token));
     }
@@ -169,7 +171,7 @@ mod tests {
     #[test]
     fn finds_the_token_next_to_odd_cookies_and_in_a_second_header() {
         let config = CookieConfig::default();
-        let token = Token::generate_until(1_800_000_000_000).unwrap();
+        let token = Token::issue(1_800_000_000_000, false).unwrap();
         let good = format!("__Host-session={}", token.as_cookie_value());
         let odd: &[u8] = b"x=\xff\xfe; novalue; =; __Host-sessionx=short";
         assert_eq!(
@@ -202,8 +204,8 @@ mod tests {
 
     #[test]
     fn set_cookie_carries_the_secure_defaults() {
-        let token = Token::generate_until(1_800_000_000_000).unwrap();
-        let set = CookieConfig::default().set(&token, Duration::from_secs(3600));
+        let token = Token::issue(1_800_000_000_000, false).unwrap();
+        let set = CookieConfig::default().set(&token, Some(Duration::from_secs(3600)));
         assert!(set.starts_with(&format!("__Host-session={}", token.as_cookie_value())));
         for attr in [
             "HttpOnly",
@@ -220,15 +222,20 @@ mod tests {
         let dev = CookieConfig::default()
             .secure(false)
             .same_site(SameSite::Strict)
-            .set(&token, Duration::from_secs(1));
+            .set(&token, None);
         assert!(dev.starts_with("session=") && !dev.contains("Secure") && dev.contains("Strict"));
+        // Without a lifetime, a browser-session cookie: neither Max-Age nor Expires.
+        assert!(
+            !dev.contains("Max-Age") && !dev.contains("Expires"),
+            "{dev}"
+        );
     }
 
     #[test]
     fn two_cookies_of_our_name_give_no_token() {
         let config = CookieConfig::default();
-        let a = Token::generate_until(1_800_000_000_000).unwrap();
-        let b = Token::generate_until(1_800_000_000_000).unwrap();
+        let a = Token::issue(1_800_000_000_000, false).unwrap();
+        let b = Token::issue(1_800_000_000_000, false).unwrap();
         let (a, b) = (a.as_cookie_value(), b.as_cookie_value());
         for lines in [
             vec![format!("__Host-session={a}; __Host-session={b}")],

@@ -359,14 +359,24 @@ impl AuthSession {
         Ok(self.started(new_token, session))
     }
 
-    /// The logged-in user's live sessions (this one included), oldest first: what a "your
-    /// devices" page lists. Each entry serializes to JSON with RFC 3339 times.
+    /// The logged-in user's live sessions (this one included, marked
+    /// [`current`](SessionInfo::current)), the most recently used first: what a "your devices"
+    /// page lists. Each entry serializes to JSON with RFC 3339 times.
     ///
     /// # Errors
     /// [`Error::NotFound`] without a login session; [`Error::Unavailable`].
     pub async fn sessions(&self) -> Result<Vec<SessionInfo>> {
-        let user = self.current()?.user_id();
-        self.ctx.store().list_user_sessions(user).await
+        let session = self.current()?;
+        let mut listed = self
+            .ctx
+            .store()
+            .list_user_sessions(session.user_id())
+            .await?;
+        let current = session.handle();
+        for info in &mut listed {
+            info.current = info.handle == current;
+        }
+        Ok(listed)
     }
 
     /// Ends one of the logged-in user's sessions by its public handle (from

@@ -493,7 +493,9 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
             NewSession::new("zoë")
                 .with_roles(["USER", "ADMIN"])
                 .with_permissions(["orders:read"])
-                .with_label(label)
+                .with_user_agent(label)
+                .with_client_ip("2001:db8:5:6::7".parse().unwrap())
+                .with_method("password")
                 .with_data(data.clone()),
         )
         .await
@@ -502,7 +504,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
         assert_eq!(s.user_id(), "zoë", "{step}");
         assert_eq!(s.roles(), roles, "{step}");
         assert_eq!(s.permissions(), perms, "{step}");
-        assert_eq!(s.label(), Some(label), "{step}");
+        assert_eq!(s.user_agent(), Some(label), "{step}");
         assert_eq!(s.data(), &data, "{step}");
         assert_eq!(s.created_at(), created.created_at(), "{step}");
         assert_eq!(s.expires_at(), created.expires_at(), "{step}");
@@ -570,7 +572,9 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
     let listed = store.list_user_sessions("zoë").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].handle, loaded.handle());
-    assert_eq!(listed[0].label.as_deref(), Some(label));
+    assert_eq!(listed[0].user_agent.as_deref(), Some(label));
+    assert_eq!(listed[0].network.as_deref(), Some("2001:db8:5::/48"));
+    assert_eq!(listed[0].method.as_deref(), Some("password"));
 
     // delete.lua reads the user id to un-index the session.
     assert!(store.delete(&fresh).await.unwrap());

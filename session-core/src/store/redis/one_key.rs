@@ -67,7 +67,7 @@ impl OneKey {
         };
         let key = token.key();
         let session_key = self.keys.session(&key);
-        let idle = duration_ms(self.config.idle_timeout());
+        let idle = self.config.idle_ms(token.remembered());
         if let (Some(cache), true) = (io.cache(), remaining >= idle) {
             return self
                 .load_cached(io, cache, key, session_key, now, idle)

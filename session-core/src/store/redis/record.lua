@@ -21,9 +21,9 @@ end
 -- The number of bytes before the roles block and the block's length (with its own length
 -- field), or nil for a truncated record (is_record(v) holds).
 local function authz_span(v)
-  local at = USER_LEN + USER_LEN_W + uint(v, USER_LEN, USER_LEN_W)   -- the label's length
-  if #v < at + LABEL_LEN_W - 1 then return nil end
-  local head = at + LABEL_LEN_W - 1 + uint(v, at, LABEL_LEN_W)
+  local at = USER_LEN + USER_LEN_W + uint(v, USER_LEN, USER_LEN_W)   -- the device block's length
+  if #v < at + DEVICE_LEN_W - 1 then return nil end
+  local head = at + DEVICE_LEN_W - 1 + uint(v, at, DEVICE_LEN_W)
   if #v < head + AUTHZ_LEN_W then return nil end
   local len = AUTHZ_LEN_W + uint(v, head + 1, AUTHZ_LEN_W)
   if #v < head + len then return nil end

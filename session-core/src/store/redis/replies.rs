@@ -94,9 +94,9 @@ pub(super) fn listed_sessions(
     entries: Vec<ListedEntry>,
     user_id: &str,
     now: u64,
-    idle: u64,
+    idle: impl Fn(bool) -> u64,
 ) -> Vec<SessionInfo> {
-    entries
+    let mut listed: Vec<SessionInfo> = entries
         .into_iter()
         .filter_map(|entry| {
             let key = member_key(&entry.member)?;
@@ -104,6 +104,7 @@ pub(super) fn listed_sessions(
             if record.deadline_ms <= now || record.user_id != user_id {
                 return None;
             }
+            let idle = idle(record.device.remembered);
             record.last_seen_ms = last_seen_from_ttl(&record, entry.pttl, idle, now);
             Some(
                 Session {
@@ -113,7 +114,9 @@ pub(super) fn listed_sessions(
                 .info(),
             )
         })
-        .collect()
+        .collect();
+    crate::record::most_recent_first(&mut listed);
+    listed
 }
 
 /// "Last seen" of a listed session. Every load sets the key's expiry to the idle timeout from
@@ -160,7 +163,7 @@ pub(crate) mod fuzz {
         now: u64,
         idle: u64,
     ) -> Vec<SessionInfo> {
-        listed_sessions(listed_entries(flat), user_id, now, idle)
+        listed_sessions(listed_entries(flat), user_id, now, |_| idle)
     }
 
     /// A throttle script's "remaining lock in ms, or -1".

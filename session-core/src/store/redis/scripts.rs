@@ -10,14 +10,14 @@
 use redis::Script;
 
 use crate::record::{
-    AUTHZ_LEN_BYTES, AUTH_TIME_OFFSET, CREATED_OFFSET, DEADLINE_OFFSET, FORMAT_VERSION,
-    LABEL_LEN_BYTES, LAST_SEEN_OFFSET, MAX_DATA_LEN, TIME_BYTES, USER_LEN_BYTES, USER_LEN_OFFSET,
+    AUTHZ_LEN_BYTES, AUTH_TIME_OFFSET, CREATED_OFFSET, DEADLINE_OFFSET, DEVICE_LEN_BYTES,
+    FORMAT_VERSION, LAST_SEEN_OFFSET, MAX_DATA_LEN, TIME_BYTES, USER_LEN_BYTES, USER_LEN_OFFSET,
     VERSION_OFFSET,
 };
 
 /// The record layout as Lua constants: each field's 1-based position (Lua's `string.byte`,
 /// `string.sub` and `struct.unpack` count from 1; `record.rs`'s offsets from 0) and its width
-/// in bytes; the lengths before the label and the roles block are read at run time.
+/// in bytes; the lengths before the device block and the roles block are read at run time.
 pub(crate) fn layout_prelude() -> String {
     let field = |name: &str, offset: usize, width: usize| {
         format!("local {name}, {name}_W = {}, {width}\n", offset + 1)
@@ -32,7 +32,7 @@ pub(crate) fn layout_prelude() -> String {
         field("CREATED", CREATED_OFFSET, TIME_BYTES),
         field("AUTH_TIME", AUTH_TIME_OFFSET, TIME_BYTES),
         field("USER_LEN", USER_LEN_OFFSET, USER_LEN_BYTES),
-        format!("local LABEL_LEN_W, AUTHZ_LEN_W = {LABEL_LEN_BYTES}, {AUTHZ_LEN_BYTES}\n"),
+        format!("local DEVICE_LEN_W, AUTHZ_LEN_W = {DEVICE_LEN_BYTES}, {AUTHZ_LEN_BYTES}\n"),
     ]
     .concat()
 }
@@ -47,7 +47,7 @@ pub(crate) fn plain(body: &str) -> Script {
 }
 
 /// A script with the layout table and `record.lua`'s helpers, for one that finds the user id,
-/// the label or the roles block.
+/// the device block or the roles block.
 pub(crate) fn reading_records(body: &str) -> Script {
     Script::new(&format!("{}{RECORD_HELPERS}{body}", layout_prelude()))
 }
@@ -61,14 +61,14 @@ mod tests {
         assert_eq!(
             layout_prelude(),
             "-- The record layout, generated from record.rs: positions (1-based), widths (bytes).\n\
-             local FORMAT, MAX_DATA = 2, 65536\n\
+             local FORMAT, MAX_DATA = 3, 65536\n\
              local VERSION, VERSION_W = 1, 1\n\
              local DEADLINE, DEADLINE_W = 2, 6\n\
              local LAST_SEEN, LAST_SEEN_W = 8, 6\n\
              local CREATED, CREATED_W = 14, 6\n\
              local AUTH_TIME, AUTH_TIME_W = 20, 6\n\
              local USER_LEN, USER_LEN_W = 26, 1\n\
-             local LABEL_LEN_W, AUTHZ_LEN_W = 2, 2\n",
+             local DEVICE_LEN_W, AUTHZ_LEN_W = 2, 2\n",
             "the layout changed: check every script's use of it"
         );
     }
@@ -104,7 +104,7 @@ mod tests {
         "CREATED",
         "AUTH_TIME",
         "USER_LEN",
-        "LABEL_LEN",
+        "DEVICE_LEN",
         "AUTHZ_LEN",
     ];
 
