@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 /// | idle timeout (sliding) | 30 minutes |
 /// | absolute timeout | 12 hours |
 /// | a remembered session's idle / absolute timeout | 14 days / 30 days |
+/// | login history per user | 100 entries, none older than 90 days |
 /// | sessions per user | 10 (the oldest is evicted) |
 /// | last-seen granularity | 1% of the idle timeout, between 1 s and 60 s |
 /// | clock | the system clock ([`Clock::system`]) |
@@ -44,8 +45,13 @@ pub struct SessionConfig {
     max_sessions_per_user: Option<usize>,
     touch_interval: Option<Duration>,
     role_change_window: Duration,
+    history_max: usize,
+    history_max_age: Duration,
     clock: Clock,
 }
+
+/// Most entries a login history keeps.
+const MAX_HISTORY: usize = 10_000;
 
 /// Longest timeout the record format holds (100 years); anything longer
 /// is certainly a unit mistake.
@@ -62,6 +68,8 @@ impl Default for SessionConfig {
             max_sessions_per_user: Some(10),
             touch_interval: None,
             role_change_window: Duration::from_secs(10 * 60),
+            history_max: 100,
+            history_max_age: Duration::from_secs(90 * 24 * 3600),
             clock: Clock::system(),
         }
     }
@@ -97,6 +105,16 @@ impl SessionConfig {
         } else {
             self.absolute_timeout
         })
+    }
+
+    /// Entries kept in each user's login history (0: none kept).
+    pub(crate) fn history_max(&self) -> usize {
+        self.history_max
+    }
+
+    /// Oldest entry kept in a login history, in ms.
+    pub(crate) fn history_max_age_ms(&self) -> u64 {
+        crate::record::duration_ms(self.history_max_age)
     }
 
     /// How many live sessions one user may have; a further login evicts the oldest. `None`: no
@@ -170,6 +188,22 @@ impl SessionConfigBuilder {
     /// cookie's `Max-Age` never reaches past it.
     pub fn remember_absolute_timeout(mut self, timeout: Duration) -> Self {
         self.config.remember_absolute_timeout = timeout;
+        self
+    }
+
+    /// Entries kept in each user's login history ([`SessionStore::login_history`](crate::SessionStore::login_history);
+    /// default 100, at most 10 000; 0 keeps none and turns new-device detection off): each
+    /// login, failure, lockout, logout, revocation and eviction adds one, and the oldest go
+    /// first.
+    pub fn history_max(mut self, entries: usize) -> Self {
+        self.config.history_max = entries;
+        self
+    }
+
+    /// Oldest entry a login history keeps (default 90 days, at least 1 ms); a user's whole
+    /// history is gone this long after its last entry.
+    pub fn history_max_age(mut self, age: Duration) -> Self {
+        self.config.history_max_age = age;
         self
     }
 
@@ -257,12 +291,19 @@ impl SessionConfigBuilder {
             ("remember_idle_timeout", c.remember_idle_timeout),
             ("remember_absolute_timeout", c.remember_absolute_timeout),
             ("role_change_window", c.role_change_window),
+            ("history_max_age", c.history_max_age),
         ] {
             if value < Duration::from_millis(1) || value > MAX_TIMEOUT {
                 return Err(Error::Config(format!(
                     "{name} must be between 1 ms and 100 years, got {value:?}"
                 )));
             }
+        }
+        if c.history_max > MAX_HISTORY {
+            return Err(Error::Config(format!(
+                "history_max must be at most {MAX_HISTORY}, got {}",
+                c.history_max
+            )));
         }
         if c.max_sessions_per_user == Some(0) {
             return Err(Error::Config(

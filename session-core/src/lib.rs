@@ -95,6 +95,7 @@ pub mod config;
 mod device;
 mod epoch;
 pub mod error;
+pub mod history;
 pub mod logging;
 #[cfg(feature = "metrics")]
 pub mod metrics;
@@ -122,6 +123,7 @@ pub use config::{SessionConfig, SessionConfigBuilder};
 pub use device::{MAX_LABEL_CHARS, MAX_METHOD_LEN};
 pub use epoch::LoginEpoch;
 pub use error::{Error, Result, UnavailableKind};
+pub use history::{HistoryEntry, LoginEvent};
 pub use record::{NewSession, Session, SessionData, SessionInfo, MAX_DATA_LEN, MAX_USER_ID_LEN};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]

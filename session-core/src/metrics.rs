@@ -37,6 +37,7 @@ use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
+use crate::history::HistoryEntry;
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
 use crate::store::SessionStore;
 #[cfg(feature = "throttle")]
@@ -88,6 +89,8 @@ enum Op {
     DeleteUserSessions,
     DeleteOtherUserSessions,
     SetUserAuthz,
+    RecordEvent,
+    LoginHistory,
     BeginLogin,
     RecordFailure,
     ClearFailures,
@@ -95,7 +98,7 @@ enum Op {
 }
 
 impl Op {
-    const COUNT: usize = 18;
+    const COUNT: usize = 20;
 
     fn name(self) -> &'static str {
         match self {
@@ -113,6 +116,8 @@ impl Op {
             Op::DeleteUserSessions => "delete_user_sessions",
             Op::DeleteOtherUserSessions => "delete_other_user_sessions",
             Op::SetUserAuthz => "set_user_authz",
+            Op::RecordEvent => "record_event",
+            Op::LoginHistory => "login_history",
             Op::BeginLogin => "begin_login",
             Op::RecordFailure => "record_failure",
             Op::ClearFailures => "clear_failures",
@@ -303,6 +308,16 @@ impl<S: SessionStore> SessionStore for Metered<S> {
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         self.measured(Op::List, self.inner.list_user_sessions(user_id), ok)
+            .await
+    }
+
+    async fn record_event(&self, user_id: &str, entry: HistoryEntry) -> Result<()> {
+        self.measured(Op::RecordEvent, self.inner.record_event(user_id, entry), ok)
+            .await
+    }
+
+    async fn login_history(&self, user_id: &str) -> Result<Vec<HistoryEntry>> {
+        self.measured(Op::LoginHistory, self.inner.login_history(user_id), ok)
             .await
     }
 

@@ -797,6 +797,14 @@ impl Session {
         to_system_time(self.record.auth_time_ms)
     }
 
+    /// Whether the login came from a **new device**: the user's login history holds an
+    /// earlier successful login, and none from this browser, system and network
+    /// ([`AuthSession::login`](crate::web::AuthSession::login) decides it). An application tells
+    /// the user (an e-mail: "a new sign-in to your account") when it is true.
+    pub fn is_new_device(&self) -> bool {
+        self.record.device.new_device
+    }
+
     /// The login's `User-Agent` ([`NewSession::with_user_agent`]), if it had one.
     pub fn user_agent(&self) -> Option<&str> {
         let label = &self.record.device.label;
@@ -942,7 +950,10 @@ pub(crate) fn most_recent_first(listed: &mut [SessionInfo]) {
 }
 
 /// `time` as RFC 3339 text (UTC, milliseconds).
-fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn rfc3339<S: serde::Serializer>(
+    time: &SystemTime,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.collect_str(&humantime::format_rfc3339_millis(*time))
 }
 

@@ -15,6 +15,7 @@ use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::Result;
+use crate::history::HistoryEntry;
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
 use crate::token::{SessionHandle, Token};
 
@@ -199,6 +200,24 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>>;
 
+    /// Appends `entry` to `user_id`'s login history, dated now by the config's clock; the
+    /// oldest entries beyond
+    /// [`history_max`](crate::SessionConfigBuilder::history_max) or
+    /// [`history_max_age`](crate::SessionConfigBuilder::history_max_age) are dropped. With
+    /// `history_max` 0 nothing is kept.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable user id;
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn record_event(&self, user_id: &str, entry: HistoryEntry) -> Result<()>;
+
+    /// `user_id`'s login history, newest first (see [`crate::history`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable user id;
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn login_history(&self, user_id: &str) -> Result<Vec<HistoryEntry>>;
+
     /// Ends the session of `user_id` that has public handle `handle`. False when the user has
     /// no such session (so nobody can end another user's session by guessing handles).
     ///
@@ -291,6 +310,12 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     }
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         (**self).list_user_sessions(user_id).await
+    }
+    async fn record_event(&self, user_id: &str, entry: HistoryEntry) -> Result<()> {
+        (**self).record_event(user_id, entry).await
+    }
+    async fn login_history(&self, user_id: &str) -> Result<Vec<HistoryEntry>> {
+        (**self).login_history(user_id).await
     }
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
         (**self).delete_user_session(user_id, handle).await

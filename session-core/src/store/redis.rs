@@ -82,6 +82,7 @@ use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
+use crate::history::{HistoryEntry, LoginEvent};
 use crate::record::{
     check_user_id, normalized, Authz, NewSession, Record, Session, SessionData, SessionInfo,
 };
@@ -405,6 +406,18 @@ impl SessionStore for RedisStore {
                 evicted = created.evicted,
                 "per-user session limit reached; oldest sessions ended"
             );
+            // The sessions are gone; their devices are not known here.
+            let evicted = HistoryEntry::new(LoginEvent::Evicted).encode(now);
+            for _ in 0..created.evicted {
+                // The login stands whatever happens to its history entry.
+                let recorded = self
+                    .one_key
+                    .record_event(&self.link, &record.user_id, evicted.clone())
+                    .await;
+                if let Err(e) = recorded {
+                    tracing::warn!(target: "session_core::store", error = %e, "eviction not recorded in the login history");
+                }
+            }
         }
         if let Some(block) = created.role_change {
             // The session was stored with these roles; hand back what was stored.
@@ -449,6 +462,29 @@ impl SessionStore for RedisStore {
         let entries = self.engine.list(&self.link, user_id).await?;
         let idle = |remembered| self.config.idle_ms(remembered);
         Ok(listed_sessions(entries, user_id, self.now_ms(), idle))
+    }
+
+    async fn record_event(&self, user_id: &str, entry: HistoryEntry) -> Result<()> {
+        check_user_id(user_id)?;
+        let now = self.now_ms();
+        self.one_key
+            .record_event(&self.link, user_id, entry.encode(now))
+            .await
+    }
+
+    async fn login_history(&self, user_id: &str) -> Result<Vec<HistoryEntry>> {
+        check_user_id(user_id)?;
+        let oldest = self
+            .now_ms()
+            .saturating_sub(self.config.history_max_age_ms());
+        let mut history = Vec::new();
+        for bytes in self.one_key.login_history(&self.link, user_id).await? {
+            let entry = HistoryEntry::decode(&bytes)?;
+            if entry.at_ms() >= oldest {
+                history.push(entry);
+            }
+        }
+        Ok(history)
     }
 
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {

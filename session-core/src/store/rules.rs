@@ -11,6 +11,7 @@ use crate::changes::{DataChanges, DataUpdate};
 use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
+use crate::history::{HistoryEntry, LoginEvent};
 use crate::record::{
     check_user_id, duration_ms, normalized, Authz, NewSession, Record, Session, SessionData,
     SessionInfo,
@@ -43,6 +44,8 @@ fn live_oldest_first(sessions: &mut Vec<Session>, now: u64, config: &SessionConf
 pub(crate) struct Marks {
     epoch: Option<(u64, u64)>,
     roles: Option<(Authz, u64)>,
+    /// The login history, oldest first, each entry as [`HistoryEntry::encode`] wrote it.
+    history: Vec<Vec<u8>>,
 }
 
 /// Bytes of the fixed part: epoch value, epoch end, roles end (0: none).
@@ -64,15 +67,30 @@ impl Marks {
             Ok(u64::from_be_bytes(b.try_into().map_err(|_| corrupt())?))
         };
         let (epoch, epoch_until, roles_until) = (word(0)?, word(1)?, word(2)?);
-        let block = &bytes[MARKS_HEAD..];
-        let roles = if roles_until > now {
-            Some((Authz::decode_block(block)?, roles_until))
-        } else {
-            None
-        };
+        let mut rest = bytes.get(MARKS_HEAD..).ok_or_else(corrupt)?;
+        let mut roles = None;
+        if roles_until != 0 {
+            let (len, _) = rest.split_first_chunk::<2>().ok_or_else(corrupt)?;
+            let (block, tail) = rest
+                .split_at_checked(2 + usize::from(u16::from_be_bytes(*len)))
+                .ok_or_else(corrupt)?;
+            if roles_until > now {
+                roles = Some((Authz::decode_block(block)?, roles_until));
+            }
+            rest = tail;
+        }
+        let mut history = Vec::new();
+        while let Some((&len, tail)) = rest.split_first() {
+            let (entry, tail) = tail
+                .split_at_checked(usize::from(len))
+                .ok_or_else(corrupt)?;
+            history.push(entry.to_vec());
+            rest = tail;
+        }
         Ok(Self {
             epoch: (epoch_until > now).then_some((epoch, epoch_until)),
             roles,
+            history,
         })
     }
 
@@ -91,7 +109,33 @@ impl Marks {
             }
             None => bytes.extend_from_slice(&0u64.to_be_bytes()),
         }
+        for entry in &self.history {
+            // An encoded entry is at most 1 + 6 + 3 × 65 bytes.
+            bytes.push(entry.len() as u8);
+            bytes.extend_from_slice(entry);
+        }
         Ok(bytes)
+    }
+
+    /// Appends `entry` to the history at `now`, then drops what is past the config's bounds
+    /// (the oldest first).
+    fn record(&mut self, entry: &HistoryEntry, now: u64, config: &SessionConfig) {
+        self.history.push(entry.encode(now));
+        let oldest = now.saturating_sub(config.history_max_age_ms());
+        self.history.retain(|e| entry_time(e) >= oldest);
+        let excess = self.history.len().saturating_sub(config.history_max());
+        self.history.drain(..excess);
+    }
+
+    /// The history within the age bound at `now`, newest first.
+    fn history(&self, now: u64, config: &SessionConfig) -> Result<Vec<HistoryEntry>> {
+        let oldest = now.saturating_sub(config.history_max_age_ms());
+        self.history
+            .iter()
+            .rev()
+            .filter(|e| entry_time(e) >= oldest)
+            .map(|e| HistoryEntry::decode(e))
+            .collect()
     }
 
     /// The epoch a login reads (0: none recorded, or its window has passed).
@@ -103,6 +147,16 @@ impl Marks {
     fn new_epoch(&mut self, until: u64) {
         self.epoch = Some((LoginEpoch::next_value(), until));
     }
+}
+
+/// The time (ms) of an encoded history entry (0 for a malformed one, which the age bound then
+/// drops).
+fn entry_time(entry: &[u8]) -> u64 {
+    entry.get(1..7).map_or(0, |b| {
+        let mut ms = [0u8; 8];
+        ms[2..].copy_from_slice(b);
+        u64::from_be_bytes(ms)
+    })
 }
 
 /// Runs `change` on the user's live sessions (oldest first) and marks, through the backend.
@@ -213,7 +267,7 @@ impl<S: Storage> SessionStore for S {
             return Ok((token, created));
         }
         let user_id = created.user_id().to_owned();
-        let session = with_user(self, &user_id, |sessions, marks, _| {
+        let session = with_user(self, &user_id, |sessions, marks, now| {
             // The user's sessions were ended after this login began: no session.
             if epoch.as_ref().is_some_and(|e| e.value() != marks.epoch()) {
                 return Err(Error::LoginSuperseded);
@@ -227,7 +281,11 @@ impl<S: Storage> SessionStore for S {
             if let Some(limit) = config.max_sessions_per_user() {
                 // Oldest first, and the new one (last) is never among the evicted.
                 let excess = sessions.len().saturating_sub(limit.max(1));
-                sessions.drain(..excess);
+                for evicted in sessions.drain(..excess) {
+                    let entry =
+                        HistoryEntry::of_device(LoginEvent::Evicted, &evicted.record.device);
+                    marks.record(&entry, now, config);
+                }
             }
             Ok(session)
         })
@@ -313,6 +371,20 @@ impl<S: Storage> SessionStore for S {
         .await?;
         crate::record::most_recent_first(&mut listed);
         Ok(listed)
+    }
+
+    async fn record_event(&self, user_id: &str, entry: HistoryEntry) -> Result<()> {
+        let config = Storage::config(self);
+        with_user(self, user_id, |_, marks, now| {
+            marks.record(&entry, now, config);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn login_history(&self, user_id: &str) -> Result<Vec<HistoryEntry>> {
+        let config = Storage::config(self);
+        with_user(self, user_id, |_, marks, now| marks.history(now, config)).await
     }
 
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {

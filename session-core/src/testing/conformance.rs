@@ -34,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rand::Rng as _;
 
 use crate::clock::ManualClock;
+use crate::history::{HistoryEntry, LoginEvent};
 #[cfg(feature = "throttle")]
 use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
 use crate::{
@@ -98,6 +99,17 @@ where
     per_user_limit_evicts_the_oldest(make(build(base().max_sessions_per_user(Some(2)))).await)
         .await;
     invalid_input_is_refused(make(build(base())).await).await;
+    login_history_is_bounded_and_newest_first(
+        make(build(
+            base()
+                .history_max(3)
+                .history_max_age(Duration::from_secs(3600))
+                .max_sessions_per_user(Some(1)),
+        ))
+        .await,
+    )
+    .await;
+    no_history_is_kept_with_history_max_0(make(build(base().history_max(0))).await).await;
     last_seen_advances_after_the_touch_interval(
         make(build(base().touch_interval(Duration::from_millis(1)))).await,
     )
@@ -258,6 +270,88 @@ async fn logins_racing_account_changes_never_outlive_them<S: SessionStore>(store
             }
         }
     }
+}
+
+/// A login history keeps the newest entries up to its count, newest first, each dated by the
+/// store's clock, none older than its age bound; the per-user limit's evictions are in it;
+/// users' histories are apart.
+async fn login_history_is_bounded_and_newest_first(store: impl SessionStore) {
+    let name = "login_history_is_bounded_and_newest_first";
+    let clock = store.config().clock().clone();
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    let failed = HistoryEntry::new(LoginEvent::LoginFailed)
+        .with_user_agent(firefox)
+        .with_client_ip("203.0.113.9".parse().unwrap());
+    store.record_event("otto", failed.clone()).await.unwrap();
+    let events = [
+        LoginEvent::Locked,
+        LoginEvent::Login,
+        LoginEvent::Logout,
+        LoginEvent::PasswordChanged,
+    ];
+    for event in events {
+        pass(&clock, Duration::from_millis(2)).await;
+        store
+            .record_event("otto", HistoryEntry::new(event))
+            .await
+            .unwrap();
+    }
+    let history = store.login_history("otto").await.unwrap();
+    let listed: Vec<_> = history.iter().map(|e| e.event).collect();
+    assert_eq!(
+        listed,
+        [
+            LoginEvent::PasswordChanged,
+            LoginEvent::Logout,
+            LoginEvent::Login
+        ],
+        "{name}: the newest 3, newest first"
+    );
+    assert_eq!(
+        history[0].at_ms(),
+        clock.now_ms(),
+        "{name}: dated by the store's clock"
+    );
+    assert!(history.windows(2).all(|w| w[0].at > w[1].at), "{name}");
+    // The first entry's device, while it was kept.
+    store.record_event("pia", failed).await.unwrap();
+    let pia = store.login_history("pia").await.unwrap();
+    assert_eq!(pia.len(), 1, "{name}: another user's history");
+    assert_eq!(pia[0].browser.as_deref(), Some("Firefox"), "{name}");
+    assert_eq!(pia[0].os.as_deref(), Some("Linux"), "{name}");
+    assert_eq!(pia[0].network.as_deref(), Some("203.0.113.0/24"), "{name}");
+    // Older than the age bound: gone.
+    pass(&clock, Duration::from_secs(3601)).await;
+    store
+        .record_event("otto", HistoryEntry::new(LoginEvent::Reauth))
+        .await
+        .unwrap();
+    let history = store.login_history("otto").await.unwrap();
+    let listed: Vec<_> = history.iter().map(|e| e.event).collect();
+    assert_eq!(listed, [LoginEvent::Reauth], "{name}: past the age bound");
+    // The per-user limit (1 here) records each session it ends.
+    store.create(NewSession::new("otto")).await.unwrap();
+    store.create(NewSession::new("otto")).await.unwrap();
+    let history = store.login_history("otto").await.unwrap();
+    assert_eq!(history[0].event, LoginEvent::Evicted, "{name}: {history:?}");
+    assert!(store.login_history("nobody").await.unwrap().is_empty());
+    let refused = store
+        .record_event("", HistoryEntry::new(LoginEvent::Login))
+        .await;
+    assert!(matches!(refused, Err(Error::InvalidInput(_))), "{name}");
+}
+
+/// With `history_max(0)` a store keeps no history.
+async fn no_history_is_kept_with_history_max_0(store: impl SessionStore) {
+    store
+        .record_event("quinn", HistoryEntry::new(LoginEvent::Login))
+        .await
+        .unwrap();
+    store.create(NewSession::new("quinn")).await.unwrap();
+    assert!(
+        store.login_history("quinn").await.unwrap().is_empty(),
+        "no_history_is_kept_with_history_max_0"
+    );
 }
 
 /// A key prefix no other case or run uses.

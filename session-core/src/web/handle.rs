@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::changes::{update_value, DataChanges, DataUpdate};
 use crate::error::{Error, Result, UnavailableKind};
+use crate::history::{HistoryEntry, LoginEvent};
 use crate::logging::log_safe;
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
 use crate::token::SessionHandle;
@@ -264,19 +265,45 @@ impl AuthSession {
     /// [`Error::Unavailable`] when the store cannot be reached (nothing changed);
     /// [`Error::InvalidInput`] for an unusable user id; [`Error::LoginSuperseded`] when the
     /// user's sessions were ended after `new`'s [`LoginEpoch`](crate::LoginEpoch) was read.
-    pub async fn login(&mut self, new: NewSession) -> Result<Session> {
+    pub async fn login(&mut self, mut new: NewSession) -> Result<Session> {
+        let store = self.ctx.store();
         if let Some(old) = self.ctx.token() {
-            self.ctx.store().delete(&old).await?;
+            store.delete(&old).await?;
         }
-        let (token, session) = self.ctx.store().create(new).await?;
+        let entry = HistoryEntry::of_device(LoginEvent::Login, &new.device);
+        if !new.anonymous && store.config().history_max() > 0 {
+            let history = store.login_history(&new.user_id).await?;
+            new.device.new_device = HistoryEntry::is_new_device(&history, &entry);
+        }
+        let (token, session) = store.create(new).await?;
         tracing::info!(
             target: "session_audit",
             event = "login",
             user = %log_safe(session.user_id()),
             session = %session.key().log_tag(),
+            new_device = session.is_new_device(),
             "session started"
         );
+        self.record(session.user_id(), entry).await;
         Ok(self.started(token, session))
+    }
+
+    /// Adds `entry` to `user`'s login history. Best effort: the operation it records has
+    /// happened, whatever becomes of its entry (a failure is logged).
+    async fn record(&self, user: &str, entry: HistoryEntry) {
+        if user.is_empty() {
+            return;
+        }
+        let event = entry.event;
+        if let Err(e) = self.ctx.store().record_event(user, entry).await {
+            tracing::warn!(
+                target: "session_audit",
+                user = %log_safe(user),
+                ?event,
+                error = %e,
+                "login history entry not recorded"
+            );
+        }
     }
 
     /// Logs out: deletes the session from the store and tells the browser to drop the cookie.
@@ -312,6 +339,10 @@ impl AuthSession {
                 session = %session.key().log_tag(),
                 "session ended"
             );
+            if existed {
+                let entry = HistoryEntry::of_device(LoginEvent::Logout, &session.record.device);
+                self.record(session.user_id(), entry).await;
+            }
         }
         let was_login = login.is_some() || (self.known.is_err() && existed);
         self.ctx.ended();
@@ -356,6 +387,8 @@ impl AuthSession {
             session = %session.key().log_tag(),
             "password entered again; new token"
         );
+        let entry = HistoryEntry::of_device(LoginEvent::Reauth, &session.record.device);
+        self.record(session.user_id(), entry).await;
         Ok(self.started(new_token, session))
     }
 
@@ -379,6 +412,16 @@ impl AuthSession {
         Ok(listed)
     }
 
+    /// The logged-in user's login history, newest first (see [`crate::history`]); each entry
+    /// serializes to JSON with an RFC 3339 time.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] without a login session; [`Error::Unavailable`].
+    pub async fn history(&self) -> Result<Vec<HistoryEntry>> {
+        let user = self.current()?.user_id();
+        self.ctx.store().login_history(user).await
+    }
+
     /// Ends one of the logged-in user's sessions by its public handle (from
     /// [`sessions`](Self::sessions)); another user's handle ends nothing. Returns whether a
     /// session ended. Ending this request's own session is a [`logout`](Self::logout).
@@ -391,6 +434,7 @@ impl AuthSession {
         if own {
             return self.logout().await;
         }
+        let entry = HistoryEntry::of_device(LoginEvent::Revoked, &session.record.device);
         let ended = self.ctx.store().delete_user_session(&user, handle).await?;
         if ended {
             tracing::info!(
@@ -400,6 +444,7 @@ impl AuthSession {
                 handle = %log_safe(handle.as_str()),
                 "session ended by its owner"
             );
+            self.record(&user, entry).await;
         }
         Ok(ended)
     }
@@ -425,6 +470,11 @@ impl AuthSession {
             session = %session.key().log_tag(),
             "the user's other sessions ended"
         );
+        if ended > 0 {
+            let entry = HistoryEntry::of_device(LoginEvent::Revoked, &session.record.device);
+            let user = session.user_id().to_owned();
+            self.record(&user, entry).await;
+        }
         Ok(ended)
     }
 

@@ -12,6 +12,7 @@ pub(crate) struct KeyLayout {
     throttle_prefix: Vec<u8>,
     role_change_prefix: Vec<u8>,
     epoch_prefix: Vec<u8>,
+    history_prefix: Vec<u8>,
 }
 
 impl KeyLayout {
@@ -23,6 +24,7 @@ impl KeyLayout {
             throttle_prefix: format!("{prefix}:t:").into_bytes(),
             role_change_prefix: format!("{prefix}:r:").into_bytes(),
             epoch_prefix: format!("{prefix}:e:").into_bytes(),
+            history_prefix: format!("{prefix}:h:").into_bytes(),
         }
     }
 
@@ -44,6 +46,11 @@ impl KeyLayout {
     /// the role change.
     pub(crate) fn epoch(&self, user_id: &str) -> Vec<u8> {
         same_slot(&self.epoch_prefix, &self.index(user_id))
+    }
+
+    /// The user's login history (a stream), in the hash slot of the user's index.
+    pub(crate) fn history(&self, user_id: &str) -> Vec<u8> {
+        same_slot(&self.history_prefix, &self.index(user_id))
     }
 
     #[cfg(feature = "throttle")]

@@ -30,6 +30,7 @@ struct Scripts {
     load: ReadScript,
     save_data: redis::Script,
     update_data: redis::Script,
+    history_add: redis::Script,
 }
 
 /// What `GETEX` found under a session key.
@@ -48,6 +49,7 @@ impl OneKey {
                 load: ReadScript::new(plain(include_str!("load.lua"))),
                 save_data: reading_records(include_str!("save_data.lua")),
                 update_data: reading_records(include_str!("update_data.lua")),
+                history_add: redis::Script::new(include_str!("history_add.lua")),
             },
         }
     }
@@ -280,6 +282,65 @@ impl OneKey {
     }
 
     /// The user's index entries, oldest first.
+    /// Appends an entry (its bytes) to the user's login history, trimmed to the config's
+    /// bounds.
+    pub(super) async fn record_event(
+        &self,
+        io: &Link,
+        user_id: &str,
+        entry: Vec<u8>,
+    ) -> Result<()> {
+        let max_age = self.config.history_max_age_ms();
+        if self.config.history_max() == 0 {
+            return Ok(());
+        }
+        let key = self.keys.history(user_id);
+        let script = &self.scripts.history_add;
+        let max = self.config.history_max();
+        let _: i64 = io
+            .write(|mut c| async move {
+                script
+                    .key(&key)
+                    .arg(&entry)
+                    .arg(max)
+                    .arg(max_age.max(1))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The user's login history entries (their bytes), newest first, at most the config's
+    /// count.
+    pub(super) async fn login_history(&self, io: &Link, user_id: &str) -> Result<Vec<Vec<u8>>> {
+        let key = self.keys.history(user_id);
+        let count = self.config.history_max();
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        // Each entry: its id, then its fields and values (here one field, `e`).
+        let reply: Vec<(String, Vec<Vec<u8>>)> = io
+            .read(|mut c| async move {
+                redis::cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply
+            .into_iter()
+            .filter_map(|(_, mut fields)| match fields.as_slice() {
+                [field, _] if field.as_slice() == b"e" => fields.pop(),
+                _ => None,
+            })
+            .collect())
+    }
+
     pub(super) async fn index_members(&self, io: &Link, user_id: &str) -> Result<Vec<Vec<u8>>> {
         let index = self.keys.index(user_id);
         io.read(|mut c| async move {

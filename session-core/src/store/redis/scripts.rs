@@ -82,6 +82,7 @@ mod tests {
         ("delete_members.lua", include_str!("delete_members.lua")),
         ("delete_others.lua", include_str!("delete_others.lua")),
         ("evict.lua", include_str!("evict.lua")),
+        ("history_add.lua", include_str!("history_add.lua")),
         ("index_add.lua", include_str!("index_add.lua")),
         ("list.lua", include_str!("list.lua")),
         ("load.lua", include_str!("load.lua")),

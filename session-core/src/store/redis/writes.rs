@@ -297,7 +297,16 @@ pub(super) struct Reads(Connection);
 
 /// What [`Reads`] sends: commands that change nothing but, for `GETEX`, the idle expiry (a
 /// load's slide, allowed to be lost in a failover).
-const READ_COMMANDS: [&str; 7] = ["GET", "GETEX", "PTTL", "ZRANGE", "EXISTS", "TYPE", "PING"];
+const READ_COMMANDS: [&str; 8] = [
+    "GET",
+    "GETEX",
+    "PTTL",
+    "ZRANGE",
+    "XREVRANGE",
+    "EXISTS",
+    "TYPE",
+    "PING",
+];
 
 /// Whether [`Reads`] may send `cmd`.
 fn is_read(cmd: &Cmd) -> bool {

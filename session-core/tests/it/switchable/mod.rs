@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use session_core::prelude::*;
-use session_core::{SessionHandle, SessionInfo, UnavailableKind};
+use session_core::{HistoryEntry, SessionHandle, SessionInfo, UnavailableKind};
 
 /// A memory store that counts loads and can be switched "down" (every call unavailable).
 #[derive(Default)]
@@ -90,6 +90,14 @@ impl SessionStore for Switchable {
     async fn list_user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, Error> {
         self.check()?;
         self.inner.0.list_user_sessions(user).await
+    }
+    async fn record_event(&self, user: &str, entry: HistoryEntry) -> Result<(), Error> {
+        self.check()?;
+        self.inner.0.record_event(user, entry).await
+    }
+    async fn login_history(&self, user: &str) -> Result<Vec<HistoryEntry>, Error> {
+        self.check()?;
+        self.inner.0.login_history(user).await
     }
     async fn delete_user_session(&self, user: &str, h: &SessionHandle) -> Result<bool, Error> {
         self.check()?;
