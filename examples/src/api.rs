@@ -12,7 +12,7 @@ use session_core::logging::log_safe;
 use session_core::prelude::*;
 use session_core::throttle::Attempt;
 use session_core::web::{AuthSession, CurrentUser};
-use session_core::{LoginEpoch, SessionHandle};
+use session_core::SessionHandle;
 
 use crate::accounts::{Account, ADMIN};
 use crate::errors::ApiError;
@@ -192,8 +192,9 @@ pub async fn check_password(
 }
 
 /// The password check of a login (`POST /login`, and the web example's form): a place in the
-/// password queue for `client`, the user's login epoch, then [`check_password`]. Returns the
-/// account and the epoch for the session (`NewSession::with_login_epoch`).
+/// password queue for `client`, the login begun (`SessionStore::new_login`), then
+/// [`check_password`]. Returns the account and the login's `NewSession`, to create the session
+/// from.
 ///
 /// A name that cannot be an account, or a password longer than any account's, is refused at
 /// once (401 `invalid_credentials`): no place, no hash. That answer is quicker than a wrong
@@ -208,18 +209,18 @@ pub async fn check_login(
     username: &str,
     password: &str,
     event: &str,
-) -> Result<(Account, LoginEpoch), ApiError> {
+) -> Result<(Account, NewSession), ApiError> {
     if !valid_username(username) || password.chars().count() > 128 {
         tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), during = event, "implausible name or password");
         return Err(ApiError::invalid_credentials());
     }
     let username = &canonical_username(username);
     let _slot = state.password_queue.enter(client)?;
-    // The epoch before the password hash: a password change (or a sign-out everywhere) that
-    // lands while this login checks the old password refuses the session it would create.
-    let epoch = state.store.login_epoch(username).await?;
+    // The login begins before the password hash: a password change (or a sign-out everywhere)
+    // that lands while this login checks the old password refuses the session it would create.
+    let begun = state.store.new_login(username).await?;
     let account = check_password(state, username, password, true, event).await?;
-    Ok((account, epoch))
+    Ok((account, begun))
 }
 
 /// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
@@ -237,11 +238,9 @@ pub async fn login(
     auth: &mut AuthSession,
     body: Credentials,
 ) -> Result<Value, ApiError> {
-    let (account, epoch) =
+    let (account, begun) =
         check_login(state, client, &body.username, &body.password, "login").await?;
-    let mut new = NewSession::new(account.username.clone())
-        .with_roles(account.roles.clone())
-        .with_login_epoch(epoch);
+    let mut new = begun.with_roles(account.roles.clone());
     if let Some(ua) = user_agent.filter(|ua| !ua.is_empty()) {
         new = new.with_label(ua);
     }

@@ -280,7 +280,7 @@ pub async fn login_submit(
         }
         res
     };
-    let (account, epoch) =
+    let (account, begun) =
         match check_login(&state, client, &form.username, &form.password, "web_login").await {
             Ok(checked) => checked,
             Err(e) => return Ok(refuse(e)),
@@ -294,10 +294,7 @@ pub async fn login_submit(
         FLASH_KEY,
         &format!("Welcome, {}. You are signed in.", account.username),
     )?;
-    let mut new = NewSession::new(account.username.clone())
-        .with_roles(account.roles.clone())
-        .with_data(data)
-        .with_login_epoch(epoch);
+    let mut new = begun.with_roles(account.roles.clone()).with_data(data);
     if let Some(ua) = user_agent(&headers) {
         new = new.with_label(ua);
     }

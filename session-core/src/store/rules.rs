@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::changes::{DataChanges, DataUpdate};
+use crate::changes::DataChanges;
 use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
@@ -234,9 +234,9 @@ impl<S: Storage> SessionStore for S {
         Ok((token, session))
     }
 
-    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
+    async fn new_login(&self, user_id: &str) -> Result<NewSession> {
         let value = with_user(self, user_id, |_, marks, _| Ok(marks.epoch())).await?;
-        Ok(LoginEpoch::new(user_id, value))
+        Ok(NewSession::new(user_id).with_login_epoch(LoginEpoch::new(user_id, value)))
     }
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
@@ -268,14 +268,14 @@ impl<S: Storage> SessionStore for S {
         .await
     }
 
-    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<SessionData> {
         with_live_session(self, &token.key(), |session, _| {
             let mut data = session.record.data.clone();
             if !changes.apply_to(&mut data)? {
-                return Ok(DataUpdate::Conflict(data));
+                return Err(Error::Conflict { data });
             }
             Arc::make_mut(&mut session.record).data = data.clone();
-            Ok(DataUpdate::Applied(data))
+            Ok(data)
         })
         .await
     }

@@ -33,12 +33,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng as _;
 
+use crate::changes::update_value;
 use crate::clock::ManualClock;
 #[cfg(feature = "throttle")]
 use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
 use crate::{
-    update_value, Clock, DataChanges, DataUpdate, Error, NewSession, SessionConfig,
-    SessionConfigBuilder, SessionData, SessionHandle, SessionStore, Token,
+    Clock, DataChanges, Error, NewSession, SessionConfig, SessionConfigBuilder, SessionData,
+    SessionHandle, SessionStore, Token,
 };
 
 /// Idle timeout of the idle-expiry case: short, because on a store that keeps its own time
@@ -124,21 +125,22 @@ where
     .await;
 }
 
-/// A login that read the user's [`LoginEpoch`](crate::LoginEpoch) before the user's sessions were ended (a
+/// A login begun ([`SessionStore::new_login`]) before the user's sessions were ended (a
 /// password change ends the others: `delete_other_user_sessions`; "sign out everywhere":
-/// `delete_user_sessions`) gets [`Error::LoginSuperseded`] and stores nothing; a login that
-/// read it afterwards, a login of another user, and a login without an epoch are not affected.
+/// `delete_user_sessions`) gets [`Error::LoginSuperseded`] and stores nothing; a login begun
+/// afterwards, a login of another user, and a session made without `new_login` are not
+/// affected.
 async fn logins_begun_before_the_sessions_were_ended_get_no_session(store: impl SessionStore) {
     let (kept, _) = store
         .create(NewSession::new("alice"))
         .await
         .expect("create");
-    let before = store.login_epoch("alice").await.expect("epoch");
-    let bob = store.login_epoch("bob").await.expect("epoch");
+    let before = store.new_login("alice").await.expect("new_login");
+    let bob = store.new_login("bob").await.expect("new_login");
     // Nothing ended yet: the epoch lets logins through, as often as it is used.
     for _ in 0..2 {
         store
-            .create(NewSession::new("alice").with_login_epoch(before.clone()))
+            .create(before.clone())
             .await
             .expect("a login with a current epoch");
     }
@@ -147,9 +149,7 @@ async fn logins_begun_before_the_sessions_were_ended_get_no_session(store: impl 
         .delete_other_user_sessions("alice", &kept)
         .await
         .expect("end the others");
-    let late = store
-        .create(NewSession::new("alice").with_login_epoch(before.clone()))
-        .await;
+    let late = store.create(before.clone()).await;
     assert!(
         matches!(late, Err(Error::LoginSuperseded)),
         "a login begun before a password change got {late:?}"
@@ -158,17 +158,15 @@ async fn logins_begun_before_the_sessions_were_ended_get_no_session(store: impl 
     assert_eq!(listed.len(), 1, "the refused login stored a session");
     assert!(store.load(&kept).await.expect("load").is_some());
     // Begun after the change: a session.
-    let after = store.login_epoch("alice").await.expect("epoch");
+    let after = store.new_login("alice").await.expect("new_login");
     assert_ne!(after, before, "ending sessions gave no new epoch");
     store
-        .create(NewSession::new("alice").with_login_epoch(after.clone()))
+        .create(after.clone())
         .await
         .expect("a login begun after the change");
     // "Sign out everywhere" refuses logins in flight too.
     store.delete_user_sessions("alice").await.expect("end all");
-    let late = store
-        .create(NewSession::new("alice").with_login_epoch(after.clone()))
-        .await;
+    let late = store.create(after.clone()).await;
     assert!(
         matches!(late, Err(Error::LoginSuperseded)),
         "a login begun before the sessions were all ended got {late:?}"
@@ -179,25 +177,22 @@ async fn logins_begun_before_the_sessions_were_ended_get_no_session(store: impl 
         .expect("list")
         .is_empty());
     // Other users, and logins that carry no epoch, are not affected.
-    store
-        .create(NewSession::new("bob").with_login_epoch(bob))
-        .await
-        .expect("another user's login");
+    store.create(bob).await.expect("another user's login");
     store
         .create(NewSession::new("alice"))
         .await
         .expect("a login without an epoch is not checked");
-    // An epoch belongs to its user, and anonymous sessions have none.
-    let alices = store.login_epoch("alice").await.expect("epoch");
-    for wrong in [NewSession::new("bob"), NewSession::anonymous()] {
-        let refused = store.create(wrong.with_login_epoch(alices.clone())).await;
-        assert!(
-            matches!(refused, Err(Error::InvalidInput(_))),
-            "a session took another user's epoch: {refused:?}"
-        );
-    }
+    // What `new_login` hands out is a session of that user (no other user's epoch can be
+    // attached to a session: the store makes the pair), and it takes roles like any other.
+    let carol = store.new_login("carol").await.expect("new_login");
+    let (_, session) = store
+        .create(carol.with_roles(["USER"]))
+        .await
+        .expect("carol's login");
+    assert_eq!(session.user_id(), "carol");
+    assert_eq!(session.roles(), ["USER"]);
     assert!(matches!(
-        store.login_epoch("").await,
+        store.new_login("").await,
         Err(Error::InvalidInput(_))
     ));
 }
@@ -211,13 +206,11 @@ async fn logins_racing_account_changes_never_outlive_them<S: SessionStore>(store
         let logins = (0..8).map(|i| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
-                let epoch = store.login_epoch("alice").await.expect("epoch");
+                let epoch = store.new_login("alice").await.expect("new_login");
                 for _ in 0..(i + round) % 4 {
                     tokio::task::yield_now().await;
                 }
-                let created = store
-                    .create(NewSession::new("alice").with_login_epoch(epoch.clone()))
-                    .await;
+                let created = store.create(epoch.clone()).await;
                 match created {
                     Ok((token, _)) => Some((epoch, token)),
                     Err(Error::LoginSuperseded) => None,
@@ -230,7 +223,7 @@ async fn logins_racing_account_changes_never_outlive_them<S: SessionStore>(store
             tokio::task::yield_now().await;
         }
         store.delete_user_sessions("alice").await.expect("end all");
-        let current = store.login_epoch("alice").await.expect("epoch");
+        let current = store.new_login("alice").await.expect("new_login");
         for login in logins {
             if let Some((epoch, token)) = login.await.expect("login task") {
                 let alive = store.load(&token).await.expect("load").is_some();
@@ -435,7 +428,7 @@ async fn update_data_merges_per_key_and_checks_expectations(store: impl SessionS
     let mut want = SessionData::new();
     want.insert("theme", "dark").unwrap();
     want.insert("cart", &["apple"]).unwrap();
-    assert_eq!(applied, DataUpdate::Applied(want.clone()), "{case}");
+    assert_eq!(applied, want.clone(), "{case}");
     let loaded = store.load(&token).await.unwrap().expect("live");
     assert_eq!(loaded.data(), &want, "{case}: as stored");
     assert_eq!(loaded.roles(), ["USER"], "{case}: roles kept");
@@ -445,7 +438,7 @@ async fn update_data_merges_per_key_and_checks_expectations(store: impl SessionS
     noop.remove("never-set");
     assert_eq!(
         store.update_data(&token, &noop).await.unwrap(),
-        DataUpdate::Applied(want.clone()),
+        want.clone(),
         "{case}: remove of an absent key"
     );
     assert_eq!(
@@ -453,7 +446,7 @@ async fn update_data_merges_per_key_and_checks_expectations(store: impl SessionS
             .update_data(&token, &DataChanges::new())
             .await
             .unwrap(),
-        DataUpdate::Applied(want.clone()),
+        want.clone(),
         "{case}: no changes"
     );
 
@@ -466,11 +459,10 @@ async fn update_data_merges_per_key_and_checks_expectations(store: impl SessionS
         .unwrap()
         .set("other", &1)
         .unwrap();
-    assert_eq!(
-        store.update_data(&token, &stale).await.unwrap(),
-        DataUpdate::Conflict(want.clone()),
-        "{case}: stale expectation"
-    );
+    match store.update_data(&token, &stale).await {
+        Err(Error::Conflict { data }) => assert_eq!(data, want, "{case}: stale expectation"),
+        other => panic!("{case}: stale expectation: {other:?}"),
+    }
     let mut absent = DataChanges::new();
     absent
         .expect::<u32>("cart", None)
@@ -478,11 +470,10 @@ async fn update_data_merges_per_key_and_checks_expectations(store: impl SessionS
         .set("x", &1)
         .unwrap();
     assert!(
-        !store
-            .update_data(&token, &absent)
-            .await
-            .unwrap()
-            .is_applied(),
+        matches!(
+            store.update_data(&token, &absent).await,
+            Err(Error::Conflict { .. })
+        ),
         "{case}: expected absent, but present"
     );
     let mut fresh = DataChanges::new();
@@ -496,7 +487,7 @@ async fn update_data_merges_per_key_and_checks_expectations(store: impl SessionS
     want.insert("count", &1).unwrap();
     assert_eq!(
         store.update_data(&token, &fresh).await.unwrap(),
-        DataUpdate::Applied(want.clone()),
+        want.clone(),
         "{case}: expectations that hold"
     );
 
@@ -521,7 +512,7 @@ async fn update_data_merges_per_key_and_checks_expectations(store: impl SessionS
     }
     assert_eq!(
         store.update_data(&token, &clear).await.unwrap(),
-        DataUpdate::Applied(SessionData::new()),
+        SessionData::new(),
         "{case}: all removed"
     );
     assert!(store.load(&token).await.unwrap().unwrap().data().is_empty());
@@ -575,7 +566,7 @@ async fn update_data_keeps_every_json_value_exactly(store: impl SessionStore) {
             .set(key.clone(), value)
             .unwrap();
         let update = store.update_data(&token, &changes).await.expect(case);
-        assert_eq!(update, DataUpdate::Applied(data.clone()), "{case}: {key}");
+        assert_eq!(update, data.clone(), "{case}: {key}");
     }
     // Remove half of them and add them back: still exactly the same data.
     let keys: Vec<_> = values.keys().step_by(2).cloned().collect();
@@ -583,24 +574,16 @@ async fn update_data_keeps_every_json_value_exactly(store: impl SessionStore) {
     for key in &keys {
         removal.remove(key.clone());
     }
-    assert!(
-        store
-            .update_data(&token, &removal)
-            .await
-            .expect(case)
-            .is_applied(),
-        "{case}: removal"
-    );
+    store
+        .update_data(&token, &removal)
+        .await
+        .unwrap_or_else(|e| panic!("{case}: removal: {e}"));
     let mut back = DataChanges::new();
     for key in &keys {
         back.set(key.clone(), &values[key]).unwrap();
     }
     let update = store.update_data(&token, &back).await.expect(case);
-    assert_eq!(
-        update,
-        DataUpdate::Applied(data.clone()),
-        "{case}: re-added"
-    );
+    assert_eq!(update, data.clone(), "{case}: re-added");
     let loaded = store.load(&token).await.unwrap().expect("live");
     assert_eq!(loaded.data(), &data, "{case}: as loaded");
 }
@@ -624,8 +607,10 @@ async fn concurrent_writers_of_different_keys_lose_nothing<S: SessionStore>(stor
         })
         .collect();
     for writer in writers {
-        let update = writer.await.expect(case).expect(case);
-        assert!(update.is_applied(), "{case}: no expectation, so applied");
+        writer
+            .await
+            .expect(case)
+            .unwrap_or_else(|e| panic!("{case}: no expectation, so applied: {e}"));
     }
     let data = store
         .load(&token)
@@ -640,7 +625,7 @@ async fn concurrent_writers_of_different_keys_lose_nothing<S: SessionStore>(stor
     assert!(missing.is_empty(), "{case}: lost the writes of {missing:?}");
 }
 
-/// 50 concurrent increments of one counter through [`update_value`] count to exactly 50, and
+/// 50 concurrent increments of one counter through `update_value` (what `AuthSession::update` runs) count to exactly 50, and
 /// each increment saw a different value.
 async fn concurrent_increments_of_one_key_all_count<S: SessionStore>(store: S) {
     let case = "concurrent_increments_of_one_key_all_count";
@@ -1085,8 +1070,6 @@ async fn anonymous_sessions_keep_data_and_are_no_logins(store: impl SessionStore
     let mut changes = DataChanges::new();
     changes.set("flash", "hello").unwrap();
     let merged = store.update_data(&token, &changes).await.unwrap();
-    assert!(merged.is_applied());
-    let merged = merged.into_data();
     assert_eq!(
         merged.get::<Vec<String>>("cart").unwrap().map(|c| c.len()),
         Some(1)
