@@ -10,7 +10,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use session_core::logging::log_safe;
 use session_core::prelude::*;
-use session_core::throttle::Attempt;
 use session_core::web::{AuthSession, CurrentUser};
 use session_core::SessionHandle;
 
@@ -123,6 +122,13 @@ pub async fn register(
     Ok(json!({ "username": account.username, "roles": account.roles }))
 }
 
+/// The `Retry-After` seconds for a throttle's wait (`LoginThrottle::begin_login` /
+/// `record_failure`): rounded up to whole seconds, and never 0 (a wait under a second, when the
+/// limit is taken by attempts still being checked, is 1).
+fn retry_after_secs(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u64::MAX)
+}
+
 /// Checks `password` for `username` under the lockout rule, as every password check does
 /// (login, reauthentication, password change): the attempt is counted before the hash (so
 /// parallel guesses cannot exceed the limit), refused with 429 while the username is locked,
@@ -140,19 +146,19 @@ pub async fn check_password(
     event: &str,
 ) -> Result<Account, ApiError> {
     if plausible {
-        let mut attempt = state.store.begin_login(username, &state.throttle).await?;
+        let mut locked = state.store.begin_login(username, &state.throttle).await?;
         // A short wait means the limit is taken by attempts still being checked, not by
         // failures: wait for them (at most a second) rather than refuse the rightful user.
         for _ in 0..20 {
-            match attempt {
-                Attempt::Locked { retry_after } if retry_after <= Duration::from_secs(1) => {
+            match locked {
+                Some(retry_after) if retry_after <= Duration::from_secs(1) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    attempt = state.store.begin_login(username, &state.throttle).await?;
+                    locked = state.store.begin_login(username, &state.throttle).await?;
                 }
                 _ => break,
             }
         }
-        if let Some(secs) = attempt.retry_after_secs() {
+        if let Some(secs) = locked.map(retry_after_secs) {
             tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), during = event, "password check refused: username locked");
             return Err(ApiError::too_many_attempts(secs));
         }
@@ -174,7 +180,7 @@ pub async fn check_password(
                 .store
                 .record_failure(username, &state.throttle)
                 .await?
-                .retry_after_secs()
+                .map(retry_after_secs)
             {
                 tracing::warn!(
                     target: "session_audit",
@@ -480,5 +486,14 @@ mod tests {
         assert!(valid_username("a.b-c_9") && !valid_username("a b") && !valid_username("é_é"));
         assert!(valid_password("12345678") && valid_password(&"é".repeat(128)));
         assert!(!valid_password("1234567") && !valid_password(&"x".repeat(129)));
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_and_never_zero_while_locked() {
+        let secs = |ms| retry_after_secs(Duration::from_millis(ms));
+        assert_eq!(secs(0), 1);
+        assert_eq!(secs(200), 1);
+        assert_eq!(secs(1000), 1);
+        assert_eq!(secs(1001), 2);
     }
 }

@@ -33,6 +33,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::OnceLock;
+#[cfg(feature = "throttle")]
+use std::time::Duration;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -44,7 +46,7 @@ use crate::error::{Error, Result};
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
 use crate::store::SessionStore;
 #[cfg(feature = "throttle")]
-use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
+use crate::throttle::{LoginThrottle, ThrottleConfig};
 use crate::token::{SessionHandle, Token};
 
 /// Counter of store calls, by `op` and `outcome`.
@@ -352,17 +354,21 @@ impl<S: SessionStore> SessionStore for Metered<S> {
 }
 
 #[cfg(feature = "throttle")]
-fn attempt(a: &Attempt) -> Outcome {
-    match a {
-        Attempt::Allowed => Outcome::Ok,
-        Attempt::Locked { .. } => Outcome::Locked,
+fn attempt(wait: &Option<Duration>) -> Outcome {
+    match wait {
+        None => Outcome::Ok,
+        Some(_) => Outcome::Locked,
     }
 }
 
 #[cfg(feature = "throttle")]
 #[async_trait]
 impl<S: LoginThrottle> LoginThrottle for Metered<S> {
-    async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn begin_login(
+        &self,
+        username: &str,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>> {
         self.measured(
             Op::BeginLogin,
             self.inner.begin_login(username, config),
@@ -371,7 +377,11 @@ impl<S: LoginThrottle> LoginThrottle for Metered<S> {
         .await
     }
 
-    async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn record_failure(
+        &self,
+        username: &str,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>> {
         self.measured(
             Op::RecordFailure,
             self.inner.record_failure(username, config),
@@ -390,7 +400,11 @@ impl<S: LoginThrottle> LoginThrottle for Metered<S> {
             .await
     }
 
-    async fn begin_login_from(&self, address: IpAddr, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn begin_login_from(
+        &self,
+        address: IpAddr,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>> {
         self.measured(
             Op::BeginLogin,
             self.inner.begin_login_from(address, config),
@@ -403,7 +417,7 @@ impl<S: LoginThrottle> LoginThrottle for Metered<S> {
         &self,
         address: IpAddr,
         config: &ThrottleConfig,
-    ) -> Result<Attempt> {
+    ) -> Result<Option<Duration>> {
         self.measured(
             Op::RecordFailure,
             self.inner.record_failure_from(address, config),

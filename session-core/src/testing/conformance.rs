@@ -36,7 +36,7 @@ use rand::Rng as _;
 use crate::changes::update_value;
 use crate::clock::ManualClock;
 #[cfg(feature = "throttle")]
-use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
+use crate::throttle::{LoginThrottle, ThrottleConfig};
 use crate::{
     Clock, DataChanges, Error, NewSession, SessionConfig, SessionConfigBuilder, SessionData,
     SessionHandle, SessionStore, Token,
@@ -321,7 +321,7 @@ where
         .begin_login("clock-probe", &limits)
         .await
         .expect("begin")
-        == Attempt::Allowed;
+        .is_none();
     store.clear_failures("clock-probe").await.expect("clear");
     if follows {
         manual_clock().into()
@@ -1413,18 +1413,18 @@ async fn address_counting_stops_password_spraying_across_usernames(store: impl L
     // A success from the address, released: it neither counts nor clears.
     assert_eq!(
         store.begin_login_from(sprayer, &per_address).await.unwrap(),
-        Attempt::Allowed
+        None
     );
     store.release_attempt_from(sprayer).await.unwrap();
     for user in ["u1", "u2", "u3", "u4"] {
         assert_eq!(
             store.begin_login(user, &per_user).await.unwrap(),
-            Attempt::Allowed,
+            None,
             "{name}"
         );
         assert_eq!(
             store.begin_login_from(sprayer, &per_address).await.unwrap(),
-            Attempt::Allowed,
+            None,
             "{name}: {user}"
         );
         store.record_failure(user, &per_user).await.unwrap();
@@ -1434,15 +1434,16 @@ async fn address_counting_stops_password_spraying_across_usernames(store: impl L
             .unwrap();
     }
     assert!(
-        matches!(
-            store.begin_login_from(sprayer, &per_address).await.unwrap(),
-            Attempt::Locked { .. }
-        ),
+        store
+            .begin_login_from(sprayer, &per_address)
+            .await
+            .unwrap()
+            .is_some(),
         "{name}: the address is not locked after 4 failures"
     );
     assert_eq!(
         store.begin_login("u5", &per_user).await.unwrap(),
-        Attempt::Allowed,
+        None,
         "{name}: usernames have their own counts"
     );
     assert_eq!(
@@ -1450,7 +1451,7 @@ async fn address_counting_stops_password_spraying_across_usernames(store: impl L
             .begin_login_from(neighbour, &per_address)
             .await
             .unwrap(),
-        Attempt::Allowed,
+        None,
         "{name}: another address is unaffected"
     );
     // The same /64 is the same client.
@@ -1463,13 +1464,11 @@ async fn address_counting_stops_password_spraying_across_usernames(store: impl L
             .unwrap();
     }
     assert!(
-        matches!(
-            store
-                .begin_login_from(neighbour, &per_address)
-                .await
-                .unwrap(),
-            Attempt::Locked { .. }
-        ),
+        store
+            .begin_login_from(neighbour, &per_address)
+            .await
+            .unwrap()
+            .is_some(),
         "{name}: an IPv6 /64 counts as one client"
     );
 }
@@ -1479,29 +1478,19 @@ async fn address_counting_stops_password_spraying_across_usernames(store: impl L
 async fn throttle_locks_after_max_failures_even_for_the_right_password(store: impl LoginThrottle) {
     let limits = ThrottleConfig::new(3, Duration::from_secs(60));
     for i in 1..=3 {
-        assert_eq!(
-            store.begin_login("alice", &limits).await.unwrap(),
-            Attempt::Allowed
-        );
+        assert_eq!(store.begin_login("alice", &limits).await.unwrap(), None);
         let after = store.record_failure("alice", &limits).await.unwrap();
-        assert_eq!(
-            matches!(after, Attempt::Locked { .. }),
-            i == 3,
-            "failure {i}"
-        );
+        assert_eq!(after.is_some(), i == 3, "failure {i}");
     }
     match store.begin_login("alice", &limits).await.unwrap() {
-        Attempt::Locked { retry_after } => {
+        Some(retry_after) => {
             assert!(
                 retry_after > Duration::from_secs(50) && retry_after <= Duration::from_secs(60)
             );
         }
-        Attempt::Allowed => panic!("not locked after the limit"),
+        None => panic!("not locked after the limit"),
     }
-    assert_eq!(
-        store.begin_login("bob", &limits).await.unwrap(),
-        Attempt::Allowed
-    );
+    assert_eq!(store.begin_login("bob", &limits).await.unwrap(), None);
 }
 
 /// Failures expire with the window (30 ms, the lock a whole window from the last failure);
@@ -1528,10 +1517,7 @@ async fn throttle_window_ends_and_success_clears_the_count(
             store.begin_login(&user, &short).await.unwrap();
             store.record_failure(&user, &short).await.unwrap();
         }
-        let locked = matches!(
-            store.begin_login(&user, &short).await.unwrap(),
-            Attempt::Locked { .. }
-        );
+        let locked = store.begin_login(&user, &short).await.unwrap().is_some();
         if !locked {
             match in_time(clock, first, THROTTLE_CASE_WINDOW) {
                 Ok(()) => panic!("{name}: two failures within the window did not lock"),
@@ -1546,7 +1532,7 @@ async fn throttle_window_ends_and_success_clears_the_count(
         pass(clock, THROTTLE_CASE_WINDOW + Duration::from_millis(5)).await;
         assert_eq!(
             store.begin_login(&user, &short).await.unwrap(),
-            Attempt::Allowed,
+            None,
             "{name}: the lock outlived its window"
         );
         break;
@@ -1555,23 +1541,17 @@ async fn throttle_window_ends_and_success_clears_the_count(
     // One failure of two allowed, cleared: the next failure is the first again, so it does not
     // lock (without the clear it would be the second, and lock).
     let long = ThrottleConfig::new(2, Duration::from_secs(60));
-    assert_eq!(
-        store.begin_login("dave", &long).await.unwrap(),
-        Attempt::Allowed
-    );
-    assert_eq!(
-        store.record_failure("dave", &long).await.unwrap(),
-        Attempt::Allowed
-    );
+    assert_eq!(store.begin_login("dave", &long).await.unwrap(), None);
+    assert_eq!(store.record_failure("dave", &long).await.unwrap(), None);
     store.clear_failures("dave").await.unwrap();
     assert_eq!(
         store.begin_login("dave", &long).await.unwrap(),
-        Attempt::Allowed,
+        None,
         "count not cleared"
     );
     assert_eq!(
         store.record_failure("dave", &long).await.unwrap(),
-        Attempt::Allowed,
+        None,
         "count not cleared"
     );
 }
@@ -1589,7 +1569,7 @@ async fn throttle_counts_parallel_attempts_before_the_password_is_checked(
     let allowed = outcomes
         .into_iter()
         .map(|o| o.expect("begin_login"))
-        .filter(|o| *o == Attempt::Allowed)
+        .filter(Option::is_none)
         .count();
     assert_eq!(allowed, 3, "more guesses than the limit were let through");
 }
@@ -1605,25 +1585,25 @@ async fn parallel_attempts_of_the_rightful_user_wait_a_moment_not_a_lockout(
     for _ in 0..3 {
         assert_eq!(
             store.begin_login("fay", &limits).await.expect("begin"),
-            Attempt::Allowed
+            None
         );
     }
     // One of the three fails: still no lock (one failure of three allowed).
     assert_eq!(
         store.record_failure("fay", &limits).await.expect("failure"),
-        Attempt::Allowed
+        None
     );
     match store.begin_login("fay", &limits).await.expect("begin") {
-        Attempt::Locked { retry_after } => assert!(
+        Some(retry_after) => assert!(
             retry_after <= Duration::from_secs(1),
             "attempts in flight locked the user out for {retry_after:?}"
         ),
-        Attempt::Allowed => panic!("a fourth attempt was checked while three were in flight"),
+        None => panic!("a fourth attempt was checked while three were in flight"),
     }
     // A right password among those in flight: the count is cleared, the next one proceeds.
     store.clear_failures("fay").await.expect("clear");
     assert_eq!(
         store.begin_login("fay", &limits).await.expect("begin"),
-        Attempt::Allowed
+        None
     );
 }

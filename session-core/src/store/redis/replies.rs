@@ -162,7 +162,7 @@ pub(crate) mod fuzz {
 
     /// A throttle script's "remaining lock in ms, or -1".
     #[cfg(feature = "throttle")]
-    pub(crate) fn throttle_reply(ttl_ms: i64) -> crate::throttle::Attempt {
+    pub(crate) fn throttle_reply(ttl_ms: i64) -> Option<std::time::Duration> {
         super::super::throttle::attempt(ttl_ms)
     }
 
