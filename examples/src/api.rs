@@ -10,9 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use session_core::logging::log_safe;
 use session_core::prelude::*;
-use session_core::throttle::Attempt;
 use session_core::web::{AuthSession, CurrentUser};
-use session_core::{LoginEpoch, SessionHandle};
+use session_core::SessionHandle;
 
 use crate::accounts::{Account, ADMIN};
 use crate::errors::ApiError;
@@ -133,6 +132,13 @@ pub async fn register(
     Ok(json!({ "username": account.username, "roles": account.roles }))
 }
 
+/// The `Retry-After` seconds for a throttle's wait (`LoginThrottle::begin_login` /
+/// `record_failure`): rounded up to whole seconds, and never 0 (a wait under a second, when the
+/// limit is taken by attempts still being checked, is 1).
+fn retry_after_secs(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u64::MAX)
+}
+
 /// Checks `password` for `username` under the lockout rule, as every password check does
 /// (login, reauthentication, password change): the attempt is counted before the hash (so
 /// parallel guesses cannot exceed the limit), refused with 429 while the username is locked,
@@ -150,19 +156,19 @@ pub async fn check_password(
     event: &str,
 ) -> Result<Account, ApiError> {
     if plausible {
-        let mut attempt = state.store.begin_login(username, &state.throttle).await?;
+        let mut locked = state.store.begin_login(username, &state.throttle).await?;
         // A short wait means the limit is taken by attempts still being checked, not by
         // failures: wait for them (at most a second) rather than refuse the rightful user.
         for _ in 0..20 {
-            match attempt {
-                Attempt::Locked { retry_after } if retry_after <= Duration::from_secs(1) => {
+            match locked {
+                Some(retry_after) if retry_after <= Duration::from_secs(1) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    attempt = state.store.begin_login(username, &state.throttle).await?;
+                    locked = state.store.begin_login(username, &state.throttle).await?;
                 }
                 _ => break,
             }
         }
-        if let Some(secs) = attempt.retry_after_secs() {
+        if let Some(secs) = locked.map(retry_after_secs) {
             tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), during = event, "password check refused: username locked");
             return Err(ApiError::too_many_attempts(secs));
         }
@@ -184,7 +190,7 @@ pub async fn check_password(
                 .store
                 .record_failure(username, &state.throttle)
                 .await?
-                .retry_after_secs()
+                .map(retry_after_secs)
             {
                 tracing::warn!(
                     target: "session_audit",
@@ -202,8 +208,9 @@ pub async fn check_password(
 }
 
 /// The password check of a login (`POST /login`, and the web example's form): a place in the
-/// password queue for `client`, the user's login epoch, then [`check_password`]. Returns the
-/// account and the epoch for the session (`NewSession::with_login_epoch`).
+/// password queue for `client`, the login begun (`SessionStore::new_login`), then
+/// [`check_password`]. Returns the account and the login's `NewSession`, to create the session
+/// from.
 ///
 /// A name that cannot be an account, or a password longer than any account's, is refused at
 /// once (401 `invalid_credentials`): no place, no hash. That answer is quicker than a wrong
@@ -218,18 +225,18 @@ pub async fn check_login(
     username: &str,
     password: &str,
     event: &str,
-) -> Result<(Account, LoginEpoch), ApiError> {
+) -> Result<(Account, NewSession), ApiError> {
     if !valid_username(username) || password.chars().count() > 128 {
         tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), during = event, "implausible name or password");
         return Err(ApiError::invalid_credentials());
     }
     let username = &canonical_username(username);
     let _slot = state.password_queue.enter(client)?;
-    // The epoch before the password hash: a password change (or a sign-out everywhere) that
-    // lands while this login checks the old password refuses the session it would create.
-    let epoch = state.store.login_epoch(username).await?;
+    // The login begins before the password hash: a password change (or a sign-out everywhere)
+    // that lands while this login checks the old password refuses the session it would create.
+    let begun = state.store.new_login(username).await?;
     let account = check_password(state, username, password, true, event).await?;
-    Ok((account, epoch))
+    Ok((account, begun))
 }
 
 /// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
@@ -247,24 +254,23 @@ pub async fn login(
     auth: &mut AuthSession,
     body: LoginBody,
 ) -> Result<Value, ApiError> {
-    let (account, epoch) =
+    let (account, begun) =
         check_login(state, client, &body.username, &body.password, "login").await?;
-    let new = new_login(account, epoch, client, user_agent).with_remember(body.remember);
+    let new = password_login(begun, &account, client, user_agent).with_remember(body.remember);
     let session = auth.login(new).await?;
     Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
 }
 
-/// The session of a login with the password: the account's roles, the login's epoch, and
-/// what the device list shows (`User-Agent`, network, method).
-pub fn new_login(
-    account: Account,
-    epoch: LoginEpoch,
+/// The session of a login with the password (`begun` by `SessionStore::new_login`): the
+/// account's roles, and what the device list shows (`User-Agent`, network, method).
+pub fn password_login(
+    begun: NewSession,
+    account: &Account,
     client: Option<IpAddr>,
     user_agent: Option<String>,
 ) -> NewSession {
-    let mut new = NewSession::new(account.username)
-        .with_roles(account.roles)
-        .with_login_epoch(epoch)
+    let mut new = begun
+        .with_roles(account.roles.clone())
         .with_method("password");
     if let Some(ua) = user_agent {
         new = new.with_user_agent(ua);
@@ -511,5 +517,14 @@ mod tests {
         assert!(valid_username("a.b-c_9") && !valid_username("a b") && !valid_username("é_é"));
         assert!(valid_password("12345678") && valid_password(&"é".repeat(128)));
         assert!(!valid_password("1234567") && !valid_password(&"x".repeat(129)));
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_and_never_zero_while_locked() {
+        let secs = |ms| retry_after_secs(Duration::from_millis(ms));
+        assert_eq!(secs(0), 1);
+        assert_eq!(secs(200), 1);
+        assert_eq!(secs(1000), 1);
+        assert_eq!(secs(1001), 2);
     }
 }

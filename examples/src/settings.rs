@@ -164,7 +164,7 @@ impl Settings {
                     .map(str::to_owned)
                     .collect();
                 // Checked now, so a typo stops the server at start rather than refusing writes.
-                CsrfPolicy::new()
+                CsrfPolicy::default()
                     .with_allowed_origins(&origins)
                     .map_err(|e| format!("ALLOWED_ORIGINS={v:?}: {e}"))?;
                 Some(origins)

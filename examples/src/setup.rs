@@ -11,7 +11,7 @@ use http::uri::Scheme;
 #[cfg(feature = "prometheus")]
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 #[cfg(feature = "prometheus")]
-use session_core::metrics::{record_cache_stats, Metered};
+use session_core::metrics::Metered;
 use session_core::password::Passwords;
 use session_core::throttle::ThrottleConfig;
 use session_core::web::{CookieConfig, CsrfPolicy};
@@ -87,7 +87,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
                 .map_err(|e| format!("accounts: {e}"))?;
             AppState {
                 accounts: Arc::new(accounts),
-                metrics: Metrics::installed(Some(Arc::clone(&store))),
+                metrics: Metrics::installed(),
                 store: counted(store),
                 passwords,
                 throttle,
@@ -107,7 +107,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
             );
             AppState {
                 store: counted(Arc::new(MemoryStore::new(config))),
-                metrics: Metrics::installed(None),
+                metrics: Metrics::installed(),
                 accounts: Arc::new(MemoryAccounts::default()),
                 passwords,
                 throttle,
@@ -142,13 +142,13 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
     let csrf = match &settings.allowed_origins {
         Some(origins) => {
             tracing::info!(origins = ?origins, "writes are allowed from these origins only");
-            CsrfPolicy::new()
+            CsrfPolicy::default()
                 .with_allowed_origins(origins)
                 .map_err(|e| format!("ALLOWED_ORIGINS: {e}"))?
         }
         // A Secure cookie is only sent over https, so the site is https; without it, http.
-        None if settings.cookie_secure => CsrfPolicy::new(),
-        None => CsrfPolicy::new().with_site_scheme(Scheme::HTTP),
+        None if settings.cookie_secure => CsrfPolicy::default(),
+        None => CsrfPolicy::default().with_site_scheme(Scheme::HTTP),
     };
     Ok(Prepared {
         state,
@@ -221,43 +221,31 @@ fn install_prometheus() {
     }
 }
 
-/// What `GET /metrics` renders: the process's recorder, and the Redis store whose session
-/// cache counters are published before each scrape.
+/// What `GET /metrics` renders: the process's recorder. (The Redis store's session cache
+/// reports its counters, `session_cache_*`, to it as they happen: [`start`] installs the
+/// recorder before [`prepare`] builds the store.)
 #[derive(Clone)]
 pub struct Metrics {
     #[cfg(feature = "prometheus")]
     handle: PrometheusHandle,
-    #[cfg(feature = "prometheus")]
-    cache: Option<Arc<RedisStore>>,
 }
 
 impl Metrics {
     /// The endpoint's state if [`install_metrics`] has installed the recorder, else `None`
-    /// (no `/metrics`; always `None` without the `prometheus` feature). `redis`: the store,
-    /// for its cache counters (when the cache is on).
-    pub fn installed(redis: Option<Arc<RedisStore>>) -> Option<Self> {
+    /// (no `/metrics`; always `None` without the `prometheus` feature).
+    pub fn installed() -> Option<Self> {
         #[cfg(feature = "prometheus")]
         return PROMETHEUS.get().map(|handle| Self {
             handle: handle.clone(),
-            cache: redis,
         });
         #[cfg(not(feature = "prometheus"))]
-        {
-            let _ = redis;
-            None
-        }
+        None
     }
 
-    /// Everything recorded so far, in the Prometheus text format (0.0.4), the session cache's
-    /// counters (`session_cache_*`) brought up to date first.
+    /// Everything recorded so far, in the Prometheus text format (0.0.4).
     pub fn render(&self) -> String {
         #[cfg(feature = "prometheus")]
-        {
-            if let Some(stats) = self.cache.as_ref().and_then(|s| s.cache_stats()) {
-                record_cache_stats(&stats);
-            }
-            self.handle.render()
-        }
+        return self.handle.render();
         #[cfg(not(feature = "prometheus"))]
         String::new()
     }

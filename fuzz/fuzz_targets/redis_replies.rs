@@ -8,7 +8,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
 use session_core::__fuzz::{list_reply, throttle_reply, write_outcome};
-use session_core::throttle::Attempt;
 use session_core::SessionKey;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,10 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let b = i64::from_le_bytes(f[8..].try_into().unwrap_or_default());
 
     match throttle_reply(a) {
-        Attempt::Locked { retry_after } => {
+        Some(retry_after) => {
             assert!(a > 0 && retry_after == Duration::from_millis(a as u64))
         }
-        Attempt::Allowed => assert!(a <= 0),
+        None => assert!(a <= 0),
     }
     let outcome = write_outcome(b, SessionKey::from_bytes([7; 16]));
     assert_eq!(outcome.is_ok(), b == 1);

@@ -5,7 +5,6 @@
 use crate::error::Result;
 use crate::record::{Record, SessionInfo};
 #[cfg(feature = "throttle")]
-use crate::throttle::Attempt;
 use crate::token::{SessionKey, Token};
 
 /// A stored record decoded and encoded again (see [`record_reencode`]).
@@ -56,7 +55,7 @@ pub fn list_reply(flat: Vec<redis::Value>, user_id: &str, now: u64, idle: u64) -
 
 /// A throttle script's reply ("remaining lock in ms, or -1") as the Redis throttle reads it.
 #[cfg(all(feature = "redis", feature = "throttle"))]
-pub fn throttle_reply(ttl_ms: i64) -> Attempt {
+pub fn throttle_reply(ttl_ms: i64) -> Option<std::time::Duration> {
     crate::store::redis::fuzz::throttle_reply(ttl_ms)
 }
 

@@ -1,6 +1,6 @@
 //! Per-key changes to a session's application data ([`DataChanges`]), applied by the store in
 //! one atomic step ([`SessionStore::update_data`]), and the retrying read-modify-write of one
-//! key built on them ([`update_value`]).
+//! key built on them (`update_value`, what `AuthSession::update` runs).
 //!
 //! Why not "load, change, save": two requests of the same session that each load the data,
 //! change a different key and save the whole of it back lose one of the two changes (the later
@@ -8,8 +8,8 @@
 //! and the store merges them into whatever is stored at that moment, so writers of different
 //! keys never clobber each other. Writers of the *same* key that compute the new value from the
 //! old one (a counter, a cart) also state what they read ([`DataChanges::expect`]); the store
-//! refuses the change if the key holds something else by then, and [`update_value`] tries again
-//! with what is stored now.
+//! refuses the change if the key holds something else by then ([`Error::Conflict`], with the data
+//! as stored), and `AuthSession::update` tries again with what is stored now.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +22,7 @@ use crate::record::{data_value, SessionData};
 use crate::store::SessionStore;
 use crate::token::Token;
 
-/// How many times [`update_value`] tries before it gives up with [`Error::Contended`]. A try
+/// How many times `AuthSession::update` tries before it gives up with [`Error::Contended`]. A try
 /// fails only when another writer's try on the same key succeeded since this one read the key,
 /// so up to this many writers of one key at once always all succeed.
 pub const MAX_UPDATE_ATTEMPTS: u32 = 64;
@@ -31,7 +31,7 @@ pub const MAX_UPDATE_ATTEMPTS: u32 = 64;
 /// keys must hold for the changes to apply. Keys not named are left as stored.
 ///
 /// ```
-/// use session_core::{DataChanges, DataUpdate, MemoryStore, NewSession, SessionConfig, SessionStore};
+/// use session_core::{DataChanges, Error, MemoryStore, NewSession, SessionConfig, SessionStore};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let store = MemoryStore::new(SessionConfig::default());
@@ -39,14 +39,17 @@ pub const MAX_UPDATE_ATTEMPTS: u32 = 64;
 ///
 /// let mut changes = DataChanges::new();
 /// changes.set("theme", "dark")?.remove("flash");
-/// let data = store.update_data(&token, &changes).await?.into_data();
+/// let data = store.update_data(&token, &changes).await?;
 /// assert_eq!(data.get::<String>("theme")?.as_deref(), Some("dark"));
 ///
 /// // Compare-and-set: applies only while "visits" is still absent.
 /// let mut first = DataChanges::new();
 /// first.expect::<u32>("visits", None)?.set("visits", &1u32)?;
-/// assert!(matches!(store.update_data(&token, &first).await?, DataUpdate::Applied(_)));
-/// assert!(matches!(store.update_data(&token, &first).await?, DataUpdate::Conflict(_)));
+/// assert!(store.update_data(&token, &first).await.is_ok());
+/// match store.update_data(&token, &first).await {
+///     Err(Error::Conflict { data }) => assert_eq!(data.get::<u32>("visits")?, Some(1)),
+///     other => panic!("expected a conflict, got {other:?}"),
+/// }
 /// # Ok::<(), session_core::Error>(())
 /// # }).unwrap();
 /// ```
@@ -89,7 +92,7 @@ impl DataChanges {
 
     /// Applies the changes only if `key` holds exactly `current` when the store applies them
     /// (`None`: only if `key` is absent); otherwise the store changes nothing and answers
-    /// [`DataUpdate::Conflict`] with the data as stored. Values are compared by their JSON
+    /// [`Error::Conflict`] with the data as stored. Values are compared by their JSON
     /// encoding (so `1` and `1.0` differ).
     ///
     /// # Errors
@@ -163,64 +166,21 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
     serde_json::to_value(value).map_err(|e| Error::InvalidInput(format!("session data value: {e}")))
 }
 
-/// What [`SessionStore::update_data`] did. Either way it carries the session's whole
-/// application data as stored when the store answered, other writers' keys included.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use]
-pub enum DataUpdate {
-    /// The changes were applied; this is the data with them.
-    Applied(SessionData),
-    /// An expectation ([`DataChanges::expect`]) did not hold; nothing was changed, and this is
-    /// the data as stored.
-    Conflict(SessionData),
-}
-
-impl DataUpdate {
-    /// True when the changes were applied.
-    pub fn is_applied(&self) -> bool {
-        matches!(self, DataUpdate::Applied(_))
-    }
-
-    /// The data as stored, whether or not the changes were applied.
-    pub fn into_data(self) -> SessionData {
-        match self {
-            DataUpdate::Applied(data) | DataUpdate::Conflict(data) => data,
-        }
-    }
-}
-
 /// Reads `key`, computes its new value with `f`, and stores it only if nobody changed `key`
-/// meanwhile; if somebody did, tries again at once with what is stored now (the store's refusal
-/// carries it, so a retry costs no extra read), at most [`MAX_UPDATE_ATTEMPTS`] times. Other keys are never touched. Returns the value
-/// stored and the session's data with it.
+/// meanwhile; if somebody did, tries again at once with what is stored now (the store's refusal,
+/// [`Error::Conflict`], carries it, so a retry costs no extra read), at most
+/// [`MAX_UPDATE_ATTEMPTS`] times. Other keys are never touched. Returns the value stored and the
+/// session's data with it. What `AuthSession::update` runs.
 ///
 /// `known` is the data the caller already has (the request's session, say): the first try
 /// starts from it without a read, and a stale copy costs one more try, never a lost update.
 /// `f` may run more than once; keep it free of side effects.
 ///
-/// ```
-/// use session_core::{update_value, MemoryStore, NewSession, SessionConfig, SessionData, SessionStore};
-///
-/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let store = MemoryStore::new(SessionConfig::default());
-/// let (token, _) = store.create(NewSession::new("alice")).await?;
-/// let known = SessionData::new();
-/// let (count, _) =
-///     update_value(&store, &token, "count", &known, |n: Option<u64>| n.unwrap_or(0) + 1).await?;
-/// // `known` is stale now; the second call still counts from what is stored.
-/// let (count, data) =
-///     update_value(&store, &token, "count", &known, |n: Option<u64>| n.unwrap_or(0) + 1).await?;
-/// assert_eq!(count, 2);
-/// assert_eq!(data.get::<u64>("count")?, Some(2));
-/// # Ok::<(), session_core::Error>(())
-/// # }).unwrap();
-/// ```
-///
 /// # Errors
 /// [`Error::Contended`] when `key` changed under every try; [`Error::InvalidInput`] when the
 /// stored value is not a `T`, or the new one is not JSON-representable or too large;
 /// [`Error::NotFound`] when the session has ended; [`Error::Unavailable`].
-pub async fn update_value<S, T, F>(
+pub(crate) async fn update_value<S, T, F>(
     store: &S,
     token: &Token,
     key: &str,
@@ -244,12 +204,13 @@ where
         let new = f(old);
         let mut changes = DataChanges::new();
         changes.expect_json(key, current).set(key, &new)?;
-        match store.update_data(token, &changes).await? {
-            DataUpdate::Applied(data) => return Ok((new, data)),
+        match store.update_data(token, &changes).await {
+            Ok(data) => return Ok((new, data)),
             // No pause before the next try: the refusal carries the freshest value there is,
             // and a pause would only let it go stale (measured: with random pauses, 50
             // concurrent increments ran out of 16 tries; without, n writers need at most n).
-            DataUpdate::Conflict(data) => current = data.value(key).cloned(),
+            Err(Error::Conflict { data }) => current = data.value(key).cloned(),
+            Err(e) => return Err(e),
         }
     }
     Err(Error::Contended {
@@ -332,7 +293,7 @@ mod tests {
         let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
         let mut cart = DataChanges::new();
         cart.set("cart", &["apple"]).unwrap();
-        assert!(store.update_data(&token, &cart).await.unwrap().is_applied());
+        store.update_data(&token, &cart).await.unwrap();
 
         let known = SessionData::new();
         // 128 levels with the data's object: what serde_json cannot read back (it stops at

@@ -1,6 +1,8 @@
-//! [`LoginEpoch`]: what a login saw of its user's sessions before it checked the credentials,
+//! `LoginEpoch`: what a login saw of its user's sessions before it checked the credentials,
 //! so that an account change made meanwhile (a password change, "sign out everywhere", an
-//! account disabled) also refuses the logins that were in flight.
+//! account disabled) also refuses the logins that were in flight. Crate-internal: a login gets
+//! it inside the [`NewSession`](crate::NewSession) that
+//! [`SessionStore::new_login`](crate::SessionStore::new_login) hands out.
 //!
 //! A login reads the password hash, spends tens of milliseconds in the hash, then creates the
 //! session. A password change that ends the user's other sessions in between cannot end a
@@ -9,30 +11,13 @@
 //! that [`delete_user_sessions`](crate::SessionStore::delete_user_sessions) and
 //! [`delete_other_user_sessions`](crate::SessionStore::delete_other_user_sessions) replace with
 //! a new value, and [`create`](crate::SessionStore::create) refuses a session whose
-//! [`NewSession::with_login_epoch`](crate::NewSession::with_login_epoch) no longer matches,
-//! checked atomically with the write ([`Error::LoginSuperseded`](crate::Error::LoginSuperseded)).
+//! [`NewSession`](crate::NewSession) (from
+//! [`SessionStore::new_login`](crate::SessionStore::new_login)) carries an epoch that no longer
+//! matches, checked atomically with the write
+//! ([`Error::LoginSuperseded`](crate::Error::LoginSuperseded)).
 //!
-//! The order that makes it work: read the epoch **before** reading what the credentials are
-//! checked against.
-//!
-//! ```
-//! use session_core::{Error, MemoryStore, NewSession, SessionConfig, SessionStore};
-//!
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! let store = MemoryStore::new(SessionConfig::default());
-//! // A login begins: the epoch first, then the password hash and its check.
-//! let epoch = store.login_epoch("alice").await?;
-//! // Meanwhile the password changes and the user's sessions are ended.
-//! store.delete_user_sessions("alice").await?;
-//! // The login that checked the old password gets no session.
-//! let late = store.create(NewSession::new("alice").with_login_epoch(epoch)).await;
-//! assert!(matches!(late, Err(Error::LoginSuperseded)));
-//! // A login that begins after the change is not affected.
-//! let epoch = store.login_epoch("alice").await?;
-//! assert!(store.create(NewSession::new("alice").with_login_epoch(epoch)).await.is_ok());
-//! # Ok::<(), session_core::Error>(())
-//! # }).unwrap();
-//! ```
+//! The order that makes it work: `new_login` (which reads the epoch) **before** reading what
+//! the credentials are checked against (see `SessionStore::new_login` for an example).
 //!
 //! The epoch is kept for [`SessionConfig::role_change_window`](crate::SessionConfig::role_change_window)
 //! after the change that set it (10 minutes by default, far longer than any login): a login
@@ -40,14 +25,13 @@
 
 use rand::Rng as _;
 
-/// A user's session epoch as a login read it before checking the credentials
-/// ([`SessionStore::login_epoch`](crate::SessionStore::login_epoch)); hand it to
-/// [`NewSession::with_login_epoch`](crate::NewSession::with_login_epoch).
+/// A user's session epoch as a login read it before checking the credentials, carried by the
+/// [`NewSession`](crate::NewSession) of [`SessionStore::new_login`](crate::SessionStore::new_login).
 ///
 /// The value is opaque: 0 means that no account change is recorded for the user; every change
 /// records a new random value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginEpoch {
+pub(crate) struct LoginEpoch {
     user_id: String,
     value: u64,
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::record::SessionData;
+
 /// Everything a session operation can fail with.
 ///
 /// The variants that matter at the HTTP edge are kept apart on purpose: a store that cannot be
@@ -29,9 +31,18 @@ pub enum Error {
     /// An argument the caller passed is not acceptable (for example an empty user id).
     #[error("invalid argument: {0}")]
     InvalidInput(String),
-    /// A read-modify-write of one key of the session data
-    /// ([`update_value`](crate::update_value), `AuthSession::update`) found the key changed by
-    /// another writer on every try. Nothing was written by this call. Many requests of one
+    /// An expectation of the changes ([`DataChanges::expect`](crate::DataChanges::expect))
+    /// did not hold when the store applied them
+    /// ([`SessionStore::update_data`](crate::SessionStore::update_data)): nothing was changed.
+    /// `data` is the session's whole application data as stored then, to compute the change
+    /// again from (a compare-and-set that lost the race). At the HTTP edge, 409.
+    #[error("session data changed meanwhile: an expectation of the update did not hold; nothing was written")]
+    Conflict {
+        /// The application data as stored when the store refused the changes.
+        data: SessionData,
+    },
+    /// A read-modify-write of one key of the session data (`AuthSession::update`) found the
+    /// key changed by another writer on every try. Nothing was written by this call. Many requests of one
     /// session write this key at once: retry later, or keep such a value outside the session.
     #[error(
         "session data key {key:?} was changed by other writers during each of {attempts} tries; \
@@ -44,8 +55,9 @@ pub enum Error {
         attempts: u32,
     },
     /// The user's sessions were ended (a password change, "sign out everywhere", an account
-    /// disabled) after this login read its [`LoginEpoch`](crate::LoginEpoch): the credentials
-    /// it checked may be the old ones, so no session was created. Answer as for wrong
+    /// disabled) after this login began
+    /// ([`SessionStore::new_login`](crate::SessionStore::new_login)): the credentials it
+    /// checked may be the old ones, so no session was created. Answer as for wrong
     /// credentials; the user logs in again.
     #[error(
         "the user's sessions were ended after this login began (a password change or a sign-out \
@@ -65,11 +77,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// True when the store could not be reached: the caller should answer 503 and deny access.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, Error::Unavailable { .. })
-    }
-
     #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the Redis store's errors
     pub(crate) fn unavailable(kind: UnavailableKind, detail: impl Into<String>) -> Self {
         Error::Unavailable {

@@ -273,7 +273,7 @@ mod tests {
             ..at(firefox, "203.0.113.1")
         };
         assert!(
-            !HistoryEntry::is_new_device(&[failed.clone()], &home),
+            !HistoryEntry::is_new_device(std::slice::from_ref(&failed), &home),
             "no login yet"
         );
         let history = [failed, home.clone()];

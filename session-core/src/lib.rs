@@ -116,18 +116,17 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __fuzz;
 
-pub use changes::{update_value, DataChanges, DataUpdate};
+pub use changes::DataChanges;
 pub use clock::Clock;
 #[doc(hidden)]
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use device::{MAX_LABEL_CHARS, MAX_METHOD_LEN};
-pub use epoch::LoginEpoch;
 pub use error::{Error, Result, UnavailableKind};
 pub use history::{HistoryEntry, LoginEvent};
 pub use record::{NewSession, Session, SessionData, SessionInfo, MAX_DATA_LEN, MAX_USER_ID_LEN};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use store::redis::{CacheConfig, CacheStats, RedisStore, RedisTarget};
+pub use store::redis::{CacheConfig, RedisStore, RedisTarget};
 pub use store::storage::Storage;
 pub use store::SessionStore;
 pub use token::{SessionHandle, SessionKey, Token, SESSION_KEY_BYTES};

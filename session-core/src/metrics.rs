@@ -18,30 +18,36 @@
 //! |---|---|---|
 //! | `session_store_operations_total` | counter | `op` (`load`, `create`, ...), `outcome` (`ok`, `none`, `conflict`, `not_found`, `invalid_input`, `unavailable`, `corrupt`, `error`) |
 //! | `session_store_operation_seconds` | histogram | `op` |
-//! | `session_cache_hits_total`, `session_cache_misses_total`, `session_cache_invalidations_total`, `session_cache_flushes_total` | counter | — ([`record_cache_stats`]) |
-//! | `session_cache_entries` | gauge | — |
+//! | `session_cache_hits_total`, `session_cache_misses_total`, `session_cache_invalidations_total`, `session_cache_flushes_total` | counter | — (the Redis store's client-side cache, as they happen) |
+//! | `session_cache_entries` | gauge | — (sessions the cache holds) |
 //! | `session_rejections_total` | counter | `reason` (`unauthenticated`, `forbidden`, `reauthentication_required`, `store_unavailable`, `csrf`, ...), recorded by the axum and actix-web adapters for every refusal they answer |
 //!
 //! Each store call also runs in a `tracing` span `session_store` (level DEBUG) with the `op`.
+//!
+//! The cache's metrics need no `Metered` and no polling: a `RedisStore` with its cache on
+//! (`RedisStore::with_cache`) counts them itself, through handles it takes from the recorder in
+//! effect when the cache is made. Install the recorder before building the store, as for
+//! `Metered`.
 
 #[cfg(feature = "throttle")]
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::OnceLock;
+#[cfg(feature = "throttle")]
+use std::time::Duration;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use tracing::Instrument as _;
 
-use crate::changes::{DataChanges, DataUpdate};
+use crate::changes::DataChanges;
 use crate::config::SessionConfig;
-use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::history::HistoryEntry;
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
 use crate::store::SessionStore;
 #[cfg(feature = "throttle")]
-use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig};
+use crate::throttle::{LoginThrottle, ThrottleConfig};
 use crate::token::{SessionHandle, Token};
 
 /// Counter of store calls, by `op` and `outcome`.
@@ -50,6 +56,16 @@ pub const OPERATIONS_TOTAL: &str = "session_store_operations_total";
 pub const OPERATION_SECONDS: &str = "session_store_operation_seconds";
 /// Counter of refused requests, by `reason`.
 pub const REJECTIONS_TOTAL: &str = "session_rejections_total";
+/// Counter of loads the Redis store's client-side cache answered from memory.
+pub const CACHE_HITS_TOTAL: &str = "session_cache_hits_total";
+/// Counter of loads the cache could not answer (they asked Redis).
+pub const CACHE_MISSES_TOTAL: &str = "session_cache_misses_total";
+/// Counter of cached sessions dropped because Redis said they changed (or by a flush).
+pub const CACHE_INVALIDATIONS_TOTAL: &str = "session_cache_invalidations_total";
+/// Counter of times the whole cache was emptied (lost connection, missed heartbeat, `FLUSHALL`).
+pub const CACHE_FLUSHES_TOTAL: &str = "session_cache_flushes_total";
+/// Gauge of the sessions the cache holds.
+pub const CACHE_ENTRIES: &str = "session_cache_entries";
 
 /// A store that records a metric and a tracing span for every call, then delegates to the
 /// store it wraps. See the [module docs](self) for the metrics.
@@ -77,7 +93,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Metered<S> {
 enum Op {
     Ping,
     Create,
-    LoginEpoch,
+    NewLogin,
     Load,
     SaveData,
     UpdateData,
@@ -104,7 +120,7 @@ impl Op {
         match self {
             Op::Ping => "ping",
             Op::Create => "create",
-            Op::LoginEpoch => "login_epoch",
+            Op::NewLogin => "new_login",
             Op::Load => "load",
             Op::SaveData => "save_data",
             Op::UpdateData => "update_data",
@@ -167,8 +183,7 @@ struct OpHandles {
 }
 
 impl<S> Metered<S> {
-    /// Wraps `inner`, shared: the application may keep a handle on it too, for example a `RedisStore` whose
-    /// [`cache_stats`](crate::RedisStore::cache_stats) it publishes before each scrape:
+    /// Wraps `inner`, shared: the application may keep a handle on it too.
     ///
     /// ```
     /// # #[cfg(feature = "redis")] {
@@ -178,10 +193,6 @@ impl<S> Metered<S> {
     ///
     /// let redis = Arc::new(RedisStore::new("redis://127.0.0.1:6379", SessionConfig::default())?);
     /// let store = Metered::new(Arc::clone(&redis));
-    /// // Before each scrape:
-    /// if let Some(stats) = redis.cache_stats() {
-    ///     session_core::metrics::record_cache_stats(&stats);
-    /// }
     /// # }
     /// # Ok::<(), session_core::Error>(())
     /// ```
@@ -196,6 +207,7 @@ impl<S> Metered<S> {
 /// The `outcome` label of an error.
 fn error_outcome(e: &Error) -> Outcome {
     match e {
+        Error::Conflict { .. } => Outcome::Conflict,
         Error::NotFound => Outcome::NotFound,
         Error::InvalidInput(_) => Outcome::InvalidInput,
         Error::Unavailable { .. } => Outcome::Unavailable,
@@ -264,8 +276,8 @@ impl<S: SessionStore> SessionStore for Metered<S> {
         self.measured(Op::Create, self.inner.create(new), ok).await
     }
 
-    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
-        self.measured(Op::LoginEpoch, self.inner.login_epoch(user_id), ok)
+    async fn new_login(&self, user_id: &str) -> Result<NewSession> {
+        self.measured(Op::NewLogin, self.inner.new_login(user_id), ok)
             .await
     }
 
@@ -279,16 +291,9 @@ impl<S: SessionStore> SessionStore for Metered<S> {
             .await
     }
 
-    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
-        self.measured(
-            Op::UpdateData,
-            self.inner.update_data(token, changes),
-            |u| match u {
-                DataUpdate::Applied(_) => Outcome::Ok,
-                DataUpdate::Conflict(_) => Outcome::Conflict,
-            },
-        )
-        .await
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<SessionData> {
+        self.measured(Op::UpdateData, self.inner.update_data(token, changes), ok)
+            .await
     }
 
     async fn rotate(&self, token: &Token) -> Result<Token> {
@@ -364,17 +369,21 @@ impl<S: SessionStore> SessionStore for Metered<S> {
 }
 
 #[cfg(feature = "throttle")]
-fn attempt(a: &Attempt) -> Outcome {
-    match a {
-        Attempt::Allowed => Outcome::Ok,
-        Attempt::Locked { .. } => Outcome::Locked,
+fn attempt(wait: &Option<Duration>) -> Outcome {
+    match wait {
+        None => Outcome::Ok,
+        Some(_) => Outcome::Locked,
     }
 }
 
 #[cfg(feature = "throttle")]
 #[async_trait]
 impl<S: LoginThrottle> LoginThrottle for Metered<S> {
-    async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn begin_login(
+        &self,
+        username: &str,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>> {
         self.measured(
             Op::BeginLogin,
             self.inner.begin_login(username, config),
@@ -383,7 +392,11 @@ impl<S: LoginThrottle> LoginThrottle for Metered<S> {
         .await
     }
 
-    async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn record_failure(
+        &self,
+        username: &str,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>> {
         self.measured(
             Op::RecordFailure,
             self.inner.record_failure(username, config),
@@ -402,7 +415,11 @@ impl<S: LoginThrottle> LoginThrottle for Metered<S> {
             .await
     }
 
-    async fn begin_login_from(&self, address: IpAddr, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn begin_login_from(
+        &self,
+        address: IpAddr,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>> {
         self.measured(
             Op::BeginLogin,
             self.inner.begin_login_from(address, config),
@@ -415,7 +432,7 @@ impl<S: LoginThrottle> LoginThrottle for Metered<S> {
         &self,
         address: IpAddr,
         config: &ThrottleConfig,
-    ) -> Result<Attempt> {
+    ) -> Result<Option<Duration>> {
         self.measured(
             Op::RecordFailure,
             self.inner.record_failure_from(address, config),
@@ -432,18 +449,6 @@ impl<S: LoginThrottle> LoginThrottle for Metered<S> {
         )
         .await
     }
-}
-
-/// Publishes a cache's counters ([`RedisStore::cache_stats`](crate::RedisStore::cache_stats))
-/// as metrics: call it before each scrape (the counters are cumulative in the cache, so
-/// publishing them again is harmless).
-#[cfg(feature = "redis")]
-pub fn record_cache_stats(stats: &crate::CacheStats) {
-    metrics::counter!("session_cache_hits_total").absolute(stats.hits);
-    metrics::counter!("session_cache_misses_total").absolute(stats.misses);
-    metrics::counter!("session_cache_invalidations_total").absolute(stats.invalidations);
-    metrics::counter!("session_cache_flushes_total").absolute(stats.flushes);
-    metrics::gauge!("session_cache_entries").set(stats.entries as f64);
 }
 
 /// Counts one refused request under `reason` (the rejection's error code: `unauthenticated`,

@@ -287,7 +287,11 @@ pub struct NewSession {
 }
 
 impl NewSession {
-    /// A session for `user_id` (1–255 bytes), with no roles, no permissions and no data.
+    /// A session for `user_id` (1–255 bytes), with no roles, no permissions and no data. For a
+    /// login after a password check, start from
+    /// [`SessionStore::new_login`](crate::SessionStore::new_login) instead, called before the
+    /// check: its session is refused if the user's sessions are ended meanwhile (a password
+    /// change).
     pub fn new(user_id: impl Into<String>) -> Self {
         Self {
             user_id: user_id.into(),
@@ -348,13 +352,12 @@ impl NewSession {
         }
     }
 
-    /// The login's epoch ([`SessionStore::login_epoch`](crate::SessionStore::login_epoch),
-    /// read before the credentials were checked): the store then creates the session only if
-    /// none of the user's sessions were ended since
-    /// ([`Error::LoginSuperseded`] otherwise). See
-    /// [`LoginEpoch`] for why every login should carry one.
+    /// The login's epoch, read before the credentials were checked: the store then creates the
+    /// session only if none of the user's sessions were ended since
+    /// ([`Error::LoginSuperseded`] otherwise). What
+    /// [`SessionStore::new_login`](crate::SessionStore::new_login) hands out carries it.
     #[must_use]
-    pub fn with_login_epoch(mut self, epoch: LoginEpoch) -> Self {
+    pub(crate) fn with_login_epoch(mut self, epoch: LoginEpoch) -> Self {
         self.login_epoch = Some(epoch);
         self
     }

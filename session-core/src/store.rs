@@ -11,9 +11,8 @@ pub(crate) use rules::is_live;
 
 use async_trait::async_trait;
 
-use crate::changes::{DataChanges, DataUpdate};
+use crate::changes::DataChanges;
 use crate::config::SessionConfig;
-use crate::epoch::LoginEpoch;
 use crate::error::Result;
 use crate::history::HistoryEntry;
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
@@ -73,22 +72,45 @@ pub trait SessionStore: Send + Sync + 'static {
     /// over the per-user limit afterwards, their oldest sessions are ended. An anonymous
     /// session ([`NewSession::anonymous`]) is only stored.
     ///
-    /// When `new` carries a [`LoginEpoch`] ([`NewSession::with_login_epoch`]), the session is
-    /// created only if the user's epoch still has that value, checked atomically with the
-    /// write: no session of a login that began before the user's sessions were ended.
+    /// When `new` comes from [`new_login`](SessionStore::new_login), the session is created
+    /// only if none of the user's sessions were ended since, checked atomically with the write:
+    /// no session of a login that began before the user's sessions were ended.
     ///
     /// # Errors
-    /// [`Error::LoginSuperseded`](crate::Error::LoginSuperseded) when the epoch changed
-    /// (nothing is stored); [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable
-    /// user id, oversized data, or an epoch of another user;
-    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    /// [`Error::LoginSuperseded`](crate::Error::LoginSuperseded) when the user's sessions were
+    /// ended after `new_login` (nothing is stored);
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable user id or oversized
+    /// data; [`Error::Unavailable`](crate::Error::Unavailable).
     async fn create(&self, new: NewSession) -> Result<(Token, Session)>;
 
-    /// The user's session epoch, for a login to read **before** it checks the credentials and
-    /// to hand to [`NewSession::with_login_epoch`]. [`delete_user_sessions`] and
-    /// [`delete_other_user_sessions`] give the user a new epoch (kept for
-    /// [`SessionConfigBuilder::role_change_window`](crate::SessionConfigBuilder::role_change_window)), so a login in flight across such an account
-    /// change gets no session. See [`LoginEpoch`].
+    /// Begins a login of `user_id`: the [`NewSession`] to [`create`](SessionStore::create)
+    /// once the credentials are checked (add roles, data, a label to it). Call it **before**
+    /// reading what the credentials are checked against (the password hash): it carries the
+    /// user's session epoch as of now, and [`delete_user_sessions`] and
+    /// [`delete_other_user_sessions`] give the user a new one (kept for
+    /// [`SessionConfigBuilder::role_change_window`](crate::SessionConfigBuilder::role_change_window)),
+    /// so a login in flight across a password change or a "sign out everywhere" gets
+    /// [`Error::LoginSuperseded`](crate::Error::LoginSuperseded) instead of a session made with
+    /// the old password.
+    ///
+    /// ```
+    /// use session_core::{Error, MemoryStore, SessionConfig, SessionStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(SessionConfig::default());
+    /// // A login begins: first this, then the password hash and its check.
+    /// let login = store.new_login("alice").await?;
+    /// // Meanwhile the password changes and the user's sessions are ended.
+    /// store.delete_user_sessions("alice").await?;
+    /// // The login that checked the old password gets no session.
+    /// let late = store.create(login.with_roles(["USER"])).await;
+    /// assert!(matches!(late, Err(Error::LoginSuperseded)));
+    /// // A login that begins after the change is not affected.
+    /// let login = store.new_login("alice").await?;
+    /// assert!(store.create(login).await.is_ok());
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// [`delete_user_sessions`]: SessionStore::delete_user_sessions
     /// [`delete_other_user_sessions`]: SessionStore::delete_other_user_sessions
@@ -96,7 +118,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable user id;
     /// [`Error::Unavailable`](crate::Error::Unavailable): deny the login.
-    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch>;
+    async fn new_login(&self, user_id: &str) -> Result<NewSession>;
 
     /// Loads the session of `token` and slides its idle expiry ("load and touch"). `Ok(None)`
     /// when there is no live session; a corrupt record is logged and also gives `Ok(None)`.
@@ -124,11 +146,12 @@ pub trait SessionStore: Send + Sync + 'static {
     /// keys never lose each other's writes (as a load, change and
     /// [`save_data`](SessionStore::save_data) of the whole data would). If an expectation
     /// ([`DataChanges::expect`]) does not hold, nothing changes and the answer is
-    /// [`DataUpdate::Conflict`]. Either way the answer carries the whole data as now stored.
+    /// [`Error::Conflict`](crate::Error::Conflict), which carries the data as stored (to
+    /// compute the change again from). Otherwise the answer is the whole data as now stored.
     /// Roles, expiry and everything else stay.
     ///
-    /// For a read-modify-write of one key (a counter, a cart) use
-    /// [`update_value`](crate::update_value), which retries on conflicts.
+    /// In a handler, a read-modify-write of one key (a counter, a cart) is
+    /// `AuthSession::update`, which retries on conflicts.
     ///
     /// ```
     /// use session_core::{DataChanges, MemoryStore, NewSession, SessionConfig, SessionStore};
@@ -138,18 +161,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// let (token, _) = store.create(NewSession::new("alice")).await?;
     /// let mut changes = DataChanges::new();
     /// changes.set("cart", &["apple"])?;
-    /// let data = store.update_data(&token, &changes).await?.into_data();
+    /// let data = store.update_data(&token, &changes).await?;
     /// assert_eq!(data.get::<Vec<String>>("cart")?, Some(vec!["apple".to_owned()]));
     /// # Ok::<(), session_core::Error>(())
     /// # }).unwrap();
     /// ```
     ///
     /// # Errors
+    /// [`Error::Conflict`](crate::Error::Conflict) when an expectation does not hold;
     /// [`Error::NotFound`](crate::Error::NotFound) when the session has ended;
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) when the merged data would be too
     /// large (nothing changes); [`Error::Corrupt`](crate::Error::Corrupt) when the stored data
     /// cannot be read; [`Error::Unavailable`](crate::Error::Unavailable).
-    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate>;
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<SessionData>;
 
     /// Gives the session a new token and returns it; the old token stops working at once.
     /// Everything else (user, roles, data, deadline) stays. Use it when privileges change.
@@ -225,8 +249,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool>;
 
-    /// Ends every session of `user_id` and gives the user a new [`LoginEpoch`], so logins in
-    /// flight get no session either; returns how many were live.
+    /// Ends every session of `user_id` and gives the user a new login epoch, so logins in
+    /// flight ([`new_login`](SessionStore::new_login)) get no session either; returns how many
+    /// were live.
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable).
@@ -234,8 +259,8 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Ends every session of `user_id` except the one of `keep` (after a password change, or
     /// "log out my other devices"); returns how many were live. When `keep` is not a session of
-    /// the user, all of the user's sessions end. Gives the user a new [`LoginEpoch`], so logins
-    /// in flight get no session either.
+    /// the user, all of the user's sessions end. Gives the user a new login epoch, so logins
+    /// in flight ([`new_login`](SessionStore::new_login)) get no session either.
     ///
     /// ```
     /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
@@ -287,8 +312,8 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
         (**self).create(new).await
     }
-    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
-        (**self).login_epoch(user_id).await
+    async fn new_login(&self, user_id: &str) -> Result<NewSession> {
+        (**self).new_login(user_id).await
     }
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
         (**self).load(token).await
@@ -296,7 +321,7 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     async fn save_data(&self, token: &Token, data: &SessionData) -> Result<()> {
         (**self).save_data(token, data).await
     }
-    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<SessionData> {
         (**self).update_data(token, changes).await
     }
     async fn rotate(&self, token: &Token) -> Result<Token> {

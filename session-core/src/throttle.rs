@@ -9,7 +9,7 @@
 //! Each attempt is counted when it *begins* ([`LoginThrottle::begin_login`]), before the
 //! password is checked, so an attacker sending many guesses at once gets no more than
 //! `max_failures` of them checked per window. While `max_failures` attempts are still being
-//! checked (and fewer have failed), one more is asked to wait a moment ([`Attempt::Locked`]
+//! checked (and fewer have failed), one more is asked to wait a moment (a wait
 //! with a `retry_after` of at most a second), not locked out: a right password among those
 //! in flight clears the count, so parallel logins of the rightful user do not lock them out.
 //!
@@ -32,18 +32,18 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use session_core::throttle::{Attempt, LoginThrottle, ThrottleConfig};
+//! use session_core::throttle::{LoginThrottle, ThrottleConfig};
 //! use session_core::{MemoryStore, SessionConfig};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let store = MemoryStore::new(SessionConfig::default());
 //! let limits = ThrottleConfig::new(3, Duration::from_secs(900));
 //! for _ in 0..3 {
-//!     assert_eq!(store.begin_login("alice", &limits).await?, Attempt::Allowed);
+//!     assert_eq!(store.begin_login("alice", &limits).await?, None);
 //!     // ... the password was wrong:
 //!     store.record_failure("alice", &limits).await?;
 //! }
-//! assert!(matches!(store.begin_login("alice", &limits).await?, Attempt::Locked { .. }));
+//! assert!(store.begin_login("alice", &limits).await?.is_some());
 //! # Ok::<(), session_core::Error>(())
 //! # }).unwrap();
 //! ```
@@ -94,40 +94,6 @@ impl ThrottleConfig {
     }
 }
 
-/// Whether a login attempt may proceed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
-    /// Check the password.
-    Allowed,
-    /// Refuse without checking the password; answer 429 with `Retry-After`.
-    Locked {
-        /// When the lock ends (rounded up to whole seconds by [`Attempt::retry_after_secs`]).
-        retry_after: Duration,
-    },
-}
-
-impl Attempt {
-    /// The `Retry-After` seconds to answer a locked attempt with: [`Attempt::Locked`]'s wait
-    /// rounded up to whole seconds, never 0 while locked; `None` for an allowed one.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use session_core::throttle::Attempt;
-    ///
-    /// let locked = Attempt::Locked { retry_after: Duration::from_millis(200) };
-    /// assert_eq!(locked.retry_after_secs(), Some(1));
-    /// assert_eq!(Attempt::Allowed.retry_after_secs(), None);
-    /// ```
-    pub fn retry_after_secs(&self) -> Option<u64> {
-        match self {
-            Attempt::Allowed => None,
-            Attempt::Locked { retry_after } => Some(
-                u64::try_from(retry_after.as_millis().div_ceil(1000).max(1)).unwrap_or(u64::MAX),
-            ),
-        }
-    }
-}
-
 /// Failed-login counting per username, kept where the sessions are.
 #[async_trait]
 pub trait LoginThrottle: Send + Sync {
@@ -135,17 +101,29 @@ pub trait LoginThrottle: Send + Sync {
     /// otherwise counts it (as a failure until [`LoginThrottle::clear_failures`] says it
     /// succeeded).
     ///
+    /// `None`: check the password. `Some(wait)`: refuse without checking it, and answer 429
+    /// with a `Retry-After` of `wait` in whole seconds, rounded up (never 0: `wait` can be
+    /// shorter than a second when the limit is taken by attempts still being checked).
+    ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable): deny the login (503).
-    async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt>;
+    async fn begin_login(
+        &self,
+        username: &str,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>>;
 
     /// Call after a wrong password (or an unknown username) for an attempt that
-    /// [`LoginThrottle::begin_login`] allowed. Returns [`Attempt::Locked`] when the failures
-    /// reached the limit: the lock then lasts a whole window from now.
+    /// [`LoginThrottle::begin_login`] allowed. Returns `Some(wait)` when the failures reached
+    /// the limit: the lock then lasts a whole window (`wait`) from now.
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable).
-    async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt>;
+    async fn record_failure(
+        &self,
+        username: &str,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>>;
 
     /// Call after a successful login: forgets the failures.
     ///
@@ -177,7 +155,7 @@ pub trait LoginThrottle: Send + Sync {
     /// ```
     /// use std::net::IpAddr;
     /// use std::time::Duration;
-    /// use session_core::throttle::{Attempt, LoginThrottle, ThrottleConfig};
+    /// use session_core::throttle::{LoginThrottle, ThrottleConfig};
     /// use session_core::{MemoryStore, SessionConfig};
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -186,20 +164,21 @@ pub trait LoginThrottle: Send + Sync {
     /// let client: IpAddr = "203.0.113.7".parse().unwrap();
     /// // Password spraying: one guess at each of many usernames, from one address.
     /// for user in ["ann", "ben"] {
-    ///     assert_eq!(store.begin_login_from(client, &per_address).await?, Attempt::Allowed);
+    ///     assert_eq!(store.begin_login_from(client, &per_address).await?, None);
     ///     store.record_failure_from(client, &per_address).await?;
     /// }
-    /// assert!(matches!(
-    ///     store.begin_login_from(client, &per_address).await?,
-    ///     Attempt::Locked { .. }
-    /// ));
+    /// assert!(store.begin_login_from(client, &per_address).await?.is_some());
     /// # Ok::<(), session_core::Error>(())
     /// # }).unwrap();
     /// ```
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable): deny the login (503).
-    async fn begin_login_from(&self, address: IpAddr, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn begin_login_from(
+        &self,
+        address: IpAddr,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>> {
         self.begin_login(&address_subject(address), config).await
     }
 
@@ -211,7 +190,7 @@ pub trait LoginThrottle: Send + Sync {
         &self,
         address: IpAddr,
         config: &ThrottleConfig,
-    ) -> Result<Attempt> {
+    ) -> Result<Option<Duration>> {
         self.record_failure(&address_subject(address), config).await
     }
 
@@ -256,16 +235,5 @@ mod tests {
             subject("2001:db8:1:2:bbbb::9")
         );
         assert_ne!(subject("2001:db8:1:2::1"), subject("2001:db8:1:3::1"));
-    }
-
-    #[test]
-    fn retry_after_is_whole_seconds_and_never_zero_while_locked() {
-        let locked = |ms| Attempt::Locked {
-            retry_after: Duration::from_millis(ms),
-        };
-        assert_eq!(locked(0).retry_after_secs(), Some(1));
-        assert_eq!(locked(1000).retry_after_secs(), Some(1));
-        assert_eq!(locked(1001).retry_after_secs(), Some(2));
-        assert_eq!(Attempt::Allowed.retry_after_secs(), None);
     }
 }

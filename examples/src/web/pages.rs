@@ -298,7 +298,7 @@ pub async fn login_submit(
         }
         res
     };
-    let (account, epoch) =
+    let (account, begun) =
         match check_login(&state, client, &form.username, &form.password, "web_login").await {
             Ok(checked) => checked,
             Err(e) => return Ok(refuse(e)),
@@ -312,7 +312,7 @@ pub async fn login_submit(
         FLASH_KEY,
         &format!("Welcome, {}. You are signed in.", account.username),
     )?;
-    let new = crate::api::new_login(account, epoch, client, user_agent(&headers))
+    let new = crate::api::password_login(begun, &account, client, user_agent(&headers))
         .with_data(data)
         .with_remember(form.remember.is_some());
     match auth.login(new).await {

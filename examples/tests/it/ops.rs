@@ -494,7 +494,7 @@ async fn metrics_count_store_calls_refusals_and_the_session_cache() {
         "unauthenticated: {refused:?} in\n{}",
         res.text
     );
-    // The session cache is on by default: its counters are published before each scrape.
+    // The session cache is on by default, and reports its counters as they happen.
     for name in [
         "session_cache_hits_total",
         "session_cache_misses_total",

@@ -85,7 +85,7 @@ async fn a_failed_account_update_leaves_no_session_with_the_removed_role() {
     let service = app(
         state,
         CookieConfig::default().secure(false).name("sid"),
-        CsrfPolicy::new(),
+        CsrfPolicy::default(),
     );
     let admin_roles = ["USER", "ADMIN"];
     let (admin, _) = store

@@ -42,7 +42,7 @@ async fn app() -> HttpService {
     let settings = Settings::from_lookup(|_| None).expect("default settings");
     // The in-memory store; `prepare` seeds the demo accounts.
     let state = prepare(&settings).await.expect("in-memory state").state;
-    web::app(state, CookieConfig::default(), CsrfPolicy::new())
+    web::app(state, CookieConfig::default(), CsrfPolicy::default())
 }
 
 async fn send(app: &HttpService, req: Request<Body>) -> Answer {

@@ -36,7 +36,7 @@ type RejectionHandler = Arc<dyn Fn(Rejection, &HttpRequest) -> HttpResponse + Se
 ///
 /// CSRF: the middleware refuses cross-site `POST`, `PUT`, `PATCH` and `DELETE` requests (403
 /// `cross_site_request`) before the app sees them, by its [`CsrfPolicy`]: by default
-/// [`CsrfPolicy::new`], for a site served over https at `https://{Host}`; see
+/// [`CsrfPolicy::default`], for a site served over https at `https://{Host}`; see
 /// [`with_csrf`](Self::with_csrf) for another one. A refusal goes through the
 /// [rejection handler](Self::with_rejection) like every other.
 ///
@@ -76,11 +76,11 @@ impl SessionMiddleware {
         Self {
             shared: Shared::new(store, CookieConfig::default()),
             rejection: None,
-            csrf: Some(Arc::new(CsrfPolicy::new())),
+            csrf: Some(Arc::new(CsrfPolicy::default())),
         }
     }
 
-    /// Sets the rules by which cross-site writes are refused (default: [`CsrfPolicy::new`],
+    /// Sets the rules by which cross-site writes are refused (default: [`CsrfPolicy::default`],
     /// a site served over https at `https://{Host}`).
     ///
     /// ```
@@ -90,7 +90,7 @@ impl SessionMiddleware {
     /// use session_core::{MemoryStore, SessionConfig};
     ///
     /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
-    /// let policy = CsrfPolicy::new().with_allowed_origins(["https://app.example"])?;
+    /// let policy = CsrfPolicy::default().with_allowed_origins(["https://app.example"])?;
     /// let middleware = SessionMiddleware::new(store).with_csrf(policy);
     /// # Ok::<(), session_core::Error>(())
     /// ```

@@ -32,7 +32,7 @@ type RejectionHandler = Arc<dyn Fn(Rejection, &Parts) -> Response + Send + Sync>
 ///
 /// CSRF: the layer refuses cross-site `POST`, `PUT`, `PATCH` and `DELETE` requests (403
 /// `cross_site_request`) before routing, by its [`CsrfPolicy`]: by default
-/// [`CsrfPolicy::new`], for a site served over https at `https://{Host}`; see
+/// [`CsrfPolicy::default`], for a site served over https at `https://{Host}`; see
 /// [`with_csrf`](Self::with_csrf) for another one. A refusal goes through the
 /// [rejection handler](Self::with_rejection) like every other.
 ///
@@ -74,11 +74,11 @@ impl SessionLayer {
         Self {
             shared: Shared::new(store, CookieConfig::default()),
             rejection: None,
-            csrf: Some(Arc::new(CsrfPolicy::new())),
+            csrf: Some(Arc::new(CsrfPolicy::default())),
         }
     }
 
-    /// Sets the rules by which cross-site writes are refused (default: [`CsrfPolicy::new`],
+    /// Sets the rules by which cross-site writes are refused (default: [`CsrfPolicy::default`],
     /// a site served over https at `https://{Host}`).
     ///
     /// ```
@@ -90,10 +90,10 @@ impl SessionLayer {
     ///
     /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
     /// // Behind a proxy: exactly the origins the site is served at.
-    /// let policy = CsrfPolicy::new().with_allowed_origins(["https://app.example"])?;
+    /// let policy = CsrfPolicy::default().with_allowed_origins(["https://app.example"])?;
     /// let layer = SessionLayer::new(store.clone()).with_csrf(policy);
     /// // Local development over plain http (with `CookieConfig::secure(false)`).
-    /// let local = SessionLayer::new(store).with_csrf(CsrfPolicy::new().with_site_scheme(Scheme::HTTP));
+    /// let local = SessionLayer::new(store).with_csrf(CsrfPolicy::default().with_site_scheme(Scheme::HTTP));
     /// # Ok::<(), session_core::Error>(())
     /// ```
     #[must_use]

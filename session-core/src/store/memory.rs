@@ -26,7 +26,7 @@ use crate::store::is_live;
 use crate::store::rules::Marks;
 use crate::store::storage::Storage;
 #[cfg(feature = "throttle")]
-use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig, IN_FLIGHT_WAIT};
+use crate::throttle::{LoginThrottle, ThrottleConfig, IN_FLIGHT_WAIT};
 use crate::token::SessionKey;
 
 /// How many writes between full sweeps of ended sessions that nobody asked for again.
@@ -236,7 +236,11 @@ impl Storage for MemoryStore {
 #[cfg(feature = "throttle")]
 #[async_trait]
 impl LoginThrottle for MemoryStore {
-    async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn begin_login(
+        &self,
+        username: &str,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>> {
         check_user_id(username)?;
         let now = self.now();
         let mut failures = self.failures();
@@ -252,19 +256,21 @@ impl LoginThrottle for MemoryStore {
         }
         let left = Duration::from_millis(entry.until - now);
         if entry.failed >= config.max_failures() {
-            return Ok(Attempt::Locked { retry_after: left });
+            return Ok(Some(left));
         }
         if entry.begun >= config.max_failures() {
             // The limit is taken by attempts still being checked: a short wait, no lock.
-            return Ok(Attempt::Locked {
-                retry_after: left.min(IN_FLIGHT_WAIT),
-            });
+            return Ok(Some(left.min(IN_FLIGHT_WAIT)));
         }
         entry.begun += 1;
-        Ok(Attempt::Allowed)
+        Ok(None)
     }
 
-    async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn record_failure(
+        &self,
+        username: &str,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>> {
         check_user_id(username)?;
         let now = self.now();
         let mut failures = self.failures();
@@ -272,14 +278,12 @@ impl LoginThrottle for MemoryStore {
             Some(entry) if entry.until > now => {
                 entry.failed += 1;
                 if entry.failed < config.max_failures() {
-                    return Ok(Attempt::Allowed);
+                    return Ok(None);
                 }
                 entry.until = now + duration_ms(config.window());
-                Ok(Attempt::Locked {
-                    retry_after: config.window(),
-                })
+                Ok(Some(config.window()))
             }
-            _ => Ok(Attempt::Allowed),
+            _ => Ok(None),
         }
     }
 
@@ -387,9 +391,9 @@ mod tests {
                 .set_user_authz("cy", &["USER".to_owned()], &[])
                 .await
                 .unwrap();
-            let epoch = store.login_epoch("cy").await.unwrap();
+            let epoch = store.new_login("cy").await.unwrap();
             store.delete_user_sessions("cy").await.unwrap();
-            let changed = store.login_epoch("cy").await.unwrap();
+            let changed = store.new_login("cy").await.unwrap();
             assert_ne!(changed, epoch);
 
             clock.advance(Duration::from_secs(10 * 60) - Duration::from_millis(1));
@@ -400,14 +404,15 @@ mod tests {
                 "the role change applies in its window"
             );
             assert!(matches!(
-                store.create(admin().with_login_epoch(epoch.clone())).await,
+                store.create(epoch.clone().with_roles(["ADMIN"])).await,
                 Err(Error::LoginSuperseded)
             ));
 
             clock.advance(Duration::from_millis(1));
             let (_, later) = store.create(admin()).await.unwrap();
             assert_eq!(later.roles(), ["ADMIN"], "the window is over");
-            assert_eq!(store.login_epoch("cy").await.unwrap().value(), 0);
+            let login = store.new_login("cy").await.unwrap();
+            assert_eq!(login.login_epoch.map(|e| e.value()), Some(0));
         });
     }
 
@@ -427,15 +432,10 @@ mod tests {
             clock.advance(window - Duration::from_millis(1));
             assert_eq!(
                 store.begin_login("di", &limits).await.unwrap(),
-                Attempt::Locked {
-                    retry_after: Duration::from_millis(1)
-                }
+                Some(Duration::from_millis(1))
             );
             clock.advance(Duration::from_millis(1));
-            assert_eq!(
-                store.begin_login("di", &limits).await.unwrap(),
-                Attempt::Allowed
-            );
+            assert_eq!(store.begin_login("di", &limits).await.unwrap(), None);
         });
     }
 }

@@ -66,7 +66,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use self::cache::{CacheConfig, CacheStats};
+pub use self::cache::CacheConfig;
 use self::conn::ConnectionSettings;
 pub use self::conn::RedisTarget;
 use self::engine::{Engine, Login};
@@ -78,9 +78,8 @@ use self::replies::{decode_logged, listed_sessions};
 #[cfg(feature = "throttle")]
 use self::writes::CounterKeys;
 use self::writes::{Feature, Link};
-use crate::changes::{DataChanges, DataUpdate};
+use crate::changes::DataChanges;
 use crate::config::SessionConfig;
-use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::history::{HistoryEntry, LoginEvent};
 use crate::record::{
@@ -298,6 +297,11 @@ impl RedisStore {
     ///   [`CacheConfig::with_staleness_bound`], the cache is emptied and every request asks Redis
     ///   again (503 while Redis does not answer).
     ///
+    /// With the `metrics` feature the cache reports its hits, misses, invalidations, flushes and
+    /// size to the `metrics` facade as they happen (`session_cache_*`; see
+    /// `session_core::metrics`), to the recorder in effect when this is called: install the
+    /// recorder first.
+    ///
     /// One Redis server only (Sentinel and Cluster keep working without the cache, and a
     /// warning says so: invalidations from a demoted primary or a migrating slot would need
     /// one tracking connection per node). Needs Redis 6 or newer (RESP3).
@@ -324,11 +328,6 @@ impl RedisStore {
             ),
         }
         Ok(self)
-    }
-
-    /// The cache's counters, when [`RedisStore::with_cache`] is on.
-    pub fn cache_stats(&self) -> Option<CacheStats> {
-        self.link.cache().map(|cache| cache.stats())
     }
 
     /// Now (ms), by the configuration's clock ([`SessionConfig::clock`]).
@@ -432,9 +431,10 @@ impl SessionStore for RedisStore {
         ))
     }
 
-    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
+    async fn new_login(&self, user_id: &str) -> Result<NewSession> {
         check_user_id(user_id)?;
-        self.one_key.login_epoch(&self.link, user_id).await
+        let epoch = self.one_key.login_epoch(&self.link, user_id).await?;
+        Ok(NewSession::new(user_id).with_login_epoch(epoch))
     }
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
@@ -445,7 +445,7 @@ impl SessionStore for RedisStore {
         self.one_key.save_data(&self.link, token, data).await
     }
 
-    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<SessionData> {
         self.one_key.update_data(&self.link, token, changes).await
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::changes::{DataChanges, DataUpdate};
+use crate::changes::DataChanges;
 use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
@@ -293,9 +293,9 @@ impl<S: Storage> SessionStore for S {
         Ok((token, session))
     }
 
-    async fn login_epoch(&self, user_id: &str) -> Result<LoginEpoch> {
+    async fn new_login(&self, user_id: &str) -> Result<NewSession> {
         let value = with_user(self, user_id, |_, marks, _| Ok(marks.epoch())).await?;
-        Ok(LoginEpoch::new(user_id, value))
+        Ok(NewSession::new(user_id).with_login_epoch(LoginEpoch::new(user_id, value)))
     }
 
     async fn load(&self, token: &Token) -> Result<Option<Session>> {
@@ -327,14 +327,14 @@ impl<S: Storage> SessionStore for S {
         .await
     }
 
-    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<DataUpdate> {
+    async fn update_data(&self, token: &Token, changes: &DataChanges) -> Result<SessionData> {
         with_live_session(self, &token.key(), |session, _| {
             let mut data = session.record.data.clone();
             if !changes.apply_to(&mut data)? {
-                return Ok(DataUpdate::Conflict(data));
+                return Err(Error::Conflict { data });
             }
             Arc::make_mut(&mut session.record).data = data.clone();
-            Ok(DataUpdate::Applied(data))
+            Ok(data)
         })
         .await
     }
@@ -453,16 +453,27 @@ mod tests {
             roles: vec!["USER".into()],
             permissions: vec!["orders:read".into()],
         };
+        let history = vec![HistoryEntry::new(LoginEvent::Login).encode(500)];
         let marks = Marks {
             epoch: Some((7, 1_000)),
             roles: Some((authz.clone(), 2_000)),
+            history: history.clone(),
         };
         let bytes = marks.encode().unwrap();
         assert_eq!(Marks::decode(&bytes, 999).unwrap(), marks);
         let later = Marks::decode(&bytes, 1_000).unwrap();
         assert_eq!(later.epoch(), 0, "the epoch lapsed at its end");
         assert_eq!(later.roles, Some((authz, 2_000)));
-        assert_eq!(Marks::decode(&bytes, 2_000).unwrap(), Marks::default());
+        // Past both ends only the history is left, and it still reads (after the lapsed
+        // roles block).
+        let lapsed = Marks::decode(&bytes, 2_000).unwrap();
+        assert_eq!(
+            lapsed,
+            Marks {
+                history,
+                ..Marks::default()
+            }
+        );
         assert!(Marks::default().encode().unwrap().is_empty());
     }
 

@@ -63,6 +63,7 @@ pub struct CsrfPolicy {
 }
 
 impl Default for CsrfPolicy {
+    /// The policy for a site served over https whose origin is `https://{Host}`.
     fn default() -> Self {
         Self {
             allowed: None,
@@ -72,11 +73,6 @@ impl Default for CsrfPolicy {
 }
 
 impl CsrfPolicy {
-    /// The policy for a site served over https whose origin is `https://{Host}`.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Allows exactly `origins` (each `scheme://host[:port]`, `http` or `https`, no path) on
     /// state-changing requests; the `Host` header then plays no part. An `Origin` that differs
     /// from every one of them in scheme, host or port is refused.
@@ -84,9 +80,9 @@ impl CsrfPolicy {
     /// ```
     /// use session_core::web::CsrfPolicy;
     ///
-    /// let policy = CsrfPolicy::new()
+    /// let policy = CsrfPolicy::default()
     ///     .with_allowed_origins(["https://app.example", "https://admin.example:8443"])?;
-    /// assert!(CsrfPolicy::new().with_allowed_origins(["app.example"]).is_err());
+    /// assert!(CsrfPolicy::default().with_allowed_origins(["app.example"]).is_err());
     /// # Ok::<(), session_core::Error>(())
     /// ```
     ///
@@ -303,11 +299,11 @@ mod tests {
     }
 
     fn check(method: Method, pairs: &[(&str, &str)]) -> Option<&'static str> {
-        check_with(&CsrfPolicy::new(), method, pairs)
+        check_with(&CsrfPolicy::default(), method, pairs)
     }
 
     fn http_site() -> CsrfPolicy {
-        CsrfPolicy::new().with_site_scheme(Scheme::HTTP)
+        CsrfPolicy::default().with_site_scheme(Scheme::HTTP)
     }
 
     #[test]
@@ -445,7 +441,7 @@ mod tests {
 
     #[test]
     fn allowed_origins_are_exactly_the_ones_that_pass() {
-        let layer = CsrfPolicy::new()
+        let layer = CsrfPolicy::default()
             .with_allowed_origins(["https://app.example", " https://Admin.example:8443 "])
             .unwrap();
         for origin in [
@@ -509,11 +505,11 @@ mod tests {
             "",
         ] {
             assert!(
-                CsrfPolicy::new().with_allowed_origins([bad]).is_err(),
+                CsrfPolicy::default().with_allowed_origins([bad]).is_err(),
                 "{bad:?} accepted"
             );
         }
-        assert!(CsrfPolicy::new()
+        assert!(CsrfPolicy::default()
             .with_allowed_origins(Vec::<String>::new())
             .is_err());
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::changes::{update_value, DataChanges, DataUpdate};
+use crate::changes::{update_value, DataChanges};
 use crate::error::{Error, Result, UnavailableKind};
 use crate::history::{HistoryEntry, LoginEvent};
 use crate::logging::log_safe;
@@ -218,17 +218,18 @@ impl AuthSession {
             };
             let mut changes = DataChanges::new();
             changes.expect_json(key, Some(value.clone())).remove(key);
-            match self.ctx.store().update_data(&token, &changes).await? {
-                DataUpdate::Applied(data) => {
+            match self.ctx.store().update_data(&token, &changes).await {
+                Ok(data) => {
                     self.keep_data(session, data);
                     let value = T::deserialize(value)
                         .map_err(|e| Error::InvalidInput(format!("session data {key:?}: {e}")))?;
                     return Ok(Some(value));
                 }
-                DataUpdate::Conflict(data) => {
+                Err(Error::Conflict { data }) => {
                     current = data.value(key).cloned();
                     session = self.keep_data(session, data);
                 }
+                Err(e) => return Err(e),
             }
         }
         Err(Error::Contended {
@@ -248,23 +249,27 @@ impl AuthSession {
     /// ```
     /// use session_core::prelude::*;
     ///
-    /// async fn login(mut auth: AuthSession) -> Result<(), Error> {
-    ///     // ... check the password first ...
+    /// async fn login(mut auth: AuthSession, store: &dyn SessionStore) -> Result<(), Error> {
+    ///     // The login begins before the password hash is read...
+    ///     let new = store.new_login("alice").await?;
+    ///     // ... check the password ...
     ///     let mut data = SessionData::new();
     ///     if let Some(cart) = auth.get::<Vec<String>>("cart")? {
     ///         data.insert("cart", &cart)?;
     ///     }
-    ///     auth.login(NewSession::new("alice").with_data(data)).await?;
+    ///     auth.login(new.with_data(data)).await?;
     ///     Ok(())
     /// }
     /// ```
     ///
-    /// Call it only after checking the user's credentials.
+    /// Call it only after checking the user's credentials, with the [`NewSession`] that
+    /// [`SessionStore::new_login`](crate::SessionStore::new_login) handed out before the check
+    /// (so that a password change meanwhile refuses this login).
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the store cannot be reached (nothing changed);
     /// [`Error::InvalidInput`] for an unusable user id; [`Error::LoginSuperseded`] when the
-    /// user's sessions were ended after `new`'s [`LoginEpoch`](crate::LoginEpoch) was read.
+    /// user's sessions were ended after `new` was handed out.
     pub async fn login(&mut self, mut new: NewSession) -> Result<Session> {
         let store = self.ctx.store();
         if let Some(old) = self.ctx.token() {
@@ -501,12 +506,7 @@ impl AuthSession {
     async fn apply(&mut self, changes: &DataChanges) -> Result<Session> {
         let session = self.known()?.cloned().ok_or(Error::NotFound)?;
         let token = self.ctx.token().ok_or(Error::NotFound)?;
-        let data = self
-            .ctx
-            .store()
-            .update_data(&token, changes)
-            .await?
-            .into_data();
+        let data = self.ctx.store().update_data(&token, changes).await?;
         Ok(self.keep_data(session, data))
     }
 

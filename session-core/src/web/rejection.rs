@@ -54,7 +54,8 @@ pub enum Rejection {
     /// The client's input was not acceptable (400); the message says what to change.
     BadRequest(String),
     /// Concurrent requests kept changing the same thing (an atomic update of session data
-    /// gave up, [`Error::Contended`]); retrying the request may succeed (409).
+    /// gave up, [`Error::Contended`], or found its expectation broken, [`Error::Conflict`]);
+    /// retrying the request may succeed (409).
     Conflict(String),
     /// The session store could not be reached; access is denied (503).
     StoreUnavailable,
@@ -157,7 +158,9 @@ impl From<&Error> for Rejection {
                 Rejection::Unauthenticated
             }
             Error::InvalidInput(message) => Rejection::BadRequest(message.clone()),
-            Error::Contended { .. } => Rejection::Conflict(error.to_string()),
+            Error::Contended { .. } | Error::Conflict { .. } => {
+                Rejection::Conflict(error.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "session operation failed");
                 Rejection::Internal
@@ -243,6 +246,13 @@ mod tests {
                 Error::Contended {
                     key: "cart".into(),
                     attempts: 64,
+                },
+                409,
+                "conflict",
+            ),
+            (
+                Error::Conflict {
+                    data: crate::record::SessionData::new(),
                 },
                 409,
                 "conflict",

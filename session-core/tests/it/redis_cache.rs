@@ -6,7 +6,7 @@ use crate::common;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::common::unique_prefix;
+use crate::common::{unique_prefix, CacheMeter};
 use redis_harness::RedisServer;
 use session_core::{
     CacheConfig, Clock, Error, NewSession, RedisStore, SessionConfig, SessionStore, Token,
@@ -28,11 +28,18 @@ async fn plain(server: &RedisServer, config: SessionConfig) -> RedisStore {
         .unwrap()
 }
 
-async fn cached(server: &RedisServer, config: SessionConfig, bound: Duration) -> RedisStore {
-    plain(server, config)
-        .await
-        .with_cache(CacheConfig::default().with_staleness_bound(bound))
-        .unwrap()
+/// A store with the cache on, and the meter of what its cache counts.
+async fn cached(
+    server: &RedisServer,
+    config: SessionConfig,
+    bound: Duration,
+) -> (RedisStore, CacheMeter) {
+    let store = plain(server, config).await;
+    CacheMeter::made(|| {
+        store
+            .with_cache(CacheConfig::default().with_staleness_bound(bound))
+            .unwrap()
+    })
 }
 
 /// A plain connection of the test's own (not the store's).
@@ -90,13 +97,13 @@ fn without_pings(commands: Vec<String>) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_session_is_served_from_memory() {
     let server = RedisServer::start_local().unwrap();
-    let store = cached(&server, config(), Duration::from_secs(1)).await;
+    let (store, meter) = cached(&server, config(), Duration::from_secs(1)).await;
     let (token, _) = store
         .create(NewSession::new("alice").with_roles(["USER"]))
         .await
         .unwrap();
     assert!(store.load(&token).await.unwrap().is_some()); // the miss that fills the cache
-    let before = store.cache_stats().unwrap();
+    let before = meter.counts();
     let commands = common::monitored(server.port(), async {
         for _ in 0..500 {
             let s = store.load(&token).await.unwrap().expect("live");
@@ -111,7 +118,7 @@ async fn a_hot_session_is_served_from_memory() {
         commands.len() <= 5,
         "expected no round trips: {commands:#?}"
     );
-    let after = store.cache_stats().unwrap();
+    let after = meter.counts();
     assert_eq!(after.hits - before.hits, 500, "{after:?}");
     assert_eq!(after.misses, before.misses);
 }
@@ -120,7 +127,7 @@ async fn a_hot_session_is_served_from_memory() {
 async fn changes_made_through_another_store_end_the_cached_copy_within_milliseconds() {
     let server = RedisServer::start_local().unwrap();
     let config = config();
-    let a = cached(&server, config.clone(), Duration::from_secs(1)).await;
+    let (a, _) = cached(&server, config.clone(), Duration::from_secs(1)).await;
     let b = plain(&server, config).await;
     let mut windows = Vec::new();
     for round in 0..60 {
@@ -152,7 +159,7 @@ async fn a_stopped_redis_is_not_trusted_past_the_staleness_bound() {
     let server = RedisServer::start_local().unwrap();
     // A short bound (a heartbeat every 15 ms) keeps the waits short.
     let bound = Duration::from_millis(60);
-    let store = cached(&server, config(), bound).await;
+    let (store, _) = cached(&server, config(), bound).await;
     let (token, _) = store.create(NewSession::new("bob")).await.unwrap();
     assert!(store.load(&token).await.unwrap().is_some());
     tokio::time::sleep(bound / 2).await; // two heartbeats answered
@@ -195,7 +202,7 @@ async fn a_stopped_redis_is_not_trusted_past_the_staleness_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flushall_and_a_restart_empty_the_cache() {
     let mut server = RedisServer::start_local().unwrap();
-    let store = cached(&server, config(), Duration::from_secs(1)).await;
+    let (store, meter) = cached(&server, config(), Duration::from_secs(1)).await;
     let (token, _) = store.create(NewSession::new("carol")).await.unwrap();
     assert!(store.load(&token).await.unwrap().is_some());
     assert!(store.load(&token).await.unwrap().is_some());
@@ -217,7 +224,7 @@ async fn flushall_and_a_restart_empty_the_cache() {
     let (token, _) = store.create(NewSession::new("carol")).await.unwrap();
     assert!(store.load(&token).await.unwrap().is_some());
     assert!(store.load(&token).await.unwrap().is_some());
-    let flushes = store.cache_stats().unwrap().flushes;
+    let flushes = meter.counts().flushes;
     // A restart keeps nothing: the session is gone. Until the cache has been emptied (it learns
     // of the restart from its dropped tracking connection, or from a heartbeat), no load may
     // come from memory; polled every 2 ms, and the cache must be emptied within 5 s.
@@ -229,7 +236,7 @@ async fn flushall_and_a_restart_empty_the_cache() {
                 Ok(None) | Err(Error::Unavailable { .. }) => {}
                 Err(other) => panic!("unexpected {other:?}"),
             }
-            if store.cache_stats().unwrap().flushes > flushes {
+            if meter.counts().flushes > flushes {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -251,7 +258,7 @@ async fn a_session_this_server_slid_is_still_invalidated() {
         .touch_interval(Duration::from_millis(20))
         .build()
         .unwrap();
-    let a = cached(&server, config.clone(), Duration::from_secs(1)).await;
+    let (a, meter) = cached(&server, config.clone(), Duration::from_secs(1)).await;
     let b = plain(&server, config).await;
     for round in 0..3 {
         let user = format!("frank-{round}");
@@ -262,13 +269,9 @@ async fn a_session_this_server_slid_is_still_invalidated() {
         assert!(a.load(&token).await.unwrap().is_some());
         // A hit after the touch interval slides the expiry (PEXPIRE on the tracking connection).
         clock.advance(Duration::from_millis(30)).unwrap();
-        let before = a.cache_stats().unwrap().hits;
+        let before = meter.counts().hits;
         assert!(a.load(&token).await.unwrap().is_some());
-        assert_eq!(
-            a.cache_stats().unwrap().hits,
-            before + 1,
-            "a hit that slides"
-        );
+        assert_eq!(meter.counts().hits, before + 1, "a hit that slides");
         match round {
             0 => assert!(b.delete(&token).await.unwrap()),
             1 => assert_eq!(b.delete_user_sessions(&user).await.unwrap(), 1),
@@ -282,7 +285,7 @@ async fn a_session_this_server_slid_is_still_invalidated() {
 async fn made_up_tokens_leave_no_entries_in_redis_tracking_table() {
     let server = RedisServer::start_local().unwrap();
     let config = config();
-    let a = cached(&server, config.clone(), Duration::from_secs(1)).await;
+    let (a, meter) = cached(&server, config.clone(), Duration::from_secs(1)).await;
     let b = plain(&server, config).await;
     let mut conn = raw(&server).await;
     let (token, _) = b
@@ -308,13 +311,9 @@ async fn made_up_tokens_leave_no_entries_in_redis_tracking_table() {
     );
 
     // The real session is still served from memory, and still invalidated.
-    let hits = a.cache_stats().unwrap().hits;
+    let hits = meter.counts().hits;
     assert!(a.load(&token).await.unwrap().is_some());
-    assert_eq!(
-        a.cache_stats().unwrap().hits,
-        hits + 1,
-        "served from memory"
-    );
+    assert_eq!(meter.counts().hits, hits + 1, "served from memory");
     assert!(b.delete(&token).await.unwrap());
     refused_within_100ms(&a, &token, "logout through another store").await;
 }
@@ -382,9 +381,8 @@ async fn a_reset_tracking_connection_is_replaced_without_a_503() {
         .await
         .unwrap()
         .with_operation_timeout(Duration::from_secs(2))
-        .unwrap()
-        .with_cache(CacheConfig::default())
         .unwrap();
+    let (store, meter) = CacheMeter::made(|| store.with_cache(CacheConfig::default()).unwrap());
     let mut admin = raw(&server).await;
     for round in 0..3 {
         let user = format!("grace-{round}");
@@ -409,7 +407,7 @@ async fn a_reset_tracking_connection_is_replaced_without_a_503() {
         }
 
         // A miss whose read is in flight when its connection is reset.
-        let flushes = store.cache_stats().unwrap().flushes;
+        let flushes = meter.counts().flushes;
         let kill = kill_after_busy(&server, cache_client_id(&mut admin).await).await;
         match store.load(&busy_kill).await {
             Ok(Some(s)) => assert_eq!(s.user_id(), user),
@@ -417,7 +415,7 @@ async fn a_reset_tracking_connection_is_replaced_without_a_503() {
         }
         kill.await.unwrap();
         assert!(
-            store.cache_stats().unwrap().flushes > flushes,
+            meter.counts().flushes > flushes,
             "round {round}: the cache was not emptied when its connection was replaced"
         );
 

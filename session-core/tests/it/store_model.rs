@@ -14,8 +14,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis_harness::{RedisCluster, RedisServer};
 use session_core::{
-    Clock, DataChanges, DataUpdate, Error, LoginEpoch, MemoryStore, NewSession, RedisStore,
-    RedisTarget, Session, SessionConfig, SessionData, SessionHandle, SessionStore, Token,
+    Clock, DataChanges, Error, MemoryStore, NewSession, RedisStore, RedisTarget, Session,
+    SessionConfig, SessionData, SessionHandle, SessionStore, Token,
 };
 
 /// Few users and a small per-user limit, so sequences hit the same user's sessions, the
@@ -154,7 +154,8 @@ fn listed(names: &[usize]) -> Vec<String> {
 struct Run<S> {
     store: S,
     tokens: Vec<(Token, Option<SessionHandle>)>,
-    epochs: HashMap<usize, LoginEpoch>,
+    /// What `new_login` last handed out, by user.
+    epochs: HashMap<usize, NewSession>,
 }
 
 impl<S: SessionStore> Run<S> {
@@ -171,14 +172,14 @@ impl<S: SessionStore> Run<S> {
                 data,
                 with_epoch,
             } => {
-                let mut new = NewSession::new(USERS[*user]).with_roles(listed(roles));
+                let begun = self.epochs.get(user).filter(|_| *with_epoch).cloned();
+                let mut new = begun
+                    .unwrap_or_else(|| NewSession::new(USERS[*user]))
+                    .with_roles(listed(roles));
                 if let Some(v) = data {
                     let mut d = SessionData::new();
                     d.insert("v", v).ok()?;
                     new = new.with_data(d);
-                }
-                if let Some(epoch) = self.epochs.get(user).filter(|_| *with_epoch) {
-                    new = new.with_login_epoch(epoch.clone());
                 }
                 match self.store.create(new).await {
                     Ok((token, session)) => {
@@ -205,7 +206,7 @@ impl<S: SessionStore> Run<S> {
                     Err(e) => failed(&e),
                 }
             }
-            Op::ReadEpoch(u) => match self.store.login_epoch(USERS[*u]).await {
+            Op::ReadEpoch(u) => match self.store.new_login(USERS[*u]).await {
                 Ok(epoch) => {
                     self.epochs.insert(*u, epoch);
                     Seen::Done
@@ -227,11 +228,11 @@ impl<S: SessionStore> Run<S> {
                     Some(v) => changes.set(KEYS[*key], v).ok()?,
                     None => changes.remove(KEYS[*key]),
                 };
-                seen(self.store.update_data(&token, &changes).await, |update| {
-                    let (applied, data) = match update {
-                        DataUpdate::Applied(data) => (true, data),
-                        DataUpdate::Conflict(data) => (false, data),
-                    };
+                let (applied, update) = match self.store.update_data(&token, &changes).await {
+                    Err(Error::Conflict { data }) => (false, Ok(data)),
+                    update => (true, update),
+                };
+                seen(update, |data| {
                     let pairs = data.iter().map(|(k, v)| (k.to_owned(), v.clone()));
                     Seen::Updated(applied, pairs.collect())
                 })

@@ -33,6 +33,11 @@
 //! A fill races its own invalidation: the reply can reach the caller after the push that
 //! invalidates it was handled. Each shard counts the invalidations it has seen; a fill is kept
 //! only if its shard saw none since the read was sent.
+//!
+//! With the `metrics` feature the cache counts its hits, misses, invalidations and flushes, and
+//! the sessions it holds, straight into the `metrics` facade (the names are in
+//! `session_core::metrics`), through handles taken from the recorder in effect when the cache
+//! is made: the driver thread's counts reach the same recorder as the callers'.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,19 +119,84 @@ impl CacheConfig {
     }
 }
 
-/// Counters of the client-side cache, since the store was made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    /// Loads answered from memory.
-    pub hits: u64,
-    /// Loads that asked Redis.
-    pub misses: u64,
-    /// Entries dropped because Redis said the key changed (or everything: a flush).
-    pub invalidations: u64,
-    /// Times the whole cache was emptied (lost connection, missed heartbeat, `FLUSHALL`).
-    pub flushes: u64,
-    /// Sessions held now.
-    pub entries: u64,
+/// What the cache reports to the `metrics` facade (feature `metrics`; without it, nothing).
+/// The handles are taken once, from the recorder in effect when the cache is made, so that
+/// counts made on the driver thread (invalidations, flushes) reach the same recorder as the
+/// callers' (hits, misses).
+struct Meters {
+    /// `session_cache_hits_total`: loads answered from memory.
+    #[cfg(feature = "metrics")]
+    hits: ::metrics::Counter,
+    /// `session_cache_misses_total`: loads that asked Redis.
+    #[cfg(feature = "metrics")]
+    misses: ::metrics::Counter,
+    /// `session_cache_invalidations_total`: entries dropped because Redis said the key
+    /// changed (or everything: a flush).
+    #[cfg(feature = "metrics")]
+    invalidations: ::metrics::Counter,
+    /// `session_cache_flushes_total`: times the whole cache was emptied (lost connection,
+    /// missed heartbeat, `FLUSHALL`).
+    #[cfg(feature = "metrics")]
+    flushes: ::metrics::Counter,
+    /// `session_cache_entries`: sessions held now.
+    #[cfg(feature = "metrics")]
+    entries: ::metrics::Gauge,
+}
+
+impl Meters {
+    /// The handles, from the recorder in effect now.
+    fn new() -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            use crate::metrics::{
+                CACHE_ENTRIES, CACHE_FLUSHES_TOTAL, CACHE_HITS_TOTAL, CACHE_INVALIDATIONS_TOTAL,
+                CACHE_MISSES_TOTAL,
+            };
+            Self {
+                hits: ::metrics::counter!(CACHE_HITS_TOTAL),
+                misses: ::metrics::counter!(CACHE_MISSES_TOTAL),
+                invalidations: ::metrics::counter!(CACHE_INVALIDATIONS_TOTAL),
+                flushes: ::metrics::counter!(CACHE_FLUSHES_TOTAL),
+                entries: ::metrics::gauge!(CACHE_ENTRIES),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        Self {}
+    }
+
+    fn hit(&self) {
+        #[cfg(feature = "metrics")]
+        self.hits.increment(1);
+    }
+
+    fn miss(&self) {
+        #[cfg(feature = "metrics")]
+        self.misses.increment(1);
+    }
+
+    /// `n` entries dropped by invalidations.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn invalidated(&self, n: usize) {
+        #[cfg(feature = "metrics")]
+        if n > 0 {
+            self.invalidations.increment(n as u64);
+            self.entries.decrement(n as f64);
+        }
+    }
+
+    fn flushed(&self) {
+        #[cfg(feature = "metrics")]
+        self.flushes.increment(1);
+    }
+
+    /// `added` entries more, `removed` fewer (other than by invalidations).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn held(&self, added: usize, removed: usize) {
+        #[cfg(feature = "metrics")]
+        if added != removed {
+            self.entries.increment(added as f64 - removed as f64);
+        }
+    }
 }
 
 struct Entry {
@@ -198,10 +268,7 @@ struct Inner {
     /// Cached entries may be served until this moment (ms): last answered heartbeat + bound.
     trusted_until_ms: AtomicU64,
     operation_timeout: Duration,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    invalidations: AtomicU64,
-    flushes: AtomicU64,
+    meters: Meters,
 }
 
 impl SessionCache {
@@ -245,10 +312,7 @@ impl SessionCache {
             generation: AtomicU64::new(0),
             trusted_until_ms: AtomicU64::new(0),
             operation_timeout,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            invalidations: AtomicU64::new(0),
-            flushes: AtomicU64::new(0),
+            meters: Meters::new(),
         });
         let weak = Arc::downgrade(&inner);
         let every = inner.config.staleness_bound / 4;
@@ -262,17 +326,6 @@ impl SessionCache {
             }
         });
         Ok(Self { inner, _stop: stop })
-    }
-
-    pub(crate) fn stats(&self) -> CacheStats {
-        let i = &self.inner;
-        CacheStats {
-            hits: i.hits.load(Ordering::Relaxed),
-            misses: i.misses.load(Ordering::Relaxed),
-            invalidations: i.invalidations.load(Ordering::Relaxed),
-            flushes: i.flushes.load(Ordering::Relaxed),
-            entries: i.shards.iter().map(|s| lock(s).entries.len() as u64).sum(),
-        }
     }
 
     /// Looks `key` up. `idle` and `touch_every` (ms) decide whether a hit should slide the
@@ -290,7 +343,7 @@ impl SessionCache {
                     if touch {
                         entry.expires_ms = now + idle;
                     }
-                    inner.hits.fetch_add(1, Ordering::Relaxed);
+                    inner.meters.hit();
                     return Lookup::Hit {
                         record: Arc::clone(&entry.record),
                         touch,
@@ -298,10 +351,11 @@ impl SessionCache {
                 }
                 if let Some(gone) = shard.entries.pop(key) {
                     shard.bytes -= gone.bytes;
+                    inner.meters.held(0, 1);
                 }
             }
         }
-        inner.misses.fetch_add(1, Ordering::Relaxed);
+        inner.meters.miss();
         Lookup::Miss {
             ticket: Ticket {
                 shard: shard_no,
@@ -326,7 +380,8 @@ impl SessionCache {
         if shard.seen != ticket.seen || now_ms() >= inner.trusted_until_ms.load(Ordering::Acquire) {
             return;
         }
-        if let Some((_, old)) = shard.entries.push(
+        // `push` hands back the entry it replaced or, when full, the one it evicted.
+        match shard.entries.push(
             key,
             Entry {
                 record,
@@ -334,12 +389,16 @@ impl SessionCache {
                 bytes,
             },
         ) {
-            shard.bytes -= old.bytes;
+            Some((_, old)) => shard.bytes -= old.bytes,
+            None => inner.meters.held(1, 0),
         }
         shard.bytes += bytes;
         while shard.bytes > inner.per_shard_bytes {
             match shard.entries.pop_lru() {
-                Some((_, old)) => shard.bytes -= old.bytes,
+                Some((_, old)) => {
+                    shard.bytes -= old.bytes;
+                    inner.meters.held(0, 1);
+                }
                 None => break,
             }
         }
@@ -650,19 +709,19 @@ impl Inner {
         shard.seen += 1;
         if let Some(gone) = shard.entries.pop(key) {
             shard.bytes -= gone.bytes;
-            self.invalidations.fetch_add(1, Ordering::Relaxed);
+            self.meters.invalidated(1);
         }
     }
 
     fn flush(&self) {
-        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.meters.flushed();
         for s in self.shards.iter() {
             let mut shard = lock(s);
             shard.seen += 1;
-            let n = shard.entries.len() as u64;
+            let n = shard.entries.len();
             shard.entries.clear();
             shard.bytes = 0;
-            self.invalidations.fetch_add(n, Ordering::Relaxed);
+            self.meters.invalidated(n);
         }
     }
 

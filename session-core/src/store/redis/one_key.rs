@@ -10,7 +10,7 @@ use super::keys::KeyLayout;
 use super::replies::{decode_logged, log_unreadable, outcome_to_result, updated_data};
 use super::scripts::{plain, reading_records};
 use super::writes::{Link, ReadScript};
-use crate::changes::{DataChanges, DataUpdate};
+use crate::changes::DataChanges;
 use crate::config::SessionConfig;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
@@ -242,7 +242,7 @@ impl OneKey {
         io: &Link,
         token: &Token,
         changes: &DataChanges,
-    ) -> Result<DataUpdate> {
+    ) -> Result<SessionData> {
         let key = token.key();
         let session_key = self.keys.session(&key);
         let args = update_data_args(changes)?;

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use super::keys::member_key;
-use crate::changes::DataUpdate;
 use crate::error::{Error, Result};
 use crate::record::{Record, Session, SessionData, SessionInfo, MAX_DATA_LEN};
 use crate::token::SessionKey;
@@ -20,7 +19,7 @@ pub(super) fn outcome_to_result(outcome: i64, key: SessionKey) -> Result<()> {
 }
 
 /// Reads `update_data.lua`'s answer.
-pub(super) fn updated_data(reply: Vec<redis::Value>, key: SessionKey) -> Result<DataUpdate> {
+pub(super) fn updated_data(reply: Vec<redis::Value>, key: SessionKey) -> Result<SessionData> {
     let unexpected = |reply: &[redis::Value]| {
         Error::Internal(format!(
             "update_data.lua gave an unexpected answer: {reply:?}"
@@ -32,11 +31,9 @@ pub(super) fn updated_data(reply: Vec<redis::Value>, key: SessionKey) -> Result<
         })
     };
     match reply.as_slice() {
-        [redis::Value::Int(1), redis::Value::BulkString(bytes)] => {
-            Ok(DataUpdate::Applied(data(bytes)?))
-        }
+        [redis::Value::Int(1), redis::Value::BulkString(bytes)] => data(bytes),
         [redis::Value::Int(2), redis::Value::BulkString(bytes)] => {
-            Ok(DataUpdate::Conflict(data(bytes)?))
+            Err(Error::Conflict { data: data(bytes)? })
         }
         [redis::Value::Int(3), redis::Value::Int(len)] => Err(Error::InvalidInput(format!(
             "session data would be {len} bytes encoded; the limit is {MAX_DATA_LEN}"
@@ -168,7 +165,7 @@ pub(crate) mod fuzz {
 
     /// A throttle script's "remaining lock in ms, or -1".
     #[cfg(feature = "throttle")]
-    pub(crate) fn throttle_reply(ttl_ms: i64) -> crate::throttle::Attempt {
+    pub(crate) fn throttle_reply(ttl_ms: i64) -> Option<std::time::Duration> {
         super::super::throttle::attempt(ttl_ms)
     }
 

@@ -74,7 +74,7 @@ mod tests {
     }
 
     /// Every script of the store, as included.
-    const SCRIPTS: [(&str, &str); 19] = [
+    const SCRIPTS: [(&str, &str); 20] = [
         ("record.lua", RECORD_HELPERS),
         ("compare_delete.lua", include_str!("compare_delete.lua")),
         ("create.lua", include_str!("create.lua")),

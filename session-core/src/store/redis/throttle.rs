@@ -15,7 +15,7 @@ use super::conn::Connection;
 use super::scripts::plain;
 use crate::error::Result;
 use crate::record::{check_user_id, duration_ms};
-use crate::throttle::{Attempt, LoginThrottle, ThrottleConfig, IN_FLIGHT_WAIT};
+use crate::throttle::{LoginThrottle, ThrottleConfig, IN_FLIGHT_WAIT};
 use crate::RedisStore;
 
 impl RedisStore {
@@ -50,12 +50,20 @@ impl Scripts {
 
 #[async_trait]
 impl LoginThrottle for RedisStore {
-    async fn begin_login(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn begin_login(
+        &self,
+        username: &str,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>> {
         self.throttle_script(&self.throttle.check, username, config)
             .await
     }
 
-    async fn record_failure(&self, username: &str, config: &ThrottleConfig) -> Result<Attempt> {
+    async fn record_failure(
+        &self,
+        username: &str,
+        config: &ThrottleConfig,
+    ) -> Result<Option<Duration>> {
         self.throttle_script(&self.throttle.fail, username, config)
             .await
     }
@@ -86,7 +94,7 @@ impl RedisStore {
         script: &Script,
         username: &str,
         config: &ThrottleConfig,
-    ) -> Result<Attempt> {
+    ) -> Result<Option<Duration>> {
         check_user_id(username)?;
         let key = self.keys.throttle(username);
         let window = duration_ms(config.window());
@@ -106,11 +114,9 @@ impl RedisStore {
 }
 
 /// A script's "remaining lock in ms, or -1".
-pub(super) fn attempt(ttl_ms: i64) -> Attempt {
+pub(super) fn attempt(ttl_ms: i64) -> Option<Duration> {
     match u64::try_from(ttl_ms) {
-        Ok(ms) if ms > 0 => Attempt::Locked {
-            retry_after: Duration::from_millis(ms),
-        },
-        _ => Attempt::Allowed,
+        Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+        _ => None,
     }
 }

@@ -75,3 +75,59 @@ pub mod conformance {
     pub use super::unique_prefix;
     pub use session_core::testing::conformance::{run, run_throttle};
 }
+
+/// The counts a Redis store's session cache reports to the `metrics` facade
+/// (`session_cache_*_total`), read from a recorder of the test's own. The cache takes its
+/// metric handles from the recorder in effect when it is made ([`CacheMeter::made`]), so its
+/// counts reach this recorder from any thread (the cache's driver thread counts flushes and
+/// invalidations), and no other test's counts do.
+pub struct CacheMeter {
+    snapshotter: metrics_util::debugging::Snapshotter,
+    /// Counts so far, by metric name (a snapshot drains the recorder's counters).
+    totals: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+/// Cumulative counts of a [`CacheMeter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheCounts {
+    pub hits: u64,
+    pub misses: u64,
+    pub invalidations: u64,
+    pub flushes: u64,
+}
+
+impl CacheMeter {
+    /// Runs `make` (which turns a store's cache on) with a recorder of this meter's own in
+    /// effect on this thread; returns what `make` returned and the meter.
+    pub fn made<T>(make: impl FnOnce() -> T) -> (T, CacheMeter) {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let made = metrics::with_local_recorder(&recorder, make);
+        let meter = CacheMeter {
+            snapshotter,
+            totals: Default::default(),
+        };
+        (made, meter)
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> CacheCounts {
+        use metrics_util::debugging::DebugValue;
+        use session_core::metrics::{
+            CACHE_FLUSHES_TOTAL, CACHE_HITS_TOTAL, CACHE_INVALIDATIONS_TOTAL, CACHE_MISSES_TOTAL,
+        };
+        let mut totals = self.totals.lock().unwrap();
+        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            if let DebugValue::Counter(n) = value {
+                *totals.entry(key.key().name().to_owned()).or_default() += n;
+            }
+        }
+        let get = |name: &str| totals.get(name).copied().unwrap_or(0);
+        CacheCounts {
+            hits: get(CACHE_HITS_TOTAL),
+            misses: get(CACHE_MISSES_TOTAL),
+            invalidations: get(CACHE_INVALIDATIONS_TOTAL),
+            flushes: get(CACHE_FLUSHES_TOTAL),
+        }
+    }
+}

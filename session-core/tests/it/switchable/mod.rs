@@ -55,9 +55,9 @@ impl SessionStore for Switchable {
         self.check()?;
         self.inner.0.create(new).await
     }
-    async fn login_epoch(&self, user_id: &str) -> Result<session_core::LoginEpoch, Error> {
+    async fn new_login(&self, user_id: &str) -> Result<NewSession, Error> {
         self.check()?;
-        self.inner.0.login_epoch(user_id).await
+        self.inner.0.new_login(user_id).await
     }
     async fn load(&self, token: &Token) -> Result<Option<Session>, Error> {
         self.loads.fetch_add(1, Ordering::SeqCst);
@@ -75,7 +75,7 @@ impl SessionStore for Switchable {
         &self,
         token: &Token,
         changes: &session_core::DataChanges,
-    ) -> Result<session_core::DataUpdate, Error> {
+    ) -> Result<SessionData, Error> {
         self.check()?;
         self.inner.0.update_data(token, changes).await
     }
