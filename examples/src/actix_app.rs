@@ -30,7 +30,7 @@ use session_core::web::{AuthSession, CookieConfig, CsrfPolicy, CurrentUser};
 use session_core::SessionStore;
 use tracing::Instrument as _;
 
-use crate::api::{self, Credentials, LoginBody, PasswordBody, ReauthBody, RolesBody};
+use crate::api::{self, Credentials, LoginBody, PasswordBody, ReauthBody, Requester, RolesBody};
 use crate::errors::{json_object, payload_too_large, request_timeout, ApiError};
 use crate::serve::ReadTimeouts;
 use crate::{AppState, BODY_LIMIT};
@@ -232,6 +232,14 @@ fn client_addr(req: &HttpRequest) -> Option<std::net::IpAddr> {
     req.peer_addr().map(|a| a.ip())
 }
 
+/// The request's client and `User-Agent`, for the login history.
+fn requester(req: &HttpRequest) -> Requester {
+    Requester {
+        client: client_addr(req),
+        user_agent: user_agent(req),
+    }
+}
+
 async fn livez() -> HttpResponse {
     json(api::livez())
 }
@@ -264,7 +272,7 @@ async fn login(
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(json(
-        api::login(&state, client_addr(&req), user_agent(&req), &mut auth, body).await?,
+        api::login(&state, &requester(&req), &mut auth, body).await?,
     ))
 }
 
@@ -276,7 +284,7 @@ async fn reauth(
     ApiJson(body): ApiJson<ReauthBody>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(json(
-        api::reauth(&state, client_addr(&req), &mut auth, body).await?,
+        api::reauth(&state, &requester(&req), &mut auth, body).await?,
     ))
 }
 
@@ -287,7 +295,7 @@ async fn change_password(
     mut auth: AuthSession,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    api::change_password(&state, client_addr(&req), &mut auth, body).await?;
+    api::change_password(&state, &requester(&req), &mut auth, body).await?;
     Ok(no_content())
 }
 
@@ -330,9 +338,10 @@ async fn delete_session(mut auth: AuthSession, id: Path<String>) -> Result<HttpR
 #[login_required]
 async fn delete_all_sessions(
     state: Data<AppState>,
+    req: HttpRequest,
     mut auth: AuthSession,
 ) -> Result<HttpResponse, ApiError> {
-    api::delete_all_sessions(&state, &mut auth).await?;
+    api::delete_all_sessions(&state, &requester(&req), &mut auth).await?;
     Ok(no_content())
 }
 
@@ -355,6 +364,21 @@ async fn revoke_user_sessions(
 ) -> Result<HttpResponse, ApiError> {
     api::revoke_user_sessions(&state, &admin, username.into_inner()).await?;
     Ok(no_content())
+}
+
+#[login_required]
+async fn history(auth: AuthSession) -> Result<HttpResponse, ApiError> {
+    Ok(json(api::history(&auth).await?))
+}
+
+#[has_role("ADMIN")]
+async fn user_history(
+    state: Data<AppState>,
+    username: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(json(
+        api::user_history(&state, username.into_inner()).await?,
+    ))
 }
 
 async fn not_found() -> HttpResponse {
@@ -405,6 +429,8 @@ pub fn app(
         )
         .service(resource("/sessions/others").route(web::delete().to(delete_other_sessions)))
         .service(resource("/sessions/{id}").route(web::delete().to(delete_session)))
+        .service(resource("/history").route(web::get().to(history)))
+        .service(resource("/admin/users/{username}/history").route(web::get().to(user_history)))
         .service(resource("/admin/users/{username}/roles").route(web::put().to(set_roles)))
         .service(
             resource("/admin/users/{username}/sessions")

@@ -11,13 +11,37 @@ use serde_json::{json, Value};
 use session_core::logging::log_safe;
 use session_core::prelude::*;
 use session_core::web::{AuthSession, CurrentUser};
-use session_core::SessionHandle;
+use session_core::{HistoryEntry, LoginEvent, SessionHandle};
 
 use crate::accounts::{Account, ADMIN};
 use crate::errors::ApiError;
 use crate::AppState;
 
-/// `{"username", "password"}` of `/register` and `/login`.
+/// Who sent a request, as far as a login history records it: the client's address and its
+/// `User-Agent` (the history keeps the network, the browser and the system, not these).
+#[derive(Debug, Clone, Default)]
+pub struct Requester {
+    /// The client's address ([`crate::routes::ClientAddr`]).
+    pub client: Option<IpAddr>,
+    /// The request's `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+impl Requester {
+    /// A history entry of `event` for this requester.
+    pub fn entry(&self, event: LoginEvent) -> HistoryEntry {
+        let mut entry = HistoryEntry::new(event);
+        if let Some(ua) = &self.user_agent {
+            entry = entry.with_user_agent(ua);
+        }
+        if let Some(ip) = self.client {
+            entry = entry.with_client_ip(ip);
+        }
+        entry
+    }
+}
+
+/// `{"username", "password"}` of `/register`.
 #[derive(Debug, Deserialize)]
 pub struct Credentials {
     username: String,
@@ -148,12 +172,16 @@ fn retry_after_secs(wait: Duration) -> u64 {
 /// `plausible`: whether `username` can be an account at all; a name that cannot is checked
 /// like an unknown one (same answer, same time) but not counted: it has no throttle key of
 /// its own.
+///
+/// A refusal of an existing account goes into its login history (`locked`, or `login_failed` /
+/// `reauth_failed` by `event`), with `from`'s device; an unknown name has no history.
 pub async fn check_password(
     state: &AppState,
     username: &str,
     password: &str,
     plausible: bool,
     event: &str,
+    from: &Requester,
 ) -> Result<Account, ApiError> {
     if plausible {
         let mut locked = state.store.begin_login(username, &state.throttle).await?;
@@ -170,6 +198,9 @@ pub async fn check_password(
         }
         if let Some(secs) = locked.map(retry_after_secs) {
             tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), during = event, "password check refused: username locked");
+            if state.accounts.get(username).await?.is_some() {
+                record(state, username, from.entry(LoginEvent::Locked)).await;
+            }
             return Err(ApiError::too_many_attempts(secs));
         }
     }
@@ -183,8 +214,17 @@ pub async fn check_password(
         .passwords
         .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
         .await?;
+    let known = account.is_some();
     let Some(account) = account.filter(|_| ok) else {
         tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), during = event, "failed password check");
+        if known {
+            let failed = if event == "reauth" {
+                LoginEvent::ReauthFailed
+            } else {
+                LoginEvent::LoginFailed
+            };
+            record(state, username, from.entry(failed)).await;
+        }
         if plausible {
             if let Some(secs) = state
                 .store
@@ -207,6 +247,14 @@ pub async fn check_password(
     Ok(account)
 }
 
+/// Adds `entry` to `user`'s login history; a failure is logged, never the request's answer
+/// (what it records has happened).
+pub async fn record(state: &AppState, user: &str, entry: HistoryEntry) {
+    if let Err(e) = state.store.record_event(user, entry).await {
+        tracing::warn!(target: "session_audit", user = %log_safe(user), error = %e, "login history entry not recorded");
+    }
+}
+
 /// The password check of a login (`POST /login`, and the web example's form): a place in the
 /// password queue for `client`, the login begun (`SessionStore::new_login`), then
 /// [`check_password`]. Returns the account and the login's `NewSession`, to create the session
@@ -221,7 +269,7 @@ pub async fn check_password(
 /// its share of it.
 pub async fn check_login(
     state: &AppState,
-    client: Option<IpAddr>,
+    from: &Requester,
     username: &str,
     password: &str,
     event: &str,
@@ -231,11 +279,11 @@ pub async fn check_login(
         return Err(ApiError::invalid_credentials());
     }
     let username = &canonical_username(username);
-    let _slot = state.password_queue.enter(client)?;
+    let _slot = state.password_queue.enter(from.client)?;
     // The login begins before the password hash: a password change (or a sign-out everywhere)
     // that lands while this login checks the old password refuses the session it would create.
     let begun = state.store.new_login(username).await?;
-    let account = check_password(state, username, password, true, event).await?;
+    let account = check_password(state, username, password, true, event, from).await?;
     Ok((account, begun))
 }
 
@@ -249,33 +297,40 @@ pub async fn check_login(
 /// (a password change) while this login checked the password.
 pub async fn login(
     state: &AppState,
-    client: Option<IpAddr>,
-    user_agent: Option<String>,
+    from: &Requester,
     auth: &mut AuthSession,
     body: LoginBody,
 ) -> Result<Value, ApiError> {
     let (account, begun) =
-        check_login(state, client, &body.username, &body.password, "login").await?;
-    let new = password_login(begun, &account, client, user_agent).with_remember(body.remember);
+        check_login(state, from, &body.username, &body.password, "login").await?;
+    let new = password_login(begun, &account, from).with_remember(body.remember);
     let session = auth.login(new).await?;
-    Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
+    if session.is_new_device() {
+        tell_new_device(&session);
+    }
+    Ok(json!({
+        "username": session.user_id(),
+        "roles": session.roles(),
+        "new_device": session.is_new_device(),
+    }))
+}
+
+/// What the demo does for a login from a new device: one log line (a real application would
+/// e-mail the user: "a new sign-in to your account").
+pub fn tell_new_device(session: &Session) {
+    tracing::info!(target: "session_audit", event = "new_device", user = %log_safe(session.user_id()), "login from a new device for user {}", log_safe(session.user_id()));
 }
 
 /// The session of a login with the password (`begun` by `SessionStore::new_login`): the
 /// account's roles, and what the device list shows (`User-Agent`, network, method).
-pub fn password_login(
-    begun: NewSession,
-    account: &Account,
-    client: Option<IpAddr>,
-    user_agent: Option<String>,
-) -> NewSession {
+pub fn password_login(begun: NewSession, account: &Account, from: &Requester) -> NewSession {
     let mut new = begun
         .with_roles(account.roles.clone())
         .with_method("password");
-    if let Some(ua) = user_agent {
-        new = new.with_user_agent(ua);
+    if let Some(ua) = &from.user_agent {
+        new = new.with_user_agent(ua.clone());
     }
-    if let Some(ip) = client {
+    if let Some(ip) = from.client {
         new = new.with_client_ip(ip);
     }
     new
@@ -289,14 +344,14 @@ pub fn password_login(
 /// 401, 429, 503.
 pub async fn reauth(
     state: &AppState,
-    client: Option<IpAddr>,
+    from: &Requester,
     auth: &mut AuthSession,
     body: ReauthBody,
 ) -> Result<Value, ApiError> {
     let user = auth.current()?.user_id().to_owned();
-    let _slot = state.password_queue.enter(client)?;
+    let _slot = state.password_queue.enter(from.client)?;
     let plausible = body.password.chars().count() <= 128;
-    check_password(state, &user, &body.password, plausible, "reauth").await?;
+    check_password(state, &user, &body.password, plausible, "reauth", from).await?;
     let session = auth.reauthenticate().await?;
     Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
 }
@@ -308,7 +363,7 @@ pub async fn reauth(
 /// 401 `reauthentication_required` or `invalid_credentials`, 400, 429, 503.
 pub async fn change_password(
     state: &AppState,
-    client: Option<IpAddr>,
+    from: &Requester,
     auth: &mut AuthSession,
     body: PasswordBody,
 ) -> Result<(), ApiError> {
@@ -321,7 +376,7 @@ pub async fn change_password(
         ));
     }
     let user = session.user_id().to_owned();
-    let _slot = state.password_queue.enter(client)?;
+    let _slot = state.password_queue.enter(from.client)?;
     let plausible = body.current_password.chars().count() <= 128;
     check_password(
         state,
@@ -329,6 +384,7 @@ pub async fn change_password(
         &body.current_password,
         plausible,
         "password_change",
+        from,
     )
     .await?;
     let hash = state.passwords.hash(&body.new_password).await?;
@@ -337,13 +393,15 @@ pub async fn change_password(
     // (safe; the user retries). Each ending gives the user a new login epoch, and a login reads
     // the epoch before the hash, so a login that checked the old password gets no session,
     // whenever its create lands: its epoch is older than the last step's. Only then does this
-    // session get its new token.
+    // session get its new token. (The history shows the others ended as `revoked`, then
+    // `reauth` and `password_changed`.)
     auth.end_other_sessions().await?;
     if !state.accounts.set_password_hash(&user, &hash).await? {
         return Err(ApiError::not_found("no such user"));
     }
     let ended = auth.end_other_sessions().await?;
     auth.reauthenticate().await?;
+    record(state, &user, from.entry(LoginEvent::PasswordChanged)).await;
     tracing::info!(target: "session_audit", event = "password_changed", user = %log_safe(&user), late_sessions_ended = ended, "password changed; other sessions ended");
     Ok(())
 }
@@ -427,10 +485,15 @@ pub async fn delete_session(auth: &mut AuthSession, id: String) -> Result<(), Ap
 ///
 /// # Errors
 /// 503.
-pub async fn delete_all_sessions(state: &AppState, auth: &mut AuthSession) -> Result<(), ApiError> {
+pub async fn delete_all_sessions(
+    state: &AppState,
+    from: &Requester,
+    auth: &mut AuthSession,
+) -> Result<(), ApiError> {
     let user = auth.current()?.user_id().to_owned();
     let ended = state.store.delete_user_sessions(&user).await?;
     tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&user), ended, by = %log_safe(&user), "all sessions ended by their owner");
+    record(state, &user, from.entry(LoginEvent::Revoked)).await;
     auth.logout().await?;
     Ok(())
 }
@@ -503,7 +566,47 @@ pub async fn revoke_user_sessions(
     let username = canonical_username(&username);
     let ended = state.store.delete_user_sessions(&username).await?;
     tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&username), ended, by = %log_safe(admin.user_id()), "all sessions of a user ended by an admin");
+    if ended > 0 {
+        record(state, &username, HistoryEntry::new(LoginEvent::Revoked)).await;
+    }
     Ok(())
+}
+
+/// `GET /history` (login required): the caller's login history, newest first.
+///
+/// # Errors
+/// 503.
+pub async fn history(auth: &AuthSession) -> Result<Value, ApiError> {
+    Ok(history_json(auth.history().await?))
+}
+
+/// `GET /admin/users/{username}/history` (role ADMIN): that user's login history.
+///
+/// # Errors
+/// 404 for an unknown user, 503.
+pub async fn user_history(state: &AppState, username: String) -> Result<Value, ApiError> {
+    let username = canonical_username(&username);
+    if !valid_username(&username) || state.accounts.get(&username).await?.is_none() {
+        return Err(ApiError::not_found("no such user"));
+    }
+    Ok(history_json(state.store.login_history(&username).await?))
+}
+
+fn history_json(history: Vec<HistoryEntry>) -> Value {
+    Value::Array(
+        history
+            .into_iter()
+            .map(|e| {
+                json!({
+                    "at": rfc3339(e.at),
+                    "event": e.event,
+                    "browser": e.browser,
+                    "os": e.os,
+                    "network": e.network,
+                })
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -90,6 +90,8 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpServi
         .route("/sessions", get(list_sessions).delete(delete_all_sessions))
         .route("/sessions/others", delete(delete_other_sessions))
         .route("/sessions/{id}", delete(delete_session))
+        .route("/history", get(history))
+        .route("/admin/users/{username}/history", get(user_history))
         .route("/admin/users/{username}/roles", put(set_roles))
         .route(
             "/admin/users/{username}/sessions",

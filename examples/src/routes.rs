@@ -13,7 +13,7 @@ use serde_json::Value;
 use session_core::prelude::*;
 use session_core::web::{AuthSession, CurrentUser};
 
-use crate::api::{self, Credentials, LoginBody, PasswordBody, ReauthBody, RolesBody};
+use crate::api::{self, Credentials, LoginBody, PasswordBody, ReauthBody, Requester, RolesBody};
 use crate::errors::{ApiError, ApiJson};
 use crate::AppState;
 
@@ -29,6 +29,19 @@ pub fn user_agent(headers: &HeaderMap) -> Option<String> {
 /// application there takes the address from the header its proxy sets, and trusts only that.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<IpAddr>);
+
+/// The request's client and `User-Agent`, for the login history.
+impl<S: Send + Sync> FromRequestParts<S> for Requester {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
+        Ok(Self {
+            client,
+            user_agent: user_agent(&parts.headers),
+        })
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = Infallible;
@@ -79,35 +92,33 @@ pub async fn register(
 /// `POST /login`.
 pub async fn login(
     State(state): State<AppState>,
-    ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
+    from: Requester,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let ua = user_agent(&headers);
-    Ok(Json(api::login(&state, client, ua, &mut auth, body).await?))
+    Ok(Json(api::login(&state, &from, &mut auth, body).await?))
 }
 
 /// `POST /reauth`.
 #[login_required]
 pub async fn reauth(
     State(state): State<AppState>,
-    ClientAddr(client): ClientAddr,
+    from: Requester,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<ReauthBody>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(api::reauth(&state, client, &mut auth, body).await?))
+    Ok(Json(api::reauth(&state, &from, &mut auth, body).await?))
 }
 
 /// `PUT /password`.
 #[login_required]
 pub async fn change_password(
     State(state): State<AppState>,
-    ClientAddr(client): ClientAddr,
+    from: Requester,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
-    api::change_password(&state, client, &mut auth, body).await?;
+    api::change_password(&state, &from, &mut auth, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -160,9 +171,10 @@ pub async fn delete_session(
 #[login_required]
 pub async fn delete_all_sessions(
     State(state): State<AppState>,
+    from: Requester,
     mut auth: AuthSession,
 ) -> Result<StatusCode, ApiError> {
-    api::delete_all_sessions(&state, &mut auth).await?;
+    api::delete_all_sessions(&state, &from, &mut auth).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -187,6 +199,21 @@ pub async fn revoke_user_sessions(
 ) -> Result<StatusCode, ApiError> {
     api::revoke_user_sessions(&state, &admin, username).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /history`.
+#[login_required]
+pub async fn history(auth: AuthSession) -> Result<Json<Value>, ApiError> {
+    Ok(Json(api::history(&auth).await?))
+}
+
+/// `GET /admin/users/{username}/history`.
+#[has_role("ADMIN")]
+pub async fn user_history(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(api::user_history(&state, username).await?))
 }
 
 /// Any other path.

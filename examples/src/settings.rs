@@ -27,6 +27,8 @@ pub struct Settings {
     pub remember_absolute: Duration,
     /// `SESSION_MAX_PER_USER`.
     pub max_per_user: usize,
+    /// `HISTORY_MAX`: entries kept in each user's login history.
+    pub history_max: usize,
     /// `COOKIE_SECURE`.
     pub cookie_secure: bool,
     /// `LOGIN_MAX_FAILURES`.
@@ -179,6 +181,8 @@ impl Settings {
             remember_absolute: secs("SESSION_REMEMBER_ABSOLUTE_SECS", 30 * 24 * 3600)?,
             max_per_user: usize::try_from(number("SESSION_MAX_PER_USER", 10)?)
                 .map_err(|_| "SESSION_MAX_PER_USER is too large".to_owned())?,
+            history_max: usize::try_from(number("HISTORY_MAX", 100)?)
+                .map_err(|_| "HISTORY_MAX is too large".to_owned())?,
             cookie_secure,
             login_max_failures: u32::try_from(max_failures)
                 .map_err(|_| "LOGIN_MAX_FAILURES is too large".to_owned())?,

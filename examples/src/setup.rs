@@ -66,6 +66,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
         .remember_idle_timeout(settings.remember_idle)
         .remember_absolute_timeout(settings.remember_absolute)
         .max_sessions_per_user(Some(settings.max_per_user))
+        .history_max(settings.history_max)
         .build()
         .map_err(|e| e.to_string())?;
     let passwords = Passwords::default();

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
@@ -19,7 +19,6 @@ use session_core::{Session, SessionData, SessionHandle, SessionInfo};
 
 use crate::accounts::ADMIN;
 use crate::api::check_login;
-use crate::routes::{user_agent, ClientAddr};
 use crate::web::errors::WebError;
 use crate::web::html::{escape, Page, Viewer};
 use crate::web::next::safe_next;
@@ -279,8 +278,7 @@ pub async fn login_page(
 /// [`DEFAULT_LANDING`].
 pub async fn login_submit(
     State(state): State<AppState>,
-    ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
+    from: crate::api::Requester,
     mut auth: AuthSession,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, WebError> {
@@ -299,7 +297,7 @@ pub async fn login_submit(
         res
     };
     let (account, begun) =
-        match check_login(&state, client, &form.username, &form.password, "web_login").await {
+        match check_login(&state, &from, &form.username, &form.password, "web_login").await {
             Ok(checked) => checked,
             Err(e) => return Ok(refuse(e)),
         };
@@ -312,7 +310,7 @@ pub async fn login_submit(
         FLASH_KEY,
         &format!("Welcome, {}. You are signed in.", account.username),
     )?;
-    let new = crate::api::password_login(begun, &account, client, user_agent(&headers))
+    let new = crate::api::password_login(begun, &account, &from)
         .with_data(data)
         .with_remember(form.remember.is_some());
     match auth.login(new).await {

@@ -104,14 +104,20 @@ async fn the_session_list_shows_each_device_most_recently_used_first() {
         ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15", "Safari", "Mac"),
         ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36", "Chrome", "Android"),
     ];
-    // 100 logins from 5 devices (the per-user limit keeps the newest 10 sessions).
+    // 100 logins from 5 devices (the per-user limit keeps the newest 10 sessions). The
+    // first login ever is not from a new device; the first from each other device is.
     let mut last = None;
+    let mut new_devices = Vec::new();
     for i in 0..100 {
         let (ua, _, _) = agents[i % agents.len()];
         let res = login_as(&c, alice(i % 2 == 0), ua).await;
         res.assert_status(200);
+        if res.body["new_device"] == true {
+            new_devices.push(i);
+        }
         last = c.new_cookie(&res);
     }
+    assert_eq!(new_devices, [1, 2, 3, 4], "new-device answers");
     let last = last.expect("a cookie");
     let list = c.get("/sessions", Some(&last)).await;
     list.assert_status(200);
@@ -166,4 +172,99 @@ async fn the_session_list_shows_each_device_most_recently_used_first() {
         .expect("the current session listed")
         .clone();
     assert!(this["browser"].is_null() && this["os"].is_null(), "{this}");
+}
+
+#[tokio::test]
+async fn the_login_history_is_bounded_and_a_new_device_is_told_once() {
+    let redis = redis();
+    let server = ServerBuilder::redis(redis.url())
+        .env("HISTORY_MAX", 30)
+        .env("SESSION_MAX_PER_USER", 3)
+        .start()
+        .await;
+    let c = server.client();
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let mark = server.logs().len();
+    let mut last = None;
+    for _ in 0..20 {
+        let res = login_as(&c, alice(false), firefox).await;
+        res.assert_status(200);
+        assert_eq!(res.body["new_device"], false, "{}", res.text);
+        last = c.new_cookie(&res);
+    }
+    let wrong = json!({"username": ALICE.0, "password": "wrong-password"});
+    login_as(&c, wrong, firefox)
+        .await
+        .assert_error(401, "invalid_credentials");
+    // Another device: told once, on its first login only.
+    let res = login_as(&c, alice(false), chrome).await;
+    assert_eq!(res.body["new_device"], true, "{}", res.text);
+    let res = login_as(&c, alice(false), chrome).await;
+    assert_eq!(res.body["new_device"], false, "{}", res.text);
+    let chrome_cookie = c.new_cookie(&res).expect("cookie");
+    let logs = server.logs()[mark..].to_owned();
+    let told = logs
+        .lines()
+        .filter(|l| l.contains("new device") && l.contains("alice"))
+        .count();
+    assert_eq!(told, 1, "one log line for the one new device:\n{logs}");
+
+    // 20 + 2 logins, 19 evictions, 1 failure: more than 30; the newest 30, newest first.
+    let history = c.get("/history", Some(&chrome_cookie)).await;
+    history.assert_status(200);
+    let entries = history.body.as_array().expect("an array").clone();
+    assert_eq!(entries.len(), 30, "{}", history.text);
+    let events: Vec<&str> = entries
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(events[0], "login", "{events:?}");
+    assert!(events.contains(&"login_failed"), "{events:?}");
+    assert!(events.contains(&"evicted"), "{events:?}");
+    let times: Vec<&str> = entries
+        .iter()
+        .map(|e| e["at"].as_str().expect("a time"))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "not newest first: {times:?}"
+    );
+    let failed = entries
+        .iter()
+        .find(|e| e["event"] == "login_failed")
+        .expect("the failure");
+    assert_eq!(failed["browser"], "Firefox", "{failed}");
+    assert_eq!(failed["network"], "127.0.0.0/24", "{failed}");
+    for e in &entries {
+        let text = e.to_string();
+        assert!(
+            !text.contains("127.0.0.1") && !text.contains("password"),
+            "{text}"
+        );
+    }
+    // A logout and a revocation are recorded too.
+    c.post_empty("/logout", last.as_ref())
+        .await
+        .assert_status(204);
+    let top = c.get("/history", Some(&chrome_cookie)).await;
+    assert_eq!(top.body[0]["event"], "logout", "{}", top.text);
+
+    // An admin reads it; a user cannot read another's; unknown users are 404.
+    let admin = c.login_ok(ADMIN.0, ADMIN.1).await;
+    let seen = c.get("/admin/users/alice/history", Some(&admin)).await;
+    seen.assert_status(200);
+    assert_eq!(
+        seen.body,
+        c.get("/history", Some(&chrome_cookie)).await.body
+    );
+    c.get("/admin/users/nobody-here/history", Some(&admin))
+        .await
+        .assert_error(404, "not_found");
+    c.get("/admin/users/admin/history", Some(&chrome_cookie))
+        .await
+        .assert_error(403, "forbidden");
+    c.get("/history", None)
+        .await
+        .assert_error(401, "unauthenticated");
 }
