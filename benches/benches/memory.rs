@@ -11,17 +11,23 @@
 //! server. Memory is not noisy the way time is: one measurement per figure, no rounds.
 //!
 //! Also reported: `MEMORY USAGE` of one session key, of an index with 1 member and of one with
-//! 10 members.
+//! 10 members; the same growth for sessions that carry what a device list shows (a typical
+//! browser `User-Agent`, the network, the method, remembered); and bytes per login-history
+//! entry (1 000 users, or 100 in a quick run, each with a full history of 100 entries).
 
 use std::time::Duration;
 
 use redis_harness::RedisServer;
 use session_benches::BenchStore;
 use session_benches::{
-    baseline_key, create_sessions, dbsize, group, index_key, memory_usage, progress, quick,
-    session_key, set_many, start_redis, strlen, used_memory, user_id, Row,
+    baseline_key, create_sessions, dbsize, group, history_key, index_key, memory_usage, progress,
+    quick, session_key, set_many, start_redis, strlen, used_memory, user_id, Row,
 };
-use session_core::{NewSession, SessionStore};
+use session_core::{HistoryEntry, LoginEvent, NewSession, SessionStore};
+
+/// A current Chrome on Windows: 111 bytes, a typical `User-Agent`.
+const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+     (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 const BENCH: &str = "memory";
 /// Bytes per session with its index entry: at 1 session per user, and at 10.
@@ -65,19 +71,33 @@ async fn start() -> (RedisServer, &'static BenchStore) {
     (server, store)
 }
 
-async fn sessions(per_user: usize) -> Growth {
+/// A session of user `i` (one per user) with no device details.
+fn bare_one(i: usize) -> NewSession {
+    NewSession::new(user_id(i)).with_roles(["USER"])
+}
+
+/// A session of user `i / 10` with no device details.
+fn bare_ten(i: usize) -> NewSession {
+    NewSession::new(user_id(i / 10)).with_roles(["USER"])
+}
+
+/// A session of user `i / 10` with what a device list shows.
+fn with_device(i: usize) -> NewSession {
+    bare_ten(i)
+        .with_user_agent(USER_AGENT)
+        .with_client_ip(std::net::IpAddr::from([203, 0, 113, (i % 250) as u8]))
+        .with_method("password")
+        .with_remember(i.is_multiple_of(2))
+}
+
+async fn sessions(per_user: usize, new_of: fn(usize) -> NewSession, what: &str) -> Growth {
     let (small, large) = sizes();
     let (_server, store) = start().await;
     let before = settled_used_memory(store).await;
-    let user_of: fn(usize) -> String = if per_user == 1 {
-        user_id
-    } else {
-        |i| user_id(i / 10)
-    };
-    let label = format!("{per_user} session(s)/user");
-    let tokens = create_sessions(store, 0..small, 32, user_of, &label).await;
+    let label = format!("{per_user} session(s)/user{what}");
+    let tokens = create_sessions(store, 0..small, 32, new_of, &label).await;
     let mid = settled_used_memory(store).await;
-    create_sessions(store, small..large, 32, user_of, &label).await;
+    create_sessions(store, small..large, 32, new_of, &label).await;
     let after = settled_used_memory(store).await;
     // Minus the warm-up session and its index.
     let keys = dbsize(store).await - 2;
@@ -110,6 +130,50 @@ async fn sessions(per_user: usize) -> Growth {
     }
 }
 
+/// Bytes per login-history entry: `users` users, each with a full history (100 entries, the
+/// default bound) of failed logins from a known browser and network.
+async fn history_entries() -> (f64, u64, u64) {
+    let users = if quick() { 100 } else { 1_000 };
+    let per_user = 100;
+    let (_server, store) = start().await;
+    let before = settled_used_memory(store).await;
+    let entry = HistoryEntry::new(LoginEvent::LoginFailed)
+        .with_user_agent(USER_AGENT)
+        .with_client_ip([203, 0, 113, 7].into());
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let total = users * per_user;
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (next, entry) = (next.clone(), entry.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    store
+                        .record_event(&user_id(i % users), entry.clone())
+                        .await
+                        .expect("record_event");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("history task");
+    }
+    let after = settled_used_memory(store).await;
+    progress(format!(
+        "history: {} entries for {} users: used_memory {} -> {}",
+        group(total as u64),
+        group(users as u64),
+        group(before),
+        group(after)
+    ));
+    let stream = memory_usage(store, &history_key(&user_id(0))).await;
+    ((after - before) as f64 / total as f64, total as u64, stream)
+}
+
 async fn raw_strings(record_len: usize) -> Growth {
     let (small, large) = sizes();
     let (_server, store) = start().await;
@@ -138,9 +202,15 @@ async fn run() -> Vec<Row> {
     let (small, large) = sizes();
     let (small_s, large_s) = (group(small as u64), group(large as u64));
     progress(format!("{BENCH}: 1 session per user"));
-    let one = sessions(1).await;
+    let one = sessions(1, bare_one, "").await;
     progress(format!("{BENCH}: 10 sessions per user"));
-    let ten = sessions(10).await;
+    let ten = sessions(10, bare_ten, "").await;
+    progress(format!(
+        "{BENCH}: 10 sessions per user, with device details"
+    ));
+    let devices = sessions(10, with_device, ", with device details").await;
+    progress(format!("{BENCH}: login history"));
+    let (per_entry, entries, stream) = history_entries().await;
     progress(format!("{BENCH}: raw SET EX baseline"));
     let raw = raw_strings(one.record_len).await;
 
@@ -194,6 +264,41 @@ async fn run() -> Vec<Row> {
         spread: "—".to_owned(),
         rounds: "1".to_owned(),
         target: "info".to_owned(),
+    });
+    rows.push(Row {
+        bench: BENCH.to_owned(),
+        case: format!(
+            "bytes per session incl. index, 10 sessions/user, {large_s} sessions, with device \
+             details ({}-byte record: a {}-byte User-Agent, network, method)",
+            devices.record_len,
+            USER_AGENT.len()
+        ),
+        baseline: format!(
+            "the same without device details: {:.0} B/session",
+            ten.large
+        ),
+        subject: format!("{:.0} B/session", devices.large),
+        ratio: format!("{:.2}×", devices.large / ten.large),
+        spread: "— (deterministic)".to_owned(),
+        rounds: "1".to_owned(),
+        target: "info".to_owned(),
+    });
+    rows.push(Row {
+        bench: BENCH.to_owned(),
+        case: format!(
+            "bytes per login-history entry ({} entries, 100 per user; MEMORY USAGE of one \
+             user's stream: {stream} B)",
+            group(entries)
+        ),
+        baseline: format!(
+            "a session with device details: {:.0} B/session",
+            devices.large
+        ),
+        subject: format!("{per_entry:.0} B/entry"),
+        ratio: format!("{:.2}×", per_entry / devices.large),
+        spread: "— (deterministic)".to_owned(),
+        rounds: "1".to_owned(),
+        target: "< 1× (a history entry costs less than a session): info".to_owned(),
     });
     for (name, g) in [("1 member", &one), ("10 members", &ten)] {
         rows.push(Row {

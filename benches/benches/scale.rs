@@ -19,7 +19,7 @@ use session_benches::{
     alternate, at_most, create_sessions, dbsize, drive, drive_measured, fmt_ops, fmt_us, group,
     progress, quick, session_key, start_redis, used_memory, user_id, Row, Spread,
 };
-use session_core::{SessionStore, Token};
+use session_core::{NewSession, SessionStore, Token};
 
 const BENCH: &str = "scale";
 const CONCURRENCY: usize = 8;
@@ -63,9 +63,15 @@ async fn filled(
     &'static [Token],
 ) {
     let (server, store) = start_redis().await;
-    let tokens = create_sessions(store, 0..n, 64, |i| user_id(i / PER_USER), label)
-        .await
-        .leak();
+    let tokens = create_sessions(
+        store,
+        0..n,
+        64,
+        |i| NewSession::new(user_id(i / PER_USER)).with_roles(["USER"]),
+        label,
+    )
+    .await
+    .leak();
     let keys = dbsize(store).await;
     progress(format!(
         "{label}: {} keys, used_memory {} bytes",

@@ -76,10 +76,15 @@ async fn run() -> Vec<Row> {
     ));
 
     // Data set: 10 sessions for each of 1000 users (the per-user limit, so later creates evict).
-    let tokens: &'static [Token] =
-        create_sessions(store, 0..KEYS, 32, |i| user_id(i % USERS), "load data set")
-            .await
-            .leak();
+    let tokens: &'static [Token] = create_sessions(
+        store,
+        0..KEYS,
+        32,
+        |i| NewSession::new(user_id(i % USERS)).with_roles(["USER"]),
+        "load data set",
+    )
+    .await
+    .leak();
     let record_len = strlen(store, &session_key(&tokens[0])).await;
     progress(format!("{BENCH}: a session record is {record_len} bytes"));
 

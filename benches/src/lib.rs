@@ -475,6 +475,11 @@ pub fn index_key(user_id: &str) -> Vec<u8> {
     format!("{KEY_PREFIX}:u:{user_id}").into_bytes()
 }
 
+/// A user's login-history stream (in the hash slot of the user's index).
+pub fn history_key(user_id: &str) -> Vec<u8> {
+    format!("{KEY_PREFIX}:h:{{{KEY_PREFIX}:u:{user_id}}}").into_bytes()
+}
+
 /// A baseline key of the same length as a session key: `{prefix}:b:` and 16 bytes.
 pub fn baseline_key(seed: u64) -> Vec<u8> {
     let mut k = format!("{KEY_PREFIX}:b:").into_bytes();
@@ -599,7 +604,7 @@ pub async fn create_sessions(
     store: &'static RedisStore,
     range: std::ops::Range<usize>,
     concurrency: usize,
-    user_of: fn(usize) -> String,
+    new_of: fn(usize) -> NewSession,
     label: &str,
 ) -> Vec<Token> {
     let (first, n) = (range.start, range.end);
@@ -616,10 +621,7 @@ pub async fn create_sessions(
                     if i >= n {
                         break;
                     }
-                    let (token, _) = store
-                        .create(NewSession::new(user_of(i)).with_roles(["USER"]))
-                        .await
-                        .expect("create");
+                    let (token, _) = store.create(new_of(i)).await.expect("create");
                     tokens.push(token);
                     let done = i + 1 - first;
                     if done.is_multiple_of(step) {
