@@ -222,6 +222,7 @@ impl HistoryEntry {
     }
 
     /// The time in ms.
+    #[cfg_attr(not(any(feature = "redis", feature = "test-suite")), allow(dead_code))]
     pub(crate) fn at_ms(&self) -> u64 {
         system_time_ms(self.at)
     }
