@@ -198,9 +198,7 @@ pub async fn check_password(
         }
         if let Some(secs) = locked.map(retry_after_secs) {
             tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), during = event, "password check refused: username locked");
-            if state.accounts.get(username).await?.is_some() {
-                record(state, username, from.entry(LoginEvent::Locked)).await;
-            }
+            record_refusal(state, username, from.entry(LoginEvent::Locked));
             return Err(ApiError::too_many_attempts(secs));
         }
     }
@@ -214,16 +212,15 @@ pub async fn check_password(
         .passwords
         .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
         .await?;
-    let known = account.is_some();
     let Some(account) = account.filter(|_| ok) else {
         tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), during = event, "failed password check");
-        if known {
+        if plausible {
             let failed = if event == "reauth" {
                 LoginEvent::ReauthFailed
             } else {
                 LoginEvent::LoginFailed
             };
-            record(state, username, from.entry(failed)).await;
+            record_refusal(state, username, from.entry(failed));
         }
         if plausible {
             if let Some(secs) = state
@@ -245,6 +242,22 @@ pub async fn check_password(
     };
     state.store.clear_failures(username).await?;
     Ok(account)
+}
+
+/// Records a refused password check in `username`'s login history if that is an account (no
+/// history for made-up names), in a task of its own: the answer does not wait for it, so a
+/// refusal takes no longer for an existing account than for an unknown name.
+fn record_refusal(state: &AppState, username: &str, entry: HistoryEntry) {
+    let (state, username) = (state.clone(), username.to_owned());
+    tokio::spawn(async move {
+        match state.accounts.get(&username).await {
+            Ok(Some(_)) => record(&state, &username, entry).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(target: "session_audit", user = %log_safe(&username), error = %e, "login history entry not recorded");
+            }
+        }
+    });
 }
 
 /// Adds `entry` to `user`'s login history; a failure is logged, never the request's answer
