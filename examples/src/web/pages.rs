@@ -5,6 +5,7 @@
 //! refuses a post whose `Origin` is another site's (a browser always sends `Origin` with a
 //! form post), so the forms need no token of their own.
 
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
@@ -13,12 +14,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
+use session_core::logging::log_safe;
 use session_core::prelude::*;
 use session_core::web::{AuthSession, CurrentUser};
-use session_core::{Session, SessionData, SessionHandle, SessionInfo};
+use session_core::{HistoryEntry, LoginEvent, Session, SessionData, SessionHandle, SessionInfo};
 
 use crate::accounts::ADMIN;
-use crate::api::check_login;
+use crate::api::{canonical_username, check_login, valid_username};
+use crate::errors::ApiError;
 use crate::routes::{user_agent, ClientAddr};
 use crate::web::errors::WebError;
 use crate::web::html::{escape, Page, Viewer};
@@ -301,7 +304,10 @@ pub async fn login_submit(
     let (account, begun) =
         match check_login(&state, client, &form.username, &form.password, "web_login").await {
             Ok(checked) => checked,
-            Err(e) => return Ok(refuse(e)),
+            Err(e) => {
+                record_refusal(&state, client, user_agent(&headers), &form.username, &e);
+                return Ok(refuse(e));
+            }
         };
     // The visitor's cart (kept in an anonymous session) comes along; nothing else of it does.
     let mut data = SessionData::new();
@@ -321,6 +327,53 @@ pub async fn login_submit(
         other => other?,
     };
     Ok(Redirect::to(next.unwrap_or(DEFAULT_LANDING)).into_response())
+}
+
+/// Records a refused login in the user's login history: `login_failed` for a wrong password,
+/// `locked` for a refusal while the username is locked; nothing for a name that is no account
+/// (no history for made-up names) or a refusal for another reason.
+///
+/// The JSON API's `check_password` does not record them; when it does, this goes.
+///
+/// In a task of its own: the answer does not wait for it, so it takes no longer for an existing
+/// account than for an unknown name.
+fn record_refusal(
+    state: &AppState,
+    client: Option<IpAddr>,
+    agent: Option<String>,
+    username: &str,
+    refusal: &ApiError,
+) {
+    let event = match refusal.code() {
+        "invalid_credentials" => LoginEvent::LoginFailed,
+        "too_many_attempts" => LoginEvent::Locked,
+        _ => return,
+    };
+    if !valid_username(username) {
+        return;
+    }
+    let username = canonical_username(username);
+    let mut entry = HistoryEntry::new(event);
+    if let Some(ua) = agent {
+        entry = entry.with_user_agent(&ua);
+    }
+    if let Some(ip) = client {
+        entry = entry.with_client_ip(ip);
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        match state.accounts.get(&username).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look up the account of a refused login");
+                return;
+            }
+        }
+        if let Err(e) = state.store.record_event(&username, entry).await {
+            tracing::warn!(error = %e, user = %log_safe(&username), "could not record a refused login");
+        }
+    });
 }
 
 /// `POST /logout`: ends the session (if any) and goes to the login page, which says so. (The
