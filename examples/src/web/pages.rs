@@ -100,6 +100,15 @@ fn device_name(browser: Option<&str>, os: Option<&str>) -> String {
     }
 }
 
+/// "Firefox on Linux (203.0.113.0/24)": a device and, if known, its network.
+fn device_and_network(browser: Option<&str>, os: Option<&str>, network: Option<&str>) -> String {
+    let device = device_name(browser, os);
+    match network {
+        Some(net) => format!("{device} ({net})"),
+        None => device,
+    }
+}
+
 /// `2026-11-30 02:08:05 UTC`.
 fn when(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t)
@@ -319,15 +328,52 @@ pub async fn login_submit(
         FLASH_KEY,
         &format!("Welcome, {}. You are signed in.", account.username),
     )?;
-    let new = crate::api::password_login(begun, &account, client, user_agent(&headers))
+    let agent = user_agent(&headers);
+    let new = crate::api::password_login(begun, &account, client, agent.clone())
         .with_data(data)
         .with_remember(form.remember.is_some());
-    match auth.login(new).await {
+    let session = match auth.login(new).await {
         // The password changed while this login checked it: as a wrong password.
         Err(e @ session_core::Error::LoginSuperseded) => return Ok(refuse(e.into())),
         other => other?,
     };
+    if session.is_new_device() {
+        let device = HistoryEntry::new(LoginEvent::Login);
+        let device = match agent {
+            Some(ua) => device.with_user_agent(&ua),
+            None => device,
+        };
+        let device = match client {
+            Some(ip) => device.with_client_ip(ip),
+            None => device,
+        };
+        let device = device_and_network(
+            device.browser.as_deref(),
+            device.os.as_deref(),
+            device.network.as_deref(),
+        );
+        tracing::info!(
+            target: "session_audit",
+            event = "new_device",
+            user = %log_safe(&account.username),
+            device = %log_safe(&device),
+            "sign-in from a new device"
+        );
+        // The notice replaces the welcome. Best effort: the login has happened either way.
+        let notice = new_device_notice(&account.username, &device);
+        if let Err(e) = auth.insert(FLASH_KEY, &notice).await {
+            tracing::warn!(error = %e, "could not store the new-device notice");
+        }
+    }
     Ok(Redirect::to(next.unwrap_or(DEFAULT_LANDING)).into_response())
+}
+
+/// The message on the page after a login from a device the user's history has not seen.
+pub fn new_device_notice(username: &str, device: &str) -> String {
+    format!(
+        "Welcome, {username}. New sign-in from {device}. If this wasn't you, end that session \
+         on the Devices page."
+    )
 }
 
 /// Records a refused login in the user's login history: `login_failed` for a wrong password,
