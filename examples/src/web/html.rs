@@ -70,7 +70,8 @@ h1{margin-top:0;font-size:1.6rem}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.5rem;\
 border-bottom:1px solid #e3e6ea;vertical-align:top}td.device{font-size:.85rem;color:#4a5361;\
 max-width:22rem;overflow-wrap:anywhere}\
-.badge{background:#1f3a5f;color:#fff;border-radius:4px;padding:.1rem .45rem;font-size:.8rem}\
+.badge{background:#1f3a5f;color:#fff;border-radius:4px;padding:.1rem .45rem;font-size:.8rem;\
+white-space:nowrap}\
 label{display:block;margin:.8rem 0 .2rem}input{font:inherit;padding:.4rem;width:18rem}\
 button{font:inherit;padding:.35rem .9rem;border-radius:5px;border:1px solid #1f3a5f;\
 background:#1f3a5f;color:#fff;cursor:pointer}button.danger{background:#b3261e;border-color:#b3261e}\
@@ -94,7 +95,7 @@ impl Page<'_> {
             Viewer::Anonymous => "<a href=\"/\">Home</a><a href=\"/login\">Log in</a>".to_owned(),
             Viewer::User { name, admin } => format!(
                 "<a href=\"/\">Home</a><a href=\"/account\">Account</a>\
-                 <a href=\"/sessions\">Sessions</a>{admin}\
+                 <a href=\"/sessions\">Devices</a><a href=\"/history\">History</a>{admin}\
                  <span class=\"who\">Signed in as <strong>{name}</strong></span>\
                  <form method=\"post\" action=\"/logout\"><button>Log out</button></form>",
                 admin = if admin {

@@ -1,7 +1,8 @@
 //! `demo-web`: a server-rendered HTML app on the same accounts and sessions as `demo-server`.
 //!
 //! Pages: `/` (anyone), `/login` (form), `/account` (any logged-in user, `#[login_required]`),
-//! `/admin` (`#[has_role("ADMIN")]`), `/sessions` (the user's sessions, each can be ended),
+//! `/admin` (`#[has_role("ADMIN")]`), `/sessions` ("Devices": the user's sessions with their
+//! device, network and badges, each can be ended), `/history` (the user's login history),
 //! and a cart on `/` (`POST /cart`) that anonymous visitors fill before login (an anonymous
 //! session, created at the first addition) and that the login carries over.
 //! An anonymous request for a protected page is sent to `/login?next=<the page>`
@@ -46,6 +47,7 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpServi
         .route("/sessions", get(sessions))
         .route("/sessions/others/end", post(end_other_sessions))
         .route("/sessions/{id}/end", post(end_session))
+        .route("/history", get(history))
         .route("/health", get(routes::health))
         .route("/metrics", get(routes::metrics))
         .fallback(not_found)

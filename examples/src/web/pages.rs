@@ -1,5 +1,6 @@
 //! The web app's pages and form handlers: login and logout, an account page for any logged-in
-//! user, an admin page, and "your sessions" with the forms that end them.
+//! user, an admin page, "your devices" (the sessions) with the forms that end them, and the
+//! login history.
 //!
 //! Every form posts to this site; the session layer's CSRF check around the app
 //! refuses a post whose `Origin` is another site's (a browser always sends `Origin` with a
@@ -15,7 +16,7 @@ use axum::Form;
 use serde::Deserialize;
 use session_core::prelude::*;
 use session_core::web::{AuthSession, CurrentUser};
-use session_core::{Session, SessionData, SessionHandle, SessionInfo};
+use session_core::{LoginEvent, Session, SessionData, SessionHandle, SessionInfo};
 
 use crate::accounts::ADMIN;
 use crate::api::check_login;
@@ -85,20 +86,26 @@ async fn set_flash(auth: &mut AuthSession, text: &str) -> Result<(), WebError> {
     Ok(())
 }
 
-/// `2026-11-30 02:08:05 UTC`.
-/// "Firefox on Linux, 203.0.113.0/24": what a device list shows of a session.
-fn device_name(s: &SessionInfo) -> String {
-    let what = match (&s.browser, &s.os) {
+/// "Firefox on Linux": what a device list shows of a browser and system read from a
+/// `User-Agent`.
+fn device_name(browser: Option<&str>, os: Option<&str>) -> String {
+    match (browser, os) {
         (Some(b), Some(o)) => format!("{b} on {o}"),
-        (Some(x), None) | (None, Some(x)) => x.clone(),
+        (Some(x), None) | (None, Some(x)) => x.to_owned(),
         (None, None) => "Unknown device".to_owned(),
-    };
-    match &s.network {
-        Some(net) => format!("{what}, {net}"),
-        None => what,
     }
 }
 
+/// "Firefox on Linux (203.0.113.0/24)": a device and, if known, its network.
+fn device_and_network(browser: Option<&str>, os: Option<&str>, network: Option<&str>) -> String {
+    let device = device_name(browser, os);
+    match network {
+        Some(net) => format!("{device} ({net})"),
+        None => device,
+    }
+}
+
+/// `2026-11-30 02:08:05 UTC`.
 fn when(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t)
         .to_string()
@@ -153,7 +160,8 @@ pub async fn home(mut visitor: AuthSession) -> Result<Response, WebError> {
     let intro = match &login {
         Some(s) => format!(
             "<p>You are signed in as <strong>{}</strong>.</p>\
-             <p><a href=\"/account\">Your account</a> · <a href=\"/sessions\">Your sessions</a></p>",
+             <p><a href=\"/account\">Your account</a> · <a href=\"/sessions\">Your devices</a> · \
+             <a href=\"/history\">Your login history</a></p>",
             escape(s.user_id())
         ),
         None => "<p>A server-rendered app on <code>session-core</code>: sessions in Redis, \
@@ -274,7 +282,9 @@ pub async fn login_page(
 
 /// `POST /login`: the password check of the JSON API (throttled per username, the same answer
 /// for an unknown user and a wrong password), then a new session carrying a welcome message
-/// for the next page, and a 303 to the form's `next` (when [`safe_next`]) or
+/// for the next page (a [`new_device_notice`] instead when the login is from a device the
+/// user's history has not seen, also logged), remembered (a persistent cookie) when "Keep me
+/// signed in" is ticked, and a 303 to the form's `next` (when [`safe_next`]) or
 /// [`DEFAULT_LANDING`].
 pub async fn login_submit(
     State(state): State<AppState>,
@@ -313,12 +323,34 @@ pub async fn login_submit(
     let new = crate::api::password_login(begun, &account, &from)
         .with_data(data)
         .with_remember(form.remember.is_some());
-    match auth.login(new).await {
+    let session = match auth.login(new).await {
         // The password changed while this login checked it: as a wrong password.
         Err(e @ session_core::Error::LoginSuperseded) => return Ok(refuse(e.into())),
         other => other?,
     };
+    if session.is_new_device() {
+        crate::api::tell_new_device(&session);
+        let device = from.entry(LoginEvent::Login);
+        let device = device_and_network(
+            device.browser.as_deref(),
+            device.os.as_deref(),
+            device.network.as_deref(),
+        );
+        // The notice replaces the welcome. Best effort: the login has happened either way.
+        let notice = new_device_notice(&account.username, &device);
+        if let Err(e) = auth.insert(FLASH_KEY, &notice).await {
+            tracing::warn!(error = %e, "could not store the new-device notice");
+        }
+    }
     Ok(Redirect::to(next.unwrap_or(DEFAULT_LANDING)).into_response())
+}
+
+/// The message on the page after a login from a device the user's history has not seen.
+pub fn new_device_notice(username: &str, device: &str) -> String {
+    format!(
+        "Welcome, {username}. New sign-in from {device}. If this wasn't you, end that session \
+         on the Devices page."
+    )
 }
 
 /// `POST /logout`: ends the session (if any) and goes to the login page, which says so. (The
@@ -379,8 +411,10 @@ pub async fn admin(user: CurrentUser, mut auth: AuthSession) -> Response {
     .into_response()
 }
 
-/// `GET /sessions`: the user's live sessions, each with a button that ends it, and one that
-/// ends all the others.
+/// `GET /sessions` ("Devices"): the user's live sessions, most recently used first, each with
+/// its device (browser on system, the full `User-Agent` on hover), network, "Remembered" and
+/// "New device" badges, when it signed in and was last seen, and a button that ends it; the
+/// current one is marked; one button ends all the others.
 #[login_required]
 pub async fn sessions(user: CurrentUser, mut auth: AuthSession) -> Response {
     let listed = match auth.sessions().await {
@@ -388,29 +422,7 @@ pub async fn sessions(user: CurrentUser, mut auth: AuthSession) -> Response {
         Err(e) => return WebError::from(e).into_response(),
     };
     let flash = shown_once(auth.take(FLASH_KEY).await);
-    let rows: String = listed
-        .iter()
-        .map(|s| {
-            let this = s.current;
-            let action = if this {
-                "<span class=\"badge\">this session</span>".to_owned()
-            } else {
-                format!(
-                    "<form class=\"inline\" method=\"post\" action=\"/sessions/{id}/end\">\
-                     <button class=\"danger end-session\">End</button></form>",
-                    id = escape(s.handle.as_str())
-                )
-            };
-            format!(
-                "<tr class=\"session{current}\"><td class=\"device\">{device}</td>\
-                 <td>{created}</td><td>{seen}</td><td>{action}</td></tr>",
-                current = if this { " current" } else { "" },
-                device = escape(&device_name(s)),
-                created = when(s.created_at),
-                seen = ago(s.last_seen_at),
-            )
-        })
-        .collect();
+    let rows: String = listed.iter().map(session_row).collect();
     let others = listed.len().saturating_sub(1);
     let end_others = if others > 0 {
         "<form class=\"actions\" method=\"post\" action=\"/sessions/others/end\">\
@@ -420,15 +432,123 @@ pub async fn sessions(user: CurrentUser, mut auth: AuthSession) -> Response {
     };
     Page {
         status: StatusCode::OK,
-        title: "Your sessions",
+        title: "Your devices",
         viewer: viewer(&user),
         flash: flash.as_deref(),
         body: format!(
             "<p>Every browser or device signed in to your account. End any you do not \
-             recognise; it is logged out at its next request.</p>\
-             <table id=\"sessions\"><thead><tr><th>Device</th><th>Signed in</th>\
-             <th>Last seen</th><th></th></tr></thead><tbody>{rows}</tbody></table>\
-             {end_others}"
+             recognise; it is logged out at its next request. Past sign-ins are in your \
+             <a href=\"/history\">login history</a>.</p>\
+             <table id=\"sessions\"><thead><tr><th>Device</th><th>Network</th>\
+             <th>Signed in</th><th>Last seen</th><th></th></tr></thead><tbody>{rows}</tbody>\
+             </table>{end_others}"
+        ),
+    }
+    .into_response()
+}
+
+/// One row of the devices table.
+fn session_row(s: &SessionInfo) -> String {
+    let action = if s.current {
+        "<span class=\"badge\">this session</span>".to_owned()
+    } else {
+        format!(
+            "<form class=\"inline\" method=\"post\" action=\"/sessions/{id}/end\">\
+             <button class=\"danger end-session\">End</button></form>",
+            id = escape(s.handle.as_str())
+        )
+    };
+    let mut badges = String::new();
+    if s.remembered {
+        badges.push_str(" <span class=\"badge remembered\">Remembered</span>");
+    }
+    if s.new_device {
+        badges.push_str(" <span class=\"badge new-device\">New device</span>");
+    }
+    let title = s
+        .user_agent
+        .as_deref()
+        .map(|ua| format!(" title=\"{}\"", escape(ua)))
+        .unwrap_or_default();
+    format!(
+        "<tr class=\"session{current}\"><td class=\"device\"><span class=\"device-name\"{title}>\
+         {device}</span>{badges}</td><td class=\"network\">{network}</td>\
+         <td class=\"created\">{created}</td><td class=\"seen\">{seen}</td><td>{action}</td></tr>",
+        current = if s.current { " current" } else { "" },
+        device = escape(&device_name(s.browser.as_deref(), s.os.as_deref())),
+        network = escape(s.network.as_deref().unwrap_or("unknown")),
+        created = when(s.created_at),
+        seen = ago(s.last_seen_at),
+    )
+}
+
+/// What a login history says of `event`, in words.
+pub fn event_words(event: LoginEvent) -> &'static str {
+    match event {
+        LoginEvent::Login => "Signed in",
+        LoginEvent::LoginFailed => "Wrong password",
+        LoginEvent::Locked => "Locked out (too many wrong passwords)",
+        LoginEvent::Logout => "Signed out",
+        LoginEvent::Revoked => "Session ended by you or an admin",
+        LoginEvent::Evicted => "Signed out by a newer login (session limit)",
+        LoginEvent::PasswordChanged => "Password changed",
+        LoginEvent::Reauth => "Password confirmed",
+        LoginEvent::ReauthFailed => "Wrong password when confirming",
+        LoginEvent::ImpersonationStarted => "Impersonation started",
+        LoginEvent::ImpersonationEnded => "Impersonation ended",
+        _ => "Other account event",
+    }
+}
+
+/// The event's `snake_case` name (`login_failed`), for a class attribute.
+fn event_name(event: LoginEvent) -> String {
+    serde_json::to_value(event)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// `GET /history`: the user's login history, newest first: when, what, from which device and
+/// network.
+#[login_required]
+pub async fn history(user: CurrentUser, mut auth: AuthSession) -> Response {
+    let entries = match auth.history().await {
+        Ok(entries) => entries,
+        Err(e) => return WebError::from(e).into_response(),
+    };
+    let flash = shown_once(auth.take(FLASH_KEY).await);
+    let rows: String = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "<tr class=\"event {name}\"><td class=\"at\">{at}</td>\
+                 <td class=\"what\">{what}</td><td class=\"device\">{device}</td>\
+                 <td class=\"network\">{network}</td></tr>",
+                name = escape(&event_name(e.event)),
+                at = when(e.at),
+                what = event_words(e.event),
+                device = escape(&device_name(e.browser.as_deref(), e.os.as_deref())),
+                network = escape(e.network.as_deref().unwrap_or("unknown")),
+            )
+        })
+        .collect();
+    let table = if entries.is_empty() {
+        "<p id=\"history-empty\">Nothing recorded yet.</p>".to_owned()
+    } else {
+        format!(
+            "<table id=\"history\"><thead><tr><th>When</th><th>What</th><th>Device</th>\
+             <th>Network</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    };
+    Page {
+        status: StatusCode::OK,
+        title: "Login history",
+        viewer: viewer(&user),
+        flash: flash.as_deref(),
+        body: format!(
+            "<p>Sign-ins, failed attempts and ended sessions of your account, newest first. \
+             Something you do not recognise? End that session on the \
+             <a href=\"/sessions\">Devices</a> page and change your password.</p>{table}"
         ),
     }
     .into_response()

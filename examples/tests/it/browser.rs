@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -206,6 +207,18 @@ async fn has(c: &Client, css: &str) -> bool {
 
 /// Fills in the login form on the current page and submits it; waits for the next page.
 async fn submit_login(c: &Client, username: &str, password: &str) {
+    fill_login(c, username, password).await;
+    c.find(Locator::Id("login"))
+        .await
+        .expect("the login button")
+        .click()
+        .await
+        .expect("click Log in");
+    wait_until_left(c, "/login").await;
+}
+
+/// Fills in the login form's username and password on the current page.
+async fn fill_login(c: &Client, username: &str, password: &str) {
     c.find(Locator::Id("username"))
         .await
         .expect("the login form's username field")
@@ -218,13 +231,6 @@ async fn submit_login(c: &Client, username: &str, password: &str) {
         .send_keys(password)
         .await
         .expect("type the password");
-    c.find(Locator::Id("login"))
-        .await
-        .expect("the login button")
-        .click()
-        .await
-        .expect("click Log in");
-    wait_until_left(c, "/login").await;
 }
 
 /// Waits until the browser's path is not `path` (a form post and its redirect take a moment).
@@ -445,4 +451,260 @@ async fn scenario(a: Client, b: Client, base: String) {
     assert_eq!(here(&a).await, "/sessions");
     a.goto(&url("/admin")).await.expect("open /admin");
     assert!(text_of(&a, "#admin-area").await.contains("admin"));
+}
+
+/// The browsers a scenario opens, closed through WebDriver when it ends (also when it fails).
+#[derive(Clone)]
+struct Browsers {
+    driver_url: String,
+    chromium: PathBuf,
+    open: Arc<Mutex<Vec<Client>>>,
+}
+
+impl Browsers {
+    /// A fresh browser: its own profile, no cookies (a browser started anew).
+    async fn start(&self) -> Client {
+        let c = browser(&self.driver_url, &self.chromium).await;
+        self.open.lock().expect("the browser list").push(c.clone());
+        c
+    }
+
+    async fn close_all(&self) {
+        let open = std::mem::take(&mut *self.open.lock().expect("the browser list"));
+        for c in open {
+            // One the scenario closed itself answers an error.
+            let _ = c.close().await;
+        }
+    }
+}
+
+/// Remember me, the devices page, the login history and the new-device notice: a login from
+/// another device (an HTTP client that says it is Firefox) seeds alice's history; Chromium then
+/// tries a wrong password and signs in with "Keep me signed in" ticked, a new device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remember_me_devices_and_history_in_a_real_browser() {
+    let (chromium, chromedriver) = browser_programs();
+    let redis = RedisServer::start_local().unwrap_or_else(|e| panic!("redis-server: {e}"));
+    let (web, base) = start_web(redis.url()).await;
+    let (_driver, driver_url) = start_driver(&chromedriver).await;
+    let browsers = Browsers {
+        driver_url,
+        chromium,
+        open: Arc::default(),
+    };
+    let outcome = tokio::spawn(devices_scenario(browsers.clone(), base)).await;
+    browsers.close_all().await;
+    if let Err(e) = outcome {
+        if e.is_panic() {
+            eprintln!("demo-web's log:\n{}", web.log_tail());
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("the scenario did not finish: {e}");
+    }
+}
+
+const FIREFOX_LINUX: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+
+/// An HTTP client (no redirects followed) that says it is `user_agent`.
+fn http_client(user_agent: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .user_agent(user_agent)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("build the HTTP client")
+}
+
+/// Logs in through demo-web's form with `http`; the session cookie (`name=value`).
+async fn form_login(http: &reqwest::Client, base: &str, user: &str, password: &str) -> String {
+    let res = http
+        .post(format!("{base}/login"))
+        .header("origin", base)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("username={user}&password={password}"))
+        .send()
+        .await
+        .expect("POST /login");
+    assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
+    let set = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie");
+    set.split(';').next().unwrap_or_default().to_owned()
+}
+
+async fn count(c: &Client, css: &str) -> usize {
+    c.find_all(Locator::Css(css))
+        .await
+        .expect("find elements")
+        .len()
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.expect("screenshot");
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let shot = dir.join(name);
+    std::fs::write(&shot, &png).unwrap_or_else(|e| panic!("write {}: {e}", shot.display()));
+    println!("screenshot: {}", shot.display());
+}
+
+async fn devices_scenario(browsers: Browsers, base: String) {
+    let url = |path: &str| format!("{base}{path}");
+
+    // Another device signs in first: "Firefox on Linux" (alice's first login: no new device).
+    let firefox = http_client(FIREFOX_LINUX);
+    let firefox_cookie = form_login(&firefox, &base, "alice", "alice-password").await;
+
+    // Chromium: a wrong password first (the form again, with an error), then the right one
+    // with "Keep me signed in".
+    let a = browsers.start().await;
+    a.goto(&url("/login")).await.expect("open /login");
+    fill_login(&a, "alice", "wrong-password").await;
+    click_and_wait(&a, "#login").await;
+    assert_eq!(here(&a).await, "/login");
+    assert!(text_of(&a, ".error").await.contains("wrong password"));
+    a.goto(&url("/login")).await.expect("open /login");
+    fill_login(&a, "alice", "alice-password").await;
+    a.find(Locator::Id("remember"))
+        .await
+        .expect("the Keep me signed in box")
+        .click()
+        .await
+        .expect("tick Keep me signed in");
+    click_and_wait(&a, "#login").await;
+    assert_eq!(here(&a).await, "/account");
+    // A device alice has not signed in from: the notice, once.
+    let notice = text_of(&a, ".flash").await;
+    assert!(
+        notice.contains("New sign-in from Chrome on Linux (127.0.0.0/24).")
+            && notice.contains("end that session on the Devices page"),
+        "{notice}"
+    );
+
+    // The remembered login's cookie is persistent: it has an expiry (in the future).
+    let remembered = a
+        .get_named_cookie("__Host-session")
+        .await
+        .expect("the session cookie");
+    let expires = remembered
+        .expires_datetime()
+        .unwrap_or_else(|| panic!("a remembered login's cookie has no expiry: {remembered:?}"));
+    assert!(
+        expires.unix_timestamp()
+            > std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_secs() as i64
+                + 3600,
+        "expires too soon: {expires}"
+    );
+
+    // The devices page: both, this one marked, with its browser, network and badges.
+    a.goto(&url("/sessions")).await.expect("open /sessions");
+    assert_eq!(count(&a, "#sessions tr.session").await, 2);
+    assert_eq!(count(&a, "#sessions tr.session.current").await, 1);
+    let this = text_of(&a, "#sessions tr.session.current").await;
+    assert!(this.contains("Chrome on Linux"), "{this}");
+    assert!(this.contains("127.0.0.0/24"), "{this}");
+    assert!(
+        this.contains("Remembered") && this.contains("New device"),
+        "{this}"
+    );
+    assert!(this.contains("this session"), "{this}");
+    let other = text_of(&a, "#sessions tr.session:not(.current)").await;
+    assert!(other.contains("Firefox on Linux"), "{other}");
+    assert!(
+        !other.contains("Remembered") && !other.contains("New device"),
+        "{other}"
+    );
+    screenshot(&a, "devices.png").await;
+
+    // The history: newest first, the two sign-ins and the wrong password in words.
+    a.goto(&url("/history")).await.expect("open /history");
+    assert_eq!(count(&a, "#history tr.event.login").await, 2);
+    assert_eq!(count(&a, "#history tr.event.login_failed").await, 1);
+    let newest = text_of(&a, "#history tbody tr:first-child").await;
+    assert!(
+        newest.contains("Signed in") && newest.contains("Chrome on Linux"),
+        "{newest}"
+    );
+    let failed = text_of(&a, "#history tr.event.login_failed").await;
+    assert!(
+        failed.contains("Wrong password") && failed.contains("127.0.0.0/24"),
+        "{failed}"
+    );
+    screenshot(&a, "history.png").await;
+
+    // End all other sessions: one left, and the Firefox one is logged out.
+    a.goto(&url("/sessions")).await.expect("open /sessions");
+    click_and_wait(&a, "#end-others").await;
+    assert_eq!(here(&a).await, "/sessions");
+    assert!(text_of(&a, ".flash")
+        .await
+        .contains("1 other session was ended"));
+    assert_eq!(count(&a, "#sessions tr.session").await, 1);
+    assert!(!has(&a, "#end-others").await);
+    let res = firefox
+        .get(url("/account"))
+        .header("cookie", &firefox_cookie)
+        .send()
+        .await
+        .expect("GET /account");
+    assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
+    a.goto(&url("/history")).await.expect("open /history");
+    let newest = text_of(&a, "#history tbody tr:first-child").await;
+    assert!(
+        newest.contains("Session ended by you or an admin"),
+        "{newest}"
+    );
+
+    // A browser restart keeps a persistent cookie: a fresh browser given the saved cookie
+    // (after opening the site, whose origin it belongs to) is signed in.
+    a.clone().close().await.expect("close the first browser");
+    let c = browsers.start().await;
+    c.goto(&url("/")).await.expect("open /");
+    c.add_cookie(remembered.clone())
+        .await
+        .expect("add the saved cookie");
+    c.goto(&url("/account")).await.expect("open /account");
+    assert_eq!(
+        here(&c).await,
+        "/account",
+        "the remembered login did not survive"
+    );
+    assert_eq!(text_of(&c, "#account-user").await, "alice");
+
+    // Without the box: a session cookie (no expiry), which a browser restart drops. From the
+    // same browser, system and network as before: no new-device notice.
+    let d = browsers.start().await;
+    d.goto(&url("/login")).await.expect("open /login");
+    submit_login(&d, "alice", "alice-password").await;
+    assert_eq!(here(&d).await, "/account");
+    let welcome = text_of(&d, ".flash").await;
+    assert!(
+        welcome.contains("Welcome, alice") && !welcome.contains("New sign-in"),
+        "{welcome}"
+    );
+    let ordinary = d
+        .get_named_cookie("__Host-session")
+        .await
+        .expect("the session cookie");
+    assert_eq!(
+        ordinary.expires(),
+        None,
+        "an ordinary login's cookie is persistent: {ordinary:?}"
+    );
+    d.goto(&url("/sessions")).await.expect("open /sessions");
+    assert_eq!(count(&d, "#sessions tr.session").await, 2);
+    let this = text_of(&d, "#sessions tr.session.current").await;
+    assert!(
+        !this.contains("Remembered") && !this.contains("New device"),
+        "{this}"
+    );
+    let other = text_of(&d, "#sessions tr.session:not(.current)").await;
+    assert!(other.contains("Remembered"), "{other}");
 }

@@ -260,3 +260,145 @@ async fn the_cart_fills_an_anonymous_session_that_the_login_carries_over() {
         "the anonymous session outlived the login"
     );
 }
+
+const FIREFOX_LINUX: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+                              (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// A login through the form from a browser with `user_agent`.
+async fn login_from(app: &HttpService, user_agent: &str, form: &str) -> Answer {
+    let req = Request::post("/login")
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, ORIGIN)
+        .header(header::USER_AGENT, user_agent)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .expect("request");
+    send(app, req).await
+}
+
+/// The history page is login-required; it lists the user's sign-ins and a wrong password
+/// (once per attempt), newest first, in words.
+#[tokio::test]
+async fn the_history_page_lists_logins_and_failed_attempts() {
+    let app = app().await;
+    let anonymous = get(&app, "/history", None).await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.header(header::LOCATION), "/login?next=/history");
+
+    let first = login(&app, "alice", "alice-password", "").await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let wrong = login(&app, "alice", "wrong-password", "").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    // An unknown name gets no history of its own (and answers as a wrong password).
+    let unknown = login(&app, "nobody", "wrong-password", "").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    let cookie = login_from(
+        &app,
+        FIREFOX_LINUX,
+        "username=alice&password=alice-password",
+    )
+    .await
+    .session_cookie();
+
+    // The failure is recorded in a task of its own (the answer does not wait for it).
+    let mut page = get(&app, "/history", Some(&cookie)).await;
+    for _ in 0..100 {
+        if page.body.contains("class=\"event login_failed\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        page = get(&app, "/history", Some(&cookie)).await;
+    }
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.header(header::CACHE_CONTROL), "no-store");
+    let body = &page.body;
+    assert_eq!(body.matches("class=\"event login\"").count(), 2, "{body}");
+    assert_eq!(
+        body.matches("class=\"event login_failed\"").count(),
+        1,
+        "one wrong password, one entry: {body}"
+    );
+    assert!(body.contains(">Signed in<") && body.contains(">Wrong password<"));
+    // Newest first: the Firefox login, then the wrong password, then the first login.
+    let firefox = body.find("Firefox on Linux").expect("the Firefox login");
+    let failed = body.find("Wrong password<").expect("the failed attempt");
+    assert!(firefox < failed, "not newest first: {body}");
+    // The navigation links it, next to the devices page.
+    assert!(body.contains("<a href=\"/sessions\">Devices</a><a href=\"/history\">History</a>"));
+}
+
+/// A remembered login's cookie is persistent (`Max-Age`), an ordinary one's is not; a login
+/// from a device alice has not signed in from shows the new-device notice on the next page
+/// and a "New device" badge on the devices page, next to "Remembered".
+#[tokio::test]
+async fn remember_me_and_the_new_device_notice() {
+    let app = app().await;
+    let ordinary = login_from(
+        &app,
+        FIREFOX_LINUX,
+        "username=alice&password=alice-password",
+    )
+    .await;
+    assert!(
+        !ordinary.header(header::SET_COOKIE).contains("Max-Age"),
+        "{}",
+        ordinary.header(header::SET_COOKIE)
+    );
+    let firefox = ordinary.session_cookie();
+    let first = get(&app, "/account", Some(&firefox)).await;
+    assert!(first.body.contains("Welcome, alice. You are signed in."));
+    assert!(
+        !first.body.contains("New sign-in"),
+        "a first login is no new device"
+    );
+
+    let remembered = login_from(
+        &app,
+        CHROME_WINDOWS,
+        "username=alice&password=alice-password&remember=on",
+    )
+    .await;
+    assert!(
+        remembered.header(header::SET_COOKIE).contains("Max-Age="),
+        "{}",
+        remembered.header(header::SET_COOKIE)
+    );
+    let chrome = remembered.session_cookie();
+    let account = get(&app, "/account", Some(&chrome)).await;
+    assert!(
+        account.body.contains(
+            "New sign-in from Chrome on Windows 10. If this wasn&#39;t you, end that session on \
+             the Devices page."
+        ),
+        "{}",
+        account.body
+    );
+
+    let devices = get(&app, "/sessions", Some(&chrome)).await;
+    assert_eq!(devices.status, StatusCode::OK);
+    let rows: Vec<&str> = devices.body.split("<tr class=\"session").skip(1).collect();
+    assert_eq!(rows.len(), 2, "{}", devices.body);
+    let (this, other) = if rows[0].starts_with(" current") {
+        (rows[0], rows[1])
+    } else {
+        (rows[1], rows[0])
+    };
+    assert!(this.contains("Chrome on Windows 10") && other.contains("Firefox on Linux"));
+    assert!(this.contains(">Remembered<") && this.contains(">New device<"));
+    assert!(!other.contains(">Remembered<") && !other.contains(">New device<"));
+    // The full User-Agent on hover, escaped.
+    assert!(this.contains("title=\"Mozilla/5.0 (Windows NT 10.0"));
+
+    // The same device again is not new.
+    let again = login_from(
+        &app,
+        CHROME_WINDOWS,
+        "username=alice&password=alice-password",
+    )
+    .await
+    .session_cookie();
+    let account = get(&app, "/account", Some(&again)).await;
+    assert!(!account.body.contains("New sign-in"), "{}", account.body);
+}
