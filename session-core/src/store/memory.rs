@@ -137,9 +137,11 @@ impl MemoryStore {
         }
         let now = self.config.clock().now_ms();
         inner.sessions.retain(|_, r| is_live(r, now, &self.config));
-        inner
-            .values
-            .retain(|_, v| Marks::decode(v, now).map_or(true, |m| m != Marks::default()));
+        let config = &self.config;
+        inner.values = std::mem::take(&mut inner.values)
+            .into_iter()
+            .filter_map(|(user, v)| Some((user, Marks::sweep(&v, now, config)?)))
+            .collect();
         let sessions = &inner.sessions;
         inner.users.retain(|_, keys| {
             keys.retain(|k| sessions.contains_key(k));
@@ -328,6 +330,37 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    /// A sweep forgets a user whose marks have lapsed and whose history is past its age bound,
+    /// and keeps one whose history is not.
+    #[test]
+    fn a_sweep_forgets_a_history_past_its_age_bound() {
+        use crate::{HistoryEntry, LoginEvent};
+        let clock = ManualClock::new(SystemTime::now());
+        let config = SessionConfig::builder()
+            .history_max_age(Duration::from_secs(60))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let store = MemoryStore::new(config);
+        for user in ["old", "new"] {
+            let entry = HistoryEntry::new(LoginEvent::LoginFailed);
+            block_on(store.record_event(user, entry)).unwrap();
+            clock.advance(Duration::from_secs(50));
+        }
+        // 100 s after "old"'s entry, 50 s after "new"'s: a sweep's worth of writes.
+        let mut inner = store.lock();
+        inner.writes_since_sweep = SWEEP_EVERY - 1;
+        store.count_write(&mut inner);
+        assert!(
+            !inner.values.contains_key("old"),
+            "a history past its age was kept"
+        );
+        assert!(
+            inner.values.contains_key("new"),
+            "a current history was dropped"
+        );
     }
 
     #[test]

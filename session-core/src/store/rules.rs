@@ -127,6 +127,20 @@ impl Marks {
         self.history.drain(..excess);
     }
 
+    /// What of a stored value still applies at `now` (expired marks and history entries past
+    /// the age bound dropped), re-encoded; `None` when nothing does, so a backend that sweeps
+    /// can forget the user. Bytes this code did not write are kept as they are.
+    pub(crate) fn sweep(bytes: &[u8], now: u64, config: &SessionConfig) -> Option<Vec<u8>> {
+        let Ok(mut marks) = Self::decode(bytes, now) else {
+            return Some(bytes.to_vec());
+        };
+        let oldest = now.saturating_sub(config.history_max_age_ms());
+        marks.history.retain(|e| entry_time(e) >= oldest);
+        (marks != Self::default())
+            .then(|| marks.encode().ok())
+            .flatten()
+    }
+
     /// The history within the age bound at `now`, newest first.
     fn history(&self, now: u64, config: &SessionConfig) -> Result<Vec<HistoryEntry>> {
         let oldest = now.saturating_sub(config.history_max_age_ms());
