@@ -170,8 +170,12 @@ async fn history_entries() -> (f64, u64, u64) {
         group(before),
         group(after)
     ));
-    let stream = memory_usage(store, &history_key(&user_id(0))).await;
-    ((after - before) as f64 / total as f64, total as u64, stream)
+    let one_user = memory_usage(store, &history_key(&user_id(0))).await;
+    (
+        (after - before) as f64 / total as f64,
+        total as u64,
+        one_user,
+    )
 }
 
 async fn raw_strings(record_len: usize) -> Growth {
@@ -210,7 +214,7 @@ async fn run() -> Vec<Row> {
     ));
     let devices = sessions(10, with_device, ", with device details").await;
     progress(format!("{BENCH}: login history"));
-    let (per_entry, entries, stream) = history_entries().await;
+    let (per_entry, entries, one_user) = history_entries().await;
     progress(format!("{BENCH}: raw SET EX baseline"));
     let raw = raw_strings(one.record_len).await;
 
@@ -287,7 +291,7 @@ async fn run() -> Vec<Row> {
         bench: BENCH.to_owned(),
         case: format!(
             "bytes per login-history entry ({} entries, 100 per user; MEMORY USAGE of one \
-             user's stream: {stream} B)",
+             user's history: {one_user} B)",
             group(entries)
         ),
         baseline: format!(

@@ -475,7 +475,7 @@ pub fn index_key(user_id: &str) -> Vec<u8> {
     format!("{KEY_PREFIX}:u:{user_id}").into_bytes()
 }
 
-/// A user's login-history stream (in the hash slot of the user's index).
+/// A user's login-history list (in the hash slot of the user's index).
 pub fn history_key(user_id: &str) -> Vec<u8> {
     format!("{KEY_PREFIX}:h:{{{KEY_PREFIX}:u:{user_id}}}").into_bytes()
 }

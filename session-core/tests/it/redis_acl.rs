@@ -22,7 +22,7 @@ use session_core::{CacheConfig, RedisStore};
 /// for `with_replica_acks`, `SELECT` for a URL that names a database.
 const SESSIONS_USER: &str = "on >sessions-secret resetkeys ~conformance-* resetchannels -@all \
      +get +set +getex +getdel +del +exists +type +pttl +pexpire +hget +hincrby \
-     +zadd +zrange +zrem +zcard +zscore +multi +exec +xadd +xtrim +xrevrange +time \
+     +zadd +zrange +zrem +zcard +zscore +multi +exec +lpush +ltrim +lrange \
      +evalsha +script|load +ping +wait +select";
 
 /// What the cache-on variant adds: the tracking connection of `RedisStore::with_cache`.

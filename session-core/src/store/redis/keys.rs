@@ -48,7 +48,7 @@ impl KeyLayout {
         same_slot(&self.epoch_prefix, &self.index(user_id))
     }
 
-    /// The user's login history (a stream), in the hash slot of the user's index.
+    /// The user's login history (a list, newest first), in the hash slot of the user's index.
     pub(crate) fn history(&self, user_id: &str) -> Vec<u8> {
         same_slot(&self.history_prefix, &self.index(user_id))
     }

@@ -319,26 +319,15 @@ impl OneKey {
         if count == 0 {
             return Ok(Vec::new());
         }
-        // Each entry: its id, then its fields and values (here one field, `e`).
-        let reply: Vec<(String, Vec<Vec<u8>>)> = io
-            .read(|mut c| async move {
-                redis::cmd("XREVRANGE")
-                    .arg(&key)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(reply
-            .into_iter()
-            .filter_map(|(_, mut fields)| match fields.as_slice() {
-                [field, _] if field.as_slice() == b"e" => fields.pop(),
-                _ => None,
-            })
-            .collect())
+        io.read(|mut c| async move {
+            redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(count - 1)
+                .query_async(&mut c)
+                .await
+        })
+        .await
     }
 
     pub(super) async fn index_members(&self, io: &Link, user_id: &str) -> Result<Vec<Vec<u8>>> {

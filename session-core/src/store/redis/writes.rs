@@ -298,14 +298,7 @@ pub(super) struct Reads(Connection);
 /// What [`Reads`] sends: commands that change nothing but, for `GETEX`, the idle expiry (a
 /// load's slide, allowed to be lost in a failover).
 const READ_COMMANDS: [&str; 8] = [
-    "GET",
-    "GETEX",
-    "PTTL",
-    "ZRANGE",
-    "XREVRANGE",
-    "EXISTS",
-    "TYPE",
-    "PING",
+    "GET", "GETEX", "PTTL", "ZRANGE", "LRANGE", "EXISTS", "TYPE", "PING",
 ];
 
 /// Whether [`Reads`] may send `cmd`.
