@@ -663,14 +663,18 @@ impl Inner {
     /// The tracking connection (of `generation`, or whichever) failed: nothing cached can be
     /// trusted any more.
     fn lost(&self, generation: Option<u64>) {
-        {
-            let mut conn = self.conn.write().unwrap_or_else(|e| e.into_inner());
-            if generation.is_none() || conn.as_ref().map(|(g, _)| *g) == generation {
-                *conn = None;
-            }
-        }
+        // Distrust and empty the cache *before* the connection is seen to be gone, under the
+        // connection's lock: a barrier that finds no connection takes it that nothing is
+        // cached. (Clearing the connection first left a moment in which a write's barrier
+        // returned at once while the cache still served the session the write had just
+        // ended: `redis_cache::a_reset_tracking_connection_is_replaced_without_a_503` caught
+        // it, rarely, on a busy machine.)
+        let mut conn = self.conn.write().unwrap_or_else(|e| e.into_inner());
         self.trusted_until_ms.store(0, Ordering::Release);
         self.flush();
+        if generation.is_none() || conn.as_ref().map(|(g, _)| *g) == generation {
+            *conn = None;
+        }
     }
 
     fn on_push(&self, generation: u64, push: PushInfo) {
