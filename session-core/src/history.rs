@@ -163,13 +163,11 @@ impl HistoryEntry {
     /// first): the user has an earlier successful login, and none from this device. A user's
     /// first login is not new.
     pub(crate) fn is_new_device(history: &[Self], device: &Self) -> bool {
-        let mut logins = history.iter().filter(|e| e.event == LoginEvent::Login);
-        let mut any = false;
-        let seen = logins.any(|e| {
-            any = true;
-            e.same_device(device)
-        });
-        any && !seen
+        let mut logins = history
+            .iter()
+            .filter(|e| e.event == LoginEvent::Login)
+            .peekable();
+        logins.peek().is_some() && !logins.any(|e| e.same_device(device))
     }
 
     /// The entry's bytes at rest, its time set to `at_ms`: event, time (6 bytes), then browser,

@@ -136,9 +136,11 @@ impl Marks {
         };
         let oldest = now.saturating_sub(config.history_max_age_ms());
         marks.history.retain(|e| entry_time(e) >= oldest);
-        (marks != Self::default())
-            .then(|| marks.encode().ok())
-            .flatten()
+        if marks == Self::default() {
+            None
+        } else {
+            marks.encode().ok()
+        }
     }
 
     /// The history within the age bound at `now`, newest first.

@@ -290,10 +290,10 @@ impl OneKey {
         user_id: &str,
         entry: Vec<u8>,
     ) -> Result<()> {
-        let max_age = self.config.history_max_age_ms();
         if self.config.history_max() == 0 {
             return Ok(());
         }
+        let max_age = self.config.history_max_age_ms();
         let key = self.keys.history(user_id);
         let script = &self.scripts.history_add;
         let max = self.config.history_max();
