@@ -406,13 +406,13 @@ pub async fn change_password(
     // (safe; the user retries). Each ending gives the user a new login epoch, and a login reads
     // the epoch before the hash, so a login that checked the old password gets no session,
     // whenever its create lands: its epoch is older than the last step's. Only then does this
-    // session get its new token. (The history shows the others ended as `revoked`, then
-    // `reauth` and `password_changed`.)
-    auth.end_other_sessions().await?;
+    // session get its new token. (The other sessions' clients are told `password_changed`;
+    // the history shows `reauth`, then `password_changed`.)
+    auth.end_other_sessions(EndReason::PasswordChanged).await?;
     if !state.accounts.set_password_hash(&user, &hash).await? {
         return Err(ApiError::not_found("no such user"));
     }
-    let ended = auth.end_other_sessions().await?;
+    let ended = auth.end_other_sessions(EndReason::PasswordChanged).await?;
     auth.reauthenticate().await?;
     record(state, &user, from.entry(LoginEvent::PasswordChanged)).await;
     tracing::info!(target: "session_audit", event = "password_changed", user = %log_safe(&user), late_sessions_ended = ended, "password changed; other sessions ended");
@@ -430,7 +430,7 @@ pub async fn delete_other_sessions(
 ) -> Result<(), ApiError> {
     let session = auth.current()?.clone();
     Require::fresh(state.step_up).check(&session)?;
-    auth.end_other_sessions().await?;
+    auth.end_other_sessions(EndReason::Revoked).await?;
     Ok(())
 }
 
@@ -504,7 +504,10 @@ pub async fn delete_all_sessions(
     auth: &mut AuthSession,
 ) -> Result<(), ApiError> {
     let user = auth.current()?.user_id().to_owned();
-    let ended = state.store.delete_user_sessions(&user).await?;
+    let ended = state
+        .store
+        .delete_user_sessions(&user, EndReason::Revoked)
+        .await?;
     tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&user), ended, by = %log_safe(&user), "all sessions ended by their owner");
     record(state, &user, from.entry(LoginEvent::Revoked)).await;
     auth.logout().await?;
@@ -577,7 +580,10 @@ pub async fn revoke_user_sessions(
         return Err(ApiError::bad_request("no such username"));
     }
     let username = canonical_username(&username);
-    let ended = state.store.delete_user_sessions(&username).await?;
+    let ended = state
+        .store
+        .delete_user_sessions(&username, EndReason::Revoked)
+        .await?;
     tracing::info!(target: "session_audit", event = "revocation", user = %log_safe(&username), ended, by = %log_safe(admin.user_id()), "all sessions of a user ended by an admin");
     if ended > 0 {
         record(state, &username, HistoryEntry::new(LoginEvent::Revoked)).await;

@@ -9,6 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use session_core::web::Rejection;
+use session_core::EndReason;
 
 /// An error answer of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Why the request's session ended (a 401 `unauthenticated` for a session that did).
+    reason: Option<EndReason>,
     retry_after: Option<u64>,
     /// The request body was not read to its end: the connection cannot be reused.
     close: bool,
@@ -32,9 +35,13 @@ impl ApiError {
         self.code
     }
 
-    /// The body: `{"error": CODE, "message": TEXT}`.
+    /// The body: `{"error": CODE, "message": TEXT}`, with `"reason"` for a session that ended.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "error": self.code, "message": self.message })
+        let mut body = serde_json::json!({ "error": self.code, "message": self.message });
+        if let Some(reason) = self.reason {
+            body["reason"] = reason.as_str().into();
+        }
+        body
     }
 
     /// Seconds to put in `Retry-After`, if any.
@@ -52,6 +59,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            reason: None,
             retry_after: None,
             close: false,
         }
@@ -143,8 +151,7 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.code, "message": self.message });
-        let mut res = (self.status, axum::Json(body)).into_response();
+        let mut res = (self.status, axum::Json(self.body())).into_response();
         if let Some(secs) = self.retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -161,8 +168,13 @@ impl IntoResponse for ApiError {
 /// status and code (401 `reauthentication_required` for a session that is not fresh).
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
+        let reason = match r {
+            Rejection::Unauthenticated { reason } => reason,
+            _ => None,
+        };
         Self {
             retry_after: r.retry_after_secs(),
+            reason,
             ..Self::new(r.status(), r.code(), r.to_string())
         }
     }

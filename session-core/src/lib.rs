@@ -93,6 +93,7 @@ pub mod changes;
 mod clock;
 pub mod config;
 mod device;
+mod ended;
 mod epoch;
 pub mod error;
 pub mod history;
@@ -121,6 +122,7 @@ pub use clock::Clock;
 #[doc(hidden)]
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use device::{MAX_LABEL_CHARS, MAX_METHOD_LEN};
+pub use ended::EndReason;
 pub use error::{Error, Result, UnavailableKind};
 pub use history::{HistoryEntry, LoginEvent};
 pub use record::{NewSession, Session, SessionData, SessionInfo, MAX_DATA_LEN, MAX_USER_ID_LEN};
@@ -159,7 +161,8 @@ pub mod prelude {
     };
     #[doc(no_inline)]
     pub use crate::{
-        Error, MemoryStore, NewSession, Session, SessionConfig, SessionData, SessionStore, Token,
+        EndReason, Error, MemoryStore, NewSession, Session, SessionConfig, SessionData,
+        SessionStore, Token,
     };
 }
 

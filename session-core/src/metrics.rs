@@ -42,6 +42,7 @@ use tracing::Instrument as _;
 
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
+use crate::ended::EndReason;
 use crate::error::{Error, Result};
 use crate::history::HistoryEntry;
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
@@ -100,6 +101,7 @@ enum Op {
     Rotate,
     Reauthenticate,
     Delete,
+    EndReason,
     List,
     DeleteUserSession,
     DeleteUserSessions,
@@ -114,7 +116,7 @@ enum Op {
 }
 
 impl Op {
-    const COUNT: usize = 20;
+    const COUNT: usize = 21;
 
     fn name(self) -> &'static str {
         match self {
@@ -127,6 +129,7 @@ impl Op {
             Op::Rotate => "rotate",
             Op::Reauthenticate => "reauthenticate",
             Op::Delete => "delete",
+            Op::EndReason => "end_reason",
             Op::List => "list",
             Op::DeleteUserSession => "delete_user_session",
             Op::DeleteUserSessions => "delete_user_sessions",
@@ -311,6 +314,13 @@ impl<S: SessionStore> SessionStore for Metered<S> {
             .await
     }
 
+    async fn end_reason(&self, token: &Token) -> Result<Option<EndReason>> {
+        self.measured(Op::EndReason, self.inner.end_reason(token), |r| {
+            found(r.is_some())
+        })
+        .await
+    }
+
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         self.measured(Op::List, self.inner.list_user_sessions(user_id), ok)
             .await
@@ -335,19 +345,24 @@ impl<S: SessionStore> SessionStore for Metered<S> {
         .await
     }
 
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
+    async fn delete_user_sessions(&self, user_id: &str, why: EndReason) -> Result<usize> {
         self.measured(
             Op::DeleteUserSessions,
-            self.inner.delete_user_sessions(user_id),
+            self.inner.delete_user_sessions(user_id, why),
             ok,
         )
         .await
     }
 
-    async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
+    async fn delete_other_user_sessions(
+        &self,
+        user_id: &str,
+        keep: &Token,
+        why: EndReason,
+    ) -> Result<usize> {
         self.measured(
             Op::DeleteOtherUserSessions,
-            self.inner.delete_other_user_sessions(user_id, keep),
+            self.inner.delete_other_user_sessions(user_id, keep, why),
             ok,
         )
         .await

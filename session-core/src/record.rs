@@ -42,12 +42,16 @@ use serde::Serialize;
 #[cfg(test)]
 use crate::device::MAX_LABEL_CHARS;
 use crate::device::{bounded_label, Device, Network};
+use crate::ended::EndReason;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::token::{SessionHandle, SessionKey};
 
 /// Record format version written in the first byte.
 pub(crate) const FORMAT_VERSION: u8 = 3;
+/// The first byte of an ended session's marker ([`Record::ended`]), which a
+/// [`Storage`](crate::Storage) keeps; never written to Redis, whose scripts see it as no record.
+const ENDED_FORMAT: u8 = 0x80 | FORMAT_VERSION;
 /// Offset of the format version (one byte). The offsets and widths here are the record
 /// layout's one source: the Redis scripts get them as Lua constants
 /// (`store/redis/scripts.rs`).
@@ -562,6 +566,9 @@ pub(crate) struct Record {
     pub(crate) device: Device,
     pub(crate) authz: Authz,
     pub(crate) data: SessionData,
+    /// Set on the marker a [`Storage`](crate::Storage) keeps in place of an ended session until
+    /// its deadline (see [`crate::ended`]): never live, holding only the deadline and the user.
+    pub(crate) ended: Option<EndReason>,
 }
 
 impl Record {
@@ -592,10 +599,30 @@ impl Record {
             device: new.device,
             authz: new.authz,
             data: new.data,
+            ended: None,
+        }
+    }
+
+    /// The marker kept in place of this session once it ended for `reason`: its deadline and
+    /// its user, nothing else.
+    pub(crate) fn ended_for(&self, reason: EndReason) -> Self {
+        Self {
+            deadline_ms: self.deadline_ms,
+            last_seen_ms: self.created_ms,
+            created_ms: self.created_ms,
+            auth_time_ms: self.created_ms,
+            user_id: self.user_id.clone(),
+            device: Device::default(),
+            authz: Authz::default(),
+            data: SessionData::new(),
+            ended: Some(reason),
         }
     }
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        if let Some(reason) = self.ended {
+            return Ok(self.encode_ended(reason));
+        }
         let EncodedParts {
             mut head,
             authz,
@@ -634,12 +661,57 @@ impl Record {
         Ok(EncodedParts { head, authz, data })
     }
 
+    /// An ended session's marker: [`ENDED_FORMAT`], the reason's byte, the deadline and
+    /// created times, the user id with its length.
+    fn encode_ended(&self, reason: EndReason) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(15 + self.user_id.len());
+        bytes.extend_from_slice(&[ENDED_FORMAT, reason.code()]);
+        for ms in [self.deadline_ms, self.created_ms] {
+            bytes.extend_from_slice(&ms.min(MAX_MS).to_be_bytes()[2..]);
+        }
+        bytes.push(self.user_id.len() as u8);
+        bytes.extend_from_slice(self.user_id.as_bytes());
+        bytes
+    }
+
+    /// The marker [`Record::encode_ended`] wrote, or `None` when `bytes` are not one.
+    fn decode_ended(bytes: &[u8]) -> Option<Self> {
+        let (&[ENDED_FORMAT, code], rest) = bytes.split_first_chunk::<2>()? else {
+            return None;
+        };
+        let (times, rest) = rest.split_first_chunk::<12>()?;
+        let (&len, user) = rest.split_first()?;
+        let ms = |b: &[u8]| {
+            let mut full = [0u8; 8];
+            full[2..].copy_from_slice(b);
+            u64::from_be_bytes(full)
+        };
+        let user_id = std::str::from_utf8(user).ok()?;
+        if user.len() != usize::from(len) || user_id.len() > MAX_USER_ID_LEN {
+            return None;
+        }
+        let created_ms = ms(&times[6..]);
+        Some(Self {
+            deadline_ms: ms(&times[..6]),
+            last_seen_ms: created_ms,
+            created_ms,
+            auth_time_ms: created_ms,
+            user_id: user_id.to_owned(),
+            device: Device::default(),
+            authz: Authz::default(),
+            data: SessionData::new(),
+            ended: Some(EndReason::from_code(code)?),
+        })
+    }
+
     /// Decodes stored bytes; anything unexpected is [`Error::Corrupt`], never a panic.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
         let corrupt = |what: &str| Error::Corrupt(format!("{what} ({} bytes)", bytes.len()));
         match bytes.first() {
             Some(&FORMAT_VERSION) => {}
+            Some(&ENDED_FORMAT) => {
+                return Self::decode_ended(bytes).ok_or_else(|| corrupt("ended-session marker"))
+            }
             Some(v) => return Err(corrupt(&format!("unknown format version {v}"))),
             None => return Err(corrupt("empty value")),
         }
@@ -703,6 +775,7 @@ impl Record {
             device,
             authz,
             data,
+            ended: None,
         })
     }
 }
@@ -1073,6 +1146,7 @@ mod tests {
                 permissions: vec![],
             },
             data: SessionData::new(),
+            ended: None,
         }
     }
 
@@ -1115,6 +1189,33 @@ mod tests {
             .device
             .label
             .is_empty());
+    }
+
+    #[test]
+    fn an_ended_marker_keeps_the_deadline_user_and_reason_only() {
+        let mut r = sample();
+        r.data.insert("k", "v").unwrap();
+        let marker = r.ended_for(EndReason::PasswordChanged);
+        let bytes = marker.encode().unwrap();
+        assert_eq!(bytes.len(), 15 + "alice".len());
+        let back = Record::decode(&bytes).unwrap();
+        assert_eq!(back, marker);
+        assert_eq!(back.ended, Some(EndReason::PasswordChanged));
+        assert_eq!(
+            (back.deadline_ms, back.user_id.as_str()),
+            (r.deadline_ms, "alice")
+        );
+        assert!(back.data.is_empty() && back.authz == Authz::default());
+        // Cut short, a length that does not match, an unknown reason: corrupt, not a panic.
+        for cut in 0..bytes.len() {
+            assert!(Record::decode(&bytes[..cut]).is_err(), "{cut}");
+        }
+        let mut long = bytes.clone();
+        long.push(b'x');
+        assert!(Record::decode(&long).is_err());
+        let mut unknown = bytes;
+        unknown[1] = 0;
+        assert!(Record::decode(&unknown).is_err());
     }
 
     #[test]

@@ -7,12 +7,13 @@ pub mod memory;
 mod rules;
 pub(crate) mod storage;
 
-pub(crate) use rules::is_live;
+pub(crate) use rules::is_kept;
 
 use async_trait::async_trait;
 
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
+use crate::ended::EndReason;
 use crate::error::Result;
 use crate::history::HistoryEntry;
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
@@ -40,6 +41,10 @@ use crate::token::{SessionHandle, Token};
 /// - **Per-user index.** The store knows each user's sessions, so it can list them, end one or
 ///   all, change their roles, and keep at most [`SessionConfigBuilder::max_sessions_per_user`](crate::SessionConfigBuilder::max_sessions_per_user) (a new
 ///   session evicts the oldest). Ended sessions are pruned from the index.
+/// - **Why a session ended.** A session ended by [`delete`](SessionStore::delete), a
+///   revocation or the per-user limit leaves its [`EndReason`] under its key until its
+///   deadline, for [`end_reason`](SessionStore::end_reason) to tell the client that still
+///   holds the token.
 /// - **Anonymous sessions** ([`NewSession::anonymous`]) have no user: they are in no index,
 ///   count against no limit, have no roles, and load with
 ///   [`Session::is_anonymous`](crate::Session::is_anonymous) true. Everything keyed by token
@@ -94,14 +99,14 @@ pub trait SessionStore: Send + Sync + 'static {
     /// the old password.
     ///
     /// ```
-    /// use session_core::{Error, MemoryStore, SessionConfig, SessionStore};
+    /// use session_core::{EndReason, Error, MemoryStore, SessionConfig, SessionStore};
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let store = MemoryStore::new(SessionConfig::default());
     /// // A login begins: first this, then the password hash and its check.
     /// let login = store.new_login("alice").await?;
     /// // Meanwhile the password changes and the user's sessions are ended.
-    /// store.delete_user_sessions("alice").await?;
+    /// store.delete_user_sessions("alice", EndReason::PasswordChanged).await?;
     /// // The login that checked the old password gets no session.
     /// let late = store.create(login.with_roles(["USER"])).await;
     /// assert!(matches!(late, Err(Error::LoginSuperseded)));
@@ -211,11 +216,38 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)>;
 
-    /// Ends the session of `token` (logout). True when there was one.
+    /// Ends the session of `token` (logout, [`EndReason::LoggedOut`]). True when there was
+    /// one.
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn delete(&self, token: &Token) -> Result<bool>;
+
+    /// Why the session of `token` ended, for a request that still carries it:
+    /// [`EndReason::Expired`] past the token's deadline (no store call), else the reason the
+    /// store kept when the session ended (until its deadline). `None` for a session that is
+    /// live, idled out, or was never there (a made-up token, an old token after a rotation).
+    /// The request core asks only when [`load`](SessionStore::load) found no session, to put
+    /// the reason in the 401.
+    ///
+    /// ```
+    /// use session_core::{EndReason, MemoryStore, NewSession, SessionConfig, SessionStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(SessionConfig::default());
+    /// let (laptop, _) = store.create(NewSession::new("alice")).await?;
+    /// let (phone, _) = store.create(NewSession::new("alice")).await?;
+    /// store.delete(&laptop).await?;
+    /// store.delete_other_user_sessions("alice", &laptop, EndReason::PasswordChanged).await?;
+    /// assert_eq!(store.end_reason(&laptop).await?, Some(EndReason::LoggedOut));
+    /// assert_eq!(store.end_reason(&phone).await?, Some(EndReason::PasswordChanged));
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable).
+    async fn end_reason(&self, token: &Token) -> Result<Option<EndReason>>;
 
     /// The live sessions of `user_id`, the most recently used first (as a "your devices" page
     /// lists them). Ended sessions are pruned from the index on the way.
@@ -242,34 +274,38 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn login_history(&self, user_id: &str) -> Result<Vec<HistoryEntry>>;
 
-    /// Ends the session of `user_id` that has public handle `handle`. False when the user has
-    /// no such session (so nobody can end another user's session by guessing handles).
+    /// Ends the session of `user_id` that has public handle `handle` ([`EndReason::Revoked`]).
+    /// False when the user has no such session (so nobody can end another user's session by
+    /// guessing handles).
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool>;
 
-    /// Ends every session of `user_id` and gives the user a new login epoch, so logins in
-    /// flight ([`new_login`](SessionStore::new_login)) get no session either; returns how many
-    /// were live.
+    /// Ends every session of `user_id` for `why` (usually [`EndReason::Revoked`]; the clients
+    /// are told it) and gives the user a new login epoch, so logins in flight
+    /// ([`new_login`](SessionStore::new_login)) get no session either; returns how many were
+    /// live.
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable).
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<usize>;
+    async fn delete_user_sessions(&self, user_id: &str, why: EndReason) -> Result<usize>;
 
-    /// Ends every session of `user_id` except the one of `keep` (after a password change, or
-    /// "log out my other devices"); returns how many were live. When `keep` is not a session of
+    /// Ends every session of `user_id` except the one of `keep` for `why`
+    /// ([`EndReason::PasswordChanged`] after a password change, [`EndReason::Revoked`] for "log
+    /// out my other devices"); returns how many were live. When `keep` is not a session of
     /// the user, all of the user's sessions end. Gives the user a new login epoch, so logins
     /// in flight ([`new_login`](SessionStore::new_login)) get no session either.
     ///
     /// ```
-    /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
+    /// use session_core::{EndReason, MemoryStore, NewSession, SessionConfig, SessionStore};
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let store = MemoryStore::new(SessionConfig::default());
     /// let (laptop, _) = store.create(NewSession::new("alice")).await?;
     /// let (phone, _) = store.create(NewSession::new("alice")).await?;
-    /// assert_eq!(store.delete_other_user_sessions("alice", &laptop).await?, 1);
+    /// let ended = store.delete_other_user_sessions("alice", &laptop, EndReason::Revoked);
+    /// assert_eq!(ended.await?, 1);
     /// assert!(store.load(&phone).await?.is_none());
     /// assert!(store.load(&laptop).await?.is_some());
     /// # Ok::<(), session_core::Error>(())
@@ -279,7 +315,12 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable user id;
     /// [`Error::Unavailable`](crate::Error::Unavailable).
-    async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize>;
+    async fn delete_other_user_sessions(
+        &self,
+        user_id: &str,
+        keep: &Token,
+        why: EndReason,
+    ) -> Result<usize>;
 
     /// Replaces the roles and permissions on every live session of `user_id`; returns how many
     /// sessions were changed. From the moment this returns, no session of the user is loaded
@@ -333,6 +374,9 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     async fn delete(&self, token: &Token) -> Result<bool> {
         (**self).delete(token).await
     }
+    async fn end_reason(&self, token: &Token) -> Result<Option<EndReason>> {
+        (**self).end_reason(token).await
+    }
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         (**self).list_user_sessions(user_id).await
     }
@@ -345,11 +389,18 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
         (**self).delete_user_session(user_id, handle).await
     }
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
-        (**self).delete_user_sessions(user_id).await
+    async fn delete_user_sessions(&self, user_id: &str, why: EndReason) -> Result<usize> {
+        (**self).delete_user_sessions(user_id, why).await
     }
-    async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
-        (**self).delete_other_user_sessions(user_id, keep).await
+    async fn delete_other_user_sessions(
+        &self,
+        user_id: &str,
+        keep: &Token,
+        why: EndReason,
+    ) -> Result<usize> {
+        (**self)
+            .delete_other_user_sessions(user_id, keep, why)
+            .await
     }
     async fn set_user_authz(
         &self,

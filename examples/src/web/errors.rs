@@ -24,7 +24,7 @@ pub const RETRY_AFTER_SECS: u64 = 1;
 /// | anything else | an HTML 500 page |
 pub fn html_rejection(rejection: Rejection, parts: &Parts) -> Response {
     match rejection {
-        Rejection::Unauthenticated | Rejection::ReauthenticationRequired { .. } => {
+        Rejection::Unauthenticated { .. } | Rejection::ReauthenticationRequired { .. } => {
             let target = if parts.method == Method::GET || parts.method == Method::HEAD {
                 parts.uri.path_and_query().map_or("/", |p| p.as_str())
             } else {
@@ -212,18 +212,18 @@ mod tests {
     #[test]
     fn unauthenticated_gets_redirect_to_login_with_this_page_as_next() {
         let res = html_rejection(
-            Rejection::Unauthenticated,
+            Rejection::Unauthenticated { reason: None },
             &parts(Method::GET, "/sessions?x=1"),
         );
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(location(&res), "/login?next=/sessions%3Fx%3D1");
         let post = html_rejection(
-            Rejection::Unauthenticated,
+            Rejection::Unauthenticated { reason: None },
             &parts(Method::POST, "/sessions/others/end"),
         );
         assert_eq!(location(&post), "/login");
         let evil = html_rejection(
-            Rejection::Unauthenticated,
+            Rejection::Unauthenticated { reason: None },
             &parts(Method::GET, "http://evil.example//evil.example"),
         );
         assert_eq!(location(&evil), "/login");

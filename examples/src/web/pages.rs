@@ -582,7 +582,7 @@ pub async fn end_session(
 /// `POST /sessions/others/end`: ends every session of the user but this one.
 #[login_required]
 pub async fn end_other_sessions(mut auth: AuthSession) -> Result<Redirect, WebError> {
-    let ended = auth.end_other_sessions().await?;
+    let ended = auth.end_other_sessions(EndReason::Revoked).await?;
     let message = match ended {
         1 => "1 other session was ended.".to_owned(),
         n => format!("{n} other sessions were ended."),

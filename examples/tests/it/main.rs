@@ -13,6 +13,7 @@ mod cache;
 mod contract;
 mod cross_framework;
 mod devices;
+mod ended;
 mod expiry;
 mod external_store;
 mod lockout;

@@ -624,13 +624,18 @@ async fn logout_and_revocations_leave_no_session_keys_in_redis() {
         created,
         redis_keys(redis.url()).await,
     );
-    // Every alice session key is gone: what is left is what existed before plus admin's.
+    // Every alice session key is gone: what is left is what existed before plus admin's, and
+    // why each of the two revoked sessions ended (`{prefix}:x:…`, one byte until its deadline).
     let now = redis_keys(redis.url()).await;
-    let extra: Vec<String> = now.difference(&with_admin).map(|k| show_key(k)).collect();
+    let (reasons, extra): (Vec<_>, Vec<_>) = now
+        .difference(&with_admin)
+        .partition(|k| k.starts_with(b"demo:x:"));
+    let extra: Vec<String> = extra.into_iter().map(|k| show_key(k)).collect();
     assert!(
         extra.is_empty(),
         "keys left after revoking all of alice's sessions: {extra:?}"
     );
+    assert_eq!(reasons.len(), 2, "one end reason per revoked session");
     let _ = before;
 }
 

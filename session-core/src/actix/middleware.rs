@@ -138,7 +138,7 @@ impl SessionMiddleware {
     /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
     /// let middleware = SessionMiddleware::new(store).with_rejection(|rejection, _req| {
     ///     match rejection {
-    ///         Rejection::Unauthenticated => HttpResponse::SeeOther()
+    ///         Rejection::Unauthenticated { .. } => HttpResponse::SeeOther()
     ///             .insert_header((LOCATION, "/login"))
     ///             .finish(),
     ///         other => other.error_response(),

@@ -139,7 +139,7 @@ impl SessionLayer {
     ///
     /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
     /// let layer = SessionLayer::new(store).with_rejection(|rejection, _parts| match rejection {
-    ///     Rejection::Unauthenticated => Redirect::to("/login").into_response(),
+    ///     Rejection::Unauthenticated { .. } => Redirect::to("/login").into_response(),
     ///     other => other.into_response(),
     /// });
     /// ```

@@ -82,6 +82,7 @@ fn record() -> impl Strategy<Value = Record> {
                         permissions: normalized(p),
                     },
                     data,
+                    ended: None,
                 }
             },
         )

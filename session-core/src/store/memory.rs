@@ -18,11 +18,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::SessionConfig;
+#[cfg(test)]
+use crate::ended::EndReason;
 use crate::error::Result;
 #[cfg(feature = "throttle")]
 use crate::record::{check_user_id, duration_ms};
 use crate::record::{Record, Session};
-use crate::store::is_live;
+use crate::store::is_kept;
 use crate::store::rules::Marks;
 use crate::store::storage::Storage;
 #[cfg(feature = "throttle")]
@@ -136,7 +138,7 @@ impl MemoryStore {
             return;
         }
         let now = self.config.clock().now_ms();
-        inner.sessions.retain(|_, r| is_live(r, now, &self.config));
+        inner.sessions.retain(|_, r| is_kept(r, now, &self.config));
         let config = &self.config;
         inner.values = std::mem::take(&mut inner.values)
             .into_iter()
@@ -425,7 +427,10 @@ mod tests {
                 .await
                 .unwrap();
             let epoch = store.new_login("cy").await.unwrap();
-            store.delete_user_sessions("cy").await.unwrap();
+            store
+                .delete_user_sessions("cy", EndReason::Revoked)
+                .await
+                .unwrap();
             let changed = store.new_login("cy").await.unwrap();
             assert_ne!(changed, epoch);
 

@@ -80,6 +80,7 @@ use self::writes::CounterKeys;
 use self::writes::{Feature, Link};
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
+use crate::ended::EndReason;
 use crate::error::{Error, Result};
 use crate::history::{HistoryEntry, LoginEvent};
 use crate::record::{
@@ -457,6 +458,13 @@ impl SessionStore for RedisStore {
         self.engine.delete(&self.link, token.key()).await
     }
 
+    async fn end_reason(&self, token: &Token) -> Result<Option<EndReason>> {
+        if token.deadline_ms() <= self.now_ms() {
+            return Ok(Some(EndReason::Expired));
+        }
+        self.one_key.end_reason(&self.link, token.key()).await
+    }
+
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         check_user_id(user_id)?;
         let entries = self.engine.list(&self.link, user_id).await?;
@@ -501,14 +509,16 @@ impl SessionStore for RedisStore {
         };
         let deleted = self
             .engine
-            .delete_members(&self.link, user_id, Some(key))
+            .delete_members(&self.link, user_id, Some(key), EndReason::Revoked)
             .await?;
         Ok(deleted > 0)
     }
 
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
+    async fn delete_user_sessions(&self, user_id: &str, why: EndReason) -> Result<usize> {
         check_user_id(user_id)?;
-        self.engine.delete_members(&self.link, user_id, None).await
+        self.engine
+            .delete_members(&self.link, user_id, None, why)
+            .await
     }
 
     async fn set_user_authz(
@@ -540,10 +550,15 @@ impl SessionStore for RedisStore {
         ))
     }
 
-    async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
+    async fn delete_other_user_sessions(
+        &self,
+        user_id: &str,
+        keep: &Token,
+        why: EndReason,
+    ) -> Result<usize> {
         check_user_id(user_id)?;
         self.engine
-            .delete_others(&self.link, user_id, keep.key())
+            .delete_others(&self.link, user_id, keep.key(), why)
             .await
     }
 }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
+use crate::ended::EndReason;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::history::{HistoryEntry, LoginEvent};
@@ -20,21 +21,41 @@ use crate::store::storage::Storage;
 use crate::store::SessionStore;
 use crate::token::{SessionHandle, SessionKey, Token};
 
-/// Live at `now` (ms): before its deadline, and used within the idle timeout.
+/// Live at `now` (ms): not ended, before its deadline, and used within the idle timeout.
 pub(crate) fn is_live(record: &Record, now: u64, config: &SessionConfig) -> bool {
-    now < record.deadline_ms
+    record.ended.is_none()
+        && now < record.deadline_ms
         && now
             < record
                 .last_seen_ms
                 .saturating_add(config.idle_ms(record.device.remembered))
 }
 
-/// Keeps the live sessions, oldest first (by creation, then key: one order for every backend).
-fn live_oldest_first(sessions: &mut Vec<Session>, now: u64, config: &SessionConfig) {
-    sessions.retain(|s| is_live(&s.record, now, config));
-    sessions.sort_by(|a, b| {
+/// Worth keeping at `now` (ms): a live session, or an ended session's marker (its
+/// [`EndReason`], see [`crate::ended`]) until the session's deadline.
+pub(crate) fn is_kept(record: &Record, now: u64, config: &SessionConfig) -> bool {
+    match record.ended {
+        Some(_) => now < record.deadline_ms,
+        None => is_live(record, now, config),
+    }
+}
+
+/// Takes the live sessions out of `sessions`, oldest first (by creation, then key: one order
+/// for every backend), and leaves the ended sessions' markers still kept; drops the rest.
+fn take_live_oldest_first(
+    sessions: &mut Vec<Session>,
+    now: u64,
+    config: &SessionConfig,
+) -> Vec<Session> {
+    sessions.retain(|s| is_kept(&s.record, now, config));
+    let (mut live, markers) = std::mem::take(sessions)
+        .into_iter()
+        .partition(|s| s.record.ended.is_none());
+    *sessions = markers;
+    live.sort_by(|a: &Session, b: &Session| {
         (a.record.created_ms, a.key.as_bytes()).cmp(&(b.record.created_ms, b.key.as_bytes()))
     });
+    live
 }
 
 /// What the rules keep per user besides the sessions, each with the time (ms) it stops
@@ -176,9 +197,12 @@ fn entry_time(entry: &[u8]) -> u64 {
 }
 
 /// Runs `change` on the user's live sessions (oldest first) and marks, through the backend.
+/// The sessions `change` removes end for `ending`: each leaves a marker with that reason until
+/// its deadline (with `None`, nothing: `change` removes none).
 async fn with_user<S: Storage, T: Send>(
     storage: &S,
     user_id: &str,
+    ending: Option<EndReason>,
     mut change: impl FnMut(&mut Vec<Session>, &mut Marks, u64) -> Result<T> + Send,
 ) -> Result<T> {
     check_user_id(user_id)?;
@@ -188,8 +212,19 @@ async fn with_user<S: Storage, T: Send>(
         .user(user_id, &mut |sessions, value| {
             let now = config.clock().now_ms();
             let mut marks = Marks::decode(value, now)?;
-            live_oldest_first(sessions, now, config);
-            out = Some(change(sessions, &mut marks, now)?);
+            let mut live = take_live_oldest_first(sessions, now, config);
+            let before = ending.map(|_| live.clone()).unwrap_or_default();
+            out = Some(change(&mut live, &mut marks, now)?);
+            if let Some(reason) = ending {
+                let ended = before
+                    .into_iter()
+                    .filter(|b| !live.iter().any(|s| s.key == b.key));
+                sessions.extend(ended.map(|s| Session {
+                    key: s.key,
+                    record: Arc::new(s.record.ended_for(reason)),
+                }));
+            }
+            sessions.append(&mut live);
             *value = marks.encode()?;
             Ok(())
         })
@@ -283,34 +318,39 @@ impl<S: Storage> SessionStore for S {
             return Ok((token, created));
         }
         let user_id = created.user_id().to_owned();
-        let session = with_user(self, &user_id, |sessions, marks, now| {
-            // The user's sessions were ended after this login began: no session.
-            if epoch.as_ref().is_some_and(|e| e.value() != marks.epoch()) {
-                return Err(Error::LoginSuperseded);
-            }
-            let mut session = created.clone();
-            // A role change made while this login was in flight wins over the roles it read.
-            if let Some((authz, _)) = &marks.roles {
-                Arc::make_mut(&mut session.record).authz = authz.clone();
-            }
-            sessions.push(session.clone());
-            if let Some(limit) = config.max_sessions_per_user() {
-                // Oldest first, and the new one (last) is never among the evicted.
-                let excess = sessions.len().saturating_sub(limit.max(1));
-                for evicted in sessions.drain(..excess) {
-                    let entry =
-                        HistoryEntry::of_device(LoginEvent::Evicted, &evicted.record.device);
-                    marks.record(&entry, now, config);
+        let session = with_user(
+            self,
+            &user_id,
+            Some(EndReason::Evicted),
+            |sessions, marks, now| {
+                // The user's sessions were ended after this login began: no session.
+                if epoch.as_ref().is_some_and(|e| e.value() != marks.epoch()) {
+                    return Err(Error::LoginSuperseded);
                 }
-            }
-            Ok(session)
-        })
+                let mut session = created.clone();
+                // A role change made while this login was in flight wins over the roles it read.
+                if let Some((authz, _)) = &marks.roles {
+                    Arc::make_mut(&mut session.record).authz = authz.clone();
+                }
+                sessions.push(session.clone());
+                if let Some(limit) = config.max_sessions_per_user() {
+                    // Oldest first, and the new one (last) is never among the evicted.
+                    let excess = sessions.len().saturating_sub(limit.max(1));
+                    for evicted in sessions.drain(..excess) {
+                        let entry =
+                            HistoryEntry::of_device(LoginEvent::Evicted, &evicted.record.device);
+                        marks.record(&entry, now, config);
+                    }
+                }
+                Ok(session)
+            },
+        )
         .await?;
         Ok((token, session))
     }
 
     async fn new_login(&self, user_id: &str) -> Result<NewSession> {
-        let value = with_user(self, user_id, |_, marks, _| Ok(marks.epoch())).await?;
+        let value = with_user(self, user_id, None, |_, marks, _| Ok(marks.epoch())).await?;
         Ok(NewSession::new(user_id).with_login_epoch(LoginEpoch::new(user_id, value)))
     }
 
@@ -370,18 +410,39 @@ impl<S: Storage> SessionStore for S {
         let mut was_live = false;
         self.session(&key, &mut |list| {
             let now = config.clock().now_ms();
-            was_live = list
-                .iter()
-                .any(|s| s.key == key && is_live(&s.record, now, config));
-            list.clear();
+            list.retain(|s| s.key == key && is_kept(&s.record, now, config));
+            let live = list.iter_mut().find(|s| is_live(&s.record, now, config));
+            was_live = live.is_some();
+            if let Some(session) = live {
+                session.record = Arc::new(session.record.ended_for(EndReason::LoggedOut));
+            }
             Ok(())
         })
         .await?;
         Ok(was_live)
     }
 
+    async fn end_reason(&self, token: &Token) -> Result<Option<EndReason>> {
+        let config = Storage::config(self);
+        if token.deadline_ms() <= config.clock().now_ms() {
+            return Ok(Some(EndReason::Expired));
+        }
+        let key = token.key();
+        let mut reason = None;
+        self.session(&key, &mut |list| {
+            let now = config.clock().now_ms();
+            reason = list
+                .iter()
+                .find(|s| s.key == key && is_kept(&s.record, now, config))
+                .and_then(|s| s.record.ended);
+            Ok(())
+        })
+        .await?;
+        Ok(reason)
+    }
+
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
-        let mut listed: Vec<SessionInfo> = with_user(self, user_id, |sessions, _, _| {
+        let mut listed: Vec<SessionInfo> = with_user(self, user_id, None, |sessions, _, _| {
             Ok(sessions.iter().map(Session::info).collect())
         })
         .await?;
@@ -391,7 +452,7 @@ impl<S: Storage> SessionStore for S {
 
     async fn record_event(&self, user_id: &str, entry: HistoryEntry) -> Result<()> {
         let config = Storage::config(self);
-        with_user(self, user_id, |_, marks, now| {
+        with_user(self, user_id, None, |_, marks, now| {
             marks.record(&entry, now, config);
             Ok(())
         })
@@ -400,11 +461,14 @@ impl<S: Storage> SessionStore for S {
 
     async fn login_history(&self, user_id: &str) -> Result<Vec<HistoryEntry>> {
         let config = Storage::config(self);
-        with_user(self, user_id, |_, marks, now| marks.history(now, config)).await
+        with_user(self, user_id, None, |_, marks, now| {
+            marks.history(now, config)
+        })
+        .await
     }
 
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
-        with_user(self, user_id, |sessions, _, _| {
+        with_user(self, user_id, Some(EndReason::Revoked), |sessions, _, _| {
             let before = sessions.len();
             sessions.retain(|s| s.handle() != *handle);
             Ok(sessions.len() < before)
@@ -412,9 +476,9 @@ impl<S: Storage> SessionStore for S {
         .await
     }
 
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<usize> {
+    async fn delete_user_sessions(&self, user_id: &str, why: EndReason) -> Result<usize> {
         let window = duration_ms(Storage::config(self).role_change_window());
-        with_user(self, user_id, |sessions, marks, now| {
+        with_user(self, user_id, Some(why), |sessions, marks, now| {
             marks.new_epoch(now + window);
             let ended = sessions.len();
             sessions.clear();
@@ -423,10 +487,15 @@ impl<S: Storage> SessionStore for S {
         .await
     }
 
-    async fn delete_other_user_sessions(&self, user_id: &str, keep: &Token) -> Result<usize> {
+    async fn delete_other_user_sessions(
+        &self,
+        user_id: &str,
+        keep: &Token,
+        why: EndReason,
+    ) -> Result<usize> {
         let window = duration_ms(Storage::config(self).role_change_window());
         let keep = keep.key();
-        with_user(self, user_id, |sessions, marks, now| {
+        with_user(self, user_id, Some(why), |sessions, marks, now| {
             marks.new_epoch(now + window);
             let before = sessions.len();
             sessions.retain(|s| s.key == keep);
@@ -448,7 +517,7 @@ impl<S: Storage> SessionStore for S {
         // Checked before anything is written: oversized lists change nothing.
         authz.encode_block()?;
         let window = duration_ms(Storage::config(self).role_change_window());
-        with_user(self, user_id, |sessions, marks, now| {
+        with_user(self, user_id, None, |sessions, marks, now| {
             marks.roles = Some((authz.clone(), now + window));
             for session in sessions.iter_mut() {
                 Arc::make_mut(&mut session.record).authz = authz.clone();

@@ -35,6 +35,7 @@ use rand::Rng as _;
 
 use crate::changes::update_value;
 use crate::clock::ManualClock;
+use crate::ended::EndReason;
 use crate::history::{HistoryEntry, LoginEvent};
 #[cfg(feature = "throttle")]
 use crate::throttle::{LoginThrottle, ThrottleConfig};
@@ -99,6 +100,10 @@ where
     logins_racing_account_changes_never_outlive_them(make(build(base())).await).await;
     per_user_limit_evicts_the_oldest(make(build(base().max_sessions_per_user(Some(2)))).await)
         .await;
+    why_a_session_ended_is_told_to_its_own_token(
+        make(build(base().max_sessions_per_user(Some(2)))).await,
+    )
+    .await;
     invalid_input_is_refused(make(build(base())).await).await;
     login_history_is_bounded_and_newest_first(
         make(build(
@@ -175,7 +180,7 @@ async fn logins_begun_before_the_sessions_were_ended_get_no_session(store: impl 
     }
     // A password change ends the other sessions: the login in flight gets none.
     store
-        .delete_other_user_sessions("alice", &kept)
+        .delete_other_user_sessions("alice", &kept, EndReason::Revoked)
         .await
         .expect("end the others");
     let late = store.create(before.clone()).await;
@@ -194,7 +199,10 @@ async fn logins_begun_before_the_sessions_were_ended_get_no_session(store: impl 
         .await
         .expect("a login begun after the change");
     // "Sign out everywhere" refuses logins in flight too.
-    store.delete_user_sessions("alice").await.expect("end all");
+    store
+        .delete_user_sessions("alice", EndReason::Revoked)
+        .await
+        .expect("end all");
     let late = store.create(after.clone()).await;
     assert!(
         matches!(late, Err(Error::LoginSuperseded)),
@@ -251,7 +259,10 @@ async fn logins_racing_account_changes_never_outlive_them<S: SessionStore>(store
         for _ in 0..round % 3 {
             tokio::task::yield_now().await;
         }
-        store.delete_user_sessions("alice").await.expect("end all");
+        store
+            .delete_user_sessions("alice", EndReason::Revoked)
+            .await
+            .expect("end all");
         let current = store.new_login("alice").await.expect("new_login");
         for login in logins {
             if let Some((epoch, token)) = login.await.expect("login task") {
@@ -909,7 +920,7 @@ async fn other_sessions_of_a_user_are_deleted_and_this_one_kept(store: impl Sess
     let keep = tokens[1].clone();
     assert_eq!(
         store
-            .delete_other_user_sessions("tina", &keep)
+            .delete_other_user_sessions("tina", &keep, EndReason::Revoked)
             .await
             .unwrap(),
         2,
@@ -924,7 +935,7 @@ async fn other_sessions_of_a_user_are_deleted_and_this_one_kept(store: impl Sess
     assert!(store.load(&other_user).await.unwrap().is_some(), "{name}");
     assert_eq!(
         store
-            .delete_other_user_sessions("tina", &keep)
+            .delete_other_user_sessions("tina", &keep, EndReason::Revoked)
             .await
             .unwrap(),
         0,
@@ -933,7 +944,7 @@ async fn other_sessions_of_a_user_are_deleted_and_this_one_kept(store: impl Sess
     // A token that is not one of the user's keeps nothing of theirs.
     assert_eq!(
         store
-            .delete_other_user_sessions("tina", &other_user)
+            .delete_other_user_sessions("tina", &other_user, EndReason::Revoked)
             .await
             .unwrap(),
         1,
@@ -1141,13 +1152,25 @@ async fn all_sessions_of_a_user_are_deleted(store: impl SessionStore) {
         tokens.push(store.create(NewSession::new("ivan")).await.unwrap().0);
     }
     let (other, _) = store.create(NewSession::new("judy")).await.unwrap();
-    assert_eq!(store.delete_user_sessions("ivan").await.unwrap(), 3);
+    assert_eq!(
+        store
+            .delete_user_sessions("ivan", EndReason::Revoked)
+            .await
+            .unwrap(),
+        3
+    );
     for t in &tokens {
         assert!(store.load(t).await.unwrap().is_none());
     }
     assert!(store.list_user_sessions("ivan").await.unwrap().is_empty());
     assert!(store.load(&other).await.unwrap().is_some());
-    assert_eq!(store.delete_user_sessions("ivan").await.unwrap(), 0);
+    assert_eq!(
+        store
+            .delete_user_sessions("ivan", EndReason::Revoked)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 /// Setting a user's roles changes every live session of theirs at once, and no other user's.
@@ -1277,6 +1300,83 @@ async fn per_user_limit_evicts_the_oldest(store: impl SessionStore) {
     assert!(store.load(&other).await.unwrap().is_some());
 }
 
+/// A session ended by its logout, a revocation (by handle, all of the user's), a password
+/// change or the per-user limit leaves its [`EndReason`] for its own token (and only for it);
+/// a token past its deadline is `Expired`; a live session, a made-up token and the old token of
+/// a rotation have none. Ending an ended session again does not change why it ended.
+async fn why_a_session_ended_is_told_to_its_own_token(store: impl SessionStore) {
+    let login = |user: &'static str| {
+        let store = &store;
+        async move { store.create(NewSession::new(user)).await.unwrap().0 }
+    };
+    let reason = |token: Token| {
+        let store = &store;
+        async move { store.end_reason(&token).await.expect("end_reason") }
+    };
+
+    let out = login("olga").await;
+    assert!(store.delete(&out).await.unwrap());
+    assert_eq!(reason(out.clone()).await, Some(EndReason::LoggedOut));
+    assert!(
+        store.load(&out).await.unwrap().is_none(),
+        "an ended session loaded"
+    );
+    // Ending it again (a second logout, a revocation of the user) keeps the first reason.
+    assert!(!store.delete(&out).await.unwrap());
+    store
+        .delete_user_sessions("olga", EndReason::Revoked)
+        .await
+        .unwrap();
+    assert_eq!(reason(out).await, Some(EndReason::LoggedOut));
+
+    let clock = store.config().clock();
+    let first = login("pia").await;
+    pass(clock, Duration::from_millis(5)).await;
+    let second = login("pia").await;
+    pass(clock, Duration::from_millis(5)).await;
+    let third = login("pia").await; // the limit is 2: the oldest goes
+    assert_eq!(reason(first).await, Some(EndReason::Evicted));
+    assert_eq!(
+        reason(second.clone()).await,
+        None,
+        "a live session has no end reason"
+    );
+    let handle = store.load(&second).await.unwrap().expect("live").handle();
+    assert!(store.delete_user_session("pia", &handle).await.unwrap());
+    assert_eq!(reason(second).await, Some(EndReason::Revoked));
+    store
+        .delete_user_sessions("pia", EndReason::Revoked)
+        .await
+        .unwrap();
+    assert_eq!(reason(third).await, Some(EndReason::Revoked));
+
+    let (kept, other) = (login("quinn").await, login("quinn").await);
+    let ended = store
+        .delete_other_user_sessions("quinn", &kept, EndReason::PasswordChanged)
+        .await
+        .unwrap();
+    assert_eq!(ended, 1);
+    assert_eq!(reason(other).await, Some(EndReason::PasswordChanged));
+    assert_eq!(reason(kept.clone()).await, None);
+
+    // Nothing is known of a token that never named a session, nor of a rotation's old token.
+    let made_up = Token::issue(kept.deadline_ms(), false).unwrap();
+    assert_eq!(reason(made_up).await, None);
+    let rotated = store.rotate(&kept).await.unwrap();
+    assert_eq!(reason(kept).await, None);
+
+    let (anonymous, _) = store.create(NewSession::anonymous()).await.unwrap();
+    assert!(store.delete(&anonymous).await.unwrap());
+    assert_eq!(reason(anonymous).await, Some(EndReason::LoggedOut));
+
+    // Past its deadline every token is expired, whatever became of its session.
+    let absolute = Duration::from_millis(store.config().absolute_ms(false));
+    if store.config().clock().as_manual().is_some() {
+        pass(store.config().clock(), absolute + Duration::from_secs(1)).await;
+        assert_eq!(reason(rotated).await, Some(EndReason::Expired));
+    }
+}
+
 /// An anonymous session (no user) keeps data like any session, per key and under concurrent
 /// increments, rotates and ends; it has no roles (one with roles is refused), appears in no
 /// user's list and does not count against a user's limit.
@@ -1354,14 +1454,20 @@ async fn anonymous_sessions_keep_data_and_are_no_logins(store: impl SessionStore
         store.load(&token).await.unwrap().is_some(),
         "evicted by a login"
     );
-    assert_eq!(store.delete_user_sessions("quinn").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .delete_user_sessions("quinn", EndReason::Revoked)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(
         store.load(&token).await.unwrap().is_some(),
         "ended with a user"
     );
     // The empty user id names no user (InvalidInput or nothing): never the anonymous sessions.
     assert!(
-        !matches!(store.delete_user_sessions("").await, Ok(n) if n > 0),
+        !matches!(store.delete_user_sessions("", EndReason::Revoked).await, Ok(n) if n > 0),
         "delete_user_sessions(\"\") ended anonymous sessions"
     );
     assert!(!matches!(store.list_user_sessions("").await, Ok(l) if !l.is_empty()));

@@ -151,6 +151,26 @@ impl RequestSession {
         login_only(self.loaded().await)
     }
 
+    /// The 401 for a request without a login session: with why the session its cookie named
+    /// ended, when it names one the store found ended (one more store call, on this path
+    /// only). Nothing is said for an anonymous session, a token past which a login or logout
+    /// happened in this request, or when the store cannot tell (the 401 stands).
+    pub(crate) async fn unauthenticated(&self) -> Rejection {
+        let unknown =
+            self.state().changed.is_none() && matches!(self.0.initial.get(), Some(Loaded::None));
+        let (Some(token), true) = (&self.0.presented, unknown) else {
+            return Rejection::UNAUTHENTICATED;
+        };
+        let reason = match self.store().end_reason(token).await {
+            Ok(reason) => reason,
+            Err(e) => {
+                tracing::debug!(error = %e, "why the session ended is not known");
+                None
+            }
+        };
+        Rejection::Unauthenticated { reason }
+    }
+
     /// The request's session, login or anonymous, loaded from the store on the first call
     /// only; `Err` with what went wrong when the store could not be reached.
     pub(crate) async fn any_session(&self) -> Result<Option<Session>, UnavailableKind> {

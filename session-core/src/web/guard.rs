@@ -47,7 +47,9 @@ impl<R: Requirement> Guard<R> {
             Ok(Some(session)) if R::check(&session, now()) => Some(Ok(Guard(PhantomData))),
             // A refusal goes through `enforce`, which audit-logs it.
             Ok(Some(_)) => None,
-            Ok(None) => Some(Err(Rejection::Unauthenticated)),
+            // A session cookie that names no live session: why it ended takes a store call.
+            Ok(None) if ctx.carries_session() => None,
+            Ok(None) => Some(Err(Rejection::UNAUTHENTICATED)),
             Err(rejection) => Some(Err(rejection)),
         }
     }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::changes::{update_value, DataChanges};
+use crate::ended::EndReason;
 use crate::error::{Error, Result, UnavailableKind};
 use crate::history::{HistoryEntry, LoginEvent};
 use crate::logging::log_safe;
@@ -454,28 +455,31 @@ impl AuthSession {
         Ok(ended)
     }
 
-    /// Ends every other session of the logged-in user (after a password change, or "log out
-    /// my other devices"); this one stays. Returns how many ended.
+    /// Ends every other session of the logged-in user for `why`, which their clients are told
+    /// ([`EndReason::Revoked`] for "log out my other devices", which the login history records;
+    /// [`EndReason::PasswordChanged`] after a password change, whose history entry is the
+    /// application's to record); this one stays. Returns how many ended.
     ///
     /// # Errors
     /// [`Error::NotFound`] without a login session; [`Error::Unavailable`].
-    pub async fn end_other_sessions(&mut self) -> Result<usize> {
+    pub async fn end_other_sessions(&mut self, why: EndReason) -> Result<usize> {
         let session = self.current()?;
         let token = self.ctx.token().ok_or(Error::NotFound)?;
         let ended = self
             .ctx
             .store()
-            .delete_other_user_sessions(session.user_id(), &token)
+            .delete_other_user_sessions(session.user_id(), &token, why)
             .await?;
         tracing::info!(
             target: "session_audit",
             event = "revocation",
             user = %log_safe(session.user_id()),
             ended,
+            reason = %why,
             session = %session.key().log_tag(),
             "the user's other sessions ended"
         );
-        if ended > 0 {
+        if ended > 0 && why == EndReason::Revoked {
             let entry = HistoryEntry::of_device(LoginEvent::Revoked, &session.record.device);
             let user = session.user_id().to_owned();
             self.record(&user, entry).await;
@@ -555,7 +559,7 @@ impl CurrentUser {
     pub(crate) async fn from_context(ctx: RequestSession) -> Result<Self, Rejection> {
         match ctx.session().await? {
             Some(session) => Ok(Self(session)),
-            None => Err(Rejection::Unauthenticated),
+            None => Err(ctx.unauthenticated().await),
         }
     }
 }

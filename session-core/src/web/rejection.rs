@@ -5,13 +5,15 @@ use std::fmt;
 
 use http::StatusCode;
 
+use crate::ended::EndReason;
 use crate::error::Error;
 
 /// Why a request was refused: by a guard or an extractor before the handler ran, by the CSRF
 /// check, or by a handler that returned an [`Error`] (which converts into a `Rejection`, see
 /// [`Rejection::from`]).
 ///
-/// By default it answers with a JSON body `{"error": CODE, "message": TEXT}`:
+/// By default it answers with a JSON body `{"error": CODE, "message": TEXT}` (and, for a
+/// session that ended, `"reason"`: [`EndReason`]):
 ///
 /// | variant | status | `error` |
 /// |---|---|---|
@@ -32,7 +34,12 @@ use crate::error::Error;
 #[non_exhaustive]
 pub enum Rejection {
     /// No session, or one that has ended (401).
-    Unauthenticated,
+    Unauthenticated {
+        /// Why the request's session ended, when it names one that did and the store kept the
+        /// reason ([`SessionStore::end_reason`](crate::SessionStore::end_reason)); `None`
+        /// without a session cookie, for a made-up token, or a session that idled out.
+        reason: Option<EndReason>,
+    },
     /// Logged in, but without a role or permission the handler requires (403).
     Forbidden {
         /// What was required, for example `role ADMIN`.
@@ -70,7 +77,7 @@ impl Rejection {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Rejection::Unauthenticated | Rejection::ReauthenticationRequired { .. } => {
+            Rejection::Unauthenticated { .. } | Rejection::ReauthenticationRequired { .. } => {
                 StatusCode::UNAUTHORIZED
             }
             Rejection::Forbidden { .. } | Rejection::CrossSite { .. } => StatusCode::FORBIDDEN,
@@ -84,7 +91,7 @@ impl Rejection {
     /// The machine-readable code of the JSON body.
     pub fn code(&self) -> &'static str {
         match self {
-            Rejection::Unauthenticated => "unauthenticated",
+            Rejection::Unauthenticated { .. } => "unauthenticated",
             Rejection::Forbidden { .. } => "forbidden",
             Rejection::ReauthenticationRequired { .. } => "reauthentication_required",
             Rejection::CrossSite { .. } => "csrf",
@@ -100,16 +107,32 @@ impl Rejection {
         matches!(self, Rejection::StoreUnavailable).then_some(1)
     }
 
-    /// The default body: `{"error": CODE, "message": TEXT}`.
+    /// The default body: `{"error": CODE, "message": TEXT}`, with `"reason"` for a session
+    /// that ended.
     pub(crate) fn json_body(&self) -> String {
-        serde_json::json!({ "error": self.code(), "message": self.to_string() }).to_string()
+        let mut body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
+        if let Rejection::Unauthenticated {
+            reason: Some(reason),
+        } = self
+        {
+            body["reason"] = reason.as_str().into();
+        }
+        body.to_string()
     }
+
+    /// 401 without a reason: no session cookie, or nothing known of the session it names.
+    pub(crate) const UNAUTHENTICATED: Self = Rejection::Unauthenticated { reason: None };
 }
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Rejection::Unauthenticated => f.write_str("log in first: no live session"),
+            Rejection::Unauthenticated { reason: None } => {
+                f.write_str("log in first: no live session")
+            }
+            Rejection::Unauthenticated {
+                reason: Some(reason),
+            } => write!(f, "log in again: this session ended ({reason})"),
             Rejection::Forbidden { requirement } => write!(f, "this needs {requirement}"),
             Rejection::ReauthenticationRequired { max_age } => write!(
                 f,
@@ -155,7 +178,7 @@ impl From<&Error> for Rejection {
                 Rejection::StoreUnavailable
             }
             Error::NotFound | Error::Corrupt(_) | Error::LoginSuperseded => {
-                Rejection::Unauthenticated
+                Rejection::UNAUTHENTICATED
             }
             Error::InvalidInput(message) => Rejection::BadRequest(message.clone()),
             Error::Contended { .. } | Error::Conflict { .. } => {
@@ -273,6 +296,22 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&r.json_body()).unwrap();
         assert_eq!(body["error"], "reauthentication_required");
         assert_eq!(Rejection::StoreUnavailable.retry_after_secs(), Some(1));
-        assert_eq!(Rejection::Unauthenticated.retry_after_secs(), None);
+        assert_eq!(Rejection::UNAUTHENTICATED.retry_after_secs(), None);
+    }
+
+    #[test]
+    fn an_ended_session_says_why_and_no_reason_says_nothing() {
+        let revoked = Rejection::Unauthenticated {
+            reason: Some(EndReason::Revoked),
+        };
+        let body: serde_json::Value = serde_json::from_str(&revoked.json_body()).unwrap();
+        assert_eq!(
+            (body["error"].as_str(), body["reason"].as_str()),
+            (Some("unauthenticated"), Some("revoked"))
+        );
+        assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+        let body: serde_json::Value =
+            serde_json::from_str(&Rejection::UNAUTHENTICATED.json_body()).unwrap();
+        assert!(body.get("reason").is_none(), "{body}");
     }
 }

@@ -53,7 +53,7 @@ pub(crate) async fn enforce(
     describe: impl FnOnce() -> String,
 ) -> Result<(), Rejection> {
     let Some(session) = ctx.session().await? else {
-        return Err(Rejection::Unauthenticated);
+        return Err(ctx.unauthenticated().await);
     };
     let Err(refusal) = check(&session, ctx.store().config().clock().now()) else {
         return Ok(());

@@ -123,7 +123,9 @@ impl<L: UserLoader> std::ops::Deref for Authenticated<L> {
 impl<L: UserLoader> Authenticated<L> {
     /// The extractor over the request's state, with the application's loader.
     pub(crate) async fn load(ctx: RequestSession, loader: &L) -> Result<Self, Rejection> {
-        let session = ctx.session().await?.ok_or(Rejection::Unauthenticated)?;
+        let Some(session) = ctx.session().await? else {
+            return Err(ctx.unauthenticated().await);
+        };
         if let Some(user) = ctx.cached_user::<L::User>(session.key()) {
             return Ok(Self(user));
         }
@@ -140,7 +142,7 @@ impl<L: UserLoader> Authenticated<L> {
                     session = %session.key().log_tag(),
                     "the session's user no longer exists; request refused"
                 );
-                Err(Rejection::Unauthenticated)
+                Err(Rejection::UNAUTHENTICATED)
             }
             Err(e) => Err(Rejection::from(e)),
         }

@@ -230,7 +230,7 @@ fn the_rejection_handler_answers_guards_errors_checks_and_csrf() {
         let store = Arc::new(Switchable::default());
         let sessions =
             middleware(store.clone()).with_rejection(|rejection, _req| match rejection {
-                Rejection::Unauthenticated => HttpResponse::SeeOther()
+                Rejection::Unauthenticated { .. } => HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, "/login"))
                     .finish(),
                 Rejection::Forbidden { .. } | Rejection::CrossSite { .. } => {

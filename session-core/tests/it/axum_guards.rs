@@ -616,7 +616,7 @@ async fn a_stale_session_goes_through_the_apps_rejection_handler() {
                 Rejection::ReauthenticationRequired { .. } => {
                     Redirect::to("/reauth?next=/fresh").into_response()
                 }
-                Rejection::Unauthenticated => Redirect::to("/login").into_response(),
+                Rejection::Unauthenticated { .. } => Redirect::to("/login").into_response(),
                 other => other.into_response(),
             }),
     );
@@ -639,7 +639,7 @@ async fn rejections_can_be_replaced_for_html_apps() {
         SessionLayer::new(store.clone())
             .with_cookie(CookieConfig::default().secure(false).name("sid"))
             .with_rejection(|rejection, _| match rejection {
-                Rejection::Unauthenticated => Redirect::to("/login").into_response(),
+                Rejection::Unauthenticated { .. } => Redirect::to("/login").into_response(),
                 other => other.into_response(),
             }),
     );
@@ -791,7 +791,7 @@ async fn the_rejection_handler_also_answers_errors_returned_with_question_mark_a
             SessionLayer::new(store.clone())
                 .with_cookie(CookieConfig::default().secure(false).name("sid"))
                 .with_rejection(|rejection, _| match rejection {
-                    Rejection::Unauthenticated => Redirect::to("/login").into_response(),
+                    Rejection::Unauthenticated { .. } => Redirect::to("/login").into_response(),
                     Rejection::Forbidden { .. } => Redirect::to("/denied").into_response(),
                     other => other.into_response(),
                 }),

@@ -161,7 +161,7 @@ mod axum_app {
         let mut sessions = SessionLayer::new(store);
         if custom {
             sessions = sessions.with_rejection(|rejection, _| match rejection {
-                Rejection::Unauthenticated => Redirect::to("/login").into_response(),
+                Rejection::Unauthenticated { .. } => Redirect::to("/login").into_response(),
                 other => other.into_response(),
             });
         }
@@ -315,7 +315,7 @@ mod actix_app {
         let mut sessions = SessionMiddleware::new(store);
         if custom {
             sessions = sessions.with_rejection(|rejection, _| match rejection {
-                Rejection::Unauthenticated => HttpResponse::SeeOther()
+                Rejection::Unauthenticated { .. } => HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, "/login"))
                     .finish(),
                 other => other.error_response(),

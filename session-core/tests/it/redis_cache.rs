@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::common::{unique_prefix, CacheMeter};
 use redis_harness::RedisServer;
 use session_core::{
-    CacheConfig, Clock, Error, NewSession, RedisStore, SessionConfig, SessionStore, Token,
+    CacheConfig, Clock, EndReason, Error, NewSession, RedisStore, SessionConfig, SessionStore,
+    Token,
 };
 
 fn config() -> SessionConfig {
@@ -141,7 +142,12 @@ async fn changes_made_through_another_store_end_the_cached_copy_within_milliseco
                                                           // Alternate: logout, revocation of all the user's sessions, demotion.
         match round % 3 {
             0 => assert!(b.delete(&token).await.unwrap()),
-            1 => assert_eq!(b.delete_user_sessions(&user).await.unwrap(), 1),
+            1 => assert_eq!(
+                b.delete_user_sessions(&user, EndReason::Revoked)
+                    .await
+                    .unwrap(),
+                1
+            ),
             _ => assert_eq!(b.set_user_authz(&user, &[], &[]).await.unwrap(), 1),
         }
         windows.push(refused_within_100ms(&a, &token, &format!("round {round}")).await);
@@ -274,7 +280,12 @@ async fn a_session_this_server_slid_is_still_invalidated() {
         assert_eq!(meter.counts().hits, before + 1, "a hit that slides");
         match round {
             0 => assert!(b.delete(&token).await.unwrap()),
-            1 => assert_eq!(b.delete_user_sessions(&user).await.unwrap(), 1),
+            1 => assert_eq!(
+                b.delete_user_sessions(&user, EndReason::Revoked)
+                    .await
+                    .unwrap(),
+                1
+            ),
             _ => assert_eq!(b.set_user_authz(&user, &[], &[]).await.unwrap(), 1),
         }
         refused_within_100ms(&a, &token, &format!("round {round}")).await;

@@ -11,8 +11,8 @@ use base64::Engine as _;
 use redis::AsyncCommands;
 use redis_harness::RedisServer;
 use session_core::{
-    Clock, Error, NewSession, RedisStore, SessionConfig, SessionData, SessionStore, Token,
-    UnavailableKind,
+    Clock, EndReason, Error, NewSession, RedisStore, SessionConfig, SessionData, SessionStore,
+    Token, UnavailableKind,
 };
 
 fn config() -> SessionConfig {
@@ -217,7 +217,12 @@ async fn key_prefixes_keep_applications_apart() {
     let (token, _) = a.create(NewSession::new("alice")).await.unwrap();
     assert!(b.load(&token).await.unwrap().is_none());
     assert!(b.list_user_sessions("alice").await.unwrap().is_empty());
-    assert_eq!(b.delete_user_sessions("alice").await.unwrap(), 0);
+    assert_eq!(
+        b.delete_user_sessions("alice", EndReason::Revoked)
+            .await
+            .unwrap(),
+        0
+    );
     assert!(a.load(&token).await.unwrap().is_some());
 }
 
@@ -686,5 +691,13 @@ async fn anonymous_session_is_one_key_and_touches_no_index() {
     let ttl: i64 = conn.pttl(session_key(&prefix, &reauthed)).await.unwrap();
     assert!(ttl > 0 && ttl <= 30 * 60 * 1000, "TTL {ttl}");
     assert!(store.delete(&reauthed).await.unwrap());
-    assert!(keys(conn.clone(), prefix.clone()).await.is_empty());
+    // Only why it ended is kept (for its token's next request), until its deadline.
+    let left = keys(conn.clone(), prefix.clone()).await;
+    let mut ended = format!("{prefix}:x:").into_bytes();
+    ended.extend_from_slice(reauthed.key().as_bytes());
+    assert_eq!(left, vec![ended]);
+    assert_eq!(
+        store.end_reason(&reauthed).await.unwrap(),
+        Some(EndReason::LoggedOut)
+    );
 }

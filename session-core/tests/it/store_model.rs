@@ -14,8 +14,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis_harness::{RedisCluster, RedisServer};
 use session_core::{
-    Clock, DataChanges, Error, MemoryStore, NewSession, RedisStore, RedisTarget, Session,
-    SessionConfig, SessionData, SessionHandle, SessionStore, Token,
+    Clock, DataChanges, EndReason, Error, MemoryStore, NewSession, RedisStore, RedisTarget,
+    Session, SessionConfig, SessionData, SessionHandle, SessionStore, Token,
 };
 
 /// Few users and a small per-user limit, so sequences hit the same user's sessions, the
@@ -310,14 +310,16 @@ impl<S: SessionStore> Run<S> {
                 seen(deleted, Seen::Bool)
             }
             Op::DeleteUserSessions(u) => seen(
-                self.store.delete_user_sessions(USERS[*u]).await,
+                self.store
+                    .delete_user_sessions(USERS[*u], EndReason::Revoked)
+                    .await,
                 Seen::Count,
             ),
             Op::DeleteOthers(u, i) => {
                 let keep = self.token(*i)?.clone();
                 let ended = self
                     .store
-                    .delete_other_user_sessions(USERS[*u], &keep)
+                    .delete_other_user_sessions(USERS[*u], &keep, EndReason::Revoked)
                     .await;
                 seen(ended, Seen::Count)
             }

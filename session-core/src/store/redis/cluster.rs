@@ -12,8 +12,10 @@
 //!   what was copied (a concurrent role change or last-seen update is copied over and retried),
 //!   then un-indexes the old member. Stopping early leaves both keys live and both indexed.
 //!   **Re-authentication** is the same sequence with the new auth time written into the copy.
-//! - **delete** / **revoke** delete the session key first, then the index entry. Stopping
-//!   early leaves an index entry without a key, which every index read prunes.
+//! - **delete** / **revoke** delete the session key first (`GETDEL`), then keep why it ended
+//!   under its ended key (another slot: a request in between gets its 401 without a reason),
+//!   then the index entry. Stopping early leaves an index entry without a key, which every
+//!   index read prunes.
 //!
 //! Index entries whose key is gone are pruned whenever the index is read.
 //!
@@ -31,6 +33,7 @@ use super::replies::ListedEntry;
 use super::scripts::{plain, reading_records};
 use super::writes::Link;
 use crate::config::SessionConfig;
+use crate::ended::EndReason;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result, UnavailableKind};
 use crate::record::{duration_ms, with_auth_time, Record, FORMAT_VERSION};
@@ -177,7 +180,7 @@ impl Cluster {
         let mut evicted = Vec::new();
         for (m, _) in live.into_iter().take(excess) {
             if let Some(k) = member_key(&m) {
-                self.del(io, &self.keys.session(&k)).await?;
+                self.end(io, k, EndReason::Evicted).await?;
             }
             evicted.push(m);
         }
@@ -254,14 +257,60 @@ impl Cluster {
         join_all(checks).await.into_iter().collect()
     }
 
-    /// Ends the given members' sessions (all of the user's when `members` is `None`: then the
-    /// user also gets a new epoch, in the step that reads the index), each in its own slot,
-    /// then un-indexes them. Returns how many were live.
+    /// Ends the session under `key` for `why` and returns the value it had: `GETDEL` (a
+    /// value of another type is deleted all the same, as an empty value), then, for a record
+    /// of ours, `why` kept under the ended key until the session's deadline.
+    async fn end(&self, io: &Link, key: SessionKey, why: EndReason) -> Result<Option<Vec<u8>>> {
+        let session_key = self.keys.session(&key);
+        let value: Option<Vec<u8>> = io
+            .write(|mut c| {
+                let session_key = &session_key;
+                async move {
+                    match redis::cmd("GETDEL")
+                        .arg(session_key)
+                        .query_async(&mut c)
+                        .await
+                    {
+                        Err(e) if is_wrong_type(&e) => {
+                            redis::cmd("DEL")
+                                .arg(session_key)
+                                .query_async::<()>(&mut c)
+                                .await?;
+                            Ok(Some(Vec::new()))
+                        }
+                        other => other,
+                    }
+                }
+            })
+            .await?;
+        if let Some(record) = value.as_deref().and_then(|v| Record::decode(v).ok()) {
+            let ended = self.keys.ended(&key);
+            io.write(|mut c| {
+                let ended = &ended;
+                async move {
+                    redis::cmd("SET")
+                        .arg(ended)
+                        .arg(why.code())
+                        .arg("PXAT")
+                        .arg(record.deadline_ms)
+                        .query_async::<()>(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        }
+        Ok(value)
+    }
+
+    /// Ends the given members' sessions for `why` (all of the user's when `members` is
+    /// `None`: then the user also gets a new epoch, in the step that reads the index), each in
+    /// its own slot, then un-indexes them. Returns how many were live.
     async fn delete_listed(
         &self,
         io: &Link,
         user_id: &str,
         members: Option<Vec<Vec<u8>>>,
+        why: EndReason,
     ) -> Result<usize> {
         let index = self.keys.index(user_id);
         let members = match members {
@@ -270,7 +319,7 @@ impl Cluster {
         };
         let deletions = members.iter().map(|m| async move {
             match member_key(m) {
-                Some(k) => self.del(io, &self.keys.session(&k)).await,
+                Some(k) => Ok(self.end(io, k, why).await?.is_some()),
                 None => Ok(false),
             }
         });
@@ -481,42 +530,25 @@ impl Engine for Cluster {
 
     /// Ends every session of the user but `keep`: give the user a new epoch and read the index
     /// (one step), then end the others (each in its own slot) and un-index them.
-    async fn delete_others(&self, io: &Link, user_id: &str, keep: SessionKey) -> Result<usize> {
+    async fn delete_others(
+        &self,
+        io: &Link,
+        user_id: &str,
+        keep: SessionKey,
+        why: EndReason,
+    ) -> Result<usize> {
         let others: Vec<Vec<u8>> = self
             .new_epoch_and_members(io, user_id)
             .await?
             .into_iter()
             .filter(|m| member_key(m) != Some(keep))
             .collect();
-        self.delete_listed(io, user_id, Some(others)).await
+        self.delete_listed(io, user_id, Some(others), why).await
     }
 
     /// Delete one session by token key, cluster-safe. True when there was one.
     async fn delete(&self, io: &Link, key: SessionKey) -> Result<bool> {
-        let session_key = self.keys.session(&key);
-        let value: Option<Vec<u8>> = io
-            .write(|mut c| {
-                let session_key = &session_key;
-                async move {
-                    match redis::cmd("GETDEL")
-                        .arg(session_key)
-                        .query_async(&mut c)
-                        .await
-                    {
-                        // A value of another type under a session key: end it all the same.
-                        Err(e) if is_wrong_type(&e) => {
-                            redis::cmd("DEL")
-                                .arg(session_key)
-                                .query_async::<()>(&mut c)
-                                .await?;
-                            Ok(Some(Vec::new()))
-                        }
-                        other => other,
-                    }
-                }
-            })
-            .await?;
-        let Some(value) = value else {
+        let Some(value) = self.end(io, key, EndReason::LoggedOut).await? else {
             return Ok(false);
         };
         if let Some(record) = Record::decode(&value).ok().filter(|r| !r.is_anonymous()) {
@@ -582,9 +614,10 @@ impl Engine for Cluster {
         io: &Link,
         user_id: &str,
         only: Option<SessionKey>,
+        why: EndReason,
     ) -> Result<usize> {
         let only = only.map(|key| vec![key.as_bytes().to_vec()]);
-        self.delete_listed(io, user_id, only).await
+        self.delete_listed(io, user_id, only, why).await
     }
 
     /// Replace roles and permissions on every live session of the user, cluster-safe: the

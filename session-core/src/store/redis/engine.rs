@@ -17,6 +17,7 @@ use super::keys::KeyLayout;
 use super::replies::ListedEntry;
 use super::writes::Link;
 use crate::config::SessionConfig;
+use crate::ended::EndReason;
 use crate::epoch::LoginEpoch;
 use crate::error::Result;
 use crate::record::{EncodedParts, Record};
@@ -31,7 +32,8 @@ pub(super) trait Engine: Send + Sync {
     /// Writes a login's session and indexes it, unless the login was superseded
     /// ([`Error::LoginSuperseded`](crate::Error::LoginSuperseded): the user's sessions were
     /// ended after it read its epoch); takes the roles of a role change made while the login
-    /// was in flight; ends the oldest sessions beyond the per-user limit.
+    /// was in flight; ends the oldest sessions beyond the per-user limit
+    /// ([`EndReason::Evicted`]).
     async fn create(&self, io: &Link, login: Login<'_>) -> Result<Created>;
 
     /// Moves the session under `old` to `new`, with its TTL and its place in the index, and
@@ -46,24 +48,32 @@ pub(super) trait Engine: Send + Sync {
         auth_time: Option<u64>,
     ) -> Result<Vec<u8>>;
 
-    /// Ends one session and un-indexes it; true when there was one.
+    /// Ends one session (a logout: [`EndReason::LoggedOut`] is kept) and un-indexes it; true
+    /// when there was one.
     async fn delete(&self, io: &Link, key: SessionKey) -> Result<bool>;
 
     /// The user's live records with their TTLs, pruning index entries whose session ended.
     async fn list(&self, io: &Link, user_id: &str) -> Result<Vec<ListedEntry>>;
 
     /// Ends the user's session `only`, or (`None`) all of them after giving the user a new
-    /// login epoch; returns how many were live.
+    /// login epoch, keeping `why` for each; returns how many were live.
     async fn delete_members(
         &self,
         io: &Link,
         user_id: &str,
         only: Option<SessionKey>,
+        why: EndReason,
     ) -> Result<usize>;
 
-    /// Gives the user a new login epoch and ends every session of the user but `keep`;
-    /// returns how many were live.
-    async fn delete_others(&self, io: &Link, user_id: &str, keep: SessionKey) -> Result<usize>;
+    /// Gives the user a new login epoch and ends every session of the user but `keep`,
+    /// keeping `why` for each; returns how many were live.
+    async fn delete_others(
+        &self,
+        io: &Link,
+        user_id: &str,
+        keep: SessionKey,
+        why: EndReason,
+    ) -> Result<usize>;
 
     /// Records the roles block for the logins in flight and splices it into every live
     /// session of the user; returns how many changed.

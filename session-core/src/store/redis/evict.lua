@@ -1,7 +1,8 @@
 -- Keep a user's index within the per-user limit after a login added `ARGV[3]` to it: prune
 -- members whose session key is gone, then end the oldest live sessions beyond the limit (never
--- the new one). KEYS[1] the user's index; ARGV[1] prefix of session keys, ARGV[2] limit (0:
--- none, prune only), ARGV[3] the new member.
+-- the new one), each keeping the reason `ARGV[5]` under `ARGV[4] .. member`. KEYS[1] the
+-- user's index; ARGV[1] prefix of session keys, ARGV[2] limit (0: none, prune only), ARGV[3]
+-- the new member, ARGV[4] prefix of ended-reason keys, ARGV[5] the reason's code.
 -- Returns the number of sessions ended.
 local idx, prefix, member = KEYS[1], ARGV[1], ARGV[3]
 local limit = tonumber(ARGV[2])
@@ -29,7 +30,8 @@ if limit > 0 then
   for _, m in ipairs(live) do
     if excess <= 0 then break end
     if m ~= member then
-      redis.call('DEL', prefix .. m)
+      local k = prefix .. m
+      end_session(k, redis.pcall('GET', k), ARGV[4] .. m, ARGV[5])
       redis.call('ZREM', idx, m)
       evicted = evicted + 1
       excess = excess - 1

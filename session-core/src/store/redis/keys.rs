@@ -8,6 +8,8 @@ use crate::token::{SessionKey, SESSION_KEY_BYTES};
 pub(crate) struct KeyLayout {
     pub(crate) session_prefix: Vec<u8>,
     pub(crate) index_prefix: Vec<u8>,
+    /// Where an ended session's reason is kept, under its key (see `crate::ended`).
+    pub(crate) ended_prefix: Vec<u8>,
     #[cfg(feature = "throttle")]
     throttle_prefix: Vec<u8>,
     role_change_prefix: Vec<u8>,
@@ -20,6 +22,7 @@ impl KeyLayout {
         Self {
             session_prefix: format!("{prefix}:s:").into_bytes(),
             index_prefix: format!("{prefix}:u:").into_bytes(),
+            ended_prefix: format!("{prefix}:x:").into_bytes(),
             #[cfg(feature = "throttle")]
             throttle_prefix: format!("{prefix}:t:").into_bytes(),
             role_change_prefix: format!("{prefix}:r:").into_bytes(),
@@ -30,6 +33,12 @@ impl KeyLayout {
 
     pub(crate) fn session(&self, key: &SessionKey) -> Vec<u8> {
         [self.session_prefix.as_slice(), key.as_bytes()].concat()
+    }
+
+    /// The ended session's reason (one byte, until the session's deadline). Not in the
+    /// session key's hash slot: on a cluster it is written in a step of its own.
+    pub(crate) fn ended(&self, key: &SessionKey) -> Vec<u8> {
+        [self.ended_prefix.as_slice(), key.as_bytes()].concat()
     }
 
     pub(crate) fn index(&self, user_id: &str) -> Vec<u8> {

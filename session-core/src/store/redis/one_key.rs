@@ -12,6 +12,7 @@ use super::scripts::{plain, reading_records};
 use super::writes::{Link, ReadScript};
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
+use crate::ended::EndReason;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::record::{duration_ms, EncodedParts, Session, SessionData};
@@ -52,6 +53,20 @@ impl OneKey {
                 history_add: redis::Script::new(include_str!("history_add.lua")),
             },
         }
+    }
+
+    /// The reason kept for the ended session of `key`, if one is (see `crate::ended`).
+    pub(super) async fn end_reason(&self, io: &Link, key: SessionKey) -> Result<Option<EndReason>> {
+        let ended = self.keys.ended(&key);
+        let kept: Option<Vec<u8>> = io
+            .read(|mut c| {
+                let ended = &ended;
+                async move { redis::cmd("GET").arg(ended).query_async(&mut c).await }
+            })
+            .await?;
+        // The code as written (`SET` of a number: its digits); anything else is no reason.
+        let code = kept.and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u8>().ok());
+        Ok(code.and_then(EndReason::from_code))
     }
 
     pub(super) async fn ping(&self, io: &Link) -> Result<()> {

@@ -30,3 +30,15 @@ local function authz_span(v)
   return head, len
 end
 
+-- Ends the session under key `k`, whose value `v` was just read (false: none): deletes it and,
+-- for a record of ours, keeps `reason` (its one-byte code) under `ended` until the session's
+-- deadline, for a client that still holds the token to learn why. True when there was one.
+local function end_session(k, v, ended, reason)
+  if not v then return false end
+  redis.call('DEL', k)
+  if is_record(v) then
+    redis.call('SET', ended, reason, 'PXAT', uint(v, DEADLINE, DEADLINE_W))
+  end
+  return true
+end
+

@@ -12,6 +12,7 @@ use super::replies::{listed_entries, outcome_to_result, ListedEntry};
 use super::scripts::{plain, reading_records};
 use super::writes::{Link, ReadScript};
 use crate::config::SessionConfig;
+use crate::ended::EndReason;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
 use crate::record::duration_ms;
@@ -44,11 +45,11 @@ impl Single {
             config,
             scripts: Scripts {
                 create: plain(include_str!("create.lua")),
-                evict: plain(include_str!("evict.lua")),
+                evict: reading_records(include_str!("evict.lua")),
                 delete: reading_records(include_str!("delete.lua")),
                 list: ReadScript::new(plain(include_str!("list.lua"))),
-                delete_members: plain(include_str!("delete_members.lua")),
-                delete_others: plain(include_str!("delete_others.lua")),
+                delete_members: reading_records(include_str!("delete_members.lua")),
+                delete_others: reading_records(include_str!("delete_others.lua")),
                 set_authz: reading_records(include_str!("set_authz.lua")),
                 rotate: reading_records(include_str!("rotate.lua")),
             },
@@ -115,7 +116,7 @@ impl Engine for Single {
         let mut evicted = 0;
         if evict {
             let script = &self.scripts.evict;
-            let prefix = &self.keys.session_prefix;
+            let (prefix, ended) = (&self.keys.session_prefix, &self.keys.ended_prefix);
             let n: i64 = io
                 .write(|mut c| {
                     let index = &index;
@@ -125,6 +126,8 @@ impl Engine for Single {
                             .arg(prefix.as_slice())
                             .arg(limit)
                             .arg(member)
+                            .arg(ended.as_slice())
+                            .arg(EndReason::Evicted.code())
                             .invoke_async(&mut c)
                             .await
                     }
@@ -140,15 +143,17 @@ impl Engine for Single {
 
     /// `delete.lua`.
     async fn delete(&self, io: &Link, key: SessionKey) -> Result<bool> {
-        let session_key = self.keys.session(&key);
+        let (session_key, ended) = (self.keys.session(&key), self.keys.ended(&key));
         let script = &self.scripts.delete;
         let index_prefix = &self.keys.index_prefix;
         let deleted: i64 = io
             .write(|mut c| async move {
                 script
                     .key(&session_key)
+                    .key(&ended)
                     .arg(index_prefix.as_slice())
                     .arg(key.as_bytes().as_slice())
+                    .arg(EndReason::LoggedOut.code())
                     .invoke_async(&mut c)
                     .await
             })
@@ -179,16 +184,20 @@ impl Engine for Single {
         io: &Link,
         user_id: &str,
         only: Option<SessionKey>,
+        why: EndReason,
     ) -> Result<usize> {
         let index = self.keys.index(user_id);
         let epoch = self.keys.epoch(user_id);
         let window = duration_ms(self.config.role_change_window());
         let script = &self.scripts.delete_members;
-        let session_prefix = &self.keys.session_prefix;
+        let (session_prefix, ended) = (&self.keys.session_prefix, &self.keys.ended_prefix);
         let deleted: i64 = io
             .write(|mut c| async move {
                 let mut call = script.key(&index);
-                call.key(&epoch).arg(session_prefix.as_slice());
+                call.key(&epoch)
+                    .arg(session_prefix.as_slice())
+                    .arg(ended.as_slice())
+                    .arg(why.code());
                 match &only {
                     Some(key) => call.arg("some").arg(key.as_bytes().as_slice()),
                     None => call.arg("all").arg(LoginEpoch::next_value()).arg(window),
@@ -260,12 +269,18 @@ impl Engine for Single {
     }
 
     /// `delete_others.lua`.
-    async fn delete_others(&self, io: &Link, user_id: &str, keep: SessionKey) -> Result<usize> {
+    async fn delete_others(
+        &self,
+        io: &Link,
+        user_id: &str,
+        keep: SessionKey,
+        why: EndReason,
+    ) -> Result<usize> {
         let index = self.keys.index(user_id);
         let epoch = self.keys.epoch(user_id);
         let window = duration_ms(self.config.role_change_window());
         let script = &self.scripts.delete_others;
-        let session_prefix = &self.keys.session_prefix;
+        let (session_prefix, ended) = (&self.keys.session_prefix, &self.keys.ended_prefix);
         let deleted: i64 = io
             .write(|mut c| async move {
                 script
@@ -275,6 +290,8 @@ impl Engine for Single {
                     .arg(keep.as_bytes().as_slice())
                     .arg(LoginEpoch::next_value())
                     .arg(window)
+                    .arg(ended.as_slice())
+                    .arg(why.code())
                     .invoke_async(&mut c)
                     .await
             })

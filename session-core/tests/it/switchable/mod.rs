@@ -87,6 +87,10 @@ impl SessionStore for Switchable {
         self.check()?;
         self.inner.0.delete(token).await
     }
+    async fn end_reason(&self, token: &Token) -> Result<Option<EndReason>, Error> {
+        self.check()?;
+        self.inner.0.end_reason(token).await
+    }
     async fn list_user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, Error> {
         self.check()?;
         self.inner.0.list_user_sessions(user).await
@@ -103,9 +107,9 @@ impl SessionStore for Switchable {
         self.check()?;
         self.inner.0.delete_user_session(user, h).await
     }
-    async fn delete_user_sessions(&self, user: &str) -> Result<usize, Error> {
+    async fn delete_user_sessions(&self, user: &str, why: EndReason) -> Result<usize, Error> {
         self.check()?;
-        self.inner.0.delete_user_sessions(user).await
+        self.inner.0.delete_user_sessions(user, why).await
     }
     async fn set_user_authz(&self, user: &str, r: &[String], p: &[String]) -> Result<usize, Error> {
         self.check()?;
@@ -115,8 +119,16 @@ impl SessionStore for Switchable {
         self.check()?;
         self.inner.0.reauthenticate(token).await
     }
-    async fn delete_other_user_sessions(&self, user: &str, keep: &Token) -> Result<usize, Error> {
+    async fn delete_other_user_sessions(
+        &self,
+        user: &str,
+        keep: &Token,
+        why: EndReason,
+    ) -> Result<usize, Error> {
         self.check()?;
-        self.inner.0.delete_other_user_sessions(user, keep).await
+        self.inner
+            .0
+            .delete_other_user_sessions(user, keep, why)
+            .await
     }
 }
