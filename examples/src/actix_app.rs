@@ -30,7 +30,9 @@ use session_core::web::{AuthSession, CookieConfig, CsrfPolicy, CurrentUser};
 use session_core::SessionStore;
 use tracing::Instrument as _;
 
-use crate::api::{self, Credentials, LoginBody, PasswordBody, ReauthBody, Requester, RolesBody};
+use crate::api::{
+    self, Credentials, LoginBody, PasskeyBody, PasswordBody, ReauthBody, Requester, RolesBody,
+};
 use crate::errors::{json_object, payload_too_large, request_timeout, ApiError};
 use crate::serve::ReadTimeouts;
 use crate::{AppState, BODY_LIMIT};
@@ -289,6 +291,23 @@ async fn reauth(
 }
 
 #[login_required]
+async fn reauth_passkey(
+    state: Data<AppState>,
+    req: HttpRequest,
+    mut auth: AuthSession,
+    ApiJson(body): ApiJson<PasskeyBody>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(json(
+        api::reauth_passkey(&state, &requester(&req), &mut auth, body).await?,
+    ))
+}
+
+#[login_required]
+async fn vault(state: Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+    Ok(json(api::vault(&state, &user)?))
+}
+
+#[login_required]
 async fn change_password(
     state: Data<AppState>,
     req: HttpRequest,
@@ -419,6 +438,8 @@ pub fn app(
         .service(resource("/login").route(web::post().to(login)))
         .service(resource("/logout").route(web::post().to(logout)))
         .service(resource("/reauth").route(web::post().to(reauth)))
+        .service(resource("/reauth/passkey").route(web::post().to(reauth_passkey)))
+        .service(resource("/vault").route(web::get().to(vault)))
         .service(resource("/password").route(web::put().to(change_password)))
         .service(resource("/me").route(web::get().to(me)))
         .service(resource("/admin").route(web::get().to(admin)))

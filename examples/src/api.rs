@@ -70,6 +70,12 @@ pub struct ReauthBody {
     password: String,
 }
 
+/// `{"assertion"}` of `POST /reauth/passkey`.
+#[derive(Debug, Deserialize)]
+pub struct PasskeyBody {
+    assertion: String,
+}
+
 /// `{"current_password", "new_password"}` of `PUT /password`.
 #[derive(Debug, Deserialize)]
 pub struct PasswordBody {
@@ -184,23 +190,7 @@ pub async fn check_password(
     from: &Requester,
 ) -> Result<Account, ApiError> {
     if plausible {
-        let mut locked = state.store.begin_login(username, &state.throttle).await?;
-        // A short wait means the limit is taken by attempts still being checked, not by
-        // failures: wait for them (at most a second) rather than refuse the rightful user.
-        for _ in 0..20 {
-            match locked {
-                Some(retry_after) if retry_after <= Duration::from_secs(1) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    locked = state.store.begin_login(username, &state.throttle).await?;
-                }
-                _ => break,
-            }
-        }
-        if let Some(secs) = locked.map(retry_after_secs) {
-            tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), during = event, "password check refused: username locked");
-            record_refusal(state, username, from.entry(LoginEvent::Locked));
-            return Err(ApiError::too_many_attempts(secs));
-        }
+        throttle_gate(state, username, event, from).await?;
     }
     let account = if plausible {
         state.accounts.get(username).await?
@@ -213,35 +203,75 @@ pub async fn check_password(
         .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
         .await?;
     let Some(account) = account.filter(|_| ok) else {
-        tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), during = event, "failed password check");
-        if plausible {
-            let failed = if event == "reauth" {
-                LoginEvent::ReauthFailed
-            } else {
-                LoginEvent::LoginFailed
-            };
-            record_refusal(state, username, from.entry(failed));
-        }
-        if plausible {
-            if let Some(secs) = state
-                .store
-                .record_failure(username, &state.throttle)
-                .await?
-                .map(retry_after_secs)
-            {
-                tracing::warn!(
-                    target: "session_audit",
-                    event = "lockout",
-                    user = %log_safe(username),
-                    secs,
-                    "username locked after repeated failed password checks"
-                );
-            }
-        }
-        return Err(ApiError::invalid_credentials());
+        return Err(refused(state, username, plausible, event, from).await?);
     };
     state.store.clear_failures(username).await?;
     Ok(account)
+}
+
+/// The lockout's gate before a proof is checked: 429 `too_many_attempts` while `username` is
+/// locked (recorded in its history as `locked`); attempts still being checked are waited for
+/// (at most a second) rather than refused.
+async fn throttle_gate(
+    state: &AppState,
+    username: &str,
+    event: &str,
+    from: &Requester,
+) -> Result<(), ApiError> {
+    let mut locked = state.store.begin_login(username, &state.throttle).await?;
+    // A short wait means the limit is taken by attempts still being checked, not by
+    // failures: wait for them (at most a second) rather than refuse the rightful user.
+    for _ in 0..20 {
+        match locked {
+            Some(retry_after) if retry_after <= Duration::from_secs(1) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                locked = state.store.begin_login(username, &state.throttle).await?;
+            }
+            _ => break,
+        }
+    }
+    if let Some(secs) = locked.map(retry_after_secs) {
+        tracing::info!(target: "session_audit", event = "login_refused_locked", user = %log_safe(username), during = event, "password check refused: username locked");
+        record_refusal(state, username, from.entry(LoginEvent::Locked));
+        return Err(ApiError::too_many_attempts(secs));
+    }
+    Ok(())
+}
+
+/// A failed proof: logged, recorded in the user's history (`login_failed`, or
+/// `reauth_failed` for a re-authentication) and counted towards the lockout; the answer is
+/// 401 `invalid_credentials`, the same for an unknown user.
+async fn refused(
+    state: &AppState,
+    username: &str,
+    plausible: bool,
+    event: &str,
+    from: &Requester,
+) -> Result<ApiError, ApiError> {
+    tracing::info!(target: "session_audit", event = "login_failed", user = %log_safe(username), during = event, "failed password check");
+    if plausible {
+        let failed = if event.starts_with("reauth") {
+            LoginEvent::ReauthFailed
+        } else {
+            LoginEvent::LoginFailed
+        };
+        record_refusal(state, username, from.entry(failed));
+        if let Some(secs) = state
+            .store
+            .record_failure(username, &state.throttle)
+            .await?
+            .map(retry_after_secs)
+        {
+            tracing::warn!(
+                target: "session_audit",
+                event = "lockout",
+                user = %log_safe(username),
+                secs,
+                "username locked after repeated failed password checks"
+            );
+        }
+    }
+    Ok(ApiError::invalid_credentials())
 }
 
 /// Records a refused password check in `username`'s login history if that is an account (no
@@ -365,8 +395,44 @@ pub async fn reauth(
     let _slot = state.password_queue.enter(from.client)?;
     let plausible = body.password.chars().count() <= 128;
     check_password(state, &user, &body.password, plausible, "reauth", from).await?;
-    let session = auth.reauthenticate().await?;
+    let session = auth.reauthenticate("password").await?;
     Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
+}
+
+/// `POST /reauth/passkey` (login required): the demo's stand-in for a passkey check (a real
+/// app verifies a WebAuthn assertion here): the assertion `"<username>-passkey"` passes and the
+/// session is re-authenticated by `passkey` (new token, as `POST /reauth`). Anything else is
+/// 401 `invalid_credentials`, throttled, locked out and recorded like a wrong password.
+///
+/// # Errors
+/// 401 `invalid_credentials`, 429, 503.
+pub async fn reauth_passkey(
+    state: &AppState,
+    from: &Requester,
+    auth: &mut AuthSession,
+    body: PasskeyBody,
+) -> Result<Value, ApiError> {
+    let user = auth.current()?.user_id().to_owned();
+    let plausible = body.assertion.len() <= 512;
+    if plausible {
+        throttle_gate(state, &user, "reauth_passkey", from).await?;
+    }
+    if !plausible || body.assertion != format!("{user}-passkey") {
+        return Err(refused(state, &user, plausible, "reauth_passkey", from).await?);
+    }
+    state.store.clear_failures(&user).await?;
+    let session = auth.reauthenticate("passkey").await?;
+    Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
+}
+
+/// `GET /vault` (login required): only for a session whose last proof within `STEP_UP_SECS`
+/// was a passkey; a fresh password is not enough.
+///
+/// # Errors
+/// 401 `reauthentication_required` with `"methods": ["passkey"]`.
+pub fn vault(state: &AppState, user: &CurrentUser) -> Result<Value, ApiError> {
+    Require::fresh_by(state.step_up, ["passkey"]).check(user)?;
+    Ok(json!({ "username": user.user_id() }))
 }
 
 /// `PUT /password` (login required; answered 204): needs a fresh session (`STEP_UP_SECS`) and
@@ -413,7 +479,7 @@ pub async fn change_password(
         return Err(ApiError::not_found("no such user"));
     }
     let ended = auth.end_other_sessions(EndReason::PasswordChanged).await?;
-    auth.reauthenticate().await?;
+    auth.reauthenticate("password").await?;
     record(state, &user, from.entry(LoginEvent::PasswordChanged)).await;
     tracing::info!(target: "session_audit", event = "password_changed", user = %log_safe(&user), late_sessions_ended = ended, "password changed; other sessions ended");
     Ok(())

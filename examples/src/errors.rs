@@ -19,6 +19,8 @@ pub struct ApiError {
     message: String,
     /// Why the request's session ended (a 401 `unauthenticated` for a session that did).
     reason: Option<EndReason>,
+    /// The methods a re-authentication must be by (a 401 `reauthentication_required`).
+    methods: Vec<String>,
     retry_after: Option<u64>,
     /// The request body was not read to its end: the connection cannot be reused.
     close: bool,
@@ -41,6 +43,9 @@ impl ApiError {
         if let Some(reason) = self.reason {
             body["reason"] = reason.as_str().into();
         }
+        if !self.methods.is_empty() {
+            body["methods"] = self.methods.clone().into();
+        }
         body
     }
 
@@ -60,6 +65,7 @@ impl ApiError {
             code,
             message: message.into(),
             reason: None,
+            methods: Vec::new(),
             retry_after: None,
             close: false,
         }
@@ -168,14 +174,23 @@ impl IntoResponse for ApiError {
 /// status and code (401 `reauthentication_required` for a session that is not fresh).
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
-        let reason = match r {
-            Rejection::Unauthenticated { reason } => reason,
-            _ => None,
-        };
-        Self {
-            retry_after: r.retry_after_secs(),
-            reason,
-            ..Self::new(r.status(), r.code(), r.to_string())
+        let base = Self::new(r.status(), r.code(), r.to_string());
+        let retry_after = r.retry_after_secs();
+        match r {
+            Rejection::Unauthenticated { reason } => Self {
+                reason,
+                retry_after,
+                ..base
+            },
+            Rejection::ReauthenticationRequired { methods, .. } => Self {
+                methods,
+                retry_after,
+                ..base
+            },
+            _ => Self {
+                retry_after,
+                ..base
+            },
         }
     }
 }

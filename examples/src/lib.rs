@@ -84,6 +84,8 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpServi
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/reauth", post(reauth))
+        .route("/reauth/passkey", post(reauth_passkey))
+        .route("/vault", get(vault))
         .route("/password", put(change_password))
         .route("/me", get(me))
         .route("/admin", get(admin))

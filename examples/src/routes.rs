@@ -13,7 +13,9 @@ use serde_json::Value;
 use session_core::prelude::*;
 use session_core::web::{AuthSession, CurrentUser};
 
-use crate::api::{self, Credentials, LoginBody, PasswordBody, ReauthBody, Requester, RolesBody};
+use crate::api::{
+    self, Credentials, LoginBody, PasskeyBody, PasswordBody, ReauthBody, Requester, RolesBody,
+};
 use crate::errors::{ApiError, ApiJson};
 use crate::AppState;
 
@@ -108,6 +110,28 @@ pub async fn reauth(
     ApiJson(body): ApiJson<ReauthBody>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(api::reauth(&state, &from, &mut auth, body).await?))
+}
+
+/// `POST /reauth/passkey`.
+#[login_required]
+pub async fn reauth_passkey(
+    State(state): State<AppState>,
+    from: Requester,
+    mut auth: AuthSession,
+    ApiJson(body): ApiJson<PasskeyBody>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        api::reauth_passkey(&state, &from, &mut auth, body).await?,
+    ))
+}
+
+/// `GET /vault`.
+#[login_required]
+pub async fn vault(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(api::vault(&state, &user)?))
 }
 
 /// `PUT /password`.

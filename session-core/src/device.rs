@@ -16,6 +16,14 @@ pub const MAX_LABEL_CHARS: usize = 256;
 /// in bytes.
 pub const MAX_METHOD_LEN: usize = 32;
 
+/// Bytes of an IPv4 network (a /24) in the device block.
+pub(crate) const NETWORK_V4_BYTES: usize = 3;
+/// Bytes of an IPv6 network (a /48) in the device block.
+pub(crate) const NETWORK_V6_BYTES: usize = 6;
+/// Where the network tag is in the device block (after the flags byte), 0-based.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // read only by the Redis scripts
+pub(crate) const NETWORK_TAG_OFFSET: usize = 1;
+
 const REMEMBERED: u8 = 1;
 const NEW_DEVICE: u8 = 2;
 
@@ -31,23 +39,36 @@ pub(crate) struct Device {
     pub(crate) new_device: bool,
 }
 
+/// Checks an authentication method's name (empty: not said) before a store keeps it.
+pub(crate) fn check_method(method: &str) -> Result<()> {
+    let ok = method.len() <= MAX_METHOD_LEN
+        && method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "authentication method {method:?} must be at most {MAX_METHOD_LEN} bytes of \
+             [A-Za-z0-9._-] (a name such as \"password\" or \"passkey\")"
+        )))
+    }
+}
+
+/// Checks the method of a re-authentication: as [`check_method`], and said (not empty).
+pub(crate) fn check_proof_method(method: &str) -> Result<()> {
+    if method.is_empty() {
+        return Err(Error::InvalidInput(
+            "a re-authentication names its method (such as \"password\" or \"passkey\")".into(),
+        ));
+    }
+    check_method(method)
+}
+
 impl Device {
     /// Checks what the application gave before a store keeps it.
     pub(crate) fn check(&self) -> Result<()> {
-        let ok = self.method.len() <= MAX_METHOD_LEN
-            && self
-                .method
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::InvalidInput(format!(
-                "authentication method {:?} must be at most {MAX_METHOD_LEN} bytes of \
-                 [A-Za-z0-9._-] (a name such as \"password\" or \"passkey\")",
-                self.method
-            )))
-        }
+        check_method(&self.method)
     }
 
     /// The encoded block (without its length): empty for the default, else
@@ -96,11 +117,11 @@ impl Device {
         let (network, rest) = match tag {
             0 => (None, rest),
             4 => {
-                let (b, rest) = rest.split_first_chunk::<3>()?;
+                let (b, rest) = rest.split_first_chunk::<NETWORK_V4_BYTES>()?;
                 (Some(Network::V4(*b)), rest)
             }
             6 => {
-                let (b, rest) = rest.split_first_chunk::<6>()?;
+                let (b, rest) = rest.split_first_chunk::<NETWORK_V6_BYTES>()?;
                 (Some(Network::V6(*b)), rest)
             }
             _ => return None,
@@ -160,9 +181,9 @@ pub(crate) fn browser_and_os(user_agent: &str) -> (Option<String>, Option<String
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Network {
     /// The first three bytes of an IPv4 address.
-    V4([u8; 3]),
+    V4([u8; NETWORK_V4_BYTES]),
     /// The first six bytes of an IPv6 address.
-    V6([u8; 6]),
+    V6([u8; NETWORK_V6_BYTES]),
 }
 
 impl Network {

@@ -304,9 +304,13 @@ impl<S: SessionStore> SessionStore for Metered<S> {
             .await
     }
 
-    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
-        self.measured(Op::Reauthenticate, self.inner.reauthenticate(token), ok)
-            .await
+    async fn reauthenticate(&self, token: &Token, method: &str) -> Result<(Token, Session)> {
+        self.measured(
+            Op::Reauthenticate,
+            self.inner.reauthenticate(token, method),
+            ok,
+        )
+        .await
     }
 
     async fn delete(&self, token: &Token) -> Result<bool> {

@@ -603,6 +603,12 @@ impl Record {
         }
     }
 
+    /// The user proved who they are again at `ms`, by `method` (a re-authentication).
+    pub(crate) fn prove(&mut self, ms: u64, method: &str) {
+        self.auth_time_ms = ms;
+        self.device.method = method.to_owned();
+    }
+
     /// The marker kept in place of this session once it ended for `reason`: its deadline and
     /// its user, nothing else.
     pub(crate) fn ended_for(&self, reason: EndReason) -> Self {
@@ -780,17 +786,14 @@ impl Record {
     }
 }
 
-/// Sets the auth time in an encoded record (the same bytes the Redis scripts patch); `None`
+/// An encoded record with a new proof of who the user is (a re-authentication): its auth
+/// time set to `ms` and its method to `method` (the same change `rotate.lua` makes); `None`
 /// for bytes that are not a record of this format.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read back only from Redis
-pub(crate) fn with_auth_time(mut bytes: Vec<u8>, ms: u64) -> Option<Vec<u8>> {
-    if bytes.first() != Some(&FORMAT_VERSION) {
-        return None;
-    }
-    bytes
-        .get_mut(AUTH_TIME_OFFSET..AUTH_TIME_OFFSET + 6)?
-        .copy_from_slice(&ms.min(MAX_MS).to_be_bytes()[2..]);
-    Some(bytes)
+pub(crate) fn with_proof(bytes: &[u8], ms: u64, method: &str) -> Option<Vec<u8>> {
+    let mut record = Record::decode(bytes).ok().filter(|r| r.ended.is_none())?;
+    record.prove(ms, method);
+    record.encode().ok()
 }
 
 /// A live session, as loaded from the store.
@@ -871,6 +874,15 @@ impl Session {
     /// `#[fresh_login(max_age = "5m")]`) compare it with the clock.
     pub fn auth_time(&self) -> SystemTime {
         to_system_time(self.record.auth_time_ms)
+    }
+
+    /// How the user last proved who they are in this session: the method of the login
+    /// ([`NewSession::with_method`]) or of the last
+    /// [`SessionStore::reauthenticate`](crate::SessionStore::reauthenticate) (`"password"`,
+    /// `"passkey"`, ...); empty when the application named none. Freshness guards can require
+    /// one ([`Require::fresh_by`](crate::web::Require::fresh_by), `#[fresh_login(.., method = "passkey")]`).
+    pub fn auth_method(&self) -> &str {
+        &self.record.device.method
     }
 
     /// Whether the login came from a **new device**: the user's login history holds an
@@ -1005,7 +1017,9 @@ pub struct SessionInfo {
     /// The login's network ([`NewSession::with_client_ip`]): `203.0.113.0/24`,
     /// `2001:db8:1::/48`; never the whole address.
     pub network: Option<String>,
-    /// How the user authenticated ([`NewSession::with_method`]), if the application said.
+    /// How the user last proved who they are in this session ([`Session::auth_method`]: the
+    /// login's [`NewSession::with_method`], or the last re-authentication's), if the application
+    /// said.
     pub method: Option<String>,
     /// Whether the login asked to be remembered ([`NewSession::with_remember`]).
     pub remembered: bool,
@@ -1173,15 +1187,13 @@ mod tests {
         let back = Record::decode(&bytes).unwrap();
         assert_eq!(back, r);
         assert_eq!(back.auth_time_ms, 1_700_000_000_250);
-        let patched = Record::decode(&with_auth_time(bytes, 1_750_000_000_000).unwrap()).unwrap();
+        let patched =
+            Record::decode(&with_proof(&bytes, 1_750_000_000_000, "passkey").unwrap()).unwrap();
         assert_eq!(patched.auth_time_ms, 1_750_000_000_000);
-        assert_eq!(
-            Record {
-                auth_time_ms: r.auth_time_ms,
-                ..patched
-            },
-            r
-        );
+        assert_eq!(patched.device.method, "passkey");
+        let mut expected = r.clone();
+        expected.prove(1_750_000_000_000, "passkey");
+        assert_eq!(patched, expected);
         let long = NewSession::new("alice").with_user_agent("é".repeat(MAX_LABEL_CHARS + 10));
         assert_eq!(long.device.label.chars().count(), MAX_LABEL_CHARS);
         assert!(NewSession::new("alice")

@@ -188,14 +188,18 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn rotate(&self, token: &Token) -> Result<Token>;
 
-    /// Re-authentication (step-up): the user has just entered their password again in the
-    /// session of `token`. Gives the session a new token (the old one stops working at once,
-    /// as with [`rotate`](SessionStore::rotate)) and sets its
-    /// [`auth_time`](Session::auth_time) to now, in one step; returns the new token and the
-    /// session as now stored. Everything else (user, roles, label, data, deadline) stays.
+    /// Re-authentication (step-up): the user has just proved who they are again in the
+    /// session of `token`, by `method` (`"password"`, `"passkey"`, whatever the application
+    /// names its methods: 1 to [`MAX_METHOD_LEN`](crate::MAX_METHOD_LEN) bytes of
+    /// `[A-Za-z0-9._-]`). Gives the session a new token (the old one stops working at once, as
+    /// with [`rotate`](SessionStore::rotate)) and sets its [`auth_time`](Session::auth_time) to
+    /// now and its [`auth_method`](Session::auth_method) to `method`, in one step; returns the
+    /// new token and the session as now stored. Everything else (user, roles, device, data,
+    /// deadline) stays.
     ///
-    /// Call it only after checking the password. Guards for recent authentication
-    /// ([`Require::fresh`](crate::web::Require::fresh)) then pass for their `max_age`.
+    /// Call it only after checking the proof. Guards for recent authentication
+    /// ([`Require::fresh`](crate::web::Require::fresh), optionally by method) then pass for
+    /// their `max_age`.
     ///
     /// ```
     /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
@@ -204,17 +208,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// let store = MemoryStore::new(SessionConfig::default());
     /// let (old, _) = store.create(NewSession::new("alice")).await?;
     /// // ... the password was checked again ...
-    /// let (new, session) = store.reauthenticate(&old).await?;
+    /// let (new, session) = store.reauthenticate(&old, "passkey").await?;
     /// assert!(store.load(&old).await?.is_none());
     /// assert_eq!(store.load(&new).await?.map(|s| s.auth_time()), Some(session.auth_time()));
+    /// assert_eq!(session.auth_method(), "passkey");
     /// # Ok::<(), session_core::Error>(())
     /// # }).unwrap();
     /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) when the session has ended;
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an unusable method name;
     /// [`Error::Unavailable`](crate::Error::Unavailable).
-    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)>;
+    async fn reauthenticate(&self, token: &Token, method: &str) -> Result<(Token, Session)>;
 
     /// Ends the session of `token` (logout, [`EndReason::LoggedOut`]). True when there was
     /// one.
@@ -368,8 +374,8 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     async fn rotate(&self, token: &Token) -> Result<Token> {
         (**self).rotate(token).await
     }
-    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
-        (**self).reauthenticate(token).await
+    async fn reauthenticate(&self, token: &Token, method: &str) -> Result<(Token, Session)> {
+        (**self).reauthenticate(token, method).await
     }
     async fn delete(&self, token: &Token) -> Result<bool> {
         (**self).delete(token).await

@@ -1,5 +1,5 @@
 //! Parsing and checking the attribute arguments: the role/permission strings, the
-//! `max_age = "5m"` of `#[fresh_login]` and the `crate = "path"` option.
+//! `max_age = "5m"` and `method = ..` of `#[fresh_login]` and the `crate = "path"` option.
 
 use std::collections::HashSet;
 
@@ -101,6 +101,8 @@ pub(crate) struct Args {
     pub(crate) krate: TokenStream,
     /// `#[fresh_login]`'s `max_age`, in seconds (`None` for the other attributes).
     pub(crate) max_age_secs: Option<u64>,
+    /// `#[fresh_login]`'s `method`: the methods one of which the proof must be by (empty: any).
+    pub(crate) methods: Vec<Name>,
 }
 
 /// Collects errors so that every bad argument is reported, not only the first.
@@ -141,6 +143,7 @@ impl Args {
         let mut krate: Option<(Ident, TokenStream)> = None;
         let mut max_age: Option<u64> = None;
         let mut attempted_max_age = false;
+        let mut methods: Option<Vec<Name>> = None;
         // Whether anything was written where a name belongs, good or bad; if so, a missing
         // name is not reported on top of the error for what was written.
         let mut attempted_name = false;
@@ -168,12 +171,25 @@ impl Args {
                         Err(e) => errors.push(e),
                     }
                 }
+                Arg::Option { key, eq, value } if key == "method" && kind == Kind::FreshLogin => {
+                    if methods.is_some() {
+                        errors.push(Error::new(key.span(), "duplicate option `method`"));
+                        continue;
+                    }
+                    match method_names(&eq, value) {
+                        Ok(names) => methods = Some(names),
+                        Err(e) => {
+                            methods = Some(Vec::new());
+                            errors.push(e);
+                        }
+                    }
+                }
                 Arg::Option { key, .. } if kind == Kind::FreshLogin => {
                     errors.push(Error::new(
                         key.span(),
                         format!(
-                            "unknown option `{key}`; `#[fresh_login]` takes {MAX_AGE_USAGE} and \
-                             optionally {CRATE_USAGE}"
+                            "unknown option `{key}`; `#[fresh_login]` takes {MAX_AGE_USAGE}, \
+                             optionally {METHOD_USAGE}, and optionally {CRATE_USAGE}"
                         ),
                     ));
                 }
@@ -268,11 +284,78 @@ impl Args {
             names,
             krate,
             max_age_secs: max_age,
+            methods: methods.unwrap_or_default(),
         })
     }
 }
 
 const MAX_AGE_USAGE: &str = "`max_age = \"5m\"`";
+const METHOD_USAGE: &str = "`method = \"passkey\"` or `method = [\"passkey\", \"totp\"]`";
+
+/// The value of `method = ..`: one method name or an array of them, each 1 to 32 bytes of
+/// `[A-Za-z0-9._-]` (what a session can record), none twice.
+fn method_names(eq: &TokenTree, value: TokenStream) -> Result<Vec<Name>> {
+    let literals: Vec<LitStr> = match syn::parse2::<syn::Expr>(value.clone()) {
+        Ok(syn::Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(lit), ..
+        })) => vec![lit],
+        Ok(syn::Expr::Array(array)) if !array.elems.is_empty() => array
+            .elems
+            .iter()
+            .map(|e| match e {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: Lit::Str(lit), ..
+                }) => Ok(lit.clone()),
+                other => Err(Error::new_spanned(
+                    other,
+                    format!("`method` takes string literals: {METHOD_USAGE}"),
+                )),
+            })
+            .collect::<Result<_>>()?,
+        _ if value.is_empty() => {
+            return Err(Error::new_spanned(
+                eq,
+                format!("expected a method after `method =`: {METHOD_USAGE}"),
+            ))
+        }
+        _ => {
+            return Err(Error::new_spanned(
+                value,
+                format!("`method` takes {METHOD_USAGE}"),
+            ))
+        }
+    };
+    let mut seen = HashSet::new();
+    let mut names = Vec::new();
+    for lit in literals {
+        let value = lit.value();
+        let usable = !value.is_empty()
+            && value.len() <= 32
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !usable {
+            return Err(Error::new_spanned(
+                &lit,
+                format!(
+                    "method names are 1 to 32 bytes of [A-Za-z0-9._-] (as a session records \
+                     them), not {value:?}"
+                ),
+            ));
+        }
+        if !seen.insert(value.clone()) {
+            return Err(Error::new_spanned(
+                &lit,
+                format!("duplicate method {value:?}"),
+            ));
+        }
+        names.push(Name {
+            value,
+            span: lit.span(),
+        });
+    }
+    Ok(names)
+}
 /// What a `max_age` value looks like.
 const DURATION_FORM: &str =
     "whole numbers of h, m and s, largest first, such as \"90s\", \"5m\" or \"1h30m\"";

@@ -38,9 +38,18 @@ pub(crate) fn guard_type(kind: Kind, args: &Args) -> TokenStream {
     let policy = syn::Ident::new(kind.policy(), Span::call_site());
     let policy = match kind.noun() {
         None => match args.max_age_secs {
-            Some(secs) => {
+            Some(secs) if args.methods.is_empty() => {
                 let secs = proc_macro2::Literal::u64_unsuffixed(secs);
                 quote!(#krate::__private::#policy<#secs>)
+            }
+            Some(secs) => {
+                let secs = proc_macro2::Literal::u64_unsuffixed(secs);
+                let methods = args
+                    .methods
+                    .iter()
+                    .map(|m| encode::string(krate, &m.value, m.span));
+                let list = encode::list(krate, methods.collect::<Vec<_>>());
+                quote!(#krate::__private::#policy<#secs, #list>)
             }
             None => quote!(#krate::__private::#policy),
         },

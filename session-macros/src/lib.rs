@@ -33,6 +33,7 @@
 //! |---|---|
 //! | `#[login_required]` | exists (the user is logged in) |
 //! | `#[fresh_login(max_age = "5m")]` | exists and its user entered the password at most `max_age` ago (else 401 `reauthentication_required`) |
+//! | `#[fresh_login(max_age = "5m", method = "passkey")]` | the same, and that proof was by `passkey` (`method = ["passkey", "totp"]`: one of them; else 401 `reauthentication_required` listing the methods) |
 //! | `#[has_role("A")]` | has the role `A` |
 //! | `#[has_any_role("A", "B")]` | has at least one of the roles |
 //! | `#[has_all_roles("A", "B")]` | has every one of the roles |
@@ -113,12 +114,23 @@ pub fn login_required(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `max_age` is whole numbers of hours, minutes and seconds, largest first: `"90s"`, `"5m"`,
 /// `"1h30m"`. Stack it with a role guard when both are needed.
 ///
+/// `method = "passkey"` (or `method = ["passkey", "totp"]`) also requires the last proof to
+/// have been by that method (or one of them): the method the application named at login or at
+/// the last re-authentication (`AuthSession::reauthenticate(method)`). A session whose last
+/// proof was a password then gets 401 `reauthentication_required` with `"methods":
+/// ["passkey"]`, so the client offers the right form.
+///
 /// ```rust,ignore
 /// use session_core::prelude::*;
 ///
 /// #[fresh_login(max_age = "5m")]
 /// async fn delete_account() -> &'static str {
 ///     "deleted"
+/// }
+///
+/// #[fresh_login(max_age = "5m", method = "passkey")]
+/// async fn open_vault() -> &'static str {
+///     "open"
 /// }
 /// ```
 #[proc_macro_attribute]

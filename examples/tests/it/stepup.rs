@@ -423,3 +423,76 @@ async fn no_login_with_the_old_password_outlives_a_password_change() {
         );
     }
 }
+
+/// Contract version 3, "Step-up by method": `GET /vault` opens only for a session whose last
+/// proof within `STEP_UP_SECS` was a passkey. A fresh login by password and a fresh password
+/// re-authentication are refused with 401 `reauthentication_required` naming `passkey`; a
+/// wrong assertion is `invalid_credentials`; a right one gives a new token (the old one stops
+/// working) and opens the vault, until the step-up window has passed.
+#[tokio::test]
+async fn a_route_that_asks_for_a_passkey_refuses_a_password_and_accepts_a_passkey() {
+    let redis = redis();
+    let server = server(&redis, 2).await;
+    let c = server.client();
+    let by_password = c.login_ok(ALICE.0, ALICE.1).await;
+    let refused = c.get("/vault", Some(&by_password)).await;
+    refused.assert_error(401, "reauthentication_required");
+    assert_eq!(
+        refused.body["methods"],
+        json!(["passkey"]),
+        "{}",
+        refused.body
+    );
+
+    let res = reauth(&c, &by_password, ALICE.1).await;
+    res.assert_status(200);
+    let reauthed = c
+        .new_cookie(&res)
+        .expect("a new token at re-authentication");
+    let refused = c.get("/vault", Some(&reauthed)).await;
+    refused.assert_error(401, "reauthentication_required");
+    assert_eq!(refused.body["methods"], json!(["passkey"]));
+
+    let passkey = |cookie: &Cookie, assertion: &str| {
+        let body = json!({ "assertion": assertion });
+        let cookie = cookie.clone();
+        let c = &c;
+        async move { c.post("/reauth/passkey", Some(&cookie), body).await }
+    };
+    passkey(&reauthed, "bob-passkey")
+        .await
+        .assert_error(401, "invalid_credentials");
+    let res = passkey(&reauthed, "alice-passkey").await;
+    res.assert_status(200);
+    assert_eq!(res.body["username"], "alice");
+    let by_passkey = c
+        .new_cookie(&res)
+        .expect("a new token at the passkey re-authentication");
+    assert_ne!(by_passkey.value, reauthed.value);
+    c.get("/me", Some(&reauthed)).await.assert_status(401);
+    let opened = c.get("/vault", Some(&by_passkey)).await;
+    opened.assert_status(200);
+    assert_eq!(opened.body["username"], "alice");
+
+    // Not for ever: the step-up window (2 s) passes.
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    c.get("/vault", Some(&by_passkey))
+        .await
+        .assert_error(401, "reauthentication_required");
+    c.get("/me", Some(&by_passkey)).await.assert_status(200);
+    // The history records both re-authentications and the failed passkey.
+    let history = c.get("/history", Some(&by_passkey)).await;
+    let events: Vec<&str> = history
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(
+        events.iter().filter(|e| **e == "reauth").count(),
+        2,
+        "{events:?}"
+    );
+    assert!(events.contains(&"reauth_failed"), "{events:?}");
+}

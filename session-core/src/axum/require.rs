@@ -131,7 +131,7 @@ mod tests {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
             assert!(body.contains("reauthentication_required"), "{path}: {body}");
         }
-        let (token, _) = store.reauthenticate(&token).await.unwrap();
+        let (token, _) = store.reauthenticate(&token, "password").await.unwrap();
         for path in ["/guard", "/layer"] {
             assert_eq!(answer(&app, path, &token).await.0, StatusCode::OK, "{path}");
         }

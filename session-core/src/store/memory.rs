@@ -410,7 +410,7 @@ mod tests {
             let (token, created) = store.create(NewSession::new("bo")).await.unwrap();
             assert_eq!(created.auth_time(), clock.now());
             clock.advance(Duration::from_secs(600));
-            let (_, session) = store.reauthenticate(&token).await.unwrap();
+            let (_, session) = store.reauthenticate(&token, "password").await.unwrap();
             assert_eq!(session.auth_time(), clock.now());
             assert_eq!(session.created_at(), created.created_at());
         });

@@ -80,6 +80,7 @@ use self::writes::CounterKeys;
 use self::writes::{Feature, Link};
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
+use crate::device::check_proof_method;
 use crate::ended::EndReason;
 use crate::error::{Error, Result};
 use crate::history::{HistoryEntry, LoginEvent};
@@ -336,22 +337,19 @@ impl RedisStore {
         self.config.clock().now_ms()
     }
 
-    /// Moves the session of `token` to a new token, setting its auth time to `auth_time` when
-    /// given (step-up re-authentication); returns the new token and the record as moved.
+    /// Moves the session of `token` to a new token, with a proof `(auth time, method)` setting
+    /// both (step-up re-authentication); returns the new token and the record as moved.
     async fn move_session(
         &self,
         token: &Token,
-        auth_time: Option<u64>,
+        proof: Option<(u64, &str)>,
     ) -> Result<(Token, Vec<u8>)> {
         let old = token.key();
         // The same session, so the same deadline (the old token carries it).
         let new_token = token.successor()?;
         let new = new_token.key();
         let now = self.now_ms();
-        let bytes = self
-            .engine
-            .rotate(&self.link, old, new, now, auth_time)
-            .await?;
+        let bytes = self.engine.rotate(&self.link, old, new, now, proof).await?;
         Ok((new_token, bytes))
     }
 }
@@ -537,8 +535,10 @@ impl SessionStore for RedisStore {
     }
 
     /// The session moved to a new token with the auth time set to now, atomically.
-    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
-        let (new_token, bytes) = self.move_session(token, Some(self.now_ms())).await?;
+    async fn reauthenticate(&self, token: &Token, method: &str) -> Result<(Token, Session)> {
+        check_proof_method(method)?;
+        let proof = Some((self.now_ms(), method));
+        let (new_token, bytes) = self.move_session(token, proof).await?;
         let new = new_token.key();
         let record = decode_logged(new, &bytes).ok_or(Error::NotFound)?;
         Ok((

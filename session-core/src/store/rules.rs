@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
+use crate::device::check_proof_method;
 use crate::ended::EndReason;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result};
@@ -400,8 +401,9 @@ impl<S: Storage> SessionStore for S {
         Ok(new_token)
     }
 
-    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session)> {
-        move_to_new_token(self, token, |record, now| record.auth_time_ms = now).await
+    async fn reauthenticate(&self, token: &Token, method: &str) -> Result<(Token, Session)> {
+        check_proof_method(method)?;
+        move_to_new_token(self, token, |record, now| record.prove(now, method)).await
     }
 
     async fn delete(&self, token: &Token) -> Result<bool> {

@@ -841,7 +841,10 @@ async fn reauthenticate_rotates_and_refreshes_auth_time(store: impl SessionStore
         "{name}: auth time stored"
     );
     pass(&clock, Duration::from_millis(30)).await;
-    let (new, session) = store.reauthenticate(&old).await.expect("reauthenticate");
+    let (new, session) = store
+        .reauthenticate(&old, "password")
+        .await
+        .expect("reauthenticate");
     assert_ne!(new, old, "{name}: a new token");
     assert!(
         session.auth_time() >= created.auth_time() + Duration::from_millis(30),
@@ -855,13 +858,28 @@ async fn reauthenticate_rotates_and_refreshes_auth_time(store: impl SessionStore
     assert_eq!(after.auth_time(), session.auth_time(), "{name}");
     assert_eq!(after.handle(), session.handle(), "{name}");
     assert!(
-        matches!(store.reauthenticate(&old).await, Err(Error::NotFound)),
+        matches!(
+            store.reauthenticate(&old, "password").await,
+            Err(Error::NotFound)
+        ),
         "{name}: the old token cannot re-authenticate"
     );
+    // A re-authentication names its method; a session made without one gets it, the block of
+    // device details it had none of included.
+    assert_eq!(after.auth_method(), "password", "{name}");
+    for unusable in ["", "pass key", "x".repeat(33).as_str()] {
+        assert!(
+            matches!(
+                store.reauthenticate(&new, unusable).await,
+                Err(Error::InvalidInput(_))
+            ),
+            "{name}: method {unusable:?}"
+        );
+    }
     let (dead, _) = store.create(NewSession::new("rita")).await.unwrap();
     store.delete(&dead).await.unwrap();
     assert!(matches!(
-        store.reauthenticate(&dead).await,
+        store.reauthenticate(&dead, "password").await,
         Err(Error::NotFound)
     ));
 }
@@ -889,8 +907,14 @@ async fn reauthenticate_keeps_every_field_and_the_index(store: impl SessionStore
         .set_user_authz("sam", &["USER".to_owned()], &[])
         .await
         .unwrap();
-    let (new, _) = store.reauthenticate(&old).await.unwrap();
+    assert_eq!(before.auth_method(), "password", "{name}");
+    let (new, _) = store.reauthenticate(&old, "passkey").await.unwrap();
     let after = store.load(&new).await.unwrap().expect("live");
+    assert_eq!(
+        after.auth_method(),
+        "passkey",
+        "{name}: the proof's method is kept"
+    );
     assert_eq!(after.user_id(), "sam", "{name}");
     assert_eq!(after.roles(), ["USER"], "{name}: the role change is kept");
     assert!(after.permissions().is_empty(), "{name}");
@@ -904,7 +928,7 @@ async fn reauthenticate_keeps_every_field_and_the_index(store: impl SessionStore
     let info = &listed[0];
     assert_eq!(info.user_agent.as_deref(), Some("Firefox/1"), "{name}");
     assert_eq!(info.network.as_deref(), Some("192.0.2.0/24"), "{name}");
-    assert_eq!(info.method.as_deref(), Some("password"), "{name}");
+    assert_eq!(info.method.as_deref(), Some("passkey"), "{name}");
     assert!(info.remembered, "{name}");
 }
 

@@ -373,25 +373,30 @@ impl AuthSession {
         Ok(())
     }
 
-    /// Re-authentication (step-up, ASVS 7.5): the user has just entered their password again.
+    /// Re-authentication (step-up, ASVS 7.5): the user has just proved who they are again,
+    /// by `method` (`"password"`, `"passkey"`, whatever the application names its methods).
     /// Gives the session a new token, which the response's cookie carries (the old one stops
-    /// working at once), and makes it fresh: [`Session::auth_time`] is now, so freshness
-    /// guards (`#[fresh_login]`, [`Require::fresh`](crate::web::Require::fresh)) pass.
+    /// working at once, ASVS 7.2.4), and makes it fresh by `method`: [`Session::auth_time`] is
+    /// now and [`Session::auth_method`] is `method`, so freshness guards (`#[fresh_login]`,
+    /// [`Require::fresh`](crate::web::Require::fresh), and those that ask for a method,
+    /// [`Require::fresh_by`](crate::web::Require::fresh_by)) pass.
     ///
-    /// Call it only after checking the password.
+    /// Call it only after checking the proof.
     ///
     /// # Errors
-    /// [`Error::NotFound`] without a login session; [`Error::Unavailable`].
-    pub async fn reauthenticate(&mut self) -> Result<Session> {
+    /// [`Error::NotFound`] without a login session; [`Error::InvalidInput`] for an unusable
+    /// method name; [`Error::Unavailable`].
+    pub async fn reauthenticate(&mut self, method: &str) -> Result<Session> {
         self.current()?;
         let token = self.ctx.token().ok_or(Error::NotFound)?;
-        let (new_token, session) = self.ctx.store().reauthenticate(&token).await?;
+        let (new_token, session) = self.ctx.store().reauthenticate(&token, method).await?;
         tracing::info!(
             target: "session_audit",
             event = "reauthentication",
             user = %log_safe(session.user_id()),
+            method = %log_safe(method),
             session = %session.key().log_tag(),
-            "password entered again; new token"
+            "identity proved again; new token"
         );
         let entry = HistoryEntry::of_device(LoginEvent::Reauth, &session.record.device);
         self.record(session.user_id(), entry).await;

@@ -52,6 +52,9 @@ pub enum Rejection {
     ReauthenticationRequired {
         /// How recent the authentication must be.
         max_age: std::time::Duration,
+        /// The methods one of which the proof must be by (`["passkey"]`); empty: any. The
+        /// default body lists them as `"methods"`.
+        methods: Vec<String>,
     },
     /// A state-changing request a browser sent on behalf of another site (403 `csrf`).
     CrossSite {
@@ -111,11 +114,14 @@ impl Rejection {
     /// that ended.
     pub(crate) fn json_body(&self) -> String {
         let mut body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
-        if let Rejection::Unauthenticated {
-            reason: Some(reason),
-        } = self
-        {
-            body["reason"] = reason.as_str().into();
+        match self {
+            Rejection::Unauthenticated {
+                reason: Some(reason),
+            } => body["reason"] = reason.as_str().into(),
+            Rejection::ReauthenticationRequired { methods, .. } if !methods.is_empty() => {
+                body["methods"] = methods.clone().into();
+            }
+            _ => {}
         }
         body.to_string()
     }
@@ -134,9 +140,17 @@ impl fmt::Display for Rejection {
                 reason: Some(reason),
             } => write!(f, "log in again: this session ended ({reason})"),
             Rejection::Forbidden { requirement } => write!(f, "this needs {requirement}"),
-            Rejection::ReauthenticationRequired { max_age } => write!(
+            Rejection::ReauthenticationRequired { max_age, methods } if methods.is_empty() => {
+                write!(
+                    f,
+                    "enter your password again: this needs a login within the last {} s",
+                    max_age.as_secs()
+                )
+            }
+            Rejection::ReauthenticationRequired { max_age, methods } => write!(
                 f,
-                "enter your password again: this needs a login within the last {} s",
+                "prove who you are again by {}: this needs it within the last {} s",
+                methods.join(" or "),
                 max_age.as_secs()
             ),
             Rejection::CrossSite { reason } => write!(f, "cross-site request refused: {reason}"),
@@ -292,9 +306,11 @@ mod tests {
     fn a_rejection_answers_with_its_code_and_retry_hint() {
         let r = Rejection::ReauthenticationRequired {
             max_age: std::time::Duration::from_secs(300),
+            methods: vec!["passkey".into()],
         };
         let body: serde_json::Value = serde_json::from_str(&r.json_body()).unwrap();
         assert_eq!(body["error"], "reauthentication_required");
+        assert_eq!(body["methods"], serde_json::json!(["passkey"]));
         assert_eq!(Rejection::StoreUnavailable.retry_after_secs(), Some(1));
         assert_eq!(Rejection::UNAUTHENTICATED.retry_after_secs(), None);
     }

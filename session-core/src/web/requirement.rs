@@ -77,23 +77,26 @@ pub(crate) fn fresh(session: &Session, max_age: Duration, now: SystemTime) -> bo
         .map_or(true, |age| age <= max_age)
 }
 
-/// Requirement: a live session whose user entered the password at most `SECS` seconds ago
-/// ([`Session::auth_time`]: at login or the last re-authentication). Refused with 401
-/// [`Rejection::ReauthenticationRequired`], so the client can ask for the password again
+/// Requirement: a live session whose user proved who they are at most `SECS` seconds ago
+/// ([`Session::auth_time`]: at login or the last re-authentication), by one of the methods in
+/// the type-level list `M` ([`Session::auth_method`]; `LNil`, the default: by any). Refused
+/// with 401 [`Rejection::ReauthenticationRequired`], so the client can ask for the proof again
 /// instead of sending the user to the login page.
 #[derive(Debug)]
-pub struct FreshLogin<const SECS: u64>;
+pub struct FreshLogin<const SECS: u64, M = LNil>(PhantomData<fn() -> M>);
 
-impl<const SECS: u64> Requirement for FreshLogin<SECS> {
+impl<const SECS: u64, M: TypeStrList> Requirement for FreshLogin<SECS, M> {
     fn check(session: &Session, now: SystemTime) -> bool {
         fresh(session, Duration::from_secs(SECS), now)
+            && (M::is_empty() || M::contains(session.auth_method()))
     }
     fn describe() -> String {
-        describe(Kind::Fresh(Duration::from_secs(SECS)))
+        describe(Kind::Fresh(Duration::from_secs(SECS), M::to_vec()))
     }
     fn refusal() -> Rejection {
         Rejection::ReauthenticationRequired {
             max_age: Duration::from_secs(SECS),
+            methods: M::to_vec(),
         }
     }
 }
@@ -210,11 +213,21 @@ pub trait TypeStrList: 'static {
     fn all_in(have: &[String]) -> bool;
     /// The strings, for messages.
     fn to_vec() -> Vec<String>;
+    /// True when `s` is one of the strings.
+    fn contains(s: &str) -> bool;
+    /// True for the empty list.
+    fn is_empty() -> bool;
 }
 
 impl TypeStrList for LNil {
     fn any_in(_: &[String]) -> bool {
         false
+    }
+    fn contains(_: &str) -> bool {
+        false
+    }
+    fn is_empty() -> bool {
+        true
     }
     fn all_in(_: &[String]) -> bool {
         true
@@ -227,6 +240,12 @@ impl TypeStrList for LNil {
 impl<H: TypeStr, T: TypeStrList> TypeStrList for LCons<H, T> {
     fn any_in(have: &[String]) -> bool {
         have.iter().any(|s| H::matches(s)) || T::any_in(have)
+    }
+    fn contains(s: &str) -> bool {
+        H::matches(s) || T::contains(s)
+    }
+    fn is_empty() -> bool {
+        false
     }
     fn all_in(have: &[String]) -> bool {
         have.iter().any(|s| H::matches(s)) && T::all_in(have)
@@ -276,7 +295,8 @@ enum Kind {
     AllRoles(Vec<String>),
     AnyPermission(Vec<String>),
     AllPermissions(Vec<String>),
-    Fresh(Duration),
+    /// Fresh within the duration, by one of the methods (none: by any).
+    Fresh(Duration, Vec<String>),
 }
 
 fn strings<I, S>(items: I) -> Vec<String>
@@ -352,7 +372,41 @@ impl Require {
     /// ```
     pub fn fresh(max_age: Duration) -> Self {
         Self {
-            kind: Kind::Fresh(max_age),
+            kind: Kind::Fresh(max_age, Vec::new()),
+        }
+    }
+
+    /// As [`Require::fresh`], and the last proof must have been by one of `methods`
+    /// ([`Session::auth_method`]: the method named at login or at the last
+    /// [`SessionStore::reauthenticate`](crate::SessionStore::reauthenticate)): a password
+    /// re-authentication does not open a route that asks for a passkey. The refusal's
+    /// [`Rejection::ReauthenticationRequired`] lists the methods, so the client can offer the
+    /// right form.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_core::web::{Rejection, Require};
+    /// use session_core::{MemoryStore, NewSession, SessionConfig, SessionStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new(SessionConfig::default());
+    /// let vault = Require::fresh_by(Duration::from_secs(300), ["passkey"]);
+    /// let (token, session) = store.create(NewSession::new("alice").with_method("password")).await?;
+    /// assert!(matches!(
+    ///     vault.check(&session),
+    ///     Err(Rejection::ReauthenticationRequired { methods, .. }) if methods == ["passkey"]
+    /// ));
+    /// let (_, session) = store.reauthenticate(&token, "passkey").await?;
+    /// assert!(vault.check(&session).is_ok());
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn fresh_by<I: IntoIterator<Item = S>, S: Into<String>>(
+        max_age: Duration,
+        methods: I,
+    ) -> Self {
+        Self {
+            kind: Kind::Fresh(max_age, strings(methods)),
         }
     }
 
@@ -360,7 +414,10 @@ impl Require {
         let contains = |have: &[String], want: &String| have.contains(want);
         match &self.kind {
             Kind::Login => true,
-            Kind::Fresh(max_age) => fresh(session, *max_age, now),
+            Kind::Fresh(max_age, methods) => {
+                fresh(session, *max_age, now)
+                    && (methods.is_empty() || methods.iter().any(|m| m == session.auth_method()))
+            }
             Kind::AnyRole(w) => w.iter().any(|r| contains(session.roles(), r)),
             Kind::AllRoles(w) => w.iter().all(|r| contains(session.roles(), r)),
             Kind::AnyPermission(w) => w.iter().any(|p| contains(session.permissions(), p)),
@@ -405,7 +462,10 @@ impl Require {
             return Ok(());
         }
         Err(match &self.kind {
-            Kind::Fresh(max_age) => Rejection::ReauthenticationRequired { max_age: *max_age },
+            Kind::Fresh(max_age, methods) => Rejection::ReauthenticationRequired {
+                max_age: *max_age,
+                methods: methods.clone(),
+            },
             kind => Rejection::Forbidden {
                 requirement: describe(kind.clone()),
             },
@@ -423,13 +483,57 @@ fn describe(kind: Kind) -> String {
         Kind::AnyPermission(p) if p.len() == 1 => format!("permission {}", list(p)),
         Kind::AnyPermission(p) => format!("one of the permissions {}", list(p)),
         Kind::AllPermissions(p) => format!("all of the permissions {}", list(p)),
-        Kind::Fresh(max_age) => format!("a login within the last {} s", max_age.as_secs()),
+        Kind::Fresh(max_age, m) if m.is_empty() => {
+            format!("a login within the last {} s", max_age.as_secs())
+        }
+        Kind::Fresh(max_age, m) => format!(
+            "a login within the last {} s by {}",
+            max_age.as_secs(),
+            m.join(" or ")
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Passkey = Ch<'p', Ch<'k', Nil>>;
+
+    #[test]
+    fn a_fresh_login_by_method_needs_that_method() {
+        use crate::{NewSession, SessionConfig, SessionStore};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = crate::MemoryStore::new(SessionConfig::default());
+            let new = NewSession::new("alice").with_method("password");
+            let (token, by_password) = store.create(new).await.unwrap();
+            let now = SystemTime::now();
+            type ByPk = FreshLogin<300, LCons<Passkey, LNil>>;
+            assert!(FreshLogin::<300>::check(&by_password, now));
+            assert!(!ByPk::check(&by_password, now));
+            assert_eq!(
+                ByPk::refusal(),
+                Rejection::ReauthenticationRequired {
+                    max_age: Duration::from_secs(300),
+                    methods: vec!["pk".into()],
+                }
+            );
+            let (_, by_pk) = store.reauthenticate(&token, "pk").await.unwrap();
+            assert!(ByPk::check(&by_pk, now));
+            let later = now + Duration::from_secs(301);
+            assert!(
+                !ByPk::check(&by_pk, later),
+                "fresh by the method, not for ever"
+            );
+            let runtime = Require::fresh_by(Duration::from_secs(300), ["pk"]);
+            assert!(runtime.check_at(&by_pk, now).is_ok());
+            assert!(runtime.check_at(&by_password, now).is_err());
+            assert_eq!(ByPk::describe(), "a login within the last 300 s by pk");
+        });
+    }
 
     type Admin = Ch<'A', Ch<'D', Ch<'M', Ch<'I', Ch<'N', Nil>>>>>;
     type Ops = Ch<'O', Ch<'p', Ch<'s', Nil>>>;

@@ -523,7 +523,7 @@ async fn fresh_only() -> &'static str {
 }
 
 async fn reauth(mut auth: AuthSession) -> Result<StatusCode, Error> {
-    auth.reauthenticate().await?;
+    auth.reauthenticate("password").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -565,7 +565,7 @@ async fn scripts_and_rust_read_every_field_of_the_record_alike() {
 
     // reauth.lua writes the auth time and nothing else.
     clock.advance(Duration::from_millis(20)).unwrap();
-    let (fresh, returned) = store.reauthenticate(&rotated).await.unwrap();
+    let (fresh, returned) = store.reauthenticate(&rotated, "password").await.unwrap();
     let loaded = store.load(&fresh).await.unwrap().expect("after reauth.lua");
     same(&loaded, &["USER"], &["x"], "reauth.lua");
     assert!(loaded.auth_time() > created.auth_time(), "reauth.lua");
@@ -681,7 +681,7 @@ async fn anonymous_session_is_one_key_and_touches_no_index() {
     changes.set("cart", &["apple"]).unwrap();
     store.update_data(&token, &changes).await.unwrap();
     let rotated = store.rotate(&token).await.unwrap();
-    let (reauthed, session) = store.reauthenticate(&rotated).await.unwrap();
+    let (reauthed, session) = store.reauthenticate(&rotated, "password").await.unwrap();
     assert!(session.is_anonymous());
     assert_eq!(
         keys(conn.clone(), prefix.clone()).await,

@@ -263,7 +263,7 @@ impl<S: SessionStore> Run<S> {
             }
             Op::Reauthenticate(i) => {
                 let token = self.token(*i)?.clone();
-                match self.store.reauthenticate(&token).await {
+                match self.store.reauthenticate(&token, "password").await {
                     Ok((new, session)) => {
                         self.tokens.push((new, Some(session.handle())));
                         Seen::Session(Some(view(&session)))

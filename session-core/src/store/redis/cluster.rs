@@ -36,7 +36,7 @@ use crate::config::SessionConfig;
 use crate::ended::EndReason;
 use crate::epoch::LoginEpoch;
 use crate::error::{Error, Result, UnavailableKind};
-use crate::record::{duration_ms, with_auth_time, Record, FORMAT_VERSION};
+use crate::record::{duration_ms, with_proof, Record, FORMAT_VERSION};
 use crate::token::SessionKey;
 
 /// Ordered single-slot steps per operation.
@@ -407,7 +407,7 @@ impl Engine for Cluster {
         })
     }
 
-    /// Rotate, cluster-safe; with `auth_time`, also sets the record's auth time (a
+    /// Rotate, cluster-safe; with a proof, also sets the record's auth time and method (a
     /// re-authentication). Returns the record as the new key holds it.
     async fn rotate(
         &self,
@@ -415,16 +415,16 @@ impl Engine for Cluster {
         old: SessionKey,
         new: SessionKey,
         now: u64,
-        auth_time: Option<u64>,
+        proof: Option<(u64, &str)>,
     ) -> Result<Vec<u8>> {
         let not_ours = || {
             Error::Corrupt("the value under this session key is not a session record".to_owned())
         };
         // The old record as copied, and what the new key gets (the same, or with the new auth
-        // time): the old key is deleted only while it still holds `seen`.
-        let patch = |seen: &[u8]| match auth_time {
+        // time and method): the old key is deleted only while it still holds `seen`.
+        let patch = |seen: &[u8]| match proof {
             None => Some(seen.to_vec()),
-            Some(ms) => with_auth_time(seen.to_vec(), ms),
+            Some((ms, method)) => with_proof(seen, ms, method),
         };
         let old_key = self.keys.session(&old);
         let new_key = self.keys.session(&new);

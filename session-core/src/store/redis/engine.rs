@@ -37,7 +37,8 @@ pub(super) trait Engine: Send + Sync {
     async fn create(&self, io: &Link, login: Login<'_>) -> Result<Created>;
 
     /// Moves the session under `old` to `new`, with its TTL and its place in the index, and
-    /// sets its auth time when given (a re-authentication); returns the record as moved.
+    /// with a proof `(auth time, method)` sets both (a re-authentication); returns the record
+    /// as moved.
     /// `now` (ms) is when the index must live until the session's deadline from.
     async fn rotate(
         &self,
@@ -45,7 +46,7 @@ pub(super) trait Engine: Send + Sync {
         old: SessionKey,
         new: SessionKey,
         now: u64,
-        auth_time: Option<u64>,
+        proof: Option<(u64, &str)>,
     ) -> Result<Vec<u8>>;
 
     /// Ends one session (a logout: [`EndReason::LoggedOut`] is kept) and un-indexes it; true

@@ -1,7 +1,9 @@
 -- Move a session to a new key (a new token): the old key stops working at once. With an auth
--- time (step-up re-authentication), the record's auth time is set in the same atomic step.
+-- time (step-up re-authentication), the record's auth time and method are set in the same
+-- atomic step.
 -- KEYS[1] old key, KEYS[2] new key; ARGV[1] prefix of index keys, ARGV[2] old member,
--- ARGV[3] new member, ARGV[4] now (ms), ARGV[5] the new auth time (ms), or '' to keep it.
+-- ARGV[3] new member, ARGV[4] now (ms), ARGV[5] the new auth time (ms), or '' to keep it and
+-- the method, ARGV[6] the method of the re-authentication.
 -- Returns the record as moved, 0 when there is no session, -1 when the record is not ours.
 local v = redis.pcall('GET', KEYS[1])
 if not v then return 0 end
@@ -12,6 +14,8 @@ if ttl <= 0 then return 0 end
 if ARGV[5] ~= '' then
   v = string.sub(v, 1, AUTH_TIME - 1) .. struct.pack('>I' .. AUTH_TIME_W, tonumber(ARGV[5]))
     .. string.sub(v, AUTH_TIME + AUTH_TIME_W)
+  v = with_method(v, ARGV[6])
+  if not v then return -1 end
 end
 redis.call('SET', KEYS[2], v, 'PX', ttl)
 redis.call('DEL', KEYS[1])

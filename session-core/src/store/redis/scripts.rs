@@ -9,6 +9,7 @@
 
 use redis::Script;
 
+use crate::device::{NETWORK_TAG_OFFSET, NETWORK_V4_BYTES, NETWORK_V6_BYTES};
 use crate::record::{
     AUTHZ_LEN_BYTES, AUTH_TIME_OFFSET, CREATED_OFFSET, DEADLINE_OFFSET, DEVICE_LEN_BYTES,
     FORMAT_VERSION, LAST_SEEN_OFFSET, MAX_DATA_LEN, TIME_BYTES, USER_LEN_BYTES, USER_LEN_OFFSET,
@@ -33,6 +34,10 @@ pub(crate) fn layout_prelude() -> String {
         field("AUTH_TIME", AUTH_TIME_OFFSET, TIME_BYTES),
         field("USER_LEN", USER_LEN_OFFSET, USER_LEN_BYTES),
         format!("local DEVICE_LEN_W, AUTHZ_LEN_W = {DEVICE_LEN_BYTES}, {AUTHZ_LEN_BYTES}\n"),
+        format!(
+            "local NET_TAG, NET_V4_W, NET_V6_W = {}, {NETWORK_V4_BYTES}, {NETWORK_V6_BYTES}\n",
+            NETWORK_TAG_OFFSET + 1
+        ),
     ]
     .concat()
 }
@@ -68,7 +73,8 @@ mod tests {
              local CREATED, CREATED_W = 14, 6\n\
              local AUTH_TIME, AUTH_TIME_W = 20, 6\n\
              local USER_LEN, USER_LEN_W = 26, 1\n\
-             local DEVICE_LEN_W, AUTHZ_LEN_W = 2, 2\n",
+             local DEVICE_LEN_W, AUTHZ_LEN_W = 2, 2\n\
+             local NET_TAG, NET_V4_W, NET_V6_W = 2, 3, 6\n",
             "the layout changed: check every script's use of it"
         );
     }

@@ -237,12 +237,15 @@ impl Engine for Single {
         old: SessionKey,
         new: SessionKey,
         now: u64,
-        auth_time: Option<u64>,
+        proof: Option<(u64, &str)>,
     ) -> Result<Vec<u8>> {
         let (old_key, new_key) = (self.keys.session(&old), self.keys.session(&new));
         let script = &self.scripts.rotate;
         let index_prefix = &self.keys.index_prefix;
-        let auth_time = auth_time.map(|t| t.to_string()).unwrap_or_default();
+        let (auth_time, method) = match proof {
+            Some((ms, method)) => (ms.to_string(), method),
+            None => (String::new(), ""),
+        };
         let outcome: redis::Value = io
             .write(|mut c| async move {
                 script
@@ -253,6 +256,7 @@ impl Engine for Single {
                     .arg(new.as_bytes().as_slice())
                     .arg(now)
                     .arg(auth_time)
+                    .arg(method)
                     .invoke_async(&mut c)
                     .await
             })

@@ -115,9 +115,9 @@ impl SessionStore for Switchable {
         self.check()?;
         self.inner.0.set_user_authz(user, r, p).await
     }
-    async fn reauthenticate(&self, token: &Token) -> Result<(Token, Session), Error> {
+    async fn reauthenticate(&self, token: &Token, how: &str) -> Result<(Token, Session), Error> {
         self.check()?;
-        self.inner.0.reauthenticate(token).await
+        self.inner.0.reauthenticate(token, how).await
     }
     async fn delete_other_user_sessions(
         &self,

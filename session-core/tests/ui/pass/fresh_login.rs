@@ -1,5 +1,5 @@
-// `#[fresh_login(max_age = ..)]`: alone, stacked with a role guard, with the `crate` option, and
-// in every duration form; each handler still routes.
+// `#[fresh_login(max_age = ..)]`: alone, stacked with a role guard, with the `crate` option, in
+// every duration form, and with a method or one of several; each handler still routes.
 use axum::routing::{delete, put};
 use session_core::{fresh_login, has_role};
 
@@ -20,9 +20,21 @@ async fn checked() -> &'static str {
     "ok"
 }
 
+#[fresh_login(max_age = "5m", method = "passkey")]
+async fn vault() -> &'static str {
+    "open"
+}
+
+#[fresh_login(method = ["passkey", "totp"], max_age = "10m")]
+async fn payout() -> &'static str {
+    "paid"
+}
+
 fn main() {
     let _app: axum::Router = axum::Router::new()
         .route("/password", put(change_password))
         .route("/everything", delete(delete_everything))
-        .route("/checked", put(checked));
+        .route("/checked", put(checked))
+        .route("/vault", put(vault))
+        .route("/payout", put(payout));
 }
