@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-30}"
-targets=(token_parse cookie_header record_decode redis_replies macro_args)
+targets=(token_parse cookie_header record_decode redis_replies macro_args dbsc_jws)
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 

@@ -74,3 +74,12 @@ pub fn token_parse_bytes(bytes: &[u8]) -> Option<Token> {
 pub fn session_key(token: &Token) -> SessionKey {
     token.key()
 }
+
+/// A DBSC `jwk` (JSON bytes) read as a key for `alg`, as a registration proof's is.
+#[cfg(feature = "dbsc")]
+pub fn dbsc_key_from_jwk(
+    json: &[u8],
+    alg: crate::dbsc::Algorithm,
+) -> Option<crate::dbsc::BoundKey> {
+    crate::dbsc::fuzz_key_from_jwk(json, alg)
+}

@@ -62,6 +62,8 @@
 //!   username and per client address), on both stores; without it, nothing of it is compiled
 //!   (nor the Redis store's throttle scripts).
 //! - `password`: `session_core::password`: Argon2id password hashing.
+//! - `dbsc`: `session_core::dbsc`: the Device Bound Session Credentials protocol (challenges,
+//!   headers, proof verification, session instructions); with `test-suite`, a software device.
 //! - `macros` (default): `#[login_required]`, `#[has_role(..)]`, `#[fresh_login(max_age = "5m")]`
 //!   and friends.
 #![cfg_attr(
@@ -92,6 +94,8 @@ pub mod axum;
 pub mod changes;
 mod clock;
 pub mod config;
+#[cfg(feature = "dbsc")]
+pub mod dbsc;
 mod device;
 mod ended;
 mod epoch;

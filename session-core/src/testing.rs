@@ -15,3 +15,5 @@
 //! workspace's tests start throwaway `redis-server`s with an unpublished harness crate).
 
 pub mod conformance;
+#[cfg(feature = "dbsc")]
+pub mod dbsc;

@@ -17,6 +17,7 @@ mod app_user;
 mod axum_data;
 mod axum_guards;
 mod conformance;
+mod dbsc;
 mod metrics;
 mod redis_acl;
 mod redis_cache;

@@ -1,0 +1,218 @@
+//! The DBSC header fields, as RFC 9651 structured fields: the two a server sends are built here,
+//! the two a browser sends are parsed here (with `sfv`, so that parameters of any type, which
+//! the spec says to ignore, are skipped exactly as the RFC defines them).
+
+use http::{HeaderName, HeaderValue};
+use sfv::{BareItem, Item, KeyRef, ListSerializer, Parser, StringRef, TokenRef};
+
+use super::{Algorithm, Challenge, DbscError};
+
+/// `Secure-Session-Registration` (response): asks the browser to start a bound session; built by
+/// [`registration_header`].
+pub const SECURE_SESSION_REGISTRATION: HeaderName =
+    HeaderName::from_static("secure-session-registration");
+
+/// `Secure-Session-Challenge` (response): a challenge for the next proof of a session; built by
+/// [`challenge_header`].
+pub const SECURE_SESSION_CHALLENGE: HeaderName =
+    HeaderName::from_static("secure-session-challenge");
+
+/// `Secure-Session-Response` (request): the browser's proof; read by [`parse_response_header`].
+pub const SECURE_SESSION_RESPONSE: HeaderName = HeaderName::from_static("secure-session-response");
+
+/// `Sec-Secure-Session-Id` (request): the session a refresh is for; read by
+/// [`parse_session_id_header`].
+pub const SEC_SECURE_SESSION_ID: HeaderName = HeaderName::from_static("sec-secure-session-id");
+
+const PATH: &KeyRef = KeyRef::constant("path");
+const CHALLENGE: &KeyRef = KeyRef::constant("challenge");
+const ID: &KeyRef = KeyRef::constant("id");
+
+/// The `Secure-Session-Registration` value that asks a browser to register a bound session at
+/// `path` (relative to the answered URL, or absolute), signing `challenge`:
+/// `(ES256 RS256);path="…";challenge="…"` (an inner list of the algorithms this module verifies,
+/// in order of preference).
+///
+/// ```
+/// use session_core::dbsc::{registration_header, Challenge};
+///
+/// let challenge = Challenge::generate()?;
+/// let value = registration_header("/dbsc/register", &challenge)?;
+/// assert_eq!(
+///     value.to_str().unwrap(),
+///     format!(r#"(ES256 RS256);path="/dbsc/register";challenge="{challenge}""#),
+/// );
+/// # Ok::<(), session_core::dbsc::DbscError>(())
+/// ```
+///
+/// # Errors
+/// [`DbscError::Unsendable`] if `path` is not printable ASCII (a structured-field string holds
+/// nothing else; percent-encode the path).
+pub fn registration_header(path: &str, challenge: &Challenge) -> Result<HeaderValue, DbscError> {
+    let path = StringRef::from_str(path).map_err(|_| DbscError::Unsendable("registration path"))?;
+    let challenge = sf_string(challenge.as_str(), "challenge")?;
+    let mut list = ListSerializer::new();
+    let mut algorithms = list.inner_list();
+    for algorithm in Algorithm::ALL {
+        let _ = algorithms.bare_item(algorithm.token());
+    }
+    let _ = algorithms
+        .finish()
+        .parameter(PATH, path)
+        .parameter(CHALLENGE, challenge);
+    // A list with one member always serializes.
+    let text = list.finish().unwrap_or_default();
+    header_value(text)
+}
+
+/// The `Secure-Session-Challenge` value that gives the browser `challenge` for its next proof
+/// for the session `session_id`: `"<challenge>";id="<session id>"`. Send it on a refresh answered
+/// 403 (the browser signs it and retries at once) or on any answer, for the next refresh.
+///
+/// ```
+/// use session_core::dbsc::{challenge_header, Challenge};
+///
+/// let challenge = Challenge::generate()?;
+/// let value = challenge_header(&challenge, "session 1")?;
+/// assert_eq!(value.to_str().unwrap(), format!(r#""{challenge}";id="session 1""#));
+/// # Ok::<(), session_core::dbsc::DbscError>(())
+/// ```
+///
+/// # Errors
+/// [`DbscError::Unsendable`] if `session_id` is not printable ASCII.
+pub fn challenge_header(challenge: &Challenge, session_id: &str) -> Result<HeaderValue, DbscError> {
+    let challenge = sf_string(challenge.as_str(), "challenge")?;
+    let id = sf_string(session_id, "session identifier")?;
+    let text = sfv::ItemSerializer::new()
+        .bare_item(challenge)
+        .parameter(ID, id)
+        .finish();
+    header_value(text)
+}
+
+/// The proof (a compact JWS) in a `Secure-Session-Response` value, which must be one
+/// structured-field string (its parameters are ignored, as the spec says). The proof itself is
+/// checked by [`verify_registration`](super::verify_registration) or
+/// [`verify_refresh`](super::verify_refresh).
+///
+/// Pass the header's only value; a request with several lines of it, combined with `, `, is a
+/// list and refused.
+///
+/// ```
+/// use session_core::dbsc::{parse_response_header, DbscError};
+///
+/// assert_eq!(parse_response_header(r#""eyJ.eyJ.sig";p=1"#)?, "eyJ.eyJ.sig");
+/// assert!(matches!(parse_response_header("eyJ.eyJ.sig"), Err(DbscError::MalformedHeader(_))));
+/// # Ok::<(), DbscError>(())
+/// ```
+///
+/// # Errors
+/// [`DbscError::MalformedHeader`] if the value is not a structured-field string item.
+pub fn parse_response_header(value: impl AsRef<[u8]>) -> Result<String, DbscError> {
+    parse_string_item(value.as_ref(), "Secure-Session-Response")
+}
+
+/// The session identifier in a `Sec-Secure-Session-Id` value (one structured-field string; its
+/// parameters are ignored).
+///
+/// ```
+/// use session_core::dbsc::parse_session_id_header;
+///
+/// assert_eq!(parse_session_id_header(r#""session 1""#)?, "session 1");
+/// assert!(parse_session_id_header("session").is_err());
+/// # Ok::<(), session_core::dbsc::DbscError>(())
+/// ```
+///
+/// # Errors
+/// [`DbscError::MalformedHeader`] if the value is not a structured-field string item.
+pub fn parse_session_id_header(value: impl AsRef<[u8]>) -> Result<String, DbscError> {
+    parse_string_item(value.as_ref(), "Sec-Secure-Session-Id")
+}
+
+fn parse_string_item(value: &[u8], header: &'static str) -> Result<String, DbscError> {
+    let item: Item = Parser::new(value)
+        .parse()
+        .map_err(|_| DbscError::MalformedHeader(header))?;
+    match item.bare_item {
+        BareItem::String(text) => Ok(text.into()),
+        _ => Err(DbscError::MalformedHeader(header)),
+    }
+}
+
+fn sf_string<'a>(text: &'a str, what: &'static str) -> Result<&'a StringRef, DbscError> {
+    StringRef::from_str(text).map_err(|_| DbscError::Unsendable(what))
+}
+
+fn header_value(text: String) -> Result<HeaderValue, DbscError> {
+    // Structured fields serialize to printable ASCII, which is always a valid header value.
+    HeaderValue::try_from(text).map_err(|_| DbscError::Unsendable("header value"))
+}
+
+impl Algorithm {
+    fn token(self) -> &'static TokenRef {
+        match self {
+            Algorithm::Es256 => TokenRef::constant("ES256"),
+            Algorithm::Rs256 => TokenRef::constant("RS256"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_header_lists_both_algorithms_and_quotes_parameters() {
+        let challenge = Challenge("c".repeat(43));
+        let value = registration_header("/a \"b\"\\c", &challenge).unwrap();
+        assert_eq!(
+            value.to_str().unwrap(),
+            format!(
+                r#"(ES256 RS256);path="/a \"b\"\\c";challenge="{}""#,
+                "c".repeat(43)
+            )
+        );
+    }
+
+    #[test]
+    fn unsendable_values_are_refused() {
+        let challenge = Challenge("c".into());
+        assert_eq!(
+            registration_header("/é", &challenge),
+            Err(DbscError::Unsendable("registration path"))
+        );
+        assert_eq!(
+            challenge_header(&challenge, "a\nb"),
+            Err(DbscError::Unsendable("session identifier"))
+        );
+    }
+
+    #[test]
+    fn string_items_parse_and_everything_else_is_refused() {
+        assert_eq!(parse_session_id_header(r#" "a\"b" "#).unwrap(), "a\"b");
+        assert_eq!(
+            parse_session_id_header(r#""a";x=?1;y=:AQ==:;z=@1"#).unwrap(),
+            "a"
+        );
+        for bad in [
+            "",
+            "a",
+            "1",
+            "?1",
+            ":AQ==:",
+            r#""a", "b""#,
+            r#"("a")"#,
+            r#""a"#,
+            r#""a\x""#,
+            "\"\u{e9}\"",
+            r#""a";"#,
+        ] {
+            assert_eq!(
+                parse_response_header(bad),
+                Err(DbscError::MalformedHeader("Secure-Session-Response")),
+                "{bad:?}"
+            );
+        }
+        assert!(parse_response_header([b'"', 0xff, b'"']).is_err());
+    }
+}
