@@ -302,6 +302,25 @@ async fn reauth_passkey(
     ))
 }
 
+#[has_role("ADMIN")]
+async fn impersonate(
+    state: Data<AppState>,
+    mut auth: AuthSession,
+    username: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(json(
+        api::impersonate(&state, &mut auth, username.into_inner()).await?,
+    ))
+}
+
+#[login_required]
+async fn stop_impersonation(
+    state: Data<AppState>,
+    mut auth: AuthSession,
+) -> Result<HttpResponse, ApiError> {
+    Ok(json(api::stop_impersonation(&state, &mut auth).await?))
+}
+
 #[login_required]
 async fn vault(state: Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
     Ok(json(api::vault(&state, &user)?))
@@ -440,6 +459,8 @@ pub fn app(
         .service(resource("/reauth").route(web::post().to(reauth)))
         .service(resource("/reauth/passkey").route(web::post().to(reauth_passkey)))
         .service(resource("/vault").route(web::get().to(vault)))
+        .service(resource("/admin/impersonate/{username}").route(web::post().to(impersonate)))
+        .service(resource("/impersonation/stop").route(web::post().to(stop_impersonation)))
         .service(resource("/password").route(web::put().to(change_password)))
         .service(resource("/me").route(web::get().to(me)))
         .service(resource("/admin").route(web::get().to(admin)))

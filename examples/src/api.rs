@@ -391,7 +391,9 @@ pub async fn reauth(
     auth: &mut AuthSession,
     body: ReauthBody,
 ) -> Result<Value, ApiError> {
-    let user = auth.current()?.user_id().to_owned();
+    let session = auth.current()?.clone();
+    Require::not_impersonated().check(&session)?;
+    let user = session.user_id().to_owned();
     let _slot = state.password_queue.enter(from.client)?;
     let plausible = body.password.chars().count() <= 128;
     check_password(state, &user, &body.password, plausible, "reauth", from).await?;
@@ -412,7 +414,9 @@ pub async fn reauth_passkey(
     auth: &mut AuthSession,
     body: PasskeyBody,
 ) -> Result<Value, ApiError> {
-    let user = auth.current()?.user_id().to_owned();
+    let session = auth.current()?.clone();
+    Require::not_impersonated().check(&session)?;
+    let user = session.user_id().to_owned();
     let plausible = body.assertion.len() <= 512;
     if plausible {
         throttle_gate(state, &user, "reauth_passkey", from).await?;
@@ -447,7 +451,9 @@ pub async fn change_password(
     body: PasswordBody,
 ) -> Result<(), ApiError> {
     let session = auth.current()?.clone();
-    // Freshness first: a stale session changes nothing, not even the lockout count.
+    // Not as an impersonator; then freshness: a stale session changes nothing, not even the
+    // lockout count.
+    Require::not_impersonated().check(&session)?;
     Require::fresh(state.step_up).check(&session)?;
     if !valid_password(&body.new_password) {
         return Err(ApiError::bad_request(
@@ -495,6 +501,7 @@ pub async fn delete_other_sessions(
     auth: &mut AuthSession,
 ) -> Result<(), ApiError> {
     let session = auth.current()?.clone();
+    Require::not_impersonated().check(&session)?;
     Require::fresh(state.step_up).check(&session)?;
     auth.end_other_sessions(EndReason::Revoked).await?;
     Ok(())
@@ -514,7 +521,69 @@ pub async fn logout(auth: &mut AuthSession) -> Result<(), ApiError> {
 
 /// `GET /me` (login required).
 pub fn me(user: &CurrentUser) -> Value {
-    json!({ "username": user.user_id(), "roles": user.roles() })
+    let mut me = json!({ "username": user.user_id(), "roles": user.roles() });
+    if let Some(admin) = user.impersonated_by() {
+        me["impersonated_by"] = admin.into();
+    }
+    me
+}
+
+/// `POST /admin/impersonate/{username}` (role ADMIN): the admin acts as `username` in a new
+/// session (the admin's own ends), for `IMPERSONATION_SECS` at most. Needs the admin's own,
+/// fresh session; never a user with a role the admin lacks.
+///
+/// # Errors
+/// 403 `forbidden` in an impersonation session or for a user with more roles; 401
+/// `reauthentication_required` when not fresh; 404 for an unknown user; 503.
+pub async fn impersonate(
+    state: &AppState,
+    auth: &mut AuthSession,
+    username: String,
+) -> Result<Value, ApiError> {
+    let session = auth.current()?.clone();
+    Require::not_impersonated().check(&session)?;
+    Require::fresh(state.step_up).check(&session)?;
+    let username = canonical_username(&username);
+    let account = match valid_username(&username) {
+        true => state.accounts.get(&username).await?,
+        false => None,
+    };
+    let Some(account) = account else {
+        return Err(ApiError::not_found("no such user"));
+    };
+    let target = NewSession::new(&account.username).with_roles(account.roles.clone());
+    let session = auth.impersonate(target).await?;
+    Ok(json!({
+        "username": session.user_id(),
+        "roles": session.roles(),
+        "impersonated_by": session.impersonated_by(),
+    }))
+}
+
+/// `POST /impersonation/stop` (login required): back to the admin's own session (a new one).
+///
+/// # Errors
+/// 403 `forbidden` for a session that is not an impersonation; 503.
+pub async fn stop_impersonation(
+    state: &AppState,
+    auth: &mut AuthSession,
+) -> Result<Value, ApiError> {
+    let session = auth.current()?.clone();
+    let Some(admin) = session.impersonated_by() else {
+        return Err(Error::Forbidden("an impersonation session".into()).into());
+    };
+    let Some(account) = state.accounts.get(admin).await? else {
+        return Err(ApiError::not_found(
+            "the impersonating admin no longer exists",
+        ));
+    };
+    let own = state
+        .store
+        .new_login(&account.username)
+        .await?
+        .with_roles(account.roles.clone());
+    let session = auth.end_impersonation(own).await?;
+    Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
 }
 
 /// `GET /admin` (role ADMIN).
@@ -543,6 +612,7 @@ pub async fn list_sessions(auth: &AuthSession) -> Result<Value, ApiError> {
                     "network": s.network,
                     "remembered": s.remembered,
                     "new_device": s.new_device,
+                    "impersonated_by": s.impersonated_by,
                 })
             })
             .collect(),

@@ -86,6 +86,8 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpServi
         .route("/reauth", post(reauth))
         .route("/reauth/passkey", post(reauth_passkey))
         .route("/vault", get(vault))
+        .route("/admin/impersonate/{username}", post(impersonate))
+        .route("/impersonation/stop", post(stop_impersonation))
         .route("/password", put(change_password))
         .route("/me", get(me))
         .route("/admin", get(admin))

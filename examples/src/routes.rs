@@ -134,6 +134,25 @@ pub async fn vault(
     Ok(Json(api::vault(&state, &user)?))
 }
 
+/// `POST /admin/impersonate/{username}`.
+#[has_role("ADMIN")]
+pub async fn impersonate(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+    Path(username): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(api::impersonate(&state, &mut auth, username).await?))
+}
+
+/// `POST /impersonation/stop`.
+#[login_required]
+pub async fn stop_impersonation(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(api::stop_impersonation(&state, &mut auth).await?))
+}
+
 /// `PUT /password`.
 #[login_required]
 pub async fn change_password(

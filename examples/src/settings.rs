@@ -25,6 +25,8 @@ pub struct Settings {
     pub remember_idle: Duration,
     /// `SESSION_REMEMBER_ABSOLUTE_SECS`: the absolute lifetime of a remembered login.
     pub remember_absolute: Duration,
+    /// `IMPERSONATION_SECS`: the absolute lifetime of an impersonation session.
+    pub impersonation: Duration,
     /// `SESSION_MAX_PER_USER`.
     pub max_per_user: usize,
     /// `HISTORY_MAX`: entries kept in each user's login history.
@@ -179,6 +181,7 @@ impl Settings {
             absolute: secs("SESSION_ABSOLUTE_SECS", 43200)?,
             remember_idle: secs("SESSION_REMEMBER_IDLE_SECS", 14 * 24 * 3600)?,
             remember_absolute: secs("SESSION_REMEMBER_ABSOLUTE_SECS", 30 * 24 * 3600)?,
+            impersonation: secs("IMPERSONATION_SECS", 900)?,
             max_per_user: usize::try_from(number("SESSION_MAX_PER_USER", 10)?)
                 .map_err(|_| "SESSION_MAX_PER_USER is too large".to_owned())?,
             history_max: usize::try_from(number("HISTORY_MAX", 100)?)
@@ -224,6 +227,7 @@ mod tests {
         assert_eq!(s.absolute, Duration::from_secs(43200));
         assert_eq!(s.remember_idle, Duration::from_secs(1_209_600));
         assert_eq!(s.remember_absolute, Duration::from_secs(2_592_000));
+        assert_eq!(s.impersonation, Duration::from_secs(900));
         assert_eq!(s.max_per_user, 10);
         assert!(s.cookie_secure);
         assert_eq!(s.login_max_failures, 5);

@@ -65,6 +65,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
         .absolute_timeout(settings.absolute)
         .remember_idle_timeout(settings.remember_idle)
         .remember_absolute_timeout(settings.remember_absolute)
+        .impersonation_timeout(settings.impersonation)
         .max_sessions_per_user(Some(settings.max_per_user))
         .history_max(settings.history_max)
         .build()

@@ -42,6 +42,7 @@ pub struct SessionConfig {
     absolute_timeout: Duration,
     remember_idle_timeout: Duration,
     remember_absolute_timeout: Duration,
+    impersonation_timeout: Duration,
     max_sessions_per_user: Option<usize>,
     touch_interval: Option<Duration>,
     role_change_window: Duration,
@@ -65,6 +66,7 @@ impl Default for SessionConfig {
             absolute_timeout: Duration::from_secs(12 * 3600),
             remember_idle_timeout: Duration::from_secs(14 * 24 * 3600),
             remember_absolute_timeout: Duration::from_secs(30 * 24 * 3600),
+            impersonation_timeout: Duration::from_secs(15 * 60),
             max_sessions_per_user: Some(10),
             touch_interval: None,
             role_change_window: Duration::from_secs(10 * 60),
@@ -105,6 +107,16 @@ impl SessionConfig {
         } else {
             self.absolute_timeout
         })
+    }
+
+    /// The absolute timeout of a session created from `device`'s login, in ms: an impersonation
+    /// session's own, else a remembered or an ordinary session's.
+    pub(crate) fn lifetime_ms(&self, device: &crate::device::Device) -> u64 {
+        if device.impersonator.is_empty() {
+            self.absolute_ms(device.remembered)
+        } else {
+            crate::record::duration_ms(self.impersonation_timeout)
+        }
     }
 
     /// Entries kept in each user's login history (0: none kept).
@@ -188,6 +200,14 @@ impl SessionConfigBuilder {
     /// cookie's `Max-Age` never reaches past it.
     pub fn remember_absolute_timeout(mut self, timeout: Duration) -> Self {
         self.config.remember_absolute_timeout = timeout;
+        self
+    }
+
+    /// The absolute lifetime of an impersonation session
+    /// ([`AuthSession::impersonate`](crate::web::AuthSession::impersonate); default 15 minutes,
+    /// at least 1 ms): an admin acting as another user is time-boxed, however active.
+    pub fn impersonation_timeout(mut self, timeout: Duration) -> Self {
+        self.config.impersonation_timeout = timeout;
         self
     }
 
@@ -290,6 +310,7 @@ impl SessionConfigBuilder {
             ("absolute_timeout", c.absolute_timeout),
             ("remember_idle_timeout", c.remember_idle_timeout),
             ("remember_absolute_timeout", c.remember_absolute_timeout),
+            ("impersonation_timeout", c.impersonation_timeout),
             ("role_change_window", c.role_change_window),
             ("history_max_age", c.history_max_age),
         ] {

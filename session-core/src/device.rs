@@ -26,6 +26,8 @@ pub(crate) const NETWORK_TAG_OFFSET: usize = 1;
 
 const REMEMBERED: u8 = 1;
 const NEW_DEVICE: u8 = 2;
+/// An impersonation session: the impersonator's user id (length-prefixed) follows the method.
+const IMPERSONATED: u8 = 4;
 
 /// The device part of a session record. The default (nothing known) encodes as no bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub(crate) struct Device {
     pub(crate) method: String,
     pub(crate) remembered: bool,
     pub(crate) new_device: bool,
+    /// For an impersonation session: the user id of the admin impersonating; empty otherwise.
+    pub(crate) impersonator: String,
 }
 
 /// Checks an authentication method's name (empty: not said) before a store keeps it.
@@ -85,6 +89,9 @@ impl Device {
         if self.new_device {
             flags |= NEW_DEVICE;
         }
+        if !self.impersonator.is_empty() {
+            flags |= IMPERSONATED;
+        }
         out.push(flags);
         match self.network {
             None => out.push(0),
@@ -100,6 +107,11 @@ impl Device {
         // At most MAX_METHOD_LEN (checked before any store keeps it).
         out.push(self.method.len().min(usize::from(u8::MAX)) as u8);
         out.extend_from_slice(self.method.as_bytes());
+        if !self.impersonator.is_empty() {
+            // A user id: at most MAX_USER_ID_LEN (255) bytes, checked before any store keeps it.
+            out.push(self.impersonator.len().min(usize::from(u8::MAX)) as u8);
+            out.extend_from_slice(self.impersonator.as_bytes());
+        }
         out.extend_from_slice(self.label.as_bytes());
         out
     }
@@ -110,7 +122,7 @@ impl Device {
         let Some((&flags, rest)) = bytes.split_first() else {
             return Some(Self::default());
         };
-        if flags & !(REMEMBERED | NEW_DEVICE) != 0 {
+        if flags & !(REMEMBERED | NEW_DEVICE | IMPERSONATED) != 0 {
             return None;
         }
         let (&tag, rest) = rest.split_first()?;
@@ -127,8 +139,19 @@ impl Device {
             _ => return None,
         };
         let (&method_len, rest) = rest.split_first()?;
-        let (method, label) = rest.split_at_checked(usize::from(method_len))?;
+        let (method, rest) = rest.split_at_checked(usize::from(method_len))?;
+        let (impersonator, label) = if flags & IMPERSONATED != 0 {
+            let (&len, rest) = rest.split_first()?;
+            let (who, label) = rest.split_at_checked(usize::from(len))?;
+            (
+                std::str::from_utf8(who).ok().filter(|w| !w.is_empty())?,
+                label,
+            )
+        } else {
+            ("", rest)
+        };
         let device = Self {
+            impersonator: impersonator.to_owned(),
             label: std::str::from_utf8(label).ok()?.to_owned(),
             network,
             method: std::str::from_utf8(method).ok()?.to_owned(),
@@ -274,8 +297,22 @@ mod tests {
             method: "passkey".to_owned(),
             remembered: true,
             new_device: true,
+            impersonator: String::new(),
         };
-        assert_eq!(Device::decode(&device.encode()), Some(device));
+        assert_eq!(Device::decode(&device.encode()), Some(device.clone()));
+        let impersonated = Device {
+            impersonator: "admin".to_owned(),
+            ..device
+        };
+        assert_eq!(Device::decode(&impersonated.encode()), Some(impersonated));
+        let alone = Device {
+            impersonator: "root".to_owned(),
+            ..Device::default()
+        };
+        assert_eq!(Device::decode(&alone.encode()), Some(alone));
+        // The flag without a name, or a name cut short: refused.
+        assert_eq!(Device::decode(&[4, 0, 0, 0]), None);
+        assert_eq!(Device::decode(&[4, 0, 0, 5, b'a']), None);
         // The default spelled out, unknown flags, an unknown tag, a cut block: refused.
         for bad in [
             &[0u8, 0, 0][..],

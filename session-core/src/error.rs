@@ -64,6 +64,10 @@ pub enum Error {
          everywhere); no session was created: check the credentials again"
     )]
     LoginSuperseded,
+    /// The session may not do this; the message says what it would need (for example "a
+    /// session that is not an impersonation"). At the HTTP edge, 403.
+    #[error("not allowed: this needs {0}")]
+    Forbidden(String),
     /// The configuration is not usable; the message says which setting to fix.
     #[error("invalid session configuration: {0}")]
     Config(String),

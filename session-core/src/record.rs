@@ -346,6 +346,14 @@ impl NewSession {
             check_user_id(&self.user_id)?;
         }
         self.device.check()?;
+        if !self.device.impersonator.is_empty() {
+            check_user_id(&self.device.impersonator)?;
+            if self.anonymous || self.device.remembered {
+                return Err(Error::InvalidInput(
+                    "an impersonation session has a user and is never remembered".into(),
+                ));
+            }
+        }
         match &self.login_epoch {
             Some(epoch) if self.anonymous || epoch.user_id() != self.user_id => {
                 Err(Error::InvalidInput(
@@ -463,6 +471,19 @@ impl NewSession {
     #[must_use]
     pub fn with_remember(mut self, remember: bool) -> Self {
         self.device.remembered = remember;
+        self
+    }
+
+    /// Marks the session as `admin` acting as this session's user (impersonation): it ends
+    /// [`SessionConfigBuilder::impersonation_timeout`](crate::SessionConfigBuilder::impersonation_timeout)
+    /// after creation (15 minutes by default), is never fresh for step-up guards (an admin's
+    /// proof is not the user's), is listed with [`SessionInfo::impersonated_by`], and
+    /// [`Session::impersonated_by`] tells guards and handlers. Start one with
+    /// [`AuthSession::impersonate`](crate::web::AuthSession::impersonate), which also checks
+    /// who may impersonate whom.
+    #[must_use]
+    pub fn impersonated_by(mut self, admin: impl Into<String>) -> Self {
+        self.device.impersonator = admin.into();
         self
     }
 }
@@ -885,6 +906,12 @@ impl Session {
         &self.record.device.method
     }
 
+    /// The user id of the admin acting as this session's user, for an impersonation session
+    /// ([`NewSession::impersonated_by`]); `None` for the user's own session.
+    pub fn impersonated_by(&self) -> Option<&str> {
+        Some(self.record.device.impersonator.as_str()).filter(|a| !a.is_empty())
+    }
+
     /// Whether the login came from a **new device**: the user's login history holds an
     /// earlier successful login, and none from this browser, system and network
     /// ([`AuthSession::login`](crate::web::AuthSession::login) decides it). An application tells
@@ -961,6 +988,7 @@ impl Session {
             method: (!device.method.is_empty()).then(|| device.method.clone()),
             remembered: device.remembered,
             new_device: device.new_device,
+            impersonated_by: self.impersonated_by().map(str::to_owned),
             current: false,
         }
     }
@@ -1025,6 +1053,9 @@ pub struct SessionInfo {
     pub remembered: bool,
     /// Whether the login came from a device the user's login history had not seen.
     pub new_device: bool,
+    /// For an impersonation session, the admin acting as the user
+    /// ([`NewSession::impersonated_by`]): the list shows it for what it is.
+    pub impersonated_by: Option<String>,
     /// Whether this is the session of the request that asked
     /// ([`AuthSession::sessions`](crate::web::AuthSession::sessions) sets it; a store's own
     /// listing does not know).
@@ -1181,6 +1212,7 @@ mod tests {
             method: "password".into(),
             remembered: true,
             new_device: false,
+            impersonator: String::new(),
         };
         r.data.insert("k", "v").unwrap();
         let bytes = r.encode().unwrap();

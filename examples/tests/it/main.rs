@@ -16,6 +16,7 @@ mod devices;
 mod ended;
 mod expiry;
 mod external_store;
+mod impersonation;
 mod lockout;
 mod multi_server;
 mod network;

@@ -76,6 +76,7 @@ fn record() -> impl Strategy<Value = Record> {
                         method,
                         remembered,
                         new_device,
+                        impersonator: String::new(),
                     },
                     authz: Authz {
                         roles: normalized(r),

@@ -373,7 +373,7 @@ impl SessionStore for RedisStore {
         let epoch = new.login_epoch.take();
         let now = self.now_ms();
         let remembered = new.device.remembered;
-        let absolute = self.config.absolute_ms(remembered);
+        let absolute = self.config.lifetime_ms(&new.device);
         let mut record = Record::created(new, now, absolute);
         let parts = record.encode_parts()?;
         let token = Token::issue(record.deadline_ms, remembered)?;

@@ -298,7 +298,7 @@ impl<S: Storage> SessionStore for S {
         let epoch = new.login_epoch.take();
         let config = Storage::config(self);
         let now = config.clock().now_ms();
-        let absolute = config.absolute_ms(new.device.remembered);
+        let absolute = config.lifetime_ms(&new.device);
         let record = Record::created(new, now, absolute);
         // Same size limits as at rest in Redis.
         record.encode()?;

@@ -85,6 +85,10 @@ where
     reauthenticate_keeps_every_field_and_the_index(make(build(base())).await).await;
     other_sessions_of_a_user_are_deleted_and_this_one_kept(make(build(base())).await).await;
     device_details_are_kept_and_listed(make(build(base())).await).await;
+    an_impersonation_session_is_marked_and_time_boxed(
+        make(build(base().impersonation_timeout(Duration::from_secs(60)))).await,
+    )
+    .await;
     // Last use is known to within the touch interval (a cached load slides the expiry no
     // more often): 1 ms here.
     user_sessions_are_listed_most_recently_used_first_with_handles(
@@ -980,6 +984,68 @@ async fn other_sessions_of_a_user_are_deleted_and_this_one_kept(store: impl Sess
 /// What a login says of its device is kept, loaded and listed: the `User-Agent` (cut to 256
 /// characters) with the browser and system read from it, the network (never the whole
 /// address), the method, whether it is remembered. A login that says nothing lists nothing.
+/// An impersonation session ([`NewSession::impersonated_by`]) keeps who impersonates through
+/// loads, re-authentication and listing, and ends at its own absolute limit; one cannot be
+/// remembered or anonymous.
+async fn an_impersonation_session_is_marked_and_time_boxed(store: impl SessionStore) {
+    let name = "an_impersonation_session_is_marked_and_time_boxed";
+    let new = NewSession::new("tom")
+        .with_roles(["USER"])
+        .with_user_agent("Firefox/1")
+        .impersonated_by("root");
+    let (token, created) = store.create(new).await.expect("create");
+    assert_eq!(created.impersonated_by(), Some("root"), "{name}");
+    let lifetime = created.expires_at().duration_since(created.created_at());
+    assert_eq!(
+        lifetime.ok(),
+        Some(Duration::from_secs(60)),
+        "{name}: its own limit"
+    );
+    let loaded = store.load(&token).await.unwrap().expect("live");
+    assert_eq!(loaded.impersonated_by(), Some("root"), "{name}");
+    let (moved, _) = store.reauthenticate(&token, "password").await.unwrap();
+    let loaded = store.load(&moved).await.unwrap().expect("live");
+    assert_eq!(
+        loaded.impersonated_by(),
+        Some("root"),
+        "{name}: kept by a rotation"
+    );
+    assert_eq!(loaded.user_agent(), Some("Firefox/1"), "{name}");
+    let listed = store.list_user_sessions("tom").await.unwrap();
+    assert_eq!(listed[0].impersonated_by.as_deref(), Some("root"), "{name}");
+    let (own, _) = store.create(NewSession::new("tom")).await.unwrap();
+    assert_eq!(
+        store.load(&own).await.unwrap().unwrap().impersonated_by(),
+        None
+    );
+    for refused in [
+        NewSession::new("tom")
+            .impersonated_by("root")
+            .with_remember(true),
+        NewSession::anonymous().impersonated_by("root"),
+        NewSession::new("tom").impersonated_by(""),
+    ] {
+        let outcome = store.create(refused).await;
+        // An empty impersonator is no impersonation: a plain session.
+        if let Ok((_, s)) = &outcome {
+            assert_eq!(s.impersonated_by(), None, "{name}");
+            continue;
+        }
+        assert!(matches!(outcome, Err(Error::InvalidInput(_))), "{name}");
+    }
+    pass(store.config().clock(), Duration::from_secs(61)).await;
+    if store.config().clock().as_manual().is_some() {
+        assert!(
+            store.load(&moved).await.unwrap().is_none(),
+            "{name}: past its limit"
+        );
+        assert!(
+            store.load(&own).await.unwrap().is_some(),
+            "{name}: the own session lives"
+        );
+    }
+}
+
 async fn device_details_are_kept_and_listed(store: impl SessionStore) {
     let name = "device_details_are_kept_and_listed";
     let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";

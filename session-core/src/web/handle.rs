@@ -294,6 +294,105 @@ impl AuthSession {
         Ok(self.started(token, session))
     }
 
+    /// Starts impersonating: the logged-in user (an admin; the route's guards say who may)
+    /// acts as `target`'s user in a **new** session marked with who impersonates
+    /// ([`NewSession::impersonated_by`]), time-boxed by
+    /// [`SessionConfigBuilder::impersonation_timeout`](crate::SessionConfigBuilder::impersonation_timeout),
+    /// never fresh for step-up guards. The admin's own session ends (this request's cookie
+    /// carries the new one); both users' login histories record `impersonation_started`. Build
+    /// `target` with the user's roles and permissions, as at their login.
+    ///
+    /// ```
+    /// use session_core::prelude::*;
+    ///
+    /// async fn impersonate(mut auth: AuthSession, roles: Vec<String>) -> Result<(), Error> {
+    ///     let session = auth.impersonate(NewSession::new("alice").with_roles(roles)).await?;
+    ///     assert_eq!(session.impersonated_by(), Some("admin"));
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when this session is itself an impersonation (no chaining), when
+    /// `target` is the admin, or when `target` has a role or permission the admin's session
+    /// lacks (an admin never gains rights by impersonating); [`Error::NotFound`] without a
+    /// login session; [`Error::InvalidInput`]; [`Error::Unavailable`].
+    pub async fn impersonate(&mut self, target: NewSession) -> Result<Session> {
+        let admin = self.current()?.clone();
+        if admin.impersonated_by().is_some() {
+            return Err(Error::Forbidden(
+                "a session that is not an impersonation (no chaining)".into(),
+            ));
+        }
+        if target.anonymous || target.user_id == admin.user_id() {
+            return Err(Error::Forbidden("another user to impersonate".into()));
+        }
+        let lacks = target.authz.roles.iter().find(|r| !admin.has_role(r));
+        let lacks =
+            lacks.or_else(|| (target.authz.permissions.iter()).find(|p| !admin.has_permission(p)));
+        if let Some(right) = lacks {
+            return Err(Error::Forbidden(format!(
+                "{right:?}, which the impersonated user has, for the admin too"
+            )));
+        }
+        let new = target.impersonated_by(admin.user_id());
+        let store = self.ctx.store();
+        if let Some(old) = self.ctx.token() {
+            store.delete(&old).await?;
+        }
+        let (token, session) = store.create(new).await?;
+        tracing::info!(
+            target: "session_audit",
+            event = "impersonation_started",
+            user = %log_safe(session.user_id()),
+            by = %log_safe(admin.user_id()),
+            session = %session.key().log_tag(),
+            "impersonation started"
+        );
+        let entry = HistoryEntry::of_device(LoginEvent::ImpersonationStarted, &admin.record.device);
+        self.record(session.user_id(), entry.clone()).await;
+        self.record(admin.user_id(), entry).await;
+        Ok(self.started(token, session))
+    }
+
+    /// Stops impersonating: ends this impersonation session and starts `admin`'s own session
+    /// again (a new one, with a new token the cookie carries; build it as at the admin's login,
+    /// [`SessionStore::new_login`](crate::SessionStore::new_login)). Both users' histories
+    /// record `impersonation_ended`.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when this session is not an impersonation;
+    /// [`Error::InvalidInput`] when `admin` is not the impersonator; [`Error::NotFound`]
+    /// without a login session; [`Error::LoginSuperseded`]; [`Error::Unavailable`].
+    pub async fn end_impersonation(&mut self, admin: NewSession) -> Result<Session> {
+        let session = self.current()?.clone();
+        let Some(by) = session.impersonated_by() else {
+            return Err(Error::Forbidden("an impersonation session".into()));
+        };
+        if admin.user_id != by || admin.anonymous {
+            return Err(Error::InvalidInput(
+                "the session to return to is the impersonator's".into(),
+            ));
+        }
+        let store = self.ctx.store();
+        if let Some(old) = self.ctx.token() {
+            store.delete(&old).await?;
+        }
+        let (token, own) = store.create(admin).await?;
+        tracing::info!(
+            target: "session_audit",
+            event = "impersonation_ended",
+            user = %log_safe(session.user_id()),
+            by = %log_safe(own.user_id()),
+            session = %own.key().log_tag(),
+            "impersonation ended"
+        );
+        let entry = HistoryEntry::of_device(LoginEvent::ImpersonationEnded, &own.record.device);
+        self.record(session.user_id(), entry.clone()).await;
+        self.record(own.user_id(), entry).await;
+        Ok(self.started(token, own))
+    }
+
     /// Adds `entry` to `user`'s login history. Best effort: the operation it records has
     /// happened, whatever becomes of its entry (a failure is logged).
     async fn record(&self, user: &str, entry: HistoryEntry) {
@@ -384,10 +483,14 @@ impl AuthSession {
     /// Call it only after checking the proof.
     ///
     /// # Errors
-    /// [`Error::NotFound`] without a login session; [`Error::InvalidInput`] for an unusable
-    /// method name; [`Error::Unavailable`].
+    /// [`Error::NotFound`] without a login session; [`Error::Forbidden`] in an impersonation
+    /// session; [`Error::InvalidInput`] for an unusable method name; [`Error::Unavailable`].
     pub async fn reauthenticate(&mut self, method: &str) -> Result<Session> {
-        self.current()?;
+        if self.current()?.impersonated_by().is_some() {
+            return Err(Error::Forbidden(
+                "the user's own session: an admin's proof is not the user's".into(),
+            ));
+        }
         let token = self.ctx.token().ok_or(Error::NotFound)?;
         let (new_token, session) = self.ctx.store().reauthenticate(&token, method).await?;
         tracing::info!(

@@ -195,6 +195,9 @@ impl From<&Error> for Rejection {
                 Rejection::UNAUTHENTICATED
             }
             Error::InvalidInput(message) => Rejection::BadRequest(message.clone()),
+            Error::Forbidden(requirement) => Rejection::Forbidden {
+                requirement: requirement.clone(),
+            },
             Error::Contended { .. } | Error::Conflict { .. } => {
                 Rejection::Conflict(error.to_string())
             }
@@ -279,6 +282,7 @@ mod tests {
             (Error::Corrupt("x".into()), 401, "unauthenticated"),
             (Error::LoginSuperseded, 401, "unauthenticated"),
             (Error::InvalidInput("bad".into()), 400, "bad_request"),
+            (Error::Forbidden("x".into()), 403, "forbidden"),
             (
                 Error::Contended {
                     key: "cart".into(),

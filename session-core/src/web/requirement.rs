@@ -72,9 +72,12 @@ pub(crate) async fn enforce(
 
 /// True when the session's password was entered at most `max_age` before `now` (an auth time
 /// in the future, from clock skew between app servers, counts as now).
+/// An impersonation session is never fresh: the admin's proof is not the user's.
 pub(crate) fn fresh(session: &Session, max_age: Duration, now: SystemTime) -> bool {
-    now.duration_since(session.auth_time())
-        .map_or(true, |age| age <= max_age)
+    session.impersonated_by().is_none()
+        && now
+            .duration_since(session.auth_time())
+            .map_or(true, |age| age <= max_age)
 }
 
 /// Requirement: a live session whose user proved who they are at most `SECS` seconds ago
@@ -295,6 +298,8 @@ enum Kind {
     AllRoles(Vec<String>),
     AnyPermission(Vec<String>),
     AllPermissions(Vec<String>),
+    /// The user's own session, not an impersonation.
+    NotImpersonated,
     /// Fresh within the duration, by one of the methods (none: by any).
     Fresh(Duration, Vec<String>),
 }
@@ -376,6 +381,24 @@ impl Require {
         }
     }
 
+    /// The user's own session: an impersonation session
+    /// ([`AuthSession::impersonate`](crate::web::AuthSession::impersonate)) is refused with 403,
+    /// for routes an admin acting as the user must not use (a password change, a payment).
+    ///
+    /// ```
+    /// use session_core::web::{CurrentUser, Rejection, Require};
+    ///
+    /// async fn pay(user: CurrentUser) -> Result<&'static str, Rejection> {
+    ///     Require::not_impersonated().check(&user)?;
+    ///     Ok("paid")
+    /// }
+    /// ```
+    pub fn not_impersonated() -> Self {
+        Self {
+            kind: Kind::NotImpersonated,
+        }
+    }
+
     /// As [`Require::fresh`], and the last proof must have been by one of `methods`
     /// ([`Session::auth_method`]: the method named at login or at the last
     /// [`SessionStore::reauthenticate`](crate::SessionStore::reauthenticate)): a password
@@ -414,6 +437,7 @@ impl Require {
         let contains = |have: &[String], want: &String| have.contains(want);
         match &self.kind {
             Kind::Login => true,
+            Kind::NotImpersonated => session.impersonated_by().is_none(),
             Kind::Fresh(max_age, methods) => {
                 fresh(session, *max_age, now)
                     && (methods.is_empty() || methods.iter().any(|m| m == session.auth_method()))
@@ -477,6 +501,7 @@ fn describe(kind: Kind) -> String {
     let list = |names: Vec<String>| names.join(", ");
     match kind {
         Kind::Login => "a login".to_owned(),
+        Kind::NotImpersonated => "a session that is not an impersonation".to_owned(),
         Kind::AnyRole(r) if r.len() == 1 => format!("role {}", list(r)),
         Kind::AnyRole(r) => format!("one of the roles {}", list(r)),
         Kind::AllRoles(r) => format!("all of the roles {}", list(r)),
