@@ -3,8 +3,9 @@
 //! any release.
 
 use crate::error::Result;
-use crate::record::{Record, SessionInfo};
-#[cfg(feature = "throttle")]
+use crate::record::Record;
+#[cfg(feature = "redis")]
+use crate::record::SessionInfo;
 use crate::token::{SessionKey, Token};
 
 /// A stored record decoded and encoded again (see [`record_reencode`]).

@@ -1,6 +1,6 @@
 //! [`SessionConfig`]: timeouts, limits and the clock that every store and the request core
 //! share, with defaults and a builder. (What only Redis needs, its connections, is set on
-//! [`RedisStore`](crate::RedisStore).)
+//! `RedisStore`, feature `redis`.)
 
 use std::time::Duration;
 
