@@ -58,20 +58,7 @@ async fn revoked_sessions_say_revoked_for_each_way_of_revoking() {
 
     // DELETE /sessions/{id} from another session of the user.
     let (keep, victim) = two_sessions(&c, "rita").await;
-    let list = c.get("/sessions", Some(&keep)).await;
-    list.assert_status(200);
-    let id = list
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["current"] == false)
-        .and_then(|s| s["id"].as_str())
-        .expect("the other session's id")
-        .to_owned();
-    c.delete(&format!("/sessions/{id}"), Some(&keep))
-        .await
-        .assert_status(204);
+    c.end_other_session(&keep).await;
     assert_ended(&c, &victim, Some("revoked")).await;
 
     // DELETE /sessions/others (a fresh session: just logged in).

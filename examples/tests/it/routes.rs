@@ -580,20 +580,7 @@ async fn logout_and_revocations_leave_no_session_keys_in_redis() {
         .difference(&mid)
         .cloned()
         .collect();
-    let list = c.get("/sessions", Some(&keep)).await;
-    list.assert_status(200);
-    let id = list
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["current"] == false)
-        .and_then(|s| s["id"].as_str())
-        .expect("the other session's id")
-        .to_owned();
-    c.delete(&format!("/sessions/{id}"), Some(&keep))
-        .await
-        .assert_status(204);
+    c.end_other_session(&keep).await;
     c.get("/me", Some(&victim)).await.assert_status(401);
     check(
         "DELETE /sessions/{id}",

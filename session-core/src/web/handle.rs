@@ -14,7 +14,7 @@ use crate::error::{Error, Result, UnavailableKind};
 use crate::history::{HistoryEntry, LoginEvent};
 use crate::logging::log_safe;
 use crate::record::{NewSession, Session, SessionData, SessionInfo};
-use crate::token::SessionHandle;
+use crate::token::{SessionHandle, Token};
 use crate::web::context::RequestSession;
 use crate::web::rejection::Rejection;
 
@@ -273,15 +273,12 @@ impl AuthSession {
     /// user's sessions were ended after `new` was handed out.
     pub async fn login(&mut self, mut new: NewSession) -> Result<Session> {
         let store = self.ctx.store();
-        if let Some(old) = self.ctx.token() {
-            store.delete(&old).await?;
-        }
         let entry = HistoryEntry::of_device(LoginEvent::Login, &new.device);
         if !new.anonymous && store.config().history_max() > 0 {
             let history = store.login_history(&new.user_id).await?;
             new.device.new_device = HistoryEntry::is_new_device(&history, &entry);
         }
-        let (token, session) = store.create(new).await?;
+        let (token, session) = self.replace_session(new).await?;
         tracing::info!(
             target: "session_audit",
             event = "login",
@@ -335,12 +332,9 @@ impl AuthSession {
                 "{right:?}, which the impersonated user has, for the admin too"
             )));
         }
-        let new = target.impersonated_by(admin.user_id());
-        let store = self.ctx.store();
-        if let Some(old) = self.ctx.token() {
-            store.delete(&old).await?;
-        }
-        let (token, session) = store.create(new).await?;
+        let (token, session) = self
+            .replace_session(target.impersonated_by(admin.user_id()))
+            .await?;
         tracing::info!(
             target: "session_audit",
             event = "impersonation_started",
@@ -350,8 +344,8 @@ impl AuthSession {
             "impersonation started"
         );
         let entry = HistoryEntry::of_device(LoginEvent::ImpersonationStarted, &admin.record.device);
-        self.record(session.user_id(), entry.clone()).await;
-        self.record(admin.user_id(), entry).await;
+        self.record_both(session.user_id(), admin.user_id(), entry)
+            .await;
         Ok(self.started(token, session))
     }
 
@@ -374,11 +368,7 @@ impl AuthSession {
                 "the session to return to is the impersonator's".into(),
             ));
         }
-        let store = self.ctx.store();
-        if let Some(old) = self.ctx.token() {
-            store.delete(&old).await?;
-        }
-        let (token, own) = store.create(admin).await?;
+        let (token, own) = self.replace_session(admin).await?;
         tracing::info!(
             target: "session_audit",
             event = "impersonation_ended",
@@ -388,9 +378,25 @@ impl AuthSession {
             "impersonation ended"
         );
         let entry = HistoryEntry::of_device(LoginEvent::ImpersonationEnded, &own.record.device);
-        self.record(session.user_id(), entry.clone()).await;
-        self.record(own.user_id(), entry).await;
+        self.record_both(session.user_id(), own.user_id(), entry)
+            .await;
         Ok(self.started(token, own))
+    }
+
+    /// Ends the request's session, if any, and creates `new` in its place (the response's
+    /// cookie is set by the caller, with [`started`](Self::started)).
+    async fn replace_session(&mut self, new: NewSession) -> Result<(Token, Session)> {
+        let store = self.ctx.store();
+        if let Some(old) = self.ctx.token() {
+            store.delete(&old).await?;
+        }
+        store.create(new).await
+    }
+
+    /// Adds `entry` to the histories of the impersonated user and of the admin.
+    async fn record_both(&self, user: &str, admin: &str, entry: HistoryEntry) {
+        self.record(user, entry.clone()).await;
+        self.record(admin, entry).await;
     }
 
     /// Adds `entry` to `user`'s login history. Best effort: the operation it records has

@@ -812,6 +812,23 @@ impl Client {
             })
     }
 
+    /// `DELETE /sessions/{id}` of the one other session `cookie`'s `GET /sessions` lists
+    /// (panics unless it answers 204).
+    pub async fn end_other_session(&self, cookie: &Cookie) {
+        let list = self.get("/sessions", Some(cookie)).await;
+        list.assert_status(200);
+        let id = list
+            .body
+            .as_array()
+            .and_then(|l| l.iter().find(|s| s["current"] == false))
+            .and_then(|s| s["id"].as_str())
+            .expect("another session's id")
+            .to_owned();
+        self.delete(&format!("/sessions/{id}"), Some(cookie))
+            .await
+            .assert_status(204);
+    }
+
     /// `GET /me` status with this cookie.
     pub async fn me_status(&self, cookie: &Cookie) -> u16 {
         self.get("/me", Some(cookie)).await.status
