@@ -110,16 +110,20 @@ pub async fn reauth(
     Ok(Json(api::reauth(&state, &from, &mut auth, body).await?))
 }
 
-/// `PUT /password`.
+/// `PUT /password`: 204, or 200 `{"token"}` for a bearer client.
 #[login_required]
 pub async fn change_password(
     State(state): State<AppState>,
     from: Requester,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<PasswordBody>,
-) -> Result<StatusCode, ApiError> {
-    api::change_password(&state, &from, &mut auth, body).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<axum::response::Response, ApiError> {
+    Ok(
+        match api::change_password(&state, &from, &mut auth, body).await? {
+            Some(token) => Json(token).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
 }
 
 /// `DELETE /sessions/others`.
