@@ -26,7 +26,7 @@ use serde_json::Value;
 use session_core::actix::SessionMiddleware;
 use session_core::logging::log_safe;
 use session_core::prelude::*;
-use session_core::web::{AuthSession, CookieConfig, CsrfPolicy, CurrentUser};
+use session_core::web::{AuthSession, BearerConfig, CookieConfig, CsrfPolicy, CurrentUser};
 use session_core::SessionStore;
 use tracing::Instrument as _;
 
@@ -333,8 +333,12 @@ async fn change_password(
     mut auth: AuthSession,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    api::change_password(&state, &requester(&req), &mut auth, body).await?;
-    Ok(no_content())
+    Ok(
+        match api::change_password(&state, &requester(&req), &mut auth, body).await? {
+            Some(token) => json(token),
+            None => no_content(),
+        },
+    )
 }
 
 #[login_required]
@@ -523,8 +527,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
     let store: std::sync::Arc<dyn SessionStore> = state.store.clone();
+    // The contract's API and mobile clients: the token in `Authorization: Bearer` too.
     let sessions = SessionMiddleware::new(store)
         .with_cookie(cookie)
+        .with_bearer(BearerConfig::default())
         .with_csrf(csrf);
     let state = Data::new(state);
     let server = HttpServer::new(move || app(state.clone(), sessions.clone(), timeouts.body))

@@ -48,14 +48,40 @@ pub struct Credentials {
     password: String,
 }
 
-/// `{"username", "password", "remember"?}` of `/login`: `remember` (default false) asks for a
-/// session that outlives the browser (`SESSION_REMEMBER_*_SECS`).
+/// `{"username", "password", "remember"?, "transport"?}` of `/login`: `remember` (default
+/// false) asks for a session that outlives the browser (`SESSION_REMEMBER_*_SECS`),
+/// `transport` how the client will carry the token.
 #[derive(Debug, Deserialize)]
 pub struct LoginBody {
     username: String,
     password: String,
     #[serde(default)]
     remember: bool,
+    #[serde(default)]
+    transport: Transport,
+}
+
+/// How a client carries its session's token: `"cookie"` (the default: the answer sets the
+/// cookie) or `"header"` (an API or mobile client: the answer's body has `"token"`, to send
+/// back as `Authorization: Bearer <token>`; no cookie).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// The session cookie.
+    #[default]
+    Cookie,
+    /// `Authorization: Bearer <token>`.
+    Header,
+}
+
+/// `answer` with `"token"`, the token issued in this request, when it goes to a header client
+/// (one that came with `Authorization: Bearer`, or a login that asked for the header); a
+/// cookie client's token stays in its cookie.
+fn with_issued_token(auth: &AuthSession, mut answer: Value) -> Value {
+    if let Some(token) = auth.issued_token() {
+        answer["token"] = token.as_cookie_value().into();
+    }
+    answer
 }
 
 /// `{"roles": [...]}` of `PUT /admin/users/{username}/roles`.
@@ -332,8 +358,11 @@ pub async fn check_login(
 
 /// `POST /login`: throttled per username; the same answer for an unknown user and a wrong
 /// password; every login starts a new session with a new token, with the request's
-/// `User-Agent` and network, the method `password`, remembered if the body asks. 503 `busy` when `LOGIN_QUEUE_MAX` password checks are waiting already, or
-/// this client holds `LOGIN_QUEUE_PER_CLIENT` of them.
+/// `User-Agent` and network, the method `password`, remembered if the body asks. The token
+/// goes in the cookie, or in the body's `"token"` (and no cookie) when the body asks for
+/// `"transport": "header"` or the request came with a bearer token. 503 `busy` when
+/// `LOGIN_QUEUE_MAX` password checks are waiting already, or this client holds
+/// `LOGIN_QUEUE_PER_CLIENT` of them.
 ///
 /// # Errors
 /// 401, 429, 503 as said; 401 `invalid_credentials` also when the user's sessions were ended
@@ -347,15 +376,19 @@ pub async fn login(
     let (account, begun) =
         check_login(state, from, &body.username, &body.password, "login").await?;
     let new = password_login(begun, &account, from).with_remember(body.remember);
+    if body.transport == Transport::Header {
+        auth.use_header_transport()?;
+    }
     let session = auth.login(new).await?;
     if session.is_new_device() {
         tell_new_device(&session);
     }
-    Ok(json!({
+    let answer = json!({
         "username": session.user_id(),
         "roles": session.roles(),
         "new_device": session.is_new_device(),
-    }))
+    });
+    Ok(with_issued_token(auth, answer))
 }
 
 /// What the demo does for a login from a new device: one log line (a real application would
@@ -380,8 +413,8 @@ pub fn password_login(begun: NewSession, account: &Account, from: &Requester) ->
 }
 
 /// `POST /reauth` (login required): the logged-in user enters the password again. A new token
-/// (the old one stops working) and the session is fresh from now. A wrong password counts
-/// toward the lockout like a failed login.
+/// (the old one stops working; a bearer client's in the body's `"token"`) and the session is
+/// fresh from now. A wrong password counts toward the lockout like a failed login.
 ///
 /// # Errors
 /// 401, 429, 503.
@@ -398,7 +431,8 @@ pub async fn reauth(
     let plausible = body.password.chars().count() <= 128;
     check_password(state, &user, &body.password, plausible, "reauth", from).await?;
     let session = auth.reauthenticate("password").await?;
-    Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
+    let answer = json!({ "username": session.user_id(), "roles": session.roles() });
+    Ok(with_issued_token(auth, answer))
 }
 
 /// `POST /reauth/passkey` (login required): the demo's stand-in for a passkey check (a real
@@ -426,7 +460,8 @@ pub async fn reauth_passkey(
     }
     state.store.clear_failures(&user).await?;
     let session = auth.reauthenticate("passkey").await?;
-    Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
+    let answer = json!({ "username": session.user_id(), "roles": session.roles() });
+    Ok(with_issued_token(auth, answer))
 }
 
 /// `GET /vault` (login required): only for a session whose last proof within `STEP_UP_SECS`
@@ -439,8 +474,9 @@ pub fn vault(state: &AppState, user: &CurrentUser) -> Result<Value, ApiError> {
     Ok(json!({ "username": user.user_id() }))
 }
 
-/// `PUT /password` (login required; answered 204): needs a fresh session (`STEP_UP_SECS`) and
-/// the current password; ends every other session of the user and gives this one a new token.
+/// `PUT /password` (login required): needs a fresh session (`STEP_UP_SECS`) and the current
+/// password; ends every other session of the user and gives this one a new token. Answered
+/// 204, or, for a bearer client, 200 with `{"token"}`: the answer this returns.
 ///
 /// # Errors
 /// 401 `reauthentication_required` or `invalid_credentials`, 400, 429, 503.
@@ -449,7 +485,7 @@ pub async fn change_password(
     from: &Requester,
     auth: &mut AuthSession,
     body: PasswordBody,
-) -> Result<(), ApiError> {
+) -> Result<Option<Value>, ApiError> {
     let session = auth.current()?.clone();
     // Not as an impersonator; then freshness: a stale session changes nothing, not even the
     // lockout count.
@@ -488,7 +524,9 @@ pub async fn change_password(
     auth.reauthenticate("password").await?;
     record(state, &user, from.entry(LoginEvent::PasswordChanged)).await;
     tracing::info!(target: "session_audit", event = "password_changed", user = %log_safe(&user), late_sessions_ended = ended, "password changed; other sessions ended");
-    Ok(())
+    Ok(auth
+        .issued_token()
+        .map(|token| json!({ "token": token.as_cookie_value() })))
 }
 
 /// `DELETE /sessions/others` (login required; 204): needs a fresh session; ends every session
@@ -553,11 +591,12 @@ pub async fn impersonate(
     };
     let target = NewSession::new(&account.username).with_roles(account.roles.clone());
     let session = auth.impersonate(target).await?;
-    Ok(json!({
+    let answer = json!({
         "username": session.user_id(),
         "roles": session.roles(),
         "impersonated_by": session.impersonated_by(),
-    }))
+    });
+    Ok(with_issued_token(auth, answer))
 }
 
 /// `POST /impersonation/stop` (login required): back to the admin's own session (a new one).
@@ -583,7 +622,8 @@ pub async fn stop_impersonation(
         .await?
         .with_roles(account.roles.clone());
     let session = auth.end_impersonation(own).await?;
-    Ok(json!({ "username": session.user_id(), "roles": session.roles() }))
+    let answer = json!({ "username": session.user_id(), "roles": session.roles() });
+    Ok(with_issued_token(auth, answer))
 }
 
 /// `GET /admin` (role ADMIN).

@@ -36,8 +36,7 @@ use session_core::axum::SessionLayer;
 use session_core::logging::log_safe;
 use session_core::password::Passwords;
 use session_core::throttle::{LoginThrottle, ThrottleConfig};
-use session_core::web::CookieConfig;
-use session_core::web::CsrfPolicy;
+use session_core::web::{BearerConfig, CookieConfig, CsrfPolicy};
 use session_core::SessionStore;
 
 use crate::accounts::{Account, AccountStore};
@@ -117,7 +116,12 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpServi
     // Around the router, not inside it: the session layer's CSRF check runs before routing, so
     // a cross-site write to any path, existing or not, is refused (and audit-logged), and every
     // answer gets its caching headers (no-store for a request with a session cookie, Vary: Cookie).
-    let sessions = SessionLayer::new(store).with_cookie(cookie).with_csrf(csrf);
+    // The contract's API and mobile clients: the token in `Authorization: Bearer` too (the
+    // HTML app, `web::app`, keeps the cookie only).
+    let sessions = SessionLayer::new(store)
+        .with_cookie(cookie)
+        .with_bearer(BearerConfig::default())
+        .with_csrf(csrf);
     BoxCloneService::new(sessions.layer(router.into_service()))
 }
 

@@ -153,16 +153,20 @@ pub async fn stop_impersonation(
     Ok(Json(api::stop_impersonation(&state, &mut auth).await?))
 }
 
-/// `PUT /password`.
+/// `PUT /password`: 204, or 200 `{"token"}` for a bearer client.
 #[login_required]
 pub async fn change_password(
     State(state): State<AppState>,
     from: Requester,
     mut auth: AuthSession,
     ApiJson(body): ApiJson<PasswordBody>,
-) -> Result<StatusCode, ApiError> {
-    api::change_password(&state, &from, &mut auth, body).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<axum::response::Response, ApiError> {
+    Ok(
+        match api::change_password(&state, &from, &mut auth, body).await? {
+            Some(token) => Json(token).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
 }
 
 /// `DELETE /sessions/others`.

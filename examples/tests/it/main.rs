@@ -27,4 +27,5 @@ mod routes;
 mod security;
 mod stepup;
 mod topologies;
+mod transport;
 mod web;

@@ -1,9 +1,10 @@
-//! [`SessionMiddleware`]: the actix-web analogue of the axum `SessionLayer`. Refuses
-//! cross-site writes (its [`CsrfPolicy`]) before anything else runs, reads the session cookie, puts the request's session state in the request's extensions, loads the session
-//! (once, and only when the request carries a well-formed session cookie) before the handler's
-//! extractors run, writes
-//! `Set-Cookie` after login, rotation and logout, keeps session answers out of caches, and
-//! hands every [`Rejection`] to the app's rejection handler when one is set.
+//! [`SessionMiddleware`]: the actix-web analogue of the axum `SessionLayer`. Reads the session's
+//! token (the cookie, or with [`BearerConfig`] the bearer header), refuses cross-site writes
+//! (its [`CsrfPolicy`]) before anything else runs, puts the request's session state in the
+//! request's extensions, loads the session (once, and only when the request carries a
+//! well-formed token) before the handler's extractors run, writes `Set-Cookie` after login,
+//! rotation and logout, keeps session answers out of caches, and hands every [`Rejection`] to
+//! the app's rejection handler when one is set.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,23 +14,28 @@ use std::sync::Arc;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{
-    HeaderMap, HeaderValue, CACHE_CONTROL, COOKIE, HOST, ORIGIN, SET_COOKIE, VARY,
+    HeaderMap, HeaderValue, CACHE_CONTROL, COOKIE, HOST, ORIGIN, SET_COOKIE, VARY, WWW_AUTHENTICATE,
 };
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 
 use crate::error::Error;
 use crate::store::SessionStore;
-use crate::web::{CookieConfig, CsrfPolicy, CsrfRequest, Rejection, RequestSession, Shared};
+use crate::web::{
+    BearerConfig, CookieConfig, CsrfPolicy, CsrfRequest, Outgoing, Rejection, RequestSession,
+    Shared,
+};
 
 /// Turns a [`Rejection`] into the response sent to the client.
 type RejectionHandler = Arc<dyn Fn(Rejection, &HttpRequest) -> HttpResponse + Send + Sync>;
 
 /// The middleware that connects a [`SessionStore`] to an actix-web app. Caching headers as
-/// the axum layer's: `Vary: Cookie` on every answer, `Cache-Control: no-store` on every answer
-/// to a request with a well-formed session cookie and on every answer that sets or clears it.
+/// the axum layer's: `Vary: Cookie` (and the bearer header, with
+/// [`with_bearer`](Self::with_bearer)) on every answer, `Cache-Control: no-store` on every
+/// answer to a request with a well-formed session token and on every answer that hands out or
+/// ends one.
 ///
 /// Unlike the axum layer, it loads the session of a request that carries a well-formed
-/// session cookie before calling the app, whether a handler asks for it or not (as
+/// session token before calling the app, whether a handler asks for it or not (as
 /// actix-session does): actix-web polls a handler's extractors together, and this is what lets
 /// a guard decide before a body extractor of the same handler looks at the body. A request
 /// without such a cookie costs no store call.
@@ -38,7 +44,8 @@ type RejectionHandler = Arc<dyn Fn(Rejection, &HttpRequest) -> HttpResponse + Se
 /// `cross_site_request`) before the app sees them, by its [`CsrfPolicy`]: by default
 /// [`CsrfPolicy::default`], for a site served over https at `https://{Host}`; see
 /// [`with_csrf`](Self::with_csrf) for another one. A refusal goes through the
-/// [rejection handler](Self::with_rejection) like every other.
+/// [rejection handler](Self::with_rejection) like every other. Requests that carry their token
+/// in the bearer header are not checked (see [`BearerConfig`]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -119,6 +126,28 @@ impl SessionMiddleware {
     pub fn with_cookie(self, cookie: CookieConfig) -> Self {
         Self {
             shared: self.shared.with_cookie(cookie),
+            ..self
+        }
+    }
+
+    /// Also accepts the session's token in a request header, `Authorization: Bearer <token>`
+    /// by default, for API and mobile clients (by default, the middleware reads the cookie
+    /// only). A request with both a session cookie and a bearer token is refused (400); one
+    /// with the header skips the CSRF check and never gets a cookie; see [`BearerConfig`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::actix::SessionMiddleware;
+    /// use session_core::web::BearerConfig;
+    /// use session_core::{MemoryStore, SessionConfig};
+    ///
+    /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    /// let middleware = SessionMiddleware::new(store).with_bearer(BearerConfig::default());
+    /// ```
+    #[must_use]
+    pub fn with_bearer(self, bearer: BearerConfig) -> Self {
+        Self {
+            shared: self.shared.with_bearer(bearer),
             ..self
         }
     }
@@ -205,30 +234,44 @@ where
     forward_ready!(inner);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        if let Some(Err(rejection)) = self.csrf.as_deref().map(|policy| csrf_check(policy, &req)) {
-            let mut res = match &self.rejection {
-                Some(handler) => {
-                    crate::web::count_rejection(&rejection);
-                    let answer =
-                        crate::web::in_rejection_handler(|| handler(rejection, req.request()));
-                    req.into_response(answer)
-                }
-                None => req.error_response(rejection),
-            };
-            // Before any session is read: nothing of a session in it, but never worth caching.
-            let headers = res.headers_mut();
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            add_vary_cookie(headers);
-            return Box::pin(std::future::ready(Ok(res.map_into_right_body())));
-        }
-        let token = self
+        let headers = req.headers();
+        let bearer = self
             .shared
-            .cookie
-            .token_from(req.headers().get_all(COOKIE).map(|v| v.as_bytes()));
-        let ctx = RequestSession::new(Arc::clone(&self.shared), token);
+            .bearer_header()
+            .map(|name| headers.get_all(name));
+        let ctx = RequestSession::from_headers(
+            Arc::clone(&self.shared),
+            headers.get_all(COOKIE).map(|v| v.as_bytes()),
+            bearer.into_iter().flatten().map(|v| v.as_bytes()),
+        )
+        .and_then(|ctx| match self.csrf.as_deref() {
+            Some(policy) if ctx.csrf_applies() => csrf_check(policy, &req).map(|()| ctx),
+            _ => Ok(ctx),
+        });
+        let ctx = match ctx {
+            Ok(ctx) => ctx,
+            Err(rejection) => {
+                let mut res = match &self.rejection {
+                    Some(handler) => {
+                        crate::web::count_rejection(&rejection);
+                        let answer =
+                            crate::web::in_rejection_handler(|| handler(rejection, req.request()));
+                        req.into_response(answer)
+                    }
+                    None => req.error_response(rejection),
+                };
+                // Before any session is read: nothing of a session in it, but never worth
+                // caching.
+                let headers = res.headers_mut();
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                add_vary(headers, &self.shared);
+                return Box::pin(std::future::ready(Ok(res.map_into_right_body())));
+            }
+        };
         req.extensions_mut().insert(ctx.clone());
         let rejection = self.rejection.clone();
         let inner = Rc::clone(&self.inner);
+        let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             if ctx.carries_session() {
                 // The outcome stays in the context; an unavailable store is the guards' 503.
@@ -239,7 +282,8 @@ where
                 Some(replaced) => res.into_response(replaced).map_into_right_body(),
                 None => res.map_into_left_body(),
             };
-            finish(&ctx, res.headers_mut());
+            let status = res.status().as_u16();
+            finish(ctx.outgoing(status), res.headers_mut(), &shared);
             Ok(res)
         })
     }
@@ -274,15 +318,19 @@ fn csrf_check(policy: &CsrfPolicy, req: &ServiceRequest) -> Result<(), Rejection
     })
 }
 
-/// The cookie change and the caching headers.
-fn finish(ctx: &RequestSession, headers: &mut HeaderMap) {
-    let cookie_change = ctx.take_cookie_header();
-    if ctx.carries_session() || cookie_change.is_some() {
+/// The cookie change, the caching headers and the challenge.
+fn finish(outgoing: Outgoing, headers: &mut HeaderMap, shared: &Shared) {
+    let Outgoing {
+        set_cookie,
+        no_store,
+        challenge,
+    } = outgoing;
+    if no_store {
         // An answer for one session, or one that hands out or ends a session, must never be
         // cached.
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if let Some(set_cookie) = cookie_change {
+    if let Some(set_cookie) = set_cookie {
         match HeaderValue::from_str(&set_cookie) {
             Ok(value) => headers.append(SET_COOKIE, value),
             Err(_) => {
@@ -290,20 +338,30 @@ fn finish(ctx: &RequestSession, headers: &mut HeaderMap) {
             }
         }
     }
-    add_vary_cookie(headers);
+    if let Some(challenge) = challenge {
+        if !headers.contains_key(WWW_AUTHENTICATE) {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+    }
+    add_vary(headers, shared);
 }
 
-/// Adds `Cookie` to the answer's `Vary`, unless it is already there (or `Vary: *`).
-fn add_vary_cookie(headers: &mut HeaderMap) {
-    let present = headers
-        .get_all(VARY)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|v| {
-            let v = v.trim();
-            v == "*" || v.eq_ignore_ascii_case("cookie")
-        });
-    if !present {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+/// Adds `Cookie` (and the bearer header) to the answer's `Vary`, unless there already (or
+/// `Vary: *`).
+fn add_vary(headers: &mut HeaderMap, shared: &Shared) {
+    for name in shared.vary() {
+        let present = headers
+            .get_all(VARY)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|v| {
+                let v = v.trim();
+                v == "*" || v.eq_ignore_ascii_case(name)
+            });
+        if !present {
+            if let Ok(value) = HeaderValue::from_str(name) {
+                headers.append(VARY, value);
+            }
+        }
     }
 }

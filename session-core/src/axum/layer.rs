@@ -1,7 +1,8 @@
-//! [`SessionLayer`]: makes the store reachable from handlers, refuses cross-site writes (its
-//! [`CsrfPolicy`]) before anything else runs, reads the session cookie, loads the session at
-//! most once per request (lazily, on the first extractor that needs it), writes `Set-Cookie`
-//! after login, rotation and logout, and keeps session answers out of caches.
+//! [`SessionLayer`]: makes the store reachable from handlers, reads the session's token (the
+//! cookie, or with [`BearerConfig`] the bearer header), refuses cross-site writes (its
+//! [`CsrfPolicy`]) before anything else runs, loads the session at most once per request
+//! (lazily, on the first extractor that needs it), writes `Set-Cookie` after login, rotation
+//! and logout, and keeps session answers out of caches.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,31 +11,36 @@ use std::task::{Context as TaskContext, Poll};
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::header::{CACHE_CONTROL, COOKIE, HOST, ORIGIN, SET_COOKIE, VARY};
+use http::header::{CACHE_CONTROL, COOKIE, HOST, ORIGIN, SET_COOKIE, VARY, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{HeaderValue, Request};
 use tower::{Layer, Service};
 
 use crate::axum::extract::Rejected;
 use crate::store::SessionStore;
-use crate::web::{CookieConfig, CsrfPolicy, CsrfRequest, Rejection, RequestSession, Shared};
+use crate::web::{
+    BearerConfig, CookieConfig, CsrfPolicy, CsrfRequest, Outgoing, Rejection, RequestSession,
+    Shared,
+};
 
 /// Turns a [`Rejection`] into the response sent to the client.
 type RejectionHandler = Arc<dyn Fn(Rejection, &Parts) -> Response + Send + Sync>;
 
 /// The tower layer that connects a [`SessionStore`] to an axum router.
 ///
-/// Caching: every answer gets `Vary: Cookie` (it may depend on the cookie), and
-/// `Cache-Control: no-store` goes on every answer to a request that carries a well-formed
-/// session cookie (live or not: the layer does not load the session just to decide) and on
-/// every answer that sets or clears the cookie, so no shared or browser cache keeps a page
-/// meant for one session. An answer's own `Cache-Control` is replaced in those cases.
+/// Caching: every answer gets `Vary: Cookie` (it may depend on the cookie; with
+/// [`with_bearer`](Self::with_bearer), the bearer header too), and `Cache-Control: no-store`
+/// goes on every answer to a request that carries a well-formed session token (live or not:
+/// the layer does not load the session just to decide) and on every answer that hands out or
+/// ends one, so no shared or browser cache keeps a page meant for one session. An answer's own
+/// `Cache-Control` is replaced in those cases.
 ///
 /// CSRF: the layer refuses cross-site `POST`, `PUT`, `PATCH` and `DELETE` requests (403
 /// `cross_site_request`) before routing, by its [`CsrfPolicy`]: by default
 /// [`CsrfPolicy::default`], for a site served over https at `https://{Host}`; see
 /// [`with_csrf`](Self::with_csrf) for another one. A refusal goes through the
-/// [rejection handler](Self::with_rejection) like every other.
+/// [rejection handler](Self::with_rejection) like every other. Requests that carry their token
+/// in the bearer header are not checked (see [`BearerConfig`]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -125,6 +131,36 @@ impl SessionLayer {
         }
     }
 
+    /// Also accepts the session's token in a request header, `Authorization: Bearer <token>`
+    /// by default, for API and mobile clients (by default, the layer reads the cookie only).
+    /// A request with both a session cookie and a bearer token is refused (400); one with the
+    /// header skips the CSRF check and never gets a cookie; see [`BearerConfig`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use axum::{routing::get, Router};
+    /// use session_core::axum::SessionLayer;
+    /// use session_core::web::BearerConfig;
+    /// use session_core::{MemoryStore, SessionConfig};
+    ///
+    /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    /// // The API accepts both; the browser pages keep the cookie only.
+    /// let api: Router = Router::new()
+    ///     .route("/api/me", get(|| async { "me" }))
+    ///     .layer(SessionLayer::new(store.clone()).with_bearer(BearerConfig::default()));
+    /// let pages: Router = Router::new()
+    ///     .route("/", get(|| async { "home" }))
+    ///     .layer(SessionLayer::new(store));
+    /// let app = pages.merge(api);
+    /// ```
+    #[must_use]
+    pub fn with_bearer(self, bearer: BearerConfig) -> Self {
+        Self {
+            shared: self.shared.with_bearer(bearer),
+            ..self
+        }
+    }
+
     /// Replaces the JSON rejection with your own response, for example a redirect to the login
     /// page for HTML apps. It answers every [`Rejection`] of a request under the layer: the
     /// CSRF check's, the guards', the extractors', a [`Require`](crate::web::Require) route
@@ -200,30 +236,46 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        if let Some(Err(rejection)) = self.csrf.as_deref().map(|policy| csrf_check(policy, &req)) {
-            let mut res = match &self.rejection {
-                Some(handler) => {
-                    crate::web::count_rejection(&rejection);
-                    let parts = head(&req);
-                    crate::web::in_rejection_handler(|| handler(rejection, &parts))
-                }
-                None => rejection.into_response(),
-            };
-            // Before any session is read: nothing of a session in it, but never worth caching.
-            let headers = res.headers_mut();
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            add_vary_cookie(headers);
-            // Converted inside the future: `R` need not be `Send`, the axum response is.
-            return Box::pin(async move { Ok(res.map(R::from)) });
-        }
-        let token = self
+        let headers = req.headers();
+        let bearer = self
             .shared
-            .cookie
-            .token_from(req.headers().get_all(COOKIE).iter().map(|v| v.as_bytes()));
-        let ctx = RequestSession::new(Arc::clone(&self.shared), token);
+            .bearer_header()
+            .map(|name| headers.get_all(name));
+        let ctx = RequestSession::from_headers(
+            Arc::clone(&self.shared),
+            headers.get_all(COOKIE).iter().map(|v| v.as_bytes()),
+            bearer
+                .iter()
+                .flat_map(|values| values.iter().map(|v| v.as_bytes())),
+        )
+        .and_then(|ctx| match self.csrf.as_deref() {
+            Some(policy) if ctx.csrf_applies() => csrf_check(policy, &req).map(|()| ctx),
+            _ => Ok(ctx),
+        });
+        let ctx = match ctx {
+            Ok(ctx) => ctx,
+            Err(rejection) => {
+                let mut res = match &self.rejection {
+                    Some(handler) => {
+                        crate::web::count_rejection(&rejection);
+                        let parts = head(&req);
+                        crate::web::in_rejection_handler(|| handler(rejection, &parts))
+                    }
+                    None => rejection.into_response(),
+                };
+                // Before any session is read: nothing of a session in it, but never worth
+                // caching.
+                let headers = res.headers_mut();
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                add_vary(headers, &self.shared);
+                // Converted inside the future: `R` need not be `Send`, the axum response is.
+                return Box::pin(async move { Ok(res.map(R::from)) });
+            }
+        };
         req.extensions_mut().insert(ctx.clone());
         // The app's rejection handler needs the request's head; copy it only when there is one.
         let custom = self.rejection.clone().map(|handler| (handler, head(&req)));
+        let shared = Arc::clone(&self.shared);
         // The clone is the one that was driven to readiness; keep a fresh clone for next time.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -237,14 +289,18 @@ where
                         .map(R::from);
                 }
             }
-            let cookie_change = ctx.take_cookie_header();
+            let Outgoing {
+                set_cookie,
+                no_store,
+                challenge,
+            } = ctx.outgoing(res.status().as_u16());
             let headers = res.headers_mut();
-            if ctx.carries_session() || cookie_change.is_some() {
+            if no_store {
                 // An answer for one session, or one that hands out or ends a session, must
                 // never be cached.
                 headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             }
-            if let Some(set_cookie) = cookie_change {
+            if let Some(set_cookie) = set_cookie {
                 match HeaderValue::from_str(&set_cookie) {
                     Ok(value) => {
                         headers.append(SET_COOKIE, value);
@@ -254,7 +310,12 @@ where
                     ),
                 }
             }
-            add_vary_cookie(headers);
+            if let Some(challenge) = challenge {
+                if !headers.contains_key(WWW_AUTHENTICATE) {
+                    headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                }
+            }
+            add_vary(headers, &shared);
             Ok(res)
         })
     }
@@ -276,19 +337,24 @@ fn csrf_check<B>(policy: &CsrfPolicy, req: &Request<B>) -> Result<(), Rejection>
     })
 }
 
-/// Adds `Cookie` to the answer's `Vary`, unless it is already there (or `Vary: *`).
-fn add_vary_cookie(headers: &mut http::HeaderMap) {
-    let present = headers
-        .get_all(VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|v| {
-            let v = v.trim();
-            v == "*" || v.eq_ignore_ascii_case("cookie")
-        });
-    if !present {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+/// Adds `Cookie` (and the bearer header) to the answer's `Vary`, unless there already (or
+/// `Vary: *`).
+fn add_vary(headers: &mut http::HeaderMap, shared: &Shared) {
+    for name in shared.vary() {
+        let present = headers
+            .get_all(VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|v| {
+                let v = v.trim();
+                v == "*" || v.eq_ignore_ascii_case(name)
+            });
+        if !present {
+            if let Ok(value) = HeaderValue::from_str(name) {
+                headers.append(VARY, value);
+            }
+        }
     }
 }
 

@@ -46,6 +46,7 @@
 //! | outcome | answer |
 //! |---|---|
 //! | no cookie, a malformed one, or a session that ended | 401 `unauthenticated` |
+//! | a session cookie and a bearer token at once (with [`SessionLayer::with_bearer`]) | 400 `bad_request`, before any handler |
 //! | logged in without the role or permission | 403 `forbidden` |
 //! | store unreachable | 503 `store_unavailable` (never the handler) |
 //!

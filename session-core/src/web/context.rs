@@ -1,6 +1,7 @@
 //! [`RequestSession`]: the per-request session state every adapter keeps in the request's
-//! extensions: the store, the cookie's token, the session loaded at most once (lazily, on the
-//! first extractor or guard that needs it), and the cookie change the response must carry.
+//! extensions: the store, the request's token and how it came (the cookie or the bearer header,
+//! never both), the session loaded at most once (lazily, on the first extractor or guard that
+//! needs it), and what the response must carry (the cookie change, caching, the challenge).
 //!
 //! The session loaded may be anonymous ([`NewSession::anonymous`](crate::NewSession::anonymous)):
 //! [`RequestSession::session`] (what guards and `CurrentUser` see) never returns one; only
@@ -12,23 +13,31 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
-use crate::error::UnavailableKind;
+use crate::error::{Error, UnavailableKind};
 use crate::record::Session;
 use crate::store::SessionStore;
 use crate::token::{SessionKey, Token};
+use crate::web::bearer::{Bearer, BearerConfig, CHALLENGE, CHALLENGE_INVALID_TOKEN};
 use crate::web::cookie::CookieConfig;
 use crate::web::rejection::Rejection;
 
-/// What every request of one app shares: the store and the cookie's settings.
+/// What every request of one app shares: the store, the cookie's settings, and the bearer
+/// header's when the app accepts one.
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) cookie: CookieConfig,
+    /// `None`: the cookie only (the default).
+    pub(crate) bearer: Option<BearerConfig>,
 }
 
 impl Shared {
     pub(crate) fn new(store: Arc<dyn SessionStore>, cookie: CookieConfig) -> Arc<Self> {
-        Arc::new(Self { store, cookie })
+        Arc::new(Self {
+            store,
+            cookie,
+            bearer: None,
+        })
     }
 
     /// The same with another cookie.
@@ -38,6 +47,45 @@ impl Shared {
             ..self.clone()
         })
     }
+
+    /// The same, also accepting the token in the bearer header.
+    pub(crate) fn with_bearer(&self, bearer: BearerConfig) -> Arc<Self> {
+        Arc::new(Self {
+            bearer: Some(bearer),
+            ..self.clone()
+        })
+    }
+
+    /// The name of the header the adapters hand over (with the `Cookie` headers) to
+    /// [`RequestSession::from_headers`], when the app accepts bearer tokens.
+    pub(crate) fn bearer_header(&self) -> Option<&str> {
+        self.bearer.as_ref().map(BearerConfig::header_name)
+    }
+
+    /// The request headers an answer depends on, for `Vary`: `Cookie`, and the bearer header.
+    pub(crate) fn vary(&self) -> impl Iterator<Item = &str> {
+        std::iter::once("Cookie").chain(self.bearer_header())
+    }
+}
+
+/// How the request's token came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// The session cookie.
+    Cookie,
+    /// The bearer header.
+    Header,
+}
+
+/// What the response must carry, as the request core decides it; the adapters write it.
+#[derive(Debug, Default)]
+pub(crate) struct Outgoing {
+    /// A `Set-Cookie` value: the new session's cookie, or the one that drops it.
+    pub(crate) set_cookie: Option<String>,
+    /// `Cache-Control: no-store`: the answer is for one session, or hands out or ends one.
+    pub(crate) no_store: bool,
+    /// `WWW-Authenticate`, for a 401 on an app that accepts bearer tokens.
+    pub(crate) challenge: Option<&'static str>,
 }
 
 /// Per-request session state (cheap to clone: one shared allocation).
@@ -46,8 +94,13 @@ pub(crate) struct RequestSession(Arc<Inner>);
 
 struct Inner {
     shared: Arc<Shared>,
-    /// The token of the request's cookie; never changes.
+    /// The token the request carried, in its cookie or its bearer header; never changes.
     presented: Option<Token>,
+    /// How `presented` came (`None` without a token).
+    transport: Option<Transport>,
+    /// The request had `Bearer` credentials that are no token (malformed, or two): a 401 then
+    /// says `invalid_token`.
+    bearer_malformed: bool,
     /// The session under `presented`, loaded once however many extractors ask at once (actix
     /// polls a handler's extractors together).
     initial: OnceCell<Loaded>,
@@ -57,7 +110,12 @@ struct Inner {
 struct State {
     /// Set once the handler logged in, rotated or logged out: that replaces the cookie's.
     changed: Option<(Option<Token>, Loaded)>,
-    cookie: Option<CookieChange>,
+    /// The client's token changed in this request: a new one, or none any more.
+    token_change: Option<TokenChange>,
+    /// The answer goes to a header client: no `Set-Cookie`; a new token is the handler's to
+    /// hand over ([`RequestSession::issued_token`]). Set for a request that came by header,
+    /// and by [`RequestSession::use_header_transport`].
+    by_header: bool,
     /// The application's user, loaded for the session under this key (at most once).
     user: Option<(SessionKey, Arc<dyn Any + Send + Sync>)>,
 }
@@ -70,30 +128,79 @@ enum Loaded {
     Unavailable(UnavailableKind),
 }
 
-enum CookieChange {
+enum TokenChange {
     Set(Token),
     Expire,
 }
 
 impl RequestSession {
-    /// The state of a request whose cookie carried `token` (see [`CookieConfig::token_from`]).
-    pub(crate) fn new(shared: Arc<Shared>, token: Option<Token>) -> Self {
+    /// The state of a request with these `Cookie` headers and, when the app accepts bearer
+    /// tokens, these values of the bearer header ([`Shared::bearer_header`]), each the raw
+    /// bytes of one header, in order. No store call.
+    ///
+    /// The token comes from the cookie ([`CookieConfig::token_from`]) or from the header
+    /// ([`BearerConfig::token_from`]); a malformed one of either counts as none.
+    ///
+    /// # Errors
+    /// [`Rejection::BadRequest`] (400) when both carry a token: which of them the client means
+    /// is not for the server to guess (a planted cookie next to an app's header, or the
+    /// reverse).
+    pub(crate) fn from_headers<'a, 'b>(
+        shared: Arc<Shared>,
+        cookie_lines: impl IntoIterator<Item = &'a [u8]>,
+        bearer_values: impl IntoIterator<Item = &'b [u8]>,
+    ) -> Result<Self, Rejection> {
+        let cookie = shared.cookie.token_from(cookie_lines);
+        let bearer = match &shared.bearer {
+            Some(config) => config.token_from(bearer_values),
+            None => Bearer::Absent,
+        };
+        let malformed = bearer == Bearer::Malformed;
+        let (presented, transport) = match (cookie, bearer) {
+            (Some(_), Bearer::Token(_)) => {
+                tracing::info!(
+                    target: "session_audit",
+                    event = "two_tokens",
+                    "request refused: a session cookie and a bearer token both"
+                );
+                return Err(Rejection::BadRequest(
+                    "send the session token either in the cookie or in the bearer header, not \
+                     both"
+                        .to_owned(),
+                ));
+            }
+            (Some(token), _) => (Some(token), Some(Transport::Cookie)),
+            (None, Bearer::Token(token)) => (Some(token), Some(Transport::Header)),
+            (None, _) => (None, None),
+        };
+        let bearer_malformed = presented.is_none() && malformed;
         // Without a token there is nothing to load: settle that now, without a store call.
-        let initial = if token.is_none() {
+        let initial = if presented.is_none() {
             OnceCell::new_with(Some(Loaded::None))
         } else {
             OnceCell::new()
         };
-        Self(Arc::new(Inner {
+        Ok(Self(Arc::new(Inner {
             shared,
-            presented: token,
+            presented,
+            transport,
+            bearer_malformed,
             initial,
             state: Mutex::new(State {
                 changed: None,
-                cookie: None,
+                token_change: None,
+                by_header: transport == Some(Transport::Header),
                 user: None,
             }),
-        }))
+        })))
+    }
+
+    /// Whether the CSRF policy applies: to every request but one authenticated by the bearer
+    /// header. A browser adds the cookie to a request another site makes it send (ambient
+    /// authority), never the header; and a request with the header carries no session cookie
+    /// (both: refused by [`RequestSession::from_headers`]).
+    pub(crate) fn csrf_applies(&self) -> bool {
+        self.0.transport != Some(Transport::Header)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -126,7 +233,8 @@ impl RequestSession {
         }
     }
 
-    /// True when the request carried a well-formed session cookie (live or not).
+    /// True when the request carried a well-formed token, in its cookie or its bearer header
+    /// (live or not).
     pub(crate) fn carries_session(&self) -> bool {
         self.0.presented.is_some()
     }
@@ -214,11 +322,12 @@ impl RequestSession {
         self.loaded_now().unwrap_or(loaded)
     }
 
-    /// Records a new session for this request and the cookie that carries it.
+    /// Records a new session for this request and the token that names it (the cookie's, or
+    /// the handler's to hand to a header client).
     pub(crate) fn started(&self, token: Token, session: Session) -> Session {
         let mut state = self.state();
         state.changed = Some((Some(token.clone()), Loaded::Session(session.clone())));
-        state.cookie = Some(CookieChange::Set(token));
+        state.token_change = Some(TokenChange::Set(token));
         session
     }
 
@@ -226,13 +335,42 @@ impl RequestSession {
     pub(crate) fn ended(&self) {
         let mut state = self.state();
         state.changed = Some((None, Loaded::None));
-        state.cookie = Some(CookieChange::Expire);
+        state.token_change = Some(TokenChange::Expire);
     }
 
     /// Records that the browser must drop the cookie, whatever happens to the session (a logout
     /// the store could not carry out: the browser forgets the token all the same).
     pub(crate) fn expire_cookie(&self) {
-        self.state().cookie = Some(CookieChange::Expire);
+        self.state().token_change = Some(TokenChange::Expire);
+    }
+
+    /// Answers this request as a header client's: no `Set-Cookie`, and a token issued in it is
+    /// [`issued_token`](Self::issued_token)'s.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the app accepts no bearer token (the client could never present
+    /// the token it would get).
+    pub(crate) fn use_header_transport(&self) -> Result<(), Error> {
+        if self.0.shared.bearer.is_none() {
+            return Err(Error::Config(
+                "header transport asked for, but the session layer accepts no bearer token: add \
+                 `.with_bearer(BearerConfig::default())` to SessionLayer / SessionMiddleware"
+                    .to_owned(),
+            ));
+        }
+        self.state().by_header = true;
+        Ok(())
+    }
+
+    /// The token issued in this request (login, rotation, re-authentication, an anonymous
+    /// session started) when the answer goes to a header client; `None` otherwise: a cookie
+    /// client's token stays in its `HttpOnly` cookie, out of any body.
+    pub(crate) fn issued_token(&self) -> Option<Token> {
+        let state = self.state();
+        match (&state.token_change, state.by_header) {
+            (Some(TokenChange::Set(token)), true) => Some(token.clone()),
+            _ => None,
+        }
     }
 
     /// Records new data of the loaded session (after it was saved).
@@ -241,12 +379,42 @@ impl RequestSession {
         self.state().changed = Some((token, Loaded::Session(session)));
     }
 
-    /// The `Set-Cookie` value the response must carry, if the cookie changes.
-    pub(crate) fn take_cookie_header(&self) -> Option<String> {
-        let change = self.state().cookie.take()?;
+    /// What the answer of `status` must carry: the cookie change (never for a header client),
+    /// `no-store` (for a request that carried a token, and an answer that hands out or ends
+    /// one), and, for a 401 on an app that accepts bearer tokens, the challenge: `invalid_token`
+    /// when the request's bearer token named no live session (or was malformed). Takes the
+    /// cookie change: call it once, on the way out.
+    pub(crate) fn outgoing(&self, status: u16) -> Outgoing {
+        let (change, by_header) = {
+            let mut state = self.state();
+            (state.token_change.take(), state.by_header)
+        };
+        let no_store = self.carries_session() || change.is_some();
+        let set_cookie = match change {
+            Some(_) if by_header => None,
+            Some(change) => Some(self.set_cookie(change)),
+            None => None,
+        };
+        let challenge = (status == 401 && self.0.shared.bearer.is_some()).then(|| {
+            let dead_bearer = self.0.transport == Some(Transport::Header)
+                && matches!(self.0.initial.get(), Some(Loaded::None));
+            if dead_bearer || self.0.bearer_malformed {
+                CHALLENGE_INVALID_TOKEN
+            } else {
+                CHALLENGE
+            }
+        });
+        Outgoing {
+            set_cookie,
+            no_store,
+            challenge,
+        }
+    }
+
+    fn set_cookie(&self, change: TokenChange) -> String {
         let cookie = &self.0.shared.cookie;
-        Some(match change {
-            CookieChange::Set(token) => {
+        match change {
+            TokenChange::Set(token) => {
                 // A remembered session's cookie lives until the session's deadline; any
                 // other ends with the browser.
                 let now = self.store().config().clock().now_ms();
@@ -255,8 +423,8 @@ impl RequestSession {
                     .then(|| Duration::from_millis(token.deadline_ms().saturating_sub(now)));
                 cookie.set(&token, max_age)
             }
-            CookieChange::Expire => cookie.expire(),
-        })
+            TokenChange::Expire => cookie.expire(),
+        }
     }
 }
 
@@ -273,4 +441,171 @@ fn outcome(loaded: Loaded) -> Result<Option<Session>, Rejection> {
 /// apart; every guard and login extractor goes through it.
 fn login_only(session: Result<Option<Session>, Rejection>) -> Result<Option<Session>, Rejection> {
     session.map(|s| s.filter(|s| !s.is_anonymous()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryStore, NewSession, SessionConfig};
+
+    fn shared(bearer: bool) -> Arc<Shared> {
+        let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(SessionConfig::default()));
+        let shared = Shared::new(store, CookieConfig::default());
+        if bearer {
+            shared.with_bearer(BearerConfig::default())
+        } else {
+            shared
+        }
+    }
+
+    fn token() -> Token {
+        Token::issue(4_000_000_000_000, false).unwrap()
+    }
+
+    fn cookie(token: &Token) -> String {
+        format!("__Host-session={}", token.as_cookie_value())
+    }
+
+    fn bearer(token: &Token) -> String {
+        format!("Bearer {}", token.as_cookie_value())
+    }
+
+    fn request(
+        shared: &Arc<Shared>,
+        cookie: &str,
+        bearer: &str,
+    ) -> Result<RequestSession, Rejection> {
+        let lines = [cookie.as_bytes()].into_iter().filter(|l| !l.is_empty());
+        let values = [bearer.as_bytes()].into_iter().filter(|v| !v.is_empty());
+        RequestSession::from_headers(Arc::clone(shared), lines, values)
+    }
+
+    #[test]
+    fn a_cookie_and_a_bearer_token_together_are_a_bad_request() {
+        let shared = shared(true);
+        let (a, b) = (token(), token());
+        for (c, h) in [(cookie(&a), bearer(&b)), (cookie(&a), bearer(&a))] {
+            let refused = request(&shared, &c, &h).err();
+            assert!(
+                matches!(&refused, Some(Rejection::BadRequest(_))),
+                "{refused:?}"
+            );
+            assert_eq!(refused.map(|r| r.status().as_u16()), Some(400));
+        }
+    }
+
+    #[test]
+    fn the_token_comes_from_whichever_carries_one() {
+        let shared = shared(true);
+        let (a, b) = (token(), token());
+        let by_cookie = request(&shared, &cookie(&a), "").unwrap();
+        assert_eq!(by_cookie.token(), Some(a.clone()));
+        let by_header = request(&shared, "", &bearer(&b)).unwrap();
+        assert_eq!(by_header.token(), Some(b.clone()));
+        // A malformed one of either is none, so the other one stands alone.
+        let bad_header = request(&shared, &cookie(&a), "Bearer garbage").unwrap();
+        assert_eq!(bad_header.token(), Some(a));
+        let bad_cookie = request(&shared, "__Host-session=garbage", &bearer(&b)).unwrap();
+        assert_eq!(bad_cookie.token(), Some(b));
+        let neither = request(&shared, "__Host-session=x", "bEaReR nope").unwrap();
+        assert_eq!(neither.token(), None);
+    }
+
+    #[test]
+    fn without_bearer_config_the_header_is_not_ours() {
+        let shared = shared(false);
+        let (a, b) = (token(), token());
+        // Not a conflict: the header is ignored, the cookie is the token.
+        let ctx = request(&shared, &cookie(&a), &bearer(&b)).unwrap();
+        assert_eq!(ctx.token(), Some(a));
+        let ctx = request(&shared, "", &bearer(&b)).unwrap();
+        assert_eq!(ctx.token(), None);
+        assert!(ctx.csrf_applies());
+        assert_eq!(ctx.outgoing(401).challenge, None);
+    }
+
+    #[test]
+    fn csrf_is_skipped_only_for_a_request_authenticated_by_the_header() {
+        let shared = shared(true);
+        let t = token();
+        assert!(!request(&shared, "", &bearer(&t)).unwrap().csrf_applies());
+        assert!(request(&shared, &cookie(&t), "").unwrap().csrf_applies());
+        assert!(request(&shared, "", "").unwrap().csrf_applies());
+        // A malformed bearer value is no token: the request carries neither.
+        assert!(request(&shared, "", "Bearer garbage")
+            .unwrap()
+            .csrf_applies());
+        assert!(request(&shared, "", "Basic dXNlcjpwYXNz")
+            .unwrap()
+            .csrf_applies());
+    }
+
+    #[tokio::test]
+    async fn a_header_client_gets_its_new_token_and_never_a_cookie() {
+        let shared = shared(true);
+        let (old, _) = shared.store.create(NewSession::new("ann")).await.unwrap();
+        let ctx = request(&shared, "", &bearer(&old)).unwrap();
+        assert!(ctx.session().await.unwrap().is_some());
+        let new = shared.store.rotate(&old).await.unwrap();
+        let session = ctx.session().await.unwrap().unwrap();
+        ctx.started(new.clone(), session);
+        assert_eq!(ctx.issued_token(), Some(new));
+        let out = ctx.outgoing(200);
+        assert_eq!(out.set_cookie, None);
+        assert!(out.no_store);
+        // Logout: no cookie to expire either.
+        ctx.ended();
+        assert_eq!(ctx.issued_token(), None);
+        assert_eq!(ctx.outgoing(204).set_cookie, None);
+    }
+
+    #[tokio::test]
+    async fn a_cookie_client_gets_a_cookie_and_no_token_unless_it_asks_for_the_header() {
+        let shared = shared(true);
+        let (token, session) = shared.store.create(NewSession::new("ann")).await.unwrap();
+        let ctx = request(&shared, "", "").unwrap();
+        ctx.started(token.clone(), session.clone());
+        assert_eq!(ctx.issued_token(), None);
+        let set = ctx.outgoing(200).set_cookie.unwrap();
+        assert!(set.starts_with("__Host-session="), "{set}");
+
+        let ctx = request(&shared, "", "").unwrap();
+        ctx.use_header_transport().unwrap();
+        ctx.started(token.clone(), session);
+        assert_eq!(ctx.issued_token(), Some(token));
+        let out = ctx.outgoing(200);
+        assert_eq!(out.set_cookie, None);
+        assert!(
+            out.no_store,
+            "an answer that hands out a token is never cached"
+        );
+
+        let cookie_only = self::shared(false);
+        let ctx = request(&cookie_only, "", "").unwrap();
+        assert!(matches!(ctx.use_header_transport(), Err(Error::Config(_))));
+    }
+
+    #[tokio::test]
+    async fn a_401_challenges_and_says_invalid_token_for_a_dead_bearer_token() {
+        let shared = shared(true);
+        let dead = request(&shared, "", &bearer(&token())).unwrap();
+        assert!(dead.session().await.unwrap().is_none());
+        assert_eq!(
+            dead.outgoing(401).challenge,
+            Some(r#"Bearer error="invalid_token""#)
+        );
+        let malformed = request(&shared, "", "Bearer garbage").unwrap();
+        assert_eq!(
+            malformed.outgoing(401).challenge,
+            Some(r#"Bearer error="invalid_token""#)
+        );
+        let none = request(&shared, "", "").unwrap();
+        assert_eq!(none.outgoing(401).challenge, Some("Bearer"));
+        let dead_cookie = request(&shared, &cookie(&token()), "").unwrap();
+        assert!(dead_cookie.session().await.unwrap().is_none());
+        assert_eq!(dead_cookie.outgoing(401).challenge, Some("Bearer"));
+        // Only a 401 challenges.
+        let dead = request(&shared, "", &bearer(&token())).unwrap();
+        assert_eq!(dead.outgoing(403).challenge, None);
+    }
 }

@@ -241,8 +241,8 @@ impl AuthSession {
 
     /// Logs a user in: ends the request's current session, if any (whoever it belonged to, an
     /// anonymous one too), and starts a new one with a new token, which the response's cookie
-    /// carries. Every login rotates, so a token planted before login (session fixation) is
-    /// worthless after it.
+    /// carries (a header client's: [`issued_token`](Self::issued_token)). Every login rotates,
+    /// so a token planted before login (session fixation) is worthless after it.
     ///
     /// Nothing of an anonymous session is carried over unless the application says so: read
     /// the keys to keep with [`get`](Self::get) first.
@@ -417,7 +417,8 @@ impl AuthSession {
         }
     }
 
-    /// Logs out: deletes the session from the store and tells the browser to drop the cookie.
+    /// Logs out: deletes the session from the store and tells the browser to drop the cookie
+    /// (a header client's token simply stops working).
     /// Returns whether a login session ended (`false` without one; an anonymous session ends
     /// too). A handler that must answer 401 without a login can turn `false` into
     /// [`Error::NotFound`].
@@ -462,7 +463,8 @@ impl AuthSession {
     }
 
     /// Gives the login session a new token (the old one stops working at once); use it when
-    /// the user's privileges change.
+    /// the user's privileges change. The response's cookie carries it; a header client gets it
+    /// from [`issued_token`](Self::issued_token).
     ///
     /// # Errors
     /// [`Error::NotFound`] without a login session; [`Error::Unavailable`].
@@ -480,9 +482,10 @@ impl AuthSession {
 
     /// Re-authentication (step-up, ASVS 7.5): the user has just proved who they are again,
     /// by `method` (`"password"`, `"passkey"`, whatever the application names its methods).
-    /// Gives the session a new token, which the response's cookie carries (the old one stops
-    /// working at once, ASVS 7.2.4), and makes it fresh by `method`: [`Session::auth_time`] is
-    /// now and [`Session::auth_method`] is `method`, so freshness guards (`#[fresh_login]`,
+    /// Gives the session a new token, which the response's cookie carries (a header client's:
+    /// [`issued_token`](Self::issued_token)); the old one stops working at once (ASVS 7.2.4).
+    /// Makes it fresh by `method`: [`Session::auth_time`] is now and [`Session::auth_method`]
+    /// is `method`, so freshness guards (`#[fresh_login]`,
     /// [`Require::fresh`](crate::web::Require::fresh), and those that ask for a method,
     /// [`Require::fresh_by`](crate::web::Require::fresh_by)) pass.
     ///
@@ -599,6 +602,71 @@ impl AuthSession {
             self.record(&user, entry).await;
         }
         Ok(ended)
+    }
+
+    /// Answers this request as a **header client's** (an API or mobile client that sends its
+    /// token as `Authorization: Bearer <token>`, see [`BearerConfig`]): the answer sets no
+    /// cookie, and a token issued in the request is [`issued_token`](Self::issued_token)'s, for
+    /// the handler to put in the body. Call it before [`login`](Self::login) when the client
+    /// asks for header transport: that login then gets no cookie (never both a cookie and a
+    /// body token). A request that came with the bearer header is a header client's already.
+    ///
+    /// ```
+    /// use session_core::prelude::*;
+    ///
+    /// // POST /login {"username", "password", "transport": "header"}
+    /// async fn login(mut auth: AuthSession, header: bool) -> Result<Option<String>, Error> {
+    ///     // ... check the password ...
+    ///     if header {
+    ///         auth.use_header_transport()?;
+    ///     }
+    ///     auth.login(NewSession::new("alice")).await?;
+    ///     // Some(token) for the body when header, else None: the cookie carries it.
+    ///     Ok(auth.issued_token().map(|token| token.as_cookie_value()))
+    /// }
+    /// ```
+    ///
+    /// **Security:** a token in a body is readable by whatever code receives it, unlike the
+    /// `HttpOnly` cookie; answer as a header client only to a client that asked to be one.
+    /// A client that switches from the cookie to the header should drop its cookie: a request
+    /// carrying both is refused (400).
+    ///
+    /// # Errors
+    /// [`Error::Config`] (500) when the session layer accepts no bearer token
+    /// (`with_bearer` not called on `SessionLayer` / `SessionMiddleware`): the client could
+    /// never present the token.
+    ///
+    /// [`BearerConfig`]: crate::web::BearerConfig
+    pub fn use_header_transport(&mut self) -> Result<()> {
+        self.ctx.use_header_transport()
+    }
+
+    /// The token issued in this request, for a header client: after [`login`](Self::login),
+    /// [`rotate`](Self::rotate), [`reauthenticate`](Self::reauthenticate) (a password change's
+    /// too) or the first write of an anonymous session, in a request that came with the bearer
+    /// header or asked for [`use_header_transport`](Self::use_header_transport). The handler
+    /// hands it to the client in the answer's body (`token.as_cookie_value()` is its text);
+    /// the answer sets no cookie.
+    ///
+    /// `None` when no token was issued, and always for a cookie client, whose token stays in
+    /// its `HttpOnly` cookie, out of every body.
+    ///
+    /// ```
+    /// use session_core::prelude::*;
+    ///
+    /// // POST /reauth: a cookie client gets a new cookie, a header client the token.
+    /// #[login_required]
+    /// async fn reauth(mut auth: AuthSession) -> Result<String, Error> {
+    ///     // ... check the password ...
+    ///     auth.reauthenticate().await?;
+    ///     Ok(match auth.issued_token() {
+    ///         Some(token) => format!(r#"{{"token":"{}"}}"#, token.as_cookie_value()),
+    ///         None => "{}".to_owned(),
+    ///     })
+    /// }
+    /// ```
+    pub fn issued_token(&self) -> Option<crate::token::Token> {
+        self.ctx.issued_token()
     }
 
     /// Starts an anonymous session with `data`; the response sets its cookie.

@@ -6,7 +6,8 @@
 //! | module | its one job |
 //! |---|---|
 //! | `cookie` | [`CookieConfig`]: the cookie's name and attributes; reading the token from `Cookie` headers (one cookie of the name or none), writing `Set-Cookie` |
-//! | `context` | the per-request state: store, token, the session loaded at most once, the pending cookie change |
+//! | `bearer` | [`BearerConfig`]: the token in a request header (`Authorization: Bearer <token>`) for API and mobile clients; reading it, the `WWW-Authenticate` challenge |
+//! | `context` | the per-request state: store, token and how it came (cookie or header, never both), the session loaded at most once, what the answer carries (cookie change, caching, challenge) |
 //! | `handle` | [`AuthSession`], the request's one session handle (state, data, login, logout, rotation, the user's sessions), and [`CurrentUser`], its read-only logged-in view |
 //! | `users` | [`UserLoader`] (the application loads its user for a session) and [`Authenticated<L>`], the extractor of that user |
 //! | `guard` | `Guard<R>`, the extractor the attribute macros insert (reached only through `__private`) |
@@ -19,6 +20,7 @@
     allow(dead_code, unused_imports)
 )]
 
+mod bearer;
 mod context;
 mod cookie;
 mod csrf;
@@ -28,7 +30,8 @@ mod rejection;
 pub(crate) mod requirement;
 mod users;
 
-pub(crate) use self::context::{RequestSession, Shared};
+pub use self::bearer::BearerConfig;
+pub(crate) use self::context::{Outgoing, RequestSession, Shared};
 pub use self::cookie::{CookieConfig, SameSite};
 pub use self::csrf::CsrfPolicy;
 pub(crate) use self::csrf::CsrfRequest;

@@ -16,6 +16,7 @@ mod anonymous;
 mod app_user;
 mod axum_data;
 mod axum_guards;
+mod bearer;
 mod conformance;
 mod dbsc;
 mod metrics;
