@@ -600,3 +600,62 @@ async fn a_header_login_sets_no_cookie_and_an_unknown_transport_is_a_bad_request
     .await
     .assert_error(400, "bad_request");
 }
+
+#[tokio::test]
+async fn passkey_step_up_and_impersonation_hand_a_header_client_its_token_in_the_body() {
+    let redis = redis();
+    let server = ServerBuilder::redis(redis.url()).start().await;
+    let c = server.client();
+    for via in BOTH {
+        let t = T::new(&c, via);
+        let name = user("pk", via);
+        let by_password = t.new_user(&name, "a-long-password-1").await;
+        t.get("/vault", &by_password)
+            .await
+            .assert_error(401, "reauthentication_required");
+        let assertion = json!({ "assertion": format!("{name}-passkey") });
+        let res = t.post("/reauth/passkey", &by_password, assertion).await;
+        res.assert_status(200);
+        let by_passkey = t.issued(&res).expect("a passkey re-authentication's token");
+        assert_dead(&t.get("/me", &by_password).await, &by_password, None);
+        t.get("/vault", &by_passkey).await.assert_status(200);
+
+        // Impersonation and its end: each hands out a new session.
+        let admin = t.login(ADMIN.0, ADMIN.1).await;
+        let res = t
+            .send(
+                Method::POST,
+                &format!("/admin/impersonate/{name}"),
+                Some(&admin),
+                None,
+                &[],
+            )
+            .await;
+        res.assert_status(200);
+        let acting = t.issued(&res).expect("an impersonation session's token");
+        let me = t.get("/me", &acting).await;
+        assert_eq!(
+            (
+                me.body["username"].as_str(),
+                me.body["impersonated_by"].as_str()
+            ),
+            (Some(name.as_str()), Some("admin"))
+        );
+        t.post("/reauth", &acting, json!({"password": "a-long-password-1"}))
+            .await
+            .assert_error(403, "forbidden");
+        let res = t
+            .send(
+                Method::POST,
+                "/impersonation/stop",
+                Some(&acting),
+                None,
+                &[],
+            )
+            .await;
+        res.assert_status(200);
+        let back = t.issued(&res).expect("the admin's new session's token");
+        assert_dead(&t.get("/me", &acting).await, &acting, Some("logged_out"));
+        assert_eq!(t.get("/me", &back).await.body["username"], "admin");
+    }
+}

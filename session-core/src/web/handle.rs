@@ -658,7 +658,7 @@ impl AuthSession {
     /// #[login_required]
     /// async fn reauth(mut auth: AuthSession) -> Result<String, Error> {
     ///     // ... check the password ...
-    ///     auth.reauthenticate().await?;
+    ///     auth.reauthenticate("password").await?;
     ///     Ok(match auth.issued_token() {
     ///         Some(token) => format!(r#"{{"token":"{}"}}"#, token.as_cookie_value()),
     ///         None => "{}".to_owned(),
