@@ -5,10 +5,11 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use session_core::web::Rejection;
+use session_core::EndReason;
 
 use crate::errors::ApiError;
 use crate::web::html::{escape, Page, Viewer};
-use crate::web::next::login_url;
+use crate::web::next::{login_url, reauth_url};
 
 /// Seconds a browser is asked to wait (`Retry-After`) when the session store is unavailable.
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -18,19 +19,30 @@ pub const RETRY_AFTER_SECS: u64 = 1;
 /// | rejection | answer |
 /// |---|---|
 /// | not logged in (401) | 303 to `/login?next=<this page>` for a `GET`, `/login` otherwise |
-/// | logged in, no fresh enough password entry (401) | the same: a new login is fresh |
+/// | the session ended, and the store knows why (401) | the same with `&ended=<reason>` ([`signed_out_url`]), which the login page puts in words |
+/// | logged in, no fresh enough password entry (401) | 303 to `/reauth?next=<this page>` (the password again); a 403 page when only another method would do |
 /// | logged in without the role (403) | an HTML 403 page |
 /// | store unavailable (503) | an HTML 503 page with `Retry-After` |
 /// | anything else | an HTML 500 page |
 pub fn html_rejection(rejection: Rejection, parts: &Parts) -> Response {
+    let target = if parts.method == Method::GET || parts.method == Method::HEAD {
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    } else {
+        "/"
+    };
     match rejection {
-        Rejection::Unauthenticated { .. } | Rejection::ReauthenticationRequired { .. } => {
-            let target = if parts.method == Method::GET || parts.method == Method::HEAD {
-                parts.uri.path_and_query().map_or("/", |p| p.as_str())
-            } else {
-                "/"
-            };
-            Redirect::to(&login_url(target)).into_response()
+        Rejection::Unauthenticated { reason } => {
+            Redirect::to(&signed_out_url(target, reason)).into_response()
+        }
+        // This demo's one proof after login is the password (`/reauth`).
+        Rejection::ReauthenticationRequired { methods, .. }
+            if methods.is_empty() || methods.iter().any(|m| m == "password") =>
+        {
+            WebError::Reauthenticate(target.to_owned()).into_response()
+        }
+        Rejection::ReauthenticationRequired { methods, .. } => {
+            WebError::Forbidden(format!("a recent proof by {}", methods.join(" or ")))
+                .into_response()
         }
         Rejection::Forbidden { requirement } => WebError::Forbidden(requirement).into_response(),
         // A form posted from another site (the CSRF check): refused, never a 5xx.
@@ -48,11 +60,31 @@ pub fn html_rejection(rejection: Rejection, parts: &Parts) -> Response {
     }
 }
 
+/// The login page's URL for a request whose session is gone: [`login_url`], and when the store
+/// knows why the session ended, `ended=<reason>` ([`EndReason::as_str`]: a fixed word, never
+/// the request's text) for the login page to say so
+/// ([`signed_out_message`](crate::web::pages::signed_out_message)).
+pub fn signed_out_url(target: &str, reason: Option<EndReason>) -> String {
+    let url = login_url(target);
+    match reason {
+        Some(reason) => {
+            let join = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{join}ended={}", reason.as_str())
+        }
+        None => url,
+    }
+}
+
 /// Why a page could not be served; each variant renders its own HTML answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebError {
     /// The session ended meanwhile: 303 to the login page.
     LoggedOut,
+    /// The session's password entry is not recent enough for this page: 303 to the password
+    /// confirmation (`/reauth`), which returns to this path (a [`safe_next`] one) after.
+    ///
+    /// [`safe_next`]: crate::web::next::safe_next
+    Reauthenticate(String),
     /// 400: the form could not be read (what was wrong).
     BadRequest(String),
     /// 403: what was required.
@@ -103,6 +135,7 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
             WebError::LoggedOut => Redirect::to("/login").into_response(),
+            WebError::Reauthenticate(next) => Redirect::to(&reauth_url(&next)).into_response(),
             WebError::BadRequest(what) => Self::page(
                 StatusCode::BAD_REQUEST,
                 "Bad request",
@@ -227,6 +260,46 @@ mod tests {
             &parts(Method::GET, "http://evil.example//evil.example"),
         );
         assert_eq!(location(&evil), "/login");
+    }
+
+    #[test]
+    fn an_ended_session_goes_to_the_login_page_with_the_reason() {
+        let res = html_rejection(
+            Rejection::Unauthenticated {
+                reason: Some(EndReason::Revoked),
+            },
+            &parts(Method::GET, "/sessions?x=1"),
+        );
+        assert_eq!(
+            location(&res),
+            "/login?next=/sessions%3Fx%3D1&ended=revoked"
+        );
+        let post = html_rejection(
+            Rejection::Unauthenticated {
+                reason: Some(EndReason::PasswordChanged),
+            },
+            &parts(Method::POST, "/password"),
+        );
+        assert_eq!(location(&post), "/login?ended=password_changed");
+    }
+
+    #[test]
+    fn a_stale_session_confirms_its_password_and_comes_back() {
+        let stale = |methods: Vec<String>| Rejection::ReauthenticationRequired {
+            max_age: std::time::Duration::from_secs(300),
+            methods,
+        };
+        let res = html_rejection(stale(Vec::new()), &parts(Method::GET, "/password"));
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), "/reauth?next=/password");
+        let post = html_rejection(stale(Vec::new()), &parts(Method::POST, "/password"));
+        assert_eq!(location(&post), "/reauth");
+        // A passkey cannot be given on this site's password form: refused, not sent round.
+        let passkey = html_rejection(
+            stale(vec!["passkey".to_owned()]),
+            &parts(Method::GET, "/vault"),
+        );
+        assert_eq!(passkey.status(), StatusCode::FORBIDDEN);
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub enum Viewer<'a> {
         name: &'a str,
         /// Whether to show the admin link.
         admin: bool,
+        /// The admin acting as this user, for an impersonation session: every page then
+        /// carries the impersonation banner.
+        impersonated_by: Option<&'a str>,
     },
 }
 
@@ -65,6 +68,8 @@ header form{margin:0}header button{background:transparent;border:1px solid #fff;
 main{max-width:52rem;margin:2rem auto;background:#fff;padding:1.5rem 2rem;border-radius:8px;\
 box-shadow:0 1px 3px rgba(0,0,0,.12)}\
 h1{margin-top:0;font-size:1.6rem}\
+.impersonation{background:#fff4ce;border-bottom:2px solid #c98a00;padding:.5rem 1.5rem;\
+display:flex;gap:1rem;align-items:center}.impersonation form{margin:0 0 0 auto}\
 .flash{background:#e6f4ea;border:1px solid #9fd3ad;padding:.6rem 1rem;border-radius:6px}\
 .error{background:#fdecea;border:1px solid #f1a9a0;padding:.6rem 1rem;border-radius:6px}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.5rem;\
@@ -93,7 +98,7 @@ impl Page<'_> {
     pub fn render(&self) -> String {
         let nav = match self.viewer {
             Viewer::Anonymous => "<a href=\"/\">Home</a><a href=\"/login\">Log in</a>".to_owned(),
-            Viewer::User { name, admin } => format!(
+            Viewer::User { name, admin, .. } => format!(
                 "<a href=\"/\">Home</a><a href=\"/account\">Account</a>\
                  <a href=\"/sessions\">Devices</a><a href=\"/history\">History</a>{admin}\
                  <span class=\"who\">Signed in as <strong>{name}</strong></span>\
@@ -106,6 +111,14 @@ impl Page<'_> {
                 name = escape(name),
             ),
         };
+        let banner = match self.viewer {
+            Viewer::User {
+                name,
+                impersonated_by: Some(admin),
+                ..
+            } => impersonation_banner(name, admin),
+            _ => String::new(),
+        };
         let flash = self
             .flash
             .map(|f| format!("<p class=\"flash\" role=\"status\">{}</p>", escape(f)))
@@ -114,12 +127,26 @@ impl Page<'_> {
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
              <title>{title} · session-core demo</title><style>{STYLE}</style></head>\
-             <body><header><strong>session-core demo</strong>{nav}</header>\
+             <body><header><strong>session-core demo</strong>{nav}</header>{banner}\
              <main><h1>{title}</h1>{flash}{body}</main></body></html>\n",
             title = escape(self.title),
             body = self.body,
         )
     }
+}
+
+/// The bar under the navigation of every page of an impersonation session: who is acted as,
+/// by whom, and the way back (`POST /impersonation/stop`).
+fn impersonation_banner(user: &str, admin: &str) -> String {
+    format!(
+        "<div id=\"impersonation\" class=\"impersonation\" role=\"alert\">\
+         <span id=\"impersonation-text\">You are acting as <strong>{user}</strong> \
+         (impersonated by <strong>{admin}</strong>)</span>\
+         <form method=\"post\" action=\"/impersonation/stop\">\
+         <button id=\"stop-impersonating\">Stop impersonating</button></form></div>",
+        user = escape(user),
+        admin = escape(admin),
+    )
 }
 
 impl IntoResponse for Page<'_> {
@@ -172,6 +199,7 @@ mod tests {
             viewer: Viewer::User {
                 name: "<b>x</b>",
                 admin: false,
+                impersonated_by: None,
             },
             flash: Some("<i>hi</i>"),
             body: String::new(),
@@ -180,5 +208,28 @@ mod tests {
         assert!(!html.contains("<b>x</b>") && html.contains("&lt;b&gt;x&lt;/b&gt;"));
         assert!(!html.contains("<i>hi</i>") && html.contains("&lt;i&gt;hi&lt;/i&gt;"));
         assert!(!html.contains("<t>") && !html.contains("href=\"/admin\""));
+        assert!(!html.contains("id=\"impersonation\""));
+    }
+
+    #[test]
+    fn an_impersonation_session_shows_the_banner_with_both_names_escaped() {
+        let page = Page {
+            status: StatusCode::OK,
+            title: "t",
+            viewer: Viewer::User {
+                name: "<u>",
+                admin: false,
+                impersonated_by: Some("<a>"),
+            },
+            flash: None,
+            body: String::new(),
+        };
+        let html = page.render();
+        assert!(html.contains(
+            "You are acting as <strong>&lt;u&gt;</strong> (impersonated by \
+             <strong>&lt;a&gt;</strong>)"
+        ));
+        assert!(html.contains("action=\"/impersonation/stop\""));
+        assert!(!html.contains("<u>") && !html.contains("<a>"));
     }
 }

@@ -1,14 +1,18 @@
 //! `demo-web`: a server-rendered HTML app on the same accounts and sessions as `demo-server`.
 //!
 //! Pages: `/` (anyone), `/login` (form), `/account` (any logged-in user, `#[login_required]`),
-//! `/admin` (`#[has_role("ADMIN")]`), `/sessions` ("Devices": the user's sessions with their
+//! `/password` (the password change) and `/reauth` (the password again, for a page that needs a
+//! recent entry), `/admin` (`#[has_role("ADMIN")]`) with its impersonation form
+//! (`POST /admin/impersonate`; `POST /impersonation/stop` from the banner every page of an
+//! impersonation session shows), `/sessions` ("Devices": the user's sessions with their
 //! device, network and badges, each can be ended), `/history` (the user's login history),
 //! and a cart on `/` (`POST /cart`) that anonymous visitors fill before login (an anonymous
 //! session, created at the first addition) and that the login carries over.
 //! An anonymous request for a protected page is sent to `/login?next=<the page>`
-//! ([`errors::html_rejection`] through `SessionLayer::with_rejection`); after login the browser
-//! returns there, if `next` is a path on this site ([`next::safe_next`]). Every page is sent with
-//! `Cache-Control: no-store`.
+//! ([`errors::html_rejection`] through `SessionLayer::with_rejection`), with `&ended=<reason>`
+//! when its session ended for a reason the store knows (the login page says it); after login
+//! the browser returns there, if `next` is a path on this site ([`next::safe_next`]). Every
+//! page is sent with `Cache-Control: no-store`.
 
 pub mod errors;
 pub mod html;
@@ -43,7 +47,11 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpServi
         .route("/logout", post(logout))
         .route("/cart", post(add_to_cart))
         .route("/account", get(account))
+        .route("/password", get(password_page).post(change_password))
+        .route("/reauth", get(reauth_page).post(reauth_submit))
         .route("/admin", get(admin))
+        .route("/admin/impersonate", post(impersonate))
+        .route("/impersonation/stop", post(stop_impersonation))
         .route("/sessions", get(sessions))
         .route("/sessions/others/end", post(end_other_sessions))
         .route("/sessions/{id}/end", post(end_session))

@@ -1,6 +1,6 @@
-//! Where to send the browser after login: the `next` parameter, accepted only as a path on this
-//! site, so a crafted link (`/login?next=https://evil.example`) cannot turn the login form into
-//! an open redirect.
+//! Where to send the browser after login (or a password confirmation): the `next` parameter,
+//! accepted only as a path on this site, so a crafted link (`/login?next=https://evil.example`)
+//! cannot turn the login form into an open redirect.
 
 /// Longest `next` accepted, in bytes; a longer one is dropped (the user lands on the default
 /// page).
@@ -32,9 +32,20 @@ pub fn safe_next(next: &str) -> Option<&str> {
 /// The login page's URL that comes back to `target` (a request's path and query) after login;
 /// plain `/login` when `target` is not a [`safe_next`] path.
 pub fn login_url(target: &str) -> String {
+    with_next("/login", target)
+}
+
+/// The password confirmation page's URL (`/reauth`) that comes back to `target` once the
+/// password is confirmed; plain `/reauth` when `target` is not a [`safe_next`] path.
+pub fn reauth_url(target: &str) -> String {
+    with_next("/reauth", target)
+}
+
+/// `page?next=<target, encoded>`, or `page` alone when `target` is `/` or not [`safe_next`].
+fn with_next(page: &str, target: &str) -> String {
     match safe_next(target) {
-        Some(next) if next != "/" => format!("/login?next={}", percent_encode(next)),
-        _ => "/login".to_owned(),
+        Some(next) if next != "/" => format!("{page}?next={}", percent_encode(next)),
+        _ => page.to_owned(),
     }
 }
 
@@ -109,5 +120,7 @@ mod tests {
         assert_eq!(login_url("/"), "/login");
         assert_eq!(login_url("//evil.example"), "/login");
         assert_eq!(login_url("/\\evil.example"), "/login");
+        assert_eq!(reauth_url("/password"), "/reauth?next=/password");
+        assert_eq!(reauth_url("//evil.example"), "/reauth");
     }
 }

@@ -1,12 +1,17 @@
 //! The web app's pages and form handlers: login and logout, an account page for any logged-in
-//! user, an admin page, "your devices" (the sessions) with the forms that end them, and the
-//! login history.
+//! user, the password change and the password confirmation (step-up), an admin page with
+//! impersonation, "your devices" (the sessions) with the forms that end them, and the login
+//! history.
+//!
+//! An admin acting as a user (impersonation) sees the user's pages under a banner
+//! ([`Viewer::User`]'s `impersonated_by`); the pages only the user may use (the password change
+//! and confirmation, "End all other sessions") refuse the impersonator with a 403 page.
 //!
 //! Every form posts to this site; the session layer's CSRF check around the app
 //! refuses a post whose `Origin` is another site's (a browser always sends `Origin` with a
 //! form post), so the forms need no token of their own.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -19,10 +24,11 @@ use session_core::web::{AuthSession, CurrentUser};
 use session_core::{LoginEvent, Session, SessionData, SessionHandle, SessionInfo};
 
 use crate::accounts::ADMIN;
-use crate::api::check_login;
+use crate::api::{canonical_username, check_login, PasswordBody, ReauthBody};
+use crate::errors::ApiError;
 use crate::web::errors::WebError;
 use crate::web::html::{escape, Page, Viewer};
-use crate::web::next::safe_next;
+use crate::web::next::{reauth_url, safe_next};
 use crate::AppState;
 
 /// Where a login lands without a (safe) `next`.
@@ -49,6 +55,22 @@ pub struct LoginQuery {
     next: Option<String>,
     /// Set by the logout redirect: say so on the login page.
     logged_out: Option<String>,
+    /// Set when a request was refused because its session had ended: why
+    /// ([`signed_out_message`]; a value it does not know is ignored).
+    ended: Option<String>,
+}
+
+/// The query of `/reauth`: where to return once the password is confirmed.
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    /// A path on this site (checked with [`safe_next`]).
+    next: Option<String>,
+}
+
+/// The form of `POST /admin/impersonate`.
+#[derive(Debug, Deserialize)]
+pub struct ImpersonateForm {
+    username: String,
 }
 
 /// The fields of the login form.
@@ -67,7 +89,55 @@ fn viewer(session: &Session) -> Viewer<'_> {
     Viewer::User {
         name: session.user_id(),
         admin: session.has_role(ADMIN),
+        impersonated_by: session.impersonated_by(),
     }
+}
+
+/// The 403 page of a page only the user may use, for an admin acting as them. It keeps the
+/// viewer (and so the banner with its way back).
+fn impersonator_refused(session: &Session) -> Response {
+    Page {
+        status: StatusCode::FORBIDDEN,
+        title: "Forbidden",
+        viewer: viewer(session),
+        flash: None,
+        body: format!(
+            "<p class=\"error\" id=\"impersonator-refused\" role=\"alert\">Only \
+             <strong>{user}</strong> can do this: an administrator acting as {user} may not \
+             change or confirm their password, nor sign out their other sessions.</p>\
+             <p>Stop impersonating (the button above) to return to your own account.</p>",
+            user = escape(session.user_id()),
+        ),
+    }
+    .into_response()
+}
+
+/// For the pages only the user may use: the answer when `session` may not use `page` now,
+/// `None` when it may: the 403 page for an impersonator ([`Require::not_impersonated`]), the
+/// password confirmation (returning to `page`) for a password entered longer than `step_up`
+/// ago ([`Require::fresh`], as the JSON API's password change).
+fn refusal_unless_own_and_fresh(
+    session: &Session,
+    step_up: Duration,
+    page: &str,
+) -> Option<Response> {
+    if Require::not_impersonated().check(session).is_err() {
+        return Some(impersonator_refused(session));
+    }
+    Require::fresh(step_up)
+        .check(session)
+        .is_err()
+        .then(|| WebError::Reauthenticate(page.to_owned()).into_response())
+}
+
+/// `res` (a form shown again with `e`'s message) with `e`'s `Retry-After`, if any (a lockout,
+/// a full password queue).
+fn with_retry_after(mut res: Response, e: &ApiError) -> Response {
+    if let Some(secs) = e.retry_after() {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
 }
 
 /// The session's flash message, removed in the same step so it shows once (also when two
@@ -273,11 +343,33 @@ pub async fn login_page(
         Ok(None) => {}
         Err(e) => return WebError::from(e).into_response(),
     }
-    let flash = query
-        .logged_out
-        .is_some()
-        .then_some("You have been logged out.");
+    let flash = match (
+        query.ended.as_deref().and_then(signed_out_message),
+        &query.logged_out,
+    ) {
+        (Some(why), _) => Some(why),
+        (None, Some(_)) => Some("You have been logged out."),
+        (None, None) => None,
+    };
     login_form(StatusCode::OK, next, "", None, flash)
+}
+
+/// What the login page says for `ended=<reason>` (set by
+/// [`signed_out_url`](crate::web::errors::signed_out_url) from the store's
+/// [`EndReason`]): one fixed sentence per reason, `None` for any other text, so the query
+/// can never put words on the page.
+pub fn signed_out_message(ended: &str) -> Option<&'static str> {
+    Some(match ended {
+        "logged_out" => "You were signed out: this session was logged out.",
+        "revoked" => {
+            "You were signed out: your session was ended (on the Devices page or by an \
+             administrator)."
+        }
+        "evicted" => "You were signed out: a newer sign-in took this session's place.",
+        "password_changed" => "You were signed out: your password was changed.",
+        "expired" => "You were signed out: your session expired.",
+        _ => return None,
+    })
 }
 
 /// `POST /login`: the password check of the JSON API (throttled per username, the same answer
@@ -370,14 +462,29 @@ pub async fn account(user: CurrentUser, mut auth: AuthSession) -> Response {
         .map(|r| format!("<span class=\"badge\">{}</span>", escape(r)))
         .collect::<Vec<_>>()
         .join(" ");
+    let impersonator = user
+        .impersonated_by()
+        .map(|admin| {
+            format!(
+                "<tr><th>Impersonated by</th><td id=\"account-impersonator\">{}</td></tr>",
+                escape(admin)
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
         "<table>\
-         <tr><th>Username</th><td id=\"account-user\">{user_id}</td></tr>\
+         <tr><th>Username</th><td id=\"account-user\">{user_id}</td></tr>{impersonator}\
          <tr><th>Roles</th><td>{roles}</td></tr>\
-         <tr><th>Password entered</th><td>{auth}</td></tr>\
+         <tr><th>{auth_label}</th><td>{auth}</td></tr>\
          <tr><th>Session ends at the latest</th><td>{expires}</td></tr>\
-         </table>",
+         </table><p><a id=\"change-password\" href=\"/password\">Change your password</a></p>",
         user_id = escape(user.user_id()),
+        // An impersonation's auth time is its start: no password of the user's was entered.
+        auth_label = if user.impersonated_by().is_some() {
+            "Impersonation started"
+        } else {
+            "Password entered"
+        },
         auth = when(user.auth_time()),
         expires = when(user.expires_at()),
     );
@@ -391,24 +498,334 @@ pub async fn account(user: CurrentUser, mut auth: AuthSession) -> Response {
     .into_response()
 }
 
-/// `GET /admin`: users with the `ADMIN` role only (others get the 403 page).
+/// `GET /admin`: users with the `ADMIN` role only (others get the 403 page): a welcome and
+/// the form to impersonate a user.
 #[has_role("ADMIN")]
 pub async fn admin(user: CurrentUser, mut auth: AuthSession) -> Response {
     let flash = shown_once(auth.take(FLASH_KEY).await);
+    admin_page(&user, StatusCode::OK, flash.as_deref(), "", None)
+}
+
+/// The admin page, with the impersonation form holding `typed` and an `error` above it.
+fn admin_page(
+    session: &Session,
+    status: StatusCode,
+    flash: Option<&str>,
+    typed: &str,
+    error: Option<&str>,
+) -> Response {
+    let error = error
+        .map(|e| {
+            format!(
+                "<p class=\"error\" id=\"impersonate-error\" role=\"alert\">{}</p>",
+                escape(e)
+            )
+        })
+        .unwrap_or_default();
+    let impersonate = if session.impersonated_by().is_some() {
+        "<p>You are impersonating someone already; stop first to act as another user.</p>"
+            .to_owned()
+    } else {
+        format!(
+            "{error}<form method=\"post\" action=\"/admin/impersonate\">\
+             <label for=\"impersonate-user\">Username</label>\
+             <input id=\"impersonate-user\" name=\"username\" required value=\"{typed}\">\
+             <div class=\"actions\"><button id=\"impersonate\">Impersonate</button></div>\
+             </form>",
+            typed = escape(typed),
+        )
+    };
     Page {
-        status: StatusCode::OK,
+        status,
         title: "Admin",
-        viewer: viewer(&user),
-        flash: flash.as_deref(),
+        viewer: viewer(session),
+        flash,
         body: format!(
-            "<p id=\"admin-area\">Welcome to the admin area, <strong>{}</strong>. Only \
+            "<p id=\"admin-area\">Welcome to the admin area, <strong>{name}</strong>. Only \
              accounts with the role <code>ADMIN</code> see this page; the guard \
              (<code>#[has_role(\"ADMIN\")]</code>) refuses everyone else before the handler \
-             runs.</p>",
-            escape(user.user_id())
+             runs.</p>\
+             <h2>Impersonate a user</h2>\
+             <p>See the site as a user sees it, in a session of theirs marked with your name \
+             (on their Devices page and in both login histories) that ends after a few \
+             minutes at the latest. Your own session ends meanwhile; the banner on every page \
+             brings you back. Their password and their other sessions stay theirs alone. It \
+             needs a recent password entry: if yours is not, you are asked for it first.</p>\
+             {impersonate}",
+            name = escape(session.user_id()),
         ),
     }
     .into_response()
+}
+
+/// `POST /admin/impersonate` (role `ADMIN`): the admin acts as the form's user, through the
+/// JSON API's [`api::impersonate`](crate::api::impersonate) (the admin's own, fresh session;
+/// never a user with a role the admin lacks), then lands on the user's account page under the
+/// banner. An unknown user, or one the admin may not impersonate, is the admin page again
+/// with a message; a stale session goes to the password confirmation first.
+#[has_role("ADMIN")]
+pub async fn impersonate(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    mut auth: AuthSession,
+    form: Result<Form<ImpersonateForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Ok(Form(form)) = form else {
+        return Err(WebError::BadRequest(
+            "The impersonation form could not be read; please fill it in again.".to_owned(),
+        ));
+    };
+    // An impersonation starts nothing more (no chaining); then freshness, as the JSON API.
+    if Require::not_impersonated().check(&user).is_err() {
+        return Ok(impersonator_refused(&user));
+    }
+    if Require::fresh(state.step_up).check(&user).is_err() {
+        return Err(WebError::Reauthenticate("/admin".to_owned()));
+    }
+    let typed = form.username.trim();
+    let refused = |status, message: &str| admin_page(&user, status, None, typed, Some(message));
+    match crate::api::impersonate(&state, &mut auth, typed.to_owned()).await {
+        Ok(_) => {}
+        Err(e) if e.code() == "not_found" => {
+            return Ok(refused(
+                StatusCode::NOT_FOUND,
+                &format!("There is no user named \"{typed}\"."),
+            ))
+        }
+        // Not chained (checked above): the admin or a user with more rights.
+        Err(e) if e.code() == "forbidden" => {
+            let why = if canonical_username(typed) == user.user_id() {
+                "You cannot impersonate yourself.".to_owned()
+            } else {
+                format!(
+                    "You cannot impersonate \"{typed}\": they have a role or permission you \
+                     lack."
+                )
+            };
+            return Ok(refused(StatusCode::FORBIDDEN, &why));
+        }
+        Err(e) if e.code() == "reauthentication_required" => {
+            return Err(WebError::Reauthenticate("/admin".to_owned()))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let acting = auth.current()?.user_id().to_owned();
+    set_flash(&mut auth, &format!("You are now acting as {acting}.")).await?;
+    Ok(Redirect::to(DEFAULT_LANDING).into_response())
+}
+
+/// `POST /impersonation/stop` (login required; the banner's button): back to the admin's own
+/// session (a new one, [`api::stop_impersonation`](crate::api::stop_impersonation)) and the
+/// admin page. 403 page for a session that is no impersonation.
+#[login_required]
+pub async fn stop_impersonation(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    mut auth: AuthSession,
+) -> Result<Response, WebError> {
+    let Some(admin) = user.impersonated_by() else {
+        return Err(WebError::Forbidden("an impersonation session".to_owned()));
+    };
+    match crate::api::stop_impersonation(&state, &mut auth).await {
+        Ok(_) => {}
+        Err(e) if e.code() == "not_found" => {
+            return Ok(Page {
+                status: StatusCode::CONFLICT,
+                title: "Cannot stop impersonating",
+                viewer: viewer(&user),
+                flash: None,
+                body: format!(
+                    "<p class=\"error\">The account <strong>{}</strong> that started this \
+                     impersonation no longer exists. Log out to end it.</p>",
+                    escape(admin)
+                ),
+            }
+            .into_response())
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let message = format!(
+        "You stopped impersonating {}; you are signed in as yourself again.",
+        user.user_id()
+    );
+    set_flash(&mut auth, &message).await?;
+    Ok(Redirect::to("/admin").into_response())
+}
+
+/// The password change form, with an error message.
+fn password_form(
+    session: &Session,
+    status: StatusCode,
+    flash: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    Page {
+        status,
+        title: "Change your password",
+        viewer: viewer(session),
+        flash,
+        body: format!(
+            "<p>Your other sessions are signed out when the password changes.</p>{error}\
+             <form id=\"password-form\" method=\"post\" action=\"/password\">\
+             <input type=\"hidden\" name=\"username\" autocomplete=\"username\" \
+             value=\"{user}\">\
+             <label for=\"current_password\">Current password</label>\
+             <input id=\"current_password\" name=\"current_password\" type=\"password\" \
+             autocomplete=\"current-password\" required>\
+             <label for=\"new_password\">New password (8 to 128 characters)</label>\
+             <input id=\"new_password\" name=\"new_password\" type=\"password\" \
+             autocomplete=\"new-password\" minlength=\"8\" maxlength=\"128\" required>\
+             <div class=\"actions\"><button id=\"change\" type=\"submit\">Change password\
+             </button></div></form>",
+            user = escape(session.user_id()),
+        ),
+    }
+    .into_response()
+}
+
+/// `GET /password` (login required; the user's own session, fresh within `STEP_UP_SECS`, else
+/// a 403 page for an impersonator or the password confirmation): the password change form.
+#[login_required]
+pub async fn password_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    mut auth: AuthSession,
+) -> Response {
+    if let Some(refused) = refusal_unless_own_and_fresh(&user, state.step_up, "/password") {
+        return refused;
+    }
+    let flash = shown_once(auth.take(FLASH_KEY).await);
+    password_form(&user, StatusCode::OK, flash.as_deref(), None)
+}
+
+/// `POST /password` (login required; the user's own, fresh session): the JSON API's
+/// [`api::change_password`](crate::api::change_password) (the current password checked,
+/// throttled, the other sessions ended, a new token here), then the account page. A wrong
+/// current password or a too short new one is the form again with a message.
+#[login_required]
+pub async fn change_password(
+    State(state): State<AppState>,
+    from: crate::api::Requester,
+    user: CurrentUser,
+    mut auth: AuthSession,
+    form: Result<Form<PasswordBody>, FormRejection>,
+) -> Result<Response, WebError> {
+    if let Some(refused) = refusal_unless_own_and_fresh(&user, state.step_up, "/password") {
+        return Ok(refused);
+    }
+    let Ok(Form(body)) = form else {
+        return Err(WebError::BadRequest(
+            "The password form could not be read; please fill it in again.".to_owned(),
+        ));
+    };
+    if let Err(e) = crate::api::change_password(&state, &from, &mut auth, body).await {
+        let message = match e.code() {
+            "invalid_credentials" => "The current password is wrong.",
+            "bad_request" => "The new password must be 8 to 128 characters long.",
+            "too_many_attempts" | "busy" => e.message(),
+            "reauthentication_required" => {
+                return Err(WebError::Reauthenticate("/password".to_owned()))
+            }
+            _ => return Err(e.into()),
+        };
+        let form = password_form(&user, e.status(), None, Some(message));
+        return Ok(with_retry_after(form, &e));
+    }
+    set_flash(
+        &mut auth,
+        "Your password was changed; your other sessions were signed out.",
+    )
+    .await?;
+    Ok(Redirect::to(DEFAULT_LANDING).into_response())
+}
+
+/// The password confirmation form, returning to `next`, with an error message.
+fn reauth_form(
+    session: &Session,
+    step_up: Duration,
+    status: StatusCode,
+    next: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    Page {
+        status,
+        title: "Confirm your password",
+        viewer: viewer(session),
+        flash: None,
+        body: format!(
+            "<p id=\"reauth-why\">This needs your password entered within the last {within}. \
+             Please enter it again to continue.</p>{error}\
+             <form method=\"post\" action=\"{action}\">\
+             <input type=\"hidden\" name=\"username\" autocomplete=\"username\" \
+             value=\"{user}\">\
+             <label for=\"password\">Password</label>\
+             <input id=\"password\" name=\"password\" type=\"password\" \
+             autocomplete=\"current-password\" required autofocus>\
+             <div class=\"actions\"><button id=\"confirm\" type=\"submit\">Confirm</button>\
+             </div></form>",
+            within = humantime::format_duration(step_up),
+            action = escape(&reauth_url(next.unwrap_or("/"))),
+            user = escape(session.user_id()),
+        ),
+    }
+    .into_response()
+}
+
+/// `GET /reauth?next=` (login required; not for an impersonator): the password again, for a
+/// page that needs a recent password entry ([`WebError::Reauthenticate`]).
+#[login_required]
+pub async fn reauth_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    query: Result<Query<NextQuery>, QueryRejection>,
+) -> Response {
+    if Require::not_impersonated().check(&user).is_err() {
+        return impersonator_refused(&user);
+    }
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let next = query.next.as_deref().and_then(safe_next);
+    reauth_form(&user, state.step_up, StatusCode::OK, next, None)
+}
+
+/// `POST /reauth?next=` (login required; not for an impersonator): the JSON API's
+/// [`api::reauth`](crate::api::reauth) (throttled and recorded like a login's password
+/// check; a new token, fresh from now), then back to `next` ([`safe_next`]) or the account
+/// page. A wrong password is the form again.
+#[login_required]
+pub async fn reauth_submit(
+    State(state): State<AppState>,
+    from: crate::api::Requester,
+    user: CurrentUser,
+    mut auth: AuthSession,
+    query: Result<Query<NextQuery>, QueryRejection>,
+    form: Result<Form<ReauthBody>, FormRejection>,
+) -> Result<Response, WebError> {
+    if Require::not_impersonated().check(&user).is_err() {
+        return Ok(impersonator_refused(&user));
+    }
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let next = query.next.as_deref().and_then(safe_next);
+    let Ok(Form(body)) = form else {
+        return Err(WebError::BadRequest(
+            "The password form could not be read; please fill it in again.".to_owned(),
+        ));
+    };
+    if let Err(e) = crate::api::reauth(&state, &from, &mut auth, body).await {
+        let message = match e.code() {
+            "invalid_credentials" => "Wrong password.",
+            "too_many_attempts" | "busy" => e.message(),
+            _ => return Err(e.into()),
+        };
+        let form = reauth_form(&user, state.step_up, e.status(), next, Some(message));
+        return Ok(with_retry_after(form, &e));
+    }
+    Ok(Redirect::to(next.unwrap_or(DEFAULT_LANDING)).into_response())
 }
 
 /// `GET /sessions` ("Devices"): the user's live sessions, most recently used first, each with
@@ -424,7 +841,10 @@ pub async fn sessions(user: CurrentUser, mut auth: AuthSession) -> Response {
     let flash = shown_once(auth.take(FLASH_KEY).await);
     let rows: String = listed.iter().map(session_row).collect();
     let others = listed.len().saturating_sub(1);
-    let end_others = if others > 0 {
+    let end_others = if user.impersonated_by().is_some() {
+        // Only the user signs out their other sessions (the 403 page would say so).
+        "<p id=\"end-others-own\">Ending all other sessions is for this user alone.</p>"
+    } else if others > 0 {
         "<form class=\"actions\" method=\"post\" action=\"/sessions/others/end\">\
          <button id=\"end-others\" class=\"danger\">End all other sessions</button></form>"
     } else {
@@ -464,6 +884,12 @@ fn session_row(s: &SessionInfo) -> String {
     }
     if s.new_device {
         badges.push_str(" <span class=\"badge new-device\">New device</span>");
+    }
+    if let Some(admin) = &s.impersonated_by {
+        badges.push_str(&format!(
+            " <span class=\"badge impersonated\">Impersonated by {}</span>",
+            escape(admin)
+        ));
     }
     let title = s
         .user_agent
@@ -579,19 +1005,51 @@ pub async fn end_session(
     Ok(Redirect::to("/sessions"))
 }
 
-/// `POST /sessions/others/end`: ends every session of the user but this one.
+/// `POST /sessions/others/end`: ends every session of the user but this one; the user's
+/// alone (an impersonator gets the 403 page).
 #[login_required]
-pub async fn end_other_sessions(mut auth: AuthSession) -> Result<Redirect, WebError> {
+pub async fn end_other_sessions(
+    user: CurrentUser,
+    mut auth: AuthSession,
+) -> Result<Response, WebError> {
+    if Require::not_impersonated().check(&user).is_err() {
+        return Ok(impersonator_refused(&user));
+    }
     let ended = auth.end_other_sessions(EndReason::Revoked).await?;
     let message = match ended {
         1 => "1 other session was ended.".to_owned(),
         n => format!("{n} other sessions were ended."),
     };
     set_flash(&mut auth, &message).await?;
-    Ok(Redirect::to("/sessions"))
+    Ok(Redirect::to("/sessions").into_response())
 }
 
 /// Any other path.
 pub async fn not_found() -> WebError {
     WebError::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_end_reason_has_its_sentence_and_nothing_else_has_one() {
+        for reason in [
+            EndReason::LoggedOut,
+            EndReason::Revoked,
+            EndReason::Evicted,
+            EndReason::PasswordChanged,
+            EndReason::Expired,
+        ] {
+            let said = signed_out_message(reason.as_str());
+            assert!(
+                said.is_some_and(|s| s.starts_with("You were signed out: ")),
+                "{reason:?}"
+            );
+        }
+        for other in ["", "Revoked", "revoked ", "<script>", "logged_out&x=1"] {
+            assert_eq!(signed_out_message(other), None, "{other:?}");
+        }
+    }
 }

@@ -428,10 +428,13 @@ async fn scenario(a: Client, b: Client, base: String) {
             .len(),
         1
     );
-    // ... and the second is logged out at its next request.
+    // ... and the second is logged out at its next request, and told why.
     b.refresh().await.expect("reload in B");
-    assert_eq!(here(&b).await, "/login?next=/account");
+    assert_eq!(here(&b).await, "/login?next=/account&ended=revoked");
     assert!(!has(&b, "#account-user").await);
+    assert!(text_of(&b, ".flash")
+        .await
+        .contains("You were signed out: your session was ended"));
 
     // Log out in the first; Back must not show the sessions page from the cache.
     click_and_wait(&a, "header form button").await;
@@ -707,4 +710,124 @@ async fn devices_scenario(browsers: Browsers, base: String) {
     );
     let other = text_of(&d, "#sessions tr.session:not(.current)").await;
     assert!(other.contains("Remembered"), "{other}");
+}
+
+/// Impersonation: an admin acts as alice from the admin page (an unknown name first), sees
+/// alice's pages under the banner, is refused alice's password page, and stops from the banner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_impersonates_alice_in_a_real_browser() {
+    let (chromium, chromedriver) = browser_programs();
+    let redis = RedisServer::start_local().unwrap_or_else(|e| panic!("redis-server: {e}"));
+    let (web, base) = start_web(redis.url()).await;
+    let (_driver, driver_url) = start_driver(&chromedriver).await;
+    let browsers = Browsers {
+        driver_url,
+        chromium,
+        open: Arc::default(),
+    };
+    let outcome = tokio::spawn(impersonation_scenario(browsers.clone(), base)).await;
+    browsers.close_all().await;
+    if let Err(e) = outcome {
+        if e.is_panic() {
+            eprintln!("demo-web's log:\n{}", web.log_tail());
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("the scenario did not finish: {e}");
+    }
+}
+
+/// Replaces the text of the input at `css` with `text`.
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let at = here(c).await;
+    let input = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on {at}: {e}"));
+    input.clear().await.expect("clear the field");
+    input.send_keys(text).await.expect("type into the field");
+}
+
+async fn impersonation_scenario(browsers: Browsers, base: String) {
+    let url = |path: &str| format!("{base}{path}");
+    let a = browsers.start().await;
+
+    // The admin signs in on the way to the admin page: no banner on an own session.
+    a.goto(&url("/admin")).await.expect("open /admin");
+    assert_eq!(here(&a).await, "/login?next=/admin");
+    submit_login(&a, "admin", "admin-password").await;
+    assert_eq!(here(&a).await, "/admin");
+    assert!(!has(&a, "#impersonation").await);
+
+    // A name with no account: the admin page again, saying so.
+    type_into(&a, "#impersonate-user", "nobody").await;
+    click_and_wait(&a, "#impersonate").await;
+    assert_eq!(
+        text_of(&a, "#impersonate-error").await,
+        "There is no user named \"nobody\"."
+    );
+    assert!(!has(&a, "#impersonation").await);
+
+    // alice: her account page, under the banner naming both.
+    type_into(&a, "#impersonate-user", "alice").await;
+    click_and_wait(&a, "#impersonate").await;
+    assert_eq!(here(&a).await, "/account");
+    assert_eq!(
+        text_of(&a, "#impersonation-text").await,
+        "You are acting as alice (impersonated by admin)"
+    );
+    assert!(has(&a, "#impersonation #stop-impersonating").await);
+    assert_eq!(text_of(&a, "#account-user").await, "alice");
+    assert_eq!(text_of(&a, "#account-impersonator").await, "admin");
+    assert!(text_of(&a, "header .who").await.contains("alice"));
+    assert!(
+        !has(&a, "header a[href='/admin']").await,
+        "alice's rights, not the admin's"
+    );
+    screenshot(&a, "impersonation.png").await;
+
+    // Every page carries the banner; the devices page marks the session.
+    for path in ["/", "/sessions", "/history"] {
+        a.goto(&url(path)).await.expect("open a page");
+        assert!(has(&a, "#impersonation").await, "no banner on {path}");
+    }
+    a.goto(&url("/sessions")).await.expect("open /sessions");
+    let this = text_of(&a, "#sessions tr.session.current").await;
+    assert!(this.contains("Impersonated by admin"), "{this}");
+    assert!(!has(&a, "#end-others").await);
+
+    // alice's password page is hers alone: a 403 page, still with the way back.
+    a.goto(&url("/password")).await.expect("open /password");
+    assert_eq!(here(&a).await, "/password");
+    assert_eq!(
+        a.title().await.expect("title"),
+        "Forbidden · session-core demo"
+    );
+    assert!(text_of(&a, "#impersonator-refused")
+        .await
+        .contains("Only alice can do this"));
+    assert!(!has(&a, "#new_password").await);
+
+    // Stop from the banner: back on the admin page as the admin, no banner.
+    click_and_wait(&a, "#stop-impersonating").await;
+    assert_eq!(here(&a).await, "/admin");
+    assert!(!has(&a, "#impersonation").await);
+    assert!(text_of(&a, ".flash")
+        .await
+        .contains("You stopped impersonating alice"));
+    assert!(text_of(&a, "#admin-area").await.contains("admin"));
+    a.goto(&url("/account")).await.expect("open /account");
+    assert_eq!(text_of(&a, "#account-user").await, "admin");
+    assert!(!has(&a, "#account-impersonator").await);
+    assert!(!has(&a, "#impersonation").await);
+    // The admin's own password page is open again.
+    a.goto(&url("/password")).await.expect("open /password");
+    assert!(has(&a, "#new_password").await);
+
+    // The admin's history says it, start and end.
+    a.goto(&url("/history")).await.expect("open /history");
+    assert_eq!(
+        count(&a, "#history tr.event.impersonation_started").await,
+        1
+    );
+    assert_eq!(count(&a, "#history tr.event.impersonation_ended").await, 1);
 }

@@ -402,3 +402,315 @@ async fn remember_me_and_the_new_device_notice() {
     let account = get(&app, "/account", Some(&again)).await;
     assert!(!account.body.contains("New sign-in"), "{}", account.body);
 }
+
+/// The web app with sessions fresh for `step_up` only (`STEP_UP_SECS` counts whole seconds).
+async fn app_with_step_up(step_up: std::time::Duration) -> HttpService {
+    let settings = Settings::from_lookup(|_| None).expect("default settings");
+    let mut state = prepare(&settings).await.expect("in-memory state").state;
+    state.step_up = step_up;
+    web::app(state, CookieConfig::default(), CsrfPolicy::default())
+}
+
+/// The banner of an impersonation session, as every page renders it.
+const BANNER: &str =
+    "You are acting as <strong>alice</strong> (impersonated by <strong>admin</strong>)";
+
+/// From the admin page: an unknown user (named back, escaped) and the admin themself are
+/// refused with a message; alice is impersonated in a new session (the admin's ends), every
+/// page shows the banner, the devices page marks the session, and what only alice may do
+/// (password change and confirmation, ending her other sessions) is a 403 page that changes
+/// nothing; the banner's button returns to a new session of the admin, on the admin page.
+#[tokio::test]
+async fn an_admin_impersonates_from_the_admin_page_and_stops_from_the_banner() {
+    let app = app().await;
+    let admin = login(&app, "admin", "admin-password", "")
+        .await
+        .session_cookie();
+    let page = get(&app, "/admin", Some(&admin)).await;
+    assert!(page.body.contains("action=\"/admin/impersonate\""));
+    assert!(!page.body.contains("id=\"impersonation\""));
+
+    let unknown = post_form(
+        &app,
+        "/admin/impersonate",
+        ORIGIN,
+        Some(&admin),
+        "username=%3Cb%3Enobody",
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(
+        unknown
+            .body
+            .contains("There is no user named &quot;&lt;b&gt;nobody&quot;."),
+        "{}",
+        unknown.body
+    );
+    assert!(!unknown.body.contains("<b>nobody"));
+    assert!(unknown.body.contains("value=\"&lt;b&gt;nobody\""));
+    let myself = post_form(
+        &app,
+        "/admin/impersonate",
+        ORIGIN,
+        Some(&admin),
+        "username=admin",
+    )
+    .await;
+    assert_eq!(myself.status, StatusCode::FORBIDDEN);
+    assert!(myself.body.contains("You cannot impersonate yourself."));
+    // A form from another site is refused like every other (the CSRF check).
+    let cross = post_form(
+        &app,
+        "/admin/impersonate",
+        "https://evil.example",
+        Some(&admin),
+        "username=alice",
+    )
+    .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+
+    let started = post_form(
+        &app,
+        "/admin/impersonate",
+        ORIGIN,
+        Some(&admin),
+        "username=alice",
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER);
+    assert_eq!(started.header(header::LOCATION), "/account");
+    let acting = started.session_cookie();
+    let gone = get(&app, "/account", Some(&admin)).await;
+    assert_eq!(
+        gone.status,
+        StatusCode::SEE_OTHER,
+        "the admin's session lives on"
+    );
+
+    let account = get(&app, "/account", Some(&acting)).await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(account.body.contains(BANNER), "{}", account.body);
+    assert!(account.body.contains("id=\"account-user\">alice<"));
+    assert!(account.body.contains("id=\"account-impersonator\">admin<"));
+    assert!(account.body.contains("You are now acting as alice."));
+    assert!(
+        !account.body.contains("href=\"/admin\""),
+        "alice's rights, not the admin's"
+    );
+    for path in ["/", "/sessions", "/history"] {
+        let page = get(&app, path, Some(&acting)).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(page.body.contains(BANNER), "no banner on {path}");
+        assert!(page.body.contains("action=\"/impersonation/stop\""));
+    }
+    let devices = get(&app, "/sessions", Some(&acting)).await;
+    assert!(devices
+        .body
+        .contains("<span class=\"badge impersonated\">Impersonated by admin</span>"));
+    assert!(devices.body.contains("id=\"end-others-own\""));
+    assert!(!devices.body.contains("id=\"end-others\""));
+
+    // What only alice may do: a 403 page (with the banner and its way back), nothing changes.
+    for path in ["/password", "/reauth?next=/password"] {
+        let refused = get(&app, path, Some(&acting)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(refused.body.contains("id=\"impersonator-refused\""));
+        assert!(refused.body.contains(BANNER));
+    }
+    for (path, form) in [
+        (
+            "/password",
+            "current_password=alice-password&new_password=stolen-password-1",
+        ),
+        ("/reauth", "password=alice-password"),
+        ("/sessions/others/end", ""),
+    ] {
+        let refused = post_form(&app, path, ORIGIN, Some(&acting), form).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "POST {path}");
+        assert!(refused.body.contains("id=\"impersonator-refused\""));
+    }
+    // alice holds no ADMIN: no impersonation from her session (nor any chaining).
+    let chained = post_form(
+        &app,
+        "/admin/impersonate",
+        ORIGIN,
+        Some(&acting),
+        "username=admin",
+    )
+    .await;
+    assert_eq!(chained.status, StatusCode::FORBIDDEN);
+    let alice = login(&app, "alice", "alice-password", "").await;
+    assert_eq!(
+        alice.status,
+        StatusCode::SEE_OTHER,
+        "the password changed meanwhile"
+    );
+
+    let stopped = post_form(&app, "/impersonation/stop", ORIGIN, Some(&acting), "").await;
+    assert_eq!(stopped.status, StatusCode::SEE_OTHER);
+    assert_eq!(stopped.header(header::LOCATION), "/admin");
+    let back = stopped.session_cookie();
+    let page = get(&app, "/admin", Some(&back)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("id=\"impersonation\""), "{}", page.body);
+    assert!(page
+        .body
+        .contains("You stopped impersonating alice; you are signed in as yourself again."));
+    let ended = get(&app, "/account", Some(&acting)).await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER);
+    assert!(ended
+        .header(header::LOCATION)
+        .starts_with("/login?next=/account"));
+    let not_acting = post_form(&app, "/impersonation/stop", ORIGIN, Some(&back), "").await;
+    assert_eq!(not_acting.status, StatusCode::FORBIDDEN);
+}
+
+/// A password entered longer ago than `STEP_UP_SECS`: impersonating and the password page send
+/// the admin to the password confirmation, which refuses a wrong password with the form again
+/// and returns to the page after the right one.
+#[tokio::test]
+async fn a_stale_session_confirms_the_password_before_impersonating() {
+    let app = app_with_step_up(std::time::Duration::from_secs(1)).await;
+    let admin = login(&app, "admin", "admin-password", "")
+        .await
+        .session_cookie();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let stale = post_form(
+        &app,
+        "/admin/impersonate",
+        ORIGIN,
+        Some(&admin),
+        "username=alice",
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::SEE_OTHER);
+    assert_eq!(stale.header(header::LOCATION), "/reauth?next=/admin");
+    let password = get(&app, "/password", Some(&admin)).await;
+    assert_eq!(password.header(header::LOCATION), "/reauth?next=/password");
+
+    let form = get(&app, "/reauth?next=/admin", Some(&admin)).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("action=\"/reauth?next=/admin\""));
+    assert!(form.body.contains("within the last 1s"), "{}", form.body);
+    let evil = get(&app, "/reauth?next=//evil.example", Some(&admin)).await;
+    assert!(!evil.body.contains("evil.example"), "{}", evil.body);
+    let wrong = post_form(
+        &app,
+        "/reauth?next=/admin",
+        ORIGIN,
+        Some(&admin),
+        "password=wrong-password",
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Wrong password."));
+    let confirmed = post_form(
+        &app,
+        "/reauth?next=/admin",
+        ORIGIN,
+        Some(&admin),
+        "password=admin-password",
+    )
+    .await;
+    assert_eq!(confirmed.status, StatusCode::SEE_OTHER);
+    assert_eq!(confirmed.header(header::LOCATION), "/admin");
+    let fresh = confirmed.session_cookie();
+    assert_ne!(fresh, admin, "a confirmation gives a new token");
+    let started = post_form(
+        &app,
+        "/admin/impersonate",
+        ORIGIN,
+        Some(&fresh),
+        "username=alice",
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER);
+    assert_eq!(started.header(header::LOCATION), "/account");
+}
+
+/// The password page: a wrong current password and a too short new one are the form again;
+/// the change signs out alice's other session, whose next page is the login form saying why.
+#[tokio::test]
+async fn the_password_page_changes_the_password_and_the_login_page_says_why_others_ended() {
+    let app = app().await;
+    let mine = login(&app, "alice", "alice-password", "")
+        .await
+        .session_cookie();
+    let other = login(&app, "alice", "alice-password", "")
+        .await
+        .session_cookie();
+    let page = get(&app, "/password", Some(&mine)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"new_password\""));
+
+    let wrong = post_form(
+        &app,
+        "/password",
+        ORIGIN,
+        Some(&mine),
+        "current_password=nope-nope&new_password=new-alice-password",
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("The current password is wrong."));
+    let short = post_form(
+        &app,
+        "/password",
+        ORIGIN,
+        Some(&mine),
+        "current_password=alice-password&new_password=short",
+    )
+    .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(short.body.contains("8 to 128 characters"));
+
+    let changed = post_form(
+        &app,
+        "/password",
+        ORIGIN,
+        Some(&mine),
+        "current_password=alice-password&new_password=new-alice-password",
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER);
+    assert_eq!(changed.header(header::LOCATION), "/account");
+    let mine = changed.session_cookie();
+    let account = get(&app, "/account", Some(&mine)).await;
+    assert!(account.body.contains("Your password was changed"));
+
+    let signed_out = get(&app, "/account", Some(&other)).await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    let to = signed_out.header(header::LOCATION).to_owned();
+    assert_eq!(to, "/login?next=/account&ended=password_changed");
+    let login_page = get(&app, &to, None).await;
+    assert!(login_page
+        .body
+        .contains("You were signed out: your password was changed."));
+    assert!(login_page
+        .body
+        .contains("<input type=\"hidden\" name=\"next\" value=\"/account\">"));
+    let relogin = login(&app, "alice", "new-alice-password", "").await;
+    assert_eq!(relogin.status, StatusCode::SEE_OTHER);
+}
+
+/// The login page's `ended` takes only the reasons it knows, each with its sentence; any other
+/// text shows nothing and is not echoed.
+#[tokio::test]
+async fn the_login_page_says_why_a_session_ended_in_fixed_words_only() {
+    let app = app().await;
+    for (ended, words) in [
+        ("logged_out", "this session was logged out"),
+        ("revoked", "your session was ended"),
+        ("evicted", "a newer sign-in took this session&#39;s place"),
+        ("password_changed", "your password was changed"),
+        ("expired", "your session expired"),
+    ] {
+        let page = get(&app, &format!("/login?ended={ended}"), None).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains(words), "{ended}: {}", page.body);
+    }
+    let made_up = get(&app, "/login?ended=%3Cscript%3Ehacked", None).await;
+    assert_eq!(made_up.status, StatusCode::OK);
+    assert!(!made_up.body.contains("You were signed out"));
+    assert!(!made_up.body.contains("hacked") && !made_up.body.contains("<script>"));
+}
