@@ -288,6 +288,9 @@ pub struct NewSession {
     pub(crate) device: Device,
     pub(crate) anonymous: bool,
     pub(crate) login_epoch: Option<LoginEpoch>,
+    /// When the user last proved who they are, if not at this session's creation (ms): an
+    /// impersonation carries the admin's last proof through, never renewing it.
+    pub(crate) proved_at_ms: Option<u64>,
 }
 
 impl NewSession {
@@ -304,6 +307,7 @@ impl NewSession {
             device: Device::default(),
             anonymous: false,
             login_epoch: None,
+            proved_at_ms: None,
         }
     }
 
@@ -615,7 +619,7 @@ impl Record {
             deadline_ms: now + absolute_ms,
             last_seen_ms: now,
             created_ms: now,
-            auth_time_ms: now,
+            auth_time_ms: new.proved_at_ms.map_or(now, |at| at.min(now)),
             user_id: new.user_id,
             device: new.device,
             authz: new.authz,

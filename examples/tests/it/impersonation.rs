@@ -169,6 +169,20 @@ async fn impersonation_is_time_boxed_fresh_only_and_never_gains_rights() {
         .await
         .assert_error(401, "reauthentication_required");
 
+    // Stopping proves nothing: back in their own session the admin is as fresh as when the
+    // impersonation began (1.2 s ago here: stale), not renewed.
+    let admin = c.login_ok(ADMIN.0, ADMIN.1).await;
+    let res = impersonate(&c, &admin, ALICE.0).await;
+    res.assert_status(200);
+    let acting = c.new_cookie(&res).expect("impersonation cookie");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let res = c.post_empty("/impersonation/stop", Some(&acting)).await;
+    res.assert_status(200);
+    let back = c.new_cookie(&res).expect("the admin's own session");
+    impersonate(&c, &back, ALICE.0)
+        .await
+        .assert_error(401, "reauthentication_required");
+
     // Time-boxed: 2 s after it started, the impersonation session is over.
     let admin = c.login_ok(ADMIN.0, ADMIN.1).await;
     let res = impersonate(&c, &admin, ALICE.0).await;

@@ -332,9 +332,11 @@ impl AuthSession {
                 "{right:?}, which the impersonated user has, for the admin too"
             )));
         }
-        let (token, session) = self
-            .replace_session(target.impersonated_by(admin.user_id()))
-            .await?;
+        // The admin's last proof goes with them (an impersonation session is never fresh
+        // itself): back in their own session they are as fresh as before, not renewed.
+        let mut target = target.impersonated_by(admin.user_id());
+        target.proved_at_ms = Some(admin.record.auth_time_ms);
+        let (token, session) = self.replace_session(target).await?;
         tracing::info!(
             target: "session_audit",
             event = "impersonation_started",
@@ -351,14 +353,15 @@ impl AuthSession {
 
     /// Stops impersonating: ends this impersonation session and starts `admin`'s own session
     /// again (a new one, with a new token the cookie carries; build it as at the admin's login,
-    /// [`SessionStore::new_login`](crate::SessionStore::new_login)). Both users' histories
-    /// record `impersonation_ended`.
+    /// [`SessionStore::new_login`](crate::SessionStore::new_login)). It is as fresh as the
+    /// admin's session was when the impersonation began, not renewed: stopping proves nothing.
+    /// Both users' histories record `impersonation_ended`.
     ///
     /// # Errors
     /// [`Error::Forbidden`] when this session is not an impersonation;
     /// [`Error::InvalidInput`] when `admin` is not the impersonator; [`Error::NotFound`]
     /// without a login session; [`Error::LoginSuperseded`]; [`Error::Unavailable`].
-    pub async fn end_impersonation(&mut self, admin: NewSession) -> Result<Session> {
+    pub async fn end_impersonation(&mut self, mut admin: NewSession) -> Result<Session> {
         let session = self.current()?.clone();
         let Some(by) = session.impersonated_by() else {
             return Err(Error::Forbidden("an impersonation session".into()));
@@ -368,6 +371,8 @@ impl AuthSession {
                 "the session to return to is the impersonator's".into(),
             ));
         }
+        // As fresh as the admin was when the impersonation began: stopping proves nothing.
+        admin.proved_at_ms = Some(session.record.auth_time_ms);
         let (token, own) = self.replace_session(admin).await?;
         tracing::info!(
             target: "session_audit",
@@ -452,8 +457,19 @@ impl AuthSession {
                 "session ended"
             );
             if existed {
-                let entry = HistoryEntry::of_device(LoginEvent::Logout, &session.record.device);
-                self.record(session.user_id(), entry).await;
+                match session.impersonated_by() {
+                    // Logging out of an impersonation ends it: both histories say so.
+                    Some(admin) => {
+                        let ended = LoginEvent::ImpersonationEnded;
+                        let entry = HistoryEntry::of_device(ended, &session.record.device);
+                        self.record_both(session.user_id(), admin, entry).await;
+                    }
+                    None => {
+                        let logout = LoginEvent::Logout;
+                        let entry = HistoryEntry::of_device(logout, &session.record.device);
+                        self.record(session.user_id(), entry).await;
+                    }
+                }
             }
         }
         let was_login = login.is_some() || (self.known.is_err() && existed);
