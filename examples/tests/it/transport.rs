@@ -305,15 +305,7 @@ async fn a_session_revoked_by_its_handle_is_refused_to_a_bearer_client() {
         let name = user("rev", by);
         let me = revoker.new_user(&name, "a-long-password-1").await;
         let target = victim.login(&name, "a-long-password-1").await;
-        let list = revoker.get("/sessions", &me).await;
-        list.assert_status(200);
-        let id = list
-            .body
-            .as_array()
-            .and_then(|l| l.iter().find(|s| s["current"] == false))
-            .and_then(|s| s["id"].as_str())
-            .expect("the other session listed")
-            .to_owned();
+        let id = other_session_id(&revoker.get("/sessions", &me).await);
         revoker
             .delete(&format!("/sessions/{id}"), &me)
             .await

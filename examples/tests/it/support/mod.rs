@@ -815,15 +815,7 @@ impl Client {
     /// `DELETE /sessions/{id}` of the one other session `cookie`'s `GET /sessions` lists
     /// (panics unless it answers 204).
     pub async fn end_other_session(&self, cookie: &Cookie) {
-        let list = self.get("/sessions", Some(cookie)).await;
-        list.assert_status(200);
-        let id = list
-            .body
-            .as_array()
-            .and_then(|l| l.iter().find(|s| s["current"] == false))
-            .and_then(|s| s["id"].as_str())
-            .expect("another session's id")
-            .to_owned();
+        let id = other_session_id(&self.get("/sessions", Some(cookie)).await);
         self.delete(&format!("/sessions/{id}"), Some(cookie))
             .await
             .assert_status(204);
@@ -836,6 +828,18 @@ impl Client {
 }
 
 /// The seeded accounts.
+/// The id of the one session a `GET /sessions` answer lists as not the current one (panics
+/// unless it answered 200 with one).
+pub fn other_session_id(list: &Resp) -> String {
+    list.assert_status(200);
+    list.body
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["current"] == false))
+        .and_then(|s| s["id"].as_str())
+        .expect("another session listed")
+        .to_owned()
+}
+
 pub const ALICE: (&str, &str) = ("alice", "alice-password");
 pub const ADMIN: (&str, &str) = ("admin", "admin-password");
 
