@@ -361,6 +361,11 @@ async fn me(user: CurrentUser) -> HttpResponse {
     json(api::me(&user))
 }
 
+#[device_bound]
+async fn bound_only(user: CurrentUser) -> HttpResponse {
+    json(api::bound_only(&user))
+}
+
 #[has_role("ADMIN")]
 async fn admin(user: CurrentUser) -> HttpResponse {
     json(api::admin(&user))
@@ -463,6 +468,7 @@ pub fn app(
         .service(resource("/reauth").route(web::post().to(reauth)))
         .service(resource("/reauth/passkey").route(web::post().to(reauth_passkey)))
         .service(resource("/vault").route(web::get().to(vault)))
+        .service(resource("/bound-only").route(web::get().to(bound_only)))
         .service(resource("/admin/impersonate/{username}").route(web::post().to(impersonate)))
         .service(resource("/impersonation/stop").route(web::post().to(stop_impersonation)))
         .service(resource("/password").route(web::put().to(change_password)))
@@ -528,10 +534,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let store: std::sync::Arc<dyn SessionStore> = state.store.clone();
     // The contract's API and mobile clients: the token in `Authorization: Bearer` too.
-    let sessions = SessionMiddleware::new(store)
+    let mut sessions = SessionMiddleware::new(store)
         .with_cookie(cookie)
         .with_bearer(BearerConfig::default())
         .with_csrf(csrf);
+    if let Some(dbsc) = state.dbsc.clone() {
+        // The registration and refresh endpoints are the middleware's own.
+        sessions = sessions.with_dbsc(dbsc);
+    }
     let state = Data::new(state);
     let server = HttpServer::new(move || app(state.clone(), sessions.clone(), timeouts.body))
         // The head only: actix-web has no deadline for the body (that is `body_limits`'s).

@@ -464,6 +464,11 @@ pub async fn reauth_passkey(
     Ok(with_issued_token(auth, answer))
 }
 
+/// `GET /bound-only` (a device-bound session): who is asking.
+pub fn bound_only(user: &CurrentUser) -> Value {
+    json!({ "username": user.user_id() })
+}
+
 /// `GET /vault` (login required): only for a session whose last proof within `STEP_UP_SECS`
 /// was a passkey; a fresh password is not enough.
 ///
@@ -653,6 +658,7 @@ pub async fn list_sessions(auth: &AuthSession) -> Result<Value, ApiError> {
                     "remembered": s.remembered,
                     "new_device": s.new_device,
                     "impersonated_by": s.impersonated_by,
+                    "bound": s.bound,
                 })
             })
             .collect(),

@@ -64,6 +64,8 @@ pub struct AppState {
     pub password_queue: PasswordQueue,
     /// How long a session counts as freshly authenticated (`STEP_UP_SECS`).
     pub step_up: std::time::Duration,
+    /// Device Bound Session Credentials (`DBSC`, `DBSC_COOKIE_SECS`); `None`: off.
+    pub dbsc: Option<session_core::web::DbscConfig>,
     /// What `GET /metrics` serves; `None`: no recorder installed, `/metrics` is 404.
     pub metrics: Option<setup::Metrics>,
 }
@@ -75,6 +77,7 @@ pub struct AppState {
 pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpService {
     use routes::*;
     let store: Arc<dyn SessionStore> = state.store.clone();
+    let dbsc = state.dbsc.clone();
     let router = Router::new()
         .route("/livez", get(livez))
         .route("/health", get(health))
@@ -85,6 +88,7 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpServi
         .route("/reauth", post(reauth))
         .route("/reauth/passkey", post(reauth_passkey))
         .route("/vault", get(vault))
+        .route("/bound-only", get(bound_only))
         .route("/admin/impersonate/{username}", post(impersonate))
         .route("/impersonation/stop", post(stop_impersonation))
         .route("/password", put(change_password))
@@ -118,10 +122,14 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpServi
     // answer gets its caching headers (no-store for a request with a session cookie, Vary: Cookie).
     // The contract's API and mobile clients: the token in `Authorization: Bearer` too (the
     // HTML app, `web::app`, keeps the cookie only).
-    let sessions = SessionLayer::new(store)
+    let mut sessions = SessionLayer::new(store)
         .with_cookie(cookie)
         .with_bearer(BearerConfig::default())
         .with_csrf(csrf);
+    if let Some(dbsc) = dbsc {
+        // The registration and refresh endpoints are the layer's own.
+        sessions = sessions.with_dbsc(dbsc);
+    }
     BoxCloneService::new(sessions.layer(router.into_service()))
 }
 

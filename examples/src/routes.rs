@@ -134,6 +134,12 @@ pub async fn vault(
     Ok(Json(api::vault(&state, &user)?))
 }
 
+/// `GET /bound-only`: a device-bound session only (DBSC).
+#[device_bound]
+pub async fn bound_only(user: CurrentUser) -> Json<Value> {
+    Json(api::bound_only(&user))
+}
+
 /// `POST /admin/impersonate/{username}`.
 #[has_role("ADMIN")]
 pub async fn impersonate(

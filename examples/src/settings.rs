@@ -59,6 +59,9 @@ pub struct Settings {
     /// memory, kept true by Redis's invalidations (`RedisStore::with_cache`; one Redis server
     /// only).
     pub session_cache: bool,
+    /// `DBSC` (`true`/`false`, default false): offer Device Bound Session Credentials at login;
+    /// `DBSC_COOKIE_SECS` (default 600): how long a bound credential lasts. `None`: off.
+    pub dbsc: Option<Duration>,
 }
 
 impl Settings {
@@ -115,6 +118,11 @@ impl Settings {
             None | Some("true") | Some("1") => true,
             Some("false") | Some("0") => false,
             Some(v) => return Err(format!("COOKIE_SECURE={v:?}: expected true or false")),
+        };
+        let dbsc = match get("DBSC").as_deref().map(str::trim) {
+            None | Some("false") | Some("0") => None,
+            Some("true") | Some("1") => Some(secs("DBSC_COOKIE_SECS", 600)?),
+            Some(v) => return Err(format!("DBSC={v:?}: expected true or false")),
         };
         let session_cache = match get("SESSION_CACHE").as_deref().map(str::trim) {
             None | Some("on") | Some("true") | Some("1") => true,
@@ -201,6 +209,7 @@ impl Settings {
             step_up: secs("STEP_UP_SECS", 300)?,
             allowed_origins,
             session_cache,
+            dbsc,
         })
     }
 }
@@ -249,6 +258,7 @@ mod tests {
             ("SESSION_IDLE_SECS", "-1"),
             ("SESSION_ABSOLUTE_SECS", "0"),
             ("COOKIE_SECURE", "maybe"),
+            ("DBSC", "yes"),
             ("DEMO_ADDR", "nowhere"),
             ("LOGIN_MAX_FAILURES", "x"),
             ("LOGIN_QUEUE_MAX", "0"),

@@ -98,6 +98,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
                     settings.login_queue_per_client,
                 ),
                 step_up: settings.step_up,
+                dbsc: dbsc_config(settings),
             }
         }
         None => {
@@ -118,6 +119,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, String> {
                     settings.login_queue_per_client,
                 ),
                 step_up: settings.step_up,
+                dbsc: dbsc_config(settings),
             }
         }
     };
@@ -287,4 +289,12 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// The DBSC settings (`DBSC`, `DBSC_COOKIE_SECS`): the default endpoints, the credential's
+/// lifetime as set.
+fn dbsc_config(settings: &Settings) -> Option<session_core::web::DbscConfig> {
+    settings
+        .dbsc
+        .map(|lifetime| session_core::web::DbscConfig::default().with_cookie_lifetime(lifetime))
 }

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::binding::DeviceBinding;
 use crate::error::{Error, Result};
 
 /// Longest session label (the login's `User-Agent`), in characters; longer ones are cut.
@@ -28,6 +29,8 @@ const REMEMBERED: u8 = 1;
 const NEW_DEVICE: u8 = 2;
 /// An impersonation session: the impersonator's user id (length-prefixed) follows the method.
 const IMPERSONATED: u8 = 4;
+/// A device-bound session (DBSC): the binding block ([`DeviceBinding`]) follows the impersonator.
+const BOUND: u8 = 8;
 
 /// The device part of a session record. The default (nothing known) encodes as no bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub(crate) struct Device {
     pub(crate) new_device: bool,
     /// For an impersonation session: the user id of the admin impersonating; empty otherwise.
     pub(crate) impersonator: String,
+    /// The session's device binding (DBSC), once the browser registered a key.
+    pub(crate) binding: Option<DeviceBinding>,
 }
 
 /// Checks an authentication method's name (empty: not said) before a store keeps it.
@@ -76,7 +81,8 @@ impl Device {
     }
 
     /// The encoded block (without its length): empty for the default, else
-    /// `flags, network tag (0, 4 or 6), network bytes (0, 3 or 6), method length, method, label`.
+    /// `flags, network tag (0, 4 or 6), network bytes (0, 3 or 6), method length, method,
+    /// [impersonator length, impersonator,] [binding,] label`.
     pub(crate) fn encode(&self) -> Vec<u8> {
         if *self == Self::default() {
             return Vec::new();
@@ -91,6 +97,9 @@ impl Device {
         }
         if !self.impersonator.is_empty() {
             flags |= IMPERSONATED;
+        }
+        if self.binding.is_some() {
+            flags |= BOUND;
         }
         out.push(flags);
         match self.network {
@@ -112,6 +121,9 @@ impl Device {
             out.push(self.impersonator.len().min(usize::from(u8::MAX)) as u8);
             out.extend_from_slice(self.impersonator.as_bytes());
         }
+        if let Some(binding) = &self.binding {
+            binding.encode(&mut out);
+        }
         out.extend_from_slice(self.label.as_bytes());
         out
     }
@@ -122,7 +134,7 @@ impl Device {
         let Some((&flags, rest)) = bytes.split_first() else {
             return Some(Self::default());
         };
-        if flags & !(REMEMBERED | NEW_DEVICE | IMPERSONATED) != 0 {
+        if flags & !(REMEMBERED | NEW_DEVICE | IMPERSONATED | BOUND) != 0 {
             return None;
         }
         let (&tag, rest) = rest.split_first()?;
@@ -150,7 +162,14 @@ impl Device {
         } else {
             ("", rest)
         };
+        let (binding, label) = if flags & BOUND != 0 {
+            let (binding, label) = DeviceBinding::decode(label)?;
+            (Some(binding), label)
+        } else {
+            (None, label)
+        };
         let device = Self {
+            binding,
             impersonator: impersonator.to_owned(),
             label: std::str::from_utf8(label).ok()?.to_owned(),
             network,
@@ -298,6 +317,7 @@ mod tests {
             remembered: true,
             new_device: true,
             impersonator: String::new(),
+            binding: None,
         };
         assert_eq!(Device::decode(&device.encode()), Some(device.clone()));
         let impersonated = Device {

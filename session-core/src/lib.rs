@@ -91,6 +91,7 @@
 pub mod actix;
 #[cfg(feature = "axum")]
 pub mod axum;
+mod binding;
 pub mod changes;
 mod clock;
 pub mod config;
@@ -121,6 +122,7 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __fuzz;
 
+pub use binding::DeviceBinding;
 pub use changes::DataChanges;
 pub use clock::Clock;
 #[doc(hidden)]
@@ -139,8 +141,8 @@ pub use token::{SessionHandle, SessionKey, Token, SESSION_KEY_BYTES};
 
 #[cfg(feature = "macros")]
 pub use session_macros::{
-    fresh_login, has_all_permissions, has_all_roles, has_any_permission, has_any_role,
-    has_permission, has_role, login_required,
+    device_bound, fresh_login, has_all_permissions, has_all_roles, has_any_permission,
+    has_any_role, has_permission, has_role, login_required,
 };
 
 /// The names most applications need: `use session_core::prelude::*;`. Each is documented at
@@ -160,8 +162,8 @@ pub mod prelude {
     #[cfg(feature = "macros")]
     #[doc(no_inline)]
     pub use crate::{
-        fresh_login, has_all_permissions, has_all_roles, has_any_permission, has_any_role,
-        has_permission, has_role, login_required,
+        device_bound, fresh_login, has_all_permissions, has_all_roles, has_any_permission,
+        has_any_role, has_permission, has_role, login_required,
     };
     #[doc(no_inline)]
     pub use crate::{
@@ -175,8 +177,8 @@ pub mod prelude {
 pub mod __private {
     pub use crate::web::guard::Guard;
     pub use crate::web::requirement::{
-        AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, FreshLogin, LCons, LNil, Login, Nil,
-        Requirement, TypeStr, TypeStrList,
+        AllPermissions, AllRoles, AnyPermission, AnyRole, Ch, DeviceBound, FreshLogin, LCons, LNil,
+        Login, Nil, Requirement, TypeStr, TypeStrList,
     };
 }
 

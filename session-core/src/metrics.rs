@@ -40,6 +40,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tracing::Instrument as _;
 
+use crate::binding::DeviceBinding;
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
 use crate::ended::EndReason;
@@ -102,6 +103,7 @@ enum Op {
     Reauthenticate,
     Delete,
     EndReason,
+    BindDevice,
     List,
     DeleteUserSession,
     DeleteUserSessions,
@@ -116,7 +118,7 @@ enum Op {
 }
 
 impl Op {
-    const COUNT: usize = 21;
+    const COUNT: usize = 22;
 
     fn name(self) -> &'static str {
         match self {
@@ -130,6 +132,7 @@ impl Op {
             Op::Reauthenticate => "reauthenticate",
             Op::Delete => "delete",
             Op::EndReason => "end_reason",
+            Op::BindDevice => "bind_device",
             Op::List => "list",
             Op::DeleteUserSession => "delete_user_session",
             Op::DeleteUserSessions => "delete_user_sessions",
@@ -322,6 +325,20 @@ impl<S: SessionStore> SessionStore for Metered<S> {
         self.measured(Op::EndReason, self.inner.end_reason(token), |r| {
             found(r.is_some())
         })
+        .await
+    }
+
+    async fn bind_device(
+        &self,
+        token: &Token,
+        read: &Session,
+        binding: &DeviceBinding,
+    ) -> Result<bool> {
+        self.measured(
+            Op::BindDevice,
+            self.inner.bind_device(token, read, binding),
+            |r| found(*r),
+        )
         .await
     }
 

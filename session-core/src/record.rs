@@ -921,6 +921,14 @@ impl Session {
         Some(self.record.device.impersonator.as_str()).filter(|a| !a.is_empty())
     }
 
+    /// Whether the session is **bound to a device** (DBSC, `SessionLayer::with_dbsc`): the
+    /// browser registered a key it keeps in hardware, and each request must carry the
+    /// short-lived credential only that key can renew, so a copied cookie stops working
+    /// within minutes. `#[device_bound]` requires it.
+    pub fn is_device_bound(&self) -> bool {
+        self.record.device.binding.is_some()
+    }
+
     /// Whether the login came from a **new device**: the user's login history holds an
     /// earlier successful login, and none from this browser, system and network
     /// ([`AuthSession::login`](crate::web::AuthSession::login) decides it). An application tells
@@ -998,6 +1006,7 @@ impl Session {
             remembered: device.remembered,
             new_device: device.new_device,
             impersonated_by: self.impersonated_by().map(str::to_owned),
+            bound: self.is_device_bound(),
             current: false,
         }
     }
@@ -1065,6 +1074,9 @@ pub struct SessionInfo {
     /// For an impersonation session, the admin acting as the user
     /// ([`NewSession::impersonated_by`]): the list shows it for what it is.
     pub impersonated_by: Option<String>,
+    /// Whether the session is bound to a device (DBSC, [`Session::is_device_bound`]): its
+    /// cookie is useless on another machine.
+    pub bound: bool,
     /// Whether this is the session of the request that asked
     /// ([`AuthSession::sessions`](crate::web::AuthSession::sessions) sets it; a store's own
     /// listing does not know).
@@ -1222,6 +1234,7 @@ mod tests {
             remembered: true,
             new_device: false,
             impersonator: String::new(),
+            binding: None,
         };
         r.data.insert("k", "v").unwrap();
         let bytes = r.encode().unwrap();

@@ -11,6 +11,7 @@ pub(crate) use rules::is_kept;
 
 use async_trait::async_trait;
 
+use crate::binding::DeviceBinding;
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
 use crate::ended::EndReason;
@@ -255,6 +256,25 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Error::Unavailable`](crate::Error::Unavailable).
     async fn end_reason(&self, token: &Token) -> Result<Option<EndReason>>;
 
+    /// Binds the session `token` names to a device (DBSC): its binding becomes `binding`, if
+    /// the session is live and its binding is still the one `read` (the session as the caller
+    /// loaded it) has. A compare-and-set: of two refreshes racing over one session, one wins
+    /// and the other gets `false`, so a challenge is accepted once. Nothing else of the session
+    /// changes (data, roles, deadline, idle expiry).
+    ///
+    /// The request core's DBSC endpoints call this (`SessionLayer::with_dbsc`); an application
+    /// has no reason to.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable); [`Error::Corrupt`](crate::Error::Corrupt)
+    /// for a stored value that is not a session record.
+    async fn bind_device(
+        &self,
+        token: &Token,
+        read: &Session,
+        binding: &DeviceBinding,
+    ) -> Result<bool>;
+
     /// The live sessions of `user_id`, the most recently used first (as a "your devices" page
     /// lists them). Ended sessions are pruned from the index on the way.
     ///
@@ -382,6 +402,14 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     }
     async fn end_reason(&self, token: &Token) -> Result<Option<EndReason>> {
         (**self).end_reason(token).await
+    }
+    async fn bind_device(
+        &self,
+        token: &Token,
+        read: &Session,
+        binding: &DeviceBinding,
+    ) -> Result<bool> {
+        (**self).bind_device(token, read, binding).await
     }
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         (**self).list_user_sessions(user_id).await

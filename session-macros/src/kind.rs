@@ -1,10 +1,11 @@
-//! The eight guard attributes: their names, what they take, and which guard they inject.
+//! The nine guard attributes: their names, what they take, and which guard they inject.
 
 /// Which attribute is being expanded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     LoginRequired,
     FreshLogin,
+    DeviceBound,
     HasRole,
     HasAnyRole,
     HasAllRoles,
@@ -55,6 +56,7 @@ impl Kind {
         match self {
             Kind::LoginRequired => "login_required",
             Kind::FreshLogin => "fresh_login",
+            Kind::DeviceBound => "device_bound",
             Kind::HasRole => "has_role",
             Kind::HasAnyRole => "has_any_role",
             Kind::HasAllRoles => "has_all_roles",
@@ -67,7 +69,7 @@ impl Kind {
     /// What the attribute's strings are; `None` for `#[login_required]`.
     pub(crate) fn noun(self) -> Option<Noun> {
         match self {
-            Kind::LoginRequired | Kind::FreshLogin => None,
+            Kind::LoginRequired | Kind::FreshLogin | Kind::DeviceBound => None,
             Kind::HasRole | Kind::HasAnyRole | Kind::HasAllRoles => Some(Noun::Role),
             Kind::HasPermission | Kind::HasAnyPermission | Kind::HasAllPermissions => {
                 Some(Noun::Permission)
@@ -78,7 +80,7 @@ impl Kind {
     /// How many strings the attribute takes.
     pub(crate) fn arity(self) -> Arity {
         match self {
-            Kind::LoginRequired | Kind::FreshLogin => Arity::None,
+            Kind::LoginRequired | Kind::FreshLogin | Kind::DeviceBound => Arity::None,
             Kind::HasRole | Kind::HasPermission => Arity::One,
             _ => Arity::Many,
         }
@@ -89,6 +91,7 @@ impl Kind {
         match self {
             Kind::LoginRequired => "Login",
             Kind::FreshLogin => "FreshLogin",
+            Kind::DeviceBound => "DeviceBound",
             Kind::HasRole | Kind::HasAnyRole => "AnyRole",
             Kind::HasAllRoles => "AllRoles",
             Kind::HasPermission | Kind::HasAnyPermission => "AnyPermission",
@@ -101,6 +104,7 @@ impl Kind {
         match self {
             Kind::LoginRequired => "#[login_required]",
             Kind::FreshLogin => "#[fresh_login(max_age = \"5m\")]",
+            Kind::DeviceBound => "#[device_bound]",
             Kind::HasRole => "#[has_role(\"ADMIN\")]",
             Kind::HasAnyRole => "#[has_any_role(\"ADMIN\", \"SUPPORT\")]",
             Kind::HasAllRoles => "#[has_all_roles(\"ADMIN\", \"SUPPORT\")]",

@@ -105,6 +105,29 @@ pub fn login_required(args: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::LoginRequired, args, item)
 }
 
+/// Rejects the request unless its session is **bound to its device** (Device Bound Session
+/// Credentials: the browser keeps the session's key in hardware, so a copied cookie stops
+/// working within minutes): 403 with `device_binding_required` for a session that is not
+/// (a browser without DBSC: the route refuses it, every other route keeps working), 401
+/// without a live session or a bound session without its current credential. Needs
+/// `SessionLayer::with_dbsc` / `SessionMiddleware::with_dbsc` for sessions to get bound.
+///
+/// Takes no arguments (except the [`crate` option](crate#the-crate-option)).
+///
+/// ```rust,ignore
+/// use session_core::web::CurrentUser;
+/// use session_core::prelude::*;
+///
+/// #[device_bound]
+/// async fn transfer(user: CurrentUser) -> String {
+///     format!("{} sent the money", user.user_id())
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn device_bound(args: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::DeviceBound, args, item)
+}
+
 /// Rejects the request unless its session's user entered the password at most `max_age` ago
 /// (at login or at the last re-authentication): for sensitive operations such as a password
 /// change (ASVS 7.5). The refusal is 401 with `reauthentication_required`, distinct from the 401

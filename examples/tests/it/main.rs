@@ -12,6 +12,7 @@ mod browser;
 mod cache;
 mod contract;
 mod cross_framework;
+mod dbsc;
 mod devices;
 mod ended;
 mod expiry;

@@ -81,6 +81,7 @@ async fn a_failed_account_update_leaves_no_session_with_the_removed_role() {
         password_queue: PasswordQueue::new(4, 4),
         step_up: std::time::Duration::from_secs(300),
         metrics: None,
+        dbsc: None,
     };
     let service = app(
         state,

@@ -152,6 +152,30 @@ impl SessionMiddleware {
         }
     }
 
+    /// Offers Device Bound Session Credentials (feature `dbsc`), as
+    /// `SessionLayer::with_dbsc` does for axum: a login's answer asks the browser to bind the
+    /// new session to a key it keeps in hardware, and this middleware answers the registration
+    /// and refresh endpoints of `config` itself (no routes to add).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::actix::SessionMiddleware;
+    /// use session_core::web::DbscConfig;
+    /// use session_core::{MemoryStore, SessionConfig};
+    ///
+    /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    /// let middleware = SessionMiddleware::new(store).with_dbsc(DbscConfig::default());
+    /// # let _ = middleware;
+    /// ```
+    #[cfg(feature = "dbsc")]
+    #[must_use]
+    pub fn with_dbsc(self, config: crate::web::DbscConfig) -> Self {
+        Self {
+            shared: self.shared.with_dbsc(config),
+            ..self
+        }
+    }
+
     /// Replaces the JSON rejection with your own response, for example a redirect to the login
     /// page for HTML apps. It answers every [`Rejection`] of a request under the middleware:
     /// the CSRF check's, the guards', the extractors', and a handler's `Err(Rejection)` or
@@ -272,7 +296,19 @@ where
         let rejection = self.rejection.clone();
         let inner = Rc::clone(&self.inner);
         let shared = Arc::clone(&self.shared);
+        #[cfg(feature = "dbsc")]
+        let endpoint = ctx
+            .dbsc()
+            .and_then(|dbsc| dbsc.endpoint(req.method().as_str(), req.path()));
         Box::pin(async move {
+            #[cfg(feature = "dbsc")]
+            if let Some(endpoint) = endpoint {
+                let answer = dbsc_response(endpoint, &ctx, &req, rejection.as_ref()).await;
+                let mut res = req.into_response(answer).map_into_right_body();
+                let status = res.status().as_u16();
+                finish(ctx.outgoing(status), res.headers_mut(), &shared);
+                return Ok(res);
+            }
             if ctx.carries_session() {
                 // The outcome stays in the context; an unavailable store is the guards' 503.
                 let _ = ctx.session().await;
@@ -324,6 +360,7 @@ fn finish(outgoing: Outgoing, headers: &mut HeaderMap, shared: &Shared) {
         set_cookie,
         no_store,
         challenge,
+        registration,
     } = outgoing;
     if no_store {
         // An answer for one session, or one that hands out or ends a session, must never be
@@ -343,7 +380,56 @@ fn finish(outgoing: Outgoing, headers: &mut HeaderMap, shared: &Shared) {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
     }
+    if let Some(value) = registration.and_then(|r| HeaderValue::from_str(&r).ok()) {
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static("secure-session-registration"),
+            value,
+        );
+    }
     add_vary(headers, shared);
+}
+
+/// The answer of a DBSC endpoint (`crate::web::dbsc`): the instructions as JSON, or the
+/// refusal (through the app's rejection handler, if it has one), with the headers the endpoint
+/// adds.
+#[cfg(feature = "dbsc")]
+async fn dbsc_response(
+    endpoint: crate::web::dbsc::Endpoint,
+    ctx: &RequestSession,
+    req: &ServiceRequest,
+    handler: Option<&RejectionHandler>,
+) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    let headers = req.headers();
+    let one = |name: &str| {
+        let mut values = headers.get_all(name);
+        match (values.next(), values.next()) {
+            (Some(value), None) => Some(value.as_bytes()),
+            _ => None,
+        }
+    };
+    let reply = crate::web::dbsc::answer(endpoint, ctx, one).await;
+    let mut res = match reply.outcome {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
+        Err(rejection) => match handler {
+            Some(handler) => {
+                crate::web::count_rejection(&rejection);
+                crate::web::in_rejection_handler(|| handler(rejection, req.request()))
+            }
+            None => rejection.error_response(),
+        },
+    };
+    for (name, value) in reply.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            res.headers_mut().append(
+                actix_web::http::header::HeaderName::from_static(name),
+                value,
+            );
+        }
+    }
+    res
 }
 
 /// Adds `Cookie` (and the bearer header) to the answer's `Vary`, unless there already (or

@@ -161,6 +161,30 @@ impl SessionLayer {
         }
     }
 
+    /// Offers Device Bound Session Credentials (feature `dbsc`): a login's answer asks the
+    /// browser to bind the new session to a key it keeps in hardware, and this layer answers
+    /// the registration and refresh endpoints of `config` itself (no routes to add). A
+    /// browser without DBSC keeps an ordinary session; `#[device_bound]` routes refuse it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::axum::SessionLayer;
+    /// use session_core::web::DbscConfig;
+    /// use session_core::{MemoryStore, SessionConfig};
+    ///
+    /// let store = Arc::new(MemoryStore::new(SessionConfig::default()));
+    /// let layer = SessionLayer::new(store).with_dbsc(DbscConfig::default());
+    /// # let _ = layer;
+    /// ```
+    #[cfg(feature = "dbsc")]
+    #[must_use]
+    pub fn with_dbsc(self, config: crate::web::DbscConfig) -> Self {
+        Self {
+            shared: self.shared.with_dbsc(config),
+            ..self
+        }
+    }
+
     /// Replaces the JSON rejection with your own response, for example a redirect to the login
     /// page for HTML apps. It answers every [`Rejection`] of a request under the layer: the
     /// CSRF check's, the guards', the extractors', a [`Require`](crate::web::Require) route
@@ -279,7 +303,19 @@ where
         // The clone is the one that was driven to readiness; keep a fresh clone for next time.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        #[cfg(feature = "dbsc")]
+        let endpoint = ctx
+            .dbsc()
+            .and_then(|dbsc| dbsc.endpoint(req.method().as_str(), req.uri().path()));
         Box::pin(async move {
+            #[cfg(feature = "dbsc")]
+            let mut res = match endpoint {
+                Some(endpoint) => dbsc_response(endpoint, &ctx, req.headers())
+                    .await
+                    .map(R::from),
+                None => inner.call(req).await?,
+            };
+            #[cfg(not(feature = "dbsc"))]
             let mut res = inner.call(req).await?;
             if let Some((handler, parts)) = custom {
                 if let Some(Rejected(rejection)) = res.extensions_mut().remove::<Rejected>() {
@@ -293,6 +329,7 @@ where
                 set_cookie,
                 no_store,
                 challenge,
+                registration,
             } = ctx.outgoing(res.status().as_u16());
             let headers = res.headers_mut();
             if no_store {
@@ -309,6 +346,9 @@ where
                         "could not build the Set-Cookie header (check the cookie name)"
                     ),
                 }
+            }
+            if let Some(value) = registration.and_then(|r| HeaderValue::from_str(&r).ok()) {
+                headers.insert("secure-session-registration", value);
             }
             if let Some(challenge) = challenge {
                 if !headers.contains_key(WWW_AUTHENTICATE) {
@@ -356,6 +396,35 @@ fn add_vary(headers: &mut http::HeaderMap, shared: &Shared) {
             }
         }
     }
+}
+
+/// The answer of a DBSC endpoint (`crate::web::dbsc`): the instructions as JSON, or the
+/// refusal as any rejection (so the app's rejection handler applies), with the headers the
+/// endpoint adds.
+#[cfg(feature = "dbsc")]
+async fn dbsc_response(
+    endpoint: crate::web::dbsc::Endpoint,
+    ctx: &RequestSession,
+    headers: &http::HeaderMap,
+) -> Response {
+    let one = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => Some(value.as_bytes()),
+            _ => None,
+        }
+    };
+    let reply = crate::web::dbsc::answer(endpoint, ctx, one).await;
+    let mut res = match reply.outcome {
+        Ok(body) => ([(http::header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(rejection) => rejection.into_response(),
+    };
+    for (name, value) in reply.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            res.headers_mut().append(name, value);
+        }
+    }
+    res
 }
 
 /// A copy of the request's method, URI, version and headers, for the rejection handler.

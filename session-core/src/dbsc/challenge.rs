@@ -46,6 +46,11 @@ impl Challenge {
         Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
+    /// A challenge made elsewhere in the crate (a session's timed challenges, `binding.rs`).
+    pub(crate) fn from_issued(text: String) -> Self {
+        Self(text)
+    }
+
     /// The challenge's text, as sent in the headers and expected in a proof's `jti`.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -90,8 +90,8 @@ pub fn challenge_header(challenge: &Challenge, session_id: &str) -> Result<Heade
     header_value(text)
 }
 
-/// The proof (a compact JWS) in a `Secure-Session-Response` value, which must be one
-/// structured-field string (its parameters are ignored, as the spec says). The proof itself is
+/// The proof (a compact JWS) in a `Secure-Session-Response` value: one structured-field string,
+/// or a token as Chromium sends it (its parameters are ignored, as the spec says). The proof itself is
 /// checked by [`verify_registration`](super::verify_registration) or
 /// [`verify_refresh`](super::verify_refresh).
 ///
@@ -102,7 +102,9 @@ pub fn challenge_header(challenge: &Challenge, session_id: &str) -> Result<Heade
 /// use session_core::dbsc::{parse_response_header, DbscError};
 ///
 /// assert_eq!(parse_response_header(r#""eyJ.eyJ.sig";p=1"#)?, "eyJ.eyJ.sig");
-/// assert!(matches!(parse_response_header("eyJ.eyJ.sig"), Err(DbscError::MalformedHeader(_))));
+/// // Bare, as Chromium sends it (a structured-field token).
+/// assert_eq!(parse_response_header("eyJ.eyJ.sig")?, "eyJ.eyJ.sig");
+/// assert!(matches!(parse_response_header("\"eyJ"), Err(DbscError::MalformedHeader(_))));
 /// # Ok::<(), DbscError>(())
 /// ```
 ///
@@ -119,7 +121,8 @@ pub fn parse_response_header(value: impl AsRef<[u8]>) -> Result<String, DbscErro
 /// use session_core::dbsc::parse_session_id_header;
 ///
 /// assert_eq!(parse_session_id_header(r#""session 1""#)?, "session 1");
-/// assert!(parse_session_id_header("session").is_err());
+/// assert_eq!(parse_session_id_header("s1")?, "s1"); // bare, as Chromium sends it
+/// assert!(parse_session_id_header("1 2").is_err());
 /// # Ok::<(), session_core::dbsc::DbscError>(())
 /// ```
 ///
@@ -135,6 +138,10 @@ fn parse_string_item(value: &[u8], header: &'static str) -> Result<String, DbscE
         .map_err(|_| DbscError::MalformedHeader(header))?;
     match item.bare_item {
         BareItem::String(text) => Ok(text.into()),
+        // Chromium (156, observed) sends the proof and the session identifier bare, as
+        // structured-field tokens (a JWS is one: it starts with a letter and holds only
+        // base64url characters and dots); the spec's examples quote them. Both are read.
+        BareItem::Token(token) => Ok(token.as_str().to_owned()),
         _ => Err(DbscError::MalformedHeader(header)),
     }
 }
@@ -188,15 +195,19 @@ mod tests {
     }
 
     #[test]
-    fn string_items_parse_and_everything_else_is_refused() {
+    fn string_and_token_items_parse_and_everything_else_is_refused() {
         assert_eq!(parse_session_id_header(r#" "a\"b" "#).unwrap(), "a\"b");
+        assert_eq!(parse_response_header("a").unwrap(), "a");
+        assert_eq!(
+            parse_response_header("eyJ-_.eyJ.x_-").unwrap(),
+            "eyJ-_.eyJ.x_-"
+        );
         assert_eq!(
             parse_session_id_header(r#""a";x=?1;y=:AQ==:;z=@1"#).unwrap(),
             "a"
         );
         for bad in [
             "",
-            "a",
             "1",
             "?1",
             ":AQ==:",

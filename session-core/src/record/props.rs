@@ -77,6 +77,7 @@ fn record() -> impl Strategy<Value = Record> {
                         remembered,
                         new_device,
                         impersonator: String::new(),
+                        binding: None,
                     },
                     authz: Authz {
                         roles: normalized(r),

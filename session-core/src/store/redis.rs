@@ -78,9 +78,10 @@ use self::replies::{decode_logged, listed_sessions};
 #[cfg(feature = "throttle")]
 use self::writes::CounterKeys;
 use self::writes::{Feature, Link};
+use crate::binding::DeviceBinding;
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
-use crate::device::check_proof_method;
+use crate::device::{check_proof_method, Device};
 use crate::ended::EndReason;
 use crate::error::{Error, Result};
 use crate::history::{HistoryEntry, LoginEvent};
@@ -454,6 +455,25 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, token: &Token) -> Result<bool> {
         self.engine.delete(&self.link, token.key()).await
+    }
+
+    async fn bind_device(
+        &self,
+        token: &Token,
+        read: &Session,
+        binding: &DeviceBinding,
+    ) -> Result<bool> {
+        if token.deadline_ms() <= self.now_ms() {
+            return Ok(false);
+        }
+        let device = &read.record.device;
+        let bound = Device {
+            binding: Some(binding.clone()),
+            ..device.clone()
+        };
+        self.one_key
+            .bind_device(&self.link, token, &device.encode(), &bound.encode())
+            .await
     }
 
     async fn end_reason(&self, token: &Token) -> Result<Option<EndReason>> {

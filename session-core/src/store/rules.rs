@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::binding::DeviceBinding;
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
 use crate::device::check_proof_method;
@@ -422,6 +423,34 @@ impl<S: Storage> SessionStore for S {
         })
         .await?;
         Ok(was_live)
+    }
+
+    async fn bind_device(
+        &self,
+        token: &Token,
+        read: &Session,
+        binding: &DeviceBinding,
+    ) -> Result<bool> {
+        let config = Storage::config(self);
+        let key = token.key();
+        let expected = &read.record.device.binding;
+        let mut bound = false;
+        self.session(&key, &mut |list| {
+            let now = config.clock().now_ms();
+            bound = false;
+            let live = list
+                .iter_mut()
+                .find(|s| s.key == key && is_live(&s.record, now, config));
+            if let Some(session) = live.filter(|s| s.record.device.binding == *expected) {
+                let mut record = (*session.record).clone();
+                record.device.binding = Some(binding.clone());
+                session.record = Arc::new(record);
+                bound = true;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(bound)
     }
 
     async fn end_reason(&self, token: &Token) -> Result<Option<EndReason>> {

@@ -18,7 +18,9 @@ use crate::record::Session;
 use crate::store::SessionStore;
 use crate::token::{SessionKey, Token};
 use crate::web::bearer::{Bearer, BearerConfig, CHALLENGE, CHALLENGE_INVALID_TOKEN};
-use crate::web::cookie::CookieConfig;
+use crate::web::cookie::{BoundCredential, CookieConfig};
+#[cfg(feature = "dbsc")]
+use crate::web::dbsc::DbscConfig;
 use crate::web::rejection::Rejection;
 
 /// What every request of one app shares: the store, the cookie's settings, and the bearer
@@ -29,6 +31,10 @@ pub(crate) struct Shared {
     pub(crate) cookie: CookieConfig,
     /// `None`: the cookie only (the default).
     pub(crate) bearer: Option<BearerConfig>,
+    /// Device Bound Session Credentials: offered at login, with their endpoints answered by
+    /// the adapters; `None`: off (the default).
+    #[cfg(feature = "dbsc")]
+    pub(crate) dbsc: Option<Arc<DbscConfig>>,
 }
 
 impl Shared {
@@ -37,6 +43,17 @@ impl Shared {
             store,
             cookie,
             bearer: None,
+            #[cfg(feature = "dbsc")]
+            dbsc: None,
+        })
+    }
+
+    /// The same, offering device binding (DBSC) with `config`.
+    #[cfg(feature = "dbsc")]
+    pub(crate) fn with_dbsc(&self, config: DbscConfig) -> Arc<Self> {
+        Arc::new(Self {
+            dbsc: Some(Arc::new(config)),
+            ..self.clone()
         })
     }
 
@@ -86,6 +103,9 @@ pub(crate) struct Outgoing {
     pub(crate) no_store: bool,
     /// `WWW-Authenticate`, for a 401 on an app that accepts bearer tokens.
     pub(crate) challenge: Option<&'static str>,
+    /// `Secure-Session-Registration`: the answer to a login asks the browser to bind the new
+    /// session to a key (DBSC, when the app offers it).
+    pub(crate) registration: Option<String>,
 }
 
 /// Per-request session state (cheap to clone: one shared allocation).
@@ -98,6 +118,8 @@ struct Inner {
     presented: Option<Token>,
     /// How `presented` came (`None` without a token).
     transport: Option<Transport>,
+    /// The bound credential's cookie (DBSC), if the request carried one.
+    bound: Option<BoundCredential>,
     /// The request had `Bearer` credentials that are no token (malformed, or two): a 401 then
     /// says `invalid_token`.
     bearer_malformed: bool,
@@ -124,6 +146,9 @@ struct State {
 enum Loaded {
     /// A login or anonymous session. A `Session` is cheap to clone (its record is shared).
     Session(Session),
+    /// A device-bound session (DBSC) presented without its current bound credential: no
+    /// session for every guard and extractor; only the DBSC refresh endpoint sees it.
+    Unproven(#[cfg_attr(not(feature = "dbsc"), allow(dead_code))] Session),
     None,
     Unavailable(UnavailableKind),
 }
@@ -150,7 +175,7 @@ impl RequestSession {
         cookie_lines: impl IntoIterator<Item = &'a [u8]>,
         bearer_values: impl IntoIterator<Item = &'b [u8]>,
     ) -> Result<Self, Rejection> {
-        let cookie = shared.cookie.token_from(cookie_lines);
+        let (cookie, bound) = shared.cookie.read(cookie_lines);
         let bearer = match &shared.bearer {
             Some(config) => config.token_from(bearer_values),
             None => Bearer::Absent,
@@ -184,6 +209,7 @@ impl RequestSession {
             shared,
             presented,
             transport,
+            bound,
             bearer_malformed,
             initial,
             state: Mutex::new(State {
@@ -284,7 +310,7 @@ impl RequestSession {
     pub(crate) async fn any_session(&self) -> Result<Option<Session>, UnavailableKind> {
         match self.load().await {
             Loaded::Session(s) => Ok(Some(s)),
-            Loaded::None => Ok(None),
+            Loaded::None | Loaded::Unproven(_) => Ok(None),
             Loaded::Unavailable(kind) => Err(kind),
         }
     }
@@ -305,7 +331,7 @@ impl RequestSession {
                     return Loaded::None;
                 };
                 match self.store().load(token).await {
-                    Ok(Some(session)) => Loaded::Session(session),
+                    Ok(Some(session)) => self.proven(session),
                     Ok(None) => Loaded::None,
                     Err(e) => {
                         tracing::warn!(error = %e, "session store unavailable; request denied");
@@ -320,6 +346,47 @@ impl RequestSession {
             .clone();
         // A login or logout may have happened while this call waited.
         self.loaded_now().unwrap_or(loaded)
+    }
+
+    /// A loaded session as the request may use it: a device-bound one only with its current
+    /// bound credential (else [`Loaded::Unproven`]).
+    fn proven(&self, session: Session) -> Loaded {
+        let Some(binding) = &session.record.device.binding else {
+            return Loaded::Session(session);
+        };
+        let now = self.store().config().clock().now_ms();
+        if binding.accepts(self.0.bound.as_ref().map(|b| &b[..]), now) {
+            Loaded::Session(session)
+        } else {
+            tracing::debug!(
+                session = %session.key().log_tag(),
+                "device-bound session without its current credential: refresh needed"
+            );
+            Loaded::Unproven(session)
+        }
+    }
+
+    /// The request's session for the DBSC endpoints: a device-bound one also without its
+    /// current credential (that is what a refresh is for).
+    #[cfg(feature = "dbsc")]
+    pub(crate) async fn session_to_prove(&self) -> Result<Option<Session>, UnavailableKind> {
+        match self.load().await {
+            Loaded::Session(s) | Loaded::Unproven(s) => Ok(Some(s)),
+            Loaded::None => Ok(None),
+            Loaded::Unavailable(kind) => Err(kind),
+        }
+    }
+
+    /// The app's DBSC settings, when it offers device binding.
+    #[cfg(feature = "dbsc")]
+    pub(crate) fn dbsc(&self) -> Option<&DbscConfig> {
+        self.0.shared.dbsc.as_deref()
+    }
+
+    /// The session cookie's settings.
+    #[cfg(feature = "dbsc")]
+    pub(crate) fn cookie(&self) -> &CookieConfig {
+        &self.0.shared.cookie
     }
 
     /// Records a new session for this request and the token that names it (the cookie's, or
@@ -385,9 +452,18 @@ impl RequestSession {
     /// when the request's bearer token named no live session (or was malformed). Takes the
     /// cookie change: call it once, on the way out.
     pub(crate) fn outgoing(&self, status: u16) -> Outgoing {
-        let (change, by_header) = {
+        let (change, by_header, registration) = {
             let mut state = self.state();
-            (state.token_change.take(), state.by_header)
+            let change = state.token_change.take();
+            let registration = match (&change, &state.changed) {
+                (Some(TokenChange::Set(_)), Some((_, Loaded::Session(s))))
+                    if !state.by_header && status < 400 =>
+                {
+                    self.registration_for(s)
+                }
+                _ => None,
+            };
+            (change, state.by_header, registration)
         };
         let no_store = self.carries_session() || change.is_some();
         let set_cookie = match change {
@@ -408,7 +484,34 @@ impl RequestSession {
             set_cookie,
             no_store,
             challenge,
+            registration,
         }
+    }
+
+    /// The `Secure-Session-Registration` value offering device binding to the new session
+    /// `session` (a cookie client's login of its own, not yet bound), when the app offers it.
+    #[cfg(feature = "dbsc")]
+    fn registration_for(&self, session: &Session) -> Option<String> {
+        let config = self.dbsc()?;
+        let offer = !session.is_anonymous()
+            && !session.is_device_bound()
+            && session.impersonated_by().is_none();
+        if !offer {
+            return None;
+        }
+        let now = self.store().config().clock().now_ms();
+        match config.registration_header(now) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                tracing::error!(error = %e, "no device binding offered with this login");
+                None
+            }
+        }
+    }
+
+    #[cfg(not(feature = "dbsc"))]
+    fn registration_for(&self, _: &Session) -> Option<String> {
+        None
     }
 
     fn set_cookie(&self, change: TokenChange) -> String {
@@ -432,7 +535,7 @@ impl RequestSession {
 fn outcome(loaded: Loaded) -> Result<Option<Session>, Rejection> {
     match loaded {
         Loaded::Session(s) => Ok(Some(s)),
-        Loaded::None => Ok(None),
+        Loaded::None | Loaded::Unproven(_) => Ok(None),
         Loaded::Unavailable(_) => Err(Rejection::StoreUnavailable),
     }
 }

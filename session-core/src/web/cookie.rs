@@ -7,6 +7,12 @@ use cookie::{Cookie, SameSite as CookieSameSite};
 
 use crate::token::Token;
 
+/// What the bound credential's cookie adds to the session cookie's name.
+const BOUND_SUFFIX: &str = "-bound";
+
+/// A bound credential as a request presented it: 22 characters (128 bits of base64url).
+pub(crate) type BoundCredential = [u8; 22];
+
 /// The cookie's `SameSite` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SameSite {
@@ -98,24 +104,80 @@ impl CookieConfig {
     ///
     /// A plain byte scan of `name=value; ...` (it runs on every request, so no allocation and
     /// no general-purpose cookie parser).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn token_from<'a>(
         &self,
         cookie_lines: impl IntoIterator<Item = &'a [u8]>,
     ) -> Option<Token> {
+        self.read(cookie_lines).0
+    }
+
+    /// [`token_from`](Self::token_from), and in the same scan the bound credential of a
+    /// device-bound session (DBSC): the value of the cookie named [`bound_name`](Self::bound_name),
+    /// if there is exactly one of the credential's length.
+    pub(crate) fn read<'a>(
+        &self,
+        cookie_lines: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (Option<Token>, Option<BoundCredential>) {
         let name = self.cookie_name().as_bytes();
-        let mut ours = cookie_lines
+        let (mut token, mut tokens) = (None, 0);
+        let (mut bound, mut bounds) = (None, 0);
+        for pair in cookie_lines
             .into_iter()
             .flat_map(|line| line.split(|b| *b == b';'))
-            .filter_map(|pair| {
-                let eq = pair.iter().position(|b| *b == b'=')?;
-                let (key, value) = pair.split_at(eq);
-                (key.trim_ascii() == name).then(|| value[1..].trim_ascii())
-            });
-        let value = ours.next()?;
-        if ours.next().is_some() {
-            return None;
+        {
+            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+                continue;
+            };
+            let (key, value) = pair.split_at(eq);
+            let (key, value) = (key.trim_ascii(), value[1..].trim_ascii());
+            if key == name {
+                tokens += 1;
+                token = Some(value);
+            } else if key.len() == name.len() + BOUND_SUFFIX.len()
+                && key.starts_with(name)
+                && key.ends_with(BOUND_SUFFIX.as_bytes())
+            {
+                bounds += 1;
+                bound = value.try_into().ok();
+            }
         }
-        Token::parse_bytes(value).ok()
+        let token = token
+            .filter(|_| tokens == 1)
+            .and_then(|v| Token::parse_bytes(v).ok());
+        (token, bound.filter(|_| bounds == 1))
+    }
+
+    /// The name of the bound credential's cookie (DBSC): the session cookie's name and
+    /// `-bound` (`__Host-session-bound` by default).
+    #[cfg(feature = "dbsc")]
+    pub(crate) fn bound_name(&self) -> String {
+        format!("{}{BOUND_SUFFIX}", self.cookie_name())
+    }
+
+    /// The attributes of the bound credential's cookie, as the DBSC session instructions
+    /// name them (those of the session cookie).
+    #[cfg(feature = "dbsc")]
+    pub(crate) fn bound_attributes(&self) -> String {
+        let mut text = String::from("Path=/; HttpOnly");
+        if self.secure {
+            text.push_str("; Secure");
+        }
+        text.push_str(match self.same_site {
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::Strict => "; SameSite=Strict",
+        });
+        text
+    }
+
+    /// The `Set-Cookie` value of a bound credential, counting for `max_age`.
+    #[cfg(feature = "dbsc")]
+    pub(crate) fn set_bound(&self, value: &str, max_age: Duration) -> String {
+        let secs = i64::try_from(max_age.as_secs().max(1)).unwrap_or(i64::MAX);
+        self.base_named(self.bound_name(), value.to_owned())
+            .max_age(cookie::time::Duration::seconds(secs))
+            .build()
+            .to_string()
     }
 
     /// The `Set-Cookie` value carrying `token`: with `max_age` a persistent cookie, without
@@ -141,7 +203,11 @@ impl CookieConfig {
     }
 
     fn base(&self, value: String) -> cookie::CookieBuilder<'static> {
-        Cookie::build((self.cookie_name().to_owned(), value))
+        self.base_named(self.cookie_name().to_owned(), value)
+    }
+
+    fn base_named(&self, name: String, value: String) -> cookie::CookieBuilder<'static> {
+        Cookie::build((name, value))
             .path("/")
             .http_only(true)
             .secure(self.secure)

@@ -14,6 +14,7 @@
 //! | `requirement` | [`Requirement`], the policies, [`Require`] (requirements as values), freshness |
 //! | `rejection` | [`Rejection`] (status, code, message, JSON body) and the one mapping of [`Error`](crate::Error) to HTTP |
 //! | `csrf` | [`CsrfPolicy`]: the whole-origin rules for state-changing requests |
+//! | `dbsc` | `DbscConfig` (feature `dbsc`): device binding offered at login, the registration and refresh endpoints the adapters answer |
 // Without an adapter, the request state has no one to serve.
 #![cfg_attr(
     not(any(feature = "axum", feature = "actix")),
@@ -24,6 +25,8 @@ mod bearer;
 mod context;
 mod cookie;
 mod csrf;
+#[cfg(feature = "dbsc")]
+pub(crate) mod dbsc;
 pub(crate) mod guard;
 mod handle;
 mod rejection;
@@ -35,6 +38,8 @@ pub(crate) use self::context::{Outgoing, RequestSession, Shared};
 pub use self::cookie::{CookieConfig, SameSite};
 pub use self::csrf::CsrfPolicy;
 pub(crate) use self::csrf::CsrfRequest;
+#[cfg(feature = "dbsc")]
+pub use self::dbsc::DbscConfig;
 pub(crate) use self::guard::Guard;
 pub use self::handle::{AuthSession, CurrentUser};
 pub use self::rejection::Rejection;

@@ -20,6 +20,7 @@ use crate::error::Error;
 /// | [`Rejection::Unauthenticated`] | 401 | `unauthenticated` |
 /// | [`Rejection::Forbidden`] | 403 | `forbidden` |
 /// | [`Rejection::ReauthenticationRequired`] | 401 | `reauthentication_required` |
+/// | [`Rejection::DeviceBindingRequired`] | 403 | `device_binding_required` |
 /// | [`Rejection::CrossSite`] | 403 | `csrf` |
 /// | [`Rejection::BadRequest`] | 400 | `bad_request` |
 /// | [`Rejection::Conflict`] | 409 | `conflict` |
@@ -56,6 +57,10 @@ pub enum Rejection {
         /// default body lists them as `"methods"`.
         methods: Vec<String>,
     },
+    /// Logged in, but the route requires a device-bound session (`#[device_bound]`,
+    /// [`Require::device_bound`](crate::web::Require::device_bound)) and this one is not (a
+    /// browser without DBSC, or one that has not registered yet) (403 `device_binding_required`).
+    DeviceBindingRequired,
     /// A state-changing request a browser sent on behalf of another site (403 `csrf`).
     CrossSite {
         /// Why the request counts as cross-site.
@@ -83,7 +88,9 @@ impl Rejection {
             Rejection::Unauthenticated { .. } | Rejection::ReauthenticationRequired { .. } => {
                 StatusCode::UNAUTHORIZED
             }
-            Rejection::Forbidden { .. } | Rejection::CrossSite { .. } => StatusCode::FORBIDDEN,
+            Rejection::Forbidden { .. }
+            | Rejection::DeviceBindingRequired
+            | Rejection::CrossSite { .. } => StatusCode::FORBIDDEN,
             Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
             Rejection::Conflict(_) => StatusCode::CONFLICT,
             Rejection::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -97,6 +104,7 @@ impl Rejection {
             Rejection::Unauthenticated { .. } => "unauthenticated",
             Rejection::Forbidden { .. } => "forbidden",
             Rejection::ReauthenticationRequired { .. } => "reauthentication_required",
+            Rejection::DeviceBindingRequired => "device_binding_required",
             Rejection::CrossSite { .. } => "csrf",
             Rejection::BadRequest(_) => "bad_request",
             Rejection::Conflict(_) => "conflict",
@@ -152,6 +160,10 @@ impl fmt::Display for Rejection {
                 "prove who you are again by {}: this needs it within the last {} s",
                 methods.join(" or "),
                 max_age.as_secs()
+            ),
+            Rejection::DeviceBindingRequired => f.write_str(
+                "this needs a device-bound session: sign in again from a browser that supports \
+                 Device Bound Session Credentials",
             ),
             Rejection::CrossSite { reason } => write!(f, "cross-site request refused: {reason}"),
             Rejection::BadRequest(message) | Rejection::Conflict(message) => f.write_str(message),

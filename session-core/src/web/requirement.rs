@@ -117,6 +117,24 @@ impl Requirement for Login {
     }
 }
 
+/// Requirement: a live session bound to its device (DBSC, [`Session::is_device_bound`]);
+/// refused with 403 [`Rejection::DeviceBindingRequired`]. A bound session without its current
+/// credential is no session at all (401), as on every route.
+#[derive(Debug)]
+pub struct DeviceBound;
+
+impl Requirement for DeviceBound {
+    fn check(session: &Session, _: SystemTime) -> bool {
+        session.is_device_bound()
+    }
+    fn describe() -> String {
+        describe(Kind::DeviceBound)
+    }
+    fn refusal() -> Rejection {
+        Rejection::DeviceBindingRequired
+    }
+}
+
 /// Requirement: at least one of the roles in the type-level list `L`.
 #[derive(Debug)]
 pub struct AnyRole<L>(PhantomData<fn() -> L>);
@@ -300,6 +318,8 @@ enum Kind {
     AllPermissions(Vec<String>),
     /// The user's own session, not an impersonation.
     NotImpersonated,
+    /// A session bound to its device (DBSC).
+    DeviceBound,
     /// Fresh within the duration, by one of the methods (none: by any).
     Fresh(Duration, Vec<String>),
 }
@@ -399,6 +419,23 @@ impl Require {
         }
     }
 
+    /// A session bound to its device (DBSC: [`Session::is_device_bound`]), as
+    /// `#[device_bound]` requires; refused with 403 [`Rejection::DeviceBindingRequired`].
+    ///
+    /// ```
+    /// use session_core::web::{CurrentUser, Rejection, Require};
+    ///
+    /// async fn transfer(user: CurrentUser) -> Result<&'static str, Rejection> {
+    ///     Require::device_bound().check(&user)?;
+    ///     Ok("sent")
+    /// }
+    /// ```
+    pub fn device_bound() -> Self {
+        Self {
+            kind: Kind::DeviceBound,
+        }
+    }
+
     /// As [`Require::fresh`], and the last proof must have been by one of `methods`
     /// ([`Session::auth_method`]: the method named at login or at the last
     /// [`SessionStore::reauthenticate`](crate::SessionStore::reauthenticate)): a password
@@ -438,6 +475,7 @@ impl Require {
         match &self.kind {
             Kind::Login => true,
             Kind::NotImpersonated => session.impersonated_by().is_none(),
+            Kind::DeviceBound => session.is_device_bound(),
             Kind::Fresh(max_age, methods) => {
                 fresh(session, *max_age, now)
                     && (methods.is_empty() || methods.iter().any(|m| m == session.auth_method()))
@@ -490,6 +528,7 @@ impl Require {
                 max_age: *max_age,
                 methods: methods.clone(),
             },
+            Kind::DeviceBound => Rejection::DeviceBindingRequired,
             kind => Rejection::Forbidden {
                 requirement: describe(kind.clone()),
             },
@@ -502,6 +541,7 @@ fn describe(kind: Kind) -> String {
     match kind {
         Kind::Login => "a login".to_owned(),
         Kind::NotImpersonated => "a session that is not an impersonation".to_owned(),
+        Kind::DeviceBound => "a device-bound session".to_owned(),
         Kind::AnyRole(r) if r.len() == 1 => format!("role {}", list(r)),
         Kind::AnyRole(r) => format!("one of the roles {}", list(r)),
         Kind::AllRoles(r) => format!("all of the roles {}", list(r)),

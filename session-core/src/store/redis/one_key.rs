@@ -31,6 +31,7 @@ struct Scripts {
     load: ReadScript,
     save_data: redis::Script,
     update_data: redis::Script,
+    bind_device: redis::Script,
     history_add: redis::Script,
 }
 
@@ -50,6 +51,7 @@ impl OneKey {
                 load: ReadScript::new(plain(include_str!("load.lua"))),
                 save_data: reading_records(include_str!("save_data.lua")),
                 update_data: reading_records(include_str!("update_data.lua")),
+                bind_device: reading_records(include_str!("bind_device.lua")),
                 history_add: redis::Script::new(include_str!("history_add.lua")),
             },
         }
@@ -250,6 +252,35 @@ impl OneKey {
             })
             .await?;
         outcome_to_result(outcome, key)
+    }
+
+    /// Replaces the device block of `token`'s session, `read` as the caller read it, by
+    /// `new`: `false` when the session is gone or its block changed meanwhile.
+    pub(super) async fn bind_device(
+        &self,
+        io: &Link,
+        token: &Token,
+        read: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        let key = token.key();
+        let session_key = self.keys.session(&key);
+        let script = &self.scripts.bind_device;
+        let outcome: i64 = io
+            .write(|mut c| async move {
+                script
+                    .key(&session_key)
+                    .arg(read)
+                    .arg(new)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        match outcome_to_result(outcome, key) {
+            Ok(()) => Ok(true),
+            Err(Error::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     pub(super) async fn update_data(

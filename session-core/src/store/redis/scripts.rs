@@ -80,8 +80,9 @@ mod tests {
     }
 
     /// Every script of the store, as included.
-    const SCRIPTS: [(&str, &str); 20] = [
+    const SCRIPTS: [(&str, &str); 21] = [
         ("record.lua", RECORD_HELPERS),
+        ("bind_device.lua", include_str!("bind_device.lua")),
         ("compare_delete.lua", include_str!("compare_delete.lua")),
         ("create.lua", include_str!("create.lua")),
         ("delete.lua", include_str!("delete.lua")),

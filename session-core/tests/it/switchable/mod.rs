@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use session_core::prelude::*;
-use session_core::{HistoryEntry, SessionHandle, SessionInfo, UnavailableKind};
+use session_core::{DeviceBinding, HistoryEntry, SessionHandle, SessionInfo, UnavailableKind};
 
 /// A memory store that counts loads and can be switched "down" (every call unavailable).
 #[derive(Default)]
@@ -90,6 +90,15 @@ impl SessionStore for Switchable {
     async fn end_reason(&self, token: &Token) -> Result<Option<EndReason>, Error> {
         self.check()?;
         self.inner.0.end_reason(token).await
+    }
+    async fn bind_device(
+        &self,
+        token: &Token,
+        read: &Session,
+        binding: &DeviceBinding,
+    ) -> Result<bool, Error> {
+        self.check()?;
+        self.inner.0.bind_device(token, read, binding).await
     }
     async fn list_user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, Error> {
         self.check()?;
