@@ -85,6 +85,7 @@ where
     reauthenticate_keeps_every_field_and_the_index(make(build(base())).await).await;
     other_sessions_of_a_user_are_deleted_and_this_one_kept(make(build(base())).await).await;
     device_details_are_kept_and_listed(make(build(base())).await).await;
+    a_device_binding_is_a_compare_and_set_that_keeps_the_rest(make(build(base())).await).await;
     an_impersonation_session_is_marked_and_time_boxed(
         make(build(base().impersonation_timeout(Duration::from_secs(60)))).await,
     )
@@ -1111,6 +1112,84 @@ async fn device_details_are_kept_and_listed(store: impl SessionStore) {
         store.list_user_sessions("vera").await.unwrap().len(),
         2,
         "{name}"
+    );
+}
+
+/// [`SessionStore::bind_device`] (DBSC) binds a live session once per read: a second call with
+/// the same (now stale) read gets `false`, and nothing else of the session changes; the
+/// binding stays through a re-authentication and is listed; an ended or unknown session is
+/// not bound.
+async fn a_device_binding_is_a_compare_and_set_that_keeps_the_rest(store: impl SessionStore) {
+    use crate::binding::DeviceBinding;
+    let name = "a_device_binding_is_a_compare_and_set_that_keeps_the_rest";
+    let mut data = SessionData::new();
+    data.insert("cart", &3).unwrap();
+    let (token, _) = store
+        .create(
+            NewSession::new("bea")
+                .with_roles(["USER"])
+                .with_data(data.clone())
+                .with_user_agent("Mozilla/5.0 (X11; Linux x86_64)")
+                .with_method("password"),
+        )
+        .await
+        .unwrap();
+    let now = store.config().clock().now_ms();
+    let binding = |byte: u8| {
+        DeviceBinding::register(vec![byte; 65], now, 600_000)
+            .unwrap()
+            .binding
+    };
+    let (first, second) = (binding(1), binding(2));
+    let unbound = store.load(&token).await.unwrap().expect("live");
+    assert!(!unbound.is_device_bound(), "{name}");
+    assert!(
+        store.bind_device(&token, &unbound, &first).await.unwrap(),
+        "{name}"
+    );
+    assert!(
+        !store.bind_device(&token, &unbound, &second).await.unwrap(),
+        "{name}: a stale read binds nothing"
+    );
+    let bound = store.load(&token).await.unwrap().expect("live");
+    assert_eq!(bound.record.device.binding.as_ref(), Some(&first), "{name}");
+    assert_eq!(
+        (
+            bound.user_id(),
+            bound.roles(),
+            bound.data(),
+            bound.auth_method()
+        ),
+        ("bea", &["USER".to_owned()][..], &data, "password"),
+        "{name}"
+    );
+    assert_eq!(bound.user_agent(), unbound.user_agent(), "{name}");
+    assert_eq!(bound.expires_at(), unbound.expires_at(), "{name}");
+    assert!(
+        store.bind_device(&token, &bound, &second).await.unwrap(),
+        "{name}"
+    );
+    let (token, proved) = store.reauthenticate(&token, "passkey").await.unwrap();
+    assert_eq!(
+        proved.record.device.binding.as_ref(),
+        Some(&second),
+        "{name}"
+    );
+    let listed = store.list_user_sessions("bea").await.unwrap();
+    assert!(listed.len() == 1 && listed[0].bound, "{name}: {listed:?}");
+    let reloaded = store.load(&token).await.unwrap().expect("live");
+    store.delete(&token).await.unwrap();
+    assert!(
+        !store.bind_device(&token, &reloaded, &first).await.unwrap(),
+        "{name}: an ended session"
+    );
+    let unknown = Token::generate(SystemTime::now() + Duration::from_secs(60)).unwrap();
+    assert!(
+        !store
+            .bind_device(&unknown, &reloaded, &first)
+            .await
+            .unwrap(),
+        "{name}: an unknown token"
     );
 }
 

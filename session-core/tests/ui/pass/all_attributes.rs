@@ -5,8 +5,8 @@ use axum::routing::{get, post};
 use axum::Json;
 use serde::Deserialize;
 use session_core::{
-    has_all_permissions, has_all_roles, has_any_permission, has_any_role, has_permission, has_role,
-    login_required,
+    device_bound, has_all_permissions, has_all_roles, has_any_permission, has_any_role,
+    has_permission, has_role, login_required,
 };
 
 #[derive(Deserialize)]
@@ -49,6 +49,13 @@ async fn update_order(Path(id): Path<u32>, Json(order): Json<Order>) -> String {
     format!("{id}: {}", order.item)
 }
 
+// A device-bound session (DBSC), with the other guards stacked.
+#[device_bound]
+#[has_role("ADMIN")]
+async fn transfer(Path(id): Path<u32>) -> String {
+    format!("sent {id}")
+}
+
 // Guards stack: both must pass.
 #[login_required]
 #[has_permission("orders:read")]
@@ -72,5 +79,6 @@ fn main() {
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(order).put(update_order))
         .route("/stacked", post(stacked))
+        .route("/transfer/{id}", post(transfer))
         .route("/checked/{id}", get(checked));
 }

@@ -4,7 +4,9 @@ use actix_web::web::{self, Json, Path};
 use actix_web::{App, HttpResponse};
 use serde::Deserialize;
 use session_core::web::{AuthSession, CurrentUser};
-use session_core::{fresh_login, has_any_role, has_permission, has_role, login_required};
+use session_core::{
+    device_bound, fresh_login, has_any_role, has_permission, has_role, login_required,
+};
 
 #[derive(Deserialize)]
 struct Order {
@@ -36,8 +38,14 @@ async fn change_password() -> Result<HttpResponse, session_core::Error> {
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[device_bound]
+async fn transfer() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
 fn main() {
     let _app = App::new()
+        .route("/transfer", web::post().to(transfer))
         .route("/me", web::get().to(me))
         .route("/users/{id}", web::delete().to(delete_user))
         .route("/tickets", web::get().to(ticket))
