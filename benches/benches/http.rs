@@ -7,9 +7,11 @@
 //! 2. **Throughput and latency**: `wrk -t2 -c32 -d10s --latency` on `GET /livez` (no session,
 //!    no store: the floor), `GET /health` (no session, one Redis `PING`),
 //!    `GET /me` (`#[login_required]`) and `GET /admin` (`#[has_role("ADMIN")]`), alternated, in
-//!    rounds (the order rotates each round). Reported: medians, the per-round ratios
-//!    `/health`, `/me` and `/admin` ÷ `/livez`, p50/p99 latency, non-2xx answers and socket
-//!    errors.
+//!    rounds (the order rotates each round), and `GET /me` on a **device-bound** session (DBSC:
+//!    the demo runs with `DBSC=true`; a software key registered as a browser would, the bound
+//!    credential cookie sent along). Reported: medians, the per-round ratios `/health`, `/me`
+//!    and `/admin` ÷ `/livez` and bound `/me` ÷ `/me`, p50/p99 latency, non-2xx answers and
+//!    socket errors.
 //!
 //! The server runs with `RUST_LOG=warn`: its per-request log lines (INFO) would otherwise be
 //! part of what is measured. It needs `wrk` (`apt-get install wrk`); `benches/run.sh` installs
@@ -28,8 +30,11 @@ use redis_harness::RedisServer;
 use session_benches::{
     at_least, fmt_us, group, median, print_table, progress, quick, skip_unless_bench, Row, Spread,
 };
+use session_core::testing::dbsc::{sf_string, Device, Registration};
 
 const BENCH: &str = "http";
+/// The label of `GET /me` on a device-bound session.
+const BOUND_ME: &str = "/me (device-bound)";
 
 fn main() {
     if skip_unless_bench(BENCH) {
@@ -48,14 +53,18 @@ fn main() {
     let server = DemoServer::start(redis.url());
     let alice = server.login("alice", "alice-password");
     let admin = server.login("admin", "admin-password");
+    let bound = server.login_bound("alice", "alice-password");
 
-    let mut rows = vec![round_trips(&redis, &server, &alice)];
-    rows.extend(load(&server, &alice, &admin));
+    let mut rows = vec![
+        round_trips(&redis, &server, &alice, "GET /me"),
+        round_trips(&redis, &server, &bound, "GET /me, device-bound session"),
+    ];
+    rows.extend(load(&server, &alice, &admin, &bound));
     print_table(&rows);
 }
 
 /// Redis commands per `GET /me`, from `INFO commandstats` around 1000 sequential requests.
-fn round_trips(redis: &RedisServer, server: &DemoServer, cookie: &str) -> Row {
+fn round_trips(redis: &RedisServer, server: &DemoServer, cookie: &str, what: &str) -> Row {
     let n = if quick() { 100 } else { 1000 };
     let mut conn = TcpStream::connect(server.addr.as_str()).expect("connect to demo-server");
     // The first request opens the pool's connection; not counted.
@@ -81,14 +90,14 @@ fn round_trips(redis: &RedisServer, server: &DemoServer, cookie: &str) -> Row {
         .iter()
         .map(|(name, c)| format!("{} {:.3}", name.to_uppercase(), *c as f64 / n as f64))
         .collect();
-    progress(format!("commandstats after {n} GET /me: {calls:?}"));
+    progress(format!("commandstats after {n} {what}: {calls:?}"));
     // The demo runs with its client-side cache on (its default): after the first request
     // (not counted) a hot session needs Redis only for a touch per touch interval and the
     // cache's heartbeat PINGs.
     let met = per_request <= 0.02;
     Row {
         bench: BENCH.into(),
-        case: format!("Redis commands sent per authenticated GET /me ({n} sequential)"),
+        case: format!("Redis commands sent per authenticated {what} ({n} sequential)"),
         baseline: "1 (GET): actix-session, axum-login; stated, not measured here".into(),
         subject: format!("{per_request:.3} ({})", by_name.join(", ")),
         ratio: format!("{per_request:.3}×"),
@@ -99,20 +108,22 @@ fn round_trips(redis: &RedisServer, server: &DemoServer, cookie: &str) -> Row {
 }
 
 /// The wrk rounds.
-fn load(server: &DemoServer, alice: &str, admin: &str) -> Vec<Row> {
+fn load(server: &DemoServer, alice: &str, admin: &str, bound: &str) -> Vec<Row> {
     let (rounds, secs) = if quick() { (1, 2) } else { (3, 10) };
-    let endpoints: [(&str, Option<&str>); 4] = [
-        ("/livez", None),
-        ("/health", None),
-        ("/me", Some(alice)),
-        ("/admin", Some(admin)),
+    // (label, path, cookie)
+    let endpoints: [(&str, &str, Option<&str>); 5] = [
+        ("/livez", "/livez", None),
+        ("/health", "/health", None),
+        ("/me", "/me", Some(alice)),
+        (BOUND_ME, "/me", Some(bound)),
+        ("/admin", "/admin", Some(admin)),
     ];
     let mut results: BTreeMap<&str, Vec<Wrk>> = BTreeMap::new();
     for round in 0..rounds {
         for i in 0..endpoints.len() {
-            let (path, cookie) = endpoints[(i + round) % endpoints.len()];
+            let (label, path, cookie) = endpoints[(i + round) % endpoints.len()];
             progress(format!(
-                "round {}/{rounds}: wrk {path} for {secs} s",
+                "round {}/{rounds}: wrk {label} for {secs} s",
                 round + 1
             ));
             let w = wrk(&server.addr, path, cookie, secs);
@@ -120,7 +131,7 @@ fn load(server: &DemoServer, alice: &str, admin: &str) -> Vec<Row> {
                 "  {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, non-2xx {}, socket errors {}",
                 w.rps, w.p50_us, w.p99_us, w.non_2xx, w.socket_errors
             ));
-            results.entry(path).or_default().push(w);
+            results.entry(label).or_default().push(w);
         }
     }
     let rps = |path: &str| -> Vec<f64> { results[path].iter().map(|w| w.rps).collect() };
@@ -144,7 +155,27 @@ fn load(server: &DemoServer, alice: &str, admin: &str) -> Vec<Row> {
             target,
         ));
     }
-    for path in ["/livez", "/health", "/me", "/admin"] {
+    // A device-bound session against an unbound one: the bound credential's check (one more
+    // cookie read, one SHA-256) on every request, the refresh's write not at all.
+    let unbound = rps("/me");
+    let ratios: Vec<f64> = rps(BOUND_ME)
+        .iter()
+        .zip(&unbound)
+        .map(|(s, b)| s / b)
+        .collect();
+    let spread = Spread::of(&ratios);
+    let target = at_least(0.95, spread.median);
+    rows.push(Row::from_spread(
+        BENCH,
+        format!(
+            "GET /me on a device-bound session (DBSC) vs an unbound one, req/s ({secs} s each)"
+        ),
+        format!("{} req/s", group(median(&unbound) as u64)),
+        format!("{} req/s", group(median(&rps(BOUND_ME)) as u64)),
+        spread,
+        target,
+    ));
+    for path in ["/livez", "/health", "/me", BOUND_ME, "/admin"] {
         let p50: Vec<f64> = results[path].iter().map(|w| w.p50_us).collect();
         let p99: Vec<f64> = results[path].iter().map(|w| w.p99_us).collect();
         let bad: u64 = results[path]
@@ -260,6 +291,9 @@ impl DemoServer {
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new(demo_binary())
             .env("DEMO_ADDR", &addr)
+            // Offered at login; the bound credential outlasts the bench.
+            .env("DBSC", "true")
+            .env("DBSC_COOKIE_SECS", "3600")
             .env("REDIS_URL", redis_url)
             .env("COOKIE_SECURE", "false")
             .env("SESSION_MAX_PER_USER", "1000")
@@ -297,6 +331,52 @@ impl DemoServer {
             })
             .expect("a session cookie")
             .to_owned()
+    }
+}
+
+impl DemoServer {
+    /// A device-bound session (DBSC) of `user`: logs in, then registers a software key as a
+    /// browser would; the `Cookie` value (after `session=`) with the bound credential.
+    fn login_bound(&self, user: &str, password: &str) -> String {
+        let body = format!(r#"{{"username":"{user}","password":"{password}"}}"#);
+        let mut c = TcpStream::connect(self.addr.as_str()).expect("connect");
+        let (status, headers) = request(&mut c, "POST", "/login", None, &body, false);
+        assert_eq!(status, 200, "login {user}");
+        let header = |headers: &[(String, String)], name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let cookie = |headers: &[(String, String)], name: &str| {
+            headers.iter().find_map(|(k, v)| {
+                k.eq_ignore_ascii_case("set-cookie")
+                    .then(|| v.strip_prefix(name)?.split(';').next())
+                    .flatten()
+                    .map(str::to_owned)
+            })
+        };
+        let session = cookie(&headers, "session=").expect("a session cookie");
+        let offered = header(&headers, "secure-session-registration")
+            .expect("DBSC=true: the login offers a registration");
+        let registration = Registration::from_header(offered)
+            .pop()
+            .expect("one registration");
+        let challenge = registration.challenge.expect("a challenge");
+        let proof = sf_string(&Device::new().registration_proof(&challenge));
+        let mut c = TcpStream::connect(self.addr.as_str()).expect("connect");
+        let (status, headers) = request_with(
+            &mut c,
+            "POST",
+            &registration.path,
+            Some(&session),
+            "",
+            false,
+            &[("Secure-Session-Response", &proof)],
+        );
+        assert_eq!(status, 200, "registration");
+        let bound = cookie(&headers, "session-bound=").expect("the bound credential");
+        format!("{session}; session-bound={bound}")
     }
 }
 
@@ -345,9 +425,25 @@ fn request(
     body: &str,
     keep_alive: bool,
 ) -> (u16, Vec<(String, String)>) {
+    request_with(conn, method, path, cookie, body, keep_alive, &[])
+}
+
+/// [`request`] with `extra` headers.
+fn request_with(
+    conn: &mut TcpStream,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: &str,
+    keep_alive: bool,
+    extra: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>) {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: bench\r\n");
     if let Some(c) = cookie {
         req.push_str(&format!("Cookie: session={c}\r\n"));
+    }
+    for (name, value) in extra {
+        req.push_str(&format!("{name}: {value}\r\n"));
     }
     if !body.is_empty() {
         req.push_str(&format!(
