@@ -41,6 +41,9 @@ const CREDENTIAL_BYTES: usize = 16;
 /// Bytes of a challenge (as [`dbsc::CHALLENGE_BYTES`](crate::dbsc) says: 43 characters).
 const CHALLENGE_BYTES: usize = 32;
 const TIME_BYTES: usize = 6;
+/// The latest time 6 bytes hold (ms; the year 10889): times are clamped to it when made, so a
+/// binding reads back as written.
+const MAX_TIME_MS: u64 = (1 << 48) - 1;
 const NONCE_BYTES: usize = 10;
 const MAC_BYTES: usize = 16;
 const SECRET_BYTES: usize = 16;
@@ -151,7 +154,7 @@ impl DeviceBinding {
             secret: random()?,
             credential: [0; HASH_BYTES],
             until_ms: 0,
-            floor_ms: now,
+            floor_ms: now.min(MAX_TIME_MS),
         };
         binding.refreshed(now, now, lifetime_ms)
     }
@@ -163,8 +166,8 @@ impl DeviceBinding {
         let value = URL_SAFE_NO_PAD.encode(random::<CREDENTIAL_BYTES>()?);
         let binding = Self {
             credential: credential_hash(value.as_bytes()),
-            until_ms: now.saturating_add(lifetime_ms),
-            floor_ms: self.floor_ms.max(issued_ms),
+            until_ms: now.saturating_add(lifetime_ms).min(MAX_TIME_MS),
+            floor_ms: self.floor_ms.max(issued_ms).min(MAX_TIME_MS),
             ..self.clone()
         };
         Ok(Issued {
@@ -325,6 +328,13 @@ mod tests {
         assert_eq!(read, binding);
         assert_eq!(rest, b"rest");
         assert!(DeviceBinding::decode(&bytes[..40]).is_none());
+        // At the end of time too (times are clamped when made, so they fit their 6 bytes).
+        let late = DeviceBinding::register(vec![9], MAX_TIME_MS, LIFETIME)
+            .unwrap()
+            .binding;
+        let mut bytes = Vec::new();
+        late.encode(&mut bytes);
+        assert_eq!(DeviceBinding::decode(&bytes).map(|(b, _)| b), Some(late));
         assert!(DeviceBinding::register(Vec::new(), NOW, LIFETIME).is_err());
     }
 }

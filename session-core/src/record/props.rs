@@ -50,6 +50,7 @@ fn record() -> impl Strategy<Value = Record> {
             "[A-Za-z0-9._-]{0,32}",
             any::<bool>(),
             any::<bool>(),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 1..300)),
         ),
         proptest::collection::vec(text(16), 0..6),
         proptest::collection::vec(text(16), 0..6),
@@ -59,7 +60,7 @@ fn record() -> impl Strategy<Value = Record> {
             |(
                 (deadline_ms, last_seen_ms, created_ms, auth_time_ms),
                 user_id,
-                (label, ip, method, remembered, new_device),
+                (label, ip, method, remembered, new_device, bound_key),
                 r,
                 p,
                 data,
@@ -77,7 +78,12 @@ fn record() -> impl Strategy<Value = Record> {
                         remembered,
                         new_device,
                         impersonator: String::new(),
-                        binding: None,
+                        // A device binding (DBSC) of any key bytes, made now.
+                        binding: bound_key.map(|key| {
+                            crate::binding::DeviceBinding::register(key, created_ms, 600_000)
+                                .expect("a key of 1 to 300 bytes")
+                                .binding
+                        }),
                     },
                     authz: Authz {
                         roles: normalized(r),

@@ -331,15 +331,23 @@ impl RequestSession {
                     return Loaded::None;
                 };
                 match self.store().load(token).await {
-                    Ok(Some(session)) => self.proven(session),
+                    Ok(Some(session)) => match self.proven(session) {
+                        // A credential that is not the one this server knows may be newer:
+                        // a refresh on another server reaches a cached copy within the
+                        // invalidation latency. Asked once more, a moment later (only on this
+                        // path: a refusal, or that race).
+                        Loaded::Unproven(_) if self.0.bound.is_some() => {
+                            tokio::time::sleep(SECOND_LOOK).await;
+                            match self.store().load(token).await {
+                                Ok(Some(session)) => self.proven(session),
+                                Ok(None) => Loaded::None,
+                                Err(e) => unavailable(&e),
+                            }
+                        }
+                        loaded => loaded,
+                    },
                     Ok(None) => Loaded::None,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "session store unavailable; request denied");
-                        Loaded::Unavailable(match e {
-                            crate::Error::Unavailable { kind, .. } => kind,
-                            _ => UnavailableKind::Server,
-                        })
-                    }
+                    Err(e) => unavailable(&e),
                 }
             })
             .await
@@ -529,6 +537,20 @@ impl RequestSession {
             TokenChange::Expire => cookie.expire(),
         }
     }
+}
+
+/// How long a request whose bound credential is not the one its server knows waits before
+/// asking the store once more (see [`RequestSession::load`]): above the invalidation latency of
+/// a client-side cache (about a millisecond).
+const SECOND_LOOK: Duration = Duration::from_millis(10);
+
+/// A failed load: denied, with what went wrong.
+fn unavailable(e: &Error) -> Loaded {
+    tracing::warn!(error = %e, "session store unavailable; request denied");
+    Loaded::Unavailable(match e {
+        Error::Unavailable { kind, .. } => *kind,
+        _ => UnavailableKind::Server,
+    })
 }
 
 /// The session of a load, login or anonymous.
