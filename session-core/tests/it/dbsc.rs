@@ -433,11 +433,13 @@ fn malformed_keys_are_refused_as_invalid_keys() {
 }
 
 #[test]
-fn headers_refuse_what_is_not_a_string_item() {
+fn headers_refuse_what_is_not_a_string_or_token_item() {
     let proof = Device::new().refresh_proof("c");
+    // Bare, as Chromium 156 sends it: a structured-field token.
+    assert_eq!(parse_response_header(&proof).unwrap(), proof);
     for bad in [
-        proof.clone(),
         format!("\"{proof}\", \"{proof}\""),
+        format!("{proof} {proof}"),
         format!("({proof})"),
     ] {
         refused(
