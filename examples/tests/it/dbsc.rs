@@ -392,6 +392,31 @@ async fn every_forged_or_replayed_proof_is_refused() {
         )
         .await;
     res.assert_error(401, "unauthenticated");
+    // A bearer client cannot be bound (it could never send the credential's cookie).
+    let login = c
+        .post(
+            "/login",
+            None,
+            json!({"username": ALICE.0, "password": ALICE.1, "transport": "header"}),
+        )
+        .await;
+    login.assert_status(200);
+    assert_eq!(login.header("secure-session-registration"), None);
+    let bearer = format!("Bearer {}", login.body["token"].as_str().expect("a token"));
+    let proof = sf_string(&device.registration_proof(&challenge));
+    let res = c
+        .send(
+            Method::POST,
+            "/dbsc/register",
+            None,
+            None,
+            &[
+                ("authorization", &bearer),
+                ("secure-session-response", &proof),
+            ],
+        )
+        .await;
+    res.assert_error(400, "bad_request");
 
     // Refresh: a replayed proof, another key's, alg none, a registration proof, a made-up
     // challenge: 403 and no cookie.

@@ -226,7 +226,12 @@ impl RequestSession {
     /// authority), never the header; and a request with the header carries no session cookie
     /// (both: refused by [`RequestSession::from_headers`]).
     pub(crate) fn csrf_applies(&self) -> bool {
-        self.0.transport != Some(Transport::Header)
+        !self.came_by_header()
+    }
+
+    /// Whether the request's token came in the bearer header (not the cookie).
+    pub(crate) fn came_by_header(&self) -> bool {
+        self.0.transport == Some(Transport::Header)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

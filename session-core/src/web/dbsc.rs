@@ -186,6 +186,12 @@ async fn register(
     let Some(session) = session else {
         return Reply::refused(Rejection::UNAUTHENTICATED);
     };
+    if ctx.came_by_header() {
+        // A bearer client sends no cookies: bound, it could never present the credential.
+        return Reply::refused(Rejection::BadRequest(
+            "device binding is for a browser's cookie session, not a bearer token".to_owned(),
+        ));
+    }
     if session.is_device_bound() || session.impersonated_by().is_some() {
         return Reply::refused(Rejection::Forbidden {
             requirement: "a session that is not bound to a device yet".to_owned(),
