@@ -69,6 +69,19 @@ impl Browser {
         }
     }
 
+    /// What an infostealer takes to another machine: the cookies (`bound`: the credential it
+    /// copied, if any), never the key.
+    fn stolen(&self, bound: Option<Cookie>) -> Self {
+        Self {
+            device: Device::new(),
+            session: self.session.clone(),
+            bound,
+            id: self.id.clone(),
+            refresh_url: self.refresh_url.clone(),
+            registration: self.registration.clone(),
+        }
+    }
+
     /// The `Cookie` header: the session cookie, and the bound one once there is one.
     fn cookies(&self) -> String {
         match &self.bound {
@@ -248,14 +261,7 @@ async fn a_stolen_cookie_stops_working_once_its_credential_runs_out() {
     victim.register(&ca).await;
     // Infostealer: every cookie copied to another machine, which has no key.
     let stolen_at = Instant::now();
-    let mut thief = Browser {
-        device: Device::new(),
-        session: victim.session.clone(),
-        bound: victim.bound.clone(),
-        id: victim.id.clone(),
-        refresh_url: victim.refresh_url.clone(),
-        registration: victim.registration.clone(),
-    };
+    let mut thief = victim.stolen(victim.bound.clone());
     assert_eq!(
         thief.get(&cb, "/me").await.status,
         200,
@@ -311,27 +317,13 @@ async fn a_refresh_by_the_device_retires_a_copied_credential_at_once() {
     victim.register(&c).await;
     let copied = victim.bound.clone();
     victim.refresh(&c).await;
-    let thief = Browser {
-        device: Device::new(),
-        session: victim.session.clone(),
-        bound: copied,
-        id: victim.id.clone(),
-        refresh_url: victim.refresh_url.clone(),
-        registration: victim.registration.clone(),
-    };
+    let thief = victim.stolen(copied);
     thief
         .get(&c, "/me")
         .await
         .assert_error(401, "unauthenticated");
     // The session cookie alone (no credential) is no session either.
-    let bare = Browser {
-        bound: None,
-        device: Device::new(),
-        session: victim.session.clone(),
-        id: String::new(),
-        refresh_url: String::new(),
-        registration: victim.registration.clone(),
-    };
+    let bare = victim.stolen(None);
     assert_eq!(bare.get(&c, "/me").await.status, 401);
     assert_eq!(victim.get(&c, "/me").await.status, 200);
 }
