@@ -21,7 +21,7 @@
 //! - every change to the key by anybody else (logout, revocation, role change, data, eviction,
 //!   expiry, `FLUSHALL`) arrives as an invalidation push, handled on the connection's reader
 //!   task before any later reply, and drops the entry;
-//! - a **heartbeat** (`PING` on the tracking connection) proves that invalidations still arrive:
+//! - a **heartbeat** (`PING` on the tracking connection; behind Sentinel more, below) proves that invalidations still arrive:
 //!   entries are trusted only while the last heartbeat answered within the staleness bound. A
 //!   lost, silent or restarted connection therefore empties the cache, and until Redis answers
 //!   again every request goes to Redis, which fails closed (503) exactly as without a cache;
@@ -34,10 +34,52 @@
 //! invalidates it was handled. Each shard counts the invalidations it has seen; a fill is kept
 //! only if its shard saw none since the read was sent.
 //!
+//! # Behind Sentinel
+//!
+//! The tracking connection goes to the primary the sentinels name, found the way the store's
+//! shared connections find it (`conn.rs`'s `Primary`: redis-rs asks the sentinels, then checks
+//! `ROLE` on the server named). Invalidations come only from the server tracked, so the cache
+//! may serve an entry only while every write that could change it reaches that server. Four
+//! things end the trust, and each empties the cache before a read of another server is trusted:
+//!
+//! - **the store's own connections move.** `Primary` records each answer of the sentinels and
+//!   counts its changes (the *epoch*); a shared connection made to another server moves the
+//!   epoch *before* it carries its first command. Every lookup compares the epoch with the one
+//!   the tracking connection was made in, and on a difference empties the cache and gives the
+//!   tracking connection up (the next miss connects where the sentinels point). So once a
+//!   write of this store can go to a new primary, no entry cached from the old one is served;
+//!   the write's barrier (below) then runs against a connection made in the new epoch.
+//! - **the tracked server stops being the primary.** The heartbeat and each write's barrier
+//!   send `ROLE` instead of `PING`: a demoted server answers as a replica (Sentinel also kills
+//!   its clients when it demotes it: the connection drops), a killed one does not answer.
+//!   `ROLE`'s answer comes after every invalidation the server sent before it, as `PING`'s did.
+//! - **the sentinels name another server.** Each heartbeat also asks every sentinel
+//!   (`SENTINEL GET-MASTER-ADDR-BY-NAME`, all at once). Trust is extended only when a majority
+//!   answered and every answer names the tracked server; another name gives the connection
+//!   up, and fewer answers (the sentinels unreachable) empty the cache and leave it untrusted
+//!   until a heartbeat proves the primary again (loads then read Redis; the connection stays
+//!   for the misses). This is what covers a split brain: an old primary cut off from the
+//!   sentinels but not from us still answers `ROLE` as a primary, while other app servers
+//!   write to the promoted replica.
+//! - **the connection is lost or silent**, as on one server.
+//!
+//! The bound this gives: another server's write to a new primary can only follow a sentinel
+//! naming it; the heartbeat that last extended the trust saw the sentinels name the tracked
+//! server, and the trust ends one staleness bound after that heartbeat was sent. So such a
+//! write is honoured here within the staleness bound, like a silent connection on one server
+//! (sooner in the usual cases: a killed or demoted primary drops the tracking connection at
+//! once). What it does not cover is Sentinel's own limit: a sentinel that has not yet heard of
+//! a failover its leader made still names the old primary (sentinels tell each other within
+//! about two seconds), and a write acknowledged by a cut-off old primary is lost when it
+//! rejoins (`with_replica_acks` narrows that; the cache follows the primary whose data
+//! survives).
+//!
 //! With the `metrics` feature the cache counts its hits, misses, invalidations and flushes, and
 //! the sessions it holds, straight into the `metrics` facade (the names are in
 //! `session_core::metrics`), through handles taken from the recorder in effect when the cache
 //! is made: the driver thread's counts reach the same recorder as the callers'.
+
+mod sentinel;
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,11 +90,13 @@ use lru::LruCache;
 use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind,
-    RedisError, RedisResult, Value,
+    RedisError, RedisResult, Role, Value,
 };
 
+use self::sentinel::{is_primary, Tracking, Verdict};
+use super::conn::Primary;
 use super::failure::{timed_out, unavailable, Failure};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UnavailableKind};
 use crate::record::{duration_ms, now_ms, Record};
 use crate::token::{SessionKey, SESSION_KEY_BYTES};
 
@@ -251,13 +295,34 @@ pub(crate) struct SessionCache {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// Where the tracking connection goes.
+pub(crate) enum Source<'a> {
+    /// One server, by its URL.
+    Single(&'a str),
+    /// The primary the sentinels name, as the store's own connections learn it.
+    Sentinel(Arc<Primary>),
+}
+
+/// How the tracking connection is made, and what a heartbeat proves, per topology.
+enum Tracked {
+    /// One server: it is the data, a `PING` answered shows invalidations still arrive.
+    Single(Client),
+    /// Behind Sentinel: the server the sentinels name, and `ROLE` plus the sentinels'
+    /// agreement at each heartbeat (`sentinel.rs`).
+    Sentinel {
+        tracking: Tracking,
+        /// The address the live tracking connection goes to.
+        addr: Mutex<Option<(String, u16)>>,
+    },
+}
+
 struct Inner {
     /// A runtime on a thread of its own that reads the tracking connection and runs the
     /// heartbeat: invalidations are handled as soon as they arrive, however busy the
     /// application's own runtime is.
     driver: tokio::runtime::Handle,
     config: CacheConfig,
-    client: Client,
+    tracked: Tracked,
     session_prefix: Vec<u8>,
     shards: Box<[Mutex<Shard>]>,
     per_shard_bytes: usize,
@@ -272,22 +337,28 @@ struct Inner {
 }
 
 impl SessionCache {
-    /// A cache for the single server at `url`. No I/O until the first load.
+    /// A cache for the server(s) of `source`. No I/O until the first load.
     pub(crate) fn new(
-        url: &str,
+        source: Source<'_>,
         config: CacheConfig,
         session_prefix: Vec<u8>,
         operation_timeout: Duration,
     ) -> Result<Self> {
-        let info = url
-            .into_connection_info()
-            .map_err(|e| Error::Config(format!("Redis URL for the session cache: {e}")))?;
-        let redis = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let client = Client::open(info.set_redis_settings(redis))
-            .map_err(|e| Error::Config(format!("Redis URL for the session cache: {e}")))?;
+        let bad = |e: RedisError| Error::Config(format!("Redis URL for the session cache: {e}"));
+        let tracked = match source {
+            Source::Single(url) => {
+                let info = url.into_connection_info().map_err(bad)?;
+                let redis = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(ProtocolVersion::RESP3);
+                Tracked::Single(Client::open(info.set_redis_settings(redis)).map_err(bad)?)
+            }
+            Source::Sentinel(primary) => Tracked::Sentinel {
+                tracking: Tracking::new(primary).map_err(bad)?,
+                addr: Mutex::new(None),
+            },
+        };
         let per_shard_entries = NonZeroUsize::new(config.max_entries.div_ceil(SHARDS).max(1))
             .unwrap_or(NonZeroUsize::MIN);
         let shards = (0..SHARDS)
@@ -304,7 +375,7 @@ impl SessionCache {
             driver,
             per_shard_bytes: config.max_bytes / SHARDS,
             config,
-            client,
+            tracked,
             session_prefix,
             shards,
             conn: RwLock::new(None),
@@ -334,6 +405,9 @@ impl SessionCache {
     pub(crate) fn lookup(&self, key: &SessionKey, now: u64, idle: u64, touch_every: u64) -> Lookup {
         let inner = &self.inner;
         let shard_no = shard_of(key);
+        if !inner.tracks_the_primary() {
+            inner.moved();
+        }
         let mut shard = lock(&inner.shards[shard_no]);
         if now_ms() < inner.trusted_until_ms.load(Ordering::Acquire) {
             if let Some(entry) = shard.entries.get_mut(key) {
@@ -500,16 +574,46 @@ impl SessionCache {
     /// shown, the cache is emptied instead, which serves the caller as well: a reset
     /// connection is replaced (emptying the cache) and pinged again; any other failure empties
     /// it here and is returned for the record.
+    ///
+    /// Behind Sentinel it is `ROLE`, and an answer other than a primary's empties the cache
+    /// too; and if the store's connections have moved to another server since the tracking
+    /// connection was made (the write may have gone there), the cache is emptied first.
     pub(crate) async fn barrier(&self, target: &str) -> Result<()> {
+        if !self.inner.tracks_the_primary() {
+            // Behind Sentinel, the write may have gone over a connection to a new primary:
+            // nothing the old one's connection tracked is trusted any more.
+            self.inner.moved();
+        }
         if self.inner.conn_if_any().is_none() {
             // No tracking connection: nothing is cached.
             return Ok(());
         }
-        let pinged = self
-            .on_tracking(target, |mut c| async move {
-                redis::cmd("PING").query_async::<()>(&mut c).await
-            })
-            .await;
+        let pinged = match &self.inner.tracked {
+            Tracked::Single(_) => {
+                self.on_tracking(target, |mut c| async move {
+                    redis::cmd("PING").query_async::<()>(&mut c).await
+                })
+                .await
+            }
+            // Behind Sentinel, `ROLE`: a demoted server answers as a replica, and the write
+            // may then have gone to the new primary, whose invalidations never reach us.
+            Tracked::Sentinel { .. } => self
+                .on_tracking(target, |mut c| async move {
+                    redis::cmd("ROLE").query_async::<Role>(&mut c).await
+                })
+                .await
+                .and_then(|role| {
+                    if is_primary(&role) {
+                        Ok(())
+                    } else {
+                        self.inner.lost(None);
+                        Err(Error::unavailable(
+                            UnavailableKind::Server,
+                            format!("Redis at {target} (session cache): no longer the primary"),
+                        ))
+                    }
+                }),
+        };
         if pinged.is_err() {
             self.inner.flush();
         }
@@ -616,14 +720,23 @@ impl Inner {
             .set_connection_timeout(Some(self.operation_timeout))
             .set_response_timeout(None)
             .set_push_sender(pushes);
-        // Opened on the driver's runtime, so that its reader task runs there.
-        let client = self.client.clone();
-        let mut conn = self
+        // Opened on the driver's runtime, so that its reader task runs there. Behind Sentinel
+        // the sentinels are asked first, as for every new connection of the store.
+        let me = Arc::clone(self);
+        let (mut conn, named) = self
             .driver
             .spawn(async move {
-                client
+                let (client, named) = match &me.tracked {
+                    Tracked::Single(client) => (client.clone(), None),
+                    Tracked::Sentinel { tracking, .. } => {
+                        let (client, addr, epoch) = tracking.client().await?;
+                        (client, Some((addr, epoch)))
+                    }
+                };
+                let conn = client
                     .get_multiplexed_async_connection_with_config(&config)
-                    .await
+                    .await?;
+                Ok::<_, RedisError>((conn, named))
             })
             .await
             .map_err(|_| {
@@ -650,6 +763,12 @@ impl Inner {
             .query_async::<()>(&mut conn)
             .await
             .map_err(|e| (None, e))?;
+        if let (Tracked::Sentinel { tracking, addr }, Some((named, epoch))) = (&self.tracked, named)
+        {
+            // Before the connection is seen: a lookup compares this epoch with the store's.
+            *addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(named);
+            tracking.made_in(epoch);
+        }
         // The previous connection (if any) was given up by `lost`, which emptied the cache and
         // voided every fill then in flight.
         *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some((generation, conn.clone()));
@@ -675,6 +794,31 @@ impl Inner {
         if generation.is_none() || conn.as_ref().map(|(g, _)| *g) == generation {
             *conn = None;
         }
+    }
+
+    /// Whether the store's connections go where the tracking connection goes (always on one
+    /// server; behind Sentinel, as long as no connection of the store was made to another
+    /// server since the tracking connection was).
+    fn tracks_the_primary(&self) -> bool {
+        match &self.tracked {
+            Tracked::Single(_) => true,
+            Tracked::Sentinel { tracking, .. } => tracking.current(),
+        }
+    }
+
+    /// The store's connections now go to another server than the tracking connection: give
+    /// it up and empty the cache (the next miss or heartbeat connects where they go), unless
+    /// a connection made since already tracks the right server.
+    fn moved(&self) {
+        let mut conn = self.conn.write().unwrap_or_else(|e| e.into_inner());
+        // No connection: given up already (the cache emptied, fills refused until a
+        // connection is made), or none yet.
+        if conn.is_none() || self.tracks_the_primary() {
+            return;
+        }
+        self.trusted_until_ms.store(0, Ordering::Release);
+        self.flush();
+        *conn = None;
     }
 
     fn on_push(&self, generation: u64, push: PushInfo) {
@@ -739,12 +883,47 @@ impl Inner {
             return;
         };
         let sent = now_ms();
-        let ping = redis::cmd("PING");
-        match tokio::time::timeout(limit, ping.query_async::<()>(&mut conn)).await {
-            Ok(Ok(())) => self.trusted_until_ms.store(
+        let trust = || {
+            self.trusted_until_ms.store(
                 sent + duration_ms(self.config.staleness_bound),
                 Ordering::Release,
-            ),
+            );
+        };
+        let (tracking, addr) = match &self.tracked {
+            Tracked::Single(_) => {
+                let ping = redis::cmd("PING");
+                match tokio::time::timeout(limit, ping.query_async::<()>(&mut conn)).await {
+                    Ok(Ok(())) => trust(),
+                    _ => self.lost(Some(generation)),
+                }
+                return;
+            }
+            Tracked::Sentinel { tracking, addr } => (tracking, addr),
+        };
+        if !tracking.current() {
+            self.moved();
+            return;
+        }
+        let Some(tracked) = addr.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return;
+        };
+        // Both at once: the tracked server says it is the primary (its answer comes after
+        // every invalidation it sent before), and the sentinels name it.
+        let role_cmd = redis::cmd("ROLE");
+        let role = tokio::time::timeout(limit, role_cmd.query_async::<Role>(&mut conn));
+        let (role, verdict) = tokio::join!(role, tracking.ask_sentinels(&tracked, limit));
+        match (role, verdict) {
+            (Ok(Ok(role)), Verdict::Confirmed) if is_primary(&role) && tracking.current() => {
+                trust();
+            }
+            // Not proven, but the connection is fine: stop serving (what was cached may be
+            // served again only after a heartbeat that proves the server is the primary, so
+            // empty it too) and keep the connection for the misses.
+            (Ok(Ok(role)), Verdict::NoQuorum) if is_primary(&role) => {
+                self.trusted_until_ms.store(0, Ordering::Release);
+                self.flush();
+            }
+            // A demoted server, another server named, a failed or silent connection.
             _ => self.lost(Some(generation)),
         }
     }

@@ -3,13 +3,17 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use deadpool::managed;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use redis::sentinel::{SentinelClient, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, Pipeline, RedisError, RedisFuture,
+    RedisResult, Value,
+};
 
 use super::failure::{timed_out, unavailable, Failure};
 use crate::config::MAX_TIMEOUT;
@@ -216,7 +220,7 @@ impl ConnectionSettings {
 pub(super) enum Pools {
     Single(Shared<deadpool_redis::Manager>),
     Cluster(Shared<deadpool_redis::cluster::Manager>),
-    Sentinel(Shared<deadpool_redis::sentinel::Manager>),
+    Sentinel(Shared<SentinelManager>),
 }
 
 impl Pools {
@@ -253,16 +257,25 @@ impl Pools {
                         "a Sentinel target needs at least one sentinel and a service name".into(),
                     ));
                 }
-                let manager = deadpool_redis::sentinel::Manager::new(
-                    sentinels.clone(),
-                    service.clone(),
-                    None,
-                    deadpool_redis::sentinel::SentinelServerType::Master,
-                )
-                .map_err(bad)?;
+                let primary = Primary::new(sentinels, service).map_err(bad)?;
+                let manager = SentinelManager {
+                    primary: Arc::new(primary),
+                    connection: AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(settings.operation_timeout))
+                        .set_response_timeout(None),
+                };
                 Pools::Sentinel(Shared::new(manager, size, limit))
             }
         })
+    }
+
+    /// Behind Sentinel, the primary the shared connections go to (the session cache tracks
+    /// the same one); `None` on the other topologies.
+    pub(super) fn primary(&self) -> Option<Arc<Primary>> {
+        match self {
+            Pools::Sentinel(p) => Some(Arc::clone(&p.manager.primary)),
+            Pools::Single(_) | Pools::Cluster(_) => None,
+        }
     }
 
     /// Runs `f` on a shared connection within `limit`. Called by `writes.rs` alone, whose
@@ -278,6 +291,118 @@ impl Pools {
             Pools::Sentinel(p) => p.run(Connection::Single, limit, target, f).await,
             Pools::Cluster(p) => p.run(Connection::Cluster, limit, target, f).await,
         }
+    }
+}
+
+/// Behind Sentinel: the primary the sentinels name, as this store last learned it, shared by
+/// the store's connections and its session cache.
+///
+/// Every new connection to the primary, a shared one or the cache's tracking connection, asks
+/// the sentinels first ([`Primary::resolve`]: redis-rs asks them, then checks with `ROLE` that
+/// the server named is a primary) and records the answer here. The **epoch** counts the
+/// changes of that answer: a shared connection made to another server than before moves it
+/// *before* the connection carries its first command, so the cache, which trusts its entries
+/// only while the epoch is the one its tracking connection was made in, stops serving them
+/// before any write can reach the new server (`cache.rs`, "Behind Sentinel").
+pub(crate) struct Primary {
+    /// redis-rs's Sentinel client (one lookup at a time: it keeps its sentinel connections).
+    client: tokio::sync::Mutex<SentinelClient>,
+    /// The sentinels' URLs and the service name, for the cache's heartbeat.
+    sentinels: Vec<String>,
+    service: String,
+    /// The primary named last (host, port) and the epoch, changed together.
+    known: Mutex<(u64, Option<(String, u16)>)>,
+    /// The epoch, for the cache's lookups (a copy of `known.0`, read without the lock).
+    epoch: AtomicU64,
+}
+
+impl Primary {
+    fn new(sentinels: &[String], service: &str) -> RedisResult<Self> {
+        let client = SentinelClient::build(
+            sentinels.to_vec(),
+            service.to_owned(),
+            None,
+            SentinelServerType::Master,
+        )?;
+        Ok(Self {
+            client: tokio::sync::Mutex::new(client),
+            sentinels: sentinels.to_vec(),
+            service: service.to_owned(),
+            known: Mutex::new((0, None)),
+            epoch: AtomicU64::new(0),
+        })
+    }
+
+    /// Asks the sentinels for the primary now, records the answer (a new server moves the
+    /// epoch) and returns a client for it, its address and the epoch it was named in.
+    pub(crate) async fn resolve(&self) -> RedisResult<(Client, (String, u16), u64)> {
+        let client = self.client.lock().await.async_get_client().await?;
+        let addr = host_port(client.get_connection_info().addr()).ok_or_else(|| {
+            RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "the sentinels named a primary that is not a TCP address",
+            ))
+        })?;
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.1.as_ref() != Some(&addr) {
+            known.0 += 1;
+            known.1 = Some(addr.clone());
+            self.epoch.store(known.0, Ordering::SeqCst);
+        }
+        Ok((client, addr, known.0))
+    }
+
+    /// The current epoch (see the type's docs).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// The sentinels' URLs, as given.
+    pub(crate) fn sentinels(&self) -> &[String] {
+        &self.sentinels
+    }
+
+    /// The name the sentinels know the primary by.
+    pub(crate) fn service(&self) -> &str {
+        &self.service
+    }
+}
+
+/// Host and port of a TCP address (what a sentinel names a server by).
+pub(crate) fn host_port(addr: &ConnectionAddr) -> Option<(String, u16)> {
+    match addr {
+        ConnectionAddr::Tcp(host, port) => Some((host.clone(), *port)),
+        ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
+        _ => None,
+    }
+}
+
+/// Makes the shared connections behind Sentinel: to the primary [`Primary::resolve`] names
+/// (recorded there before the connection exists), configured like a single server's.
+pub(crate) struct SentinelManager {
+    primary: Arc<Primary>,
+    connection: AsyncConnectionConfig,
+}
+
+impl managed::Manager for SentinelManager {
+    type Type = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> RedisResult<MultiplexedConnection> {
+        let (client, _, _) = self.primary.resolve().await?;
+        client
+            .get_multiplexed_async_connection_with_config(&self.connection)
+            .await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut MultiplexedConnection,
+        _: &managed::Metrics,
+    ) -> managed::RecycleResult<RedisError> {
+        // Not called: `Shared` keeps its connections and never recycles (it only creates).
+        redis::cmd("PING").query_async::<()>(conn).await?;
+        Ok(())
     }
 }
 
