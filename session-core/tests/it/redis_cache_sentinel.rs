@@ -195,8 +195,9 @@ async fn behind_sentinel_changes_made_through_another_store_end_the_cached_copy_
 
 /// The primary is SIGKILLed with sessions cached; after the failover another store deletes
 /// some and demotes others on the new primary. The cached store never serves one of those
-/// (not even once, on its first load after the failover), serves every other session, and
-/// caches again from the new primary, whose invalidations reach it.
+/// (not even once, on its first load after the failover), serves every other session, writes
+/// at once (its shared connections follow the primary its cache found), and caches again from
+/// the new primary, whose invalidations reach it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_sentinel_no_session_changed_after_a_failover_is_served_from_memory() {
     let mut group = RedisSentinelGroup::start("sessions").unwrap();
@@ -204,6 +205,10 @@ async fn behind_sentinel_no_session_changed_after_a_failover_is_served_from_memo
     let (a, meter) = cached(&group, config.clone(), Duration::from_secs(1)).await;
     let b = plain(&group, config).await;
     let sessions = admins(&b, "user", 30).await;
+    // Writes through this store too, so that its shared connections (two) go to the primary.
+    for _ in 0..4 {
+        a.create(NewSession::new("before")).await.unwrap();
+    }
     group.wait_for_replication(Duration::from_secs(10)).unwrap();
     warm(&a, &meter, &sessions).await;
 
@@ -238,6 +243,11 @@ async fn behind_sentinel_no_session_changed_after_a_failover_is_served_from_memo
         assert_eq!(s.user_id(), user);
         assert!(s.has_role("ADMIN"));
     }
+    // This store's loads found the new primary through the cache's connection; its shared
+    // connections, made for the old one, are not used again: the first write works.
+    a.create(NewSession::new("after")).await.expect(
+        "the first write after the cache found the new primary goes there, not to the old one",
+    );
     // Cached again, now from the new primary, and its invalidations arrive.
     warm(&a, &meter, kept).await;
     for (round, (token, _)) in kept.iter().enumerate() {

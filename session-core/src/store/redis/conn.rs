@@ -239,7 +239,7 @@ impl Pools {
                     .set_response_timeout(None);
                 let manager = deadpool_redis::Manager::new_with_config(url.as_str(), connection)
                     .map_err(bad)?;
-                Pools::Single(Shared::new(manager, size, limit))
+                Pools::Single(Shared::new(manager, None, size, limit))
             }
             RedisTarget::Cluster(nodes) => {
                 if nodes.is_empty() {
@@ -249,7 +249,7 @@ impl Pools {
                 }
                 let manager =
                     deadpool_redis::cluster::Manager::new(nodes.clone(), false).map_err(bad)?;
-                Pools::Cluster(Shared::new(manager, size, limit))
+                Pools::Cluster(Shared::new(manager, None, size, limit))
             }
             RedisTarget::Sentinel { sentinels, service } => {
                 if sentinels.is_empty() || service.is_empty() {
@@ -257,14 +257,14 @@ impl Pools {
                         "a Sentinel target needs at least one sentinel and a service name".into(),
                     ));
                 }
-                let primary = Primary::new(sentinels, service).map_err(bad)?;
+                let primary = Arc::new(Primary::new(sentinels, service).map_err(bad)?);
                 let manager = SentinelManager {
-                    primary: Arc::new(primary),
+                    primary: Arc::clone(&primary),
                     connection: AsyncConnectionConfig::new()
                         .set_connection_timeout(Some(settings.operation_timeout))
                         .set_response_timeout(None),
                 };
-                Pools::Sentinel(Shared::new(manager, size, limit))
+                Pools::Sentinel(Shared::new(manager, Some(primary), size, limit))
             }
         })
     }
@@ -344,11 +344,12 @@ impl Primary {
             ))
         })?;
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if known.1.as_ref() != Some(&addr) {
+        // The first answer is epoch 0; each other server named after it, the next epoch.
+        if known.1.as_ref().is_some_and(|before| *before != addr) {
             known.0 += 1;
-            known.1 = Some(addr.clone());
             self.epoch.store(known.0, Ordering::SeqCst);
         }
+        known.1 = Some(addr.clone());
         Ok((client, addr, known.0))
     }
 
@@ -422,18 +423,25 @@ impl managed::Manager for SentinelManager {
 ///   fail like it (503).
 /// - **Overload** is bounded: at most `max_in_flight` calls at once; beyond that a call fails
 ///   at once with [`UnavailableKind::PoolExhausted`] instead of queueing without end.
+/// - **Behind Sentinel**, a connection made before the store learned of another primary
+///   ([`Primary`]'s epoch moved: another shared connection or the cache's tracking connection
+///   was told of it) is not used again: the call connects anew, where the sentinels point.
+///   Without it, once the cache (which reads over its own connection) had found the new
+///   primary, the first writes after a failover still went to the old one and failed.
 pub(crate) struct Shared<M: managed::Manager> {
     manager: M,
+    /// Behind Sentinel, the primary as the store knows it.
+    primary: Option<Arc<Primary>>,
     slots: Box<[Slot<M::Type>]>,
     next: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: usize,
 }
 
-/// One shared connection: the live one (with its generation), or none until the next call
-/// connects.
+/// One shared connection: the live one (with its generation and the [`Primary`] epoch it was
+/// made in; 0 off Sentinel), or none until the next call connects.
 struct Slot<C> {
-    live: RwLock<Option<(u64, C)>>,
+    live: RwLock<Option<(u64, C, u64)>>,
     connecting: tokio::sync::Mutex<()>,
     generation: AtomicU64,
 }
@@ -452,7 +460,7 @@ where
     M: managed::Manager<Error = RedisError>,
     M::Type: Clone,
 {
-    fn new(manager: M, size: usize, max_in_flight: usize) -> Self {
+    fn new(manager: M, primary: Option<Arc<Primary>>, size: usize, max_in_flight: usize) -> Self {
         let slots = (0..size.max(1))
             .map(|_| Slot {
                 live: RwLock::new(None),
@@ -462,6 +470,7 @@ where
             .collect();
         Self {
             manager,
+            primary,
             slots,
             next: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -482,7 +491,7 @@ where
     {
         let _counted = self.enter(target)?;
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
-        let (generation, conn, budget) = match slot.current() {
+        let (generation, conn, budget) = match self.current(slot) {
             Some((generation, conn)) => (generation, conn, limit),
             None => {
                 // Boxed: connecting is a large future that the common path never needs.
@@ -504,6 +513,22 @@ where
                 Err(timed_out(limit, target))
             }
         }
+    }
+
+    /// The epoch of the primary as the store knows it (0 off Sentinel).
+    fn epoch(&self) -> u64 {
+        self.primary.as_ref().map_or(0, |p| p.epoch())
+    }
+
+    /// The slot's connection, unless it was made for a primary the store no longer names (then
+    /// it is dropped).
+    fn current(&self, slot: &Slot<M::Type>) -> Option<(u64, M::Type)> {
+        let (generation, conn, made_in) = slot.current()?;
+        if made_in != self.epoch() {
+            slot.discard(generation);
+            return None;
+        }
+        Some((generation, conn))
     }
 
     fn enter(&self, target: &str) -> Result<InFlight<'_>> {
@@ -532,9 +557,12 @@ where
     ) -> Result<(u64, M::Type)> {
         let attempt = async {
             let _one = slot.connecting.lock().await;
-            if let Some(live) = slot.current() {
+            if let Some(live) = self.current(slot) {
                 return Ok(live);
             }
+            // Read before `create` asks the sentinels (which may move it): a connection is
+            // never taken for one of an epoch later than its own, at worst made once more.
+            let epoch = self.epoch();
             let conn = self
                 .manager
                 .create()
@@ -542,7 +570,7 @@ where
                 .map_err(|e| unavailable(&e, target))?;
             let generation = slot.generation.fetch_add(1, Ordering::Relaxed) + 1;
             *slot.live.write().unwrap_or_else(|e| e.into_inner()) =
-                Some((generation, conn.clone()));
+                Some((generation, conn.clone(), epoch));
             Ok((generation, conn))
         };
         tokio::time::timeout(limit, attempt)
@@ -552,18 +580,18 @@ where
 }
 
 impl<C: Clone> Slot<C> {
-    fn current(&self) -> Option<(u64, C)> {
+    fn current(&self) -> Option<(u64, C, u64)> {
         self.live
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map(|(g, c)| (*g, c.clone()))
+            .map(|(g, c, e)| (*g, c.clone(), *e))
     }
 
     /// Drops the connection of `generation`, unless it was already replaced.
     fn discard(&self, generation: u64) {
         let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
-        if live.as_ref().is_some_and(|(g, _)| *g == generation) {
+        if live.as_ref().is_some_and(|(g, _, _)| *g == generation) {
             *live = None;
         }
     }

@@ -30,7 +30,8 @@ pub(super) enum Verdict {
 pub(super) struct Tracking {
     primary: Arc<Primary>,
     sentinels: Vec<Sentinel>,
-    /// The epoch of [`Primary`] the tracking connection was made in (0: none yet).
+    /// The epoch of [`Primary`] the tracking connection was made in (with no connection,
+    /// nothing is cached, whatever it says).
     epoch: AtomicU64,
 }
 
