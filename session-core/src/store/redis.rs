@@ -316,9 +316,15 @@ impl RedisStore {
     ///   made on the new primary by another app server is honoured here within the staleness
     ///   bound (at once when the old primary was killed or demoted). The sentinels'
     ///   `GET-MASTER-ADDR-BY-NAME` costs them a few commands per heartbeat, four per bound;
-    /// - **Cluster**: not supported; the store keeps working without the cache, and a warning
-    ///   says so (invalidations would need a tracking connection per node and a flush on every
-    ///   slot move).
+    /// - **Cluster**: a tracking connection per primary, and a slot map that says which
+    ///   primary a session is read from and cached by. Entries are served only while the map
+    ///   is proven: each heartbeat asks every primary for its `CLUSTER SLOTS`, and all must
+    ///   answer the map. A `MOVED` or `ASK`, a primary whose view differs or that does not
+    ///   answer, a demoted primary (`ROLE`) or a lost connection empties the cache before any
+    ///   read of the new owner is trusted; so a record cached from a node that no longer owns
+    ///   its slot is never served past the staleness bound (a migration's `MIGRATE` and a
+    ///   killed primary end it at once). A miss during a slot migration is read from the node
+    ///   `ASK` names, and not kept.
     ///
     /// Needs Redis 6 or newer (RESP3).
     ///

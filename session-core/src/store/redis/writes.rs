@@ -15,9 +15,9 @@
 //! [`CounterKeys`], which only the store holds.
 //!
 //! What a topology offers on this path is decided here once ([`Link::offers`]): replica
-//! acknowledgements everywhere but on Redis Cluster, the client-side cache on a single server
-//! and behind Sentinel (where it tracks the primary the store's own connections go to:
-//! `conn.rs`'s `Primary`).
+//! acknowledgements everywhere but on Redis Cluster, the client-side cache everywhere (behind
+//! Sentinel it tracks the primary the store's own connections go to, `conn.rs`'s `Primary`; on
+//! a cluster, every primary, by a slot map it proves at each heartbeat: `cache/cluster.rs`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -87,12 +87,7 @@ impl std::fmt::Display for Unsupported {
                 f,
                 "replica acknowledgements (WAIT) are not supported on {on}"
             ),
-            Feature::Cache => write!(
-                f,
-                "client-side session caching is not supported on {on}: it is supported on a \
-                 single Redis server and behind Sentinel (on Cluster, invalidations would \
-                 need a tracking connection per node and a flush on every slot move)"
-            ),
+            Feature::Cache => write!(f, "client-side session caching is not supported on {on}"),
         }
     }
 }
@@ -164,8 +159,9 @@ impl Link {
             // several primaries, each with its own replicas.
             Feature::ReplicaAcks => topology != Topology::Cluster,
             // Behind Sentinel the cache tracks the primary the store's connections go to, and
-            // stops serving when they move (`cache.rs`, "Behind Sentinel").
-            Feature::Cache => topology != Topology::Cluster,
+            // stops serving when they move (`cache.rs`, "Behind Sentinel"); on a cluster, every
+            // primary, by a slot map proven at each heartbeat (`cache/cluster.rs`).
+            Feature::Cache => true,
         };
         if offered {
             Ok(())
@@ -197,6 +193,7 @@ impl Link {
         let source = match (&self.target, self.pools.primary()) {
             (RedisTarget::Single(url), _) => Source::Single(url),
             (RedisTarget::Sentinel { .. }, Some(primary)) => Source::Sentinel(primary),
+            (RedisTarget::Cluster(nodes), _) => Source::Cluster(nodes),
             _ => {
                 return Err(Error::Internal(
                     "the cache is offered on a single server and behind Sentinel only".to_owned(),
