@@ -305,9 +305,29 @@ impl RedisStore {
     /// `session_core::metrics`), to the recorder in effect when this is called: install the
     /// recorder first.
     ///
-    /// One Redis server only (Sentinel and Cluster keep working without the cache, and a
-    /// warning says so: invalidations from a demoted primary or a migrating slot would need
-    /// one tracking connection per node). Needs Redis 6 or newer (RESP3).
+    /// What it does on each topology:
+    /// - **one server**: as above;
+    /// - **Sentinel**: the same, on the primary the sentinels name. The cache trusts its
+    ///   entries only while it can show that writes go where it tracks: each heartbeat asks
+    ///   the tracked server `ROLE` (a primary still) and the sentinels which server is the
+    ///   primary (a majority must answer and name it), and the cache is emptied before any
+    ///   entry is served once this store's connections have moved to another server, the
+    ///   tracked one answers as a replica or drops, or a sentinel names another. After a
+    ///   failover every entry is dropped before a read of the new primary is trusted; a change
+    ///   made on the new primary by another app server is honoured here within the staleness
+    ///   bound (at once when the old primary was killed or demoted). The sentinels'
+    ///   `GET-MASTER-ADDR-BY-NAME` costs them a few commands per heartbeat, four per bound;
+    /// - **Cluster**: a tracking connection per primary, and a slot map that says which
+    ///   primary a session is read from and cached by. Entries are served only while the map
+    ///   is proven: each heartbeat asks every primary for its `CLUSTER SLOTS`, and all must
+    ///   answer the map. A `MOVED` or `ASK`, a primary whose view differs or that does not
+    ///   answer, a demoted primary (`ROLE`) or a lost connection empties the cache before any
+    ///   read of the new owner is trusted; so a record cached from a node that no longer owns
+    ///   its slot is never served past the staleness bound (a migration's `MIGRATE` and a
+    ///   killed primary end it at once). A miss during a slot migration is read from the node
+    ///   `ASK` names, and not kept.
+    ///
+    /// Needs Redis 6 or newer (RESP3).
     ///
     /// ```no_run
     /// use session_core::{CacheConfig, RedisStore, SessionConfig};

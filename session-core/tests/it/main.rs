@@ -22,6 +22,8 @@ mod dbsc;
 mod metrics;
 mod redis_acl;
 mod redis_cache;
+mod redis_cache_cluster;
+mod redis_cache_sentinel;
 mod redis_store;
 mod store_model;
 mod topology;

@@ -45,6 +45,45 @@ async fn redis_cluster_passes_the_conformance_suite() {
     conformance::run_throttle(make).await;
 }
 
+/// The same suite with the client-side cache on: every answer as without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_with_the_client_side_cache_passes_the_conformance_suite() {
+    let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
+    let nodes = cluster.urls();
+    let make = |config| {
+        let target = RedisTarget::Cluster(nodes.clone());
+        async move {
+            RedisStore::connect(target, config)
+                .await
+                .expect("connect")
+                .with_cache(session_core::CacheConfig::default())
+                .expect("cache on a cluster")
+        }
+    };
+    conformance::run(make).await;
+}
+
+/// The same suite with the client-side cache on: every answer as without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_primary_with_the_client_side_cache_passes_the_conformance_suite() {
+    let group = RedisSentinelGroup::start("sessions").expect("a local Sentinel group");
+    let target = RedisTarget::Sentinel {
+        sentinels: group.sentinel_urls(),
+        service: group.service().to_owned(),
+    };
+    let make = |config| {
+        let target = target.clone();
+        async move {
+            RedisStore::connect(target, config)
+                .await
+                .expect("connect")
+                .with_cache(session_core::CacheConfig::default())
+                .expect("cache behind Sentinel")
+        }
+    };
+    conformance::run(make).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_primary_passes_the_conformance_suite() {
     let group = RedisSentinelGroup::start("sessions").expect("a local Sentinel group");

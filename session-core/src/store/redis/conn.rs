@@ -3,13 +3,17 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use deadpool::managed;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use redis::sentinel::{SentinelClient, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, Pipeline, RedisError, RedisFuture,
+    RedisResult, Value,
+};
 
 use super::failure::{timed_out, unavailable, Failure};
 use crate::config::MAX_TIMEOUT;
@@ -216,7 +220,7 @@ impl ConnectionSettings {
 pub(super) enum Pools {
     Single(Shared<deadpool_redis::Manager>),
     Cluster(Shared<deadpool_redis::cluster::Manager>),
-    Sentinel(Shared<deadpool_redis::sentinel::Manager>),
+    Sentinel(Shared<SentinelManager>),
 }
 
 impl Pools {
@@ -235,7 +239,7 @@ impl Pools {
                     .set_response_timeout(None);
                 let manager = deadpool_redis::Manager::new_with_config(url.as_str(), connection)
                     .map_err(bad)?;
-                Pools::Single(Shared::new(manager, size, limit))
+                Pools::Single(Shared::new(manager, None, size, limit))
             }
             RedisTarget::Cluster(nodes) => {
                 if nodes.is_empty() {
@@ -245,7 +249,7 @@ impl Pools {
                 }
                 let manager =
                     deadpool_redis::cluster::Manager::new(nodes.clone(), false).map_err(bad)?;
-                Pools::Cluster(Shared::new(manager, size, limit))
+                Pools::Cluster(Shared::new(manager, None, size, limit))
             }
             RedisTarget::Sentinel { sentinels, service } => {
                 if sentinels.is_empty() || service.is_empty() {
@@ -253,16 +257,25 @@ impl Pools {
                         "a Sentinel target needs at least one sentinel and a service name".into(),
                     ));
                 }
-                let manager = deadpool_redis::sentinel::Manager::new(
-                    sentinels.clone(),
-                    service.clone(),
-                    None,
-                    deadpool_redis::sentinel::SentinelServerType::Master,
-                )
-                .map_err(bad)?;
-                Pools::Sentinel(Shared::new(manager, size, limit))
+                let primary = Arc::new(Primary::new(sentinels, service).map_err(bad)?);
+                let manager = SentinelManager {
+                    primary: Arc::clone(&primary),
+                    connection: AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(settings.operation_timeout))
+                        .set_response_timeout(None),
+                };
+                Pools::Sentinel(Shared::new(manager, Some(primary), size, limit))
             }
         })
+    }
+
+    /// Behind Sentinel, the primary the shared connections go to (the session cache tracks
+    /// the same one); `None` on the other topologies.
+    pub(super) fn primary(&self) -> Option<Arc<Primary>> {
+        match self {
+            Pools::Sentinel(p) => Some(Arc::clone(&p.manager.primary)),
+            Pools::Single(_) | Pools::Cluster(_) => None,
+        }
     }
 
     /// Runs `f` on a shared connection within `limit`. Called by `writes.rs` alone, whose
@@ -278,6 +291,119 @@ impl Pools {
             Pools::Sentinel(p) => p.run(Connection::Single, limit, target, f).await,
             Pools::Cluster(p) => p.run(Connection::Cluster, limit, target, f).await,
         }
+    }
+}
+
+/// Behind Sentinel: the primary the sentinels name, as this store last learned it, shared by
+/// the store's connections and its session cache.
+///
+/// Every new connection to the primary, a shared one or the cache's tracking connection, asks
+/// the sentinels first ([`Primary::resolve`]: redis-rs asks them, then checks with `ROLE` that
+/// the server named is a primary) and records the answer here. The **epoch** counts the
+/// changes of that answer: a shared connection made to another server than before moves it
+/// *before* the connection carries its first command, so the cache, which trusts its entries
+/// only while the epoch is the one its tracking connection was made in, stops serving them
+/// before any write can reach the new server (`cache.rs`, "Behind Sentinel").
+pub(crate) struct Primary {
+    /// redis-rs's Sentinel client (one lookup at a time: it keeps its sentinel connections).
+    client: tokio::sync::Mutex<SentinelClient>,
+    /// The sentinels' URLs and the service name, for the cache's heartbeat.
+    sentinels: Vec<String>,
+    service: String,
+    /// The primary named last (host, port) and the epoch, changed together.
+    known: Mutex<(u64, Option<(String, u16)>)>,
+    /// The epoch, for the cache's lookups (a copy of `known.0`, read without the lock).
+    epoch: AtomicU64,
+}
+
+impl Primary {
+    fn new(sentinels: &[String], service: &str) -> RedisResult<Self> {
+        let client = SentinelClient::build(
+            sentinels.to_vec(),
+            service.to_owned(),
+            None,
+            SentinelServerType::Master,
+        )?;
+        Ok(Self {
+            client: tokio::sync::Mutex::new(client),
+            sentinels: sentinels.to_vec(),
+            service: service.to_owned(),
+            known: Mutex::new((0, None)),
+            epoch: AtomicU64::new(0),
+        })
+    }
+
+    /// Asks the sentinels for the primary now, records the answer (a new server moves the
+    /// epoch) and returns a client for it, its address and the epoch it was named in.
+    pub(crate) async fn resolve(&self) -> RedisResult<(Client, (String, u16), u64)> {
+        let client = self.client.lock().await.async_get_client().await?;
+        let addr = host_port(client.get_connection_info().addr()).ok_or_else(|| {
+            RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "the sentinels named a primary that is not a TCP address",
+            ))
+        })?;
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        // The first answer is epoch 0; each other server named after it, the next epoch.
+        if known.1.as_ref().is_some_and(|before| *before != addr) {
+            known.0 += 1;
+            self.epoch.store(known.0, Ordering::SeqCst);
+        }
+        known.1 = Some(addr.clone());
+        Ok((client, addr, known.0))
+    }
+
+    /// The current epoch (see the type's docs).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// The sentinels' URLs, as given.
+    pub(crate) fn sentinels(&self) -> &[String] {
+        &self.sentinels
+    }
+
+    /// The name the sentinels know the primary by.
+    pub(crate) fn service(&self) -> &str {
+        &self.service
+    }
+}
+
+/// Host and port of a TCP address (what a sentinel names a server by).
+pub(crate) fn host_port(addr: &ConnectionAddr) -> Option<(String, u16)> {
+    match addr {
+        ConnectionAddr::Tcp(host, port) => Some((host.clone(), *port)),
+        ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
+        _ => None,
+    }
+}
+
+/// Makes the shared connections behind Sentinel: to the primary [`Primary::resolve`] names
+/// (recorded there before the connection exists), configured like a single server's.
+pub(crate) struct SentinelManager {
+    primary: Arc<Primary>,
+    connection: AsyncConnectionConfig,
+}
+
+impl managed::Manager for SentinelManager {
+    type Type = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> RedisResult<MultiplexedConnection> {
+        let (client, _, _) = self.primary.resolve().await?;
+        client
+            .get_multiplexed_async_connection_with_config(&self.connection)
+            .await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut MultiplexedConnection,
+        _: &managed::Metrics,
+    ) -> managed::RecycleResult<RedisError> {
+        // Not called: `Shared` keeps its connections and never recycles (it only creates).
+        redis::cmd("PING").query_async::<()>(conn).await?;
+        Ok(())
     }
 }
 
@@ -297,18 +423,25 @@ impl Pools {
 ///   fail like it (503).
 /// - **Overload** is bounded: at most `max_in_flight` calls at once; beyond that a call fails
 ///   at once with [`UnavailableKind::PoolExhausted`] instead of queueing without end.
+/// - **Behind Sentinel**, a connection made before the store learned of another primary
+///   ([`Primary`]'s epoch moved: another shared connection or the cache's tracking connection
+///   was told of it) is not used again: the call connects anew, where the sentinels point.
+///   Without it, once the cache (which reads over its own connection) had found the new
+///   primary, the first writes after a failover still went to the old one and failed.
 pub(crate) struct Shared<M: managed::Manager> {
     manager: M,
+    /// Behind Sentinel, the primary as the store knows it.
+    primary: Option<Arc<Primary>>,
     slots: Box<[Slot<M::Type>]>,
     next: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: usize,
 }
 
-/// One shared connection: the live one (with its generation), or none until the next call
-/// connects.
+/// One shared connection: the live one (with its generation and the [`Primary`] epoch it was
+/// made in; 0 off Sentinel), or none until the next call connects.
 struct Slot<C> {
-    live: RwLock<Option<(u64, C)>>,
+    live: RwLock<Option<(u64, C, u64)>>,
     connecting: tokio::sync::Mutex<()>,
     generation: AtomicU64,
 }
@@ -327,7 +460,7 @@ where
     M: managed::Manager<Error = RedisError>,
     M::Type: Clone,
 {
-    fn new(manager: M, size: usize, max_in_flight: usize) -> Self {
+    fn new(manager: M, primary: Option<Arc<Primary>>, size: usize, max_in_flight: usize) -> Self {
         let slots = (0..size.max(1))
             .map(|_| Slot {
                 live: RwLock::new(None),
@@ -337,6 +470,7 @@ where
             .collect();
         Self {
             manager,
+            primary,
             slots,
             next: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -357,7 +491,7 @@ where
     {
         let _counted = self.enter(target)?;
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
-        let (generation, conn, budget) = match slot.current() {
+        let (generation, conn, budget) = match self.current(slot) {
             Some((generation, conn)) => (generation, conn, limit),
             None => {
                 // Boxed: connecting is a large future that the common path never needs.
@@ -379,6 +513,22 @@ where
                 Err(timed_out(limit, target))
             }
         }
+    }
+
+    /// The epoch of the primary as the store knows it (0 off Sentinel).
+    fn epoch(&self) -> u64 {
+        self.primary.as_ref().map_or(0, |p| p.epoch())
+    }
+
+    /// The slot's connection, unless it was made for a primary the store no longer names (then
+    /// it is dropped).
+    fn current(&self, slot: &Slot<M::Type>) -> Option<(u64, M::Type)> {
+        let (generation, conn, made_in) = slot.current()?;
+        if made_in != self.epoch() {
+            slot.discard(generation);
+            return None;
+        }
+        Some((generation, conn))
     }
 
     fn enter(&self, target: &str) -> Result<InFlight<'_>> {
@@ -407,9 +557,12 @@ where
     ) -> Result<(u64, M::Type)> {
         let attempt = async {
             let _one = slot.connecting.lock().await;
-            if let Some(live) = slot.current() {
+            if let Some(live) = self.current(slot) {
                 return Ok(live);
             }
+            // Read before `create` asks the sentinels (which may move it): a connection is
+            // never taken for one of an epoch later than its own, at worst made once more.
+            let epoch = self.epoch();
             let conn = self
                 .manager
                 .create()
@@ -417,7 +570,7 @@ where
                 .map_err(|e| unavailable(&e, target))?;
             let generation = slot.generation.fetch_add(1, Ordering::Relaxed) + 1;
             *slot.live.write().unwrap_or_else(|e| e.into_inner()) =
-                Some((generation, conn.clone()));
+                Some((generation, conn.clone(), epoch));
             Ok((generation, conn))
         };
         tokio::time::timeout(limit, attempt)
@@ -427,18 +580,18 @@ where
 }
 
 impl<C: Clone> Slot<C> {
-    fn current(&self) -> Option<(u64, C)> {
+    fn current(&self) -> Option<(u64, C, u64)> {
         self.live
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map(|(g, c)| (*g, c.clone()))
+            .map(|(g, c, e)| (*g, c.clone(), *e))
     }
 
     /// Drops the connection of `generation`, unless it was already replaced.
     fn discard(&self, generation: u64) {
         let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
-        if live.as_ref().is_some_and(|(g, _)| *g == generation) {
+        if live.as_ref().is_some_and(|(g, _, _)| *g == generation) {
             *live = None;
         }
     }

@@ -15,8 +15,9 @@
 //! [`CounterKeys`], which only the store holds.
 //!
 //! What a topology offers on this path is decided here once ([`Link::offers`]): replica
-//! acknowledgements everywhere but on Redis Cluster, the client-side cache on a single server
-//! only.
+//! acknowledgements everywhere but on Redis Cluster, the client-side cache everywhere (behind
+//! Sentinel it tracks the primary the store's own connections go to, `conn.rs`'s `Primary`; on
+//! a cluster, every primary, by a slot map it proves at each heartbeat: `cache/cluster.rs`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use redis::{
     ScriptInvocation, ToRedisArgs, Value,
 };
 
-use super::cache::{CacheConfig, SessionCache};
+use super::cache::{CacheConfig, SessionCache, Source};
 use super::conn::{Connection, ConnectionSettings, Pools, RedisTarget, Topology};
 use crate::error::{Error, Result, UnavailableKind};
 use crate::record::duration_ms;
@@ -86,12 +87,7 @@ impl std::fmt::Display for Unsupported {
                 f,
                 "replica acknowledgements (WAIT) are not supported on {on}"
             ),
-            Feature::Cache => write!(
-                f,
-                "client-side session caching is not supported on {on}: it is supported on a \
-                 single Redis server only (on Cluster and Sentinel a lost invalidation could \
-                 not be detected per node)"
-            ),
+            Feature::Cache => write!(f, "client-side session caching is not supported on {on}"),
         }
     }
 }
@@ -138,7 +134,9 @@ impl Link {
             }
         }
         self.pools = Pools::new(&self.target, &settings)?;
-        let remake = settings.operation_timeout != self.settings.operation_timeout;
+        // Behind Sentinel the cache follows the new pools' primary.
+        let remake = settings.operation_timeout != self.settings.operation_timeout
+            || self.pools.primary().is_some();
         self.settings = settings;
         if remake {
             if let Some((config, prefix)) = self.cache_setup.take() {
@@ -160,7 +158,10 @@ impl Link {
             // One WAIT on the connection of the write: on a cluster a call's writes reach
             // several primaries, each with its own replicas.
             Feature::ReplicaAcks => topology != Topology::Cluster,
-            Feature::Cache => topology == Topology::Single,
+            // Behind Sentinel the cache tracks the primary the store's connections go to, and
+            // stops serving when they move (`cache.rs`, "Behind Sentinel"); on a cluster, every
+            // primary, by a slot map proven at each heartbeat (`cache/cluster.rs`).
+            Feature::Cache => true,
         };
         if offered {
             Ok(())
@@ -189,13 +190,18 @@ impl Link {
     /// Turns the client-side cache on (where [`Link::offers`] it).
     pub(super) fn set_cache(&mut self, config: CacheConfig, session_prefix: Vec<u8>) -> Result<()> {
         self.offers(Feature::Cache)?;
-        let RedisTarget::Single(url) = &self.target else {
-            return Err(Error::Internal(
-                "the cache is offered on a single server only".to_owned(),
-            ));
+        let source = match (&self.target, self.pools.primary()) {
+            (RedisTarget::Single(url), _) => Source::Single(url),
+            (RedisTarget::Sentinel { .. }, Some(primary)) => Source::Sentinel(primary),
+            (RedisTarget::Cluster(nodes), _) => Source::Cluster(nodes),
+            _ => {
+                return Err(Error::Internal(
+                    "the cache is offered on a single server and behind Sentinel only".to_owned(),
+                ))
+            }
         };
         self.cache = Some(SessionCache::new(
-            url,
+            source,
             config.clone(),
             session_prefix.clone(),
             self.settings.operation_timeout,
