@@ -56,8 +56,8 @@ pub struct Settings {
     /// `http://{Host}` with `COOKIE_SECURE=false`).
     pub allowed_origins: Option<Vec<String>>,
     /// `SESSION_CACHE` (`on`, the default, or `off`): serve hot sessions from this server's
-    /// memory, kept true by Redis's invalidations (`RedisStore::with_cache`; one Redis server
-    /// only).
+    /// memory, kept true by Redis's invalidations (`RedisStore::with_cache`: one server,
+    /// Sentinel or Cluster).
     pub session_cache: bool,
     /// `DBSC` (`true`/`false`, default false): offer Device Bound Session Credentials at login;
     /// `DBSC_COOKIE_SECS` (default 600): how long a bound credential lasts. `None`: off.

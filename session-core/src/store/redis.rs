@@ -77,7 +77,7 @@ pub(crate) use self::replies::fuzz;
 use self::replies::{decode_logged, listed_sessions};
 #[cfg(feature = "throttle")]
 use self::writes::CounterKeys;
-use self::writes::{Feature, Link};
+use self::writes::Link;
 use crate::binding::DeviceBinding;
 use crate::changes::DataChanges;
 use crate::config::SessionConfig;
@@ -340,16 +340,8 @@ impl RedisStore {
     /// # Errors
     /// [`Error::Config`] when the URL cannot be used for the cache's connection.
     pub fn with_cache(mut self, cache: CacheConfig) -> Result<Self> {
-        match self.link.offers(Feature::Cache) {
-            Ok(()) => self
-                .link
-                .set_cache(cache, self.keys.session_prefix.clone())?,
-            Err(unsupported) => tracing::warn!(
-                target: "session_core::store",
-                redis = %self.link.target(),
-                "client-side session caching is off: {unsupported}; every load asks Redis"
-            ),
-        }
+        self.link
+            .set_cache(cache, self.keys.session_prefix.clone())?;
         Ok(self)
     }
 

@@ -15,7 +15,7 @@
 //! [`CounterKeys`], which only the store holds.
 //!
 //! What a topology offers on this path is decided here once ([`Link::offers`]): replica
-//! acknowledgements everywhere but on Redis Cluster, the client-side cache everywhere (behind
+//! acknowledgements everywhere but on Redis Cluster. The client-side cache works everywhere (behind
 //! Sentinel it tracks the primary the store's own connections go to, `conn.rs`'s `Primary`; on
 //! a cluster, every primary, by a slot map it proves at each heartbeat: `cache/cluster.rs`).
 
@@ -63,12 +63,10 @@ pub(super) struct CounterKeys(());
 pub(super) enum Feature {
     /// `WAIT` after each write.
     ReplicaAcks,
-    /// The client-side session cache, and its barrier after each write.
-    Cache,
 }
 
 /// A feature the topology does not offer; how the store answers it is the builder's choice
-/// (an error for replica acknowledgements, a warning for the cache).
+/// (an error, for replica acknowledgements).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Unsupported {
     feature: Feature,
@@ -87,7 +85,6 @@ impl std::fmt::Display for Unsupported {
                 f,
                 "replica acknowledgements (WAIT) are not supported on {on}"
             ),
-            Feature::Cache => write!(f, "client-side session caching is not supported on {on}"),
         }
     }
 }
@@ -161,7 +158,6 @@ impl Link {
             // Behind Sentinel the cache tracks the primary the store's connections go to, and
             // stops serving when they move (`cache.rs`, "Behind Sentinel"); on a cluster, every
             // primary, by a slot map proven at each heartbeat (`cache/cluster.rs`).
-            Feature::Cache => true,
         };
         if offered {
             Ok(())
@@ -189,14 +185,13 @@ impl Link {
 
     /// Turns the client-side cache on (where [`Link::offers`] it).
     pub(super) fn set_cache(&mut self, config: CacheConfig, session_prefix: Vec<u8>) -> Result<()> {
-        self.offers(Feature::Cache)?;
         let source = match (&self.target, self.pools.primary()) {
             (RedisTarget::Single(url), _) => Source::Single(url),
             (RedisTarget::Sentinel { .. }, Some(primary)) => Source::Sentinel(primary),
             (RedisTarget::Cluster(nodes), _) => Source::Cluster(nodes),
             _ => {
                 return Err(Error::Internal(
-                    "the cache is offered on a single server and behind Sentinel only".to_owned(),
+                    "behind Sentinel, the cache needs the store's record of the primary".to_owned(),
                 ))
             }
         };
