@@ -3,7 +3,9 @@
 //! 1. **Round trips**: one warm-up request (it fills the demo's session cache),
 //!    `CONFIG RESETSTAT`, 1000 sequential `GET /me` on one keep-alive connection, then
 //!    `INFO commandstats`: the commands Redis received per authenticated
-//!    request (the demo's cache is on: a hot session needs none but a touch per interval).
+//!    request (the demo's cache is on: a hot session needs none but a touch per interval),
+//!    on one Redis, on a 3-primary Cluster (every node counted) and behind Sentinel (the
+//!    primary counted).
 //! 2. **Throughput and latency**: `wrk -t2 -c32 -d10s --latency` on `GET /livez` (no session,
 //!    no store: the floor), `GET /health` (no session, one Redis `PING`),
 //!    `GET /me` (`#[login_required]`) and `GET /admin` (`#[has_role("ADMIN")]`), alternated, in
@@ -26,7 +28,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use redis_harness::RedisServer;
+use redis_harness::{RedisCluster, RedisSentinelGroup, RedisServer};
 use session_benches::{
     at_least, fmt_us, group, median, print_table, progress, quick, skip_unless_bench, Row, Spread,
 };
@@ -49,41 +51,83 @@ fn main() {
         }]);
         return;
     }
+    let mut rows = topology_round_trips();
     let redis = RedisServer::start_local().expect("redis-server for the bench");
-    let server = DemoServer::start(redis.url());
+    let server = DemoServer::start(&[("REDIS_URL", redis.url())]);
     let alice = server.login("alice", "alice-password");
     let admin = server.login("admin", "admin-password");
     let bound = server.login_bound("alice", "alice-password");
 
-    let mut rows = vec![
-        round_trips(&redis, &server, &alice, "GET /me"),
-        round_trips(&redis, &server, &bound, "GET /me, device-bound session"),
-    ];
+    let ports = [redis.port()];
+    rows.push(round_trips(&ports, &server, &alice, "GET /me, one Redis"));
+    rows.push(round_trips(
+        &ports,
+        &server,
+        &bound,
+        "GET /me, one Redis, device-bound session",
+    ));
     rows.extend(load(&server, &alice, &admin, &bound));
     print_table(&rows);
 }
 
-/// Redis commands per `GET /me`, from `INFO commandstats` around 1000 sequential requests.
-fn round_trips(redis: &RedisServer, server: &DemoServer, cookie: &str, what: &str) -> Row {
+/// Redis commands per warm `GET /me` with the demo on a 3-primary Redis Cluster and behind
+/// Sentinel (the session cache on, as on one server): counted on every data node.
+fn topology_round_trips() -> Vec<Row> {
+    let cluster = RedisCluster::start(3, 0).expect("a Redis Cluster for the bench");
+    let nodes: Vec<String> = cluster
+        .urls()
+        .iter()
+        .map(|u| u.trim_start_matches("redis://").to_owned())
+        .collect();
+    let server = DemoServer::start(&[("REDIS_CLUSTER_NODES", &nodes.join(","))]);
+    let alice = server.login("alice", "alice-password");
+    let ports: Vec<u16> = cluster.nodes().iter().map(|n| n.port).collect();
+    let mut rows = vec![round_trips(
+        &ports,
+        &server,
+        &alice,
+        "GET /me, 3-primary Cluster",
+    )];
+    drop(server);
+    let group = RedisSentinelGroup::start("bench").expect("a Sentinel group for the bench");
+    let server = DemoServer::start(&[
+        ("REDIS_SENTINELS", &group.sentinel_urls().join(",")),
+        ("REDIS_SENTINEL_SERVICE", group.service()),
+    ]);
+    let alice = server.login("alice", "alice-password");
+    // The primary only: a replica counts the replicated writes again.
+    let ports = [group.primary_port()];
+    rows.push(round_trips(&ports, &server, &alice, "GET /me, Sentinel"));
+    rows
+}
+
+/// Redis commands per `GET /me`, from `INFO commandstats` of the data nodes on `ports` around
+/// 1000 sequential requests.
+fn round_trips(ports: &[u16], server: &DemoServer, cookie: &str, what: &str) -> Row {
     let n = if quick() { 100 } else { 1000 };
     let mut conn = TcpStream::connect(server.addr.as_str()).expect("connect to demo-server");
     // The first request opens the pool's connection; not counted.
     request(&mut conn, "GET", "/me", Some(cookie), "", true);
-    redis_cli(redis.port(), &["CONFIG", "RESETSTAT"]);
+    for port in ports {
+        redis_cli(*port, &["CONFIG", "RESETSTAT"]);
+    }
     for _ in 0..n {
         let (status, _) = request(&mut conn, "GET", "/me", Some(cookie), "", true);
         assert_eq!(status, 200, "GET /me during the round-trip count");
     }
-    let stats = redis_cli(redis.port(), &["INFO", "commandstats"]);
-    let calls: BTreeMap<String, u64> = stats
-        .lines()
-        .filter_map(|l| {
+    let mut calls: BTreeMap<String, u64> = BTreeMap::new();
+    for port in ports {
+        let stats = redis_cli(*port, &["INFO", "commandstats"]);
+        for (name, count) in stats.lines().filter_map(|l| {
             let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
-            let calls = rest.split(',').next()?.parse().ok()?;
+            let calls: u64 = rest.split(',').next()?.parse().ok()?;
             Some((name.to_owned(), calls))
-        })
-        .filter(|(name, _)| !matches!(name.as_str(), "config|resetstat" | "info"))
-        .collect();
+        }) {
+            if !matches!(name.as_str(), "config|resetstat" | "info") {
+                *calls.entry(name).or_default() += count;
+            }
+        }
+    }
     // commandstats counts a script's inner calls too, so this is every command Redis ran.
     let per_request = calls.values().sum::<u64>() as f64 / n as f64;
     let by_name: Vec<String> = calls
@@ -283,7 +327,8 @@ struct DemoServer {
 }
 
 impl DemoServer {
-    fn start(redis_url: &str) -> Self {
+    /// The demo on the store `env` names (`REDIS_URL`, `REDIS_CLUSTER_NODES`, ...).
+    fn start(env: &[(&str, &str)]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -294,7 +339,7 @@ impl DemoServer {
             // Offered at login; the bound credential outlasts the bench.
             .env("DBSC", "true")
             .env("DBSC_COOKIE_SECS", "3600")
-            .env("REDIS_URL", redis_url)
+            .envs(env.iter().copied())
             .env("COOKIE_SECURE", "false")
             .env("SESSION_MAX_PER_USER", "1000")
             .env("RUST_LOG", "warn")
