@@ -240,6 +240,41 @@ async fn a_browser_registers_and_refreshes_100_times_across_two_servers() {
         let res = browser.get(there, "/bound-only").await;
         assert_eq!(res.status, 200, "after refresh {i}: {}", res.text);
     }
+    // What a refresh costs Redis: one script (the binding's compare-and-set); the challenge
+    // none, and the session's load comes from the server's cache.
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    browser.refresh(&ca).await;
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let calls = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("cmdstat_{name}:calls="))?
+                    .split(',')
+                    .next()
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(calls("evalsha") + calls("eval"), 1, "{stats}");
+    assert_eq!(
+        calls("getex") + calls("get"),
+        1,
+        "the script's GET only: {stats}"
+    );
     // A second registration of a bound session is refused: a copied cookie cannot rebind it.
     let other = Device::new();
     let challenge = browser.registration.1.clone();
