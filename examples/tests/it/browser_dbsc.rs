@@ -33,8 +33,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::browser::{
-    browser_programs, form_login, has, here, http_client, start_driver, submit_login, text_of,
-    wait_ok, Process, CONTROLLED_ENV, WEB_BIN,
+    browser_programs, form_login, has, here, http_client, screenshot, start_driver, submit_login,
+    text_of, wait_ok, Process, CONTROLLED_ENV, WEB_BIN,
 };
 
 /// How long a bound credential lasts (`DBSC_COOKIE_SECS`): short, so that the test sees
@@ -289,11 +289,10 @@ async fn chromium_binds_refreshes_and_a_copied_cookie_runs_out() {
     let _ = a.close().await;
     let _ = std::fs::remove_dir_all(&profile);
     let wire = front.wire.lines.lock().expect("the wire log").join("\n");
-    // Shown with --nocapture: the DBSC exchange as Chromium did it.
+    // Shown when the test fails (and with --nocapture): the DBSC exchange as Chromium did it.
     println!("through the TLS front (browser <-> demo-web):\n{wire}");
     if let Err(e) = outcome {
         if e.is_panic() {
-            eprintln!("through the TLS front (browser <-> demo-web):\n{wire}");
             eprintln!("demo-web's log:\n{}", web.log_tail());
             std::panic::resume_unwind(e.into_panic());
         }
@@ -382,6 +381,7 @@ impl Scenario {
                 && !has(&a, "#sessions tr.session:not(.current) .badge.device-bound").await,
             "the HTTP client's session is marked device-bound"
         );
+        screenshot(&a, "devices-dbsc.png").await;
 
         // The device-bound page shows the user.
         a.goto(&self.url("/bound-only"))
