@@ -22,6 +22,7 @@ pub const RETRY_AFTER_SECS: u64 = 1;
 /// | the session ended, and the store knows why (401) | the same with `&ended=<reason>` ([`signed_out_url`]), which the login page puts in words |
 /// | logged in, no fresh enough password entry (401) | 303 to `/reauth?next=<this page>` (the password again); a 403 page when only another method would do |
 /// | logged in without the role (403) | an HTML 403 page |
+/// | logged in, the session not bound to this device (403, `#[device_bound]`) | an HTML 403 page saying so |
 /// | store unavailable (503) | an HTML 503 page with `Retry-After` |
 /// | anything else | an HTML 500 page |
 pub fn html_rejection(rejection: Rejection, parts: &Parts) -> Response {
@@ -45,6 +46,12 @@ pub fn html_rejection(rejection: Rejection, parts: &Parts) -> Response {
                 .into_response()
         }
         Rejection::Forbidden { requirement } => WebError::Forbidden(requirement).into_response(),
+        Rejection::DeviceBindingRequired => WebError::Forbidden(
+            "a session bound to this device (Device Bound Session Credentials, which this \
+             browser did not set up at login)"
+                .to_owned(),
+        )
+        .into_response(),
         // A form posted from another site (the CSRF check): refused, never a 5xx.
         Rejection::CrossSite { .. } => {
             WebError::Forbidden("a form of this site's own pages".to_owned()).into_response()
@@ -312,6 +319,15 @@ mod tests {
         );
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert!(res.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let unbound = html_rejection(
+            Rejection::DeviceBindingRequired,
+            &parts(Method::GET, "/bound-only"),
+        );
+        assert_eq!(unbound.status(), StatusCode::FORBIDDEN);
+        assert!(unbound.headers()[header::CONTENT_TYPE]
             .to_str()
             .unwrap()
             .starts_with("text/html"));

@@ -5,7 +5,10 @@
 //! recent entry), `/admin` (`#[has_role("ADMIN")]`) with its impersonation form
 //! (`POST /admin/impersonate`; `POST /impersonation/stop` from the banner every page of an
 //! impersonation session shows), `/sessions` ("Devices": the user's sessions with their
-//! device, network and badges, each can be ended), `/history` (the user's login history),
+//! device, network and badges, "Device-bound" among them, each can be ended), `/bound-only`
+//! (a device-bound session only, `#[device_bound]`: with `DBSC=true` a browser that supports
+//! Device Bound Session Credentials binds its session at login), `/history` (the user's login
+//! history),
 //! and a cart on `/` (`POST /cart`) that anonymous visitors fill before login (an anonymous
 //! session, created at the first addition) and that the login carries over.
 //! An anonymous request for a protected page is sent to `/login?next=<the page>`
@@ -41,6 +44,7 @@ use crate::{limits, request_span, routes, AppState, HttpService, BODY_LIMIT};
 pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpService {
     use pages::*;
     let store: Arc<dyn SessionStore> = state.store.clone();
+    let dbsc = state.dbsc.clone();
     let router = Router::new()
         .route("/", get(home))
         .route("/login", get(login_page).post(login_submit))
@@ -52,6 +56,7 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpServi
         .route("/admin", get(admin))
         .route("/admin/impersonate", post(impersonate))
         .route("/impersonation/stop", post(stop_impersonation))
+        .route("/bound-only", get(bound_only))
         .route("/sessions", get(sessions))
         .route("/sessions/others/end", post(end_other_sessions))
         .route("/sessions/{id}/end", post(end_session))
@@ -71,11 +76,13 @@ pub fn app(state: AppState, cookie: CookieConfig, csrf: CsrfPolicy) -> HttpServi
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         );
     // As in the JSON app: the session layer (and its CSRF check) around the router.
-    BoxCloneService::new(
-        SessionLayer::new(store)
-            .with_cookie(cookie)
-            .with_csrf(csrf)
-            .with_rejection(errors::html_rejection)
-            .layer(router.into_service()),
-    )
+    let mut sessions = SessionLayer::new(store)
+        .with_cookie(cookie)
+        .with_csrf(csrf)
+        .with_rejection(errors::html_rejection);
+    if let Some(dbsc) = dbsc {
+        // The registration and refresh endpoints are the layer's own (no routes here).
+        sessions = sessions.with_dbsc(dbsc);
+    }
+    BoxCloneService::new(sessions.layer(router.into_service()))
 }

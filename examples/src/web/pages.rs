@@ -498,6 +498,27 @@ pub async fn account(user: CurrentUser, mut auth: AuthSession) -> Response {
     .into_response()
 }
 
+/// `GET /bound-only`: a session bound to this device only (DBSC, `#[device_bound]`); others get
+/// the 403 page, and a bound session whose credential the browser did not refresh is no session.
+#[device_bound]
+pub async fn bound_only(user: CurrentUser) -> Response {
+    let body = format!(
+        "<p id=\"bound-only\">This page is only shown to a session bound to this device: \
+         signed in as <strong id=\"bound-user\">{user_id}</strong>. A copy of the session \
+         cookie alone, used anywhere else, stops working within the bound credential's \
+         lifetime.</p><p><a href=\"/sessions\">Your devices</a></p>",
+        user_id = escape(user.user_id()),
+    );
+    Page {
+        status: StatusCode::OK,
+        title: "Device-bound page",
+        viewer: viewer(&user),
+        flash: None,
+        body,
+    }
+    .into_response()
+}
+
 /// `GET /admin`: users with the `ADMIN` role only (others get the 403 page): a welcome and
 /// the form to impersonate a user.
 #[has_role("ADMIN")]
@@ -830,7 +851,8 @@ pub async fn reauth_submit(
 
 /// `GET /sessions` ("Devices"): the user's live sessions, most recently used first, each with
 /// its device (browser on system, the full `User-Agent` on hover), network, "Remembered" and
-/// "New device" badges, when it signed in and was last seen, and a button that ends it; the
+/// "New device" badges ("Device-bound" for a session bound to its browser's key, DBSC), when it
+/// signed in and was last seen, and a button that ends it; the
 /// current one is marked; one button ends all the others.
 #[login_required]
 pub async fn sessions(user: CurrentUser, mut auth: AuthSession) -> Response {
@@ -885,6 +907,12 @@ fn session_row(s: &SessionInfo) -> String {
     if s.new_device {
         badges.push_str(" <span class=\"badge new-device\">New device</span>");
     }
+    if s.bound {
+        badges.push_str(
+            " <span class=\"badge device-bound\" title=\"Bound to a key this browser keeps: \
+             a copy of the cookie alone does not last\">Device-bound</span>",
+        );
+    }
     if let Some(admin) = &s.impersonated_by {
         badges.push_str(&format!(
             " <span class=\"badge impersonated\">Impersonated by {}</span>",
@@ -897,10 +925,11 @@ fn session_row(s: &SessionInfo) -> String {
         .map(|ua| format!(" title=\"{}\"", escape(ua)))
         .unwrap_or_default();
     format!(
-        "<tr class=\"session{current}\"><td class=\"device\"><span class=\"device-name\"{title}>\
+        "<tr class=\"session{current}\" data-device-bound=\"{bound}\"><td class=\"device\"><span class=\"device-name\"{title}>\
          {device}</span>{badges}</td><td class=\"network\">{network}</td>\
          <td class=\"created\">{created}</td><td class=\"seen\">{seen}</td><td>{action}</td></tr>",
         current = if s.current { " current" } else { "" },
+        bound = s.bound,
         device = escape(&device_name(s.browser.as_deref(), s.os.as_deref())),
         network = escape(s.network.as_deref().unwrap_or("unknown")),
         created = when(s.created_at),

@@ -16,10 +16,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use redis_harness::{free_port, RedisServer};
 use serde_json::json;
 
-const WEB_BIN: &str = env!("CARGO_BIN_EXE_demo-web");
+pub(crate) const WEB_BIN: &str = env!("CARGO_BIN_EXE_demo-web");
 
 /// The demo's settings, cleared so the developer's environment cannot leak in.
-const CONTROLLED_ENV: &[&str] = &[
+pub(crate) const CONTROLLED_ENV: &[&str] = &[
     "DEMO_ADDR",
     "REDIS_URL",
     "REDIS_CLUSTER_NODES",
@@ -28,18 +28,20 @@ const CONTROLLED_ENV: &[&str] = &[
     "COOKIE_SECURE",
     "ALLOWED_ORIGINS",
     "SESSION_CACHE",
+    "DBSC",
+    "DBSC_COOKIE_SECS",
     "RUST_LOG",
 ];
 
 /// A child process, killed (SIGKILL) and reaped when dropped; its output goes to `log`. (The
 /// browsers chromedriver starts are closed through WebDriver before it is dropped.)
-struct Process {
+pub(crate) struct Process {
     child: Child,
-    log: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 impl Process {
-    fn spawn(mut cmd: Command, name: &str) -> Self {
+    pub(crate) fn spawn(mut cmd: Command, name: &str) -> Self {
         let log = std::env::temp_dir().join(format!(
             "browser-test-{name}-{}-{}.log",
             std::process::id(),
@@ -56,7 +58,7 @@ impl Process {
         Self { child, log }
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
@@ -81,7 +83,7 @@ fn program(var: &str, candidates: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn browser_programs() -> (PathBuf, PathBuf) {
+pub(crate) fn browser_programs() -> (PathBuf, PathBuf) {
     let chromium = program(
         "CHROMIUM",
         &["chromium", "chromium-browser", "google-chrome"],
@@ -100,7 +102,7 @@ fn browser_programs() -> (PathBuf, PathBuf) {
 }
 
 /// Waits until `url` answers 200, or panics with `process`'s log.
-async fn wait_ok(url: &str, process: &mut Process, what: &str) {
+pub(crate) async fn wait_ok(url: &str, process: &mut Process, what: &str) {
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(2))
@@ -142,7 +144,7 @@ async fn start_web(redis_url: &str) -> (Process, String) {
     (web, base)
 }
 
-async fn start_driver(chromedriver: &Path) -> (Process, String) {
+pub(crate) async fn start_driver(chromedriver: &Path) -> (Process, String) {
     let port = free_port().expect("a free port");
     let mut cmd = Command::new(chromedriver);
     cmd.arg(format!("--port={port}"));
@@ -180,7 +182,7 @@ async fn browser(driver_url: &str, chromium: &Path) -> Client {
 }
 
 /// The path and query of the browser's current URL.
-async fn here(c: &Client) -> String {
+pub(crate) async fn here(c: &Client) -> String {
     let url = c.current_url().await.expect("current URL");
     match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
@@ -188,7 +190,7 @@ async fn here(c: &Client) -> String {
     }
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
+pub(crate) async fn text_of(c: &Client, css: &str) -> String {
     let at = here(c).await;
     c.find(Locator::Css(css))
         .await
@@ -198,7 +200,7 @@ async fn text_of(c: &Client, css: &str) -> String {
         .expect("element text")
 }
 
-async fn has(c: &Client, css: &str) -> bool {
+pub(crate) async fn has(c: &Client, css: &str) -> bool {
     !c.find_all(Locator::Css(css))
         .await
         .expect("find elements")
@@ -206,7 +208,7 @@ async fn has(c: &Client, css: &str) -> bool {
 }
 
 /// Fills in the login form on the current page and submits it; waits for the next page.
-async fn submit_login(c: &Client, username: &str, password: &str) {
+pub(crate) async fn submit_login(c: &Client, username: &str, password: &str) {
     fill_login(c, username, password).await;
     c.find(Locator::Id("login"))
         .await
@@ -510,7 +512,7 @@ const FIREFOX_LINUX: &str =
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 
 /// An HTTP client (no redirects followed) that says it is `user_agent`.
-fn http_client(user_agent: &str) -> reqwest::Client {
+pub(crate) fn http_client(user_agent: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .user_agent(user_agent)
@@ -521,7 +523,12 @@ fn http_client(user_agent: &str) -> reqwest::Client {
 }
 
 /// Logs in through demo-web's form with `http`; the session cookie (`name=value`).
-async fn form_login(http: &reqwest::Client, base: &str, user: &str, password: &str) -> String {
+pub(crate) async fn form_login(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> String {
     let res = http
         .post(format!("{base}/login"))
         .header("origin", base)
@@ -539,14 +546,14 @@ async fn form_login(http: &reqwest::Client, base: &str, user: &str, password: &s
     set.split(';').next().unwrap_or_default().to_owned()
 }
 
-async fn count(c: &Client, css: &str) -> usize {
+pub(crate) async fn count(c: &Client, css: &str) -> usize {
     c.find_all(Locator::Css(css))
         .await
         .expect("find elements")
         .len()
 }
 
-async fn screenshot(c: &Client, name: &str) {
+pub(crate) async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));

@@ -9,6 +9,7 @@
 mod support;
 
 mod browser;
+mod browser_dbsc;
 mod cache;
 mod contract;
 mod cross_framework;

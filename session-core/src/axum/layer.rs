@@ -310,7 +310,7 @@ where
         Box::pin(async move {
             #[cfg(feature = "dbsc")]
             let mut res = match endpoint {
-                Some(endpoint) => dbsc_response(endpoint, &ctx, req.headers())
+                Some(endpoint) => dbsc_response(endpoint, &ctx, req.headers(), custom.as_ref())
                     .await
                     .map(R::from),
                 None => inner.call(req).await?,
@@ -399,13 +399,15 @@ fn add_vary(headers: &mut http::HeaderMap, shared: &Shared) {
 }
 
 /// The answer of a DBSC endpoint (`crate::web::dbsc`): the instructions as JSON, or the
-/// refusal as any rejection (so the app's rejection handler applies), with the headers the
-/// endpoint adds.
+/// refusal (through the app's rejection handler, if it has one), with the headers the endpoint
+/// adds. The handler runs here, before the headers are added, so that its page keeps them (a
+/// refresh's 403 is of no use to the browser without its `Secure-Session-Challenge`).
 #[cfg(feature = "dbsc")]
 async fn dbsc_response(
     endpoint: crate::web::dbsc::Endpoint,
     ctx: &RequestSession,
     headers: &http::HeaderMap,
+    handler: Option<&(RejectionHandler, Parts)>,
 ) -> Response {
     let one = |name: &str| {
         let mut values = headers.get_all(name).iter();
@@ -417,7 +419,16 @@ async fn dbsc_response(
     let reply = crate::web::dbsc::answer(endpoint, ctx, one).await;
     let mut res = match reply.outcome {
         Ok(body) => ([(http::header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(rejection) => rejection.into_response(),
+        Err(rejection) => match handler {
+            Some((handler, parts)) => {
+                crate::web::count_rejection(&rejection);
+                let mut res = crate::web::in_rejection_handler(|| handler(rejection, parts));
+                // Answered: the layer must not hand it to the handler a second time.
+                res.extensions_mut().remove::<Rejected>();
+                res
+            }
+            None => rejection.into_response(),
+        },
     };
     for (name, value) in reply.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {

@@ -122,6 +122,8 @@ pub fn parse_response_header(value: impl AsRef<[u8]>) -> Result<String, DbscErro
 ///
 /// assert_eq!(parse_session_id_header(r#""session 1""#)?, "session 1");
 /// assert_eq!(parse_session_id_header("s1")?, "s1"); // bare, as Chromium sends it
+/// // Bare, and no structured-field token (a thumbprint may start with a digit, `-` or `_`).
+/// assert_eq!(parse_session_id_header("4NFV-_x")?, "4NFV-_x");
 /// assert!(parse_session_id_header("1 2").is_err());
 /// # Ok::<(), session_core::dbsc::DbscError>(())
 /// ```
@@ -133,9 +135,10 @@ pub fn parse_session_id_header(value: impl AsRef<[u8]>) -> Result<String, DbscEr
 }
 
 fn parse_string_item(value: &[u8], header: &'static str) -> Result<String, DbscError> {
-    let item: Item = Parser::new(value)
-        .parse()
-        .map_err(|_| DbscError::MalformedHeader(header))?;
+    let item: Item = match Parser::new(value).parse() {
+        Ok(item) => item,
+        Err(_) => return bare_base64url(value, header),
+    };
     match item.bare_item {
         BareItem::String(text) => Ok(text.into()),
         // Chromium (156, observed) sends the proof and the session identifier bare, as
@@ -144,6 +147,21 @@ fn parse_string_item(value: &[u8], header: &'static str) -> Result<String, DbscE
         BareItem::Token(token) => Ok(token.as_str().to_owned()),
         _ => Err(DbscError::MalformedHeader(header)),
     }
+}
+
+/// A bare value that is no structured field at all: Chromium sends the session identifier
+/// unquoted whatever it is, and a key thumbprint (base64url, 43 characters) starts with a
+/// digit, `-` or `_` about one time in five, which no token does (a digit makes it a malformed
+/// number). Read as it is when it is base64url (with the dots of a JWS), nothing else. (A
+/// value that parses as another item, a number say, is still refused: no thumbprint does.)
+fn bare_base64url(value: &[u8], header: &'static str) -> Result<String, DbscError> {
+    let value = value.trim_ascii();
+    let base64url = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if value.is_empty() || !value.iter().all(base64url) {
+        return Err(DbscError::MalformedHeader(header));
+    }
+    // ASCII only, checked above.
+    Ok(String::from_utf8_lossy(value).into_owned())
 }
 
 fn sf_string<'a>(text: &'a str, what: &'static str) -> Result<&'a StringRef, DbscError> {
@@ -167,6 +185,23 @@ impl Algorithm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_thumbprint_that_is_no_token_is_read_as_it_is() {
+        // Session identifiers Chromium 156 sent to demo-web, unquoted.
+        for id in [
+            "4NFVJ25tQxRWrzQ48eZTzcF2IUdJOblWMwUkG1M1BpU",
+            "-RXNN_85iZgL9Zi4V0tQ-C1V9M5pA7paZb0hl4B18c",
+            "_0RXNN_85iZgL9Zi4V0tQ-C1V9M5pA7paZb0hl4B18c",
+            "9a",
+        ] {
+            assert_eq!(parse_session_id_header(id).unwrap(), id);
+            assert_eq!(parse_session_id_header(format!(" {id} ")).unwrap(), id);
+        }
+        for bad in ["", " ", "4a b", "4a;p=1", "4a\"", "4a,5b", "é"] {
+            assert!(parse_session_id_header(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn registration_header_lists_both_algorithms_and_quotes_parameters() {
