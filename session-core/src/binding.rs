@@ -33,6 +33,11 @@ use crate::error::{Error, Result};
 
 /// How long a challenge is accepted after it was issued.
 pub(crate) const CHALLENGE_LIFETIME_MS: u64 = 5 * 60 * 1000;
+/// How long after its registration a session that has not refreshed yet counts without any
+/// credential: Chromium sends its registration together with the login's next request (the
+/// redirect), which may reach the server after the binding is stored, without the credential
+/// the registration's answer sets.
+const REGISTRATION_GRACE_MS: u64 = 2_000;
 /// How far ahead of this server's clock a challenge's issue time may be (another server's
 /// clock).
 const CLOCK_SKEW_MS: u64 = 5_000;
@@ -67,6 +72,8 @@ pub struct DeviceBinding {
     pub(crate) until_ms: u64,
     /// The issue time of the last challenge a proof was accepted for (ms): no older one counts.
     floor_ms: u64,
+    /// When the browser registered (ms).
+    registered_ms: u64,
 }
 
 impl std::fmt::Debug for DeviceBinding {
@@ -155,6 +162,7 @@ impl DeviceBinding {
             credential: [0; HASH_BYTES],
             until_ms: 0,
             floor_ms: now.min(MAX_TIME_MS),
+            registered_ms: now.min(MAX_TIME_MS),
         };
         binding.refreshed(now, now, lifetime_ms)
     }
@@ -179,7 +187,15 @@ impl DeviceBinding {
     /// Whether `presented` (the bound cookie's value, if the request carried one) is the
     /// current credential, at `now`.
     pub(crate) fn accepts(&self, presented: Option<&[u8]>, now: u64) -> bool {
-        now < self.until_ms && presented.is_some_and(|v| credential_hash(v) == self.credential)
+        match presented {
+            Some(value) => now < self.until_ms && credential_hash(value) == self.credential,
+            // No credential at all: only the moment after registering (see
+            // REGISTRATION_GRACE_MS), before any refresh (each raises the floor).
+            None => {
+                self.floor_ms == self.registered_ms
+                    && now < self.registered_ms.saturating_add(REGISTRATION_GRACE_MS)
+            }
+        }
     }
 
     fn mac(&self, head: &[u8]) -> [u8; MAC_BYTES] {
@@ -218,11 +234,12 @@ impl DeviceBinding {
         (same && issued > self.floor_ms).then_some(issued)
     }
 
-    /// The block's bytes: `until (6) ‖ floor (6) ‖ credential hash (16) ‖ secret (16) ‖ key
-    /// length (2) ‖ key`.
+    /// The block's bytes: `until (6) ‖ floor (6) ‖ registered (6) ‖ credential hash (16) ‖
+    /// secret (16) ‖ key length (2) ‖ key`.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&time_bytes(self.until_ms));
         out.extend_from_slice(&time_bytes(self.floor_ms));
+        out.extend_from_slice(&time_bytes(self.registered_ms));
         out.extend_from_slice(&self.credential);
         out.extend_from_slice(&self.secret);
         // At most MAX_KEY_BYTES (checked when registered, and when decoded).
@@ -234,6 +251,7 @@ impl DeviceBinding {
     pub(crate) fn decode(bytes: &[u8]) -> Option<(Self, &[u8])> {
         let (until, rest) = bytes.split_at_checked(TIME_BYTES)?;
         let (floor, rest) = rest.split_at_checked(TIME_BYTES)?;
+        let (registered, rest) = rest.split_at_checked(TIME_BYTES)?;
         let (credential, rest) = rest.split_first_chunk::<HASH_BYTES>()?;
         let (secret, rest) = rest.split_first_chunk::<SECRET_BYTES>()?;
         let (len, rest) = rest.split_first_chunk::<2>()?;
@@ -248,6 +266,7 @@ impl DeviceBinding {
             credential: *credential,
             until_ms: read_time(until),
             floor_ms: read_time(floor),
+            registered_ms: read_time(registered),
         };
         Some((binding, rest))
     }
@@ -272,8 +291,10 @@ mod tests {
         assert!(first.binding.accepts(Some(value), NOW));
         assert!(first.binding.accepts(Some(value), NOW + LIFETIME - 1));
         assert!(!first.binding.accepts(Some(value), NOW + LIFETIME));
-        assert!(!first.binding.accepts(None, NOW));
         assert!(!first.binding.accepts(Some(b"AAAAAAAAAAAAAAAAAAAAAA"), NOW));
+        // Without any credential: only just after registering, and never after a refresh.
+        assert!(first.binding.accepts(None, NOW + REGISTRATION_GRACE_MS - 1));
+        assert!(!first.binding.accepts(None, NOW + REGISTRATION_GRACE_MS));
         let next = first
             .binding
             .refreshed(NOW + 1, NOW + 10, LIFETIME)
@@ -282,6 +303,10 @@ mod tests {
             .binding
             .accepts(Some(next.credential.as_bytes()), NOW + 10));
         assert!(!next.binding.accepts(Some(value), NOW + 10), "the old one");
+        assert!(
+            !next.binding.accepts(None, NOW + 10),
+            "no grace after a refresh"
+        );
     }
 
     #[test]
