@@ -7,10 +7,13 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
+use crate::common::cache_topology::{
+    admins, honoured, once_available, refused_within_100ms, warm, without_heartbeats,
+};
 use crate::common::{unique_prefix, CacheMeter};
 use redis_harness::RedisCluster;
 use session_core::{
-    CacheConfig, Error, NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore, Token,
+    CacheConfig, Error, RedisStore, RedisTarget, SessionConfig, SessionStore, Token,
 };
 
 fn config(prefix: &str) -> SessionConfig {
@@ -42,92 +45,6 @@ async fn cached(
             .with_cache(CacheConfig::default().with_staleness_bound(bound))
             .unwrap()
     })
-}
-
-/// Client commands other than the heartbeats' (`ROLE`, `CLUSTER SLOTS`).
-fn without_heartbeats(commands: Vec<String>) -> Vec<String> {
-    commands
-        .into_iter()
-        .filter(|c| {
-            let c = c.to_lowercase();
-            !c.contains("\"role\"") && !c.contains("\"cluster\"") && !c.contains("\"ping\"")
-        })
-        .collect()
-}
-
-/// Whether `a` honours `token` as an ADMIN session.
-async fn honoured(a: &RedisStore, token: &Token) -> Result<bool, Error> {
-    Ok(a.load(token).await?.is_some_and(|s| s.has_role("ADMIN")))
-}
-
-/// Waits until `a` refuses `token`; fails if it is still honoured 100 ms after the change.
-async fn refused_within_100ms(a: &RedisStore, token: &Token, what: &str) -> Duration {
-    let changed = Instant::now();
-    while honoured(a, token).await.unwrap() {
-        assert!(
-            changed.elapsed() < Duration::from_millis(100),
-            "{what}: still honoured 100 ms after the change"
-        );
-        tokio::task::yield_now().await;
-    }
-    changed.elapsed()
-}
-
-/// `n` ADMIN sessions of users `{name}-0..n`, made through `b`.
-async fn admins(b: &RedisStore, name: &str, n: usize) -> Vec<(Token, String)> {
-    let mut sessions = Vec::new();
-    for i in 0..n {
-        let user = format!("{name}-{i}");
-        let (token, _) = b
-            .create(NewSession::new(user.as_str()).with_roles(["ADMIN"]))
-            .await
-            .unwrap();
-        sessions.push((token, user));
-    }
-    sessions
-}
-
-/// Loads every session through `a` until each load is a hit (the slot map is trusted once a
-/// heartbeat found every primary agreeing with it), for at most 5 s.
-async fn warm(a: &RedisStore, meter: &CacheMeter, sessions: &[(Token, String)]) {
-    tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            for (token, _) in sessions {
-                assert!(honoured(a, token).await.unwrap());
-            }
-            let before = meter.counts().hits;
-            for (token, _) in sessions {
-                assert!(honoured(a, token).await.unwrap());
-            }
-            if meter.counts().hits - before == sessions.len() as u64 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("every session cached within 5 s");
-}
-
-/// Runs `f` until it stops answering `Unavailable`, every 10 ms, for at most 10 s.
-async fn once_available<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Error>>,
-{
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match f().await {
-                Ok(v) => return v,
-                Err(Error::Unavailable { .. }) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await
-                }
-                Err(other) => panic!("{what}: {other:?}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{what}: still unavailable after 10 s"))
 }
 
 /// A connection of the test's own to the node on `port`.

@@ -8,10 +8,13 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
+use crate::common::cache_topology::{
+    admins, honoured, once_available, refused_within_100ms, warm, without_heartbeats,
+};
 use crate::common::{unique_prefix, CacheMeter};
 use redis_harness::RedisSentinelGroup;
 use session_core::{
-    CacheConfig, Error, NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore, Token,
+    CacheConfig, Error, NewSession, RedisStore, RedisTarget, SessionConfig, SessionStore,
 };
 
 fn config() -> SessionConfig {
@@ -49,89 +52,6 @@ async fn cached(
             .with_cache(CacheConfig::default().with_staleness_bound(bound))
             .unwrap()
     })
-}
-
-/// Client commands other than the heartbeat's (`ROLE` behind Sentinel) and a barrier's.
-fn without_heartbeats(commands: Vec<String>) -> Vec<String> {
-    commands
-        .into_iter()
-        .filter(|c| {
-            let c = c.to_lowercase();
-            !c.contains("\"role\"") && !c.contains("\"ping\"")
-        })
-        .collect()
-}
-
-/// Whether `a` still honours `token` as an ADMIN session.
-async fn honoured(a: &RedisStore, token: &Token) -> Result<bool, Error> {
-    Ok(a.load(token).await?.is_some_and(|s| s.has_role("ADMIN")))
-}
-
-/// Waits until `a` refuses `token` (gone, or no ADMIN role); fails if it is still honoured
-/// 100 ms after the change.
-async fn refused_within_100ms(a: &RedisStore, token: &Token, what: &str) -> Duration {
-    let changed = Instant::now();
-    while honoured(a, token).await.unwrap() {
-        assert!(
-            changed.elapsed() < Duration::from_millis(100),
-            "{what}: still honoured 100 ms after the change"
-        );
-        tokio::task::yield_now().await;
-    }
-    changed.elapsed()
-}
-
-/// `n` sessions of users `{name}-0..n` with the ADMIN role, made through `b`.
-async fn admins(b: &RedisStore, name: &str, n: usize) -> Vec<(Token, String)> {
-    let mut sessions = Vec::new();
-    for i in 0..n {
-        let user = format!("{name}-{i}");
-        let (token, _) = b
-            .create(NewSession::new(user.as_str()).with_roles(["ADMIN"]))
-            .await
-            .unwrap();
-        sessions.push((token, user));
-    }
-    sessions
-}
-
-/// Loads each session through `a` twice (a miss that fills the cache, then a hit) and checks
-/// that the second load of each was a hit.
-async fn warm(a: &RedisStore, meter: &CacheMeter, sessions: &[(Token, String)]) {
-    for (token, _) in sessions {
-        assert!(honoured(a, token).await.unwrap());
-    }
-    let before = meter.counts().hits;
-    for (token, _) in sessions {
-        assert!(honoured(a, token).await.unwrap());
-    }
-    assert_eq!(
-        meter.counts().hits - before,
-        sessions.len() as u64,
-        "every session is cached"
-    );
-}
-
-/// Runs `f` until it stops answering `Unavailable` (a store finding the new primary), polled
-/// every 10 ms for at most 10 s.
-async fn once_available<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Error>>,
-{
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match f().await {
-                Ok(v) => return v,
-                Err(Error::Unavailable { .. }) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await
-                }
-                Err(other) => panic!("{what}: {other:?}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{what}: still unavailable after 10 s"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,3 +131,99 @@ impl CacheMeter {
         }
     }
 }
+
+/// What the cache tests on Cluster and behind Sentinel share (`redis_cache_cluster.rs`,
+/// `redis_cache_sentinel.rs`).
+pub mod cache_topology {
+    use std::time::{Duration, Instant};
+
+    use session_core::{Error, NewSession, RedisStore, SessionStore, Token};
+
+    use super::CacheMeter;
+
+    /// Client commands other than the heartbeats' (`ROLE`, `CLUSTER SLOTS`, `PING`).
+    pub fn without_heartbeats(commands: Vec<String>) -> Vec<String> {
+        commands
+            .into_iter()
+            .filter(|c| {
+                let c = c.to_lowercase();
+                !c.contains("\"role\"") && !c.contains("\"cluster\"") && !c.contains("\"ping\"")
+            })
+            .collect()
+    }
+
+    /// Whether `a` still honours `token` as an ADMIN session.
+    pub async fn honoured(a: &RedisStore, token: &Token) -> Result<bool, Error> {
+        Ok(a.load(token).await?.is_some_and(|s| s.has_role("ADMIN")))
+    }
+
+    /// Waits until `a` refuses `token`; fails if it is still honoured 100 ms after the change.
+    pub async fn refused_within_100ms(a: &RedisStore, token: &Token, what: &str) -> Duration {
+        let changed = Instant::now();
+        while honoured(a, token).await.unwrap() {
+            assert!(
+                changed.elapsed() < Duration::from_millis(100),
+                "{what}: still honoured 100 ms after the change"
+            );
+            tokio::task::yield_now().await;
+        }
+        changed.elapsed()
+    }
+
+    /// `n` ADMIN sessions of users `{name}-0..n`, made through `b`.
+    pub async fn admins(b: &RedisStore, name: &str, n: usize) -> Vec<(Token, String)> {
+        let mut sessions = Vec::new();
+        for i in 0..n {
+            let user = format!("{name}-{i}");
+            let (token, _) = b
+                .create(NewSession::new(user.as_str()).with_roles(["ADMIN"]))
+                .await
+                .unwrap();
+            sessions.push((token, user));
+        }
+        sessions
+    }
+
+    /// Loads every session through `a` until each load is a hit (on a cluster the slot map is
+    /// trusted once a heartbeat found every primary agreeing with it), for at most 5 s.
+    pub async fn warm(a: &RedisStore, meter: &CacheMeter, sessions: &[(Token, String)]) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                for (token, _) in sessions {
+                    assert!(honoured(a, token).await.unwrap());
+                }
+                let before = meter.counts().hits;
+                for (token, _) in sessions {
+                    assert!(honoured(a, token).await.unwrap());
+                }
+                if meter.counts().hits - before == sessions.len() as u64 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("every session cached within 5 s");
+    }
+
+    /// Runs `f` until it stops answering `Unavailable`, every 10 ms, for at most 10 s.
+    pub async fn once_available<T, F, Fut>(what: &str, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match f().await {
+                    Ok(v) => return v,
+                    Err(Error::Unavailable { .. }) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await
+                    }
+                    Err(other) => panic!("{what}: {other:?}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still unavailable after 10 s"))
+    }
+}
