@@ -156,19 +156,28 @@ pub(crate) async fn start_driver(chromedriver: &Path) -> (Process, String) {
 
 /// A new browser (its own profile: its own cookies) through the driver at `driver_url`.
 async fn browser(driver_url: &str, chromium: &Path) -> Client {
+    browser_with(driver_url, chromium, &[]).await
+}
+
+/// [`browser`], with `extra` command-line arguments for Chromium.
+pub(crate) async fn browser_with(driver_url: &str, chromium: &Path, extra: &[String]) -> Client {
+    let mut args: Vec<String> = [
+        "--headless=new",
+        // The test may run as root (CI does), where Chromium's sandbox cannot start.
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--no-first-run",
+        "--window-size=1100,760",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend_from_slice(extra);
     let caps = json!({
         "browserName": "chrome",
         "goog:chromeOptions": {
             "binary": chromium.display().to_string(),
-            "args": [
-                "--headless=new",
-                // The test may run as root (CI does), where Chromium's sandbox cannot start.
-                "--no-sandbox",
-                "--disable-dev-shm-usage",
-                "--disable-gpu",
-                "--no-first-run",
-                "--window-size=1100,760",
-            ],
+            "args": args,
         },
     });
     let serde_json::Value::Object(caps) = caps else {

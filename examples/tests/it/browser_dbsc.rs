@@ -21,20 +21,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use fantoccini::{Client, ClientBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Client;
 use rcgen::PublicKeyData as _;
 use redis_harness::{free_port, RedisServer};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use serde_json::json;
 use sha2::Digest as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::browser::{
-    browser_programs, form_login, has, here, http_client, screenshot, start_driver, submit_login,
-    text_of, wait_ok, Process, CONTROLLED_ENV, WEB_BIN,
+    browser_programs, browser_with, form_login, has, here, http_client, screenshot, start_driver,
+    submit_login, text_of, wait_ok, Process, CONTROLLED_ENV, WEB_BIN,
 };
 
 /// How long a bound credential lasts (`DBSC_COOKIE_SECS`): short, so that the test sees
@@ -217,34 +215,19 @@ async fn dbsc_browser(
     front: &TlsFront,
     profile: &Path,
 ) -> Client {
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium.display().to_string(),
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-dev-shm-usage",
-                "--disable-gpu",
-                "--no-first-run",
-                "--window-size=1100,760",
-                format!("--user-data-dir={}", profile.display()),
-                // Trusted, not ignored: with --ignore-certificate-errors Chromium ignores
-                // every DBSC header.
-                format!("--ignore-certificate-errors-spki-list={}", front.spki_sha256),
-                "--enable-features=DeviceBoundSessions:RefreshQuota/false,\
-                 EnableBoundSessionCredentialsSoftwareKeysForManualTesting",
-            ],
-        },
-    });
-    let serde_json::Value::Object(caps) = caps else {
-        unreachable!("a JSON object literal")
-    };
-    ClientBuilder::new(HttpConnector::new())
-        .capabilities(caps)
-        .connect(driver_url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot start a Chromium session through chromedriver: {e}"))
+    let extra = [
+        format!("--user-data-dir={}", profile.display()),
+        // Trusted, not ignored: with --ignore-certificate-errors Chromium ignores every DBSC
+        // header.
+        format!(
+            "--ignore-certificate-errors-spki-list={}",
+            front.spki_sha256
+        ),
+        "--enable-features=DeviceBoundSessions:RefreshQuota/false,\
+         EnableBoundSessionCredentialsSoftwareKeysForManualTesting"
+            .to_owned(),
+    ];
+    browser_with(driver_url, chromium, &extra).await
 }
 
 /// How many times `needle` is in the log at `log`.

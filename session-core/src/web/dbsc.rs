@@ -226,19 +226,17 @@ async fn refresh(
     // A session that ended, or a DBSC session the browser keeps for a session this one is not
     // (a new login since): the browser is told to drop it.
     let bound = session.and_then(|s| {
-        let key = BoundKey::from_bytes(&s.record.device.binding.as_ref()?.key).ok()?;
-        Some((s, key))
+        let binding = s.record.device.binding.clone()?;
+        let key = BoundKey::from_bytes(&binding.key).ok()?;
+        Some((s, binding, key))
     });
-    let Some((session, key)) = bound else {
+    let Some((session, binding, key)) = bound else {
         return Reply::json(&SessionInstructions::terminate());
     };
     let thumbprint = key.thumbprint();
     if id.as_deref().is_some_and(|id| id != thumbprint) {
         return Reply::json(&SessionInstructions::terminate());
     }
-    let Some(binding) = session.record.device.binding.clone() else {
-        return Reply::json(&SessionInstructions::terminate());
-    };
     let now = ctx.store().config().clock().now_ms();
     let Some(proof) = proof else {
         return challenge(
