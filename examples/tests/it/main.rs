@@ -18,6 +18,7 @@ mod devices;
 mod ended;
 mod expiry;
 mod external_store;
+mod failover;
 mod impersonation;
 mod lockout;
 mod multi_server;
