@@ -222,42 +222,23 @@ fn load(server: &DemoServer, on_cluster: &DemoServer, cookies: Cookies<'_>) -> V
     }
     // A device-bound session against an unbound one: the bound credential's check (one more
     // cookie read, one SHA-256) on every request, the refresh's write not at all.
-    let unbound = rps("/me");
-    let ratios: Vec<f64> = rps(BOUND_ME)
-        .iter()
-        .zip(&unbound)
-        .map(|(s, b)| s / b)
-        .collect();
-    let spread = Spread::of(&ratios);
-    let target = at_least(0.95, spread.median);
-    rows.push(Row::from_spread(
-        BENCH,
+    rows.push(against_me(
+        &results,
+        BOUND_ME,
         format!(
             "GET /me on a device-bound session (DBSC) vs an unbound one, req/s ({secs} s each)"
         ),
-        format!("{} req/s", group(median(&unbound) as u64)),
-        format!("{} req/s", group(median(&rps(BOUND_ME)) as u64)),
-        spread,
-        target,
+        0.95,
     ));
     // The same request on a 3-primary Cluster: the cache serves both from memory, so the
     // topology should cost (next to) nothing per request.
-    let ratios: Vec<f64> = rps(CLUSTER_ME)
-        .iter()
-        .zip(&unbound)
-        .map(|(s, b)| s / b)
-        .collect();
-    let spread = Spread::of(&ratios);
-    let target = at_least(0.9, spread.median);
-    rows.push(Row::from_spread(
-        BENCH,
+    rows.push(against_me(
+        &results,
+        CLUSTER_ME,
         format!(
             "GET /me with the demo on a 3-primary Cluster vs on one Redis, req/s ({secs} s each)"
         ),
-        format!("{} req/s", group(median(&unbound) as u64)),
-        format!("{} req/s", group(median(&rps(CLUSTER_ME)) as u64)),
-        spread,
-        target,
+        0.9,
     ));
     for path in ["/livez", "/health", "/me", BOUND_ME, "/admin", CLUSTER_ME] {
         let p50: Vec<f64> = results[path].iter().map(|w| w.p50_us).collect();
@@ -285,6 +266,23 @@ fn load(server: &DemoServer, on_cluster: &DemoServer, cookies: Cookies<'_>) -> V
         });
     }
     rows
+}
+
+/// The row of `label`'s req/s against `GET /me`'s (one Redis, unbound), round by round.
+fn against_me(results: &BTreeMap<&str, Vec<Wrk>>, label: &str, case: String, min: f64) -> Row {
+    let rps = |label: &str| -> Vec<f64> { results[label].iter().map(|w| w.rps).collect() };
+    let (subject, baseline) = (rps(label), rps("/me"));
+    let ratios: Vec<f64> = subject.iter().zip(&baseline).map(|(s, b)| s / b).collect();
+    let spread = Spread::of(&ratios);
+    let target = at_least(min, spread.median);
+    Row::from_spread(
+        BENCH,
+        case,
+        format!("{} req/s", group(median(&baseline) as u64)),
+        format!("{} req/s", group(median(&subject) as u64)),
+        spread,
+        target,
+    )
 }
 
 /// One wrk run's figures.

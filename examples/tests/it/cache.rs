@@ -27,30 +27,20 @@ async fn a_session_ended_or_demoted_on_b_is_refused_on_a_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_redis_cluster_too() {
     let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
-    let nodes: Vec<String> = cluster
-        .urls()
-        .iter()
-        .map(|u| u.trim_start_matches("redis://").to_owned())
-        .collect();
-    let server = || {
-        ServerBuilder::memory()
-            .env("REDIS_CLUSTER_NODES", nodes.join(","))
-            .start()
-    };
-    let (a, b) = (server().await, server().await);
+    let (a, b) = (
+        ServerBuilder::cluster(&cluster).start().await,
+        ServerBuilder::cluster(&cluster).start().await,
+    );
     refused_on_a_within_100_ms(&a, &b, "a 3-primary Cluster").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_sentinel_too() {
     let group = RedisSentinelGroup::start("cache").expect("a local Sentinel group");
-    let server = || {
-        ServerBuilder::memory()
-            .env("REDIS_SENTINELS", group.sentinel_urls().join(","))
-            .env("REDIS_SENTINEL_SERVICE", group.service())
-            .start()
-    };
-    let (a, b) = (server().await, server().await);
+    let (a, b) = (
+        ServerBuilder::sentinel(&group).start().await,
+        ServerBuilder::sentinel(&group).start().await,
+    );
     refused_on_a_within_100_ms(&a, &b, "Sentinel").await;
 }
 

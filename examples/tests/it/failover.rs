@@ -506,13 +506,10 @@ impl Run {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_sentinel_a_killed_primary_loses_no_session_and_honours_no_change_late() {
     let mut group = RedisSentinelGroup::start("failover").expect("a local Sentinel group");
-    let server = || {
-        ServerBuilder::memory()
-            .env("REDIS_SENTINELS", group.sentinel_urls().join(","))
-            .env("REDIS_SENTINEL_SERVICE", group.service())
-            .start()
-    };
-    let (a, b) = (server().await, server().await);
+    let (a, b) = (
+        ServerBuilder::sentinel(&group).start().await,
+        ServerBuilder::sentinel(&group).start().await,
+    );
     let mut run = Run::log_in(&a, &b).await;
     group
         .wait_for_replication(Duration::from_secs(10))
@@ -530,17 +527,10 @@ async fn behind_sentinel_a_killed_primary_loses_no_session_and_honours_no_change
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_a_killed_primary_loses_no_session_and_honours_no_change_late() {
     let mut cluster = RedisCluster::start(3, 1).expect("a local Redis Cluster with replicas");
-    let nodes: Vec<String> = cluster
-        .urls()
-        .iter()
-        .map(|u| u.trim_start_matches("redis://").to_owned())
-        .collect();
-    let server = || {
-        ServerBuilder::memory()
-            .env("REDIS_CLUSTER_NODES", nodes.join(","))
-            .start()
-    };
-    let (a, b) = (server().await, server().await);
+    let (a, b) = (
+        ServerBuilder::cluster(&cluster).start().await,
+        ServerBuilder::cluster(&cluster).start().await,
+    );
     let mut run = Run::log_in(&a, &b).await;
     let primaries: Vec<u16> = cluster
         .nodes()

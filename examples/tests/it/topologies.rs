@@ -36,15 +36,7 @@ async fn session_flow(server: &Server) {
 #[tokio::test]
 async fn demo_server_runs_on_a_redis_cluster() {
     let cluster = RedisCluster::start(3, 0).expect("a local Redis Cluster");
-    let nodes: Vec<String> = cluster
-        .urls()
-        .iter()
-        .map(|u| u.trim_start_matches("redis://").to_owned())
-        .collect();
-    let server = ServerBuilder::memory()
-        .env("REDIS_CLUSTER_NODES", nodes.join(","))
-        .start()
-        .await;
+    let server = ServerBuilder::cluster(&cluster).start().await;
     let health = server.client().get("/health", None).await;
     health.assert_status(200);
     assert_eq!(health.body["store"], "redis");
@@ -54,11 +46,7 @@ async fn demo_server_runs_on_a_redis_cluster() {
 #[tokio::test]
 async fn demo_server_behind_sentinel_survives_a_failover() {
     let mut group = RedisSentinelGroup::start("demo").expect("a local Sentinel group");
-    let server = ServerBuilder::memory()
-        .env("REDIS_SENTINELS", group.sentinel_urls().join(","))
-        .env("REDIS_SENTINEL_SERVICE", group.service())
-        .start()
-        .await;
+    let server = ServerBuilder::sentinel(&group).start().await;
     session_flow(&server).await;
     let c = server.client();
     let cookie = c.login_ok(ALICE.0, ALICE.1).await;

@@ -128,6 +128,24 @@ impl ServerBuilder {
         }
     }
 
+    /// A server on `cluster` (`REDIS_CLUSTER_NODES`), `COOKIE_SECURE=false`.
+    pub fn cluster(cluster: &redis_harness::RedisCluster) -> Self {
+        let nodes: Vec<String> = cluster
+            .urls()
+            .iter()
+            .map(|u| u.trim_start_matches("redis://").to_owned())
+            .collect();
+        Self::memory().env("REDIS_CLUSTER_NODES", nodes.join(","))
+    }
+
+    /// A server behind `group`'s sentinels (`REDIS_SENTINELS`, `REDIS_SENTINEL_SERVICE`),
+    /// `COOKIE_SECURE=false`.
+    pub fn sentinel(group: &redis_harness::RedisSentinelGroup) -> Self {
+        Self::memory()
+            .env("REDIS_SENTINELS", group.sentinel_urls().join(","))
+            .env("REDIS_SENTINEL_SERVICE", group.service())
+    }
+
     /// Runs `bin` instead of the binary under test ([`Bin::under_test`]).
     pub fn bin(mut self, bin: Bin) -> Self {
         self.bin = bin;
