@@ -199,46 +199,39 @@ fn load(server: &DemoServer, on_cluster: &DemoServer, cookies: Cookies<'_>) -> V
             results.entry(label).or_default().push(w);
         }
     }
-    let rps = |path: &str| -> Vec<f64> { results[path].iter().map(|w| w.rps).collect() };
     // The floor: a route that touches no store (the same server, router and layers).
-    let floor = rps("/livez");
-    let mut rows = Vec::new();
-    for path in ["/health", "/me", "/admin"] {
-        let ratios: Vec<f64> = rps(path).iter().zip(&floor).map(|(s, b)| s / b).collect();
-        let spread = Spread::of(&ratios);
-        let target = if path == "/me" {
-            at_least(0.9, spread.median)
-        } else {
-            "info".to_owned()
-        };
-        rows.push(Row::from_spread(
-            BENCH,
-            format!("GET {path} vs GET /livez (no store), req/s at 32 connections ({secs} s each)"),
-            format!("{} req/s", group(median(&floor) as u64)),
-            format!("{} req/s", group(median(&rps(path)) as u64)),
-            spread,
-            target,
-        ));
-    }
+    let mut rows: Vec<Row> = ["/health", "/me", "/admin"]
+        .into_iter()
+        .map(|path| {
+            ratio_row(
+                &results,
+                (path, "/livez"),
+                format!(
+                    "GET {path} vs GET /livez (no store), req/s at 32 connections ({secs} s each)"
+                ),
+                (path == "/me").then_some(0.9),
+            )
+        })
+        .collect();
     // A device-bound session against an unbound one: the bound credential's check (one more
     // cookie read, one SHA-256) on every request, the refresh's write not at all.
-    rows.push(against_me(
+    rows.push(ratio_row(
         &results,
-        BOUND_ME,
+        (BOUND_ME, "/me"),
         format!(
             "GET /me on a device-bound session (DBSC) vs an unbound one, req/s ({secs} s each)"
         ),
-        0.95,
+        Some(0.95),
     ));
     // The same request on a 3-primary Cluster: the cache serves both from memory, so the
     // topology should cost (next to) nothing per request.
-    rows.push(against_me(
+    rows.push(ratio_row(
         &results,
-        CLUSTER_ME,
+        (CLUSTER_ME, "/me"),
         format!(
             "GET /me with the demo on a 3-primary Cluster vs on one Redis, req/s ({secs} s each)"
         ),
-        0.9,
+        Some(0.9),
     ));
     for path in ["/livez", "/health", "/me", BOUND_ME, "/admin", CLUSTER_ME] {
         let p50: Vec<f64> = results[path].iter().map(|w| w.p50_us).collect();
@@ -268,13 +261,19 @@ fn load(server: &DemoServer, on_cluster: &DemoServer, cookies: Cookies<'_>) -> V
     rows
 }
 
-/// The row of `label`'s req/s against `GET /me`'s (one Redis, unbound), round by round.
-fn against_me(results: &BTreeMap<&str, Vec<Wrk>>, label: &str, case: String, min: f64) -> Row {
+/// The row of `subject`'s req/s against `baseline`'s, round by round; `min` is the target
+/// ratio (`None`: for information).
+fn ratio_row(
+    results: &BTreeMap<&str, Vec<Wrk>>,
+    (subject, baseline): (&str, &str),
+    case: String,
+    min: Option<f64>,
+) -> Row {
     let rps = |label: &str| -> Vec<f64> { results[label].iter().map(|w| w.rps).collect() };
-    let (subject, baseline) = (rps(label), rps("/me"));
+    let (subject, baseline) = (rps(subject), rps(baseline));
     let ratios: Vec<f64> = subject.iter().zip(&baseline).map(|(s, b)| s / b).collect();
     let spread = Spread::of(&ratios);
-    let target = at_least(min, spread.median);
+    let target = min.map_or_else(|| "info".to_owned(), |min| at_least(min, spread.median));
     Row::from_spread(
         BENCH,
         case,
